@@ -1,0 +1,34 @@
+# Two commands for a new user: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit venv migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade 'pip>=24' 'setuptools<81' wheel
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## start the four services in the foreground (Ctrl-C stops them)
+run: venv
+	$(PY) -m services.common.supervisor
+
+## the whole suite: unit, integration (real RabbitMQ and PostgreSQL), reliability
+test: venv
+	bash scripts/ensure-backing-services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## unit tests only (no broker, no database)
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+migrate: venv
+	for s in calls grants notifications reporting; do $(PY) -m services.common.runner $$s --migrate-only; done
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,18 @@
+"""Plain JSON values for RPC replies and JSON columns: money as decimal strings, dates ISO, never floats."""
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+
+def to_wire(value):
+    if isinstance(value, dict):
+        return {str(k): to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_wire(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value

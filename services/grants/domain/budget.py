@@ -1,0 +1,241 @@
+"""Budget guards of an award: the call's limits, the window's allocation, the programme's EC contribution.
+
+The grants service keeps its own copy of each proposal and ranking (from the calls service's events); the
+guards work on those copies. Committing an award takes its amount from the window and the programme; a
+consortium that declines gives it back, and the next reserve proposal of the ranking may take its place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+
+from services.common.errors import Conflict, InvalidInput
+from services.common.money import money_str
+
+from ._values import ZERO, money
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """The call's grant bounds (copied from the rule profile when the call opened), e.g. 50,000–200,000."""
+
+    min_grant: Decimal
+    max_grant: Decimal
+    max_ec_share: Decimal = Decimal("0.90")
+    max_duration_months: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "min_grant", money(self.min_grant, "min_grant"))
+        object.__setattr__(self, "max_grant", money(self.max_grant, "max_grant", positive=True))
+        if self.min_grant > self.max_grant:
+            raise InvalidInput({"max_grant": ["must not be below min_grant"]})
+
+    @classmethod
+    def from_profile(cls, profile) -> "CallLimits":
+        """From anything shaped like calls' RuleProfile (min_grant, max_grant, max_ec_share, max_duration_months)."""
+        return cls(profile.min_grant, profile.max_grant, getattr(profile, "max_ec_share", Decimal("0.90")),
+                   getattr(profile, "max_duration_months", None))
+
+
+@dataclass
+class WindowBudget:
+    """A call window's allocation and what awards have committed of it."""
+
+    window: str
+    allocation: Decimal
+    committed: Decimal = ZERO
+
+    def __post_init__(self):
+        self.allocation = money(self.allocation, "allocation")
+        self.committed = money(self.committed, "committed")
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.allocation - self.committed
+
+    def commit(self, amount: Decimal) -> None:
+        if amount > self.remaining:
+            raise Conflict("award.window_allocation_exceeded", _exceeded("window " + self.window, amount,
+                           self.remaining), [_figures(self.window, self.allocation, self.committed, amount)])
+        self.committed += amount
+
+    def release(self, amount: Decimal) -> None:
+        if amount > self.committed:
+            raise InvalidInput({"amount": [f"cannot release {money_str(amount)}: only "
+                                           f"{money_str(self.committed)} committed in window {self.window}"]})
+        self.committed -= amount
+
+
+@dataclass
+class ProgrammeBudget:
+    """The programme's EC contribution (EUR 15,000,000.00 for JMDI) and what awards have committed of it."""
+
+    contribution: Decimal
+    committed: Decimal = ZERO
+
+    def __post_init__(self):
+        self.contribution = money(self.contribution, "contribution")
+        self.committed = money(self.committed, "committed")
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.contribution - self.committed
+
+    def commit(self, amount: Decimal) -> None:
+        if amount > self.remaining:
+            raise Conflict("award.programme_contribution_exceeded", _exceeded("the programme", amount,
+                           self.remaining), [_figures("programme", self.contribution, self.committed, amount)])
+        self.committed += amount
+
+    def release(self, amount: Decimal) -> None:
+        if amount > self.committed:
+            raise InvalidInput({"amount": [f"cannot release {money_str(amount)}: only "
+                                           f"{money_str(self.committed)} committed in the programme"]})
+        self.committed -= amount
+
+
+class RankingList(str, Enum):
+    """Where a proposal stands in its window's published ranking."""
+
+    MAIN = "main"
+    RESERVE = "reserve"
+
+
+@dataclass(frozen=True)
+class RankedProposal:
+    proposal_id: str
+    reference: str
+    rank: int
+    score: Decimal
+    country: str
+    ec_amount_requested: Decimal
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A published ranking of one window (ranking_published): the main list and the reserve list."""
+
+    call_id: str
+    window: str
+    threshold: Decimal
+    main: tuple[RankedProposal, ...] = ()
+    reserve: tuple[RankedProposal, ...] = ()
+
+    def position(self, proposal_id: str) -> tuple[RankingList, RankedProposal] | None:
+        for which, entries in ((RankingList.MAIN, self.main), (RankingList.RESERVE, self.reserve)):
+            for entry in entries:
+                if entry.proposal_id == proposal_id:
+                    return which, entry
+        return None
+
+
+@dataclass
+class ProposalCopy:
+    """The grants service's copy of a proposal, built from the calls service's events.
+
+    `ranking` is None until a published ranking places it (main or reserve list); `grant_id` is set once it is
+    awarded. `ec_amount_requested` is what the consortium asked of the EC.
+    """
+
+    proposal_id: str
+    reference: str
+    call_id: str
+    window: str
+    country: str
+    ec_amount_requested: Decimal
+    programme_id: str = ""
+    title: str = ""
+    lead_organisation: str = ""
+    applicant_type: str = ""
+    duration_months: int | None = None
+    budget: dict = field(default_factory=dict)
+    ranking: RankingList | None = None
+    rank: int | None = None
+    score: Decimal | None = None
+    threshold: Decimal | None = None
+    withdrawn: bool = False
+    grant_id: str | None = None
+
+    def place(self, ranking: Ranking) -> None:
+        """Record where a published ranking put this proposal (or that it is not in it)."""
+        found = ranking.position(self.proposal_id)
+        self.threshold = ranking.threshold
+        if found is None:
+            self.ranking, self.rank, self.score = None, None, None
+        else:
+            self.ranking, entry = found
+            self.rank, self.score = entry.rank, entry.score
+
+
+def _violation(rule: str, reason: str, **figures) -> dict:
+    return {"rule": rule, "reason": reason, **{k: money_str(v) if isinstance(v, Decimal) else v
+                                               for k, v in figures.items()}}
+
+
+def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits,
+                     window_budget: WindowBudget, programme_budget: ProgrammeBudget) -> list[dict]:
+    """Every rule the award would break, most fundamental first (empty when it may be made)."""
+    amount = money(amount, "amount", positive=True)
+    if window_budget.window != proposal.window:
+        raise InvalidInput({"window": [f"proposal {proposal.reference} is in window {proposal.window}, "
+                                       f"not {window_budget.window}"]})
+    found = []
+    if proposal.grant_id is not None:
+        found.append(_violation("award.already_awarded", f"proposal {proposal.reference} is already awarded "
+                                f"(grant {proposal.grant_id})", grant_id=proposal.grant_id))
+    if proposal.withdrawn:
+        found.append(_violation("award.not_ranked", f"proposal {proposal.reference} was withdrawn"))
+    elif proposal.ranking is None:
+        found.append(_violation("award.not_ranked", f"proposal {proposal.reference} is not in a published ranking"))
+    elif proposal.threshold is not None and (proposal.score is None or proposal.score < proposal.threshold):
+        found.append(_violation("award.not_ranked", f"proposal {proposal.reference} scored {proposal.score}, "
+                                f"under the threshold {proposal.threshold}"))
+    if amount < limits.min_grant:
+        found.append(_violation("award.below_min", f"{money_str(amount)} is below the call minimum "
+                                f"{money_str(limits.min_grant)}", amount=amount, limit=limits.min_grant))
+    if amount > limits.max_grant:
+        found.append(_violation("award.above_max", f"{money_str(amount)} is above the call maximum "
+                                f"{money_str(limits.max_grant)}", amount=amount, limit=limits.max_grant))
+    if amount > proposal.ec_amount_requested:
+        found.append(_violation("award.above_requested", f"{money_str(amount)} is above the "
+                                f"{money_str(proposal.ec_amount_requested)} requested", amount=amount,
+                                limit=proposal.ec_amount_requested))
+    if amount > window_budget.remaining:
+        found.append(_violation("award.window_allocation_exceeded", _exceeded("window " + window_budget.window,
+                                amount, window_budget.remaining), amount=amount, remaining=window_budget.remaining))
+    if amount > programme_budget.remaining:
+        found.append(_violation("award.programme_contribution_exceeded", _exceeded("the programme", amount,
+                                programme_budget.remaining), amount=amount, remaining=programme_budget.remaining))
+    return found
+
+
+def check_award(proposal_copy: ProposalCopy, amount: Decimal, call_limits: CallLimits,
+                window_budget: WindowBudget, programme_budget: ProgrammeBudget) -> None:
+    """Raise Conflict named after the first rule broken; `details` lists every violation."""
+    found = award_violations(proposal_copy, amount, call_limits, window_budget, programme_budget)
+    if found:
+        raise Conflict(found[0]["rule"], found[0]["reason"], found)
+
+
+def next_from_reserve(ranking: Ranking, awarded_or_declined_ids) -> RankedProposal | None:
+    """The best-ranked reserve proposal not yet awarded or declined (None when the reserve list is exhausted)."""
+    taken = set(awarded_or_declined_ids)
+    for entry in sorted(ranking.reserve, key=lambda e: e.rank):
+        if entry.proposal_id not in taken and entry.score >= ranking.threshold:
+            return entry
+    return None
+
+
+def decline(grant, window_budget: WindowBudget, programme_budget: ProgrammeBudget, reason: str, declined_at):
+    """The consortium declines its award: free the commitment; returns the events (see Grant.decline)."""
+    return grant.decline(reason, declined_at, window_budget, programme_budget)
+
+
+def _exceeded(what: str, amount: Decimal, remaining: Decimal) -> str:
+    return f"{money_str(amount)} is above what remains of {what} ({money_str(remaining)})"
+
+
+def _figures(name, total, committed, amount) -> dict:
+    return {"budget": name, "total": money_str(total), "committed": money_str(committed),
+            "amount": money_str(amount)}
