@@ -1,0 +1,1 @@
+"""The `jmdi` staff command line."""

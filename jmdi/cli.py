@@ -1,0 +1,2 @@
+def main():
+    raise SystemExit("jmdi: not built yet")
