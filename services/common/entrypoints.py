@@ -68,20 +68,36 @@ class Topology(DependencyProvider):
     def setup(self):
         if not as_bool(self.container.config.get("DECLARE_TOPOLOGY", True)):
             return
-        declare_topology(self.container.config["AMQP_URI"])
+        declare_topology(self.container.config["AMQP_URI"], queue_arguments(self.container.config))
 
     def get_dependency(self, worker_ctx):
         return None
 
 
-def declare_topology(amqp_uri: str):
+def queue_arguments(config: dict) -> dict | None:
+    """Quorum queues (replicated, for a RabbitMQ cluster) must be declared as such by every declarer."""
+    return {"x-queue-type": "quorum"} if config.get("EVENT_QUEUE_TYPE") == "quorum" else None
+
+
+def declare_topology(amqp_uri: str, arguments: dict | None = None):
     with Connection(amqp_uri, connect_timeout=10) as conn:
         channel = conn.channel()
         for consumer, producer, event_type, queue_name in subscriptions():
             exchange = Exchange(exchange_name(producer), type="topic", durable=True)
             Queue(queue_name, exchange=exchange, routing_key=event_type, durable=True,
-                  auto_delete=False)(channel).declare()
+                  auto_delete=False, queue_arguments=arguments)(channel).declare()
         channel.close()
+
+
+class KitEventHandler(EventHandler):
+    """nameko's event handler, declaring its queue with the configured queue type."""
+
+    def setup(self):
+        super().setup()
+        arguments = queue_arguments(self.container.config)
+        if arguments:
+            self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
+                               durable=True, auto_delete=False, queue_arguments=arguments)
 
 
 class _Empty(Schema):
@@ -170,7 +186,7 @@ def handles(event_type: str):
 
         wrapper.applies = fn
         # requeue_on_error: if even the dead-letter store is unreachable the message goes back, never dropped
-        return EventHandler.decorator(producer, event_type, requeue_on_error=True)(wrapper)
+        return KitEventHandler.decorator(producer, event_type, requeue_on_error=True)(wrapper)
 
     return decorator
 

@@ -1,7 +1,9 @@
 """Alembic per service: each service has its own migration history in services/<name>/migrations."""
+import zlib
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from .config import SERVICES_DIR
 
@@ -15,7 +17,21 @@ def alembic_config(service: str, url: str) -> Config:
 
 
 def upgrade(service: str, url: str, revision: str = "head"):
-    command.upgrade(alembic_config(service, url), revision)
+    """Migrate; replicas starting together on PostgreSQL take turns (advisory lock), so each step runs once."""
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(service, url), revision)
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    lock_key = zlib.crc32(f"jmdi-migrate-{service}".encode())
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+            try:
+                command.upgrade(alembic_config(service, url), revision)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+    finally:
+        engine.dispose()
 
 
 def run_env(context, target_metadata):
