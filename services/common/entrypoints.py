@@ -240,14 +240,22 @@ class ServiceBase:
 
     @operation(DeadLetterId)
     def replay_dead_letter(self, data):
-        handlers = {}
+        outcome = replay_dead_letter(self.db, data["id"], self._event_appliers())
+        return {"id": data["id"], "outcome": outcome}
+
+    def _event_appliers(self) -> dict:
+        """consumer name -> apply(event, uow), for per-event handlers and batch handlers alike."""
+        appliers = {}
         for attr in dir(type(self)):
             member = getattr(type(self), attr, None)
-            apply = getattr(member, "applies", None)
-            if apply is not None:
-                handlers[f"{self.name}.{attr}"] = functools.partial(lambda fn, evt, uow: fn(self, evt, uow), apply)
-        outcome = replay_dead_letter(self.db, data["id"], handlers)
-        return {"id": data["id"], "outcome": outcome}
+            if getattr(member, "applies", None) is not None:
+                appliers[f"{self.name}.{attr}"] = functools.partial(
+                    lambda fn, evt, uow: fn(self, evt, uow), member.applies)
+            if getattr(member, "applies_batch", None) is not None:
+                for event_type in member.batch_event_types:
+                    appliers[f"{self.name}.{handler_method(event_type)}"] = functools.partial(
+                        lambda fn, evt, uow: fn(self, [evt], uow), member.applies_batch)
+        return appliers
 
     @operation(DeadLetterId)
     def discard_dead_letter(self, data):
