@@ -1,0 +1,144 @@
+"""The kit's pure parts: money, event contracts, errors across the wire, configuration, tokens."""
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from nameko.exceptions import RemoteError, deserialize, serialize
+
+from services.common import auth, config, errors, events, topology
+from services.common.money import MoneyError, money_str, round_money, to_money
+from services.common.wire import to_wire
+
+
+@pytest.mark.parametrize("value,expected", [("150000", "150000.00"), (50000, "50000.00"), ("0.1", "0.10"),
+                                            (Decimal("200000.01"), "200000.01"), (" 12.5 ", "12.50")])
+def test_money_accepts_decimal_strings_and_integers(value, expected):
+    assert money_str(to_money(value)) == expected
+
+
+@pytest.mark.parametrize("value,reason", [(1.5, "float"), ("12.345", "two decimal places"), ("NaN", "finite"),
+                                          ("Infinity", "finite"), ("abc", "decimal"), (True, "float"),
+                                          ([1], "decimal string")])
+def test_money_refuses_floats_nan_and_fractions_of_cents(value, reason):
+    with pytest.raises(MoneyError, match=reason):
+        to_money(value)
+
+
+def test_rounding_of_computed_amounts_is_half_up_to_the_cent():
+    assert round_money(Decimal("56000.005")) == Decimal("56000.01")
+    assert round_money(Decimal("0.8") * Decimal("70000.01")) == Decimal("56000.01")
+
+
+def test_every_event_of_the_catalogue_has_a_contract_and_a_producer():
+    produced = {e for evts in topology.PRODUCED.values() for e in evts}
+    assert produced == set(events.CONTRACTS)
+    for consumer, producer, event_type, queue in topology.subscriptions():
+        assert event_type in topology.PRODUCED[producer]
+        assert queue == f"evt-{producer}-{event_type}--{consumer}.on_{event_type}"
+
+
+def tranche(**overrides):
+    data = dict(payment_id="p1", grant_id="g1", reference="JMDI-2008-MA-0001", tranche_number=1,
+                amount_eur=Decimal("56000.00"), value_date=date(2009, 7, 1), bank_reference="BNK-1")
+    data.update(overrides)
+    return data
+
+
+def test_an_event_round_trips_with_money_as_a_decimal_string():
+    evt = events.make_event("tranche_paid", tranche(), producer="grants", actor="farid")
+    assert evt.body["data"]["amount_eur"] == "56000.00"
+    assert evt.body["actor"] == "farid" and evt.body["version"] == 1
+    parsed = events.parse_event(evt.body)
+    assert parsed.data["amount_eur"] == Decimal("56000.00")
+    assert parsed.event_id == evt.event_id
+
+
+@pytest.mark.parametrize("bad", [dict(amount_eur=56000.0), dict(amount_eur=Decimal("1.001")),
+                                 dict(tranche_number="one")])
+def test_a_producer_cannot_emit_an_invalid_event(bad):
+    with pytest.raises(errors.InvalidInput):
+        events.make_event("tranche_paid", tranche(**bad), producer="grants")
+
+
+def test_only_the_owner_produces_an_event():
+    with pytest.raises(errors.InvalidInput, match="does not produce"):
+        events.make_event("tranche_paid", tranche(), producer="calls")
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b["data"].update(amount_eur=56000.0),
+    lambda b: b["data"].update(amount_eur="-1x"),
+    lambda b: b.update(version=99),
+    lambda b: b.update(event_type="unknown"),
+    lambda b: b.pop("event_id"),
+    lambda b: b["data"].update(unexpected="field"),
+])
+def test_a_consumer_cannot_accept_an_invalid_event(mutate):
+    body = events.make_event("tranche_paid", tranche(), producer="grants").body
+    mutate(body)
+    with pytest.raises(errors.InvalidInput):
+        events.parse_event(body)
+
+
+@pytest.mark.parametrize("exc", [
+    errors.InvalidInput({"amount_eur": ["must not be negative"]}),
+    errors.NotFound("grant", "g-1"),
+    errors.Conflict("award.above_max", "200000.01 is above the call maximum", [{"rule": "x"}]),
+    errors.NotAllowed("token expired"),
+])
+def test_typed_errors_cross_the_rpc_boundary_as_themselves(exc):
+    back = deserialize(serialize(exc))
+    assert type(back) is type(exc)
+    assert back.to_dict() == exc.to_dict()
+
+
+def test_an_unexpected_failure_reaches_the_caller_as_remote_error():
+    assert isinstance(deserialize(serialize(ZeroDivisionError("boom"))), RemoteError)
+
+
+def test_invalid_input_message_names_nested_fields():
+    exc = errors.InvalidInput({"applicants": {"0": {"email": ["Not a valid email address."]}}})
+    assert "applicants.0.email: Not a valid email address." in str(exc)
+
+
+def test_config_placeholders_take_the_environment_or_the_default(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_text("AMQP_URI: ${AMQP_URI:amqp://x/}\nDATABASE_URL: ${DB:sqlite:///var/t.db}\n"
+                    "WEB_SERVER_ADDRESS: ${HOST:0.0.0.0}:${PORT:8001}\nmax_workers: ${W:10}\nFLAG: ${F:true}\n")
+    loaded = config.load_config("calls", env={"PORT": "9000", "W": "3"}, path=path)
+    assert loaded["WEB_SERVER_ADDRESS"] == "0.0.0.0:9000"
+    assert loaded["max_workers"] == 3 and loaded["FLAG"] is True
+    assert loaded["DATABASE_URL"] == f"sqlite:///{config.REPO_ROOT}/var/t.db"
+
+
+def test_readme_lists_every_setting():
+    readme = (config.REPO_ROOT / "README.md").read_text()
+    for name, _default, _meaning in config.SETTINGS:
+        assert f"`{name}`" in readme, name
+
+
+def test_tokens_carry_user_and_roles_and_expire():
+    token = auth.issue_token("s" * 40, "maria", ["programme_manager"])
+    identity = auth.verify_token(token, "s" * 40)
+    assert identity.user == "maria" and identity.roles == ("programme_manager",)
+    expired = auth.issue_token("s" * 40, "maria", ["programme_manager"], ttl=timedelta(seconds=-5))
+    with pytest.raises(errors.NotAllowed, match="expired"):
+        auth.verify_token(expired, "s" * 40)
+    with pytest.raises(errors.NotAllowed, match="invalid"):
+        auth.verify_token(token, "another-secret" * 4)
+    with pytest.raises(errors.NotAllowed):
+        auth.verify_token(None, "s" * 40)
+    with pytest.raises(ValueError):
+        auth.issue_token("s" * 40, "maria", ["emperor"])
+
+
+def test_local_mode_creates_one_development_secret(tmp_path):
+    secret_file = tmp_path / "dev-secret"
+    first = auth.resolve_secret("", dev_file=secret_file)
+    assert auth.resolve_secret("", dev_file=secret_file) == first and len(first) >= 32
+    assert auth.resolve_secret("configured", dev_file=secret_file) == "configured"
+
+
+def test_wire_values_are_plain_json():
+    value = {"a": Decimal("1.50"), "d": date(2009, 1, 2), "t": datetime(2009, 1, 2, tzinfo=timezone.utc), "l": (1,)}
+    assert to_wire(value) == {"a": "1.50", "d": "2009-01-02", "t": "2009-01-02T00:00:00+00:00", "l": [1]}
