@@ -176,6 +176,8 @@ class Database(DependencyProvider):
         self.core.on_commit_with_events.append(self.relay.wake)
 
     def start(self):
+        from .inbox import refresh_dead_letter_gauge
+        refresh_dead_letter_gauge(self.core)  # letters held from before a restart still alert
         self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
 
     def stop(self):

@@ -220,6 +220,7 @@ class ReportAccepted(Contract):
     grant_id = Text(60, required=True)
     reference = Text(60, required=True)
     kind = fields.String(required=True, validate=validate.OneOf(("interim", "final")))
+    number = fields.Integer(load_default=1)  # interim report n (as in report_submitted); 1 for the final report
     outcome = fields.String(required=True, validate=validate.OneOf(("accepted", "returned")))
     reason = Text(2000, min_length=0, load_default="")
     expenditure = MoneyMap(ANNEX_III_HEADINGS, required=True)
@@ -260,6 +261,7 @@ class _Delivery(Contract):
 
 class NotificationSent(_Delivery):
     sent_at = fields.AwareDateTime(required=True)
+    message_id = Text(300, load_default=None)  # the e-mail's Message-ID, stable per notification
 
 
 class NotificationFailed(_Delivery):

@@ -12,6 +12,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, d
 # the *_created series double the output and no dashboard or alert reads them
 disable_created_metrics()
 
+RPC_OUTCOMES = ("ok", "invalid_input", "not_found", "conflict", "not_allowed", "error")
+EVENT_OUTCOMES = ("applied", "duplicate", "failed", "dead_lettered")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 SERVICE_INFO = Gauge("jmdi_service_info", "Service identity (always 1)", ["service", "version"])
@@ -51,6 +53,28 @@ class Instrumentation(DependencyProvider):
             release = "dev"
         SERVICE_INFO.labels(self.service, release).set(1)
         WORKERS_MAX.labels(self.service).set(self.container.max_workers)
+        self._initialise_series()
+
+    def _initialise_series(self):
+        """Create every bounded label combination at zero, so rates and ratios exist before the first event."""
+        from .topology import PRODUCED
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, Rpc):
+                for outcome in RPC_OUTCOMES:
+                    RPC_REQUESTS.labels(self.service, entrypoint.method_name, outcome)
+                RPC_DURATION.labels(self.service, entrypoint.method_name)
+            for event_type in getattr(entrypoint, "event_types", None) or (
+                    [entrypoint.event_type] if isinstance(entrypoint, EventHandler) else []):
+                for outcome in EVENT_OUTCOMES:
+                    EVENTS_HANDLED.labels(self.service, event_type, outcome)
+                INBOX_DUPLICATES.labels(self.service, event_type)
+                EVENT_DURATION.labels(self.service, event_type)
+        for event_type in PRODUCED.get(self.service, ()):
+            EVENTS_PUBLISHED.labels(self.service, event_type)
+        OUTBOX_PENDING.labels(self.service).set(0)
+        OUTBOX_OLDEST_AGE.labels(self.service).set(0)
+        DEAD_LETTERS.labels(self.service).set(0)
+        WORKERS_BUSY.labels(self.service).set(0)
 
     def get_dependency(self, worker_ctx):
         return None
