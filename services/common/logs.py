@@ -39,8 +39,19 @@ def _correlation_id():
     return "/".join(worker_ctx.call_id_stack)
 
 
+class ExpectedErrorsWithoutTraceback(logging.Filter):
+    """A refused request (bad input, a rule) is the caller's business: one line, not a traceback."""
+
+    def filter(self, record):
+        if record.exc_info and str(record.msg).startswith("(expected)"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(service: str, fmt: str = "text", level: str = "INFO"):
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(ExpectedErrorsWithoutTraceback())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -66,6 +66,7 @@ class System:
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def __enter__(self):
+        print(f"system {self.id}: service logs in {self.log_dir}")
         self.amqp_uri = self.broker.create_vhost(self.vhost)
         self.urls = {s: self.postgres.create_database(db) for s, db in self.databases.items()}
         env = dict(os.environ)
