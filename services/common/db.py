@@ -41,8 +41,12 @@ def create_db_engine(url: str, pool_size: int = 10):
             cursor.close()
 
         return engine
-    # pre-ping: a PostgreSQL restart must cost one retry, not a failed request per stale pooled connection
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=600)
+    # pre-ping: a PostgreSQL restart must cost one retry, not a failed request per stale pooled connection.
+    # Connections open lazily up to pool_size + overflow: sized to the worker pool, not beyond, because
+    # every replica of every service shares the server's max_connections.
+    half = max(2, pool_size // 2)
+    return create_engine(url, pool_size=half, max_overflow=half, pool_pre_ping=True, pool_recycle=600,
+                         pool_timeout=60)
 
 
 class DatabaseCore:
