@@ -39,6 +39,10 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_DIR_ENV = "NOTIFICATIONS_TEMPLATE_DIR"
 FALLBACK_LANG = "en"
 MESSAGE_ID_DOMAIN = "jmdi.local"
+# Headers are folded only past RFC 5322's hard limit: CPython's folder, breaking a subject at 78 characters
+# before an encoded word ("tranche 1 (96 000,00 €)"), keeps the space at the end of the line and the reader
+# sees two ("tranche 1  (96...").
+MESSAGE_POLICY = default_policy.clone(max_line_length=998)
 
 KINDS = (
     "submission_receipt",
@@ -243,7 +247,7 @@ def build_message(
     used_lang = lib.resolve_lang(kind, lang)
     subject, body, html = lib.render_all(kind, used_lang, context)
 
-    msg = EmailMessage(policy=default_policy)
+    msg = EmailMessage(policy=MESSAGE_POLICY)
     msg["From"] = sender
     msg["To"] = _recipients(to)
     msg["Subject"] = subject

@@ -13,9 +13,10 @@ def free_port() -> int:
 class Mailbox:
     """aiosmtpd handler that keeps what it receives; `rcpt_reply` answers RCPT TO with a chosen code."""
 
-    def __init__(self, rcpt_reply: str | None = None, refuse: tuple = ()):
+    def __init__(self, rcpt_reply: str | None = None, refuse: tuple = (), defer: tuple = ()):
         self.rcpt_reply = rcpt_reply  # e.g. "550 5.1.1 <x>: mailbox unavailable" for every recipient
         self.refuse = set(refuse)  # refuse only these addresses (550)
+        self.defer = set(defer)  # answer "try again later" (451) for these addresses
         self.received = []  # (mail_from, rcpt_tos, content bytes)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -23,6 +24,8 @@ class Mailbox:
             return self.rcpt_reply
         if address in self.refuse:
             return f"550 5.1.1 <{address}>: Recipient address rejected: user unknown"
+        if address in self.defer:
+            return f"451 4.7.1 <{address}>: Greylisted, please try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 06:43:53.873526
+Create Date: 2026-11-29 07:00:16.126277
 
 """
 from typing import Sequence, Union
@@ -93,29 +93,90 @@ def upgrade() -> None:
     sa.Column('reference', sa.String(length=60), nullable=False),
     sa.PrimaryKeyConstraint('proposal_id', 'email')
     )
+    op.create_table('grants',
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('reference', sa.String(length=60), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('lead_organisation', sa.String(length=300), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('paid', services.common.types.Money(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=True),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.Column('duration_months', sa.Integer(), nullable=True),
+    sa.Column('schedule', sa.JSON(), nullable=False),
+    sa.Column('amendments', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('grant_id')
+    )
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_grants_proposal_id'), ['proposal_id'], unique=False)
+
     op.create_table('notifications',
     sa.Column('id', sa.String(length=60), nullable=False),
     sa.Column('source_event_id', sa.String(length=36), nullable=False),
     sa.Column('event_type', sa.String(length=60), nullable=False),
     sa.Column('template', sa.String(length=60), nullable=False),
     sa.Column('recipient', sa.String(length=320), nullable=False),
+    sa.Column('recipient_name', sa.String(length=300), nullable=True),
     sa.Column('language', sa.String(length=2), nullable=False),
     sa.Column('proposal_id', sa.String(length=60), nullable=True),
     sa.Column('grant_id', sa.String(length=60), nullable=True),
     sa.Column('context', sa.JSON(), nullable=False),
+    sa.Column('attachment', sa.JSON(), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('message_id', sa.String(length=300), nullable=True),
     sa.Column('created_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source_event_id', 'recipient', 'template', name='uq_notification_once')
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_grant_id'), ['grant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_proposal_id'), ['proposal_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_recipient'), ['recipient'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_status'), ['status'], unique=False)
+
+    op.create_table('parked_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('waits_for', sa.String(length=80), nullable=False),
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('event_type', sa.String(length=60), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('parked_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id')
+    )
+    with op.batch_alter_table('parked_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_parked_events_waits_for'), ['waits_for'], unique=False)
+
+    op.create_table('proposals',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('reference', sa.String(length=60), nullable=False),
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('lead_organisation', sa.String(length=300), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.PrimaryKeyConstraint('proposal_id')
+    )
+    op.create_table('report_dues',
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('period_end', sa.Date(), nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('report_id', sa.String(length=60), nullable=True),
+    sa.PrimaryKeyConstraint('grant_id', 'kind', 'number')
+    )
+    with op.batch_alter_table('report_dues', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_dues_due_date'), ['due_date'], unique=False)
+        batch_op.create_index(batch_op.f('ix_report_dues_report_id'), ['report_id'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -123,13 +184,28 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('report_dues', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_dues_report_id'))
+        batch_op.drop_index(batch_op.f('ix_report_dues_due_date'))
+
+    op.drop_table('report_dues')
+    op.drop_table('proposals')
+    with op.batch_alter_table('parked_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_parked_events_waits_for'))
+
+    op.drop_table('parked_events')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_status'))
         batch_op.drop_index(batch_op.f('ix_notifications_recipient'))
         batch_op.drop_index(batch_op.f('ix_notifications_proposal_id'))
         batch_op.drop_index(batch_op.f('ix_notifications_grant_id'))
+        batch_op.drop_index('ix_notifications_due')
 
     op.drop_table('notifications')
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grants_proposal_id'))
+
+    op.drop_table('grants')
     op.drop_table('contacts')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))

@@ -1,0 +1,170 @@
+"""Delivering planned notifications, outside the transactions that planned them.
+
+Each round claims one due row at a time (FOR UPDATE SKIP LOCKED on PostgreSQL, so replicas share the work and
+never take the same row): the claim counts the attempt and pushes `next_attempt_at` past the time one delivery
+can take, then commits. The message is built and handed to the relay with a Message-ID derived from the
+notification id, then the outcome is recorded in a second transaction (with notification_sent or
+notification_failed in the outbox). A process that dies between the relay's acceptance and that second commit
+leaves the row claimed; when the claim runs out it is sent again with the same Message-ID, which is how the
+duplicate is recognised (and FolderTransport does not write it twice).
+
+Temporary failures (relay down, 4xx, report file not available yet) are retried with exponential backoff until
+the retry budget is spent; permanent ones (5xx, a template that does not render) fail at once.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import logging
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from services.common.db import UnitOfWork, utcnow
+
+from .delivery import PermanentDeliveryError, TemporaryDeliveryError
+from .messages import TemplateError, build_message, message_id_for
+from .metrics import EMAILS
+from .models import Notification
+from .settings import NotificationSettings
+
+log = logging.getLogger(__name__)
+
+
+class AttachmentUnavailable(Exception):
+    """The file to attach could not be fetched now (reporting down, RPC missing or refused): retry later."""
+
+
+def decode_report(reply) -> tuple[str, bytes, str]:
+    """reporting.get_report's reply -> (filename, bytes, mimetype) for build_message.
+
+    Expected: {"filename": ..., "mimetype": ..., "content_base64": ...} ("content" is accepted for the file).
+    """
+    if not isinstance(reply, dict):
+        raise AttachmentUnavailable(f"get_report answered {type(reply).__name__}, not an object")
+    encoded = reply.get("content_base64", reply.get("content"))
+    filename, mimetype = reply.get("filename"), reply.get("mimetype") or "application/octet-stream"
+    if not isinstance(filename, str) or not filename or not isinstance(encoded, str):
+        raise AttachmentUnavailable(f"get_report answered without filename/content_base64: {sorted(reply)}")
+    try:
+        return filename, base64.b64decode(encoded, validate=True), mimetype
+    except (binascii.Error, ValueError) as exc:
+        raise AttachmentUnavailable(f"get_report content is not base64: {exc}") from None
+
+
+class Dispatcher:
+    def __init__(self, uow: UnitOfWork, settings: NotificationSettings, transport, fetch_report=None):
+        self.uow = uow
+        self.settings = settings
+        self.transport = transport
+        self.fetch_report = fetch_report  # report_id -> reply of reporting.get_report
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Deliver due notifications one by one, up to `limit` in this round; returns how many were tried."""
+        tried = 0
+        while tried < limit:
+            notification = self.claim()
+            if notification is None:
+                break
+            self.deliver(notification)
+            tried += 1
+        return tried
+
+    def claim(self) -> Notification | None:
+        session, now = self.uow.session, utcnow()
+        try:
+            notification = session.execute(
+                select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                .order_by(Notification.next_attempt_at, Notification.created_at).limit(1)
+                .with_for_update(skip_locked=True)).scalar_one_or_none()
+            if notification is None:
+                self.uow.rollback()
+                return None
+            notification.attempts += 1
+            notification.next_attempt_at = now + timedelta(seconds=self.settings.claim_seconds)
+            notification.message_id = message_id_for(f"notification-{notification.id}")
+            self.uow.commit()  # rows stay readable after commit (expire_on_commit=False)
+        except BaseException:
+            self.uow.rollback()
+            raise
+        return notification
+
+    def deliver(self, notification: Notification):
+        try:
+            attachments = []
+            if notification.attachment:
+                if self.fetch_report is None:
+                    raise AttachmentUnavailable("no way to fetch reports configured")
+                attachments.append(decode_report(self.fetch_report(notification.attachment["report_id"])))
+            msg = build_message(notification.template, notification.language, notification.context,
+                                to=[_address(notification.recipient_name, notification.recipient)],
+                                sender=self.settings.smtp.sender, attachments=attachments,
+                                message_id=notification.message_id, template_dir=self.settings.template_dir)
+            self.transport.send(msg)
+        except (PermanentDeliveryError, TemplateError) as exc:
+            self.record_failure(notification, exc, temporary=False)
+        except (TemporaryDeliveryError, AttachmentUnavailable) as exc:
+            self.record_failure(notification, exc, temporary=True)
+        except Exception as exc:  # unforeseen: keep the message and try again later rather than lose it
+            log.exception("delivering notification %s failed unexpectedly", notification.id)
+            self.record_failure(notification, exc, temporary=True)
+        else:
+            self.record_sent(notification)
+
+    def _locked(self, notification_id: str) -> Notification | None:
+        return self.uow.session.execute(select(Notification).where(Notification.id == notification_id)
+                                        .with_for_update()).scalar_one_or_none()
+
+    def record_sent(self, claimed: Notification):
+        try:
+            row = self._locked(claimed.id)
+            if row is None or row.status == "sent":  # another replica took over an expired claim and finished
+                self.uow.rollback()
+                return
+            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+            self.uow.emit("notification_sent", {**_delivery(row), "sent_at": row.sent_at,
+                                                "message_id": row.message_id})
+            self.uow.commit()
+        except BaseException:
+            self.uow.rollback()
+            raise
+        EMAILS.labels(row.template, "sent").inc()
+        log.info("notification %s (%s) sent to %s", row.id, row.template, row.recipient)
+
+    def record_failure(self, claimed: Notification, exc: BaseException, temporary: bool):
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            row = self._locked(claimed.id)
+            if row is None or row.status != "pending":
+                self.uow.rollback()
+                return
+            delay = self.settings.retry.after_failure(row.attempts, temporary)
+            row.last_error = error
+            if delay is None:
+                row.status = "failed"
+                self.uow.emit("notification_failed", {**_delivery(row), "error": error, "attempts": row.attempts})
+            else:
+                row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            self.uow.commit()
+        except BaseException:
+            self.uow.rollback()
+            raise
+        outcome = "failed" if delay is None else "retried"
+        EMAILS.labels(row.template, outcome).inc()
+        log.warning("notification %s (%s) to %s %s after attempt %d: %s", row.id, row.template, row.recipient,
+                    "failed" if delay is None else f"will be retried in {delay:.1f}s", row.attempts, error)
+
+
+def _address(name: str | None, address: str) -> str:
+    """"Name <address>"; address specials are dropped from the name (Python's e-mail headers split an encoded
+    display name at a comma: "Association X, Taroudant" would become two recipients)."""
+    name = " ".join(re.sub(r'[,;:<>@"()\[\]\\]', " ", name or "").split())
+    return email.utils.formataddr((name, address)) if name else address
+
+
+def _delivery(row: Notification) -> dict:
+    return {"notification_id": row.id, "source_event_id": row.source_event_id, "template": row.template,
+            "recipient": row.recipient, "language": row.language, "proposal_id": row.proposal_id,
+            "grant_id": row.grant_id}
