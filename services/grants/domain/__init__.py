@@ -6,7 +6,8 @@ from .amendments import (REALLOCATION_LIMIT, Amendment, AmendmentKind, check_ame
 from .annex import (CONTINGENCY_CAP, DIRECT_HEADINGS, HEADINGS, INDIRECT_CAP, check_caps, direct_subtotal,
                     normalise_budget, total_direct, total_eligible)
 from .budget import (CallLimits, ProgrammeBudget, ProposalCopy, RankedProposal, Ranking, RankingList,
-                     WindowBudget, award_violations, check_award, decline, next_from_reserve)
+                     ReservePlaces, WindowBudget, award_violations, check_award, decline, next_from_reserve,
+                     reserve_places)
 from .closure import Closure, ClosureKind, close_grant, eligible_ec_amount
 from .grant import DomainEvent, Grant, GrantStatus, reject_proposal
 from .organisations import (ALL_IBAN_LENGTHS, IBAN_LENGTHS, NATIONAL_IBAN_LENGTHS, Organisation, format_iban,

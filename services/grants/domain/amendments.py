@@ -109,15 +109,17 @@ def check_amendment_amount(current_award: Decimal, new_amount: Decimal, paid_tot
                        f"what remains of the programme ({money_str(programme_budget.remaining)})")
 
 
-def check_ec_share(award: Decimal, budget: dict, call_limits: CallLimits) -> Decimal:
-    """The EC share (award / total eligible costs) must stay within the cap; returns it."""
+def check_ec_share(award: Decimal, budget: dict, call_limits: CallLimits,
+                   rule: str = "amendment.ec_share_exceeded") -> Decimal:
+    """The EC share (award / total eligible costs) must stay within the cap; returns it. `rule` names the
+    refusal after the operation (an award or an amendment)."""
     total = total_eligible(budget)
     if total <= 0 or award > total:
-        raise Conflict("amendment.ec_share_exceeded", f"the award {money_str(award)} is above the total eligible "
+        raise Conflict(rule, f"the award {money_str(award)} is above the total eligible "
                        f"costs {money_str(total)}")
     share = award / total
     if share > call_limits.max_ec_share:
-        raise Conflict("amendment.ec_share_exceeded", f"the EC share {share:.2%} is above the cap "
+        raise Conflict(rule, f"the EC share {share:.2%} is above the cap "
                        f"{call_limits.max_ec_share:%}", [{"share": f"{share:.4f}",
                                                          "cap": str(call_limits.max_ec_share)}])
     return share

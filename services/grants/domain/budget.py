@@ -155,6 +155,8 @@ class ProposalCopy:
     score: Decimal | None = None
     threshold: Decimal | None = None
     withdrawn: bool = False
+    excluded: bool = False         # screening excluded it (exclusion list)
+    rejected: bool = False         # the steering committee rejected it (proposal_rejected)
     grant_id: str | None = None
 
     def place(self, ranking: Ranking) -> None:
@@ -168,14 +170,45 @@ class ProposalCopy:
             self.rank, self.score = entry.rank, entry.score
 
 
+@dataclass(frozen=True)
+class ReservePlaces:
+    """How far a window's reserve list is open: one place for each declined grant of its ranking.
+
+    `declined` counts the declined grants of the ranking's proposals (main or reserve), `from_reserve` the reserve
+    proposals already awarded (declined ones included), `next_in_line` the best-ranked reserve proposal still
+    available (not awarded, rejected, withdrawn or excluded). Reserve proposals are awarded in rank order.
+    """
+
+    declined: int = 0
+    from_reserve: int = 0
+    next_in_line: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.declined > self.from_reserve
+
+
+def reserve_places(ranking: Ranking, grant_status: dict, unavailable=()) -> ReservePlaces:
+    """The reserve places of `ranking` given the grants made (proposal_id -> grant status) and the proposals
+    that can no longer be awarded (rejected, withdrawn, excluded)."""
+    ranked = {e.proposal_id for e in ranking.main + ranking.reserve}
+    declined = sum(1 for pid, status in grant_status.items() if pid in ranked and status == "declined")
+    from_reserve = sum(1 for e in ranking.reserve if e.proposal_id in grant_status)
+    following = next_from_reserve(ranking, set(grant_status) | set(unavailable))
+    return ReservePlaces(declined, from_reserve, following.proposal_id if following else None)
+
+
 def _violation(rule: str, reason: str, **figures) -> dict:
     return {"rule": rule, "reason": reason, **{k: money_str(v) if isinstance(v, Decimal) else v
                                                for k, v in figures.items()}}
 
 
 def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits,
-                     window_budget: WindowBudget, programme_budget: ProgrammeBudget) -> list[dict]:
-    """Every rule the award would break, most fundamental first (empty when it may be made)."""
+                     window_budget: WindowBudget, programme_budget: ProgrammeBudget,
+                     reserve: ReservePlaces | None = None) -> list[dict]:
+    """Every rule the award would break, most fundamental first (empty when it may be made).
+
+    A reserve-list proposal needs an open reserve place and must be the next in line (`reserve`)."""
     amount = money(amount, "amount", positive=True)
     if window_budget.window != proposal.window:
         raise InvalidInput({"window": [f"proposal {proposal.reference} is in window {proposal.window}, "
@@ -184,6 +217,10 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
     if proposal.grant_id is not None:
         found.append(_violation("award.already_awarded", f"proposal {proposal.reference} is already awarded "
                                 f"(grant {proposal.grant_id})", grant_id=proposal.grant_id))
+    if proposal.rejected:
+        found.append(_violation("award.proposal_rejected", f"proposal {proposal.reference} was rejected"))
+    if proposal.excluded:
+        found.append(_violation("award.excluded", f"proposal {proposal.reference} was excluded at screening"))
     if proposal.withdrawn:
         found.append(_violation("award.not_ranked", f"proposal {proposal.reference} was withdrawn"))
     elif proposal.ranking is None:
@@ -191,6 +228,14 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
     elif proposal.threshold is not None and (proposal.score is None or proposal.score < proposal.threshold):
         found.append(_violation("award.not_ranked", f"proposal {proposal.reference} scored {proposal.score}, "
                                 f"under the threshold {proposal.threshold}"))
+    elif proposal.ranking == RankingList.RESERVE and proposal.grant_id is None:
+        if reserve is None or not reserve.open:
+            found.append(_violation("award.reserve_not_open", f"proposal {proposal.reference} is on the reserve "
+                                    "list: it may be awarded only in place of a declined grant"))
+        elif reserve.next_in_line != proposal.proposal_id:
+            found.append(_violation("award.reserve_out_of_order", f"the reserve list is awarded in rank order: "
+                                    f"proposal {reserve.next_in_line} comes before {proposal.reference}",
+                                    next_in_line=reserve.next_in_line))
     if amount < limits.min_grant:
         found.append(_violation("award.below_min", f"{money_str(amount)} is below the call minimum "
                                 f"{money_str(limits.min_grant)}", amount=amount, limit=limits.min_grant))
@@ -211,9 +256,10 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
 
 
 def check_award(proposal_copy: ProposalCopy, amount: Decimal, call_limits: CallLimits,
-                window_budget: WindowBudget, programme_budget: ProgrammeBudget) -> None:
+                window_budget: WindowBudget, programme_budget: ProgrammeBudget,
+                reserve: ReservePlaces | None = None) -> None:
     """Raise Conflict named after the first rule broken; `details` lists every violation."""
-    found = award_violations(proposal_copy, amount, call_limits, window_budget, programme_budget)
+    found = award_violations(proposal_copy, amount, call_limits, window_budget, programme_budget, reserve)
     if found:
         raise Conflict(found[0]["rule"], found[0]["reason"], found)
 

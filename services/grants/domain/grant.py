@@ -23,7 +23,7 @@ from . import reports as rep
 from ._values import ZERO, a_date, aware, m, money, money_map, months, period_end, ratio, text
 from .amendments import (Amendment, AmendmentKind, check_amendment_amount, check_ec_share, check_reallocation)
 from .annex import check_caps, normalise_budget
-from .budget import CallLimits, ProgrammeBudget, ProposalCopy, WindowBudget, check_award
+from .budget import CallLimits, ProgrammeBudget, ProposalCopy, ReservePlaces, WindowBudget, check_award
 from .closure import Closure, ClosureKind, close_grant
 from .organisations import Organisation
 from .payments import PaymentRequest, PaymentState, PaymentStatus, check_payment, next_payment_amount
@@ -49,6 +49,8 @@ def reject_proposal(proposal: ProposalCopy, reasons: list[str], decision_referen
     if proposal.grant_id is not None:
         raise Conflict("award.already_awarded", f"proposal {proposal.reference} is awarded (grant "
                        f"{proposal.grant_id}) and cannot be rejected")
+    if proposal.rejected:
+        raise Conflict("proposal.already_rejected", f"proposal {proposal.reference} is already rejected")
     if not reasons or not all(isinstance(r, str) and r.strip() for r in reasons):
         raise InvalidInput({"reasons": ["give at least one reason"]})
     return [DomainEvent("proposal_rejected", {
@@ -88,21 +90,23 @@ class Grant:
     def award(cls, grant_id: str, proposal: ProposalCopy, amount, call_limits: CallLimits,
               window_budget: WindowBudget, programme_budget: ProgrammeBudget, *, decision_reference: str,
               decision_date: date, awarded_at: datetime, profile="ec_prag", duration_months: int | None = None,
-              budget: dict | None = None, ec_share=None) -> tuple["Grant", list[DomainEvent]]:
+              budget: dict | None = None, ec_share=None,
+              reserve: ReservePlaces | None = None) -> tuple["Grant", list[DomainEvent]]:
         """Award a ranked proposal: check the budget guards, commit the amount to the window and the programme.
 
-        The EC share is given, or computed from the Annex III budget (award / total eligible costs).
+        The EC share is given, or computed from the Annex III budget (award / total eligible costs). A reserve
+        proposal needs `reserve` (its window's reserve places) to show a place is open and it is next in line.
         """
         grant_id = text(grant_id, "grant_id", 60)
         amount = money(amount, "amount", positive=True)
-        check_award(proposal, amount, call_limits, window_budget, programme_budget)
+        check_award(proposal, amount, call_limits, window_budget, programme_budget, reserve)
         duration = months(duration_months if duration_months is not None else proposal.duration_months)
         budget = normalise_budget(budget if budget is not None else proposal.budget) \
             if (budget or proposal.budget) else {}
         if ec_share is not None:
             share = ratio(ec_share, "ec_share")
         elif budget:
-            share = check_ec_share(amount, budget, call_limits)
+            share = check_ec_share(amount, budget, call_limits, "award.ec_share_exceeded")
         else:
             raise InvalidInput({"ec_share": ["give the EC share or the Annex III budget"]})
         profile = payment_profile(profile)
@@ -144,13 +148,16 @@ class Grant:
 
     # ------------------------------------------------------------- contract
     def sign_contract(self, organisation: Organisation, start_date: date, signed_at: datetime,
-                      annual_budgets: list | None = None) -> list[DomainEvent]:
+                      annual_budgets: list | None = None, duration_months: int | None = None) -> list[DomainEvent]:
+        """The contract fixes the start date, the duration (the proposal's unless given) and the tranches."""
         self._require(GrantStatus.AWARDED)
         if not isinstance(organisation, Organisation):
             raise InvalidInput({"organisation": ["the lead applicant's registered organisation is required"]})
         aware(signed_at, "signed_at")
-        schedule = compute_schedule(self.profile, self.amount, self.duration_months, annual_budgets, start_date)
-        self.organisation, self.start_date = organisation, start_date
+        duration = months(duration_months, "duration_months") if duration_months is not None \
+            else self.duration_months
+        schedule = compute_schedule(self.profile, self.amount, duration, annual_budgets, start_date)
+        self.organisation, self.start_date, self.duration_months = organisation, start_date, duration
         self.annual_budgets = tuple(money(b, "annual_budgets") for b in annual_budgets) if annual_budgets else None
         self.schedule, self.status = schedule, GrantStatus.CONTRACTED
         return self._emit("contract_signed", {
@@ -327,7 +334,8 @@ class Grant:
     def _decided(self, report: FinancialReport) -> list[DomainEvent]:
         return self._emit("report_accepted", {
             "report_id": report.report_id, "grant_id": self.grant_id, "reference": self.reference,
-            "kind": report.kind.value, "outcome": report.status.value, "reason": report.reason,
+            "kind": report.kind.value, "number": report.number, "outcome": report.status.value,
+            "reason": report.reason,
             "expenditure": money_map(report.expenditure), "total_eur": m(report.total),
             "decided_at": report.decided_at.isoformat()})
 

@@ -131,6 +131,12 @@ def check_payment(grant_state: PaymentState, tranche_number: int, amount, *, ign
                        [{"tranche_number": tranche_number, "paid": money_str(state.paid[tranche_number])}])
     if tranche_number in state.pending and not ignore_pending:
         raise Conflict("payment.already_requested", f"tranche {tranche_number} already has a payment request")
+    # the award is the absolute ceiling: named before the rules that only say "not yet"
+    if state.paid_total + amount > state.award:
+        raise Conflict("payment.exceeds_award", f"{money_str(state.paid_total)} paid + {money_str(amount)} is "
+                       f"above the award {money_str(state.award)}",
+                       [{"paid": money_str(state.paid_total), "amount": money_str(amount),
+                         "award": money_str(state.award)}])
     unpaid_before = [t.number for t in state.schedule if t.number < tranche_number and t.number not in state.paid]
     if unpaid_before:
         raise Conflict("payment.out_of_order", f"tranche {tranche_number} cannot be paid before tranche(s) "
@@ -138,11 +144,6 @@ def check_payment(grant_state: PaymentState, tranche_number: int, amount, *, ign
     if tranche.condition is not None and tranche.condition not in state.accepted_reports:
         raise Conflict("payment.report_required", f"tranche {tranche_number} needs the {tranche.condition} "
                        f"accepted first", [{"condition": tranche.condition}])
-    if state.paid_total + amount > state.award:
-        raise Conflict("payment.exceeds_award", f"{money_str(state.paid_total)} paid + {money_str(amount)} is "
-                       f"above the award {money_str(state.award)}",
-                       [{"paid": money_str(state.paid_total), "amount": money_str(amount),
-                         "award": money_str(state.award)}])
     payable = state.payable.get(tranche_number)
     if payable is not None and amount > payable:
         raise Conflict("payment.above_tranche", f"{money_str(amount)} is above the {money_str(payable)} "

@@ -225,3 +225,30 @@ def test_reallocation_and_amendments():
     with pytest.raises(Conflict) as err:
         grant.amend(Amendment("am-5", "duration", new_duration_months=48), LIMITS, window, programme)
     assert err.value.rule == "amendment.above_max_duration"
+
+
+def test_the_contract_may_fix_another_duration_than_the_proposal():
+    grant, *_ = awarded("90000.00")
+    signed = valid(grant.sign_contract(ORG, date(2009, 3, 1), at(2009, 2, 20), duration_months=12))[0]
+    assert (signed.data["duration_months"], signed.data["end_date"]) == (12, "2010-02-28")
+    assert [t["planned_amount_eur"] for t in signed.data["schedule"]] == ["72000.00", "18000.00"]   # option 1
+    with pytest.raises(InvalidInput) as err:
+        awarded()[0].sign_contract(ORG, date(2009, 3, 1), at(2009, 2, 20), duration_months=0)
+    assert "duration_months" in err.value.errors
+
+
+def test_a_decided_report_names_its_number():
+    grant, _, _ = contracted()
+    grant.submit_report("r1", "interim", 1, expenditure("10000.00"), at(2010, 4, 1))
+    decided = valid(grant.return_report("r1", "receipts missing", at(2010, 4, 2)))[0]
+    assert (decided.data["number"], decided.data["outcome"], decided.data["reason"]) == \
+        (1, "returned", "receipts missing")
+
+
+def test_an_award_above_the_ec_share_cap_is_refused_as_an_award_rule():
+    window, programme = budgets()
+    small_budget = {k: v / 2 for k, v in BUDGET_250K.items()}   # 125,000 eligible: 100,000 is an 80% share
+    with pytest.raises(Conflict) as err:
+        Grant.award("g-9", proposal(budget=small_budget), D("120000.00"), LIMITS, window, programme,
+                    decision_reference="SC", decision_date=date(2009, 2, 1), awarded_at=at(2009, 2, 2))
+    assert err.value.rule == "award.ec_share_exceeded" and window.committed == D("0.00")

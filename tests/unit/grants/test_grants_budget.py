@@ -3,8 +3,8 @@ from decimal import Decimal as D
 import pytest
 
 from services.common.errors import Conflict, InvalidInput
-from services.grants.domain import (RankedProposal, Ranking, RankingList, WindowBudget, check_award,
-                                    next_from_reserve)
+from services.grants.domain import (RankedProposal, Ranking, RankingList, ReservePlaces, WindowBudget,
+                                    check_award, next_from_reserve, reserve_places)
 
 from grants_helpers import LIMITS, budgets, proposal
 
@@ -53,7 +53,30 @@ def test_only_ranked_proposals_over_the_threshold(overrides):
 
 def test_exactly_at_threshold_and_on_the_reserve_list_is_ranked():
     window, programme = budgets()
-    check_award(proposal(score=D("60"), ranking=RankingList.RESERVE), D("100000.00"), LIMITS, window, programme)
+    check_award(proposal(score=D("60"), ranking=RankingList.RESERVE), D("100000.00"), LIMITS, window, programme,
+                ReservePlaces(declined=1, from_reserve=0, next_in_line="p-1"))
+
+
+@pytest.mark.parametrize("overrides,rule", [
+    ({"rejected": True}, "award.proposal_rejected"),
+    ({"excluded": True}, "award.excluded"),
+])
+def test_rejected_or_excluded_proposals_are_not_awarded(overrides, rule):
+    window, programme = budgets()
+    assert rule_of(lambda: check_award(proposal(**overrides), D("100000.00"), LIMITS, window, programme)) == rule
+
+
+@pytest.mark.parametrize("places,rule", [
+    (None, "award.reserve_not_open"),                                            # nothing declined
+    (ReservePlaces(declined=1, from_reserve=1, next_in_line="p-1"), "award.reserve_not_open"),  # place taken
+    (ReservePlaces(declined=1, from_reserve=0, next_in_line="p-0"), "award.reserve_out_of_order"),
+])
+def test_a_reserve_proposal_only_in_place_of_a_declined_grant_and_in_rank_order(places, rule):
+    window, programme = budgets()
+    reserve = proposal(ranking=RankingList.RESERVE)
+    assert rule_of(lambda: check_award(reserve, D("100000.00"), LIMITS, window, programme, places)) == rule
+    # a main-list proposal needs no reserve place
+    check_award(proposal(), D("100000.00"), LIMITS, window, programme, None)
 
 
 def test_window_allocation_to_the_cent():
@@ -120,3 +143,16 @@ def test_placing_a_proposal_from_a_ranking():
     p = proposal(proposal_id="zzz")
     p.place(_ranking())
     assert p.ranking is None
+
+
+def test_reserve_places_open_one_per_declined_grant_in_rank_order():
+    ranking = _ranking()
+    assert reserve_places(ranking, {"a": "awarded", "b": "contracted"}) == ReservePlaces(0, 0, "r1")
+    assert reserve_places(ranking, {"a": "declined", "b": "awarded"}) == ReservePlaces(1, 0, "r1")
+    # r1 taken the place; then declines too: r2 is next
+    assert reserve_places(ranking, {"a": "declined", "r1": "awarded"}) == ReservePlaces(1, 1, "r2")
+    assert reserve_places(ranking, {"a": "declined", "r1": "declined"}).open
+    # a rejected (or withdrawn, excluded) reserve proposal is skipped
+    assert reserve_places(ranking, {"a": "declined"}, {"r1"}).next_in_line == "r2"
+    # grants outside this ranking do not open its reserve list
+    assert not reserve_places(ranking, {"elsewhere": "declined"}).open

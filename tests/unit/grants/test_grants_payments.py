@@ -126,3 +126,11 @@ def test_never_above_the_award_to_the_cent():
 def test_above_what_the_tranche_may_carry():
     st = state(payable={1: D("56000.00")})
     assert rule(st, 1, "56000.01") == "payment.above_tranche"
+
+
+def test_the_award_ceiling_is_named_before_a_missing_report():
+    """Over the award is never payable; a missing report only says "not yet": the refusal names the ceiling."""
+    st = state(award=D("90000.00"), schedule=tuple(compute_schedule("ec_prag", D("90000.00"), 24, None,
+                                                                    date(2009, 3, 1))), paid={1: D("72000.00")})
+    assert rule(st, 2, "18000.01") == "payment.exceeds_award"
+    assert rule(st, 2, "18000.00") == "payment.report_required"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 06:43:53.148105
+Create Date: 2026-11-29 07:05:20.586650
 
 """
 from typing import Sequence, Union
@@ -84,38 +84,94 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_pending', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
+    op.create_table('organisations',
+    sa.Column('id', sa.String(length=60), nullable=False),
+    sa.Column('legal_name', sa.String(length=300), nullable=False),
+    sa.Column('registration_number', sa.String(length=100), nullable=False),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('signatory', sa.String(length=200), nullable=False),
+    sa.Column('iban', sa.String(length=34), nullable=True),
+    sa.Column('bic', sa.String(length=11), nullable=True),
+    sa.Column('account_validated', sa.Boolean(), nullable=False),
+    sa.Column('registered_by', sa.String(length=200), nullable=False),
+    sa.Column('registered_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('validated_by', sa.String(length=200), nullable=True),
+    sa.Column('validated_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('country', 'registration_number', name='uq_organisation_registration')
+    )
     op.create_table('programme_budgets',
     sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('envelope', services.common.types.Money(), nullable=False),
     sa.Column('committed', services.common.types.Money(), nullable=False),
     sa.PrimaryKeyConstraint('programme_id')
     )
+    op.create_table('proposal_evaluations',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('stage', sa.String(length=30), nullable=False),
+    sa.Column('score', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('max_score', sa.Integer(), nullable=False),
+    sa.Column('threshold', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('passed', sa.Boolean(), nullable=False),
+    sa.Column('occurred_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('proposal_id', 'stage')
+    )
+    op.create_table('proposal_screenings',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=False),
+    sa.Column('occurred_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('proposal_id')
+    )
+    op.create_table('proposal_withdrawals',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('reason', sa.String(length=2000), nullable=False),
+    sa.Column('withdrawn_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('proposal_id')
+    )
     op.create_table('proposals',
     sa.Column('proposal_id', sa.String(length=60), nullable=False),
     sa.Column('reference', sa.String(length=60), nullable=False),
     sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('window', sa.String(length=60), nullable=False),
     sa.Column('country', sa.String(length=2), nullable=False),
     sa.Column('applicant_type', sa.String(length=60), nullable=False),
     sa.Column('lead_organisation', sa.String(length=300), nullable=False),
+    sa.Column('lead_registration_number', sa.String(length=100), nullable=False),
+    sa.Column('lead_country', sa.String(length=2), nullable=False),
     sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('duration_months', sa.Integer(), nullable=False),
     sa.Column('ec_amount_requested', services.common.types.Money(), nullable=False),
     sa.Column('budget', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('rejection_reasons', sa.JSON(), nullable=True),
+    sa.Column('decision_reference', sa.String(length=100), nullable=True),
+    sa.Column('submitted_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('proposal_id'),
     sa.UniqueConstraint('reference')
     )
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proposals_call_id'), ['call_id'], unique=False)
 
+    op.create_table('rankings',
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('window', sa.String(length=60), nullable=False),
+    sa.Column('threshold', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('main', sa.JSON(), nullable=False),
+    sa.Column('reserve', sa.JSON(), nullable=False),
+    sa.Column('excluded', sa.JSON(), nullable=False),
+    sa.Column('published_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('call_id', 'window')
+    )
     op.create_table('calls',
     sa.Column('call_id', sa.String(length=60), nullable=False),
     sa.Column('programme_id', sa.String(length=60), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('rule_profile', sa.String(length=60), nullable=False),
     sa.Column('min_grant', services.common.types.Money(), nullable=False),
     sa.Column('max_grant', services.common.types.Money(), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('max_ec_share', sa.Numeric(precision=6, scale=4), nullable=False),
+    sa.Column('opened_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['programme_id'], ['programme_budgets.programme_id'], ),
     sa.PrimaryKeyConstraint('call_id')
     )
@@ -124,18 +180,63 @@ def upgrade() -> None:
     sa.Column('proposal_id', sa.String(length=60), nullable=False),
     sa.Column('reference', sa.String(length=60), nullable=False),
     sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('window', sa.String(length=60), nullable=False),
     sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('applicant_type', sa.String(length=60), nullable=False),
+    sa.Column('lead_organisation', sa.String(length=300), nullable=False),
+    sa.Column('lead_registration_number', sa.String(length=100), nullable=False),
+    sa.Column('lead_country', sa.String(length=2), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('ranking_list', sa.String(length=10), nullable=False),
     sa.Column('amount', services.common.types.Money(), nullable=False),
     sa.Column('paid', services.common.types.Money(), nullable=False),
+    sa.Column('ec_share', sa.String(length=50), nullable=False),
+    sa.Column('rule_profile', sa.String(length=60), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=False),
+    sa.Column('budget', sa.JSON(), nullable=False),
+    sa.Column('contract_budget', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('decision_reference', sa.String(length=100), nullable=False),
     sa.Column('decision_date', sa.Date(), nullable=False),
     sa.Column('awarded_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('organisation_id', sa.String(length=60), nullable=True),
+    sa.Column('start_date', sa.Date(), nullable=True),
+    sa.Column('annual_budgets', sa.JSON(), nullable=True),
+    sa.Column('schedule', sa.JSON(), nullable=False),
+    sa.Column('signed_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('decline_reason', sa.String(length=2000), nullable=True),
+    sa.Column('closure_kind', sa.String(length=20), nullable=True),
+    sa.Column('closure_final_payment', services.common.types.Money(), nullable=True),
+    sa.Column('closure_eligible', services.common.types.Money(), nullable=True),
+    sa.Column('recovery', services.common.types.Money(), nullable=True),
+    sa.Column('closed_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], ),
     sa.ForeignKeyConstraint(['proposal_id'], ['proposals.proposal_id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('proposal_id')
     )
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_grants_call_id'), ['call_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_grants_programme_id'), ['programme_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_grants_reference'), ['reference'], unique=False)
+
+    op.create_table('amendments',
+    sa.Column('id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.String(length=2000), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=False),
+    sa.Column('budget', sa.JSON(), nullable=False),
+    sa.Column('decided_by', sa.String(length=200), nullable=True),
+    sa.Column('decided_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('amendments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_amendments_grant_id'), ['grant_id'], unique=False)
+
     op.create_table('payments',
     sa.Column('id', sa.String(length=60), nullable=False),
     sa.Column('grant_id', sa.String(length=60), nullable=False),
@@ -143,9 +244,12 @@ def upgrade() -> None:
     sa.Column('tranche_number', sa.Integer(), nullable=False),
     sa.Column('amount', services.common.types.Money(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('requested_by', sa.String(length=200), nullable=False),
+    sa.Column('requested_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('approved_by', sa.String(length=200), nullable=True),
+    sa.Column('approved_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('value_date', sa.Date(), nullable=True),
-    sa.Column('bank_reference', sa.String(length=100), nullable=False),
-    sa.Column('paid_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('bank_reference', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('grant_id', 'tranche_number', name='uq_payment_tranche'),
@@ -154,9 +258,31 @@ def upgrade() -> None:
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_grant_id'), ['grant_id'], unique=False)
 
+    op.create_table('reports',
+    sa.Column('id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('period_end', sa.Date(), nullable=False),
+    sa.Column('expenditure', sa.JSON(), nullable=False),
+    sa.Column('total', services.common.types.Money(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.String(length=2000), nullable=False),
+    sa.Column('submitted_by', sa.String(length=200), nullable=True),
+    sa.Column('submitted_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by', sa.String(length=200), nullable=True),
+    sa.Column('decided_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reports_grant_id'), ['grant_id'], unique=False)
+
     op.create_table('window_budgets',
     sa.Column('call_id', sa.String(length=60), nullable=False),
     sa.Column('window', sa.String(length=60), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('allocation', services.common.types.Money(), nullable=False),
     sa.Column('committed', services.common.types.Money(), nullable=False),
     sa.ForeignKeyConstraint(['call_id'], ['calls.call_id'], ),
@@ -169,17 +295,35 @@ def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('window_budgets')
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reports_grant_id'))
+
+    op.drop_table('reports')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payments_grant_id'))
 
     op.drop_table('payments')
+    with op.batch_alter_table('amendments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_amendments_grant_id'))
+
+    op.drop_table('amendments')
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grants_reference'))
+        batch_op.drop_index(batch_op.f('ix_grants_programme_id'))
+        batch_op.drop_index(batch_op.f('ix_grants_call_id'))
+
     op.drop_table('grants')
     op.drop_table('calls')
+    op.drop_table('rankings')
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposals_call_id'))
 
     op.drop_table('proposals')
+    op.drop_table('proposal_withdrawals')
+    op.drop_table('proposal_screenings')
+    op.drop_table('proposal_evaluations')
     op.drop_table('programme_budgets')
+    op.drop_table('organisations')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
