@@ -16,6 +16,7 @@ from services.common.topology import SERVICES
 from tests.support import flows
 from tests.support.bus import publish
 from tests.support.infra import REPO, eventually, free_port
+from tests.support.scenario import pay, rank
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ def flow(system):
     pm.calls.open_call(call_id="JMDI-2008")
     proposals = [pm.calls.submit_proposal(**flows.proposal(n)) for n in range(8)]
     eventually(lambda: system.count_rows("grants", "proposals") == len(proposals), 60)
+    rank(system, proposals)
     grants = [committee.grants.award_grant(proposal_id=p["proposal_id"], amount_eur="100000.00",
                                            decision_reference="SC-2009-01", decision_date="2009-06-15")
               for p in proposals[:4]]
@@ -61,10 +63,9 @@ def flow(system):
 
 
 def pay_first_tranches(system, grants):
-    approver = system.client("farid.finance", ["finance_approver"])
     for n, grant in enumerate(grants):
-        approver.grants.pay_tranche(grant_id=grant["grant_id"], idempotency_key=f"obs-{n}", tranche_number=1,
-                                    amount_eur="80000.00", value_date="2009-07-01", bank_reference=f"BNK-{n}")
+        pay(system, grant_id=grant["grant_id"], idempotency_key=f"obs-{n}", tranche_number=1,
+            amount_eur="80000.00", value_date="2009-07-01", bank_reference=f"BNK-{n}")
 
 
 @pytest.mark.parametrize("service", SERVICES)

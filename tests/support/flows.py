@@ -1,5 +1,5 @@
 """Realistic inputs for flows through the system (the JMDI 2008 call, in miniature)."""
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 WINDOWS = ("remittances", "migrant_communities", "migrant_associations", "migrants_rights")
@@ -7,14 +7,21 @@ COUNTRIES = ("MA", "SN", "PH", "EC", "GE", "ML")
 
 
 def programme(programme_id: str = "JMDI") -> dict:
+    """A programme definition in the shape of services/calls/data/programmes/jmdi.yaml, with a period that covers
+    the calls tests create (deadlines a few days or weeks from now)."""
+    today = date.today()
     return {
         "id": programme_id, "name": "EC-UN Joint Migration and Development Initiative",
-        "ec_contribution_eur": "15000000.00",
+        "name_fr": "Initiative conjointe CE/ONU Migration et Développement",
+        "funder": "European Commission", "administered_by": "UNDP", "budget_line": "Migration and Asylum",
+        "ec_contribution": "15000000.00",
+        "period": {"start": "2008-12-01", "end": today.replace(year=today.year + 3, day=1).isoformat()},
+        "rule_profile": "ec_prag",
         "eligible_countries": ["MA", "DZ", "CV", "EC", "EG", "ET", "GE", "GH", "JM", "ML", "MD", "NG", "PH", "SN",
                                "LK", "TN"],
         "eu_member_states": ["BE", "FR", "IT", "ES", "NL", "DE", "PT"],
-        "windows": [{"code": w, "name": w.replace("_", " ").title(), "allocation_eur": "3750000.00"} for w in WINDOWS],
-        "rule_profile": "ec_prag",
+        "windows": [{"code": w, "name_en": w.replace("_", " ").capitalize(), "name_fr": w.replace("_", " "),
+                     "allocation": "3750000.00"} for w in WINDOWS],
     }
 
 

@@ -24,7 +24,7 @@ def rank(system, proposals, call_id="JMDI-2008"):
 
 
 def pay(system, grant_id, idempotency_key, tranche_number, amount_eur, value_date, bank_reference,
-         annual_budgets=None):
+        annual_budgets=None):
     """The real payment flow: the lead applicant registered with a validated account (four eyes), the contract
     signed, then a finance officer's request and a finance approver's approval (retry-safe on both)."""
     officer = system.client("omar.officer", ["finance_officer"])
