@@ -64,8 +64,10 @@ def flow(system):
 
 def pay_first_tranches(system, grants):
     for n, grant in enumerate(grants):
+        # pre-financing: 80% of the first year's budget
         pay(system, grant_id=grant["grant_id"], idempotency_key=f"obs-{n}", tranche_number=1,
-            amount_eur="80000.00", value_date="2009-07-01", bank_reference=f"BNK-{n}")
+            amount_eur="40000.00", value_date="2009-07-01", bank_reference=f"BNK-{n}",
+            annual_budgets=["50000.00", "50000.00"])
 
 
 @pytest.mark.parametrize("service", SERVICES)
