@@ -39,6 +39,7 @@ allow("calls", {
     "amend_call": {PM},
     "open_call": {PM},
     "close_call": {PM},
+    "mark_evaluated": {PM, COMMITTEE},
     "get_call": READERS,
     "list_calls": READERS,
     "submit_proposal": {PM},
@@ -64,6 +65,7 @@ allow("grants", {
     "list_grants": READERS,
     "register_organisation": {FINANCE_OFFICER},
     "validate_bank_account": {FINANCE_APPROVER},
+    "list_organisations": READERS,
     "sign_contract": {PM},
     "request_payment": {FINANCE_OFFICER},
     "approve_payment": {FINANCE_APPROVER},
@@ -75,7 +77,6 @@ allow("grants", {
     "amend_grant": {PM, COMMITTEE},
     "close_grant": {PM},
     "ledger": READERS | {SERVICE},
-    "pay_tranche": {FINANCE_APPROVER},
 })
 
 allow("notifications", {
@@ -86,13 +87,12 @@ allow("notifications", {
 
 allow("reporting", {
     "budget_report": READERS | {SERVICE},
-    "export_budget_report": READERS,
     "iati_export": READERS,
     "giving360_export": READERS,
     "totals": READERS | {SERVICE},
     "rebuild_projections": OPS,
-    "list_reports": READERS,
-    "get_report": READERS,
+    "list_reports": READERS | {SERVICE},
+    "get_report": READERS | {SERVICE},  # notifications attaches the file to the EC contacts' e-mail
     "generate_report": {PM, EC_REPORTER},
     "reconcile": {PM, AUDITOR, EC_REPORTER},
 })

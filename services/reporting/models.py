@@ -1,5 +1,15 @@
-"""Tables of the reporting service: the append-only event archive and the projections built from it."""
-from sqlalchemy import JSON, Date, Integer, String
+"""Tables of the reporting service: the append-only event archive, the projections built from it, and the
+archive of generated EC reports.
+
+Projections are facts: one row per event or per thing, never a shared running total (design.md §5: hot total
+rows serialise concurrent workers). Every fact keeps the date the reports filter on (award decision date, value
+date, acceptance date...), so any report can be asked as of a past date. Events of different types travel on
+different queues and may arrive out of order, so no fact table has a foreign key to another.
+
+The ORM classes are named *Row: the plain facts the report model consumes (budget_report.GrantFact...) are
+dataclasses of their own.
+"""
+from sqlalchemy import JSON, Date, Integer, LargeBinary, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.types import IntId, Money, UtcDateTime
@@ -22,27 +32,76 @@ class ArchivedEvent(Base):
     archived_at = mapped_column(UtcDateTime, nullable=False)
 
 
-# --- projections (facts, one row per thing; reports aggregate when asked) ---------------------------------
+# --- calls: programmes, calls, proposals ---------------------------------------------------------------------
 
-class ProgrammeFact(Base):
+class ProgrammeRow(Base):
     __tablename__ = "programme_facts"
     programme_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     envelope = mapped_column(Money, nullable=False)
 
 
-class WindowFact(Base):
+class WindowRow(Base):
     __tablename__ = "window_facts"
     call_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     window: Mapped[str] = mapped_column(String(60), primary_key=True)
     programme_id: Mapped[str] = mapped_column(String(60), index=True)
     name: Mapped[str] = mapped_column(String(200))
     allocation = mapped_column(Money, nullable=False)
+    position: Mapped[int] = mapped_column(Integer)  # the call's order of windows, kept for the reports
 
 
-class GrantFact(Base):
+class CallRow(Base):
+    __tablename__ = "call_facts"
+    call_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    programme_id: Mapped[str] = mapped_column(String(60), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    rule_profile: Mapped[str] = mapped_column(String(60))
+    deadline = mapped_column(UtcDateTime, nullable=False)
+    opened_at = mapped_column(UtcDateTime, nullable=False)
+
+
+class CallClosureRow(Base):
+    __tablename__ = "call_closures"
+    call_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    closed_at = mapped_column(UtcDateTime, nullable=False)
+    proposals: Mapped[int] = mapped_column(Integer)
+
+
+class ProposalRow(Base):
+    __tablename__ = "proposal_facts"
+    proposal_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(60))
+    call_id: Mapped[str] = mapped_column(String(60), index=True)
+    programme_id: Mapped[str] = mapped_column(String(60), index=True)
+    window: Mapped[str] = mapped_column(String(60))
+    country: Mapped[str] = mapped_column(String(2))
+    applicant_type: Mapped[str] = mapped_column(String(60))
+    requested = mapped_column(Money, nullable=False)
+    submitted_on = mapped_column(Date, nullable=False)
+
+
+class ProposalOutcomeRow(Base):
+    """One row per proposal per event that decides something about it: withdrawn, screened (clear, flagged,
+    excluded, cleared), evaluated (passed/failed per stage), ranked (main/reserve/excluded), rejected."""
+
+    __tablename__ = "proposal_outcomes"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    proposal_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(60), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(40))
+    score = mapped_column(Numeric(10, 2), nullable=True)
+    occurred_at = mapped_column(UtcDateTime, nullable=False)  # orders outcomes of the same day
+    decided_on = mapped_column(Date, nullable=False)
+
+
+# --- grants: awards, contracts, amendments, payments, reports, closures --------------------------------------
+
+class GrantRow(Base):
     __tablename__ = "grant_facts"
     grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    proposal_id: Mapped[str] = mapped_column(String(60))
     programme_id: Mapped[str] = mapped_column(String(60), index=True)
     reference: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(String(300))
@@ -51,31 +110,116 @@ class GrantFact(Base):
     country: Mapped[str] = mapped_column(String(2))
     applicant_type: Mapped[str] = mapped_column(String(60))
     lead_organisation: Mapped[str] = mapped_column(String(300))
-    committed = mapped_column(Money, nullable=False)
+    amount = mapped_column(Money, nullable=False)  # as awarded; amendments are facts of their own
     budget: Mapped[dict] = mapped_column(JSON)
+    decision_reference: Mapped[str] = mapped_column(String(100))
+    decision_date = mapped_column(Date, nullable=False)  # the award date the reports count from
     awarded_at = mapped_column(UtcDateTime, nullable=False)
-    decision_date = mapped_column(Date, nullable=False)
 
 
-class TrancheFact(Base):
+class ContractRow(Base):
+    __tablename__ = "contract_facts"
+    grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    amount = mapped_column(Money, nullable=False)
+    start_date = mapped_column(Date, nullable=False)
+    end_date = mapped_column(Date, nullable=False)
+    duration_months: Mapped[int] = mapped_column(Integer)
+    signed_on = mapped_column(Date, nullable=False)
+
+
+class AmendmentRow(Base):
+    """An amendment sets the grant's award to `amount` from `effective_on` (the event's date)."""
+
+    __tablename__ = "amendment_facts"
+    amendment_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    amount = mapped_column(Money, nullable=False)
+    duration_months: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[dict] = mapped_column(JSON)
+    occurred_at = mapped_column(UtcDateTime, nullable=False)
+    effective_on = mapped_column(Date, nullable=False)
+
+
+class PaymentRequestRow(Base):
+    __tablename__ = "payment_requests"
+    payment_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    tranche_number: Mapped[int] = mapped_column(Integer)
+    amount = mapped_column(Money, nullable=False)
+    requested_on = mapped_column(Date, nullable=False)
+
+
+class TrancheRow(Base):
     __tablename__ = "tranche_facts"
     payment_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     grant_id: Mapped[str] = mapped_column(String(60), index=True)
     tranche_number: Mapped[int] = mapped_column(Integer)
     amount = mapped_column(Money, nullable=False)
     value_date = mapped_column(Date, nullable=False)
+    bank_reference: Mapped[str] = mapped_column(String(100))
     paid_at = mapped_column(UtcDateTime, nullable=False)
 
 
-class ProposalFact(Base):
-    __tablename__ = "proposal_facts"
-    proposal_id: Mapped[str] = mapped_column(String(60), primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(60), index=True)
-    programme_id: Mapped[str] = mapped_column(String(60), index=True)
-    window: Mapped[str] = mapped_column(String(60))
-    country: Mapped[str] = mapped_column(String(2))
-    status: Mapped[str] = mapped_column(String(20))
-    submitted_at = mapped_column(UtcDateTime, nullable=False)
+class GrantReportRow(Base):
+    """One row per report event: submitted, then accepted or returned (a returned report may come back)."""
+
+    __tablename__ = "grant_report_facts"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(60), index=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # submitted | accepted | returned
+    total = mapped_column(Money, nullable=False)
+    decided_on = mapped_column(Date, nullable=False)
 
 
-PROJECTION_TABLES = (ProgrammeFact, WindowFact, GrantFact, TrancheFact, ProposalFact)
+class ExpenditureRow(Base):
+    """Expenditure by Annex III heading of an accepted report."""
+
+    __tablename__ = "expenditure_facts"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    heading: Mapped[str] = mapped_column(String(40), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(60))
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    amount = mapped_column(Money, nullable=False)
+    accepted_on = mapped_column(Date, nullable=False)
+
+
+class ClosureRow(Base):
+    """How a grant ended: final payment, recovery order (recovery > 0) or declined (the commitment goes)."""
+
+    __tablename__ = "closure_facts"
+    grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    paid = mapped_column(Money, nullable=False)
+    accepted_expenditure = mapped_column(Money, nullable=False)
+    recovery = mapped_column(Money, nullable=False)
+    closed_on = mapped_column(Date, nullable=False)
+
+
+PROJECTION_TABLES = (ProgrammeRow, WindowRow, CallRow, CallClosureRow, ProposalRow, ProposalOutcomeRow, GrantRow,
+                     ContractRow, AmendmentRow, PaymentRequestRow, TrancheRow, GrantReportRow, ExpenditureRow,
+                     ClosureRow)
+
+
+# --- generated EC reports (not a projection: a rebuild keeps them) --------------------------------------------
+
+class ReportFile(Base):
+    """A generated report file, kept as sent. One per (kind, period): the scheduler and on-demand requests
+    for the same period get the same file."""
+
+    __tablename__ = "report_files"
+    __table_args__ = (UniqueConstraint("kind", "period", name="uq_report_files_kind_period"),)
+    report_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # monthly | quarterly | on_demand
+    period: Mapped[str] = mapped_column(String(40))
+    as_of = mapped_column(Date, nullable=False)
+    format: Mapped[str] = mapped_column(String(10))
+    filename: Mapped[str] = mapped_column(String(200))
+    mimetype: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    generated_at = mapped_column(UtcDateTime, nullable=False, index=True)
+    generated_by: Mapped[str] = mapped_column(String(200))

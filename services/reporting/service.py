@@ -1,35 +1,90 @@
-"""nameko entrypoints of the reporting service: archive and project every event; answer totals."""
-from marshmallow import RAISE, Schema
+"""nameko entrypoints of the reporting service: archive and project every event; the EC budget report and its
+exports; the scheduled EC reports; reconciliation with the grants ledger; financial gauges on /metrics."""
+import os
+
+from nameko.web.handlers import http
 
 from services.common.entrypoints import ServiceBase, handles, operation
-from services.common.fields import Text
+from services.common.leases import exclusive_timer
 from services.common.topology import SUBSCRIPTIONS, handler_method
 
-from . import projections, queries
+from . import commands, gauges, projections, schemas
+from .ledger import ServiceRpcProxy, fetch_ledger
 
-
-class ProgrammeFilter(Schema):
-    class Meta:
-        unknown = RAISE
-    programme_id = Text(60, load_default=None)
+# nameko fixes a timer's interval when the class is defined, so these come from the environment (tests
+# shorten them); the lease makes each tick run in one replica only
+REPORT_SCHEDULE_SECONDS = float(os.environ.get("REPORT_SCHEDULE_SECONDS") or 3600)
+RECONCILE_SCHEDULE_SECONDS = float(os.environ.get("RECONCILE_SCHEDULE_SECONDS") or 3600)
+LEDGER_TIMEOUT_SECONDS = 60
 
 
 class ReportingService(ServiceBase):
     name = "reporting"
 
-    @operation(ProgrammeFilter)
+    grants = ServiceRpcProxy("grants")
+
+    @operation(schemas.ProgrammeAsOf)
     def totals(self, data):
-        return queries.totals(self.db, data["programme_id"])
+        return commands.totals(self.db, data["programme_id"], data["as_of"])
+
+    @operation(schemas.BudgetReport)
+    def budget_report(self, data):
+        return commands.budget_report(self.db, data["programme_id"], data["as_of"], data["format"],
+                                      commands.now_utc())
+
+    @operation(schemas.ProgrammeAsOf)
+    def iati_export(self, data):
+        return commands.iati_export(self.db, data["programme_id"], data["as_of"],
+                                    commands.standards_path(self.request.config.get("STANDARDS_DIR")),
+                                    commands.now_utc())
+
+    @operation(schemas.ProgrammeAsOf)
+    def giving360_export(self, data):
+        return commands.giving360_export(self.db, data["programme_id"], data["as_of"], commands.now_utc())
+
+    @operation(schemas.GenerateReport)
+    def generate_report(self, data):
+        return commands.generate_report(self.db, data["kind"], data["period"], commands.now_utc(),
+                                        self.db.identity.user)
+
+    @operation(schemas.ListReports)
+    def list_reports(self, data):
+        return commands.list_reports(self.db, data["kind"], data["limit"])
+
+    @operation(schemas.ReportId)
+    def get_report(self, data):
+        return commands.get_report(self.db, data["report_id"])
+
+    @operation(schemas.Programme)
+    def reconcile(self, data):
+        ledger = fetch_ledger(self.grants, data["programme_id"], LEDGER_TIMEOUT_SECONDS)
+        return commands.reconcile(self.db, data["programme_id"], ledger, commands.now_utc())
 
     @operation()
     def rebuild_projections(self, _data):
-        return {"events_replayed": projections.rebuild(self.db)}
+        return commands.rebuild(self.db)
+
+    @exclusive_timer(REPORT_SCHEDULE_SECONDS)
+    def produce_scheduled_reports(self):
+        return commands.scheduled_reports(self.db, commands.now_utc())
+
+    @exclusive_timer(RECONCILE_SCHEDULE_SECONDS)
+    def reconcile_with_grants(self):
+        return commands.reconcile(self.db, None, fetch_ledger(self.grants, None, LEDGER_TIMEOUT_SECONDS),
+                                  commands.now_utc())
+
+    @http("GET", "/metrics")
+    def serve_metrics(self, request):
+        commands.refresh_gauges(self.db)  # the finance figures as of this scrape
+        self.db.rollback()
+        return super().serve_metrics(request)
 
 
 def _archiving_handler(event_type: str):
     def handler(self, event, uow):
         projections.archive(uow, event)
         projections.project(uow, event)
+        gauges.projection_applied(event.occurred_at)
     handler.__name__ = handler_method(event_type)
     return handles(event_type)(handler)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 06:43:54.527808
+Create Date: 2026-11-29 07:00:56.250843
 
 """
 from typing import Sequence, Union
@@ -84,6 +84,56 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_pending', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
+    op.create_table('amendment_facts',
+    sa.Column('amendment_id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=False),
+    sa.Column('budget', sa.JSON(), nullable=False),
+    sa.Column('occurred_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('effective_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('amendment_id')
+    )
+    with op.batch_alter_table('amendment_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_amendment_facts_grant_id'), ['grant_id'], unique=False)
+
+    op.create_table('call_closures',
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('closed_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('proposals', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('call_id')
+    )
+    op.create_table('call_facts',
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('programme_id', sa.String(length=60), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('rule_profile', sa.String(length=60), nullable=False),
+    sa.Column('deadline', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('opened_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('call_id')
+    )
+    with op.batch_alter_table('call_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_call_facts_programme_id'), ['programme_id'], unique=False)
+
+    op.create_table('closure_facts',
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('paid', services.common.types.Money(), nullable=False),
+    sa.Column('accepted_expenditure', services.common.types.Money(), nullable=False),
+    sa.Column('recovery', services.common.types.Money(), nullable=False),
+    sa.Column('closed_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('grant_id')
+    )
+    op.create_table('contract_facts',
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('duration_months', sa.Integer(), nullable=False),
+    sa.Column('signed_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('grant_id')
+    )
     op.create_table('event_archive',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=36), nullable=False),
@@ -99,8 +149,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_event_archive_event_type'), ['event_type'], unique=False)
         batch_op.create_index(batch_op.f('ix_event_archive_occurred_at'), ['occurred_at'], unique=False)
 
+    op.create_table('expenditure_facts',
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('heading', sa.String(length=40), nullable=False),
+    sa.Column('report_id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('accepted_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', 'heading')
+    )
+    with op.batch_alter_table('expenditure_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_expenditure_facts_grant_id'), ['grant_id'], unique=False)
+
     op.create_table('grant_facts',
     sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
     sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('reference', sa.String(length=60), nullable=False),
     sa.Column('title', sa.String(length=300), nullable=False),
@@ -109,14 +172,40 @@ def upgrade() -> None:
     sa.Column('country', sa.String(length=2), nullable=False),
     sa.Column('applicant_type', sa.String(length=60), nullable=False),
     sa.Column('lead_organisation', sa.String(length=300), nullable=False),
-    sa.Column('committed', services.common.types.Money(), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
     sa.Column('budget', sa.JSON(), nullable=False),
-    sa.Column('awarded_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('decision_reference', sa.String(length=100), nullable=False),
     sa.Column('decision_date', sa.Date(), nullable=False),
+    sa.Column('awarded_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('grant_id')
     )
     with op.batch_alter_table('grant_facts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_grant_facts_programme_id'), ['programme_id'], unique=False)
+
+    op.create_table('grant_report_facts',
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('report_id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('total', services.common.types.Money(), nullable=False),
+    sa.Column('decided_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id')
+    )
+    with op.batch_alter_table('grant_report_facts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_grant_report_facts_grant_id'), ['grant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_grant_report_facts_report_id'), ['report_id'], unique=False)
+
+    op.create_table('payment_requests',
+    sa.Column('payment_id', sa.String(length=60), nullable=False),
+    sa.Column('grant_id', sa.String(length=60), nullable=False),
+    sa.Column('tranche_number', sa.Integer(), nullable=False),
+    sa.Column('amount', services.common.types.Money(), nullable=False),
+    sa.Column('requested_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('payment_id')
+    )
+    with op.batch_alter_table('payment_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_requests_grant_id'), ['grant_id'], unique=False)
 
     op.create_table('programme_facts',
     sa.Column('programme_id', sa.String(length=60), nullable=False),
@@ -126,17 +215,52 @@ def upgrade() -> None:
     )
     op.create_table('proposal_facts',
     sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('reference', sa.String(length=60), nullable=False),
     sa.Column('call_id', sa.String(length=60), nullable=False),
     sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('window', sa.String(length=60), nullable=False),
     sa.Column('country', sa.String(length=2), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('submitted_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('applicant_type', sa.String(length=60), nullable=False),
+    sa.Column('requested', services.common.types.Money(), nullable=False),
+    sa.Column('submitted_on', sa.Date(), nullable=False),
     sa.PrimaryKeyConstraint('proposal_id')
     )
     with op.batch_alter_table('proposal_facts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proposal_facts_call_id'), ['call_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_proposal_facts_programme_id'), ['programme_id'], unique=False)
+
+    op.create_table('proposal_outcomes',
+    sa.Column('event_id', sa.String(length=36), nullable=False),
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('outcome', sa.String(length=40), nullable=False),
+    sa.Column('score', sa.Numeric(precision=10, scale=2), nullable=True),
+    sa.Column('occurred_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('decided_on', sa.Date(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', 'proposal_id')
+    )
+    with op.batch_alter_table('proposal_outcomes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_proposal_outcomes_call_id'), ['call_id'], unique=False)
+
+    op.create_table('report_files',
+    sa.Column('report_id', sa.String(length=60), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('period', sa.String(length=40), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('format', sa.String(length=10), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('mimetype', sa.String(length=100), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('generated_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('generated_by', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('report_id'),
+    sa.UniqueConstraint('kind', 'period', name='uq_report_files_kind_period')
+    )
+    with op.batch_alter_table('report_files', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_report_files_generated_at'), ['generated_at'], unique=False)
 
     op.create_table('tranche_facts',
     sa.Column('payment_id', sa.String(length=60), nullable=False),
@@ -144,6 +268,7 @@ def upgrade() -> None:
     sa.Column('tranche_number', sa.Integer(), nullable=False),
     sa.Column('amount', services.common.types.Money(), nullable=False),
     sa.Column('value_date', sa.Date(), nullable=False),
+    sa.Column('bank_reference', sa.String(length=100), nullable=False),
     sa.Column('paid_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('payment_id')
     )
@@ -156,6 +281,7 @@ def upgrade() -> None:
     sa.Column('programme_id', sa.String(length=60), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('allocation', services.common.types.Money(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('call_id', 'window')
     )
     with op.batch_alter_table('window_facts', schema=None) as batch_op:
@@ -175,21 +301,53 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tranche_facts_grant_id'))
 
     op.drop_table('tranche_facts')
+    with op.batch_alter_table('report_files', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_report_files_generated_at'))
+
+    op.drop_table('report_files')
+    with op.batch_alter_table('proposal_outcomes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_proposal_outcomes_call_id'))
+
+    op.drop_table('proposal_outcomes')
     with op.batch_alter_table('proposal_facts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposal_facts_programme_id'))
         batch_op.drop_index(batch_op.f('ix_proposal_facts_call_id'))
 
     op.drop_table('proposal_facts')
     op.drop_table('programme_facts')
+    with op.batch_alter_table('payment_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_requests_grant_id'))
+
+    op.drop_table('payment_requests')
+    with op.batch_alter_table('grant_report_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grant_report_facts_report_id'))
+        batch_op.drop_index(batch_op.f('ix_grant_report_facts_grant_id'))
+
+    op.drop_table('grant_report_facts')
     with op.batch_alter_table('grant_facts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_grant_facts_programme_id'))
 
     op.drop_table('grant_facts')
+    with op.batch_alter_table('expenditure_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_expenditure_facts_grant_id'))
+
+    op.drop_table('expenditure_facts')
     with op.batch_alter_table('event_archive', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_event_archive_occurred_at'))
         batch_op.drop_index(batch_op.f('ix_event_archive_event_type'))
 
     op.drop_table('event_archive')
+    op.drop_table('contract_facts')
+    op.drop_table('closure_facts')
+    with op.batch_alter_table('call_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_call_facts_programme_id'))
+
+    op.drop_table('call_facts')
+    op.drop_table('call_closures')
+    with op.batch_alter_table('amendment_facts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_amendment_facts_grant_id'))
+
+    op.drop_table('amendment_facts')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
