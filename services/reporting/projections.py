@@ -17,9 +17,15 @@ from .models import (PROJECTION_TABLES, AmendmentRow, ArchivedEvent, CallClosure
 
 
 def archive(uow: UnitOfWork, event: Event):
-    uow.session.execute(insert(ArchivedEvent).values(
-        event_id=event.event_id, event_type=event.event_type, producer=event.producer,
-        occurred_at=event.occurred_at, body=event.body, archived_at=datetime.now(timezone.utc)))
+    archive_many(uow, [event])
+
+
+def archive_many(uow: UnitOfWork, events: list[Event]):
+    """One multi-row insert for a batch: the archive is append-only, in arrival order."""
+    archived_at = datetime.now(timezone.utc)
+    uow.session.execute(insert(ArchivedEvent), [
+        {"event_id": e.event_id, "event_type": e.event_type, "producer": e.producer, "occurred_at": e.occurred_at,
+         "body": e.body, "archived_at": archived_at} for e in events])
 
 
 def _add_once(session, row, key):

@@ -4,9 +4,10 @@ import os
 
 from nameko.web.handlers import http
 
-from services.common.entrypoints import ServiceBase, handles, operation
+from services.common.batch import handles_batch
+from services.common.entrypoints import ServiceBase, operation
 from services.common.leases import exclusive_timer
-from services.common.topology import SUBSCRIPTIONS, handler_method
+from services.common.topology import SUBSCRIPTIONS
 
 from . import commands, gauges, projections, schemas
 from .ledger import ServiceRpcProxy, fetch_ledger
@@ -73,22 +74,16 @@ class ReportingService(ServiceBase):
         return commands.reconcile(self.db, None, fetch_ledger(self.grants, None, LEDGER_TIMEOUT_SECONDS),
                                   commands.now_utc())
 
+    @handles_batch(*(t for types in SUBSCRIPTIONS["reporting"].values() for t in types))
+    def apply_events(self, events, uow):
+        """Archive and project a batch of new events in one transaction (the kit skips those already applied)."""
+        projections.archive_many(uow, events)
+        for event in events:
+            projections.project(uow, event)
+        gauges.projection_applied(max(event.occurred_at for event in events))
+
     @http("GET", "/metrics")
     def serve_metrics(self, request):
         commands.refresh_gauges(self.db)  # the finance figures as of this scrape
         self.db.rollback()
         return super().serve_metrics(request)
-
-
-def _archiving_handler(event_type: str):
-    def handler(self, event, uow):
-        projections.archive(uow, event)
-        projections.project(uow, event)
-        gauges.projection_applied(event.occurred_at)
-    handler.__name__ = handler_method(event_type)
-    return handles(event_type)(handler)
-
-
-for _event_types in SUBSCRIPTIONS["reporting"].values():
-    for _event_type in _event_types:
-        setattr(ReportingService, handler_method(_event_type), _archiving_handler(_event_type))
