@@ -41,6 +41,22 @@ SETTINGS = [
     ("MAIL_FOLDER", "var/mail", "where .eml files go without SMTP_HOST"),
     ("EC_REPORT_RECIPIENTS", "", "comma-separated EC contacts who receive generated reports"),
     ("STANDARDS_DIR", "../shared/standards", "folder with the IATI schema and codelists"),
+    ("EVENT_QUEUE_TYPE", "classic", "classic, or quorum on a RabbitMQ cluster (must match the broker definitions)"),
+    ("SMTP_TIMEOUT", "30", "seconds before an SMTP conversation is given up (and retried)"),
+    ("NOTIFICATIONS_TEMPLATE_DIR", "", "folder of e-mail templates staff edit; unset: the shipped templates"),
+    ("FINANCE_APPROVER_EMAILS", "", "comma-separated finance approvers told of payment requests"),
+    ("NOTIFICATIONS_STAFF_LANGUAGE", "en", "language of messages to staff"),
+    ("REPORT_REMINDER_DAYS", "30,7", "days before a report's due date when reminders go (and on the day)"),
+    ("REPORT_RESUBMIT_DAYS", "30", "days a returned report may be resubmitted in"),
+    ("NOTIFICATION_MAX_ATTEMPTS", "8", "delivery attempts before a message is marked failed"),
+    ("NOTIFICATION_RETRY_SECONDS", "60", "first delivery retry delay, doubled each attempt"),
+    ("NOTIFICATION_RETRY_MAX_SECONDS", "3600", "longest delay between delivery attempts"),
+    ("REPORTING_RPC_TIMEOUT_SECONDS", "30", "how long notifications waits for a report file from reporting"),
+    ("NOTIFICATIONS_DELIVERY_SECONDS", "2", "interval of the delivery loop"),
+    ("REPORT_REMINDER_INTERVAL_SECONDS", "3600", "interval of the report-due reminder timer"),
+    ("CALLS_DEADLINE_SWEEP_SECONDS", "30", "interval of the timer that closes calls at their deadline"),
+    ("REPORT_SCHEDULE_SECONDS", "3600", "interval of the timer producing the monthly and quarterly EC reports"),
+    ("RECONCILE_SCHEDULE_SECONDS", "3600", "interval of the automatic reconciliation with the grants ledger"),
 ]
 
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<default>[^}]*))?\}")

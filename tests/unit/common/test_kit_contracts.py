@@ -142,3 +142,15 @@ def test_local_mode_creates_one_development_secret(tmp_path):
 def test_wire_values_are_plain_json():
     value = {"a": Decimal("1.50"), "d": date(2009, 1, 2), "t": datetime(2009, 1, 2, tzinfo=timezone.utc), "l": (1,)}
     assert to_wire(value) == {"a": "1.50", "d": "2009-01-02", "t": "2009-01-02T00:00:00+00:00", "l": [1]}
+
+
+def test_every_setting_the_services_read_is_listed():
+    import re
+    listed = {name for name, _default, _meaning in config.SETTINGS}
+    read = set()
+    for path in config.SERVICES_DIR.rglob("*"):
+        if path.suffix == ".yml":
+            read |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", path.read_text()))
+        elif path.suffix == ".py":
+            read |= set(re.findall(r"environ(?:\.get)?\(\s*[\"']([A-Z_][A-Z0-9_]*)", path.read_text()))
+    assert read - listed == set()
