@@ -1,27 +1,79 @@
-"""nameko entrypoints of the calls service: programmes, calls and proposals."""
-from services.common.entrypoints import ServiceBase, operation
+"""nameko entrypoints of the calls service: programmes, calls, proposals, exclusion screening, evaluation and
+ranking (docs/api/calls.md), and the sweep that closes calls at their deadline."""
+import logging
+import os
 
-from . import commands, schemas
+from services.common.entrypoints import ServiceBase, operation
+from services.common.leases import exclusive_timer
+
+from . import commands, evaluation, schemas
+
+log = logging.getLogger(__name__)
+
+# read at import: a timer's interval is fixed when the service class is built (tests use a second or two)
+DEADLINE_SWEEP_SECONDS = float(os.environ.get("CALLS_DEADLINE_SWEEP_SECONDS", "30"))
 
 
 class CallsService(ServiceBase):
     name = "calls"
 
+    # --- programmes ----------------------------------------------------------------------------------------------
     @operation(schemas.LoadProgramme)
     def load_programme(self, data):
-        return commands.load_programme(self.db, data["programme"])
+        return commands.load_programme(self.db, data["programme"], commands.now_utc())
 
+    @operation(schemas.UpdateProgramme)
+    def update_programme(self, data):
+        changes = {k: v for k, v in data.items() if k != "programme_id"}
+        return commands.update_programme(self.db, data["programme_id"], changes, commands.now_utc())
+
+    @operation(schemas.ProgrammeId)
+    def get_programme(self, data):
+        return commands.get_programme(self.db, data["programme_id"])
+
+    @operation(schemas.ListProgrammes)
+    def list_programmes(self, _data):
+        return commands.list_programmes(self.db)
+
+    # --- calls ---------------------------------------------------------------------------------------------------
     @operation(schemas.CreateCall)
     def create_call(self, data):
         return commands.create_call(self.db, data)
+
+    @operation(schemas.AmendCall)
+    def amend_call(self, data):
+        return commands.amend_call(self.db, data)
 
     @operation(schemas.CallId)
     def open_call(self, data):
         return commands.open_call(self.db, data["call_id"], commands.now_utc())
 
+    @operation(schemas.CallId)
+    def close_call(self, data):
+        return commands.close_call(self.db, data["call_id"], commands.now_utc())
+
+    @operation(schemas.CallId)
+    def get_call(self, data):
+        return commands.get_call(self.db, data["call_id"])
+
+    @operation(schemas.ListCalls)
+    def list_calls(self, data):
+        return commands.list_calls(self.db, data["programme_id"], data["status"])
+
+    @exclusive_timer(DEADLINE_SWEEP_SECONDS)
+    def close_calls_at_deadline(self):
+        closed = commands.close_due_calls(self.db, commands.now_utc())
+        if closed:
+            log.info("closed at their deadline: %s", ", ".join(closed))
+
+    # --- proposals -----------------------------------------------------------------------------------------------
     @operation(schemas.SubmitProposal)
     def submit_proposal(self, data):
         return commands.submit_proposal(self.db, data, commands.now_utc())
+
+    @operation(schemas.WithdrawProposal)
+    def withdraw_proposal(self, data):
+        return commands.withdraw_proposal(self.db, data, commands.now_utc())
 
     @operation(schemas.ProposalQuery)
     def get_proposal(self, data):
@@ -29,4 +81,43 @@ class CallsService(ServiceBase):
 
     @operation(schemas.ListProposals)
     def list_proposals(self, data):
-        return commands.list_proposals(self.db, data["call_id"], data["status"], data["limit"])
+        return commands.list_proposals(self.db, data)
+
+    # --- exclusion screening -------------------------------------------------------------------------------------
+    @operation(schemas.LoadExclusionList)
+    def load_exclusion_list(self, data):
+        return commands.load_exclusion_list(self.db, data, commands.now_utc())
+
+    @operation(schemas.DecideScreening)
+    def decide_screening(self, data):
+        return commands.decide_screening(self.db, data, commands.now_utc())
+
+    # --- evaluation ----------------------------------------------------------------------------------------------
+    @operation(schemas.DeclareConflicts)
+    def declare_conflicts(self, data):
+        return evaluation.declare_conflicts(self.db, data, commands.now_utc())
+
+    @operation(schemas.AssignAssessors)
+    def assign_assessors(self, data):
+        return evaluation.assign_assessors(self.db, data, commands.now_utc())
+
+    @operation(schemas.MyAssignments)
+    def my_assignments(self, data):
+        return evaluation.my_assignments(self.db, data)
+
+    @operation(schemas.RecordAssessment)
+    def record_assessment(self, data):
+        return evaluation.record_assessment(self.db, data, commands.now_utc())
+
+    @operation(schemas.GetScores)
+    def get_scores(self, data):
+        return evaluation.get_scores(self.db, data)
+
+    # --- ranking -------------------------------------------------------------------------------------------------
+    @operation(schemas.PublishRanking)
+    def publish_ranking(self, data):
+        return evaluation.publish_ranking(self.db, data, commands.now_utc())
+
+    @operation(schemas.GetRanking)
+    def get_ranking(self, data):
+        return evaluation.get_ranking(self.db, data)

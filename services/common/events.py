@@ -102,6 +102,7 @@ class ProposalScreened(Contract):
     call_id = Text(60, required=True)
     outcome = fields.String(required=True, validate=validate.OneOf(("clear", "flagged", "excluded", "cleared")))
     hits = fields.List(fields.Nested(_ScreeningHit), load_default=list)
+    reason = Text(2000, min_length=0, load_default="")  # staff's reason when they clear or exclude
 
 
 class ProposalEvaluated(Contract):

@@ -39,7 +39,6 @@ allow("calls", {
     "amend_call": {PM},
     "open_call": {PM},
     "close_call": {PM},
-    "mark_evaluated": {PM, COMMITTEE},
     "get_call": READERS,
     "list_calls": READERS,
     "submit_proposal": {PM},

@@ -13,7 +13,7 @@ from .evaluation import (
 )
 from .profile import (
     Criterion, Grid, RuleProfile, Section, Stage, available_profiles, grid_from_dict, load_profile,
-    profile_from_dict,
+    profile_document, profile_from_dict,
 )
 from .programme import Programme, Window, load_programme, programme_from_dict, programme_to_dict
 from .proposal import (
@@ -31,7 +31,7 @@ __all__ = [
     "assessment_total", "assign_assessors", "available_profiles", "call_from_dict", "call_to_dict",
     "check_eligibility", "ec_share", "eligible_assessors", "ensure_eligible", "evaluation_status",
     "grid_from_dict", "load_profile", "load_programme", "needs_third_assessor", "normalise_name",
-    "normalise_registration", "profile_from_dict", "programme_from_dict", "programme_to_dict",
+    "normalise_registration", "profile_document", "profile_from_dict", "programme_from_dict", "programme_to_dict",
     "proposal_from_dict", "proposal_reference", "proposal_score", "proposal_to_dict", "rank", "ranking_to_dict",
     "section_totals", "validate_scores",
 ]

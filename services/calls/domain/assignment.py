@@ -49,8 +49,11 @@ def eligible_assessors(proposal, assessors: Iterable[str], declarations: Iterabl
 
 
 def assign_assessors(proposals, assessors: Iterable[str], declarations: Iterable[Declaration],
-                     load: Mapping[str, int] | None = None, k: int = 2) -> dict[str, list[str]]:
-    """Map each proposal id to k assessors; `load` is the work each assessor already has (not modified)."""
+                     load: Mapping[str, int] | None = None, k: int = 2,
+                     assigned: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[str]]:
+    """Map each proposal id to the assessors it gains so that it has k; `load` is the work each assessor already
+    has and `assigned` the assessors a proposal already has (they count towards k and are never chosen again,
+    which is how a top-up or a third assessor is found). Neither mapping is modified."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidInput({"k": ["must be a positive integer"]})
     proposals = list(proposals)
@@ -60,10 +63,13 @@ def assign_assessors(proposals, assessors: Iterable[str], declarations: Iterable
     assessors = sorted(set(assessors))
     declarations = list(declarations)
     current = {a: int((load or {}).get(a, 0)) for a in assessors}
+    already = {pid: set((assigned or {}).get(pid, ())) for pid in ids}
+    needed = {pid: max(0, k - len(already[pid])) for pid in ids}
 
-    candidates = {pr.id: eligible_assessors(pr, assessors, declarations) for pr in proposals}
-    short = [{"proposal_id": pid, "eligible": len(c), "needed": k}
-             for pid, c in sorted(candidates.items()) if len(c) < k]
+    candidates = {pr.id: [a for a in eligible_assessors(pr, assessors, declarations) if a not in already[pr.id]]
+                  for pr in proposals}
+    short = [{"proposal_id": pid, "eligible": len(c) + len(already[pid]), "needed": k}
+             for pid, c in sorted(candidates.items()) if len(c) < needed[pid]]
     if short:
         raise Conflict("assessment.not_enough_assessors",
                        f"{len(short)} proposal(s) have fewer than {k} declared assessors free of conflicts",
@@ -71,7 +77,7 @@ def assign_assessors(proposals, assessors: Iterable[str], declarations: Iterable
 
     result: dict[str, list[str]] = {}
     for pid in sorted(candidates, key=lambda pid: (len(candidates[pid]), pid)):
-        chosen = sorted(candidates[pid], key=lambda a: (current[a], a))[:k]
+        chosen = sorted(candidates[pid], key=lambda a: (current[a], a))[:needed[pid]]
         for a in chosen:
             current[a] += 1
         result[pid] = chosen

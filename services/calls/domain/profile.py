@@ -108,6 +108,12 @@ def load_profile(name_or_path) -> RuleProfile:
     return profile_from_dict(_read(name_or_path, seen=()))
 
 
+def profile_document(name_or_path) -> dict:
+    """The profile as one plain mapping (`extends` resolved): what a call keeps as its own copy of the rules,
+    so that `profile_from_dict(profile_document(x)) == load_profile(x)`."""
+    return _read(name_or_path, seen=())
+
+
 def _read(name_or_path, seen: tuple) -> dict:
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):

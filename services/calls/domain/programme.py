@@ -78,7 +78,8 @@ class Programme:
 def load_programme(path) -> Programme:
     """Read and validate a programme YAML file; a bare id ("jmdi") means the packaged data file."""
     path = Path(path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and len(path.parts) == 1:
+        # a bare id, whatever happens to exist under that name in the working directory (e.g. the jmdi/ package)
         path = PROGRAMMES_DIR / f"{path.name.lower()}.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -89,12 +90,23 @@ def load_programme(path) -> Programme:
     return programme_from_dict(data)
 
 
+FIELDS = frozenset({
+    "id", "name", "name_fr", "funder", "administered_by", "budget_line", "budget_line_fr", "currency",
+    "ec_contribution", "period", "rule_profile", "eligible_countries", "eu_member_states", "windows",
+})
+WINDOW_FIELDS = frozenset({"code", "name_en", "name_fr", "allocation"})
+
+
 def programme_from_dict(data: dict) -> Programme:
-    """Build a Programme from a file or RPC dict; raises InvalidInput naming every bad field."""
+    """Build a Programme from a file or RPC dict; raises InvalidInput naming every bad field.
+
+    Unknown keys are refused too: a misspelt key in a data file would otherwise be silently ignored."""
     errors = p.Errors()
     if not isinstance(data, dict):
         errors.add("_schema", "a programme must be a mapping")
         errors.raise_if_any()
+    for key in sorted(set(map(str, data)) - FIELDS):
+        errors.add(key, "unknown field")
 
     pid = p.text(data.get("id"), "id", errors)
     name = p.text(data.get("name"), "name", errors)
@@ -150,6 +162,8 @@ def _windows(raw, contribution: Decimal | None, errors: p.Errors) -> tuple[Windo
         if not isinstance(item, dict):
             errors.add(field, "must be a mapping")
             continue
+        for key in sorted(set(map(str, item)) - WINDOW_FIELDS):
+            errors.add(f"{field}.{key}", "unknown field")
         code = p.code(item.get("code"), f"{field}.code", errors)
         if code is not None and code in seen:
             errors.add(f"{field}.code", f"duplicate window {code!r}")

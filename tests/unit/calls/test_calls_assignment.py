@@ -77,3 +77,25 @@ def test_input_errors():
         assign_assessors(proposals(1), ["a"], declared("a"), {}, k=0)
     with pytest.raises(InvalidInput):
         assign_assessors(proposals(1) * 2, ["a", "b"], declared("a", "b"), {})
+
+
+def test_top_up_counts_assessors_already_on_a_proposal_and_never_repeats_them():
+    ps = proposals(2)
+    result = assign_assessors(ps, ["a", "b", "c"], declared("a", "b", "c"), {"a": 1, "b": 1}, k=2,
+                              assigned={"P-1": ["a", "b"], "P-2": ["a"]})
+    assert result == {"P-1": [], "P-2": ["c"]}
+
+
+def test_a_third_assessor_is_the_least_loaded_free_of_conflicts():
+    p = make_proposal(id="P-1", applicants=(lead(name="Lead 1"), partner(name="Partner 1")))
+    decls = [Declaration("a"), Declaration("b"), Declaration("c", (DeclaredInterest(name="Partner 1"),)),
+             Declaration("d"), Declaration("e")]
+    result = assign_assessors([p], ["a", "b", "c", "d", "e"], decls, {"d": 4, "e": 2}, k=3,
+                              assigned={"P-1": ["a", "b"]})
+    assert result == {"P-1": ["e"]}
+
+
+def test_no_third_assessor_available():
+    with pytest.raises(Conflict) as exc:
+        assign_assessors(proposals(1), ["a", "b"], declared("a", "b"), {}, k=3, assigned={"P-1": ["a", "b"]})
+    assert exc.value.details == [{"proposal_id": "P-1", "eligible": 2, "needed": 3}]

@@ -110,3 +110,25 @@ def test_evaluation_status(profile, cn):
     assert third.complete and not third.needs_third_assessor and third.score == Decimal("33.33")
     low = evaluation_status(profile, cn, [assess("a", 3), assess("b", 2)])     # 30 and 20 -> 25 < 30
     assert low.complete and low.passed is False
+
+
+def test_a_score_exactly_at_the_threshold_passes(profile, cn, fa):
+    def assess(who, scores, grid=cn):
+        return Assessment.create(grid, proposal_id="P-1", assessor=who, scores=scores)
+
+    at = evaluation_status(profile, cn, [assess("a", all_(cn, 3)), assess("b", all_(cn, 3))])
+    assert at.score == Decimal("30.00") == cn.threshold and at.passed is True
+    below = evaluation_status(profile, cn, [assess("a", all_(cn, 3)), assess("b", all_(cn, 3) | {"1.3": 2})])
+    assert below.score == Decimal("29.50") and below.passed is False
+    full = evaluation_status(profile, fa, [assess("a", all_(fa, 3), fa), assess("b", all_(fa, 3), fa)])
+    assert full.score == Decimal("60.00") == fa.threshold and full.passed is True
+
+
+def test_the_gap_on_the_full_application_is_20_points(profile, fa):
+    def assess(who, scores):
+        return Assessment.create(fa, proposal_id="P-1", assessor=who, scores=scores)
+
+    at_gap = evaluation_status(profile, fa, [assess("a", all_(fa, 5)), assess("b", all_(fa, 4))])   # 100 vs 80
+    assert at_gap.complete and at_gap.score == Decimal("90.00")
+    beyond = evaluation_status(profile, fa, [assess("a", all_(fa, 5)), assess("b", all_(fa, 4) | {"1.1": 3})])
+    assert beyond.needs_third_assessor and not beyond.complete and beyond.score is None

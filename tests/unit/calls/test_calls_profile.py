@@ -100,3 +100,12 @@ def test_grid_from_dict():
     assert grid.codes == ("a", "b") and grid.out_of == 10
     with pytest.raises(InvalidInput):
         grid_from_dict("concept_note", {"out_of": "10", "threshold": "6", "sections": []})
+
+
+def test_profile_document_is_what_a_call_keeps():
+    from services.calls.domain import load_profile, profile_document, profile_from_dict
+    for name in ("ec_prag", "undp"):
+        document = profile_document(name)
+        assert "extends" not in document
+        assert profile_from_dict(document) == load_profile(name)
+    assert profile_document("undp")["grids"]["full_application"]["threshold"] == "65"

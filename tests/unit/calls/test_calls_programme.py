@@ -120,3 +120,18 @@ def test_load_programme_from_path_and_errors(tmp_path, raw):
     not_a_mapping.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(InvalidInput):
         load_programme(not_a_mapping)
+
+
+def test_unknown_fields_are_named_not_ignored(raw):
+    raw["ec_contributon"] = "1.00"
+    raw["windows"][0]["allocaton"] = "1.00"
+    errors = invalid(raw)
+    assert errors["ec_contributon"] == ["unknown field"]
+    assert errors["windows.0.allocaton"] == ["unknown field"]
+
+
+def test_a_bare_id_means_the_shipped_file_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    (tmp_path / "jmdi").mkdir()  # e.g. the jmdi/ CLI package at the repository root
+    monkeypatch.chdir(tmp_path)
+    assert load_programme("jmdi").id == "JMDI"
+    assert load_programme("JMDI").id == "JMDI"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 06:43:52.254478
+Create Date: 2026-11-29 07:18:45.915888
 
 """
 from typing import Sequence, Union
@@ -84,18 +84,29 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_pending', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
+    op.create_table('exclusion_lists',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('source', sa.String(length=300), nullable=False),
+    sa.Column('loaded_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('loaded_by', sa.String(length=200), nullable=True),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('entries', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('programmes',
     sa.Column('id', sa.String(length=60), nullable=False),
     sa.Column('name', sa.String(length=300), nullable=False),
     sa.Column('ec_contribution', services.common.types.Money(), nullable=False),
     sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('updated_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('reference_sequences',
-    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('prefix', sa.String(length=80), nullable=False),
     sa.Column('country', sa.String(length=2), nullable=False),
     sa.Column('last', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('call_id', 'country')
+    sa.PrimaryKeyConstraint('prefix', 'country')
     )
     op.create_table('calls',
     sa.Column('id', sa.String(length=60), nullable=False),
@@ -104,27 +115,46 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('deadline', services.common.types.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('min_grant', services.common.types.Money(), nullable=False),
-    sa.Column('max_grant', services.common.types.Money(), nullable=False),
-    sa.Column('max_ec_share', sa.Numeric(precision=5, scale=4), nullable=False),
-    sa.Column('windows', sa.JSON(), nullable=False),
     sa.Column('definition', sa.JSON(), nullable=False),
+    sa.Column('profile', sa.JSON(), nullable=False),
     sa.Column('opened_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('evaluated_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['programme_id'], ['programmes.id'], ),
     sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_calls_programme_id'), ['programme_id'], unique=False)
+        batch_op.create_index('ix_calls_status_deadline', ['status', 'deadline'], unique=False)
+
+    op.create_table('declarations',
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('assessor', sa.String(length=200), nullable=False),
+    sa.Column('interests', sa.JSON(), nullable=False),
+    sa.Column('declared_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ),
+    sa.PrimaryKeyConstraint('call_id', 'assessor')
     )
     op.create_table('proposals',
     sa.Column('id', sa.String(length=60), nullable=False),
     sa.Column('reference', sa.String(length=60), nullable=False),
     sa.Column('call_id', sa.String(length=60), nullable=False),
     sa.Column('idempotency_key', sa.String(length=100), nullable=False),
+    sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('window', sa.String(length=60), nullable=False),
     sa.Column('target_country', sa.String(length=2), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('ec_amount_requested', services.common.types.Money(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('submitted_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('withdrawn_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('withdrawal_reason', sa.Text(), nullable=True),
+    sa.Column('screening', sa.String(length=20), nullable=False),
+    sa.Column('screening_hits', sa.JSON(), nullable=False),
+    sa.Column('screening_list_id', sa.Integer(), nullable=True),
+    sa.Column('screened_at', services.common.types.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('screening_decided_by', sa.String(length=200), nullable=True),
+    sa.Column('screening_reason', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key'),
@@ -133,19 +163,96 @@ def upgrade() -> None:
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_proposals_call_id'), ['call_id'], unique=False)
 
+    op.create_table('rankings',
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('window', sa.String(length=60), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('published_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('published_by', sa.String(length=200), nullable=True),
+    sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ),
+    sa.PrimaryKeyConstraint('call_id', 'window')
+    )
+    op.create_table('assessments',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('stage', sa.String(length=30), nullable=False),
+    sa.Column('assessor', sa.String(length=200), nullable=False),
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('scores', sa.JSON(), nullable=False),
+    sa.Column('criterion_comments', sa.JSON(), nullable=False),
+    sa.Column('comments', sa.Text(), nullable=False),
+    sa.Column('total', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('recorded_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], ),
+    sa.PrimaryKeyConstraint('proposal_id', 'stage', 'assessor')
+    )
+    with op.batch_alter_table('assessments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_assessments_call_id'), ['call_id'], unique=False)
+
+    op.create_table('assignments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('stage', sa.String(length=30), nullable=False),
+    sa.Column('assessor', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.String(length=30), nullable=False),
+    sa.Column('assigned_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('proposal_id', 'stage', 'assessor', name='uq_assignment')
+    )
+    with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_assignments_assessor'), ['assessor'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assignments_call_id'), ['call_id'], unique=False)
+
+    op.create_table('evaluations',
+    sa.Column('proposal_id', sa.String(length=60), nullable=False),
+    sa.Column('stage', sa.String(length=30), nullable=False),
+    sa.Column('call_id', sa.String(length=60), nullable=False),
+    sa.Column('score', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('passed', sa.Boolean(), nullable=False),
+    sa.Column('assessments', sa.Integer(), nullable=False),
+    sa.Column('evaluated_at', services.common.types.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['proposal_id'], ['proposals.id'], ),
+    sa.PrimaryKeyConstraint('proposal_id', 'stage')
+    )
+    with op.batch_alter_table('evaluations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_evaluations_call_id'), ['call_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('evaluations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evaluations_call_id'))
+
+    op.drop_table('evaluations')
+    with op.batch_alter_table('assignments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_assignments_call_id'))
+        batch_op.drop_index(batch_op.f('ix_assignments_assessor'))
+
+    op.drop_table('assignments')
+    with op.batch_alter_table('assessments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_assessments_call_id'))
+
+    op.drop_table('assessments')
+    op.drop_table('rankings')
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proposals_call_id'))
 
     op.drop_table('proposals')
+    op.drop_table('declarations')
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_calls_status_deadline')
+        batch_op.drop_index(batch_op.f('ix_calls_programme_id'))
+
     op.drop_table('calls')
     op.drop_table('reference_sequences')
     op.drop_table('programmes')
+    op.drop_table('exclusion_lists')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 

@@ -1,0 +1,141 @@
+"""Between the tables and the domain: load rows (locked when a use case changes them), rebuild domain objects,
+store them back, and shape the views the RPCs return."""
+import re
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from services.common.db import UnitOfWork
+from services.common.errors import InvalidInput, NotFound
+
+from .domain import (
+    Call, Programme, Proposal, RuleProfile, call_from_dict, call_to_dict, profile_from_dict, programme_from_dict,
+    proposal_from_dict,
+)
+from .models import CallRow, ProgrammeRow, ProposalRow
+
+# the domain names fields after its own attributes; RPC callers know them by the API's names
+CALL_FIELDS = ((r"^min_grant$", "min_grant_eur"), (r"^max_grant$", "max_grant_eur"),
+               (r"^windows\.(\d+)\.code$", r"windows.\1.window"),
+               (r"^windows\.(\d+)\.allocation$", r"windows.\1.allocation_eur"), (r"^id$", "call_id"))
+PROPOSAL_FIELDS = ((r"^ec_amount_requested$", "ec_amount_requested_eur"),
+                   (r"^total_eligible_cost$", "total_eligible_cost_eur"), (r"^co_financing$", "co_financing_eur"))
+
+
+def api_field(field: str, renames) -> str:
+    for pattern, replacement in renames:
+        new, count = re.subn(pattern, replacement, field)
+        if count:
+            return new
+    return field
+
+
+@contextmanager
+def fields_named(renames=(), prefix: str = ""):
+    """Re-raise the domain's InvalidInput with the API's field names (and an optional prefix)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise InvalidInput({prefix + api_field(str(k), renames): v for k, v in exc.errors.items()}) from None
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+def _one(uow: UnitOfWork, model, key, entity: str, lock: bool = False, shared: bool = False):
+    query = select(model).where(model.__mapper__.primary_key[0] == key)
+    if lock or shared:
+        # FOR SHARE lets concurrent submissions proceed together while a close (FOR UPDATE) waits for them
+        query = query.with_for_update(read=shared and not lock)
+    row = uow.session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(entity, key)
+    return row
+
+
+def programme_row(uow: UnitOfWork, programme_id: str, lock: bool = False) -> ProgrammeRow:
+    return _one(uow, ProgrammeRow, programme_id, "programme", lock)
+
+
+def call_row(uow: UnitOfWork, call_id: str, lock: bool = False, shared: bool = False) -> CallRow:
+    return _one(uow, CallRow, call_id, "call", lock, shared)
+
+
+def proposal_row(uow: UnitOfWork, proposal_id: str, lock: bool = False) -> ProposalRow:
+    return _one(uow, ProposalRow, proposal_id, "proposal", lock)
+
+
+def programme_of(row: ProgrammeRow) -> Programme:
+    return programme_from_dict(row.definition)
+
+
+def call_of(row: CallRow) -> Call:
+    return call_from_dict(row.definition)
+
+
+def profile_of(row: CallRow) -> RuleProfile:
+    return profile_from_dict(row.profile)
+
+
+def save_call(row: CallRow, call: Call) -> None:
+    row.definition = call_to_dict(call)
+    row.title, row.status, row.deadline, row.year = call.title, call.status.value, call.deadline, call.deadline.year
+    row.opened_at, row.closed_at = call.opened_at, call.closed_at
+
+
+def domain_proposal(data: dict, proposal_id: str, reference: str | None = None) -> Proposal:
+    """A Proposal from submit_proposal's arguments or from the stored proposal_submitted payload."""
+    with fields_named(PROPOSAL_FIELDS):
+        return proposal_from_dict({
+            "id": proposal_id, "call_id": data["call_id"], "reference": reference, "window": data["window"],
+            "target_country": data["target_country"], "title": data["title"], "summary": data.get("summary", ""),
+            "duration_months": data["duration_months"], "budget": dict(data["budget"]),
+            "total_eligible_cost": data["total_eligible_cost_eur"],
+            "ec_amount_requested": data["ec_amount_requested_eur"], "co_financing": data["co_financing_eur"],
+            "applicants": [dict(a) for a in data["applicants"]], "submitted_at": data.get("submitted_at"),
+        })
+
+
+def stored_proposal(row: ProposalRow) -> Proposal:
+    return domain_proposal(row.data, row.id, row.reference)
+
+
+# --- views -----------------------------------------------------------------------------------------------------
+
+def programme_view(row: ProgrammeRow) -> dict:
+    return {**row.definition, "version": row.version, "updated_at": row.updated_at}
+
+
+def programme_summary(row: ProgrammeRow) -> dict:
+    d = row.definition
+    return {"id": row.id, "name": row.name, "ec_contribution_eur": row.ec_contribution,
+            "rule_profile": d["rule_profile"], "period": d["period"], "windows": [w["code"] for w in d["windows"]],
+            "eligible_countries": len(d["eligible_countries"]), "version": row.version}
+
+
+def call_view(row: CallRow) -> dict:
+    d = row.definition
+    return {
+        "call_id": row.id, "programme_id": row.programme_id, "title": row.title, "status": row.status,
+        "deadline": row.deadline, "windows": [{"window": w["code"], "allocation_eur": w["allocation"]}
+                                              for w in d["windows"]],
+        "min_grant_eur": d["min_grant"], "max_grant_eur": d["max_grant"], "max_ec_share": d["max_ec_share"],
+        "contingency_cap": d["contingency_cap"], "indirect_cap": d["indirect_cap"],
+        "eligible_applicant_types": d["eligible_applicant_types"], "consortium": d["consortium"],
+        "min_duration_months": d["min_duration_months"], "max_duration_months": d["max_duration_months"],
+        "rule_profile": d["rule_profile"], "opened_at": row.opened_at, "closed_at": row.closed_at,
+        "evaluated_at": row.evaluated_at,
+    }
+
+
+def proposal_view(row: ProposalRow, full: bool = False) -> dict:
+    view = {
+        "proposal_id": row.id, "reference": row.reference, "call_id": row.call_id, "status": row.status,
+        "window": row.window, "target_country": row.target_country, "title": row.data.get("title"),
+        "lead_organisation": row.data.get("lead_organisation"), "ec_amount_requested_eur": row.ec_amount_requested,
+        "submitted_at": row.submitted_at, "withdrawn_at": row.withdrawn_at, "screening": row.screening,
+    }
+    if full:
+        view.update({"proposal": row.data, "withdrawal_reason": row.withdrawal_reason,
+                     "screening_hits": row.screening_hits or [], "screening_reason": row.screening_reason,
+                     "screening_decided_by": row.screening_decided_by, "screened_at": row.screened_at})
+    return view
