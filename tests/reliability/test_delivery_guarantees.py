@@ -24,7 +24,7 @@ def pm(system):
     return client
 
 
-def submit_many(system, start: int, count: int, threads: int = 1, during=None):
+def submit_many(system, start: int, count: int, threads: int = 4, during=None):
     """Submit `count` proposals from several staff sessions at once; `during` runs once a third are in."""
     client = system.client("maria.pm", ["programme_manager"])
     done = []
