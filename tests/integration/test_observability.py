@@ -114,7 +114,9 @@ def prometheus(system, flow, tmp_path_factory):
         # keep traffic going across a few scrapes, so rates over the last minute are non-zero
         for n in range(3):
             pay_first_tranches(system, flow) if n == 0 else None
-            system.client("ec.reporter", ["ec_reporter"]).reporting.totals()
+            reporter = system.client("ec.reporter", ["ec_reporter"])
+            reporter.reporting.totals()
+            reporter.reporting.budget_report(format="json")
             time.sleep(2)
         yield base
     finally:
