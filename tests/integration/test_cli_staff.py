@@ -1,7 +1,12 @@
 """The jmdi CLI against the running System: staff commands, exit codes, bulk import, EC reports, least-privilege
-broker user, and the demo."""
+broker user, and the demo.
+
+The services run as `make run` runs them — no JMDI_SECRET, so they sign with the checkout's development secret
+(var/dev-secret) — which lets the demo run in the CLI's local mode, the way a developer runs it."""
 import json
 import secrets
+from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
@@ -10,9 +15,12 @@ from typer.testing import CliRunner
 
 from jmdi import failures, importer
 from jmdi.cli import app
+from services.common.auth import issue_token, resolve_secret
+from tests.support.system import System
 from tests.deploy.deploy_helpers import DEPLOY, load_module
 from tests.support import flows
-from tests.support.system import TEST_SECRET
+
+DEV_SECRET = resolve_secret("")  # var/dev-secret, created on first use like the services do
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +41,19 @@ class Jmdi:
 
     def json(self, *args, expect=0):
         return json.loads(self(*args, "--json", expect=expect).stdout)
+
+
+class LocalSystem(System):
+    """The services without JMDI_SECRET: they, and the tokens of this module, use the development secret."""
+
+    def token(self, user, roles, ttl=timedelta(hours=1)):
+        return issue_token(DEV_SECRET, user, roles, ttl)
+
+
+@pytest.fixture(scope="module")
+def system():
+    with LocalSystem(extra_env={"JMDI_SECRET": ""}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +96,7 @@ def test_errors_have_their_exit_codes_and_one_line(system, staff, opened_call):
     forged = Jmdi(system, token="x.y.z")("calls", "list", expect=failures.NOT_ALLOWED)
     assert "invalid token" in forged.stderr
     # JMDI_SECRET configured and no token: no local mode, nothing implicit
-    Jmdi(system, secret=TEST_SECRET)("calls", "list", expect=failures.NOT_ALLOWED)
+    Jmdi(system, secret=DEV_SECRET)("calls", "list", expect=failures.NOT_ALLOWED)
     for result in (missing, again, bad, refused, forged):
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -89,10 +110,13 @@ def test_proposals_import_is_all_or_nothing_and_idempotent(system, staff, opened
     broken = [dict(row) for row in rows]
     broken[3]["lead_email"] = "nobody-at-example.org"
     broken[7]["target_country"] = "FR"
+    broken[9]["partner1_country"] = "SN"  # no consortium member in an EU member state
     bad_file = tmp_path / "broken.xlsx"
     importer.write_rows(broken, bad_file)
     result = pm("proposals", "import", bad_file, "--call", CALL, expect=failures.INVALID_INPUT)
     assert "applicants.0.email" in result.stdout and "target_country" in result.stdout
+    # the service's own eligibility rules were run on each row before anything was sent
+    assert "proposal.country_not_eligible" in result.stdout and "consortium.no_eu_partner" in result.stdout
     assert system.count_rows("calls", "proposals") == before  # nothing half-imported
 
     good_file = tmp_path / "proposals.csv"
@@ -149,7 +173,7 @@ def test_the_cli_works_as_the_least_privilege_broker_user(system, staff, opened_
 
 
 def test_demo_replays_the_call_and_refuses_to_run_twice(system, tmp_path):
-    demo = Jmdi(system, secret=TEST_SECRET)
+    demo = Jmdi(system)  # neither JMDI_SECRET nor JMDI_TOKEN: local mode, as after `make run`
     result = demo("demo", "--proposals", "40", "--call", "JMDI-DEMO")
     assert "proposals submitted" in result.stderr and "second tranches" in result.stderr
     assert "Migration" in result.stdout  # the budget report closes the demo
@@ -161,21 +185,28 @@ def test_demo_replays_the_call_and_refuses_to_run_twice(system, tmp_path):
 
 
 def test_ec_reports_from_the_cli(system, staff, tmp_path):
-    reporter = staff["reporter"]
-    budget = reporter.json("report", "budget", "--programme", "JMDI", "--format", "json")
-    assert budget["programme_id"] == "JMDI" if "programme_id" in budget else budget
+    """After the demo: the budget report in every format, the IATI and 360Giving files, reconciliation."""
+    reporter, auditor = staff["reporter"], staff["auditor"]
+    grants = auditor.json("grants", "list", "--call", "JMDI-DEMO")
+    committed = sum(Decimal(g["amount_eur"]) for g in grants)
+    budget = json.loads(reporter("report", "budget", "--programme", "JMDI", "--format", "json").stdout)
+    assert budget["programme_id"] == "JMDI" and Decimal(budget["committed_eur"]) == committed
+    assert "filename" not in budget  # the report itself, not the reply's envelope
+    table = reporter("report", "budget", "--programme", "JMDI").stdout
+    assert "Commitments and disbursements by window" in table
+    csv_text = reporter("report", "budget", "--programme", "JMDI", "--format", "csv").stdout
+    sections = [line for line in csv_text.splitlines() if line.startswith("# ")]
+    assert "# summary" in sections and len(sections) > 3 and "," in csv_text.splitlines()[1]
     xlsx = tmp_path / "budget.xlsx"
     reporter("report", "budget", "--programme", "JMDI", "--format", "xlsx", "--out", xlsx)
-    assert load_workbook(xlsx).sheetnames
+    assert xlsx.read_bytes()[:2] == b"PK" and load_workbook(xlsx).sheetnames
     reporter("report", "budget", "--format", "xlsx", expect=failures.INVALID_INPUT)
-    csv_text = reporter("report", "budget", "--programme", "JMDI", "--format", "csv").stdout
-    assert "," in csv_text.splitlines()[0]
     iati = tmp_path / "iati.xml"
     reporter("report", "iati", "--programme", "JMDI", "--out", iati)
-    assert iati.read_text().lstrip().startswith("<?xml")
+    assert iati.read_text().count("<iati-activity") == len(grants)
     giving = tmp_path / "360.json"
     reporter("report", "360giving", "--programme", "JMDI", "--out", giving)
-    assert json.loads(giving.read_text())["grants"]
-    reconciled = staff["auditor"]("report", "reconcile")
-    assert "differences" in reconciled.stdout or reconciled.stdout
-    staff["pm"]("report", "rebuild")
+    assert len(json.loads(giving.read_text())["grants"]) == len(grants)
+    assert auditor.json("report", "reconcile")["differences"] == []
+    rebuilt = staff["pm"].json("report", "rebuild")
+    assert rebuilt["events_replayed"] > 0

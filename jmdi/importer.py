@@ -1,0 +1,305 @@
+"""Bulk import of proposals from CSV or XLSX: validate every row, then submit all — or nothing.
+
+One row is one proposal. Columns (header names, any order; empty cells are left out):
+  window, target_country, title, summary, duration_months,
+  total_eligible_cost_eur, ec_amount_requested_eur, co_financing_eur,
+  budget_<heading> for each Annex III heading (budget_human_resources, budget_travel, ...),
+  lead_name, lead_type, lead_country, lead_registration_number, lead_email, lead_language,
+  partner1_name, partner1_type, ... partner1_language, partner2_..., (as many partners as needed),
+  idempotency_key (optional).
+Each row is checked with the calls service's own input schema (services/calls/schemas.py) and its eligibility
+rules (services/calls/domain) on the call and programme as the service describes them, before anything is sent. Only when every row passes are the rows submitted.
+A row's idempotency key is derived from the call, the file's name and the row's content (unless the file gives
+one), so running the same import again returns the proposals already submitted instead of duplicating them.
+"""
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from services.common.errors import Conflict, InvalidInput, JmdiError, NotFound, _flatten
+
+from . import failures
+from .failures import UsageProblem
+
+APPLICANT_FIELDS = ("name", "type", "country", "registration_number", "email", "language")
+PARTNER = re.compile(r"^partner(\d+)_(\w+)$")
+INTEGER_FIELDS = {"duration_months"}
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    submitted: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # {"row", "field", "message"}
+    checked_only: bool = False
+    stage: str = "validation"  # where errors were found: validation | submission
+
+    @property
+    def exit_code(self) -> int:
+        if not self.errors:
+            return failures.OK
+        codes = {e.get("code", failures.INVALID_INPUT) for e in self.errors}
+        return max(codes) if codes - {failures.INVALID_INPUT} else failures.INVALID_INPUT
+
+    def summary(self) -> dict:
+        return {"rows": self.rows, "valid": self.rows - len({e["row"] for e in self.errors}),
+                "submitted": len(self.submitted), "errors": len(self.errors),
+                "outcome": ("checked, nothing submitted" if self.checked_only and not self.errors else
+                            "nothing submitted: fix the rows listed" if self.errors and self.stage == "validation"
+                            else "some rows were refused; rerun after fixing them (submitted rows are not repeated)"
+                            if self.errors else "all rows submitted")}
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+def _cell(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        # spreadsheet numbers: keep the decimal digits a person typed, never a binary float in money
+        value = format(Decimal(repr(value)), "f") if value != int(value) else str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The file's rows as {column: text}, with header names lower-cased."""
+    if not path.exists():
+        raise UsageProblem(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+        try:
+            sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
+        except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
+            raise UsageProblem(f"{path} is not a readable XLSX workbook: {exc}") from None
+        values = list(sheet.iter_rows(values_only=True))
+    elif suffix in (".csv", ".txt"):
+        text = path.read_text(encoding="utf-8-sig")
+        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;\t")
+        values = list(csv.reader(io.StringIO(text), dialect))
+    else:
+        raise UsageProblem(f"{path}: expected a .csv or .xlsx file")
+    if not values:
+        raise UsageProblem(f"{path} is empty")
+    header = [(_cell(h) or "").lower() for h in values[0]]
+    rows = []
+    for cells in values[1:]:
+        row = {h: _cell(c) for h, c in zip(header, cells) if h}
+        if any(v is not None for v in row.values()):
+            rows.append(row)
+    return rows
+
+
+# --- shaping ------------------------------------------------------------------------------------------------------
+def row_payload(row: dict, call_id: str) -> dict:
+    """One row as submit_proposal's arguments (values stay text; the schema judges them)."""
+    payload = {"call_id": call_id}
+    budget, applicants = {}, {}
+    for column, value in row.items():
+        if value is None:
+            continue
+        if column.startswith("budget_"):
+            budget[column[len("budget_"):]] = value
+        elif column.startswith("lead_"):
+            applicants.setdefault(0, {"role": "lead"})[column[len("lead_"):]] = value
+        elif (match := PARTNER.match(column)) is not None:
+            applicants.setdefault(int(match.group(1)), {"role": "co_applicant"})[match.group(2)] = value
+        elif column in INTEGER_FIELDS:
+            payload[column] = int(value) if re.fullmatch(r"-?\d+", value) else value
+        else:
+            payload[column] = value
+    if budget:
+        payload["budget"] = budget
+    if applicants:
+        payload["applicants"] = [applicants[n] for n in sorted(applicants)]
+    return payload
+
+
+def idempotency_key(call_id: str, path: Path, payload: dict) -> str:
+    canonical = json.dumps({k: v for k, v in payload.items() if k != "idempotency_key"}, sort_keys=True)
+    digest = hashlib.sha256(f"{call_id}\n{path.name}\n{canonical}".encode()).hexdigest()[:32]
+    return f"import-{digest}"
+
+
+# --- checking -----------------------------------------------------------------------------------------------------
+def schema_errors(payload: dict) -> dict:
+    """The calls service's own input validation, run here: {field: messages}."""
+    from marshmallow import ValidationError
+
+    from services.calls.schemas import SubmitProposal
+    try:
+        SubmitProposal().load(payload)
+    except ValidationError as exc:
+        return _flatten(exc.messages)
+    return {}
+
+
+def call_errors(payload: dict, call: dict | None, programme: dict | None) -> dict:
+    """The call's own limits that a row can be checked against before submission."""
+    errors = {}
+    if call:
+        windows = {w.get("window") or w.get("code") for w in call.get("windows") or []}
+        if windows and payload.get("window") not in windows:
+            errors["window"] = [f"not a window of call {call.get('call_id') or call.get('id')}: "
+                                f"{', '.join(sorted(w for w in windows if w))}"]
+        amount = _decimal(payload.get("ec_amount_requested_eur"))
+        low, high = _decimal(call.get("min_grant_eur")), _decimal(call.get("max_grant_eur"))
+        if amount is not None and low is not None and high is not None and not low <= amount <= high:
+            errors["ec_amount_requested_eur"] = [f"{amount} is outside the call's grant limits {low}–{high}"]
+    if programme and programme.get("eligible_countries"):
+        if payload.get("target_country") not in programme["eligible_countries"]:
+            errors["target_country"] = [f"{payload.get('target_country')} is not an eligible country"]
+    return errors
+
+
+def eligibility_errors(payload: dict, call: dict | None, programme: dict | None) -> dict | None:
+    """The calls service's own eligibility rules (services/calls/domain), run here on the call and programme the
+    service described: {field: messages}. None when they cannot be rebuilt here (then call_errors is used)."""
+    if not call or not programme:
+        return None
+    from datetime import datetime, timezone
+
+    from services.calls.domain import call_from_dict, check_eligibility, programme_from_dict
+    from services.calls.store import PROPOSAL_FIELDS, api_field, domain_proposal
+    try:
+        rules = call_from_dict({
+            **{k: v for k, v in call.items() if k not in ("call_id", "windows", "min_grant_eur", "max_grant_eur",
+                                                          "evaluated_at", "proposals")},
+            "id": call["call_id"], "min_grant": call["min_grant_eur"], "max_grant": call["max_grant_eur"],
+            "windows": [{"code": w["window"], "allocation": w["allocation_eur"]} for w in call["windows"]]})
+        programme_rules = programme_from_dict({k: v for k, v in programme.items()
+                                               if k not in ("version", "updated_at", "created")})
+    except (JmdiError, KeyError, TypeError, ValueError):
+        return None  # another version of the service: its own check at submission still holds
+    proposal = domain_proposal(payload, "import-check")
+    errors = {}
+    for violation in check_eligibility(rules, programme_rules, proposal, datetime.now(timezone.utc)):
+        errors.setdefault(api_field(violation.field, PROPOSAL_FIELDS), []).append(
+            f"{violation.rule}: {violation.message}")
+    return errors
+
+
+def _decimal(value):
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def _call_context(connection, call_id: str):
+    """The call and its programme, when the service can tell (the rows are still checked without them)."""
+    from nameko.exceptions import MethodNotFound, RemoteError
+    unavailable = (JmdiError, MethodNotFound, RemoteError)
+    try:
+        call = connection.call("calls", "get_call", {"call_id": call_id})
+    except NotFound:
+        raise
+    except unavailable:
+        return None, None
+    programme = None
+    if call.get("programme_id"):
+        try:
+            programme = connection.call("calls", "get_programme", {"programme_id": call["programme_id"]})
+        except unavailable:
+            programme = None
+    return call, programme
+
+
+def _remote_check(connection, payload: dict) -> dict | None:
+    """The service's validation-only path (submit with dry_run), when it offers one: {field: messages}."""
+    try:
+        connection.call("calls", "submit_proposal", {**payload, "dry_run": True})
+    except InvalidInput as exc:
+        flat = _flatten(exc.errors)
+        if set(flat) == {"dry_run"}:
+            return None  # this service version has no dry run
+        return flat
+    except Conflict as exc:
+        return {d.get("field") or exc.rule: [d.get("message") or exc.reason] for d in exc.details} or \
+            {exc.rule: [exc.reason]}
+    return {}
+
+
+def import_proposals(connection, path: Path, call_id: str, check_only: bool = False, quiet: bool = False,
+                     remote_check: bool = False) -> ImportResult:
+    from rich.progress import Progress
+
+    from .output import _console
+
+    rows = read_rows(Path(path))
+    result = ImportResult(rows=len(rows), checked_only=check_only)
+    call, programme = _call_context(connection, call_id)
+    payloads, seen = [], {}
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        payload = row_payload(row, call_id)
+        payload.setdefault("idempotency_key", idempotency_key(call_id, Path(path), payload))
+        if payload["idempotency_key"] in seen:
+            result.errors.append({"row": number, "field": "(row)",
+                                  "message": f"duplicates row {seen[payload['idempotency_key']]}"})
+        seen.setdefault(payload["idempotency_key"], number)
+        problems = schema_errors(payload)
+        if not problems:
+            checked = eligibility_errors(payload, call, programme)
+            problems = checked if checked is not None else call_errors(payload, call, programme)
+        if not problems and remote_check:
+            problems = _remote_check(connection, payload) or {}
+        for name, messages in problems.items():
+            result.errors.append({"row": number, "field": name, "message": failures._join(messages)})
+        payloads.append((number, payload))
+    if result.errors or check_only:
+        return result
+
+    result.stage = "submission"
+    with Progress(console=_console(stderr=True), transient=True, disable=quiet) as progress:
+        task = progress.add_task(f"submitting to {call_id}", total=len(payloads))
+        for number, payload in payloads:
+            try:
+                proposal = connection.call("calls", "submit_proposal", payload)
+                result.submitted.append({"row": number, "reference": proposal.get("reference"),
+                                         "proposal_id": proposal.get("proposal_id")})
+            except (InvalidInput, Conflict, NotFound) as exc:
+                code, line, _ = failures.describe(exc)
+                result.errors.append({"row": number, "field": getattr(exc, "rule", "(row)"), "message": line,
+                                      "code": code})
+            progress.advance(task)
+    return result
+
+
+def flatten(payload: dict) -> dict:
+    """A submit_proposal payload as one import row (the inverse of row_payload): for templates and tests."""
+    row = {k: v for k, v in payload.items() if k not in ("call_id", "budget", "applicants")}
+    for heading, amount in (payload.get("budget") or {}).items():
+        row[f"budget_{heading}"] = amount
+    partners = 0
+    for applicant in payload.get("applicants") or []:
+        if applicant.get("role") == "lead":
+            prefix = "lead_"
+        else:
+            partners += 1
+            prefix = f"partner{partners}_"
+        row.update({prefix + key: applicant.get(key) for key in APPLICANT_FIELDS})
+    return {k: (str(v) if v is not None else None) for k, v in row.items()}
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """Rows to CSV or XLSX (by suffix), columns in first-seen order."""
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+        book = Workbook()
+        sheet = book.active
+        sheet.append(columns)
+        for row in rows:
+            sheet.append([row.get(c) for c in columns])
+        book.save(path)
+        return
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, columns)
+        writer.writeheader()
+        writer.writerows(rows)
