@@ -271,14 +271,8 @@ def rebuild(uow: UnitOfWork) -> dict:
 
 
 def refresh_gauges(uow: UnitOfWork) -> None:
-    """Set the financial gauges from the current report when events were applied since the last time."""
+    """Set the financial gauges from the headline totals when events were applied since the last time."""
     last_seq, _ = queries.last_archived(uow.session)
     if not gauges.stale(last_seq):
         return
-    try:
-        report, _ = build_report(uow, None, None)
-    except NotFound:
-        report = None
-    except Conflict:
-        return  # inconsistent facts: keep the last figures; the report RPCs say what is wrong
-    gauges.set_financial(report, last_seq)
+    gauges.set_financial(queries.headline_totals(uow.session), last_seq)

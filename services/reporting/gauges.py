@@ -1,4 +1,4 @@
-"""Financial gauges for the Grafana finance dashboard, set from the budget report (all programmes, now).
+"""Financial gauges for the Grafana finance dashboard: the headline totals (all programmes, now), by SQL.
 
 Every replica exports the same figures (they come from the shared database): dashboards over several replicas
 should aggregate them with max by (window), not sum.
@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 from prometheus_client import Gauge, Histogram
 
-from .budget_report import BudgetReport
 
 COMMITTED = Gauge("jmdi_committed_eur", "EUR committed (awards, as amended) by call window", ["window"])
 DISBURSED = Gauge("jmdi_disbursed_eur", "EUR disbursed (tranches paid) by call window", ["window"])
@@ -37,17 +36,17 @@ def stale(last_seq) -> bool:
     return _refreshed["seq"] != last_seq or time.monotonic() - _refreshed["at"] > MAX_AGE_SECONDS
 
 
-def set_financial(report: BudgetReport | None, last_seq=None):
-    """Replace the financial gauges by the report's figures (None: no programme known yet, no series)."""
+def set_financial(totals=None, last_seq=None):
+    """Replace the financial gauges by the headline totals (queries.HeadlineTotals; None: no series yet)."""
     with _lock:
         for gauge in (COMMITTED, DISBURSED, ALLOCATION, COUNTRY_COMMITTED, COUNTRY_DISBURSED):
             gauge.clear()  # a window or country that disappeared (rebuild, decline) must not linger
-        if report is not None:
-            for line in report.by_window:
-                COMMITTED.labels(line.window).set(float(line.committed))
-                DISBURSED.labels(line.window).set(float(line.disbursed))
-                ALLOCATION.labels(line.window).set(float(line.allocation))
-            for line in report.by_country:
-                COUNTRY_COMMITTED.labels(line.country).set(float(line.committed))
-                COUNTRY_DISBURSED.labels(line.country).set(float(line.disbursed))
+        if totals is not None:
+            for window, (allocation, committed, disbursed) in totals.windows.items():
+                COMMITTED.labels(window).set(float(committed))
+                DISBURSED.labels(window).set(float(disbursed))
+                ALLOCATION.labels(window).set(float(allocation))
+            for country, (committed, disbursed) in totals.countries.items():
+                COUNTRY_COMMITTED.labels(country).set(float(committed))
+                COUNTRY_DISBURSED.labels(country).set(float(disbursed))
         _refreshed.update(seq=last_seq, at=time.monotonic())
