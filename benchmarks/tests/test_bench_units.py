@@ -46,22 +46,6 @@ def test_profile_summary_separates_idle_from_busy_frames():
     assert summary["top_self"][0] == {"frame": "submit_proposal (services/calls/commands.py)", "pct_of_busy": 75.0}
 
 
-class CollectingSession:
-    """Just enough of a Session for the projectors: nothing exists yet, everything added is collected."""
-
-    def __init__(self):
-        self.added = []
-
-    def get(self, _model, _key):
-        return None
-
-    def add(self, row):
-        self.added.append(row)
-
-    def flush(self):
-        pass
-
-
 def _csv_lines(model_rows):
     writers = {}
     for model, values in model_rows:
@@ -80,10 +64,11 @@ def test_the_data_set_events_are_valid_and_project_to_the_rows_the_bench_loads()
     for body in bodies:
         event = parse_event(body)  # every event passes the consumers' own validation
         loaded += list(dataset.ROWS_FROM_EVENT[body["event_type"]](body))
-        session = CollectingSession()
-        projections.project(SimpleNamespace(session=session), event)
-        projected += [(type(row), {c.name: getattr(row, c.key) for c in type(row).__mapper__.column_attrs
-                                   for c in [c.columns[0]]}) for row in session.added]
+        writer = projections.FactWriter(session=None)  # collects the rows; never flushed here
+        projections.project(SimpleNamespace(session=None), event, writer)
+        projected += [(model, {model.__mapper__.column_attrs[key].columns[0].name: value
+                               for key, value in values.items()})
+                      for model, rows in writer.rows.items() for values in rows.values()]
     assert _csv_lines(loaded) == _csv_lines(projected)
 
 

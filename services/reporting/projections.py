@@ -7,6 +7,9 @@ into emptied tables. No projector reads the clock: a rebuild gives exactly the l
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, insert, select, text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.common.db import UnitOfWork
 from services.common.events import Event, parse_event
@@ -28,9 +31,29 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
          "body": e.body, "archived_at": archived_at} for e in events])
 
 
-def _add_once(session, row, key):
-    if session.get(type(row), key) is None:
-        session.add(row)
+class FactWriter:
+    """Collects the fact rows of a batch and writes each table with one multi-row INSERT that skips keys already
+    there: no read before write, a handful of round trips per batch instead of two per event. The first row of
+    a key wins, within the batch as against the table — the same as applying the events one by one."""
+
+    def __init__(self, session):
+        self.session = session
+        self.rows: dict[type, dict] = {}
+
+    def add(self, row, key):
+        columns = sa_inspect(type(row)).column_attrs
+        self.rows.setdefault(type(row), {}).setdefault(key, {c.key: getattr(row, c.key) for c in columns})
+
+    def flush(self):
+        insert_ignoring = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        for model, rows in self.rows.items():
+            if rows:
+                self.session.execute(insert_ignoring(model).on_conflict_do_nothing(), list(rows.values()))
+        self.rows.clear()
+
+
+def _add_once(writer: FactWriter, row, key):
+    writer.add(row, key)
 
 
 def _money_map(values: dict) -> dict:
@@ -197,11 +220,16 @@ PROJECTORS = {
 }
 
 
-def project(uow: UnitOfWork, event: Event):
+def project(uow: UnitOfWork, event: Event, writer: FactWriter | None = None):
+    """Project one event; with a writer, its rows wait for the writer's flush (batches, rebuild)."""
     projector = PROJECTORS.get(event.event_type)
-    if projector is not None:
-        projector(uow.session, event)
-        uow.session.flush()
+    if projector is None:
+        return
+    own_writer = writer is None
+    writer = writer or FactWriter(uow.session)
+    projector(writer, event)
+    if own_writer:
+        writer.flush()
 
 
 REBUILD_PAGE = 1000
@@ -223,7 +251,9 @@ def rebuild(uow: UnitOfWork) -> int:
                                .order_by(ArchivedEvent.seq).limit(REBUILD_PAGE)).all()
         if not page:
             return count
+        writer = FactWriter(session)
         for seq, body in page:
-            project(uow, parse_event(body))
+            project(uow, parse_event(body), writer)
             last_seq = seq
+        writer.flush()
         count += len(page)

@@ -78,8 +78,10 @@ class ReportingService(ServiceBase):
     def apply_events(self, events, uow):
         """Archive and project a batch of new events in one transaction (the kit skips those already applied)."""
         projections.archive_many(uow, events)
+        writer = projections.FactWriter(uow.session)
         for event in events:
-            projections.project(uow, event)
+            projections.project(uow, event, writer)
+        writer.flush()
         gauges.projection_applied(max(event.occurred_at for event in events))
 
     @http("GET", "/metrics")
