@@ -38,13 +38,17 @@ class BatchEventHandler(Entrypoint):
         super().__init__(**kwargs)
 
     def setup(self):
+        from .config import as_bool
         from .entrypoints import queue_arguments
         service = self.container.service_name
         arguments = queue_arguments(self.container.config)
+        # with broker definitions (DECLARE_TOPOLOGY=false) the queues exist and a least-privilege user may not
+        # declare the producers' exchanges: consume without declaring anything
+        declare = as_bool(self.container.config.get("DECLARE_TOPOLOGY", True))
         self.queues = [
             Queue(queue_name(producer_of(t), t, service),
-                  exchange=Exchange(exchange_name(producer_of(t)), type="topic", durable=True),
-                  routing_key=t, durable=True, auto_delete=False, queue_arguments=arguments)
+                  exchange=Exchange(exchange_name(producer_of(t)), type="topic", durable=True, no_declare=not declare),
+                  routing_key=t, durable=True, auto_delete=False, queue_arguments=arguments, no_declare=not declare)
             for t in self.event_types
         ]
 

@@ -111,12 +111,33 @@ def _payload(args, kwargs) -> dict:
     return dict(args[0]) if args else dict(kwargs)
 
 
+def unstorable_text(value, path: str = "") -> dict:
+    """Field -> message for every string a database cannot hold (NUL, lone surrogates), however deep."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return {path or "_schema": ["must not contain NUL characters"]}
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return {path or "_schema": ["is not valid Unicode text"]}
+        return {}
+    found = {}
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        key_problems = unstorable_text(key, f"{path}.{key!r}" if path else repr(key)) if isinstance(key, str) else {}
+        found.update(key_problems or unstorable_text(item, f"{path}.{key}" if path else str(key)))
+    return found
+
+
 def load_input(schema: Schema, payload: dict) -> dict:
+    problems = unstorable_text(payload)
+    if problems:
+        raise InvalidInput(problems)
     try:
         return schema.load(payload)
     except ValidationError as exc:
         raise InvalidInput(exc.messages) from None
-    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+    except (TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as exc:
         # marshmallow met something no field expects (nested junk); still the caller's input, not our failure
         raise InvalidInput({"_schema": [f"unreadable input: {type(exc).__name__}"]}) from None
 
@@ -164,6 +185,7 @@ def operation(schema: type[Schema] | None = None):
                 raise
             return to_wire(result)
 
+        wrapper.input_schema = input_schema
         return rpc(expected_exceptions=EXPECTED_ERRORS)(wrapper)
 
     return decorator

@@ -26,6 +26,8 @@ def to_money(value) -> Decimal:
         raise MoneyError("must be a decimal string")
     if not value.is_finite():
         raise MoneyError("must be a finite amount")
+    if value.adjusted() > 14:  # beyond any programme (and beyond what quantize to the cent can hold)
+        raise MoneyError("is out of range")
     if value.as_tuple().exponent < -2 and value != value.quantize(CENT):
         raise MoneyError("has more than two decimal places")
     return value.quantize(CENT)

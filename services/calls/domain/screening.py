@@ -110,6 +110,13 @@ class ExclusionList:
     @classmethod
     def from_csv(cls, text: str) -> "ExclusionList":
         """Columns: name, registration_number (either may be blank, not both), reason (optional column)."""
+        try:
+            return cls._parse(text)
+        except csv.Error as exc:  # e.g. a field beyond the csv module's size limit: the file is unreadable
+            raise InvalidInput({"csv": [f"not a readable CSV file: {exc}"]}) from None
+
+    @classmethod
+    def _parse(cls, text: str) -> "ExclusionList":
         if text.startswith("\ufeff"):
             text = text[1:]
         reader = csv.reader(io.StringIO(text))

@@ -82,3 +82,12 @@ def test_screen_clean_proposal_and_blank_numbers_never_match():
     lst = ExclusionList.from_csv("name,registration_number\nSomeone Else,\n")
     proposal = make_proposal(applicants=(lead(registration_number=""), partner(registration_number="")))
     assert lst.screen(proposal) == []
+
+
+def test_an_unreadable_exclusion_file_is_invalid_input():
+    import pytest
+    from services.calls.domain import ExclusionList
+    from services.common.errors import InvalidInput
+    with pytest.raises(InvalidInput) as refused:
+        ExclusionList.from_csv("name,registration_number\n\"" + "x" * 200_000 + "\",1\n")
+    assert "csv" in refused.value.errors

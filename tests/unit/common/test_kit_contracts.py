@@ -155,3 +155,14 @@ def test_every_setting_the_services_read_is_listed():
         elif path.suffix == ".py":
             read |= set(re.findall(r"environ(?:\.get)?\(\s*[\"']([A-Z_][A-Z0-9_]*)", path.read_text()))
     assert read - listed == set()
+
+
+def test_text_no_database_can_store_is_refused_as_input():
+    from services.common.entrypoints import unstorable_text
+    assert unstorable_text({"title": "Diaspora\x00", "applicants": [{"name": "\ud800"}], "ok": "Développement"}) == {
+        "title": ["must not contain NUL characters"], "applicants.0.name": ["is not valid Unicode text"]}
+
+
+def test_absurd_amounts_are_out_of_range_not_a_crash():
+    with pytest.raises(MoneyError, match="out of range"):
+        to_money("1e400")
