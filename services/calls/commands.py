@@ -43,8 +43,8 @@ def load_programme(uow: UnitOfWork, source, now: datetime) -> dict:
     else:
         try:
             programme = load_programme_file(_shipped_file(source))
-        except NotFound:
-            raise NotFound("programme file", source) from None  # not the server's paths
+        except (NotFound, OSError):  # no such file, or a name no file can have (too long, ...)
+            raise NotFound("programme file", source[:200]) from None  # not the server's paths
     row = uow.session.get(ProgrammeRow, programme.id, with_for_update=True)
     before = None if row is None else row.definition
     if row is None:
