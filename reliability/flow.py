@@ -348,3 +348,15 @@ class Flow:
         for caller in self.callers.values():
             seen.update(caller.seen)
         return seen
+
+
+def run_with_fault(bed, name: str, events: int, fault, outcome, log, threads: int, at: float = 0.4) -> "Flow":
+    """A flow of `events` with `fault` started once `at` of it is done; the flow's problems fail the outcome."""
+    flow = Flow(bed, name, threads=threads)
+    try:
+        flow.run(events, faults=[(at, fault)], log=log)
+    finally:
+        flow.close()
+    for problem in flow.problems:
+        outcome.fail(f"flow: {problem}")
+    return flow

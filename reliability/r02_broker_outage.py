@@ -12,7 +12,7 @@ from services.common.topology import SERVICES, subscriptions
 
 from . import invariants
 from .faults import BrokerFault
-from .flow import Flow
+from .flow import run_with_fault
 from .scenario import scenario
 from .staff import Caller
 from .testbed import Testbed
@@ -52,13 +52,7 @@ def run(outcome, sizes, log, broker_restart: bool = False, **_):
             log(f"broker outage: {cut} connections cut over {sizes.fault_pause}s, recovered in "
                 f"{measured['recovery_s']}s")
 
-        flow = Flow(bed, "r2", threads=sizes.threads)
-        try:
-            flow.run(sizes.fault_flow_events, faults=[(0.4, outage)], log=log)
-        finally:
-            flow.close()
-        for problem in flow.problems:
-            outcome.fail(f"flow: {problem}")
+        flow = run_with_fault(bed, "r2", sizes.fault_flow_events, outage, outcome, log, sizes.threads)
         outcome.check(measured.get("recovery_s", 999) < 300, "services did not reconnect within 300s")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         seen = flow.callers_saw()

@@ -10,7 +10,7 @@ from services.common.topology import SERVICES
 
 from . import invariants
 from .faults import DatabaseFault
-from .flow import TRANSIENT, Flow
+from .flow import TRANSIENT, run_with_fault
 from .scenario import scenario
 from .staff import Caller
 from .testbed import Testbed
@@ -51,13 +51,7 @@ def run(outcome, sizes, log, **_):
             log(f"database outage: {cut} backends cut over {sizes.fault_pause}s, recovered in "
                 f"{measured['recovery_s']}s")
 
-        flow = Flow(bed, "r3", threads=sizes.threads)
-        try:
-            flow.run(sizes.fault_flow_events, faults=[(0.4, outage)], log=log)
-        finally:
-            flow.close()
-        for problem in flow.problems:
-            outcome.fail(f"flow: {problem}")
+        flow = run_with_fault(bed, "r3", sizes.fault_flow_events, outage, outcome, log, sizes.threads)
         seen = flow.callers_saw()
         unclear = {name: n for name, n in seen.items() if not clear(name)}
         outcome.check(not unclear, f"callers got errors that do not say what happened: {unclear}")

@@ -8,7 +8,6 @@ poison message is isolated and the rest still pass. The inbox keys are the same 
 (`<service>.on_<event_type>`), so switching a service between the two modes never re-applies anything.
 """
 import functools
-import json
 import logging
 import time
 

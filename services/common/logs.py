@@ -30,7 +30,6 @@ def _correlation_id():
     """The call-id stack of the nameko worker running in this greenthread, if any."""
     try:
         import eventlet
-        from nameko.containers import WorkerContext  # noqa: F401  (only to know nameko is importable)
         worker_ctx = getattr(eventlet.getcurrent(), "jmdi_worker_ctx", None)
     except Exception:
         return None

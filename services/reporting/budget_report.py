@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from services.common.money import CENT, money_str, to_money
+from services.common.money import money_str, to_money
 
 ZERO = Decimal("0.00")
 RATE_PLACES = Decimal("0.0001")

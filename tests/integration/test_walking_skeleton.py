@@ -1,6 +1,4 @@
 """One thin flow through all four services on the real broker and databases."""
-from datetime import date
-from decimal import Decimal
 
 import pytest
 

@@ -2,7 +2,6 @@
 import os
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import create_engine, func, select, text

@@ -15,7 +15,7 @@ from enum import Enum
 from services.common.errors import Conflict, InvalidInput
 from services.common.money import money_str, round_money
 
-from ._values import ZERO, money, months, text
+from ._values import money, months, text
 from .annex import HEADINGS, check_caps, normalise_budget, total_eligible
 from .budget import CallLimits, ProgrammeBudget, WindowBudget
 

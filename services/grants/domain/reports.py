@@ -7,7 +7,7 @@ conditions) or return it with a reason (the consortium submits a corrected one).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum

@@ -1,5 +1,5 @@
 """Builders shared by the grants unit tests (plain functions, no fixtures magic)."""
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal as D
 
 from services.grants.domain import (CallLimits, ProgrammeBudget, ProposalCopy, RankingList, WindowBudget)
