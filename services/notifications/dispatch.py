@@ -18,9 +18,11 @@ import binascii
 import email.utils
 import logging
 import re
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from services.common.db import UnitOfWork, utcnow
 
@@ -111,7 +113,19 @@ class Dispatcher:
             log.exception("delivering notification %s failed unexpectedly", notification.id)
             self.record_failure(notification, exc, temporary=True)
         else:
-            self.record_sent(notification)
+            self.record_sent_persistently(notification)
+
+    def record_sent_persistently(self, notification: Notification, attempts: int = 8):
+        """The SMTP server has the message: recording that must outlast a short database outage, or the claim
+        expires and the message goes out again (with the same Message-ID)."""
+        for attempt in range(attempts):
+            try:
+                return self.record_sent(notification)
+            except DBAPIError as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("recording notification %s as sent failed (%s); retrying", notification.id, exc)
+                time.sleep(min(0.5 * 2 ** attempt, 8.0))
 
     def _locked(self, notification_id: str) -> Notification | None:
         return self.uow.session.execute(select(Notification).where(Notification.id == notification_id)
