@@ -10,7 +10,7 @@ import logging
 import time
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from . import metrics
 from .db import DatabaseCore, UnitOfWork, utcnow
@@ -71,11 +71,12 @@ def consume(uow: UnitOfWork, consumer: str, body, headers: dict, apply, policy: 
         store_dead_letter(uow.core, consumer, body, headers, f"invalid event: {exc}", attempts=1)
         metrics.EVENTS_HANDLED.labels(service, _event_type_of(body), DEAD_LETTERED).inc()
         return DEAD_LETTERED
-    error = None
+    error = failure = None
     for attempt in range(1, policy.attempts + 1):
         try:
             outcome = apply_once(uow, consumer, event, apply)
         except Exception as exc:
+            failure = exc
             error = f"{type(exc).__name__}: {exc}"
             log.warning("%s failed on %s (attempt %d/%d): %s", consumer, event, attempt, policy.attempts, error)
             metrics.EVENTS_HANDLED.labels(service, event.event_type, "failed").inc()
@@ -86,6 +87,9 @@ def consume(uow: UnitOfWork, consumer: str, body, headers: dict, apply, policy: 
             metrics.INBOX_DUPLICATES.labels(service, event.event_type).inc()
         metrics.EVENTS_HANDLED.labels(service, event.event_type, outcome).inc()
         return outcome
+    if isinstance(failure, (OperationalError, InterfaceError)):
+        # the database is away, the message is fine: requeue it (redelivered and retried), never dead-letter it
+        raise failure
     store_dead_letter(uow.core, consumer, body, headers, error, attempts=policy.attempts)
     metrics.EVENTS_HANDLED.labels(service, event.event_type, DEAD_LETTERED).inc()
     return DEAD_LETTERED
