@@ -1,7 +1,7 @@
 import json
 import logging
 
-from services.common.logs import ExpectedErrorsWithoutTraceback, JsonFormatter
+from services.common.launch.logs import ExpectedErrorsWithoutTraceback, JsonFormatter
 
 
 def record(msg, exc=False):

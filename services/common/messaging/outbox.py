@@ -1,0 +1,122 @@
+"""The outbox relay: publishes committed outbox rows to the service's events exchange, then marks them sent.
+
+Woken right after every commit that wrote events; a periodic sweep is the safety net (broker was down, a
+process died between commit and publish). On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so
+several processes of one service never publish the same row concurrently. A crash after publishing and before
+marking publishes the row again later: consumers' inboxes absorb that duplicate.
+"""
+import json
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+
+from ..runtime import metrics
+from ..storage.db import DatabaseCore, utcnow
+from ..storage.tables import outbox
+from ..values.retry import OUTBOX_RELAY
+from .crashpoints import crash_point
+from .publisher import ConfirmingPublisher, PublishFailed
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, core: DatabaseCore, amqp_uri: str, batch_size: int = 500, sweep_seconds: float = 2.0,
+                 retention: timedelta = timedelta(days=7)):
+        self.core = core
+        self.publisher = ConfirmingPublisher(amqp_uri)
+        self.batch_size = batch_size
+        self.sweep_seconds = sweep_seconds
+        self.retention = retention
+        self._wake = threading.Event()
+        self._stopped = False
+        self._last_housekeeping = 0.0
+
+    def wake(self):
+        self._wake.set()
+
+    def stop(self):
+        self._stopped = True
+        self._wake.set()
+
+    def run(self):
+        failures = 0
+        while not self._stopped:
+            try:
+                self.drain()
+                self._housekeeping()
+                failures = 0
+            except Exception as exc:  # broker or database away: rows stay pending, try again with backoff
+                failures += 1
+                log.warning("outbox relay: %s (attempt %d)", exc, failures)
+                time.sleep(OUTBOX_RELAY.delay(failures))
+                continue
+            self._wake.wait(self.sweep_seconds)
+            self._wake.clear()
+        self.publisher.close()
+
+    def drain(self) -> int:
+        """Publish every pending row; return how many were published."""
+        published = 0
+        while True:
+            with self.core.exclusive(), self.core.engine.begin() as conn:
+                rows = conn.execute(
+                    select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
+                           outbox.c.event_id, outbox.c.event_type)
+                    .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                if not rows:
+                    return published
+                crash_point("outbox.before_publish")
+                try:
+                    self.publisher.publish_batch(
+                        [(r.exchange, r.routing_key, r.body, r.headers, r.event_id, r.event_type) for r in rows])
+                    failure = None
+                except PublishFailed as exc:
+                    failure = exc
+                    # counted here and committed: raising inside this block would roll the count back
+                    conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                                 .values(attempts=outbox.c.attempts + 1))
+                else:
+                    crash_point("outbox.after_publish")
+                    conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                                 .values(published_at=utcnow()))
+            if failure is not None:
+                raise failure
+            for r in rows:
+                metrics.EVENTS_PUBLISHED.labels(self.core.service, r.event_type).inc()
+            published += len(rows)
+            if len(rows) < self.batch_size:
+                return published
+
+    def _housekeeping(self):
+        """Refresh the backlog gauges and forget rows published long ago (at most every few seconds)."""
+        now = time.monotonic()
+        if now - self._last_housekeeping < self.sweep_seconds:
+            return
+        self._last_housekeeping = now
+        with self.core.exclusive(), self.core.engine.begin() as conn:
+            pending, oldest = conn.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))).one()
+            conn.execute(delete(outbox).where(outbox.c.published_at < utcnow() - self.retention))
+        metrics.OUTBOX_PENDING.labels(self.core.service).set(pending)
+        age = 0.0
+        if oldest is not None:
+            if oldest.tzinfo is None:  # SQLite returns naive datetimes
+                oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+            age = max(0.0, (utcnow() - oldest).total_seconds())
+        metrics.OUTBOX_OLDEST_AGE.labels(self.core.service).set(age)
+
+
+def pending_count(core: DatabaseCore) -> int:
+    with core.engine.connect() as conn:
+        return conn.execute(select(func.count()).where(outbox.c.published_at.is_(None))).scalar_one()
+
+
+def outbox_bodies(core: DatabaseCore):
+    with core.engine.connect() as conn:
+        return [json.loads(b) for (b,) in conn.execute(select(outbox.c.body).order_by(outbox.c.id))]

@@ -1,0 +1,258 @@
+"""Database access for a service: engine and unit of work with the transactional outbox.
+
+The unit of work is where events leave an aggregate: `uow.emit()` validates the event against its contract and
+writes it to the outbox in the same transaction as the state change, so both commit or neither does. The nameko
+provider that hands each worker a unit of work is services/common/service/database.py.
+"""
+import json
+import logging
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import create_engine, event, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..contracts.events import Event, make_event
+from ..contracts.topology import exchange_name
+from ..values.retry import STALE_CONNECTION_RETRIES
+from ..values.wire import to_wire
+from .tables import audit_log, outbox
+
+log = logging.getLogger(__name__)
+
+# built once: the values are parameters, so each statement is compiled once and cached
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_AUDIT = insert(audit_log)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def insert_rows(session: Session, table, rows: list, *, columns: tuple[str, ...] | None = None,
+                ignore_conflicts: bool = False, page_size: int = 1000) -> None:
+    """Insert `rows` into `table` (a Table or an ORM class) in the session's transaction: dicts with the same
+    keys, or tuples of the values of `columns` in that order. On PostgreSQL one multi-row
+    `INSERT ... VALUES (...), (...)` per `page_size` rows (psycopg2's execute_values; its executemany costs one
+    round trip per row), the column types' own bind processing applied; `ignore_conflicts` adds ON CONFLICT DO
+    NOTHING (the first row of a key wins, in the table as within the rows). Elsewhere (SQLite) the same through
+    SQLAlchemy."""
+    if not rows:
+        return
+    session.flush()  # what the session holds goes first, as an ORM statement would have it
+    table = getattr(table, "__table__", table)
+    dialect = session.get_bind().dialect
+    keys = tuple(columns) if columns is not None else tuple(rows[0])
+    plan = _insert_plan(table, keys, ignore_conflicts, dialect)
+    if plan is None:
+        if ignore_conflicts:
+            if dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            statement = dialect_insert(table).on_conflict_do_nothing()
+        else:
+            statement = insert(table)
+        session.connection().execute(statement, [dict(zip(keys, r)) for r in rows] if columns is not None else rows)
+        return
+    from psycopg2.extras import execute_values
+
+    sql, processors = plan
+    if columns is None:
+        rows = [tuple(row[k] for k in keys) for row in rows]
+    if any(p is not None for p in processors):
+        rows = [tuple(v if p is None else p(v) for v, p in zip(row, processors)) for row in rows]
+    cursor = session.connection().connection.cursor()
+    try:
+        execute_values(cursor, sql, rows, page_size=page_size)
+    finally:
+        cursor.close()
+
+
+_INSERT_PLANS: dict = {}
+
+
+def _insert_plan(table, keys: tuple[str, ...], ignore_conflicts: bool, dialect):
+    """The statement and the columns' bind processors for a multi-row insert of `keys` into `table`, built once
+    per table and columns; None where execute_values does not apply (not psycopg2, or a column default the rows
+    leave to SQLAlchemy)."""
+    cache_key = (table, keys, ignore_conflicts, dialect.name, dialect.driver)
+    if cache_key in _INSERT_PLANS:
+        return _INSERT_PLANS[cache_key]
+    plan = None
+    missing_defaults = any(c.default is not None and c.key not in keys for c in table.columns)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg2" and not missing_defaults:
+        quote = dialect.identifier_preparer
+        columns = [table.c[k] for k in keys]
+        sql = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) "
+               f"VALUES %s{' ON CONFLICT DO NOTHING' if ignore_conflicts else ''}")
+        plan = sql, tuple(c.type._cached_bind_processor(dialect) for c in columns)
+    _INSERT_PLANS[cache_key] = plan
+    return plan
+
+
+def create_db_engine(url: str, pool_size: int = 10):
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    # No pre-ping (a round trip per checkout): a connection that went stale in the pool (PostgreSQL restarted)
+    # fails its statement, SQLAlchemy then discards every older pooled connection, and the unit of work is run
+    # again once (`retrying_stale`): a restart costs one retry, not a failed request per stale connection.
+    # Connections open lazily, at most pool_size: sized to the worker pool, not beyond, because every replica of
+    # every service shares the server's max_connections. No overflow: an overflow connection is closed when it
+    # comes back, so under a rush each checkout beyond the kept ones would open a new server backend.
+    return create_engine(url, pool_size=max(2, pool_size), max_overflow=0, pool_recycle=600, pool_timeout=60)
+
+
+def stale_connection(exc: BaseException) -> bool:
+    """The database dropped the connection (a restart, a terminated backend): the transaction is lost, and the
+    pool has already discarded the connections opened before."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def retrying_stale(work, undo=None):
+    """work() run again when the database dropped the connection under it: nothing of its transaction was
+    committed (`undo()` first rolls back what is left of it), and the pool now gives a fresh connection. An
+    operation passes its use case without the commit: a COMMIT whose connection is lost may have committed."""
+    for attempt in range(1, STALE_CONNECTION_RETRIES + 2):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not stale_connection(exc) or attempt > STALE_CONNECTION_RETRIES:
+                raise
+            log.warning("database connection lost (%s): running the unit of work again", exc.orig)
+            if undo is not None:
+                undo()
+    raise AssertionError("unreachable")
+
+
+class DatabaseCore:
+    """Engine and session factory of one service database, usable with or without nameko."""
+
+    def __init__(self, url: str, service: str, pool_size: int = 10):
+        self.url = url
+        self.service = service
+        self.engine = create_db_engine(url, pool_size)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; its C driver blocks the whole eventlet hub while it waits for a lock,
+        # so the embedded default serialises units of work in-process instead.
+        self._sqlite_lock = threading.RLock() if self.is_sqlite else None
+        self.on_commit_with_events = []  # callbacks (the outbox relay's wake-up)
+
+    @contextmanager
+    def exclusive(self):
+        if self._sqlite_lock is None:
+            yield
+        else:
+            with self._sqlite_lock:
+                yield
+
+    def unit_of_work(self, actor=None, identity=None, operation=None, correlation_id=None) -> "UnitOfWork":
+        return UnitOfWork(self, actor=actor, identity=identity, operation=operation, correlation_id=correlation_id)
+
+    def dispose(self):
+        self.engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction at a time on the service database, collecting the events it emits."""
+
+    def __init__(self, core: DatabaseCore, actor=None, identity=None, operation=None, correlation_id=None):
+        self.core = core
+        self.identity = identity
+        self.actor = actor
+        self.operation = operation
+        self.correlation_id = correlation_id
+        self._session: Session | None = None
+        self._locked = False
+        self.emitted: list[Event] = []
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            if self.core._sqlite_lock is not None:
+                self.core._sqlite_lock.acquire()
+                self._locked = True
+            self._session = self.core.sessionmaker()
+        return self._session
+
+    def emit(self, event_type: str, data: dict, occurred_at: datetime | None = None) -> Event:
+        """Validate the event and add it to the outbox in this transaction."""
+        actor = self.actor or (self.identity.user if self.identity else None)
+        evt = make_event(event_type, data, producer=self.core.service, actor=actor, occurred_at=occurred_at)
+        headers = {"nameko.correlation_id": self.correlation_id} if self.correlation_id else {}
+        self.session.execute(_INSERT_OUTBOX, dict(
+            event_id=evt.event_id, event_type=event_type, exchange=exchange_name(self.core.service),
+            routing_key=event_type, body=json.dumps(evt.body), headers=headers, created_at=utcnow(), attempts=0,
+        ))
+        self.emitted.append(evt)
+        return evt
+
+    def audit(self, operation: str, entity: str | None, detail: dict, outcome: str = "done"):
+        self.session.execute(_INSERT_AUDIT, self._audit_row(operation, entity, to_wire(detail), outcome))
+
+    def _audit_row(self, operation: str, entity: str | None, detail: dict, outcome: str = "done") -> dict:
+        return dict(at=utcnow(), user=self.identity.user if self.identity else self.actor,
+                    roles=list(self.identity.roles) if self.identity else [], operation=operation, outcome=outcome,
+                    entity=entity, detail=detail, correlation_id=self.correlation_id)
+
+    def _audit_emitted(self):
+        # every event a staff operation caused is its audit record: who, what, on which entity, the after-state
+        # (the event's wire form already: no conversion); one INSERT for all of them
+        if self.identity is None or not self.operation or not self.emitted:
+            return
+        self.session.execute(_INSERT_AUDIT, [
+            self._audit_row(self.operation, entity_of(evt), {"event_type": evt.event_type, "event_id": evt.event_id,
+                                                             "data": evt.body["data"]})
+            for evt in self.emitted])
+
+    def commit(self):
+        if self._session is None:
+            return
+        had_events = bool(self.emitted)
+        try:
+            self._audit_emitted()
+            self._session.commit()
+        finally:
+            self._end()
+        if had_events:
+            for callback in self.core.on_commit_with_events:
+                callback()
+
+    def rollback(self):
+        if self._session is None:
+            return
+        try:
+            self._session.rollback()
+        finally:
+            self._end()
+
+    def _end(self):
+        session, self._session = self._session, None
+        self.emitted = []
+        try:
+            session.close()
+        finally:
+            if self._locked:
+                self._locked = False
+                self.core._sqlite_lock.release()
+
+    close = rollback
+
+
+def entity_of(evt: Event) -> str | None:
+    for key in ("grant_id", "proposal_id", "call_id", "payment_id", "report_id", "notification_id"):
+        if key in evt.body["data"]:
+            return f"{key[:-3]}:{evt.body['data'][key]}"
+    return None
