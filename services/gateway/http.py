@@ -1,0 +1,139 @@
+"""The staff API's HTTP server and entrypoint, beside the /metrics server every service has.
+
+nameko runs one web server per container (WEB_SERVER_ADDRESS, here the metrics port like the other services);
+`ApiServer` is a second one, on GATEWAY_ADDRESS, for the `@api` entrypoints only — the same nameko extension
+with its own sharing key, so staff never reach /metrics and Prometheus never reaches the API.
+
+Every answer is JSON: the result (200) or a problem (application/problem+json, services/common/values/problems.py),
+including unknown paths and methods; each carries X-Correlation-Id. Connections serve one request each (no
+keep-alive), so a body refused unread (413) is never drained, and a client that stalls is cut after
+CLIENT_SOCKET_TIMEOUT seconds.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import partial
+
+from eventlet.event import Event
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp, parse_address
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Request, Response
+
+from services.common.values.errors import JmdiError
+from services.common.values.problems import PROBLEM_JSON, BadRequest, SystemFailure, problem_of
+from services.common.values.wire import to_wire
+
+from . import metrics
+from .door import Door, correlation_id
+
+log = logging.getLogger(__name__)
+CLIENT_SOCKET_TIMEOUT = 30
+
+
+def json_response(status: int, body, headers: dict | None = None, content_type: str = "application/json"):
+    return Response(json.dumps(to_wire(body), ensure_ascii=False), status=status, headers=headers or {},
+                    content_type=content_type)
+
+
+def problem_response(exc: BaseException, correlation: str, instance: str) -> Response:
+    status, problem, headers = problem_of(exc, correlation)
+    problem.setdefault("instance", instance)
+    if status == 500:
+        log.error("internal failure %s on %s: %r", correlation, instance, exc)
+    return json_response(status, problem, {**headers, "X-Correlation-Id": correlation}, PROBLEM_JSON)
+
+
+class ApiServer(WebServer):
+    door = Door()
+
+    @property
+    def bind_addr(self):
+        return parse_address(str(self.container.config.get("GATEWAY_ADDRESS", "0.0.0.0:8000")))
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
+        server = super().get_wsgi_server(sock, wsgi_app, protocol, debug)
+        server.keepalive = False
+        server.socket_timeout = CLIENT_SOCKET_TIMEOUT
+        return server
+
+    def get_wsgi_app(self):
+        return ApiApp(self)
+
+
+class ApiApp(WsgiApp):
+    """Routes a request to its `@api` entrypoint after the budget check; answers everything else with a problem."""
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        door = self.server.door
+        request = Request(environ, shallow=True)
+        request.jmdi_correlation_id = correlation_id()
+        request.jmdi_service = "none"
+        try:
+            request.jmdi_client = door.client(request)
+            door.check_budget(request.jmdi_client)
+            adapter = self.url_map.bind_to_environ(environ)
+            try:
+                provider, values = adapter.match()
+            except MethodNotAllowed as exc:
+                allowed = ", ".join(sorted(exc.valid_methods or ()))
+                raise BadRequest({"_method": [f"use {allowed}"]}, f"method not allowed here: use {allowed}",
+                                 405) from None
+            except HTTPException:
+                raise door.unknown(request.jmdi_client, request.path) from None
+            request.path_values = values
+            response = provider.handle_request(request)
+        except Exception as exc:  # every failure is a problem document, never an HTML page or a traceback
+            response = problem_response(exc, request.jmdi_correlation_id, request.path)
+        metrics.REQUESTS.labels(request.jmdi_service, str(response.status_code)).inc()
+        metrics.DURATION.labels(request.jmdi_service).observe(time.perf_counter() - started)
+        return response(environ, start_response)
+
+
+class ApiEntrypoint(HttpRequestHandler):
+    """`@api(method, url, operation="service.name", public=False)`: a staff operation behind the door.
+
+    Without `operation` the route's <service> and <operation> name it. The method receives the Admitted request
+    and returns a JSON value; typed errors become problems.
+    """
+
+    server = ApiServer()
+
+    def __init__(self, method, url, operation: str | None = None, public: bool = False, **kwargs):
+        self.operation = operation
+        self.public = public
+        # refusals and failures the gateway reports as problems: one log line each, not a traceback
+        kwargs.setdefault("expected_exceptions", (JmdiError, SystemFailure))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        if self.operation:
+            service, operation = self.operation.split(".", 1)
+        else:
+            service, operation = request.path_values["service"], request.path_values["operation"]
+        if service in metrics.KNOWN_SERVICES:
+            request.jmdi_service = service
+        correlation = request.jmdi_correlation_id
+        try:
+            admitted = self.server.door.admit(request, service, operation, own=bool(self.operation),
+                                               public=self.public)
+            event = Event()
+            self.container.spawn_worker(self, (admitted,), {}, context_data={},
+                                        handle_result=partial(self.handle_result, event))
+            result, exc_info, correlation = event.wait()
+            if exc_info is not None:
+                raise exc_info[1]
+            return json_response(200, result, {"X-Correlation-Id": correlation})
+        except Exception as exc:  # turned into a problem here, where the worker's correlation id is known
+            return problem_response(exc, correlation, request.path)
+
+    def handle_result(self, event, worker_ctx, result, exc_info):
+        event.send((result, exc_info, worker_ctx.call_id))
+        return result, exc_info
+
+
+api = ApiEntrypoint.decorator

@@ -1,0 +1,12 @@
+"""Input schemas of the gateway's own operations (the services' operations are validated by the services)."""
+from marshmallow import Schema, fields, validate
+
+from services.common.contracts.topology import SERVICES
+from services.common.service.entrypoints import AuditQuery  # the same audit query every service answers
+
+__all__ = ["AuditQuery", "HealthQuery"]
+
+
+class HealthQuery(Schema):
+    service = fields.String(load_default=None, validate=validate.OneOf(SERVICES),
+                            metadata={"description": "only this service (default: every service)"})
