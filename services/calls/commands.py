@@ -3,28 +3,31 @@ store, emit — in the caller's unit of work. Evaluation and ranking are in eval
 import hashlib
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
-from services.common.db import UnitOfWork
-from services.common.config import REPO_ROOT
-from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.wire import to_wire
+from services.common.runtime.config import REPO_ROOT
+from services.common.security.roles import assessor_only
+from services.common.storage.db import UnitOfWork
+from services.common.values.errors import Conflict, InvalidInput, NotFound
+from services.common.values.wire import to_wire
 
-from . import store
+from . import repository as store  # the writes (and the loads they lock)
+from . import views  # what the RPCs return
 from .domain import (
-    Call, CallWindow, ConsortiumRule, ExclusionEntry, ExclusionList, PartnerScope, check_eligibility,
-    load_programme as load_programme_file, profile_document, profile_from_dict, programme_from_dict,
-    programme_to_dict, proposal_reference,
+    Call, CallWindow, ConsortiumRule, Declaration, DeclaredInterest, ExclusionEntry, ExclusionList, PartnerScope,
+    Programme, Stage, call_from_dict, check_eligibility, eligible_assessors, profile_document, profile_from_dict,
+    programme_from_dict, programme_to_dict, proposal_reference,
 )
-from .domain.programme import PROGRAMMES_DIR
-from .models import CallRow, ExclusionListRow, ProgrammeRow, ProposalRow, ReferenceSequence
-from .store import CALL_FIELDS, PROPOSAL_FIELDS, fields_named
+from .domain.programme import PROGRAMMES_DIR, read_programme_file, starts_on_load
+from .models import (AssignmentRow, CallRow, DeclarationRow, ExclusionListRow, ProgrammeRow, ProposalRow,
+                     ReferenceSequence)
+from .repository import CALL_FIELDS, PROPOSAL_FIELDS, fields_named
 
 SCREENED_OK = ("unscreened", "clear", "cleared")  # may go on to evaluation
 
@@ -37,15 +40,13 @@ def now_utc() -> datetime:
 
 def load_programme(uow: UnitOfWork, source, now: datetime) -> dict:
     """Create or replace a programme from its definition, or from a programme file shipped with the service."""
-    if isinstance(source, dict):
-        with fields_named(prefix="programme."):
-            programme = programme_from_dict(source)
-    else:
-        try:
-            programme = load_programme_file(_shipped_file(source))
-        except (NotFound, OSError):  # no such file, or a name no file can have (too long, ...)
-            raise NotFound("programme file", source[:200]) from None  # not the server's paths
-    row = uow.session.get(ProgrammeRow, programme.id, with_for_update=True)
+    definition = _definition(source)
+    with fields_named(prefix="programme." if isinstance(source, dict) else ""):
+        programme = programme_from_dict(definition, now.date())
+        row = uow.session.get(ProgrammeRow, programme.id, with_for_update=True)
+        if row is not None and starts_on_load(definition):
+            # its period started when the programme was first loaded: loading it again keeps that day
+            programme = programme_from_dict(definition, date.fromisoformat(row.definition["period"]["start"]))
     before = None if row is None else row.definition
     if row is None:
         row = ProgrammeRow(id=programme.id, version=0)
@@ -54,7 +55,17 @@ def load_programme(uow: UnitOfWork, source, now: datetime) -> dict:
         _check_calls_still_fit(uow, programme)
     _store_programme(row, programme, now)
     uow.audit("calls.load_programme", f"programme:{programme.id}", {"before": before, "after": row.definition})
-    return {**store.programme_view(row), "created": before is None}
+    return {**views.programme_view(row), "created": before is None}
+
+
+def _definition(source) -> dict:
+    """The definition sent, or the one in a programme file shipped with the service."""
+    if isinstance(source, dict):
+        return source
+    try:
+        return read_programme_file(_shipped_file(source))
+    except (NotFound, OSError):  # no such file, or a name no file can have (too long, ...)
+        raise NotFound("programme file", source[:200]) from None  # not the server's paths
 
 
 def _shipped_file(source: str) -> Path:
@@ -74,11 +85,11 @@ def _shipped_file(source: str) -> Path:
 def update_programme(uow: UnitOfWork, programme_id: str, changes: dict, now: datetime) -> dict:
     row = store.programme_row(uow, programme_id, lock=True)
     before = row.definition
-    programme = programme_from_dict({**before, **changes})
+    programme = programme_from_dict({**before, **changes}, now.date())
     _check_calls_still_fit(uow, programme)
     _store_programme(row, programme, now)
     uow.audit("calls.update_programme", f"programme:{programme_id}", {"before": before, "after": row.definition})
-    return store.programme_view(row)
+    return views.programme_view(row)
 
 
 def _store_programme(row: ProgrammeRow, programme, now: datetime) -> None:
@@ -103,12 +114,12 @@ def _check_calls_still_fit(uow: UnitOfWork, programme) -> None:
 
 
 def get_programme(uow: UnitOfWork, programme_id: str) -> dict:
-    return store.programme_view(store.programme_row(uow, programme_id))
+    return views.programme_view(store.programme_row(uow, programme_id))
 
 
 def list_programmes(uow: UnitOfWork) -> list[dict]:
     rows = uow.session.execute(select(ProgrammeRow).order_by(ProgrammeRow.id)).scalars()
-    return [store.programme_summary(row) for row in rows]
+    return [views.programme_summary(row) for row in rows]
 
 
 # --- calls -----------------------------------------------------------------------------------------------------
@@ -141,7 +152,7 @@ def create_call(uow: UnitOfWork, data: dict) -> dict:
     store.save_call(row, call)
     uow.session.add(row)
     uow.audit("calls.create_call", f"call:{call.id}", {"after": row.definition})
-    return store.call_view(row)
+    return views.call_view(row)
 
 
 def amend_call(uow: UnitOfWork, data: dict) -> dict:
@@ -155,7 +166,7 @@ def amend_call(uow: UnitOfWork, data: dict) -> dict:
                    profile=store.profile_of(row), **changes)
     store.save_call(row, call)
     uow.audit("calls.amend_call", f"call:{call.id}", {"before": before, "after": row.definition})
-    return store.call_view(row)
+    return views.call_view(row)
 
 
 def open_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
@@ -168,11 +179,13 @@ def open_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
         "call_id": call.id, "programme_id": programme.id, "programme_name": programme.name,
         "envelope_eur": programme.ec_contribution, "rule_profile": call.rule_profile, "title": call.title,
         "deadline": call.deadline, "min_grant_eur": call.min_grant, "max_grant_eur": call.max_grant,
-        "max_ec_share": call.max_ec_share,
+        "max_ec_share": call.max_ec_share, "programme_start": programme.period_start,
+        "programme_end": programme.period_end,
+        "currency_conversion": store.profile_of(row).currency_conversion,
         "windows": [{"window": w.code, "name": programme.window(w.code).name_en, "allocation_eur": w.allocation}
                     for w in call.windows],
     }, occurred_at=now)
-    return store.call_view(row)
+    return views.call_view(row)
 
 
 def close_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
@@ -185,7 +198,7 @@ def close_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
     received = uow.session.execute(select(func.count()).select_from(ProposalRow).where(
         ProposalRow.call_id == call_id, ProposalRow.status != "withdrawn")).scalar_one()
     uow.emit("call_closed", {"call_id": call_id, "closed_at": now, "proposals": received}, occurred_at=now)
-    return {**store.call_view(row), "proposals": received}
+    return {**views.call_view(row), "proposals": received}
 
 
 def close_due_calls(uow: UnitOfWork, now: datetime) -> list[str]:
@@ -205,7 +218,7 @@ def get_call(uow: UnitOfWork, call_id: str) -> dict:
     row = store.call_row(uow, call_id)
     counts = dict(uow.session.execute(select(ProposalRow.status, func.count()).where(
         ProposalRow.call_id == call_id).group_by(ProposalRow.status)).all())
-    return {**store.call_view(row), "proposals": counts}
+    return {**views.call_view(row), "proposals": counts}
 
 
 def list_calls(uow: UnitOfWork, programme_id=None, status=None) -> list[dict]:
@@ -214,26 +227,35 @@ def list_calls(uow: UnitOfWork, programme_id=None, status=None) -> list[dict]:
         query = query.where(CallRow.programme_id == programme_id)
     if status:
         query = query.where(CallRow.status == status)
-    return [store.call_view(row) for row in uow.session.execute(query).scalars()]
+    return [views.call_view(row) for row in uow.session.execute(query).scalars()]
 
 
 # --- proposals -------------------------------------------------------------------------------------------------
 
 def submit_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
-    """Idempotent by the client's key: the same key again (even concurrently) gives the same proposal."""
+    """Idempotent by the client's key: the same key again (even concurrently) gives the same proposal.
+
+    A first submission is the call's read (locked FOR SHARE; programme, call and exclusion list come from caches
+    keyed by the row versions that read returns), the reference's upsert, the proposal's INSERT (its data and
+    screening included, ON CONFLICT on the key) and the events. A key already used is answered from its proposal,
+    whatever the call's state is now."""
     fingerprint = hashlib.sha256(json.dumps(to_wire(data), sort_keys=True).encode()).hexdigest()
-    existing = _by_key(uow, data["idempotency_key"])
-    if existing is not None:
-        return _resubmitted(existing, fingerprint)
     try:
-        return _submit_new(uow, data, fingerprint, now)
-    except IntegrityError:
-        # a concurrent submission with the same key committed first: ours is undone, theirs is the answer
-        uow.rollback()
+        created = _submit_new(uow, data, fingerprint, now)
+    except (Conflict, InvalidInput, NotFound):
+        uow.rollback()  # refused as a new proposal: a key already used is still answered from its proposal
         existing = _by_key(uow, data["idempotency_key"])
         if existing is None:
             raise
         return _resubmitted(existing, fingerprint)
+    if created is not None:
+        return created
+    # the key's proposal was committed before (or concurrently, first): ours, if any, is undone
+    uow.rollback()
+    existing = _by_key(uow, data["idempotency_key"])
+    if existing is None:  # ON CONFLICT gave way to a committed proposal, and proposals are never deleted
+        raise RuntimeError(f"no proposal holds idempotency key {data['idempotency_key']!r} after a conflict on it")
+    return _resubmitted(existing, fingerprint)
 
 
 def _by_key(uow: UnitOfWork, key: str) -> ProposalRow | None:
@@ -245,28 +267,22 @@ def _resubmitted(row: ProposalRow, fingerprint: str) -> dict:
         raise Conflict("proposal.idempotency_key_reused",
                        f"idempotency key already used for another submission ({row.reference})",
                        [{"proposal_id": row.id, "reference": row.reference}])
-    return store.proposal_view(row)
+    return {**views.proposal_view(row), "created": False}
 
 
-def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) -> dict:
-    call_row = store.call_row(uow, data["call_id"], shared=True)  # a close waits for submissions in flight
-    call = store.call_of(call_row)
-    programme = store.programme_of(store.programme_row(uow, call_row.programme_id))
+def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) -> dict | None:
+    """The new proposal's view, or None when its idempotency key is already taken."""
+    context = _submission_context(uow, data["call_id"])
+    call, programme = context.call, context.programme
     proposal_id = str(uuid.uuid4())
     proposal = store.domain_proposal({**data, "submitted_at": now}, proposal_id)
-    violations = check_eligibility(call, programme, proposal, now)
+    violations = check_eligibility(call, programme, proposal, now, context.stage)
     if violations:
         raise Conflict("proposal.not_eligible", f"{len(violations)} eligibility rule(s) failed",
                        [{**v.to_dict(), "field": store.api_field(v.field, PROPOSAL_FIELDS)} for v in violations])
-    reference = proposal_reference(programme.id, call_row.year, proposal.target_country,
-                                   _next_number(uow, f"{programme.id.upper()}-{call_row.year:04d}",
+    reference = proposal_reference(programme.id, context.year, proposal.target_country,
+                                   _next_number(uow, f"{programme.id.upper()}-{context.year:04d}",
                                                 proposal.target_country))
-    row = ProposalRow(id=proposal_id, reference=reference, call_id=call.id, idempotency_key=data["idempotency_key"],
-                      request_hash=fingerprint, window=proposal.window, target_country=proposal.target_country,
-                      status="submitted", ec_amount_requested=proposal.ec_amount_requested, data={},
-                      submitted_at=now, screening="unscreened", screening_hits=[])
-    uow.session.add(row)
-    uow.session.flush()  # the idempotency key's unique constraint speaks here, before any event is written
     lead = proposal.lead
     event = uow.emit("proposal_submitted", {
         "proposal_id": proposal_id, "reference": reference, "call_id": call.id, "programme_id": programme.id,
@@ -275,23 +291,122 @@ def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) ->
         "lead_organisation": lead.name, "applicants": data["applicants"], "budget": proposal.budget.to_dict(),
         "total_eligible_cost_eur": proposal.total_eligible_cost,
         "ec_amount_requested_eur": proposal.ec_amount_requested, "co_financing_eur": proposal.co_financing,
-        "submitted_at": now,
+        "submitted_at": now, "logframe": proposal.logframe,
     }, occurred_at=now)
-    row.data = event.body["data"]
-    exclusions = _current_exclusion_list(uow)
-    if exclusions is not None:
-        _screen(uow, row, *exclusions, now)
-    return store.proposal_view(row)
+    row = ProposalRow(id=proposal_id, reference=reference, call_id=call.id, idempotency_key=data["idempotency_key"],
+                      request_hash=fingerprint, window=proposal.window, target_country=proposal.target_country,
+                      status="submitted", ec_amount_requested=proposal.ec_amount_requested, data=event.body["data"],
+                      submitted_at=now, screening="unscreened", screening_hits=[], screening_list_id=None,
+                      screened_at=None, screening_decided_by=None, screening_reason=None, withdrawn_at=None,
+                      withdrawal_reason=None)
+    if context.exclusions is not None:  # screened as it is stored; until a list is loaded it stays unscreened
+        hits = context.exclusions.screen(proposal)
+        row.screening = "flagged" if hits else "clear"
+        row.screening_hits, row.screening_list_id, row.screened_at = [h.to_dict() for h in hits], context.list_id, now
+    # a transient row: written by one INSERT (not the session's flush), which gives way to the key's proposal
+    table = ProposalRow.__table__
+    inserted = uow.session.execute(_statements(uow).insert_proposal,
+                                   {c.key: getattr(row, c.key) for c in table.columns}).first()
+    if inserted is None:
+        return None
+    if context.exclusions is not None:
+        _emit_screened(uow, row, now)
+    return {**views.proposal_view(row), "created": True}
+
+
+class _Statements:
+    """The submission's statements, built once per dialect (their values are parameters, so SQLAlchemy compiles each
+    once and caches it)."""
+
+    def __init__(self, insert, versioned: bool):
+        # on PostgreSQL the rows' xmin: renewed by every change of a row, whoever makes it
+        versions = (literal_column("calls.xmin").label("call_version"),
+                    literal_column("programmes.xmin").label("programme_version")) if versioned else ()
+        latest_list = select(ExclusionListRow.id, ExclusionListRow.loaded_at).order_by(ExclusionListRow.id.desc())
+        self.read_call = (select(CallRow.year, CallRow.programme_id, *versions,
+                                 latest_list.with_only_columns(ExclusionListRow.id).limit(1).scalar_subquery()
+                                 .label("list_id"),
+                                 latest_list.with_only_columns(ExclusionListRow.loaded_at).limit(1).scalar_subquery()
+                                 .label("list_loaded_at"))
+                          .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
+                          .where(CallRow.id == bindparam("call_id")).with_for_update(read=True, of=CallRow))
+        self.read_definitions = (select(CallRow.definition, CallRow.profile, ProgrammeRow.definition, *versions)
+                                 .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
+                                 .where(CallRow.id == bindparam("call_id")))
+        proposals, sequences = ProposalRow.__table__, ReferenceSequence.__table__
+        self.insert_proposal = (insert(proposals).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                                .returning(proposals.c.id))
+        self.next_number = (insert(sequences).values(prefix=bindparam("prefix"), country=bindparam("country"), last=1)
+                            .on_conflict_do_update(index_elements=["prefix", "country"],
+                                                   set_={"last": sequences.c.last + 1})
+                            .returning(sequences.c.last))
+
+
+_STATEMENTS = {"postgresql": _Statements(pg_insert, versioned=True), "sqlite": _Statements(sqlite_insert, False)}
+
+
+def _statements(uow: UnitOfWork) -> _Statements:
+    return _STATEMENTS[uow.session.get_bind().dialect.name]
+
+
+class SubmissionContext(NamedTuple):
+    call: Call
+    programme: Programme
+    stage: Stage  # the furthest stage a submission is checked for
+    year: int
+    exclusions: ExclusionList | None
+    list_id: int | None
+
+
+_CALL_CONTEXTS: dict[tuple, tuple] = {}  # (database, call, row versions) -> (call, programme, stage)
+_EXCLUSION_LISTS: dict[tuple, ExclusionList] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
+
+
+def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
+    """The call (locked FOR SHARE: a close waits for submissions in flight), its programme and the latest exclusion
+    list, in one statement that reads the rows' versions and the list's id. On PostgreSQL the versions are the
+    rows' xmin, which every change of a row (by any writer) renews: the domain objects built from a version are
+    reused for it, and a call closed or amended, a programme changed, a list loaded is seen by the next
+    submission. SQLite has no such version: there the definitions are read each time."""
+    session = uow.session
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statements = _statements(uow)
+    with session.no_autoflush:
+        found = session.execute(statements.read_call, {"call_id": call_id}).first()
+        if found is None:
+            raise NotFound("call", call_id)
+        database = uow.core.url
+        key = (database, call_id, found.call_version, found.programme_version) if postgres else None
+        cached = _CALL_CONTEXTS.get(key) if key else None
+        if cached is None:
+            call_definition, profile, programme_definition, *read_versions = session.execute(
+                statements.read_definitions, {"call_id": call_id}).one()
+            grids = profile_from_dict(profile).grids
+            cached = (call_from_dict(call_definition), programme_from_dict(programme_definition),
+                      Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE)
+            if postgres:
+                _remember(_CALL_CONTEXTS, (database, call_id, *read_versions), cached)
+        exclusions = None
+        if found.list_id is not None:
+            list_key = (database, found.list_id, found.list_loaded_at)
+            exclusions = _EXCLUSION_LISTS.get(list_key)
+            if exclusions is None:
+                entries = session.execute(select(ExclusionListRow.entries)
+                                          .where(ExclusionListRow.id == found.list_id)).scalar_one()
+                exclusions = ExclusionList(ExclusionEntry(**entry) for entry in entries)
+                _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
+    return SubmissionContext(*cached, found.year, exclusions, found.list_id)
+
+
+def _remember(cache: dict, key, value, size: int = 64) -> None:
+    if len(cache) >= size:
+        cache.clear()  # old versions are never asked for again: dropping them all is simplest
+    cache[key] = value
 
 
 def _next_number(uow: UnitOfWork, prefix: str, country: str) -> int:
     """One atomic upsert: concurrent submissions queue on the sequence row and never share a number."""
-    dialect = uow.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(ReferenceSequence).values(prefix=prefix, country=country, last=1)
-    statement = statement.on_conflict_do_update(index_elements=["prefix", "country"],
-                                                set_={"last": ReferenceSequence.last + 1})
-    return uow.session.execute(statement.returning(ReferenceSequence.last)).scalar_one()
+    return uow.session.execute(_statements(uow).next_number, {"prefix": prefix, "country": country}).scalar_one()
 
 
 def withdraw_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
@@ -306,16 +421,21 @@ def withdraw_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     row.status, row.withdrawn_at, row.withdrawal_reason = "withdrawn", now, data["reason"]
     uow.emit("proposal_withdrawn", {"proposal_id": row.id, "reference": row.reference, "call_id": row.call_id,
                                     "reason": data["reason"], "withdrawn_at": now}, occurred_at=now)
-    return store.proposal_view(row)
+    return views.proposal_view(row)
 
 
 def get_proposal(uow: UnitOfWork, proposal_id=None, reference=None) -> dict:
+    """An assessor (with no other reading role) sees only a proposal assigned to them and free of any interest
+    they declared; any other is NotFound to them, as if it did not exist."""
     if proposal_id:
-        return store.proposal_view(store.proposal_row(uow, proposal_id), full=True)
-    row = uow.session.execute(select(ProposalRow).where(ProposalRow.reference == reference)).scalar_one_or_none()
-    if row is None:
-        raise NotFound("proposal", reference)
-    return store.proposal_view(row, full=True)
+        row = store.proposal_row(uow, proposal_id)
+    else:
+        row = uow.session.execute(select(ProposalRow).where(ProposalRow.reference == reference)).scalar_one_or_none()
+        if row is None:
+            raise NotFound("proposal", reference)
+    if assessor_only(uow.identity.roles) and not assessor_may_see(uow, uow.identity.user, row):
+        raise NotFound("proposal", proposal_id or reference)
+    return views.proposal_view(row, full=True)
 
 
 def list_proposals(uow: UnitOfWork, data: dict) -> list[dict]:
@@ -325,8 +445,29 @@ def list_proposals(uow: UnitOfWork, data: dict) -> list[dict]:
                         (ProposalRow.target_country, "country"), (ProposalRow.screening, "screening")):
         if data[key]:
             query = query.where(column == data[key])
+    restricted = assessor_only(uow.identity.roles)
+    if restricted:  # their assignments only
+        query = query.where(ProposalRow.id.in_(select(AssignmentRow.proposal_id).where(
+            AssignmentRow.assessor == uow.identity.user, AssignmentRow.status == "active")))
     query = query.order_by(ProposalRow.reference).limit(data["limit"])
-    return [store.proposal_view(row) for row in uow.session.execute(query).scalars()]
+    rows = uow.session.execute(query).scalars()
+    return [views.proposal_view(row) for row in rows
+            if not restricted or assessor_may_see(uow, uow.identity.user, row)]
+
+
+def assessor_may_see(uow: UnitOfWork, assessor: str, row: ProposalRow) -> bool:
+    """Assigned (not recused) and not in conflict with the assessor's current declaration for the call."""
+    assigned = uow.session.execute(select(AssignmentRow.id).where(
+        AssignmentRow.proposal_id == row.id, AssignmentRow.assessor == assessor,
+        AssignmentRow.status == "active").limit(1)).first() is not None
+    if not assigned:
+        return False
+    declared = uow.session.get(DeclarationRow, (row.call_id, assessor))
+    if declared is None:
+        return True
+    declaration = Declaration(assessor, tuple(DeclaredInterest(i["name"], i["registration_number"])
+                                              for i in declared.interests))
+    return bool(eligible_assessors(store.stored_proposal(row), [assessor], [declaration]))
 
 
 # --- exclusion screening ---------------------------------------------------------------------------------------
@@ -349,13 +490,6 @@ def load_exclusion_list(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     uow.audit("calls.load_exclusion_list", f"exclusion_list:{row.id}", {"source": row.source, "entries": row.size})
     return {"list_id": row.id, "entries": row.size, "source": row.source, "screened": len(pending),
             "flagged": flagged}
-
-
-def _current_exclusion_list(uow: UnitOfWork):
-    row = uow.session.execute(select(ExclusionListRow).order_by(ExclusionListRow.id.desc()).limit(1)).scalar()
-    if row is None:
-        return None  # nothing to screen against: the proposal stays "unscreened" until a list is loaded
-    return row.id, ExclusionList(ExclusionEntry(**entry) for entry in row.entries)
 
 
 def _screen(uow: UnitOfWork, row: ProposalRow, list_id: int, exclusions: ExclusionList, now: datetime) -> bool:
@@ -389,4 +523,4 @@ def decide_screening(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     if data["outcome"] == "excluded":
         row.status = "excluded"
     _emit_screened(uow, row, now)
-    return store.proposal_view(row, full=True)
+    return views.proposal_view(row, full=True)

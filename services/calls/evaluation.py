@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from services.common.db import UnitOfWork
-from services.common.errors import Conflict, InvalidInput
-from services.common.wire import to_wire
+from services.common.storage.db import UnitOfWork
+from services.common.values.errors import Conflict, InvalidInput
+from services.common.values.wire import to_wire
 
-from . import store
+from . import repository as store  # the writes (and the loads they lock)
 from .commands import SCREENED_OK
 from .domain import (
     Assessment, Declaration, DeclaredInterest, ScoredProposal, Stage, assign_assessors as choose_assessors,

@@ -7,7 +7,7 @@ proposal_submitted, so what staff read is exactly what the other services receiv
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.types import IntId, Money, UtcDateTime
+from services.common.storage.types import IntId, Money, UtcDateTime
 
 
 class Base(DeclarativeBase):

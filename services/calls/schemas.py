@@ -5,8 +5,8 @@ and the call's rules and names the fields it refuses with the same names.
 """
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.events import ANNEX_III_HEADINGS, LANGUAGES
-from services.common.fields import CountryCode, Money, MoneyMap, Text
+from services.common.contracts.events import ANNEX_III_HEADINGS, Applicant
+from services.common.values.fields import CountryCode, Logframe, Money, MoneyMap, Text, UtcDateTime
 
 from .domain import ApplicantType, PartnerScope, Stage
 
@@ -88,7 +88,7 @@ def _call_fields(required: bool) -> dict:
     return {
         "title": Text(300, **need),
         "windows": fields.List(fields.Nested(CallWindowSchema), validate=validate.Length(min=1, max=20), **need),
-        "deadline": fields.AwareDateTime(**need),
+        "deadline": UtcDateTime(**need),
         "min_grant_eur": Money(allow_none=True, **optional),
         "max_grant_eur": Money(allow_none=True, **optional),
         "max_ec_share": fields.Decimal(places=4, allow_nan=False, allow_none=True,
@@ -122,14 +122,10 @@ class ListCalls(Strict):
 
 # --- proposals -------------------------------------------------------------------------------------------------
 
-class ApplicantSchema(Strict):
-    name = Text(300, required=True)
+class ApplicantSchema(Applicant):
+    """An applicant as staff enter it: the fields proposal_submitted carries, its type one the programme knows."""
+
     type = fields.String(required=True, validate=validate.OneOf(APPLICANT_TYPES))
-    country = CountryCode(required=True)
-    registration_number = Text(100, required=True)
-    email = fields.Email(required=True)
-    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
-    role = fields.String(required=True, validate=validate.OneOf(("lead", "co_applicant")))
 
 
 class SubmitProposal(Strict):
@@ -145,6 +141,8 @@ class SubmitProposal(Strict):
     total_eligible_cost_eur = Money(required=True)
     ec_amount_requested_eur = Money(required=True)
     co_financing_eur = Money(required=True)
+    # outcomes and outputs with their indicators; optional at the concept note, required at the full application
+    logframe = Logframe(load_default=None, allow_none=True)
 
     @validates_schema
     def _one_lead(self, data, **_):
@@ -208,6 +206,9 @@ class InterestSchema(Strict):
             raise ValidationError("give an organisation name or a registration number", "name")
 
 
+_INTEREST = InterestSchema()  # built once: a schema keeps no state between loads
+
+
 class Interest(fields.Field):
     """An organisation the assessor has a link with: its name, or {name, registration_number}."""
 
@@ -216,7 +217,7 @@ class Interest(fields.Field):
             value = {"name": value}
         if not isinstance(value, dict):
             raise ValidationError("must be an organisation name or {name, registration_number}")
-        return InterestSchema().load(value)
+        return _INTEREST.load(value)
 
 
 class DeclareConflicts(Strict):

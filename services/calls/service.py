@@ -3,8 +3,8 @@ ranking (docs/api/calls.md), and the sweep that closes calls at their deadline."
 import logging
 import os
 
-from services.common.entrypoints import ServiceBase, operation
-from services.common.leases import exclusive_timer
+from services.common.service.entrypoints import ServiceBase, operation
+from services.common.storage.leases import exclusive_timer
 
 from . import commands, evaluation, schemas
 

@@ -6,7 +6,7 @@ from .assignment import Declaration, DeclaredInterest, assign_assessors, eligibl
 from .call import (
     ApplicantType, Call, CallStatus, CallWindow, ConsortiumRule, PartnerScope, call_from_dict, call_to_dict,
 )
-from .eligibility import Violation, check_eligibility, ec_share, ensure_eligible
+from .eligibility import Violation, check_eligibility, check_full_application, ec_share, ensure_eligible
 from .evaluation import (
     Assessment, EvaluationStatus, assessment_total, evaluation_status, needs_third_assessor, proposal_score,
     section_totals, validate_scores,
@@ -29,7 +29,7 @@ __all__ = [
     "ExclusionEntry", "ExclusionList", "Grid", "Hit", "Language", "PartnerScope", "Programme", "Proposal",
     "Ranking", "Role", "RuleProfile", "ScoredProposal", "Section", "Stage", "Violation", "Window",
     "assessment_total", "assign_assessors", "available_profiles", "call_from_dict", "call_to_dict",
-    "check_eligibility", "ec_share", "eligible_assessors", "ensure_eligible", "evaluation_status",
+    "check_eligibility", "check_full_application", "ec_share", "eligible_assessors", "ensure_eligible", "evaluation_status",
     "grid_from_dict", "load_profile", "load_programme", "needs_third_assessor", "normalise_name",
     "normalise_registration", "profile_document", "profile_from_dict", "programme_from_dict", "programme_to_dict",
     "proposal_from_dict", "proposal_reference", "proposal_score", "proposal_to_dict", "rank", "ranking_to_dict",

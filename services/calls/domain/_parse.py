@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
-from services.common.errors import InvalidInput
-from services.common.money import MoneyError, to_money
+from services.common.values.errors import InvalidInput
+from services.common.values.money import MoneyError, to_money
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")

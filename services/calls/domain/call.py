@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.money import money_str
+from services.common.values.errors import Conflict, InvalidInput, NotFound
+from services.common.values.money import money_str
 
 from . import _parse as p
 from .profile import RuleProfile
@@ -163,8 +163,6 @@ class Call:
             if total > programme.ec_contribution:
                 errors.add("windows", f"allocations sum to {money_str(total)}, more than the EC contribution "
                                       f"{money_str(programme.ec_contribution)}")
-            if deadline.date() > programme.period_end:
-                errors.add("deadline", f"is after the programme period ends ({programme.period_end})")
         if profile is not None and not errors:
             if min_grant < profile.min_grant:
                 errors.add("min_grant", f"must not be below the profile minimum {money_str(profile.min_grant)}")
@@ -173,6 +171,12 @@ class Call:
             if share > profile.max_ec_share:
                 errors.add("max_ec_share", f"must not exceed the profile cap {profile.max_ec_share}")
         errors.raise_if_any()
+        if programme is not None and not programme.period_start <= deadline.date() <= programme.period_end:
+            raise Conflict("call.deadline_outside_programme",
+                           f"the deadline {deadline.date()} is outside the programme period "
+                           f"{programme.period_start} to {programme.period_end}",
+                           [{"deadline": deadline.isoformat(), "period_start": programme.period_start.isoformat(),
+                             "period_end": programme.period_end.isoformat()}])
         return replace(self, title=title, deadline=deadline, windows=windows, min_grant=min_grant,
                        max_grant=max_grant, max_ec_share=share, eligible_applicant_types=types,
                        min_duration_months=min_dur, max_duration_months=max_dur)
@@ -334,7 +338,7 @@ def call_from_dict(data: dict) -> Call:
         id=data.get("id"), programme_id=data.get("programme_id"), title=data.get("title"),
         windows=data.get("windows"), deadline=data.get("deadline"), min_grant=data.get("min_grant"),
         max_grant=data.get("max_grant"), max_ec_share=data.get("max_ec_share"), contingency_cap=contingency,
-        indirect_cap=indirect, eligible_applicant_types=data.get("eligible_applicant_types") or (),
+        indirect_cap=indirect, eligible_applicant_types=data.get("eligible_applicant_types") or frozenset(),
         consortium=consortium, min_duration_months=data.get("min_duration_months"),
         max_duration_months=data.get("max_duration_months"), rule_profile=data.get("rule_profile", "ec_prag"),
         status=status, opened_at=opened_at, closed_at=closed_at,

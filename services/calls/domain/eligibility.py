@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from services.common.errors import Conflict
-from services.common.money import money_str
+from services.common.values.errors import Conflict
+from services.common.values.logframe import completeness
+from services.common.values.money import money_str
 
 from . import _parse as p
 from .call import Call, CallStatus, PartnerScope
+from .profile import Stage
 from .programme import Programme
 from .proposal import Proposal, Role
 
@@ -30,7 +32,12 @@ class Violation:
         return asdict(self)
 
 
-def check_eligibility(call: Call, programme: Programme, proposal: Proposal, now: datetime) -> list[Violation]:
+def check_eligibility(call: Call, programme: Programme, proposal: Proposal, now: datetime,
+                      stage: Stage = Stage.CONCEPT_NOTE) -> list[Violation]:
+    """Every rule the proposal fails. `stage` is the furthest stage the submission is checked for: a concept
+    note alone needs no logframe; a full application needs it (`check_full_application`). The calls service
+    takes one submission that is scored at both stages, so it checks the full application's rules at submission
+    whenever the call's profile scores a full application."""
     now = p.require_aware(now)
     found: list[Violation] = []
 
@@ -99,7 +106,15 @@ def check_eligibility(call: Call, programme: Programme, proposal: Proposal, now:
             fail("applicant.type_not_eligible", f"applicants.{i}.type",
                  f"{applicant.name}: applicant type {applicant.type.value!r} is not eligible in this call")
     found.extend(_consortium(call, programme, proposal))
+    if Stage(stage) is Stage.FULL_APPLICATION:
+        found.extend(check_full_application(proposal))
     return found
+
+
+def check_full_application(proposal: Proposal) -> list[Violation]:
+    """What a full application needs beyond the concept note: its logframe, with at least one outcome and one
+    output (each with indicators: the shape is checked at submission)."""
+    return [Violation(rule, field, message) for rule, field, message in completeness(proposal.logframe)]
 
 
 def _consortium(call: Call, programme: Programme, proposal: Proposal) -> list[Violation]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable, Mapping
 
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 
 from .profile import Grid, RuleProfile, Stage
 

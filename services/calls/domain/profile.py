@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from services.common.errors import InvalidInput, NotFound
+from services.common.values.errors import InvalidInput, NotFound
 
 from . import _parse as p
 
@@ -87,6 +87,7 @@ class RuleProfile:
     grids: dict = field(default_factory=dict)  # Stage -> Grid
     min_duration_months: int | None = None
     max_duration_months: int | None = None
+    currency_conversion: str = "ec_monthly"  # ec_monthly | ec_prefinancing | undp_monthly (grants converts)
 
     def grid(self, stage) -> Grid:
         stage = Stage(stage)
@@ -97,6 +98,9 @@ class RuleProfile:
     def third_assessor_gap_for(self, grid: Grid) -> Decimal:
         """The gap is stated on a /100 basis; a /50 concept note grid uses the proportional gap (20 -> 10)."""
         return self.third_assessor_gap * grid.out_of / self.gap_basis
+
+
+CONVERSION_RULES = ("ec_monthly", "ec_prefinancing", "undp_monthly")
 
 
 def available_profiles() -> tuple[str, ...]:
@@ -184,9 +188,12 @@ def profile_from_dict(data: dict) -> RuleProfile:
             grid = _grid(stage, raw, f"grids.{stage_name}", errors)
             if grid is not None:
                 grids[stage] = grid
+    conversion = data.get("currency_conversion", "ec_monthly")
+    if conversion not in CONVERSION_RULES:
+        errors.add("currency_conversion", f"must be one of {list(CONVERSION_RULES)}")
     errors.raise_if_any()
     return RuleProfile(
-        name=name, label=label, min_grant=min_grant, max_grant=max_grant, max_ec_share=share,
+        name=name, currency_conversion=conversion, label=label, min_grant=min_grant, max_grant=max_grant, max_ec_share=share,
         contingency_cap=contingency, indirect_cap=indirect, min_assessors=min_assessors,
         third_assessor_gap=gap, gap_basis=basis, grids=grids,
         min_duration_months=min_dur, max_duration_months=max_dur,

@@ -5,15 +5,16 @@ is a data change, not a code change. The same validation serves the YAML file an
 """
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
-from services.common.errors import InvalidInput, NotFound
-from services.common.money import money_str
+from services.common.values.errors import InvalidInput, NotFound
+from services.common.values.money import money_str
 
 from . import _parse as p
 
@@ -75,19 +76,27 @@ class Programme:
         return isinstance(country, str) and country.upper() in self.eu_member_states
 
 
-def load_programme(path) -> Programme:
-    """Read and validate a programme YAML file; a bare id ("jmdi") means the packaged data file."""
+ON_LOAD = "on_load"  # `period: {start: on_load, months: 36}`: the period starts the day the programme is loaded
+
+
+def load_programme(path, loaded_on: date | None = None) -> Programme:
+    """Read and validate a programme YAML file; a bare id ("jmdi") means the packaged data file. `loaded_on`
+    anchors a period that starts on the day of loading."""
+    return programme_from_dict(read_programme_file(path), loaded_on)
+
+
+def read_programme_file(path) -> dict:
+    """The definition in a programme YAML file, unvalidated; a bare id ("jmdi") means the packaged data file."""
     path = Path(path)
     if not path.suffix and len(path.parts) == 1:
         # a bare id, whatever happens to exist under that name in the working directory (e.g. the jmdi/ package)
         path = PROGRAMMES_DIR / f"{path.name.lower()}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NotFound("programme file", str(path)) from None
     except yaml.YAMLError as exc:
         raise InvalidInput({"_file": [f"not valid YAML: {exc}"]}) from None
-    return programme_from_dict(data)
 
 
 FIELDS = frozenset({
@@ -97,10 +106,18 @@ FIELDS = frozenset({
 WINDOW_FIELDS = frozenset({"code", "name_en", "name_fr", "allocation"})
 
 
-def programme_from_dict(data: dict) -> Programme:
+def starts_on_load(data) -> bool:
+    """The definition's period starts on the day it is loaded (rather than on a fixed date)."""
+    return isinstance(data, dict) and isinstance(data.get("period"), dict) and data["period"].get("start") == ON_LOAD
+
+
+def programme_from_dict(data: dict, loaded_on: date | None = None) -> Programme:
     """Build a Programme from a file or RPC dict; raises InvalidInput naming every bad field.
 
-    Unknown keys are refused too: a misspelt key in a data file would otherwise be silently ignored."""
+    The period is `{start, end}` (dates), or `{start: on_load, months: N}`: N months from `loaded_on`, the day the
+    programme is loaded — a programme replayed now (the shipped JMDI file) keeps its calls' deadlines, awards and
+    contracts within a period that has not ended. Unknown keys are refused too: a misspelt key in a data file
+    would otherwise be silently ignored."""
     errors = p.Errors()
     if not isinstance(data, dict):
         errors.add("_schema", "a programme must be a mapping")
@@ -120,15 +137,7 @@ def programme_from_dict(data: dict) -> Programme:
         errors.add("currency", "only EUR is supported")
     contribution = p.money(data.get("ec_contribution"), "ec_contribution", errors, minimum=Decimal("0.01"))
 
-    start = end = None
-    period = data.get("period")
-    if isinstance(period, dict):
-        start = p.a_date(period.get("start"), "period.start", errors)
-        end = p.a_date(period.get("end"), "period.end", errors)
-        if start and end and end <= start:
-            errors.add("period.end", "must be after period.start")
-    else:
-        errors.add("period", "is required (start and end dates)")
+    start, end = _period(data.get("period"), loaded_on, errors)
 
     eligible = p.country_list(data.get("eligible_countries"), "eligible_countries", errors)
     eu = p.country_list(data.get("eu_member_states"), "eu_member_states", errors)
@@ -148,6 +157,34 @@ def programme_from_dict(data: dict) -> Programme:
         eu_member_states=eu, windows=windows, rule_profile=profile_name, name_fr=name_fr,
         budget_line_fr=budget_line_fr, currency="EUR",
     )
+
+
+def _period(period, loaded_on: date | None, errors: p.Errors) -> tuple[date | None, date | None]:
+    if not isinstance(period, dict):
+        errors.add("period", "is required (start and end dates, or start: on_load and months)")
+        return None, None
+    if period.get("start") == ON_LOAD:
+        for key in sorted(set(map(str, period)) - {"start", "months"}):
+            errors.add(f"period.{key}", "unknown field (a period starting on load has start and months)")
+        months = p.integer(period.get("months"), "period.months", errors, low=1, high=240)
+        if loaded_on is None:
+            errors.add("period.start", "on_load needs the day the programme is loaded")
+        if months is None or loaded_on is None:
+            return None, None
+        return loaded_on, _months_later(loaded_on, months) - timedelta(days=1)
+    for key in sorted(set(map(str, period)) - {"start", "end"}):
+        errors.add(f"period.{key}", "unknown field")
+    start = p.a_date(period.get("start"), "period.start", errors)
+    end = p.a_date(period.get("end"), "period.end", errors)
+    if start and end and end <= start:
+        errors.add("period.end", "must be after period.start")
+    return start, end
+
+
+def _months_later(day: date, months: int) -> date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _windows(raw, contribution: Decimal | None, errors: p.Errors) -> tuple[Window, ...]:

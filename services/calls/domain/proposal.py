@@ -11,8 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import InvalidInput
-from services.common.money import money_str
+from services.common.values.annex import DIRECT_HEADINGS, HEADINGS
+from services.common.values.errors import InvalidInput
+from services.common.values.logframe import parse_logframe
+from services.common.values.money import money_str
 
 from . import _parse as p
 from .call import ApplicantType
@@ -72,17 +74,8 @@ def _applicant_fields(a: Applicant, prefix: str, errors: p.Errors) -> None:
         errors.add(f"{prefix}role", "must be 'lead' or 'co_applicant'")
 
 
-BUDGET_LINES = (
-    "human_resources",        # 1
-    "travel",                 # 2
-    "equipment_supplies",     # 3
-    "local_office",           # 4
-    "other_costs_services",   # 5
-    "other",                  # 6
-    "contingency",            # 8
-    "indirect_costs",         # 10
-)
-DIRECT_LINES = BUDGET_LINES[:6]
+BUDGET_LINES = HEADINGS  # Annex III lines 1-6, 8 and 10 (services/common/values/annex.py)
+DIRECT_LINES = DIRECT_HEADINGS
 
 
 @dataclass(frozen=True)
@@ -139,10 +132,18 @@ class Proposal:
     call_id: str | None = None
     reference: str | None = None
     submitted_at: datetime | None = None
+    logframe: list | None = None   # outcomes and outputs with indicators (services/common/values/logframe.py)
 
     def __post_init__(self):
         errors = p.Errors()
         set_ = object.__setattr__
+        if self.logframe is not None:
+            try:
+                set_(self, "logframe", parse_logframe(self.logframe))
+            except InvalidInput as exc:
+                for key, messages in exc.errors.items():
+                    for message in messages:
+                        errors.add(key, message)
         set_(self, "id", p.text(self.id, "id", errors))
         set_(self, "window", p.text(self.window, "window", errors))
         set_(self, "target_country", p.country(self.target_country, "target_country", errors))
@@ -199,6 +200,7 @@ def proposal_to_dict(proposal: Proposal) -> dict:
         "ec_amount_requested": money_str(proposal.ec_amount_requested),
         "co_financing": money_str(proposal.co_financing),
         "submitted_at": proposal.submitted_at.isoformat() if proposal.submitted_at else None,
+        "logframe": proposal.logframe,
         "applicants": [
             {"name": a.name, "type": a.type.value, "country": a.country,
              "registration_number": a.registration_number, "email": a.email, "language": a.language.value,
@@ -250,7 +252,7 @@ def proposal_from_dict(data: dict) -> Proposal:
             budget=budget, total_eligible_cost=data.get("total_eligible_cost"),
             ec_amount_requested=data.get("ec_amount_requested"), co_financing=data.get("co_financing"),
             applicants=tuple(applicants), call_id=data.get("call_id"), reference=data.get("reference"),
-            submitted_at=data.get("submitted_at"),
+            submitted_at=data.get("submitted_at"), logframe=data.get("logframe"),
         )
     except InvalidInput as exc:
         for key, value in exc.errors.items():

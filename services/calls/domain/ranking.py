@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from services.common.money import money_str
+from services.common.values.money import money_str
 
 from . import _parse as p
 

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from services.common.errors import InvalidInput
+from services.common.values.errors import InvalidInput
 
 LEGAL_FORMS = frozenset({
     "asbl", "aisbl", "vzw", "ivzw", "sarl", "sa", "sas", "sarlau", "eurl", "scs", "snc", "ltd", "limited", "llc",

@@ -4,7 +4,7 @@ The repository root (and this folder, for calls_builders) is put on sys.path bec
 any project-wide pytest configuration exists, and under --import-mode=importlib; a no-op when already importable.
 """
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,12 @@ from calls_builders import UTC, make_call  # noqa: E402
 from services.calls.domain import load_profile, load_programme  # noqa: E402
 
 
+FOUNDED = date(2008, 12, 1)  # the shipped programme's 36 months, loaded on the day the JMDI started
+
+
 @pytest.fixture(scope="session")
 def programme():
-    return load_programme("jmdi")
+    return load_programme("jmdi", loaded_on=FOUNDED)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@ import pytest
 
 from calls_builders import lead, make_proposal, partner
 from services.calls.domain import Declaration, DeclaredInterest, assign_assessors, eligible_assessors
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 
 
 def proposals(n):

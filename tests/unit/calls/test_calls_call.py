@@ -7,7 +7,7 @@ from calls_builders import DEADLINE, UTC, make_call
 from services.calls.domain import (
     ApplicantType, CallStatus, CallWindow, ConsortiumRule, PartnerScope, call_from_dict, call_to_dict,
 )
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.values.errors import Conflict, InvalidInput, NotFound
 
 OPENING = datetime(2008, 12, 5, tzinfo=UTC)
 
@@ -146,11 +146,18 @@ def test_call_input_errors(programme, profile):
         make_call(programme, profile, deadline=datetime(2009, 3, 31), windows={},
                   eligible_applicant_types=["ngo", "pirate"], title=" ")
     assert {"deadline", "windows", "eligible_applicant_types", "title"} <= set(exc.value.errors)
-    with pytest.raises(InvalidInput) as exc:
-        make_call(programme, profile, deadline=datetime(2012, 1, 1, tzinfo=UTC))
-    assert "programme period" in exc.value.errors["deadline"][0]
     with pytest.raises(InvalidInput):
         make_call(programme, profile, min_duration_months=20, max_duration_months=12)
+
+
+@pytest.mark.parametrize("deadline", [datetime(2012, 1, 1, tzinfo=UTC), datetime(2008, 11, 30, 12, tzinfo=UTC)])
+def test_a_deadline_outside_the_programme_period_is_refused_by_its_rule(programme, profile, deadline):
+    """The programme runs 2008-12-01 to 2011-11-30: a call closing after it, or before it starts, is refused."""
+    with pytest.raises(Conflict) as refused:
+        make_call(programme, profile, deadline=deadline)
+    assert refused.value.rule == "call.deadline_outside_programme"
+    assert "2008-12-01 to 2011-11-30" in refused.value.reason
+    make_call(programme, profile, deadline=datetime(2011, 11, 30, 23, tzinfo=UTC))  # its last day is inside
 
 
 def test_round_trip_through_dict(call):

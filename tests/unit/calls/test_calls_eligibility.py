@@ -6,9 +6,9 @@ import pytest
 
 from calls_builders import BEFORE, DEADLINE, budget, lead, make_call, make_proposal, partner
 from services.calls.domain import (
-    ConsortiumRule, PartnerScope, check_eligibility, ec_share, ensure_eligible,
+    ConsortiumRule, PartnerScope, Stage, check_eligibility, ec_share, ensure_eligible,
 )
-from services.common.errors import Conflict
+from services.common.values.errors import Conflict
 
 
 def rules(call, programme, proposal, now=BEFORE):
@@ -205,3 +205,16 @@ def test_every_failed_rule_is_returned(call, programme):
     assert exc.value.rule == "proposal.not_eligible" and len(exc.value.details) == len(found)
     assert exc.value.details[0] == {"rule": "call.not_open", "field": "call_id",
                                     "message": "call 'CALL-2008-1' is draft, not open"}
+
+
+def test_the_logframe_is_checked_for_a_full_application_only(open_call, programme):
+    from tests.support import flows
+    without = make_proposal()
+    assert check_eligibility(open_call, programme, without, BEFORE, Stage.CONCEPT_NOTE) == []
+    missing = check_eligibility(open_call, programme, without, BEFORE, Stage.FULL_APPLICATION)
+    assert [(v.rule, v.field) for v in missing] == [("logframe.missing", "logframe")]
+    outputs_only = [r for r in flows.logframe() if r["type"] == "output"]
+    assert [v.rule for v in check_eligibility(open_call, programme, make_proposal(logframe=outputs_only), BEFORE,
+                                              Stage.FULL_APPLICATION)] == ["logframe.no_outcome"]
+    assert check_eligibility(open_call, programme, make_proposal(logframe=flows.logframe()), BEFORE,
+                             Stage.FULL_APPLICATION) == []

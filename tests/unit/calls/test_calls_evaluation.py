@@ -6,7 +6,7 @@ from services.calls.domain import (
     Assessment, Stage, assessment_total, evaluation_status, needs_third_assessor, proposal_score, section_totals,
     validate_scores,
 )
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 
 
 def all_(grid, value):

@@ -6,7 +6,7 @@ import yaml
 
 from services.calls.domain import Stage, available_profiles, grid_from_dict, load_profile, profile_from_dict
 from services.calls.domain.profile import PROFILES_DIR
-from services.common.errors import InvalidInput, NotFound
+from services.common.values.errors import InvalidInput, NotFound
 
 
 def test_prag_profile(profile):

@@ -6,12 +6,13 @@ import pytest
 import yaml
 
 from services.calls.domain import load_programme, programme_from_dict, programme_to_dict
-from services.common.errors import InvalidInput, NotFound
+from services.common.values.errors import InvalidInput, NotFound
 
 JMDI_COUNTRIES = {"MA", "DZ", "CV", "EC", "EG", "ET", "GE", "GH", "JM", "ML", "MD", "NG", "PH", "SN", "LK", "TN"}
 
 
 def test_jmdi_file_holds_the_founding_facts(programme):
+    """Loaded on 2008-12-01, the shipped file's 36 months are the founding documents' period."""
     assert programme.id == "JMDI"
     assert programme.funder == "European Commission"
     assert programme.administered_by == "UNDP"
@@ -26,6 +27,21 @@ def test_jmdi_file_holds_the_founding_facts(programme):
     assert programme.total_allocated == programme.ec_contribution
     assert programme.window("remittances").name("fr") == "Transfert de fonds des immigrés"
     assert programme.window("migrants_rights").name() == "Migrants' rights"
+
+
+def test_the_shipped_programme_runs_36_months_from_the_day_it_is_loaded():
+    loaded = load_programme("jmdi", loaded_on=date(2026, 3, 31))
+    assert (loaded.period_start, loaded.period_end) == (date(2026, 3, 31), date(2029, 3, 30))
+    with pytest.raises(InvalidInput) as missing:
+        load_programme("jmdi")
+    assert missing.value.errors == {"period.start": ["on_load needs the day the programme is loaded"]}
+
+
+def test_a_period_starting_on_load_gives_months_and_nothing_else(raw):
+    raw["period"] = {"start": "on_load", "months": 0, "end": "2011-11-30"}
+    with pytest.raises(InvalidInput) as refused:
+        programme_from_dict(raw, date(2026, 1, 1))
+    assert set(refused.value.errors) == {"period.months", "period.end"}
 
 
 def test_eu_member_states_are_data(programme):
@@ -109,7 +125,7 @@ def test_window_needs_both_names_and_a_code(raw):
 def test_load_programme_from_path_and_errors(tmp_path, raw):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    assert load_programme(path).id == "JMDI"
+    assert load_programme(path).id == "JMDI"  # fixed dates: no day of loading needed
     with pytest.raises(NotFound):
         load_programme(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
@@ -133,5 +149,5 @@ def test_unknown_fields_are_named_not_ignored(raw):
 def test_a_bare_id_means_the_shipped_file_whatever_the_working_directory_holds(tmp_path, monkeypatch):
     (tmp_path / "jmdi").mkdir()  # e.g. the jmdi/ CLI package at the repository root
     monkeypatch.chdir(tmp_path)
-    assert load_programme("jmdi").id == "JMDI"
-    assert load_programme("JMDI").id == "JMDI"
+    assert load_programme("jmdi", date.today()).id == "JMDI"
+    assert load_programme("JMDI", date.today()).id == "JMDI"

@@ -6,7 +6,7 @@ from calls_builders import budget, lead, make_proposal, partner
 from services.calls.domain import (
     ApplicantType, Budget, Language, Role, proposal_from_dict, proposal_reference, proposal_to_dict,
 )
-from services.common.errors import InvalidInput
+from services.common.values.errors import InvalidInput
 
 
 def test_budget_derived_lines():

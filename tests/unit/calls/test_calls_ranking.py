@@ -5,7 +5,7 @@ import pytest
 
 from calls_builders import UTC
 from services.calls.domain import ScoredProposal, rank, ranking_to_dict
-from services.common.errors import InvalidInput
+from services.common.values.errors import InvalidInput
 
 T0 = datetime(2009, 3, 1, tzinfo=UTC)
 

@@ -2,7 +2,7 @@ import pytest
 
 from calls_builders import lead, make_proposal, partner
 from services.calls.domain import ExclusionList, normalise_name, normalise_registration
-from services.common.errors import InvalidInput
+from services.common.values.errors import InvalidInput
 
 CSV = """name,registration_number,reason
 "Association Marocaine Solidarité ASBL",,early warning W5
@@ -87,7 +87,7 @@ def test_screen_clean_proposal_and_blank_numbers_never_match():
 def test_an_unreadable_exclusion_file_is_invalid_input():
     import pytest
     from services.calls.domain import ExclusionList
-    from services.common.errors import InvalidInput
+    from services.common.values.errors import InvalidInput
     with pytest.raises(InvalidInput) as refused:
         ExclusionList.from_csv("name,registration_number\n\"" + "x" * 200_000 + "\",1\n")
     assert "csv" in refused.value.errors

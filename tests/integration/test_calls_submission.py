@@ -1,0 +1,132 @@
+"""The submission path on a real database, in process (no broker): what it caches (the call with its programme,
+the parsed exclusion list) is never older than the rows it was built from, and the idempotency key answers a
+replay from the stored proposal whatever the call's state is now. On PostgreSQL (the caches keyed by the rows'
+xmin) and on SQLite (no cache: the definitions read each time)."""
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from services.calls import commands, schemas
+from services.calls.models import ProposalRow, ReferenceSequence
+from services.common.security.auth import Identity
+from services.common.service.entrypoints import load_input
+from services.common.storage.db import DatabaseCore
+from services.common.storage.migrations import upgrade
+from services.common.storage.tables import audit_log, outbox
+from services.common.values.errors import Conflict
+from tests.support import flows
+from tests.support.infra import Postgres, run_id
+
+pytestmark = pytest.mark.integration
+
+CALL = "CACHED-2010"
+SUBMIT = schemas.SubmitProposal()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def core(request, tmp_path):
+    if request.param == "postgresql":
+        name = f"jmdi_submission_{run_id()}"
+        url = Postgres().create_database(name)
+    else:
+        name, url = None, f"sqlite:///{tmp_path / 'calls.db'}"
+    upgrade("calls", url)
+    made = DatabaseCore(url, "calls")
+    yield made
+    made.dispose()
+    if name:
+        Postgres().drop_database(name)
+
+
+def run(core, use_case, *args):
+    """One operation's unit of work, committed as the kit's entrypoint commits it."""
+    uow = core.unit_of_work(operation="calls.test", identity=Identity(
+        "amina.pm", ("programme_manager",), datetime.now(timezone.utc) + timedelta(hours=1)))
+    try:
+        result = use_case(uow, *args)
+        uow.commit()
+        return result
+    finally:
+        uow.rollback()
+
+
+def submit(core, n: int, now: datetime, **changes) -> dict:
+    data = load_input(SUBMIT, {**flows.proposal(n, call_id=CALL, country="MA"), **changes})
+    return run(core, commands.submit_proposal, data, now)
+
+
+@pytest.fixture
+def open_call(core):
+    now = commands.now_utc()
+    run(core, commands.load_programme, flows.programme("CACHED"), now)
+    run(core, commands.create_call, load_input(schemas.CreateCall(), flows.call(CALL, "CACHED", timedelta(days=1))))
+    return run(core, commands.open_call, CALL, now)
+
+
+def test_a_closed_call_is_seen_by_the_next_submission(core, open_call):
+    before_deadline = commands.now_utc()
+    assert submit(core, 1, before_deadline)["created"] is True  # the call's context is now cached
+    run(core, commands.close_call, CALL, open_call["deadline"] + timedelta(seconds=1))
+    with pytest.raises(Conflict) as refused:
+        submit(core, 2, before_deadline)  # before the deadline, but the call is closed
+    assert {d["rule"] for d in refused.value.details} == {"call.not_open"}
+
+
+def test_a_changed_programme_is_seen_by_the_next_submission(core, open_call):
+    now = commands.now_utc()
+    assert submit(core, 1, now)["created"] is True
+    countries = [c for c in flows.programme("CACHED")["eligible_countries"] if c != "MA"]
+    run(core, commands.update_programme, "CACHED", {"eligible_countries": countries}, now)
+    with pytest.raises(Conflict) as refused:
+        submit(core, 2, now)
+    assert "target_country" in {d["field"] for d in refused.value.details}
+
+
+def test_each_submission_is_screened_against_the_latest_list(core, open_call):
+    now = commands.now_utc()
+    assert submit(core, 1, now)["screening"] == "unscreened"  # no list yet
+    first = run(core, commands.load_exclusion_list, {"csv": "name,registration_number\nNobody Known,\n",
+                                                      "source": "first"}, now)
+    assert submit(core, 2, now)["screening"] == "clear"
+    second = run(core, commands.load_exclusion_list, {"csv": "name,registration_number\n,REG-MA-00003\n",
+                                                       "source": "second"}, now)
+    flagged = submit(core, 3, now)
+    stored = run(core, commands.get_proposal, flagged["proposal_id"])
+    assert (flagged["screening"], stored["screening_hits"][0]["entry_registration_number"]) == \
+        ("flagged", "REG-MA-00003")
+    assert second["list_id"] != first["list_id"]
+    with core.engine.connect() as conn:
+        screened = conn.execute(select(func.count()).where(outbox.c.event_type == "proposal_screened")).scalar_one()
+    assert screened == 3  # the first proposal when the first list came, then the second and the third as submitted
+
+
+def test_a_replay_is_answered_from_the_stored_proposal_even_once_the_call_is_closed(core, open_call):
+    now = commands.now_utc()
+    first = submit(core, 1, now)
+    run(core, commands.close_call, CALL, open_call["deadline"] + timedelta(seconds=1))
+    again = submit(core, 1, now)
+    assert (again["created"], again["proposal_id"], again["reference"]) == \
+        (False, first["proposal_id"], first["reference"])
+    with pytest.raises(Conflict) as reused:
+        submit(core, 1, now, title="Something else")
+    assert reused.value.rule == "proposal.idempotency_key_reused"
+    with core.engine.connect() as conn:
+        assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [1]  # no number taken by replays
+        assert conn.execute(select(func.count()).select_from(ProposalRow)).scalar_one() == 1
+        submitted = conn.execute(select(func.count()).where(outbox.c.event_type == "proposal_submitted")).scalar_one()
+        audited = conn.execute(select(func.count()).where(audit_log.c.operation == "calls.test",
+                                                          audit_log.c.entity.like("proposal:%"))).scalar_one()
+    assert (submitted, audited) == (1, 1)
+
+
+def test_the_stored_proposal_is_the_event_that_left(core, open_call):
+    created = submit(core, 1, commands.now_utc())
+    stored = run(core, commands.get_proposal, created["proposal_id"])
+    with core.engine.connect() as conn:
+        (body,) = conn.execute(select(outbox.c.body).where(outbox.c.event_type == "proposal_submitted")).one()
+    event = json.loads(body)
+    assert stored["proposal"] == event["data"] and event["data"]["reference"] == created["reference"]
+    assert uuid.UUID(event["data"]["proposal_id"]) and created["reference"].startswith("CACHED-")
