@@ -5,10 +5,10 @@ The copies record facts one row per fact (screening, evaluation, withdrawal, ran
 service's ids, so they can arrive in any order; the award assembles them. Budget rows (programme, window) are
 the rows every award and amount change locks, always programme first, then window.
 """
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.types import Money, UtcDateTime
+from services.common.storage.types import Money, UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -49,6 +49,12 @@ class CallCopy(Base):
     max_grant = mapped_column(Money, nullable=False)
     max_ec_share = mapped_column(Numeric(6, 4), nullable=False)
     opened_at = mapped_column(UtcDateTime, nullable=False)
+    # the dates awards and contracts are checked against (None: the call_opened event did not carry them)
+    deadline = mapped_column(UtcDateTime, nullable=True)
+    programme_start = mapped_column(Date, nullable=True)
+    programme_end = mapped_column(Date, nullable=True)
+    # ec_monthly | ec_prefinancing | undp_monthly (None: the profile's default, services/grants/domain/currencies.py)
+    currency_conversion: Mapped[str | None] = mapped_column(String(30), nullable=True)
 
 
 class ProposalCopy(Base):
@@ -73,6 +79,7 @@ class ProposalCopy(Base):
     rejection_reasons: Mapped[list | None] = mapped_column(JSON)
     decision_reference: Mapped[str | None] = mapped_column(String(100))
     submitted_at = mapped_column(UtcDateTime, nullable=False)
+    logframe: Mapped[list | None] = mapped_column(JSON, nullable=True)  # as submitted (None: submitted without)
 
 
 class Withdrawal(Base):
@@ -158,7 +165,7 @@ class GrantRow(Base):
     duration_months: Mapped[int] = mapped_column(Integer)
     budget: Mapped[dict] = mapped_column(JSON)            # current Annex III budget
     contract_budget: Mapped[dict] = mapped_column(JSON)   # as signed or last amended (the 15% baseline)
-    status: Mapped[str] = mapped_column(String(20))  # awarded | contracted | closed | declined
+    status: Mapped[str] = mapped_column(String(20))  # awarded | contracted | terminated | closed | declined
     decision_reference: Mapped[str] = mapped_column(String(100))
     decision_date = mapped_column(Date, nullable=False)
     awarded_at = mapped_column(UtcDateTime, nullable=False)
@@ -166,13 +173,21 @@ class GrantRow(Base):
     start_date = mapped_column(Date)
     annual_budgets: Mapped[list | None] = mapped_column(JSON)
     schedule: Mapped[list] = mapped_column(JSON)  # tranches in contract_signed's wire form
+    logframe: Mapped[list | None] = mapped_column(JSON, nullable=True)  # the contract's, targets as last amended
     signed_at = mapped_column(UtcDateTime)
+    signed_by: Mapped[str | None] = mapped_column(String(200))  # who signed (termination's four eyes)
     decline_reason: Mapped[str | None] = mapped_column(String(2000))
     closure_kind: Mapped[str | None] = mapped_column(String(20))
     closure_final_payment = mapped_column(Money)
-    closure_eligible = mapped_column(Money)
+    closure_eligible = mapped_column(Money)  # the final amount
     recovery = mapped_column(Money)
+    decommitted = mapped_column(Money)  # award - final amount, given back at closure (None before)
     closed_at = mapped_column(UtcDateTime)
+    # early termination (None: not terminated): the effective date, why, who decided and when
+    terminated_on = mapped_column(Date)
+    termination_reason: Mapped[str | None] = mapped_column(String(2000))
+    terminated_by: Mapped[str | None] = mapped_column(String(200))
+    terminated_at = mapped_column(UtcDateTime)
 
 
 class PaymentRow(Base):
@@ -182,15 +197,34 @@ class PaymentRow(Base):
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     tranche_number: Mapped[int] = mapped_column(Integer)
     amount = mapped_column(Money, nullable=False)
-    status: Mapped[str] = mapped_column(String(20))  # requested | approved | paid
+    status: Mapped[str] = mapped_column(String(20))  # requested | approved | paid | cancelled
     requested_by: Mapped[str] = mapped_column(String(200))
     requested_at = mapped_column(UtcDateTime, nullable=False)
     approved_by: Mapped[str | None] = mapped_column(String(200))
     approved_at = mapped_column(UtcDateTime)
     value_date = mapped_column(Date)
     bank_reference: Mapped[str | None] = mapped_column(String(100))
-    # one payment per tranche, whatever the keys: the database's own guard against paying a tranche twice
-    __table_args__ = (UniqueConstraint("grant_id", "tranche_number", name="uq_payment_tranche"),)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancelled_at = mapped_column(UtcDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(String(2000))
+    # one live payment per tranche, whatever the keys: the database's own guard against paying a tranche twice
+    # (a cancelled request keeps its row and its key, and no longer holds the tranche)
+    __table_args__ = (Index("uq_payment_tranche", "grant_id", "tranche_number", unique=True,
+                            postgresql_where=text("status <> 'cancelled'"),
+                            sqlite_where=text("status <> 'cancelled'")),)
+
+
+class DecommitmentRow(Base):
+    """Money a grant gave back to its window and programme, and why (the grant row holds the total)."""
+
+    __tablename__ = "decommitments"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    amount = mapped_column(Money, nullable=False)
+    committed_before = mapped_column(Money, nullable=False)
+    reason: Mapped[str] = mapped_column(String(2000))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at = mapped_column(UtcDateTime, nullable=False)
 
 
 class ReportRow(Base):
@@ -209,6 +243,11 @@ class ReportRow(Base):
     submitted_at = mapped_column(UtcDateTime, nullable=False)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at = mapped_column(UtcDateTime)
+    # the report's expenditure lines in their currencies, each with the rate used and its EUR value (None: the
+    # report gave EUR per heading only)
+    lines: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # actual values of the logframe's indicators for the report's period: [{code, value, comment}]
+    actuals: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class AmendmentRow(Base):
@@ -224,3 +263,40 @@ class AmendmentRow(Base):
     budget: Mapped[dict] = mapped_column(JSON)
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at = mapped_column(UtcDateTime, nullable=False)
+    targets: Mapped[list | None] = mapped_column(JSON, nullable=True)  # a targets amendment: before and after
+
+
+# --- exchange rates -------------------------------------------------------------------------------------------
+
+class ExchangeRateRow(Base):
+    """One published rate: units of `currency` one EUR buys in `month` (InforEuro or UN operational). Never
+    changed once published, so every converted report line can be re-derived."""
+
+    __tablename__ = "exchange_rates"
+    rate_type: Mapped[str] = mapped_column(String(20), primary_key=True)  # inforeuro | un_operational
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)       # YYYY-MM
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)    # ISO 4217
+    rate = mapped_column(Numeric(20, 6), nullable=False)
+    source: Mapped[str] = mapped_column(String(300))
+    published_by: Mapped[str] = mapped_column(String(200))
+    published_at = mapped_column(UtcDateTime, nullable=False)
+
+
+class PendingAmendmentRow(Base):
+    """An amendment that raises the award, waiting for a second person (four eyes): applied only when someone
+    other than its proposer approves it (`approve_amendment`), with every rule checked again then."""
+
+    __tablename__ = "pending_amendments"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # amount
+    reason: Mapped[str] = mapped_column(String(2000))
+    current_amount = mapped_column(Money, nullable=False)  # the award when it was proposed
+    new_amount = mapped_column(Money, nullable=False)
+    new_budget: Mapped[dict | None] = mapped_column(JSON)
+    new_annual_budgets: Mapped[list | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # awaiting_approval | approved
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at = mapped_column(UtcDateTime, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at = mapped_column(UtcDateTime)

@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 FRESH = {"populate_existing": True}
 
-from services.common.errors import NotFound
-from services.common.events import CONTRACTS
-from services.common.money import money_str
+from services.common.contracts.events import CONTRACTS
+from services.common.values.errors import NotFound
+from services.common.values.money import money_str
 from services.grants import domain
 
-from .models import (CallCopy, Evaluation, GrantRow, OrganisationRow, PaymentRow, ProgrammeBudget, ProposalCopy,
+from .models import (CallCopy, Evaluation, ExchangeRateRow, GrantRow, OrganisationRow, PaymentRow, ProgrammeBudget, ProposalCopy,
                      RankingCopy, ReportRow, Screening, WindowBudget, Withdrawal)
 
 
@@ -70,6 +70,13 @@ def call_limits(call: CallCopy) -> domain.CallLimits:
     return domain.CallLimits(call.min_grant, call.max_grant, Decimal(call.max_ec_share))
 
 
+def calendar(call: CallCopy | None) -> domain.ProgrammeCalendar:
+    """The call's deadline and its programme's period, as call_opened told them."""
+    if call is None:
+        return domain.ProgrammeCalendar()
+    return domain.ProgrammeCalendar(call.deadline, call.programme_start, call.programme_end)
+
+
 # --- proposals and rankings -----------------------------------------------------------------------------------
 
 def lock_proposal(session, proposal_id: str) -> ProposalCopy:
@@ -104,10 +111,15 @@ def unavailable_proposals(session, proposal_ids) -> set[str]:
 
 
 def reserve_places(session, ranking: domain.Ranking) -> domain.ReservePlaces:
+    """Read under the window's budget lock (awards, declines and closures of the window take it first)."""
     ranked = [e.proposal_id for e in ranking.main + ranking.reserve]
-    grants = dict(session.execute(select(GrantRow.proposal_id, GrantRow.status)
-                                  .where(GrantRow.proposal_id.in_(ranked))).all())
-    return domain.reserve_places(ranking, grants, unavailable_proposals(session, ranked))
+    rows = session.execute(select(GrantRow.proposal_id, GrantRow.status, GrantRow.decommitted, GrantRow.amount,
+                                  GrantRow.ranking_list).where(GrantRow.proposal_id.in_(ranked))
+                           .order_by(GrantRow.awarded_at, GrantRow.id)).all()
+    return domain.reserve_places(
+        ranking, {r.proposal_id: r.status for r in rows}, unavailable_proposals(session, ranked),
+        decommitted={r.proposal_id: r.decommitted for r in rows if r.decommitted},
+        reserve_awards=[r.amount for r in rows if r.ranking_list == domain.RankingList.RESERVE.value])
 
 
 def proposal_copy(session, row: ProposalCopy, ranking: domain.Ranking | None) -> domain.ProposalCopy:
@@ -187,7 +199,8 @@ def load(session, row: GrantRow) -> GrantRecord:
     closure = None
     if row.closure_kind is not None:
         closure = domain.Closure(domain.ClosureKind(row.closure_kind), row.closure_final_payment, row.recovery,
-                                 row.closure_eligible)
+                                 row.closure_eligible, row.decommitted or Decimal("0.00"))
+    call = session.get(CallCopy, row.call_id)
     grant = domain.Grant(
         grant_id=row.id, reference=row.reference, proposal_id=row.proposal_id, call_id=row.call_id,
         programme_id=row.programme_id, window=row.window, country=row.country, amount=row.amount,
@@ -199,7 +212,11 @@ def load(session, row: GrantRow) -> GrantRecord:
         schedule=[_tranche(t) for t in row.schedule or ()],
         payments={p.id: _payment(p) for p in payments.values()},
         reports={r.id: _report(r) for r in reports.values()},
-        closure=closure, decline_reason=row.decline_reason or "")
+        closure=closure, termination=_termination(row), decline_reason=row.decline_reason or "",
+        decision_date=row.decision_date,
+        calendar=calendar(call), conversion=domain.conversion_rule(
+            call.currency_conversion if call is not None else None, row.rule_profile),
+        logframe=row.logframe)
     return GrantRecord(row, grant, payments, reports, org_row)
 
 
@@ -223,13 +240,19 @@ def save(session, record: GrantRecord, actor: str, now, idempotency_keys: dict |
     row.start_date = grant.start_date
     row.annual_budgets = [money_str(b) for b in grant.annual_budgets] if grant.annual_budgets else None
     row.schedule = [t.to_data() for t in grant.schedule]
+    row.logframe = grant.logframe
     row.decline_reason = grant.decline_reason or None
     if grant.closure is not None:
         row.closure_kind, row.closure_final_payment = grant.closure.kind.value, grant.closure.final_payment
         row.recovery, row.closure_eligible = grant.closure.recovery_amount, grant.closure.eligible_amount
+        row.decommitted = grant.closure.decommitted
         row.closed_at = row.closed_at or now
     if grant.status == domain.GrantStatus.DECLINED:
         row.closed_at = row.closed_at or now
+    if grant.termination is not None:
+        t = grant.termination
+        row.terminated_on, row.termination_reason = t.effective_date, t.reason
+        row.terminated_by, row.terminated_at = t.terminated_by, t.terminated_at
     for key, payment in grant.payments.items():
         prow = record.payments.get(key)
         if prow is None:
@@ -240,6 +263,8 @@ def save(session, record: GrantRecord, actor: str, now, idempotency_keys: dict |
         prow.requested_by, prow.requested_at = payment.requested_by, payment.requested_at
         prow.approved_by, prow.approved_at = payment.approved_by, payment.approved_at
         prow.value_date, prow.bank_reference = payment.value_date, payment.bank_reference
+        prow.cancelled_by, prow.cancelled_at = payment.cancelled_by, payment.cancelled_at
+        prow.cancel_reason = payment.cancel_reason
     for report_id, report in grant.reports.items():
         rrow = record.reports.get(report_id)
         if rrow is None:
@@ -252,6 +277,8 @@ def save(session, record: GrantRecord, actor: str, now, idempotency_keys: dict |
         rrow.expenditure, rrow.total = wire_money_map(report.expenditure), report.total
         rrow.status, rrow.reason = report.status.value, report.reason
         rrow.submitted_at, rrow.decided_at = report.submitted_at, report.decided_at
+        rrow.lines = [line.to_data() for line in report.lines] if report.lines else None
+        rrow.actuals = list(report.actuals) if report.actuals else None
 
 
 def _tranche(data: dict) -> domain.Tranche:
@@ -262,10 +289,40 @@ def _tranche(data: dict) -> domain.Tranche:
 def _payment(row: PaymentRow) -> domain.PaymentRequest:
     return domain.PaymentRequest(row.id, row.grant_id, row.tranche_number, row.amount, row.requested_by,
                                  row.requested_at, domain.PaymentStatus(row.status), row.approved_by,
-                                 row.approved_at, row.value_date, row.bank_reference)
+                                 row.approved_at, row.value_date, row.bank_reference, row.cancelled_by,
+                                 row.cancelled_at, row.cancel_reason)
 
 
 def _report(row: ReportRow) -> domain.FinancialReport:
     return domain.FinancialReport(row.id, row.grant_id, domain.ReportKind(row.kind), row.number, row.period_start,
                                   row.period_end, money_map(row.expenditure), row.submitted_at,
-                                  domain.ReportStatus(row.status), row.reason, row.decided_at)
+                                  domain.ReportStatus(row.status), row.reason, row.decided_at,
+                                  tuple(domain.ExpenditureLine.from_data(d) for d in row.lines or ()),
+                                  tuple(row.actuals or ()))
+
+
+# --- exchange rates -------------------------------------------------------------------------------------------
+
+def rate_lookup(session):
+    """A lookup of published rates for the conversion (each rate read once per unit of work)."""
+    seen: dict = {}
+
+    def lookup(rate_type, month: str, currency: str):
+        key = (domain.RateType(rate_type).value, month, currency)
+        if key not in seen:
+            row = session.get(ExchangeRateRow, key)
+            seen[key] = None if row is None else domain.ExchangeRate(domain.RateType(row.rate_type), row.month,
+                                                                     row.currency, plain(row.rate), row.source)
+        return seen[key]
+    return lookup
+
+
+def plain(value) -> Decimal:
+    """A stored rate without the column's trailing zeros (10.865500 -> 10.8655)."""
+    return Decimal(format(Decimal(value).normalize(), "f"))
+
+
+def _termination(row: GrantRow) -> domain.Termination | None:
+    if row.terminated_on is None:
+        return None
+    return domain.Termination(row.terminated_on, row.termination_reason, row.terminated_by, row.terminated_at)

@@ -1,8 +1,8 @@
 """nameko entrypoints of the grants service: copies of calls, proposals and rankings from the calls events;
-awards, contracts, payments, reports, amendments and closure as RPCs (docs/api/grants.md)."""
-from services.common.entrypoints import ServiceBase, handles, operation
+awards, contracts, payments, reports, amendments, termination and closure as RPCs (docs/api/grants.md)."""
+from services.common.service.entrypoints import ServiceBase, handles, operation
 
-from . import commands, schemas
+from . import commands, schemas, termination
 
 
 class GrantsService(ServiceBase):
@@ -72,6 +72,10 @@ class GrantsService(ServiceBase):
     def approve_payment(self, data):
         return commands.approve_payment(self.db, data, commands.now_utc())
 
+    @operation(schemas.CancelPayment)
+    def cancel_payment(self, data):
+        return commands.cancel_payment(self.db, data, commands.now_utc())
+
     @operation(schemas.ListPayments)
     def list_payments(self, data):
         return commands.list_payments(self.db, data)
@@ -88,6 +92,17 @@ class GrantsService(ServiceBase):
     def return_report(self, data):
         return commands.decide_report(self.db, data, commands.now_utc(), accepted=False)
 
+    # --- exchange rates ---------------------------------------------------------------------------------------
+    @operation(schemas.SetRates)
+    def set_rates(self, data):
+        """Publish one month's exchange rates (InforEuro or UN operational); published rates never change."""
+        return commands.set_rates(self.db, data, commands.now_utc())
+
+    @operation(schemas.ListRates)
+    def list_rates(self, data):
+        """The published exchange rates (by month, currency, kind)."""
+        return commands.list_rates(self.db, data)
+
     # --- changes and closure -----------------------------------------------------------------------------------
     @operation(schemas.ReallocateBudget)
     def reallocate_budget(self, data):
@@ -96,6 +111,15 @@ class GrantsService(ServiceBase):
     @operation(schemas.AmendGrant)
     def amend_grant(self, data):
         return commands.amend_grant(self.db, data, commands.now_utc())
+
+    @operation(schemas.TerminateGrant)
+    def terminate_grant(self, data):
+        """End a grant early: the final report covers up to the effective date; closure then decommits."""
+        return termination.terminate_grant(self.db, data, commands.now_utc())
+
+    @operation(schemas.AmendmentId)
+    def approve_amendment(self, data):
+        return commands.approve_amendment(self.db, data, commands.now_utc())
 
     @operation(schemas.GrantId)
     def close_grant(self, data):

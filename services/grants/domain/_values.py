@@ -4,12 +4,13 @@ Kept private to the package: the public names live in the concern modules.
 """
 from __future__ import annotations
 
-import calendar
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
-from services.common.errors import InvalidInput
-from services.common.money import MoneyError, money_str, to_money
+from services.common.values.errors import InvalidInput
+from services.common.values.money import MoneyError, money_str, to_money
+from services.common.values.report_calendar import add_months as add_months  # the contract's calendar: one definition
+from services.common.values.report_calendar import period_end as period_end
 
 ZERO = Decimal("0.00")
 
@@ -66,18 +67,6 @@ def months(value, field: str = "duration_months") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput({field: ["must be a whole number of months, at least 1"]})
     return value
-
-
-def add_months(day: date, count: int) -> date:
-    """Same day `count` months later, clamped to the month's last day (31 Jan + 1 month = 28/29 Feb)."""
-    month_index = day.month - 1 + count
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def period_end(start: date, months_after: int) -> date:
-    """Last day (inclusive) of the period of `months_after` months starting on `start`."""
-    return add_months(start, months_after) - timedelta(days=1)
 
 
 def iso(value) -> str | None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import Conflict, InvalidInput
-from services.common.money import money_str, round_money
+from services.common.values.errors import Conflict, InvalidInput
+from services.common.values.money import money_str, round_money
 
 from ._values import money, months, text
 from .annex import HEADINGS, check_caps, normalise_budget, total_eligible
@@ -59,6 +59,7 @@ class AmendmentKind(str, Enum):
     BUDGET = "budget"
     DURATION = "duration"
     AMOUNT = "amount"
+    TARGETS = "targets"   # the logframe's indicator targets (value and date)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Amendment:
     new_duration_months: int | None = None
     new_amount: Decimal | None = None
     new_annual_budgets: tuple | None = None
+    new_targets: list | None = None   # [{code, target_value, target_date?}] for a targets amendment
 
     def __post_init__(self):
         object.__setattr__(self, "amendment_id", text(self.amendment_id, "amendment_id", 60))
@@ -85,8 +87,16 @@ class Amendment:
             if self.new_amount is None:
                 raise InvalidInput({"new_amount": ["is required for an amount amendment"]})
             object.__setattr__(self, "new_amount", money(self.new_amount, "new_amount", positive=True))
+        if self.kind == AmendmentKind.TARGETS and not self.new_targets:
+            raise InvalidInput({"new_targets": ["is required for a targets amendment"]})
         if self.new_budget is not None:
             object.__setattr__(self, "new_budget", normalise_budget(self.new_budget, "new_budget"))
+
+
+def targets_of(logframe) -> dict:
+    """Indicator code -> {target_value, target_date}: what a targets amendment changes (for its audit)."""
+    return {result_ind["code"]: {"target_value": result_ind["target_value"], "target_date": result_ind["target_date"]}
+            for result in logframe or () for result_ind in result["indicators"]}
 
 
 def check_amendment_amount(current_award: Decimal, new_amount: Decimal, paid_total: Decimal,

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.common.errors import Conflict, InvalidInput
-from services.common.money import money_str, round_money
+from services.common.values.annex import DIRECT_HEADINGS as DIRECT_HEADINGS  # the one list of headings
+from services.common.values.annex import HEADINGS as HEADINGS
+from services.common.values.errors import Conflict, InvalidInput
+from services.common.values.money import money_str, round_money
 
 from ._values import ZERO, money
 
-DIRECT_HEADINGS = (
-    "human_resources", "travel", "equipment_supplies", "local_office", "other_costs_services", "other",
-)
-HEADINGS = DIRECT_HEADINGS + ("contingency", "indirect_costs")
 CONTINGENCY_CAP = Decimal("0.05")
 INDIRECT_CAP = Decimal("0.07")
 

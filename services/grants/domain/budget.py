@@ -2,7 +2,9 @@
 
 The grants service keeps its own copy of each proposal and ranking (from the calls service's events); the
 guards work on those copies. Committing an award takes its amount from the window and the programme; a
-consortium that declines gives it back, and the next reserve proposal of the ranking may take its place.
+consortium that declines gives it back, and the next reserve proposal of the ranking may take its place. A
+grant closed below its award gives the rest back too (decommitment): that money reopens the reserve list for
+as much as it released.
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import Conflict, InvalidInput
-from services.common.money import money_str
+from services.common.values.errors import Conflict, InvalidInput
+from services.common.values.money import money_str
 
 from ._values import ZERO, money
 
@@ -172,30 +174,52 @@ class ProposalCopy:
 
 @dataclass(frozen=True)
 class ReservePlaces:
-    """How far a window's reserve list is open: one place for each declined grant of its ranking.
+    """How far a window's reserve list is open: one place for each declined grant of its ranking, and the money
+    its grants gave back at closure (decommitted) that reserve awards have not taken yet.
 
     `declined` counts the declined grants of the ranking's proposals (main or reserve), `from_reserve` the reserve
     proposals already awarded (declined ones included), `next_in_line` the best-ranked reserve proposal still
-    available (not awarded, rejected, withdrawn or excluded). Reserve proposals are awarded in rank order.
+    available (not awarded, rejected, withdrawn or excluded). `released` is what the ranking's grants
+    decommitted; `released_taken` what the reserve awards beyond the declined places took of it. Reserve
+    proposals are awarded in rank order; the window's and the programme's remaining money stay the ceiling.
     """
 
     declined: int = 0
     from_reserve: int = 0
     next_in_line: str | None = None
+    released: Decimal = ZERO
+    released_taken: Decimal = ZERO
+
+    @property
+    def places(self) -> bool:
+        return self.declined > self.from_reserve
+
+    @property
+    def released_available(self) -> Decimal:
+        return max(self.released - self.released_taken, ZERO)
 
     @property
     def open(self) -> bool:
-        return self.declined > self.from_reserve
+        return self.places or self.released_available > 0
+
+    def admits(self, amount: Decimal) -> bool:
+        """A declined grant's place takes any award the budgets allow; released money only what it released."""
+        return self.places or amount <= self.released_available
 
 
-def reserve_places(ranking: Ranking, grant_status: dict, unavailable=()) -> ReservePlaces:
-    """The reserve places of `ranking` given the grants made (proposal_id -> grant status) and the proposals
-    that can no longer be awarded (rejected, withdrawn, excluded)."""
+def reserve_places(ranking: Ranking, grant_status: dict, unavailable=(), decommitted: dict | None = None,
+                   reserve_awards=()) -> ReservePlaces:
+    """The reserve places of `ranking` given the grants made (proposal_id -> grant status), the proposals
+    that can no longer be awarded (rejected, withdrawn, excluded), what each grant decommitted (proposal_id ->
+    amount) and the amounts of the reserve awards in the order they were made (the first ones fill the
+    declined places, the later ones took released money)."""
     ranked = {e.proposal_id for e in ranking.main + ranking.reserve}
     declined = sum(1 for pid, status in grant_status.items() if pid in ranked and status == "declined")
     from_reserve = sum(1 for e in ranking.reserve if e.proposal_id in grant_status)
     following = next_from_reserve(ranking, set(grant_status) | set(unavailable))
-    return ReservePlaces(declined, from_reserve, following.proposal_id if following else None)
+    released = sum((money(a, "decommitted") for pid, a in (decommitted or {}).items() if pid in ranked), ZERO)
+    taken = sum((money(a, "amount") for a in list(reserve_awards)[declined:]), ZERO)
+    return ReservePlaces(declined, from_reserve, following.proposal_id if following else None, released, taken)
 
 
 def _violation(rule: str, reason: str, **figures) -> dict:
@@ -208,7 +232,8 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
                      reserve: ReservePlaces | None = None) -> list[dict]:
     """Every rule the award would break, most fundamental first (empty when it may be made).
 
-    A reserve-list proposal needs an open reserve place and must be the next in line (`reserve`)."""
+    A reserve-list proposal needs an open reserve place (a declined grant's, or money released at closure that
+    covers the award) and must be the next in line (`reserve`)."""
     amount = money(amount, "amount", positive=True)
     if window_budget.window != proposal.window:
         raise InvalidInput({"window": [f"proposal {proposal.reference} is in window {proposal.window}, "
@@ -231,11 +256,17 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
     elif proposal.ranking == RankingList.RESERVE and proposal.grant_id is None:
         if reserve is None or not reserve.open:
             found.append(_violation("award.reserve_not_open", f"proposal {proposal.reference} is on the reserve "
-                                    "list: it may be awarded only in place of a declined grant"))
+                                    "list: it may be awarded only in place of a declined grant or with money "
+                                    "the window's grants gave back at closure"))
         elif reserve.next_in_line != proposal.proposal_id:
             found.append(_violation("award.reserve_out_of_order", f"the reserve list is awarded in rank order: "
                                     f"proposal {reserve.next_in_line} comes before {proposal.reference}",
                                     next_in_line=reserve.next_in_line))
+        elif not reserve.admits(amount):
+            found.append(_violation("award.above_released", f"{money_str(amount)} is above the "
+                                    f"{money_str(reserve.released_available)} the window's grants gave back at "
+                                    "closure (no declined grant's place is open)", amount=amount,
+                                    released=reserve.released_available))
     if amount < limits.min_grant:
         found.append(_violation("award.below_min", f"{money_str(amount)} is below the call minimum "
                                 f"{money_str(limits.min_grant)}", amount=amount, limit=limits.min_grant))

@@ -1,10 +1,17 @@
 """The Grant aggregate: one awarded proposal from the award to its closure.
 
     awarded ──sign_contract──▶ contracted ──(payments, reports, amendments)──close──▶ closed
+       │                           └──terminate──▶ terminated ──(final report, balance)──close──┘
        └──────────────decline (before any payment)─────────────┴──────────────────▶ declined
 
+Termination (domain/termination.py) ends the action early: the final report covers up to its effective date and
+may come at once; closure then computes the final amount and decommits the rest, as after a planned end.
+
+Closing reduces the commitment to the final amount: the rest is decommitted (grant_decommitted) and goes back
+to the window and the programme at once, where a reserve proposal or a later call may use it.
+
 Every method enforces the rules of its concern module and returns the domain events it produced, as
-(event_type, data) pairs whose data matches the contracts in services/common/events.py (money as "150000.00",
+(event_type, data) pairs whose data matches the contracts in services/common/contracts/events.py (money as "150000.00",
 dates and timestamps ISO 8601); they are also appended to `events` for the unit of work to write to the outbox.
 """
 from __future__ import annotations
@@ -15,19 +22,23 @@ from decimal import Decimal
 from enum import Enum
 from typing import NamedTuple
 
-from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.money import round_money
+from services.common.values import logframe as lf
+from services.common.values.errors import Conflict, InvalidInput, NotFound
+from services.common.values.money import round_money
 
 from . import payments as pay
 from . import reports as rep
 from ._values import ZERO, a_date, aware, m, money, money_map, months, period_end, ratio, text
 from .amendments import (Amendment, AmendmentKind, check_amendment_amount, check_ec_share, check_reallocation)
-from .annex import check_caps, normalise_budget
+from .annex import HEADINGS, check_caps, normalise_budget
 from .budget import CallLimits, ProgrammeBudget, ProposalCopy, ReservePlaces, WindowBudget, check_award
-from .closure import Closure, ClosureKind, close_grant
+from . import currencies as fx
+from .closure import Closure, ClosureKind, close_grant, committed_amount
+from .dates import ProgrammeCalendar, check_value_date
 from .organisations import Organisation
 from .payments import PaymentRequest, PaymentState, PaymentStatus, check_payment, next_payment_amount
 from .reports import FinancialReport, ReportKind, ReportStatus, reporting_periods
+from .termination import Termination, check_termination, periods_after_termination
 from .schedule import (PragPayments, SharePayments, Tranche, TrancheKind, compute_schedule, fit_to_award,
                        payment_profile)
 
@@ -42,6 +53,7 @@ class GrantStatus(str, Enum):
     CONTRACTED = "contracted"
     CLOSED = "closed"
     DECLINED = "declined"
+    TERMINATED = "terminated"  # ended early: final report and closure still to come
 
 
 def reject_proposal(proposal: ProposalCopy, reasons: list[str], decision_reference: str = "") -> list[DomainEvent]:
@@ -82,7 +94,12 @@ class Grant:
     reports: dict[str, FinancialReport] = field(default_factory=dict)
     amendments: list[Amendment] = field(default_factory=list)
     closure: Closure | None = None
+    termination: Termination | None = None                # set when the grant was terminated early
     decline_reason: str = ""
+    decision_date: date | None = None                     # the steering committee's decision (the commitment)
+    calendar: ProgrammeCalendar = field(default_factory=ProgrammeCalendar)  # call deadline, programme period
+    conversion: fx.ConversionRule = fx.ConversionRule.EC_MONTHLY  # how expenditure in other currencies is converted
+    logframe: list | None = None   # the contract's logframe (the proposal's, targets as last amended)
     events: list[DomainEvent] = field(default_factory=list)
 
     # ---------------------------------------------------------------- award
@@ -90,12 +107,14 @@ class Grant:
     def award(cls, grant_id: str, proposal: ProposalCopy, amount, call_limits: CallLimits,
               window_budget: WindowBudget, programme_budget: ProgrammeBudget, *, decision_reference: str,
               decision_date: date, awarded_at: datetime, profile="ec_prag", duration_months: int | None = None,
-              budget: dict | None = None, ec_share=None,
-              reserve: ReservePlaces | None = None) -> tuple["Grant", list[DomainEvent]]:
+              budget: dict | None = None, ec_share=None, reserve: ReservePlaces | None = None,
+              calendar: ProgrammeCalendar | None = None) -> tuple["Grant", list[DomainEvent]]:
         """Award a ranked proposal: check the budget guards, commit the amount to the window and the programme.
 
         The EC share is given, or computed from the Annex III budget (award / total eligible costs). A reserve
         proposal needs `reserve` (its window's reserve places) to show a place is open and it is next in line.
+        The decision is dated once the call has closed, within the programme period, and not after the day it is
+        recorded (`calendar`: what grants knows of the call and programme dates).
         """
         grant_id = text(grant_id, "grant_id", 60)
         amount = money(amount, "amount", positive=True)
@@ -113,13 +132,16 @@ class Grant:
         decision_reference = text(decision_reference, "decision_reference", 100)
         a_date(decision_date, "decision_date")
         aware(awarded_at, "awarded_at")
+        calendar = calendar or ProgrammeCalendar()
+        calendar.check_award_decision(decision_date, awarded_at.date())
         window_budget.commit(amount)
         programme_budget.commit(amount)
         proposal.grant_id = grant_id
         grant = cls(grant_id=grant_id, reference=proposal.reference, proposal_id=proposal.proposal_id,
                     call_id=proposal.call_id, programme_id=proposal.programme_id, window=proposal.window,
                     country=proposal.country, amount=amount, ec_share=share, duration_months=duration,
-                    profile=profile, budget=dict(budget), contract_budget=dict(budget))
+                    profile=profile, budget=dict(budget), contract_budget=dict(budget),
+                    decision_date=decision_date, calendar=calendar)
         return grant, grant._emit("grant_awarded", {
             "grant_id": grant_id, "proposal_id": proposal.proposal_id, "reference": proposal.reference,
             "call_id": proposal.call_id, "programme_id": proposal.programme_id, "window": proposal.window,
@@ -149,14 +171,20 @@ class Grant:
     # ------------------------------------------------------------- contract
     def sign_contract(self, organisation: Organisation, start_date: date, signed_at: datetime,
                       annual_budgets: list | None = None, duration_months: int | None = None) -> list[DomainEvent]:
-        """The contract fixes the start date, the duration (the proposal's unless given) and the tranches."""
+        """The contract fixes the start date, the duration (the proposal's unless given) and the tranches. The
+        action starts on or after the award decision and runs within the programme period."""
         self._require(GrantStatus.AWARDED)
         if not isinstance(organisation, Organisation):
             raise InvalidInput({"organisation": ["the lead applicant's registered organisation is required"]})
+        if not organisation.account_validated:
+            # the contract names the account the grant is paid to: a finance approver must have checked it first
+            raise Conflict("contract.account_not_validated", f"the bank account of {organisation.legal_name} is not "
+                           f"validated yet: a finance approver validates it before the contract is signed")
         aware(signed_at, "signed_at")
         duration = months(duration_months, "duration_months") if duration_months is not None \
             else self.duration_months
         schedule = compute_schedule(self.profile, self.amount, duration, annual_budgets, start_date)
+        self.calendar.check_contract(start_date, period_end(start_date, duration), self.decision_date)
         self.organisation, self.start_date, self.duration_months = organisation, start_date, duration
         self.annual_budgets = tuple(money(b, "annual_budgets") for b in annual_budgets) if annual_budgets else None
         self.schedule, self.status = schedule, GrantStatus.CONTRACTED
@@ -223,23 +251,29 @@ class Grant:
 
     def payment_state(self) -> PaymentState:
         return PaymentState(
-            award=self.amount, schedule=tuple(self.schedule), paid=self.paid,
-            pending=frozenset(p.tranche_number for p in self.payments.values() if p.status != PaymentStatus.PAID),
+            award=self.amount, schedule=self._payable_schedule(), paid=self.paid,
+            pending=frozenset(p.tranche_number for p in self.payments.values() if p.pending),
             accepted_reports=frozenset(r.condition for r in self.accepted_reports),
-            contract_signed=self.status == GrantStatus.CONTRACTED,
+            contract_signed=self.status in (GrantStatus.CONTRACTED, GrantStatus.TERMINATED),
             account_validated=bool(self.organisation and self.organisation.account_validated),
             payable={t.number: self.payable_amount(t.number) for t in self.schedule})
 
     def request_payment(self, key: str, tranche_number: int, amount, requested_by: str,
-                        requested_at: datetime) -> list[DomainEvent]:
-        """A finance officer asks for a tranche. The same key with the same content is a no-op (no event)."""
+                        requested_at: datetime, idempotency_key: str | None = None) -> list[DomainEvent]:
+        """A finance officer asks for a tranche. The same key with the same content is a no-op (no event).
+        `key` is the payment's id; `idempotency_key` the key the officer gave, if the id was derived from it
+        (a refusal names what the officer typed, not an internal id)."""
         request = PaymentRequest(key, self.grant_id, tranche_number, amount, requested_by, requested_at)
         existing = self.payments.get(request.key)
         if existing is not None:
             if existing.same_request(request):
                 return []
-            raise Conflict("payment.key_reused", f"key {request.key} was used for a different payment request")
+            given = idempotency_key or request.key
+            raise Conflict("payment.key_reused", f"the idempotency key {given!r} was already used for a different "
+                           f"payment request (tranche {existing.tranche_number}, {m(existing.amount)}): give a new "
+                           f"key for a new request", [{"idempotency_key": given, "payment_id": request.key}])
         self._require_contracted_for_payment()
+        self._no_prefinancing_after_termination(request.tranche_number)
         check_payment(self.payment_state(), request.tranche_number, request.amount)
         self.payments[request.key] = request
         return self._emit("payment_requested", {
@@ -256,8 +290,22 @@ class Grant:
         self.payments[key] = approved
         return []
 
-    def mark_paid(self, key: str, value_date: date, bank_reference: str) -> list[DomainEvent]:
-        paid = pay.mark_paid(self._payment(key), value_date, bank_reference)
+    def cancel_payment(self, key: str, by: str, reason: str, cancelled_at: datetime, *,
+                       finance_approver: bool) -> list[DomainEvent]:
+        """Withdraw a request awaiting approval (its requester or a finance approver): the tranche is free again."""
+        cancelled = pay.cancel(self._payment(key), by, reason, cancelled_at, finance_approver=finance_approver)
+        self.payments[key] = cancelled
+        return self._emit("payment_cancelled", {
+            "payment_id": cancelled.key, "grant_id": self.grant_id, "reference": self.reference,
+            "tranche_number": cancelled.tranche_number, "amount_eur": m(cancelled.amount),
+            "requested_by": cancelled.requested_by, "cancelled_by": cancelled.cancelled_by,
+            "reason": cancelled.cancel_reason, "cancelled_at": cancelled.cancelled_at.isoformat()})
+
+    def mark_paid(self, key: str, value_date: date, bank_reference: str, *, today: date) -> list[DomainEvent]:
+        """The bank paid: on a value date neither before the request nor after `today`."""
+        request = self._payment(key)
+        check_value_date(a_date(value_date, "value_date"), request.requested_at, today)
+        paid = pay.mark_paid(request, value_date, bank_reference)
         self.payments[key] = paid
         return self._emit("tranche_paid", {
             "payment_id": paid.key, "grant_id": self.grant_id, "reference": self.reference,
@@ -275,18 +323,23 @@ class Grant:
             raise Conflict("grant.invalid_state", f"grant {self.grant_id} is {self.status.value}")
 
     # -------------------------------------------------------------- reports
-    def submit_report(self, report_id: str, kind: str, number: int, expenditure: dict,
-                      submitted_at: datetime) -> list[DomainEvent]:
-        """A consortium's interim report n or final report, for the period the contract gives it."""
+    def submit_report(self, report_id: str, kind: str, number: int, expenditure: dict | None,
+                      submitted_at: datetime, lines: list | None = None,
+                      rates: fx.RateLookup | None = None, actuals: list | None = None) -> list[DomainEvent]:
+        """A consortium's interim report n or final report, for the period the contract gives it.
+
+        The expenditure is given in EUR per heading, or as `lines` (each cost with its currency and the date it
+        was incurred), converted under the programme's rule with the published `rates`: then the EUR expenditure
+        per heading is the sum of the lines' EUR values, each rounded to the cent."""
         if self.status == GrantStatus.AWARDED:
             raise Conflict("report.contract_not_signed", "no report before the contract is signed")
-        self._require(GrantStatus.CONTRACTED)
+        self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
         report_id = text(report_id, "report_id", 60)
         kind = ReportKind(kind) if kind in {k.value for k in ReportKind} else None
         if kind is None:
             raise InvalidInput({"kind": ["must be interim or final"]})
         number = 1 if kind == ReportKind.FINAL else number
-        periods = reporting_periods(self.start_date, self.duration_months)
+        periods = self.reporting_periods()
         period = next((p for p in periods if p.kind == kind.value and p.number == number), None)
         if period is None:
             raise InvalidInput({"number": [f"the contract has no {kind.value} report {number}"]})
@@ -305,23 +358,61 @@ class Grant:
         if submitted_at.date() < period.end:
             raise Conflict("report.period_not_ended", f"the period of the {period.condition} ends on "
                            f"{period.end.isoformat()}")
+        converted: tuple = ()
+        if lines is not None:
+            if expenditure:
+                raise InvalidInput({"lines": ["give the expenditure per heading in EUR or the lines, not both"]})
+            converted = tuple(fx.convert(fx.expenditure_lines(lines, HEADINGS, period.start, period.end),
+                                         self.conversion, rates or (lambda *_: None), self.prefinancing_month()))
+            expenditure = fx.by_heading(converted)
+        elif expenditure is None:
+            raise InvalidInput({"expenditure": ["give the expenditure per heading in EUR, or the lines"]})
+        reported = tuple(lf.parse_actuals(actuals, self.logframe)) if actuals else ()
         report = FinancialReport(report_id, self.grant_id, kind, period.number, period.start, period.end,
-                                 expenditure, submitted_at)
+                                 expenditure, submitted_at, lines=converted, actuals=reported)
         self.reports[report_id] = report
-        return self._emit("report_submitted", {
+        data = {
             "report_id": report_id, "grant_id": self.grant_id, "reference": self.reference, "kind": kind.value,
             "number": report.number, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
             "expenditure": money_map(report.expenditure), "total_eur": m(report.total),
-            "submitted_at": submitted_at.isoformat()})
+            "submitted_at": submitted_at.isoformat()}
+        if converted:
+            data["conversion"] = self.conversion.value
+            data["lines"] = [line.to_data() for line in converted]
+        if reported:
+            data["actuals"] = [dict(a) for a in reported]
+        return self._emit("report_submitted", data)
+
+    def prefinancing_month(self) -> str | None:
+        """The month the first pre-financing was paid (its value date): the ec_prefinancing rule's rate month."""
+        first = [t.number for t in self.schedule if t.kind == TrancheKind.PRE_FINANCING]
+        paid = [p for p in self.payments.values() if p.status == PaymentStatus.PAID and p.tranche_number in first]
+        if not paid:
+            return None
+        return fx.month(min(paid, key=lambda p: p.tranche_number).value_date)
 
     def accept_report(self, report_id: str, decided_at: datetime) -> list[DomainEvent]:
-        self._require(GrantStatus.CONTRACTED)
+        self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
         report = rep.accept(self._report(report_id), decided_at)
         self.reports[report_id] = report
-        return self._decided(report)
+        return self._decided(report) + self._results(report)
+
+    def _results(self, report: FinancialReport) -> list[DomainEvent]:
+        """An accepted report's actual values, each with its indicator as the contract states it now."""
+        if not report.actuals:
+            return []
+        known = lf.indicators(self.logframe)
+        return self._emit("results_reported", {
+            "report_id": report.report_id, "grant_id": self.grant_id, "reference": self.reference,
+            "programme_id": self.programme_id, "call_id": self.call_id, "window": self.window,
+            "country": self.country, "kind": report.kind.value, "number": report.number,
+            "period_start": report.period_start.isoformat(), "period_end": report.period_end.isoformat(),
+            "results": [{**{k: v for k, v in known[a["code"]].items()}, "actual_value": a["value"],
+                         "comment": a.get("comment") or ""} for a in report.actuals if a["code"] in known],
+            "decided_at": report.decided_at.isoformat()})
 
     def return_report(self, report_id: str, reason: str, decided_at: datetime) -> list[DomainEvent]:
-        self._require(GrantStatus.CONTRACTED)
+        self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
         report = rep.return_report(self._report(report_id), reason, decided_at)
         self.reports[report_id] = report
         return self._decided(report)
@@ -353,10 +444,16 @@ class Grant:
               programme_budget: ProgrammeBudget) -> list[DomainEvent]:
         self._require(GrantStatus.CONTRACTED)
         self._same_window(window_budget)
-        if any(p.status != PaymentStatus.PAID for p in self.payments.values()):
+        if any(p.pending for p in self.payments.values()):
             raise Conflict("amendment.payment_pending", "decide the pending payment request before amending")
         amount, duration, budget = self.amount, self.duration_months, self.budget
         annual = self.annual_budgets
+        logframe = self.logframe
+        if amendment.kind == AmendmentKind.TARGETS:
+            if not self.logframe:
+                raise Conflict("amendment.no_logframe", f"grant {self.reference} has no logframe whose targets "
+                               f"could change")
+            logframe = lf.change_targets(self.logframe, amendment.new_targets)
         if amendment.new_budget is not None:
             budget = amendment.new_budget
             check_caps(budget)
@@ -365,6 +462,7 @@ class Grant:
             if call_limits.max_duration_months and duration > call_limits.max_duration_months:
                 raise Conflict("amendment.above_max_duration", f"{duration} months is above the call's "
                                f"{call_limits.max_duration_months}")
+            self.calendar.check_end(period_end(self.start_date, duration), "amendment.ends_after_programme")
             annual = amendment.new_annual_budgets
         if amendment.kind == AmendmentKind.AMOUNT:
             amount = amendment.new_amount
@@ -386,6 +484,7 @@ class Grant:
         self.budget, self.contract_budget = dict(budget), dict(budget)
         self.annual_budgets = tuple(annual) if annual else None
         self.schedule = schedule
+        self.logframe = logframe
         self.amendments.append(amendment)
         return self._amended(amendment.amendment_id, amendment.kind.value, amendment.reason)
 
@@ -416,14 +515,84 @@ class Grant:
             "amount_eur": m(self.amount), "duration_months": self.duration_months,
             "budget": money_map(self.budget), "reason": reason or ""})
 
-    # -------------------------------------------------------------- closure
-    def close(self, closed_at: datetime) -> list[DomainEvent]:
-        """Close after the accepted final report: once the final payment is made, or with a recovery order."""
+    # ---------------------------------------------------------- termination
+    def reporting_periods(self):
+        """The reports the contract asks for: every period of the action, or after an early termination the
+        accepted interim reports and one final report up to the effective date."""
+        periods = reporting_periods(self.start_date, self.duration_months)
+        if self.termination is None:
+            return periods
+        return periods_after_termination(periods, {r.condition for r in self.accepted_reports},
+                                         self.termination.effective_date, self.start_date)
+
+    def terminate(self, effective_date: date, reason: str, terminated_by: str, terminated_at: datetime, *,
+                  signed_by: str | None) -> list[DomainEvent]:
+        """End the action early (domain/termination.py): the grant then owes its final report up to the effective
+        date; closure computes the final amount and decommits the rest. Moves no money by itself."""
+        if self.status == GrantStatus.TERMINATED:
+            raise Conflict("termination.already_terminated", f"grant {self.grant_id} was already terminated on "
+                           f"{self.termination.effective_date if self.termination else '?'}")
+        if self.status == GrantStatus.AWARDED:
+            raise Conflict("termination.contract_not_signed", f"grant {self.grant_id} has no contract yet: the "
+                           "consortium declines it instead (decline_grant)")
         self._require(GrantStatus.CONTRACTED)
+        accepted = {r.condition for r in self.accepted_reports}
+        reported = [p.end for p in reporting_periods(self.start_date, self.duration_months)
+                    if p.kind == "interim" and p.condition in accepted]
+        termination = check_termination(
+            effective_date=effective_date, reason=reason, terminated_by=terminated_by, terminated_at=terminated_at,
+            start_date=self.start_date, end_date=self.end_date, today=aware(terminated_at, "terminated_at").date(),
+            signed_by=signed_by, reported_until=max(reported) if reported else None,
+            programme_start=self.calendar.programme_start, programme_end=self.calendar.programme_end,
+            pending_payments=sorted(p.key for p in self.payments.values() if p.pending),
+            pending_reports=sorted(r.report_id for r in self.reports.values() if r.status == ReportStatus.SUBMITTED))
+        self.termination, self.status = termination, GrantStatus.TERMINATED
+        final = self.reporting_periods()[-1]
+        return self._emit("grant_terminated", {
+            "grant_id": self.grant_id, "reference": self.reference,
+            "effective_date": termination.effective_date.isoformat(), "reason": termination.reason,
+            "terminated_by": termination.terminated_by, "terminated_at": termination.terminated_at.isoformat(),
+            "amount_eur": m(self.amount), "paid_eur": m(self.paid_total),
+            "final_report_period_start": final.start.isoformat(), "final_report_due": final.due_date.isoformat()})
+
+    def _payable_schedule(self) -> tuple:
+        """After termination only the tranches paid and the balance remain (no further pre-financing)."""
+        if self.status != GrantStatus.TERMINATED:
+            return tuple(self.schedule)
+        paid = self.paid
+        return tuple(t for t in self.schedule if t.number in paid or t.kind == TrancheKind.BALANCE)
+
+    def _no_prefinancing_after_termination(self, tranche_number: int) -> None:
+        if self.status != GrantStatus.TERMINATED:
+            return
+        tranche = self.tranche(tranche_number)
+        if tranche.kind != TrancheKind.BALANCE and tranche_number not in self.paid:
+            raise Conflict("termination.no_further_prefinancing", f"grant {self.grant_id} was terminated on "
+                           f"{self.termination.effective_date}: only the balance (after the final report) is paid",
+                           [{"tranche_number": tranche_number}])
+
+    # -------------------------------------------------------------- closure
+    @property
+    def decommitted(self) -> Decimal:
+        return self.closure.decommitted if self.closure is not None else ZERO
+
+    @property
+    def committed(self) -> Decimal:
+        return committed_amount(self.amount, self.decommitted, self.status == GrantStatus.DECLINED)
+
+    def close(self, closed_at: datetime, window_budget: WindowBudget, programme_budget: ProgrammeBudget, *,
+              decommitment_id: str) -> list[DomainEvent]:
+        """Close after the accepted final report: once the final payment is made, or with a recovery order.
+
+        The commitment is reduced to the final amount; what the award keeps above it is decommitted and returns
+        to the window and the programme (grant_decommitted after grant_closed, in the same transaction).
+        A terminated grant closes the same way, on its final report up to the effective date."""
+        self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
+        self._same_window(window_budget)
         aware(closed_at, "closed_at")
         if "final_report" not in {r.condition for r in self.accepted_reports}:
             raise Conflict("closure.final_report_required", "the final report must be accepted first")
-        if any(p.status != PaymentStatus.PAID for p in self.payments.values()):
+        if any(p.pending for p in self.payments.values()):
             raise Conflict("closure.payment_pending", "a payment request is still pending")
         closure = close_grant(self.amount, self.paid_total, self.accepted_expenditure, self.ec_share)
         balance = next((t for t in self.schedule if t.kind == TrancheKind.BALANCE), None)
@@ -431,11 +600,34 @@ class Grant:
                 and balance.number not in self.paid:
             raise Conflict("closure.final_payment_pending", f"pay the balance of {m(closure.final_payment)} "
                            f"(tranche {balance.number}) first", [{"final_payment": m(closure.final_payment)}])
+        decommitment_id = text(decommitment_id, "decommitment_id", 60)
+        if closure.decommitted > 0:
+            window_budget.release(closure.decommitted)
+            programme_budget.release(closure.decommitted)
         self.closure, self.status = closure, GrantStatus.CLOSED
-        return self._emit("grant_closed", {
+        events = self._emit("grant_closed", {
             "grant_id": self.grant_id, "reference": self.reference, "kind": closure.kind.value,
             "paid_eur": m(self.paid_total), "accepted_expenditure_eur": m(self.accepted_expenditure),
             "recovery_eur": m(closure.recovery_amount), "closed_at": closed_at.isoformat()})
+        if closure.decommitted > 0:
+            events += self._emit("grant_decommitted", {
+                "decommitment_id": decommitment_id, "grant_id": self.grant_id, "reference": self.reference,
+                "amount_eur": m(closure.decommitted), "committed_before_eur": m(self.amount),
+                "committed_after_eur": m(closure.eligible_amount), "reason": self.decommitment_reason(),
+                "decommitted_at": closed_at.isoformat()})
+        return events
+
+    def decommitment_reason(self) -> str:
+        """Why closure gave money back, in the figures that decided it (the audit trail and the EC report)."""
+        closure = self.closure
+        if closure is None or closure.decommitted <= 0:
+            return ""
+        share = (self.ec_share * 100).quantize(Decimal("0.01"))
+        how = "Closure" if self.termination is None else \
+            f"Closure after early termination on {self.termination.effective_date.isoformat()}"
+        return (f"{how}: final amount {m(closure.eligible_amount)} (EC share {share}% of accepted eligible "
+                f"costs {m(self.accepted_expenditure)}, capped by the award) below the award {m(self.amount)}; "
+                f"{m(closure.decommitted)} unspent decommitted")
 
     # -------------------------------------------------------------- helpers
     def _require(self, *statuses: GrantStatus) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from services.common.errors import InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 
 from ._values import text
 
@@ -128,6 +128,15 @@ class Organisation:
         if self.iban is None:
             raise InvalidInput({"iban": ["no bank account to validate"]})
         return replace(self, account_validated=True)
+
+
+def check_shared_account(iban: str, others: list[dict], reason: str | None) -> None:
+    """An IBAN that is also another organisation's account is a warning sign (a diverted payment, a shell
+    organisation): the finance approver validating it must say why it is right, or it is refused."""
+    if others and not (reason or "").strip():
+        names = ", ".join(f"{o['legal_name']} ({o['country']} {o['registration_number']})" for o in others)
+        raise Conflict("organisation.iban_shared", f"the account {format_iban(iban)} is also registered for {names}: "
+                       f"validate it only if they really share it, giving the reason (shared_iban_reason)", others)
 
 
 def _country(value) -> str:

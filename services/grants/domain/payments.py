@@ -2,6 +2,9 @@
 
 A finance officer requests a payment with a client idempotency key (asking twice with the same key is one
 request); a finance approver — never the same person — approves it; the bank's confirmation marks it paid.
+A request still awaiting approval may be cancelled, with a reason, by the person who made it or by a finance
+approver (no second pair of eyes: cancelling moves no money). The cancelled request keeps its key, so the key
+cannot name another request, and frees its tranche for a new one.
 """
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.money import money_str
+from services.common.security.identity import require_second_person, same_person
+from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from services.common.values.money import money_str
 
 from ._values import ZERO, a_date, aware, money, text
 from .schedule import Tranche
@@ -42,6 +46,7 @@ class PaymentStatus(str, Enum):
     REQUESTED = "requested"
     APPROVED = "approved"
     PAID = "paid"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class PaymentRequest:
     approved_at: datetime | None = None
     value_date: date | None = None
     bank_reference: str | None = None
+    cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "key", text(self.key, "key", 60))
@@ -66,6 +74,11 @@ class PaymentRequest:
                 or self.tranche_number < 1:
             raise InvalidInput({"tranche_number": ["must be a tranche number (1, 2, ...)"]})
         aware(self.requested_at, "requested_at")
+
+    @property
+    def pending(self) -> bool:
+        """Holds its tranche: neither paid nor cancelled."""
+        return self.status in (PaymentStatus.REQUESTED, PaymentStatus.APPROVED)
 
     def same_request(self, other: "PaymentRequest") -> bool:
         """True when `other` repeats this request (same key and same content): the retry is a no-op."""
@@ -78,11 +91,26 @@ def approve(request: PaymentRequest, approver: str, approved_at: datetime) -> Pa
     approver = text(approver, "approver")
     if request.status != PaymentStatus.REQUESTED:
         raise Conflict("payment.not_pending", f"payment {request.key} is {request.status.value}, not requested")
-    if approver.casefold() == request.requested_by.casefold():
-        raise Conflict("payment.four_eyes", f"{approver} requested payment {request.key} and may not approve it",
-                       [{"requested_by": request.requested_by, "approver": approver}])
+    require_second_person("payment.four_eyes", request.requested_by, approver,
+                          f"{approver} requested payment {request.key} and may not approve it",
+                          [{"requested_by": request.requested_by, "approver": approver}])
     return replace(request, status=PaymentStatus.APPROVED, approved_by=approver,
                    approved_at=aware(approved_at, "approved_at"))
+
+
+def cancel(request: PaymentRequest, by: str, reason: str, cancelled_at: datetime, *,
+           finance_approver: bool) -> PaymentRequest:
+    """Withdraw a request awaiting approval: its requester, or any finance approver, with a reason."""
+    by = text(by, "cancelled_by")
+    reason = text(reason, "reason", 2000)
+    if request.status != PaymentStatus.REQUESTED:
+        raise Conflict("payment.not_pending", f"payment {request.key} is {request.status.value}: only a request "
+                       "awaiting approval can be cancelled")
+    if not finance_approver and not same_person(by, request.requested_by):
+        raise NotAllowed(f"{by} did not request payment {request.key}: only its requester "
+                         f"({request.requested_by}) or a finance approver may cancel it")
+    return replace(request, status=PaymentStatus.CANCELLED, cancelled_by=by,
+                   cancelled_at=aware(cancelled_at, "cancelled_at"), cancel_reason=reason)
 
 
 def mark_paid(request: PaymentRequest, value_date: date, bank_reference: str) -> PaymentRequest:

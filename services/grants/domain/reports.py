@@ -8,18 +8,18 @@ conditions) or return it with a reason (the consortium submits a corrected one).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import NamedTuple
 
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 
-from ._values import ZERO, a_date, add_months, aware, months, period_end, text
+from services.common.values.report_calendar import add_months
+from services.common.values.report_calendar import report_due_dates as contract_due_dates
+
+from ._values import ZERO, a_date, aware, months, text
 from .annex import normalise_budget
-
-INTERIM_DAYS = 60
-FINAL_MONTHS = 3
 
 
 class ReportKind(str, Enum):
@@ -56,23 +56,16 @@ class ReportingPeriod:
 
 
 def reporting_periods(start_date: date, duration_months: int) -> list[ReportingPeriod]:
+    """The contract's reporting periods and their due dates (services/common/values/report_calendar.py)."""
     start = a_date(start_date, "start_date")
-    duration = months(duration_months)
-    count = (duration + 11) // 12
-    periods = []
-    for n in range(1, count):
-        end = period_end(start, 12 * n)
-        periods.append(ReportingPeriod("interim", n, add_months(start, 12 * (n - 1)), end,
-                                       end + timedelta(days=INTERIM_DAYS)))
-    periods.append(ReportingPeriod("final", 1, add_months(start, 12 * (count - 1)), period_end(start, duration),
-                                   period_end(start, duration + FINAL_MONTHS)))
-    return periods
+    dues = contract_due_dates(start, months(duration_months))
+    # the n-th period (interim ones first, then the final one) starts 12 * (n - 1) months after the start
+    return [ReportingPeriod(due.kind, due.number, add_months(start, 12 * index), due.period_end, due.due_date)
+            for index, due in enumerate(dues)]
 
 
 def report_due_dates(start_date: date, duration_months: int) -> list[ReportDue]:
-    """[(kind, period_end, due_date)] in order: interim reports 60 days after each 12-month period, the final
-    report 3 months after the end (e.g. start 2009-03-01, 36 months: interim due 2010-04-29 and 2011-04-29,
-    final for the period ending 2012-02-29 due 2012-05-31)."""
+    """[(kind, period_end, due_date)] in order (services/common/values/report_calendar.py)."""
     return [ReportDue(p.kind, p.end, p.due_date) for p in reporting_periods(start_date, duration_months)]
 
 
@@ -89,6 +82,8 @@ class FinancialReport:
     status: ReportStatus = ReportStatus.SUBMITTED
     reason: str = ""
     decided_at: datetime | None = None
+    lines: tuple = ()   # ExpenditureLine (currencies.py), converted: the expenditure is their EUR sums
+    actuals: tuple = ()  # {code, value, comment}: the logframe's indicators over the period
 
     def __post_init__(self):
         object.__setattr__(self, "kind", ReportKind(self.kind))

@@ -22,8 +22,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from services.common.errors import InvalidInput, NotFound
-from services.common.money import money_str, round_money
+from services.common.values.errors import InvalidInput, NotFound
+from services.common.values.money import money_str, round_money
 
 from ._values import ZERO, a_date, money, months
 from .reports import reporting_periods
@@ -92,7 +92,7 @@ class SharePayments:
 
 PRAG = PragPayments()
 UNDP = SharePayments()
-PAYMENT_PROFILES = {PRAG.name: PRAG, UNDP.name: UNDP}
+PAYMENT_PROFILES: dict[str, PragPayments | SharePayments] = {PRAG.name: PRAG, UNDP.name: UNDP}
 
 
 def payment_profile(profile) -> PragPayments | SharePayments:

@@ -4,8 +4,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.errors import Conflict, InvalidInput
-from services.common.events import CONTRACTS
+from services.common.contracts.events import CONTRACTS
+from services.common.values.errors import Conflict, InvalidInput
 from services.grants.domain import (Amendment, Grant, GrantStatus, Organisation, RankedProposal, Ranking,
                                     decline, next_from_reserve, reject_proposal)
 
@@ -41,7 +41,7 @@ def contracted(amount="200000.00", duration=36, years=YEARS, org=ORG):
 def pay(grant, key, tranche, amount):
     valid(grant.request_payment(key, tranche, D(amount), OFFICER, at(2009, 3, 5)))
     assert grant.approve_payment(key, APPROVER, at(2009, 3, 6)) == []
-    return valid(grant.mark_paid(key, date(2009, 3, 7), f"BANK-{key}"))
+    return valid(grant.mark_paid(key, date(2009, 3, 7), f"BANK-{key}", today=date(2009, 3, 7)))
 
 
 def expenditure(total):
@@ -104,7 +104,7 @@ def test_full_life_of_a_prag_grant_with_the_70_percent_rule():
         grant.approve_payment("k1", OFFICER, at(2009, 3, 6))
     assert err.value.rule == "payment.four_eyes"
     grant.approve_payment("k1", APPROVER, at(2009, 3, 6))
-    paid = valid(grant.mark_paid("k1", date(2009, 3, 9), "BANK-1"))[0]
+    paid = valid(grant.mark_paid("k1", date(2009, 3, 9), "BANK-1", today=date(2009, 3, 9)))[0]
     assert paid.data == {"payment_id": "k1", "grant_id": "g-1", "reference": "JMDI-2009-001", "tranche_number": 1,
                          "amount_eur": "56000.00", "value_date": "2009-03-09", "bank_reference": "BANK-1",
                          "approved_by": APPROVER}
@@ -139,18 +139,24 @@ def test_full_life_of_a_prag_grant_with_the_70_percent_rule():
     # final report: 125,000 -> accepted 237,000 x 80% = 189,600 earned; 137,600 paid -> balance 52,000
     valid(grant.submit_report("rf", "final", 1, expenditure("125000.00"), at(2012, 4, 30)))
     with pytest.raises(Conflict) as err:
-        grant.close(at(2012, 5, 1))
+        grant.close(at(2012, 5, 1), window, programme, decommitment_id="d-1")
     assert err.value.rule == "closure.final_report_required"
     valid(grant.accept_report("rf", at(2012, 5, 15)))
     assert grant.payable_amount(4) == D("52000.00")
     with pytest.raises(Conflict) as err:
-        grant.close(at(2012, 5, 16))
+        grant.close(at(2012, 5, 16), window, programme, decommitment_id="d-1")
     assert err.value.rule == "closure.final_payment_pending"
+    assert window.committed == programme.committed == D("200000.00")   # a refused closure gives nothing back
     pay(grant, "k4", 4, "52000.00")
-    closed = valid(grant.close(at(2012, 6, 1)))[0]
+    closed, decommitted = valid(grant.close(at(2012, 6, 1), window, programme, decommitment_id="d-1"))
     assert closed.data == {"grant_id": "g-1", "reference": "JMDI-2009-001", "kind": "final_payment",
                            "paid_eur": "189600.00", "accepted_expenditure_eur": "237000.00", "recovery_eur": "0.00",
                            "closed_at": "2012-06-01T12:00:00+00:00"}
+    # the 10,400 the grant did not earn goes back to the window and the programme at once
+    assert decommitted.event_type == "grant_decommitted"
+    assert (decommitted.data["amount_eur"], decommitted.data["committed_before_eur"],
+            decommitted.data["committed_after_eur"]) == ("10400.00", "200000.00", "189600.00")
+    assert window.committed == programme.committed == D("189600.00") == grant.committed
     assert grant.status == GrantStatus.CLOSED and grant.paid_total <= grant.amount
     with pytest.raises(Conflict):
         grant.request_payment("k5", 4, D("1.00"), OFFICER, at(2012, 6, 2))
@@ -158,16 +164,20 @@ def test_full_life_of_a_prag_grant_with_the_70_percent_rule():
 
 
 def test_recovery_when_expenditure_falls_short():
-    grant, _, _ = contracted("100000.00", 12, None)   # option 1: 80,000 + 20,000
+    grant, window, programme = contracted("100000.00", 12, None)   # option 1: 80,000 + 20,000
     assert grant.ec_share == D("0.4")                  # 100,000 of a 250,000 eligible budget
     pay(grant, "k1", 1, "80000.00")
     grant.submit_report("rf", "final", 1, expenditure("90000.00"), at(2010, 3, 1))
     grant.accept_report("rf", at(2010, 3, 10))
     assert grant.payable_amount(2) == D("0.00")
-    closed = valid(grant.close(at(2010, 3, 20)))[0]   # 90,000 x 40% = 36,000 earned of the 80,000 paid
+    # 90,000 x 40% = 36,000 earned of the 80,000 paid
+    closed, decommitted = valid(grant.close(at(2010, 3, 20), window, programme, decommitment_id="d-1"))
     assert (closed.data["kind"], closed.data["recovery_eur"], closed.data["paid_eur"]) == \
         ("recovery", "44000.00", "80000.00")
     assert grant.closure.recovery_amount == D("44000.00")
+    # the commitment ends at what the grant keeps: paid 80,000 - recovered 44,000 = 36,000; 64,000 decommitted
+    assert (decommitted.data["amount_eur"], decommitted.data["committed_after_eur"]) == ("64000.00", "36000.00")
+    assert grant.committed == grant.paid_total - grant.closure.recovery_amount == window.committed
 
 
 def test_payments_need_a_signed_contract_and_a_validated_account():
@@ -175,12 +185,23 @@ def test_payments_need_a_signed_contract_and_a_validated_account():
     with pytest.raises(Conflict) as err:
         grant.request_payment("k1", 1, D("56000.00"), OFFICER, at(2009, 3, 5))
     assert err.value.rule == "payment.contract_not_signed"
-    grant, _, _ = contracted(org=ORG.change_account("DE89370400440532013000"))
+    grant, _, _ = contracted()
+    grant.update_organisation(ORG.change_account("DE89370400440532013000"))  # a new account after signature
     with pytest.raises(Conflict) as err:
         grant.request_payment("k1", 1, D("56000.00"), OFFICER, at(2009, 3, 5))
     assert err.value.rule == "payment.no_validated_account"
     grant.update_organisation(grant.organisation.validate_account())
     grant.request_payment("k1", 1, D("56000.00"), OFFICER, at(2009, 3, 5))
+
+
+def test_a_contract_is_signed_only_with_a_validated_bank_account():
+    grant, *_ = awarded()
+    with pytest.raises(Conflict) as err:
+        grant.sign_contract(ORG.change_account("DE89370400440532013000"), date(2009, 3, 1), at(2009, 2, 20), YEARS)
+    assert err.value.rule == "contract.account_not_validated"
+    assert grant.status == GrantStatus.AWARDED and grant.organisation is None
+    grant.sign_contract(ORG, date(2009, 3, 1), at(2009, 2, 20), YEARS)
+    assert grant.status == GrantStatus.CONTRACTED
 
 
 def test_reports_in_order_and_once():

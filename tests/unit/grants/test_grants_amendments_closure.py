@@ -2,7 +2,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 from services.grants.domain import (Amendment, ClosureKind, check_amendment_amount, check_reallocation,
                                     close_grant)
 

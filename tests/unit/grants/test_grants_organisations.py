@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.errors import InvalidInput
+from services.common.values.errors import InvalidInput
 from services.grants.domain import (IBAN_LENGTHS, Organisation, format_iban, iban_checksum_ok, validate_bic,
                                     validate_iban)
 
@@ -84,3 +84,18 @@ def test_account_validation_is_lost_when_the_account_changes():
     assert not changed.account_validated
     with pytest.raises(InvalidInput):
         Organisation("ONG", "R-1", "GH", None, "K. Mensah").validate_account()
+
+
+def test_an_account_shared_with_another_organisation_is_validated_only_with_a_reason():
+    from services.common.values.errors import Conflict
+    from services.grants.domain import check_shared_account
+    other = {"organisation_id": "o-2", "legal_name": "Réseau Diaspora Oujda", "country": "MA",
+             "registration_number": "MA-1"}
+    with pytest.raises(Conflict) as refused:
+        check_shared_account("MA64011519000001205000534921", [other], None)
+    assert refused.value.rule == "organisation.iban_shared" and "Réseau Diaspora Oujda (MA MA-1)" in refused.value.reason
+    assert "MA64 0115 1900 0001 2050 0053 4921" in refused.value.reason and refused.value.details == [other]
+    with pytest.raises(Conflict):
+        check_shared_account("MA64011519000001205000534921", [other], "   ")
+    check_shared_account("MA64011519000001205000534921", [other], "the association's account held by its federation")
+    check_shared_account("MA64011519000001205000534921", [], None)

@@ -3,7 +3,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.values.errors import Conflict, InvalidInput, NotFound
 from services.grants.domain import (PaymentRequest, PaymentState, PaymentStatus, approve, check_payment,
                                     compute_schedule, mark_paid, next_payment_amount)
 
@@ -134,3 +134,12 @@ def test_the_award_ceiling_is_named_before_a_missing_report():
                                                                     date(2009, 3, 1))), paid={1: D("72000.00")})
     assert rule(st, 2, "18000.01") == "payment.exceeds_award"
     assert rule(st, 2, "18000.00") == "payment.report_required"
+
+
+def test_four_eyes_compares_canonical_user_ids():
+    """`Ｏｆｆｉｃｅｒ@undp.org` (full width) and `officer@undp.org ` are the person who requested."""
+    for same in ("Ｏｆｆｉｃｅｒ@undp.org", "officer@undp.org ", "OFFICER@UNDP.ORG"):
+        with pytest.raises(Conflict) as err:
+            approve(_request(), same, at(2009, 3, 11))
+        assert err.value.rule == "payment.four_eyes"
+    assert approve(_request(), "approver@undp.org", at(2009, 3, 11)).approved_by == "approver@undp.org"

@@ -3,7 +3,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.errors import Conflict, InvalidInput
+from services.common.values.errors import Conflict, InvalidInput
 from services.grants.domain import (FinancialReport, ReportStatus, accept, report_due_dates, reporting_periods,
                                     return_report)
 

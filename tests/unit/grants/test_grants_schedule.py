@@ -3,7 +3,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.errors import InvalidInput, NotFound
+from services.common.values.errors import InvalidInput, NotFound
 from services.grants.domain import (PRAG, UNDP, SharePayments, TrancheKind, compute_schedule, fit_to_award,
                                     payment_profile, schedule_total)
 
