@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from .schedule import period_end
+from .domain.schedule import period_end
 
 REPORT_TITLES = {
     "en": {"monthly": "monthly report", "quarterly": "quarterly report", "on_demand": "programme report"},
@@ -28,11 +28,15 @@ def _about_proposal(d: dict, proposal) -> dict:
 
 
 def screening_result(d: dict, proposal) -> dict:
+    """An applicant never reads the exclusion lists' own entries — which list, why an entity is on it: those are
+    internal. A possible match names the consortium's member to clarify; an exclusion gives the officer's
+    decision text, the reason staff wrote for the applicant."""
     outcome = d["outcome"]
-    # what the consortium is asked to clarify: the reason staff gave, else which member matched
-    reasons = [hit.get("reason") or hit["applicant"] for hit in d.get("hits", [])]
-    return {**_about_proposal(d, proposal), "eligible": outcome in ("clear", "cleared"),
-            "flagged": outcome == "flagged", "reasons": reasons}
+    flagged = outcome == "flagged"
+    members = list(dict.fromkeys(hit["applicant"] for hit in d.get("hits", []))) if flagged else []
+    reasons = [d["reason"]] if outcome == "excluded" and d.get("reason") else []
+    return {**_about_proposal(d, proposal), "eligible": outcome in ("clear", "cleared"), "flagged": flagged,
+            "members": members, "reasons": reasons}
 
 
 def evaluation_result(d: dict, proposal) -> dict:
@@ -70,22 +74,31 @@ def payment_requested(d: dict, grant) -> dict:
             "amount": d["amount_eur"], "requested_by": d["requested_by"], "requested_at": d["requested_at"]}
 
 
+def payment_cancelled(d: dict, grant) -> dict:
+    return {**_about_grant(grant), "organisation": grant.lead_organisation, "tranche_number": d["tranche_number"],
+            "amount": d["amount_eur"], "requested_by": d["requested_by"], "cancelled_by": d["cancelled_by"],
+            "cancelled_at": d["cancelled_at"], "reason": d["reason"]}
+
+
 def report_due(grant, kind: str, due_date: date, today: date) -> dict:
     return {**_about_grant(grant), "report_kind": kind, "due_date": due_date, "days_before": (due_date - today).days}
 
 
-def next_tranche_amount(schedule: list, kind: str, number: int | None) -> Decimal | None:
-    """The planned tranche an accepted report unlocks (the contract's `condition`), if the schedule names one."""
-    condition = "final_report" if kind == "final" else f"interim_report:{number}" if number else None
+def next_tranche_amount(schedule: list, number: int | None) -> Decimal | None:
+    """The planned pre-financing tranche an accepted interim report unlocks (the contract's `condition`), if the
+    schedule names one."""
     for tranche in schedule or ():
-        if condition and tranche.get("condition") == condition:
+        if number and tranche.get("condition") == f"interim_report:{number}":
             return Decimal(str(tranche["planned_amount_eur"]))
     return None
 
 
 def report_accepted(d: dict, grant, number: int | None) -> dict:
+    """An accepted interim report quotes the tranche it unlocks. A final report quotes no figure: the balance is
+    what closure establishes from the accepted expenditure (the grant_closed message gives it), not the
+    contract's planned last tranche."""
     context = {**_about_grant(grant), "report_kind": d["kind"], "accepted_on": d["decided_at"].date()}
-    amount = next_tranche_amount(grant.schedule, d["kind"], number)
+    amount = next_tranche_amount(grant.schedule, number) if d["kind"] == "interim" else None
     if amount:
         context["next_tranche_amount"] = amount
     return context
@@ -105,6 +118,12 @@ def grant_amended(d: dict, grant, previous_amount: Decimal, previous_end: date |
     if grant.end_date is not None and grant.end_date != previous_end:
         context["new_end_date"] = grant.end_date
     return context
+
+
+def grant_terminated(d: dict, grant) -> dict:
+    return {**_about_grant(grant), "effective_date": d["effective_date"], "reason": d["reason"],
+            "award_amount": d["amount_eur"], "total_paid": d["paid_eur"],
+            "final_report_period_start": d["final_report_period_start"], "final_report_due": d["final_report_due"]}
 
 
 def grant_closed(d: dict, grant) -> dict:

@@ -6,6 +6,8 @@ Configuration (environment names, read with ``SmtpSettings.from_mapping(os.envir
     SMTP_PORT       default 25 (587 is usual with SMTP_STARTTLS)
     SMTP_USER       login, optional; SMTP_PASSWORD its password (never shown in repr/logs)
     SMTP_STARTTLS   1/true/yes/on to upgrade the connection with STARTTLS (certificate verified)
+    SMTP_ALLOW_PLAINTEXT_AUTH   true lets SMTP_USER log in on a connection without TLS (refused otherwise: the
+                    password would cross the network in clear)
     SMTP_FROM       the From address, default "JMDI Programme <noreply@jmdi.local>"
     SMTP_TIMEOUT    seconds for connect and each command, default 30
     NOTIFICATIONS_MAIL_DIR   folder of FolderTransport, default ./var/mail
@@ -28,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import random
+import shutil
 import smtplib
 import socket
 import ssl
@@ -37,11 +39,14 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+from services.common.values.retry import backoff_delays as backoff_delays  # the kit's one retry policy
+
 from .messages import envelope_recipients, key_of_message_id
 
 DEFAULT_SENDER = "JMDI Programme <noreply@jmdi.local>"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAIL_DIR = "var/mail"
+TRANSPORTS = ("", "smtp", "folder", "sink")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -70,7 +75,7 @@ class PermanentDeliveryError(DeliveryError):
 @dataclasses.dataclass(frozen=True)
 class DeliveryResult:
     message_id: str
-    transport: str  # "smtp" or "folder"
+    transport: str  # "smtp", "folder" or "sink"
     refused: dict = dataclasses.field(default_factory=dict)  # address -> (code, text) when partly refused
     path: Path | None = None  # FolderTransport: the .eml written (or found, for a duplicate)
     duplicate: bool = False  # FolderTransport: a message with the same Message-ID key was already there
@@ -97,6 +102,13 @@ class SmtpSettings:
     sender: str = DEFAULT_SENDER
     timeout: float = DEFAULT_TIMEOUT
     mail_dir: str = DEFAULT_MAIL_DIR
+    allow_plaintext_auth: bool = False
+    transport: str = ""  # MAIL_TRANSPORT: "" (smtp with a host, else folder), "smtp", "folder" or "sink"
+
+    @property
+    def plaintext_login(self) -> bool:
+        """A login would send the password without TLS."""
+        return bool(self.user) and not self.starttls
 
     @classmethod
     def from_mapping(cls, env) -> "SmtpSettings":
@@ -108,7 +120,11 @@ class SmtpSettings:
         timeout = float(env.get("SMTP_TIMEOUT") or DEFAULT_TIMEOUT)
         if timeout <= 0:
             raise ValueError("SMTP_TIMEOUT must be positive")
-        return cls(
+        transport = str(env.get("MAIL_TRANSPORT") or "").strip().lower()
+        if transport not in TRANSPORTS:
+            raise ValueError(f"MAIL_TRANSPORT must be one of {', '.join(t for t in TRANSPORTS if t)} (or empty), "
+                             f"not {transport!r}")
+        settings = cls(
             host=(env.get("SMTP_HOST") or "").strip() or None,
             port=int(port_text),
             user=(env.get("SMTP_USER") or "").strip() or None,
@@ -117,7 +133,14 @@ class SmtpSettings:
             sender=(env.get("SMTP_FROM") or "").strip() or DEFAULT_SENDER,
             timeout=timeout,
             mail_dir=(env.get("NOTIFICATIONS_MAIL_DIR") or "").strip() or DEFAULT_MAIL_DIR,
+            allow_plaintext_auth=_bool("SMTP_ALLOW_PLAINTEXT_AUTH", env.get("SMTP_ALLOW_PLAINTEXT_AUTH")),
+            transport=transport,
         )
+        if settings.host and settings.plaintext_login and not settings.allow_plaintext_auth:
+            raise ValueError("SMTP_USER is set but the connection to SMTP_HOST is not encrypted: set "
+                             "SMTP_STARTTLS=true, or SMTP_ALLOW_PLAINTEXT_AUTH=true if the relay is on a network "
+                             "nobody else can read")
+        return settings
 
 
 def _by_code(text: str, code: int | None, recipients=()) -> DeliveryError:
@@ -177,6 +200,10 @@ class SmtpTransport:
             raise PermanentDeliveryError("message has no recipient")
         if msg["From"] is None:
             msg["From"] = s.sender
+        if s.plaintext_login and not s.allow_plaintext_auth:
+            raise PermanentDeliveryError("SMTP login without TLS refused (SMTP_STARTTLS is off): the password would "
+                                         "cross the network in clear; set SMTP_STARTTLS=true or "
+                                         "SMTP_ALLOW_PLAINTEXT_AUTH=true")
         smtp = None
         try:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
@@ -207,13 +234,56 @@ class FolderTransport:
 
     <key> comes from the Message-ID (the idempotency key when build_message got one). A message whose key is
     already in the folder is not written twice: the result says duplicate=True and points at the first file.
-    Readers should ignore dot-files (temporary files in flight).
+    Each key has a marker `<folder>/.keys/<key>` naming its file, claimed with O_EXCL before the message is
+    written, so telling a duplicate costs one file lookup however many messages the folder holds, and two
+    processes sharing the folder never both write a key. Messages written before the markers existed are
+    indexed once, when the marker folder is created. Readers should ignore dot-files (temporary files in
+    flight, the markers).
     """
 
     name = "folder"
+    INDEX = ".keys"
+    LOST_CLAIM_SECONDS = 30
 
     def __init__(self, path):
         self.path = Path(path)
+        self.index = self.path / self.INDEX
+        self._ready = False
+
+    def _prepare(self):
+        if self._ready and self.index.is_dir():
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.index.is_dir():
+            building = Path(tempfile.mkdtemp(prefix=".keys-building.", dir=self.path))
+            for existing in sorted(self.path.glob("*.eml")):  # once: messages from before the markers
+                stem = existing.name[:-len(".eml")]
+                key = stem.split("-", 1)[1] if "-" in stem else stem
+                marker = building / key
+                if not marker.exists():
+                    marker.write_text(existing.name)
+            try:
+                os.rename(building, self.index)
+            except OSError:  # another process indexed the folder meanwhile
+                shutil.rmtree(building, ignore_errors=True)
+        self._ready = True
+
+    def _claim(self, key: str, filename: str) -> Path | None:
+        """Claim the key for `filename`: None when the claim is ours, else the file holding the key. A claim
+        whose file is missing is another writer's in flight (it is written before the claim, renamed right
+        after) unless it is older than LOST_CLAIM_SECONDS: then that writer died in between, and it is ours."""
+        marker = self.index / key
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = self.path / (marker.read_text().strip() or filename)
+            if holder.is_file() or time.time() - marker.stat().st_mtime < self.LOST_CLAIM_SECONDS:
+                return holder
+            marker.write_text(filename)
+            return None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(filename)
+        return None
 
     def send(self, msg: EmailMessage) -> DeliveryResult:
         message_id = str(msg["Message-ID"] or "")
@@ -221,10 +291,7 @@ class FolderTransport:
             raise PermanentDeliveryError("message has no Message-ID")
         key = key_of_message_id(message_id)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            existing = sorted(self.path.glob(f"*-{key}.eml"))
-            if existing:
-                return DeliveryResult(message_id, self.name, path=existing[0], duplicate=True)
+            self._prepare()
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
             final = self.path / f"{stamp}-{key}.eml"
             fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.path)
@@ -233,7 +300,12 @@ class FolderTransport:
                     handle.write(msg.as_bytes())
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, final)
+                existing = self._claim(key, final.name)
+                if existing is None:
+                    os.replace(tmp, final)
+                else:
+                    os.unlink(tmp)
+                    return DeliveryResult(message_id, self.name, path=existing, duplicate=True)
             except BaseException:
                 try:
                     os.unlink(tmp)
@@ -245,36 +317,29 @@ class FolderTransport:
         return DeliveryResult(message_id, self.name, path=final)
 
 
+class SinkTransport:
+    """Accepts every message and keeps none: for measuring the services without a mail relay or a disk's fsyncs
+    in the way (the bench). Never a production setting: nothing is delivered."""
+
+    name = "sink"
+
+    def send(self, msg: EmailMessage) -> DeliveryResult:
+        return DeliveryResult(str(msg["Message-ID"] or ""), self.name)
+
+
 def transport_from_settings(settings: SmtpSettings | None = None, env=None):
-    """SmtpTransport when SMTP_HOST is set, FolderTransport(mail_dir) otherwise.
+    """The transport MAIL_TRANSPORT names; when it is empty, SmtpTransport when SMTP_HOST is set and
+    FolderTransport(mail_dir) otherwise.
 
     Pass settings, or env (a mapping; default os.environ) to read them from.
     """
     if settings is None:
         settings = SmtpSettings.from_mapping(os.environ if env is None else env)
-    if settings.host:
+    if settings.transport == "sink":
+        return SinkTransport()
+    if settings.transport == "smtp" or (settings.host and settings.transport != "folder"):
         return SmtpTransport(settings)
     return FolderTransport(settings.mail_dir)
-
-
-def backoff_delays(base: float, factor: float, max_attempts: int, cap: float,
-                   jitter: float = 0.0, rng: random.Random | None = None) -> list[float]:
-    """Seconds to wait before each retry: max_attempts attempts -> max_attempts - 1 delays.
-
-    backoff_delays(30, 2, 6, 600) == [30, 60, 120, 240, 480]; each delay is capped at `cap`.
-    jitter (0..1) spreads each delay uniformly within +/- that fraction (then re-capped), so replicas that
-    failed together do not retry together; rng makes it reproducible in tests.
-    """
-    if base < 0 or factor < 1 or max_attempts < 1 or cap < 0 or not 0 <= jitter <= 1:
-        raise ValueError("need base >= 0, factor >= 1, max_attempts >= 1, cap >= 0, 0 <= jitter <= 1")
-    rng = rng or random.Random()
-    delays = []
-    for attempt in range(max_attempts - 1):
-        delay = min(cap, base * factor**attempt)
-        if jitter:
-            delay = min(cap, delay * (1 + rng.uniform(-jitter, jitter)))
-        delays.append(delay)
-    return delays
 
 
 def send_with_retries(transport, msg: EmailMessage, delays, sleep=time.sleep) -> DeliveryResult:

@@ -24,7 +24,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from services.common.db import UnitOfWork, utcnow
+from services.common.security.privacy import mask_email
+from services.common.storage.db import UnitOfWork, utcnow
+from services.common.values.retry import RECORD_SENT
 
 from .delivery import PermanentDeliveryError, TemporaryDeliveryError
 from .messages import TemplateError, build_message, message_id_for
@@ -125,7 +127,7 @@ class Dispatcher:
                 if attempt == attempts - 1:
                     raise
                 log.warning("recording notification %s as sent failed (%s); retrying", notification.id, exc)
-                time.sleep(min(0.5 * 2 ** attempt, 8.0))
+                time.sleep(RECORD_SENT.delay(attempt + 1))
 
     def _locked(self, notification_id: str) -> Notification | None:
         return self.uow.session.execute(select(Notification).where(Notification.id == notification_id)
@@ -145,7 +147,7 @@ class Dispatcher:
             self.uow.rollback()
             raise
         EMAILS.labels(row.template, "sent").inc()
-        log.info("notification %s (%s) sent to %s", row.id, row.template, row.recipient)
+        log.info("notification %s (%s) sent to %s", row.id, row.template, mask_email(row.recipient))
 
     def record_failure(self, claimed: Notification, exc: BaseException, temporary: bool):
         error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -167,7 +169,7 @@ class Dispatcher:
             raise
         outcome = "failed" if delay is None else "retried"
         EMAILS.labels(row.template, outcome).inc()
-        log.warning("notification %s (%s) to %s %s after attempt %d: %s", row.id, row.template, row.recipient,
+        log.warning("notification %s (%s) to %s %s after attempt %d: %s", row.id, row.template, mask_email(row.recipient),
                     "failed" if delay is None else f"will be retried in {delay:.1f}s", row.attempts, error)
 
 

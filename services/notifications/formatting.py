@@ -26,7 +26,7 @@ from babel.dates import format_date as _babel_date
 from babel.dates import format_time as _babel_time
 from babel.numbers import format_currency, format_decimal
 
-from services.common.money import to_money
+from services.common.values.money import to_money
 
 DEFAULT_LANG = "en"
 # Babel locale used for each language we write in; English dates follow British usage (15 January 2009).

@@ -53,10 +53,12 @@ KINDS = (
     "contract_signed",
     "tranche_paid",
     "payment_requested",
+    "payment_cancelled",
     "report_due",
     "report_accepted",
     "report_returned",
     "grant_amended",
+    "grant_terminated",
     "grant_closed",
     "ec_report",
 )

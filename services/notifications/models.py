@@ -3,8 +3,8 @@ notification planned, with its delivery state."""
 from sqlalchemy import JSON, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.tables import Id
-from services.common.types import Money, UtcDateTime
+from services.common.storage.tables import Id
+from services.common.storage.types import Money, UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -47,7 +47,7 @@ class Grant(Base):
     lead_organisation: Mapped[str] = mapped_column(String(300))
     amount = mapped_column(Money, nullable=False)
     paid = mapped_column(Money, nullable=False)
-    status: Mapped[str] = mapped_column(String(20))  # awarded | contracted | closed
+    status: Mapped[str] = mapped_column(String(20))  # awarded | contracted | terminated | closed
     start_date = mapped_column(Date)
     end_date = mapped_column(Date)
     duration_months: Mapped[int | None] = mapped_column(Integer)

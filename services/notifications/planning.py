@@ -9,42 +9,28 @@ proposal_submitted or grant_awarded) is parked and planned as soon as that fact 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import datetime
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from sqlalchemy import delete, select, text
-
-from services.common.db import UnitOfWork, utcnow
-from services.common.events import Event, parse_event
-from services.common.wire import to_wire
+from services.common.contracts.events import Event, parse_event
+from services.common.storage.db import UnitOfWork, utcnow
+from services.common.values.wire import to_wire
 
 from . import contexts
-from .models import Contact, Grant, Notification, ParkedEvent, Proposal, ReportDue
-from .schedule import period_end, report_due_dates
+from .domain.schedule import period_end
+from .models import Grant, Notification
+from .repository import FactMissing, NotificationsRepository, Recipient
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 
 
-class Recipient(NamedTuple):
-    email: str
-    name: str
-    language: str
-
-
-class FactMissing(Exception):
-    def __init__(self, key: str):
-        super().__init__(key)
-        self.key = key
-
-
 class Planner:
     def __init__(self, uow: UnitOfWork, settings: NotificationSettings, now: datetime | None = None):
         self.uow = uow
-        self.session = uow.session
+        self.facts = NotificationsRepository(uow.session)
         self.settings = settings
         self.now = now or utcnow()
         self.planned: list[Notification] = []
@@ -57,87 +43,82 @@ class Planner:
                 handler(event, event.data)
             except FactMissing as missing:
                 self._park(event, missing.key)
-        self.session.flush()
+        self.facts.flush()
         return self.planned
 
     # --- calls events ---------------------------------------------------------------------------------------
     def _proposal_submitted(self, event, d):
-        self._serialise(f"proposal:{d['proposal_id']}")
-        self.session.merge(Proposal(proposal_id=d["proposal_id"], reference=d["reference"], call_id=d["call_id"],
-                                    title=d["title"], lead_organisation=d["lead_organisation"],
-                                    duration_months=d["duration_months"], status="submitted"))
-        for applicant in d["applicants"]:
-            self.session.merge(Contact(proposal_id=d["proposal_id"], email=applicant["email"],
-                                       name=applicant["name"], role=applicant["role"],
-                                       language=applicant["language"], reference=d["reference"]))
-        self.session.flush()
+        self.facts.serialise(f"proposal:{d['proposal_id']}")
+        self.facts.record_proposal(d)
         self._notify(event, "submission_receipt", self._lead(d["proposal_id"]), contexts.submission_receipt(d),
                      proposal_id=d["proposal_id"])
         self._release(f"proposal:{d['proposal_id']}")
 
     def _proposal_withdrawn(self, event, d):
-        proposal = self.session.get(Proposal, d["proposal_id"])
+        proposal = self.facts.find_proposal(d["proposal_id"])
         if proposal is not None:
             proposal.status = "withdrawn"
 
     def _proposal_screened(self, event, d):
-        proposal = self._proposal(d["proposal_id"])
+        proposal = self.facts.proposal(d["proposal_id"])
         self._notify(event, "screening_result", self._lead(proposal.proposal_id),
                      contexts.screening_result(d, proposal), proposal_id=proposal.proposal_id)
 
     def _proposal_evaluated(self, event, d):
-        proposal = self._proposal(d["proposal_id"])
+        proposal = self.facts.proposal(d["proposal_id"])
         self._notify(event, "evaluation_result", self._lead(proposal.proposal_id),
                      contexts.evaluation_result(d, proposal), proposal_id=proposal.proposal_id)
 
     # --- grants events --------------------------------------------------------------------------------------
     def _proposal_rejected(self, event, d):
-        proposal = self._proposal(d["proposal_id"])
+        proposal = self.facts.proposal(d["proposal_id"])
         self._notify(event, "rejection", self._lead(proposal.proposal_id), contexts.rejection(d, proposal),
                      proposal_id=proposal.proposal_id)
 
     def _grant_awarded(self, event, d):
-        proposal = self._proposal(d["proposal_id"])
-        self._serialise(f"grant:{d['grant_id']}")
-        if self.session.get(Grant, d["grant_id"]) is None:
-            self.session.add(Grant(grant_id=d["grant_id"], proposal_id=d["proposal_id"], reference=d["reference"],
-                                   title=d["title"], lead_organisation=d["lead_organisation"],
-                                   amount=d["amount_eur"], paid=0, status="awarded", schedule=[], amendments=0))
-            self.session.flush()
+        proposal = self.facts.proposal(d["proposal_id"])
+        self.facts.serialise(f"grant:{d['grant_id']}")
+        self.facts.record_grant(d)
         self._notify(event, "award", self._lead(proposal.proposal_id), contexts.award(d, proposal),
                      proposal_id=proposal.proposal_id, grant_id=d["grant_id"])
         self._release(f"grant:{d['grant_id']}")
 
     def _contract_signed(self, event, d):
-        grant = self._grant(d["grant_id"])
+        grant = self.facts.grant(d["grant_id"])
         grant.status, grant.start_date, grant.end_date = "contracted", d["start_date"], d["end_date"]
         grant.duration_months, grant.amount = d["duration_months"], d["amount_eur"]
         grant.schedule = event.body["data"]["schedule"]
-        self._refresh_report_dues(grant)
+        self.facts.refresh_report_dues(grant)
         self._notify_grant(event, "contract_signed", grant, contexts.contract_signed(d, grant), consortium=True)
 
     def _payment_requested(self, event, d):
-        grant = self._grant(d["grant_id"])
+        grant = self.facts.grant(d["grant_id"])
         if not self.settings.finance_approvers:
             log.warning("payment %s requested but FINANCE_APPROVER_EMAILS is empty: nobody to notify",
                         d["payment_id"])
         self._notify(event, "payment_requested", self._staff(self.settings.finance_approvers),
                      contexts.payment_requested(d, grant), proposal_id=grant.proposal_id, grant_id=grant.grant_id)
 
+    def _payment_cancelled(self, event, d):
+        """The approvers who were asked to approve it learn it is off their list (and why)."""
+        grant = self.facts.grant(d["grant_id"])
+        self._notify(event, "payment_cancelled", self._staff(self.settings.finance_approvers),
+                     contexts.payment_cancelled(d, grant), proposal_id=grant.proposal_id, grant_id=grant.grant_id)
+
     def _tranche_paid(self, event, d):
-        grant = self._grant(d["grant_id"])
+        grant = self.facts.grant(d["grant_id"])
         grant.paid = grant.paid + d["amount_eur"]  # the inbox applies each payment once
         self._notify_grant(event, "tranche_paid", grant, contexts.tranche_paid(d, grant))
 
     def _report_submitted(self, event, d):
-        grant = self._grant(d["grant_id"])
-        due = self.session.get(ReportDue, (grant.grant_id, d["kind"], d["number"] if d["kind"] == "interim" else 1))
+        grant = self.facts.grant(d["grant_id"])
+        due = self.facts.report_due(grant.grant_id, d["kind"], d["number"] if d["kind"] == "interim" else 1)
         if due is not None:  # reminders for this report stop
             due.status, due.report_id = "submitted", d["report_id"]
 
     def _report_accepted(self, event, d):
-        grant = self._grant(d["grant_id"])
-        due = self.session.execute(select(ReportDue).where(ReportDue.report_id == d["report_id"])).scalar_one_or_none()
+        grant = self.facts.grant(d["grant_id"])
+        due = self.facts.report_due_of(d["report_id"])
         if d["outcome"] == "accepted":
             if due is not None:
                 due.status = "accepted"
@@ -150,19 +131,29 @@ class Planner:
                                contexts.report_returned(d, grant, self.settings.resubmit_days))
 
     def _grant_amended(self, event, d):
-        grant = self._grant(d["grant_id"])
+        grant = self.facts.grant(d["grant_id"])
         previous_amount, previous_end = grant.amount, grant.end_date
         grant.amount, grant.amendments = d["amount_eur"], (grant.amendments or 0) + 1
         duration_changed = d["duration_months"] != grant.duration_months
         grant.duration_months = d["duration_months"]
         if grant.start_date is not None and duration_changed:  # the end moves, and the reports with it
             grant.end_date = period_end(grant.start_date, d["duration_months"])
-            self._refresh_report_dues(grant)
+            self.facts.refresh_report_dues(grant)
         context = contexts.grant_amended(d, grant, previous_amount, previous_end, event.occurred_at)
         self._notify_grant(event, "grant_amended", grant, context, consortium=True)
 
+    def _grant_terminated(self, event, d):
+        """The contract ends early: the interim reports not yet in are no longer due; the final report covers up to
+        the effective date and is due by the date the event gives (its reminders follow it)."""
+        grant = self.facts.grant(d["grant_id"])
+        if grant.status != "closed":  # grant_closed travels on its own queue and may have come first
+            grant.status = "terminated"
+        grant.end_date = d["effective_date"]
+        self.facts.end_report_dues_early(grant, d["effective_date"], d["final_report_due"])
+        self._notify_grant(event, "grant_terminated", grant, contexts.grant_terminated(d, grant), consortium=True)
+
     def _grant_closed(self, event, d):
-        grant = self._grant(d["grant_id"])
+        grant = self.facts.grant(d["grant_id"])
         grant.status = "closed"  # no more report reminders
         self._notify_grant(event, "grant_closed", grant, contexts.grant_closed(d, grant), consortium=True)
 
@@ -178,68 +169,21 @@ class Planner:
     def remind(self, source_key: str, grant: Grant, context: dict):
         self._plan(source_key, "report_due", "report_due", self._lead(grant.proposal_id), context,
                    proposal_id=grant.proposal_id, grant_id=grant.grant_id)
-        self.session.flush()
+        self.facts.flush()
         return self.planned
 
     # --- facts ----------------------------------------------------------------------------------------------
-    def _serialise(self, key: str):
-        """Handlers of different queues run concurrently: whoever creates a fact and whoever parks an event
-        waiting for it take the same transaction lock first, so the creator's release always sees the parked
-        event, or the waiter sees the fact (PostgreSQL; SQLite runs one transaction at a time anyway)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-            self.session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-
-    def _proposal(self, proposal_id: str) -> Proposal:
-        self._serialise(f"proposal:{proposal_id}")
-        proposal = self.session.get(Proposal, proposal_id, populate_existing=True)
-        if proposal is None:
-            raise FactMissing(f"proposal:{proposal_id}")
-        return proposal
-
-    def _grant(self, grant_id: str) -> Grant:
-        self._serialise(f"grant:{grant_id}")
-        grant = self.session.get(Grant, grant_id, populate_existing=True)
-        if grant is None:
-            raise FactMissing(f"grant:{grant_id}")
-        return grant
-
-    def _refresh_report_dues(self, grant: Grant):
-        existing = {(r.kind, r.number): r for r in self.session.execute(
-            select(ReportDue).where(ReportDue.grant_id == grant.grant_id)).scalars()}
-        wanted = report_due_dates(grant.start_date, grant.duration_months)
-        for due in wanted:
-            row = existing.get((due.kind, due.number))
-            if row is None:
-                self.session.add(ReportDue(grant_id=grant.grant_id, kind=due.kind, number=due.number,
-                                           period_end=due.period_end, due_date=due.due_date, status="open"))
-            else:
-                row.period_end, row.due_date = due.period_end, due.due_date
-        for key, row in existing.items():
-            if key not in {(due.kind, due.number) for due in wanted} and row.status == "open":
-                self.session.delete(row)
-
     def _park(self, event: Event, key: str):
         log.info("%s waits for %s before it can be planned", event, key)
-        self.session.add(ParkedEvent(waits_for=key, event_id=event.event_id, event_type=event.event_type,
-                                     body=event.body, parked_at=self.now))
+        self.facts.park(event, key, self.now)
 
     def _release(self, key: str):
-        self.session.flush()
-        parked = self.session.execute(select(ParkedEvent).where(ParkedEvent.waits_for == key)
-                                      .order_by(ParkedEvent.id)).scalars().all()
-        for row in parked:
-            self.session.execute(delete(ParkedEvent).where(ParkedEvent.id == row.id))
-            self.apply(parse_event(row.body))
+        for body in self.facts.take_parked(key):
+            self.apply(parse_event(body))
 
     # --- recipients -----------------------------------------------------------------------------------------
-    def _contacts(self, proposal_id: str, roles) -> list[Recipient]:
-        rows = self.session.execute(select(Contact).where(Contact.proposal_id == proposal_id, Contact.role.in_(roles))
-                                    .order_by(Contact.role.desc(), Contact.email)).scalars()
-        return [Recipient(c.email, c.name, c.language) for c in rows]
-
     def _lead(self, proposal_id: str) -> list[Recipient]:
-        return self._contacts(proposal_id, ("lead",))
+        return self.facts.contacts(proposal_id, ("lead",))
 
     def _staff(self, people) -> list[Recipient]:
         return [Recipient(p.email, p.name, self.settings.staff_language) for p in people]
@@ -248,7 +192,7 @@ class Planner:
     def _notify_grant(self, event, template, grant: Grant, context, consortium: bool = False):
         """Grant news reach the lead applicant; what binds the whole consortium reaches co-applicants too."""
         roles = ("lead", "co_applicant") if consortium else ("lead",)
-        self._notify(event, template, self._contacts(grant.proposal_id, roles), context,
+        self._notify(event, template, self.facts.contacts(grant.proposal_id, roles), context,
                      proposal_id=grant.proposal_id, grant_id=grant.grant_id)
 
     def _notify(self, event: Event, template: str, recipients, context, **refs):
@@ -268,7 +212,7 @@ class Planner:
                 proposal_id=proposal_id, grant_id=grant_id,
                 context=to_wire({**variables, "recipient_name": recipient.name}), attachment=attachment,
                 status="pending", attempts=0, next_attempt_at=self.now, created_at=self.now))
-            self.session.add(self.planned[-1])
+            self.facts.add(self.planned[-1])
 
 
 def plan(uow: UnitOfWork, event: Event, settings: NotificationSettings) -> list[Notification]:

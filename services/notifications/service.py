@@ -1,23 +1,19 @@
 """nameko entrypoints of the notifications service."""
 import logging
 import os
-from datetime import timedelta
 
-import eventlet
-from marshmallow import RAISE, Schema, fields, validate
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
-from services.common.auth import issue_token
-from services.common.db import utcnow
-from services.common.entrypoints import ServiceBase, handles, operation
-from services.common.leases import exclusive_timer
-from services.common.topology import SUBSCRIPTIONS, handler_method
+from services.common.contracts.topology import SUBSCRIPTIONS, handler_method
+from services.common.service.entrypoints import ServiceBase, handles, operation
+from services.common.service.rpc import NoAnswerInTime, ServiceClient
+from services.common.storage.db import utcnow
+from services.common.storage.leases import exclusive_timer
 
-from . import commands, planning, reminders
+from . import commands, planning, reminders, views
 from .dispatch import AttachmentUnavailable, Dispatcher
-from .messages import KINDS
+from .schemas import DeliveryQuery, NotificationId
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
@@ -25,23 +21,6 @@ log = logging.getLogger(__name__)
 # timers are declared when the class is built, so their intervals come from the environment directly
 DELIVERY_SECONDS = float(os.environ.get("NOTIFICATIONS_DELIVERY_SECONDS", "2"))
 REMINDER_SECONDS = float(os.environ.get("REPORT_REMINDER_INTERVAL_SECONDS", "3600"))
-
-
-class DeliveryQuery(Schema):
-    class Meta:
-        unknown = RAISE
-    recipient = fields.String(load_default=None, validate=validate.Length(max=320))
-    proposal_id = fields.String(load_default=None, validate=validate.Length(max=60))
-    grant_id = fields.String(load_default=None, validate=validate.Length(max=60))
-    status = fields.String(load_default=None, validate=validate.OneOf(("pending", "sent", "failed")))
-    template = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=10000))
-
-
-class NotificationId(Schema):
-    class Meta:
-        unknown = RAISE
-    notification_id = fields.String(required=True, validate=validate.Length(min=1, max=60))
 
 
 class Mailer(DependencyProvider):
@@ -61,15 +40,20 @@ class NotificationsService(ServiceBase):
     name = "notifications"
 
     mailer = Mailer()
-    reporting = RpcProxy("reporting")
+    reporting = ServiceClient("reporting")
 
     @operation(DeliveryQuery)
     def list_deliveries(self, data):
-        return commands.list_deliveries(self.db, data)
+        return views.list_deliveries(self.db, data)
 
     @operation(NotificationId)
     def retry_notification(self, data):
         return commands.retry_notification(self.db, data["notification_id"])
+
+    @operation()
+    def report_recipients(self, _data):
+        """Who receives what this service sends by configuration: the EC contacts of generated reports."""
+        return {"ec_report": [r.email for r in self.mailer.settings.ec_report_recipients]}
 
     @operation()
     def send_due_reminders(self, _data):
@@ -86,18 +70,14 @@ class NotificationsService(ServiceBase):
         Dispatcher(self.db, self.mailer.settings, self.mailer.transport, self._fetch_report).deliver_due()
 
     def _fetch_report(self, report_id: str):
-        """reporting.get_report over RPC, as the notifications service (a short-lived service token)."""
-        worker_ctx = self.request.worker_ctx
-        worker_ctx.data["authorization"] = issue_token(self.request.secret, "notifications", ["service"],
-                                                       ttl=timedelta(minutes=10))
+        """reporting.get_report over RPC, as the notifications service (its own short-lived service token)."""
         timeout = self.mailer.settings.rpc_timeout
         try:
-            reply = self.reporting.get_report.call_async(report_id=report_id)
-            with eventlet.Timeout(timeout, False):
-                return reply.result()
+            return self.reporting.call("get_report", timeout, report_id=report_id)
+        except NoAnswerInTime:
+            raise AttachmentUnavailable(f"reporting.get_report({report_id}) did not answer in {timeout:g}s") from None
         except Exception as exc:  # reporting absent, no get_report yet, refused: the attachment step retries
             raise AttachmentUnavailable(f"reporting.get_report({report_id}): {type(exc).__name__}: {exc}") from exc
-        raise AttachmentUnavailable(f"reporting.get_report({report_id}) did not answer in {timeout:g}s")
 
 
 def _planning_handler(event_type: str):

@@ -5,13 +5,13 @@ import email.utils
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import REPO_ROOT
-from services.common.events import LANGUAGES
+from services.common.contracts.events import LANGUAGES
+from services.common.runtime.config import REPO_ROOT
 
 from .delivery import SmtpSettings, transport_from_settings
 from .formatting import normalize_lang
 from .messages import TemplateLibrary, template_dir_from_mapping
-from .schedule import RetryPolicy, parse_reminder_days
+from .domain.schedule import RetryPolicy, parse_reminder_days
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class NotificationSettings:
             "SMTP_USER": config.get("SMTP_USER"),
             "SMTP_PASSWORD": None if config.get("SMTP_PASSWORD") in (None, "") else str(config["SMTP_PASSWORD"]),
             "SMTP_STARTTLS": config.get("SMTP_STARTTLS"), "SMTP_FROM": config.get("SMTP_FROM"),
-            "SMTP_TIMEOUT": config.get("SMTP_TIMEOUT"),
+            "SMTP_ALLOW_PLAINTEXT_AUTH": config.get("SMTP_ALLOW_PLAINTEXT_AUTH"),
+            "SMTP_TIMEOUT": config.get("SMTP_TIMEOUT"), "MAIL_TRANSPORT": config.get("MAIL_TRANSPORT"),
             # relative folders are relative to the repository, like the SQLite default
             "NOTIFICATIONS_MAIL_DIR": str(mail_folder if mail_folder.is_absolute() else REPO_ROOT / mail_folder),
         })

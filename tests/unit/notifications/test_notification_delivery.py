@@ -1,4 +1,5 @@
 import email
+import os
 import email.policy
 import smtplib
 import socket
@@ -33,8 +34,25 @@ def test_settings_from_mapping():
     assert (d.host, d.port, d.user, d.starttls, d.sender) == (None, 25, None, False, DEFAULT_SENDER)
 
 
+def test_a_login_without_tls_is_refused_at_start_unless_allowed():
+    plain = {"SMTP_HOST": "relay.example.org", "SMTP_USER": "jmdi", "SMTP_PASSWORD": "p" * 40}
+    with pytest.raises(ValueError, match="SMTP_ALLOW_PLAINTEXT_AUTH"):
+        SmtpSettings.from_mapping(plain)
+    assert SmtpSettings.from_mapping({**plain, "SMTP_STARTTLS": "true"}).starttls
+    allowed = SmtpSettings.from_mapping({**plain, "SMTP_ALLOW_PLAINTEXT_AUTH": "true"})
+    assert allowed.allow_plaintext_auth and allowed.plaintext_login
+    assert not SmtpSettings.from_mapping({"SMTP_HOST": "relay.example.org"}).plaintext_login  # no login at all
+
+
+def test_the_transport_refuses_a_plaintext_login_before_connecting():
+    settings = SmtpSettings(host="127.0.0.1", port=1, user="jmdi", password="p" * 40)
+    with pytest.raises(PermanentDeliveryError, match="without TLS refused"):
+        SmtpTransport(settings).send(_message("k1"))
+
+
 @pytest.mark.parametrize("env", [{"SMTP_PORT": "smtp"}, {"SMTP_PORT": "70000"}, {"SMTP_STARTTLS": "maybe"},
-                                 {"SMTP_TIMEOUT": "0"}])
+                                 {"SMTP_TIMEOUT": "0"}, {"SMTP_ALLOW_PLAINTEXT_AUTH": "perhaps"},
+                                 {"MAIL_TRANSPORT": "pigeon"}])
 def test_bad_settings_fail_at_start(env):
     with pytest.raises(ValueError):
         SmtpSettings.from_mapping(env)
@@ -45,6 +63,36 @@ def test_transport_choice(tmp_path):
     folder = transport_from_settings(env={"NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
     assert isinstance(folder, FolderTransport) and folder.path == tmp_path
     assert isinstance(transport_from_settings(SmtpSettings(host=None)), FolderTransport)
+    forced = transport_from_settings(env={"SMTP_HOST": "localhost", "MAIL_TRANSPORT": "folder",
+                                          "NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
+    assert isinstance(forced, FolderTransport)
+    with pytest.raises(ValueError):  # smtp named without a relay to talk to
+        transport_from_settings(env={"MAIL_TRANSPORT": "smtp"})
+
+
+def test_the_sink_transport_accepts_a_message_and_keeps_nothing(tmp_path):
+    sink = transport_from_settings(env={"MAIL_TRANSPORT": "Sink", "SMTP_HOST": "localhost",
+                                        "NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
+    result = sink.send(_message("sunk.key"))
+    assert (result.transport, result.path, result.duplicate) == ("sink", None, False)
+    assert result.message_id == str(_message("sunk.key")["Message-ID"]) and list(tmp_path.iterdir()) == []
+
+
+def test_folder_transport_knows_the_messages_written_before_its_markers(tmp_path):
+    """A folder filled by an earlier version (no markers): its messages are indexed once, and still count as
+    sent; a marker whose file never arrived (a crash between claim and write) does not block the key."""
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "20260101T000000000000Z-old.key.eml").write_bytes(b"x")
+    transport = FolderTransport(folder)
+    again = transport.send(_message("old.key"))
+    assert again.duplicate and again.path.name == "20260101T000000000000Z-old.key.eml"
+    lost = folder / ".keys" / "lost.key"
+    lost.write_text("20260101T000000000000Z-lost.key.eml")  # claimed long ago, never written
+    os.utime(lost, (0, 0))
+    written = transport.send(_message("lost.key"))
+    assert not written.duplicate and written.path.is_file()
+    assert transport.send(_message("lost.key")).path == written.path
 
 
 def test_folder_transport_writes_eml_atomically(tmp_path):
@@ -54,7 +102,8 @@ def test_folder_transport_writes_eml_atomically(tmp_path):
     assert result.path.parent == tmp_path / "mail"
     assert result.path.name.endswith("-evt-42.tranche_paid.amina.eml")
     assert result.path.name[:8].isdigit()
-    assert [p.name for p in (tmp_path / "mail").iterdir()] == [result.path.name]  # no temp file left
+    # no temp file left; the only other entry is the folder of key markers (a dot-folder readers ignore)
+    assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == [".keys", result.path.name]
     parsed = email.message_from_bytes(result.path.read_bytes(), policy=email.policy.default)
     assert parsed["Message-ID"] == "<evt-42.tranche_paid.amina@jmdi.local>"
     assert "99\u202f973,33\u00a0€" in parsed.get_body(("plain",)).get_content()
@@ -83,7 +132,8 @@ def test_folder_transport_concurrent_duplicates_are_not_torn(tmp_path):
         t.join()
     for path in tmp_path.glob("*.eml"):
         assert email.message_from_bytes(path.read_bytes())["Message-ID"]
-    assert not list(tmp_path.glob(".*"))
+    assert [p.name for p in tmp_path.glob(".*")] == [".keys"]  # no temp file left, only the key markers
+    assert len(list(tmp_path.glob("*.eml"))) == 5  # each key written once
 
 
 def test_folder_transport_disk_error_is_temporary(tmp_path):

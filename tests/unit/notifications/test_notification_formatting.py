@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.common.money import MoneyError
+from services.common.values.money import MoneyError
 from services.notifications.formatting import (
     format_date, format_datetime, format_money, format_number, normalize_lang,
 )

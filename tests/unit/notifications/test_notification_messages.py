@@ -15,6 +15,9 @@ NNBSP, NBSP = "\u202f", "\u00a0"
 SENDER = "JMDI Programme <noreply@jmdi.local>"
 
 
+STAFF_KINDS = ("payment_requested", "payment_cancelled")  # colleagues: a plain note, not a formal letter
+
+
 def test_samples_cover_every_kind():
     assert set(CONTEXTS) == set(KINDS)
 
@@ -27,9 +30,9 @@ def test_every_template_renders(kind, lang):
     assert body.endswith("\n") and not body.endswith("\n\n\n")
     assert "{{" not in body and "{%" not in body and "None" not in body
     assert "\n\n\n" not in body  # no holes left by optional blocks
-    salutation = "Dear " if lang == "en" else ("Bonjour " if kind == "payment_requested" else "À l'attention de ")
+    salutation = "Dear " if lang == "en" else ("Bonjour " if kind in STAFF_KINDS else "À l'attention de ")
     assert body.startswith(salutation + context(kind)["recipient_name"])
-    if kind != "payment_requested":
+    if kind not in STAFF_KINDS:
         closing = "Yours sincerely," if lang == "en" else "salutations distinguées"
         assert closing in body and "jmdi.pmu@undp.org" in body
 
@@ -60,7 +63,7 @@ OPTIONAL = {
     "grant_closed": {"recovery_amount", "recovery_due_date"},
     "ec_report": {"summary"},
     # used only in some branches; the sample takes the "eligible" branch, reasons shown when flagged/refused
-    "screening_result": {"reasons"},
+    "screening_result": {"reasons", "members"},
 }
 
 
@@ -94,11 +97,12 @@ def test_content_of_key_messages():
 
 
 def test_branches():
-    flagged = context("screening_result", eligible=False, flagged=True, reasons=["name close to a listed entity"],
+    flagged = context("screening_result", eligible=False, flagged=True,
+                      members=["Association Migrations et Développement (Taroudant)"],
                       observations_deadline=dt.date(2009, 3, 2))
     subject, body = render("screening_result", "en", flagged)
     assert subject == "Proposal JMDI-2009-MA-0123: additional verification required"
-    assert "    - name close to a listed entity" in body and "by 2 March 2009" in body
+    assert "    - Association Migrations et Développement (Taroudant)" in body and "by 2 March 2009" in body
     assert "it has not been rejected" in body
 
     refused = context("screening_result", eligible=False, reasons=[])
@@ -262,3 +266,26 @@ def test_list_of_recipients():
     msg = build_message("payment_requested", "en", context("payment_requested"),
                         to=["approver1@undp.org", "Approver Two <approver2@undp.org>"], sender=SENDER)
     assert msg["To"] == "approver1@undp.org, Approver Two <approver2@undp.org>"
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_applicants_never_read_the_exclusion_lists_entries_only_the_officers_decision(language):
+    """The screening events carry what the exclusion list says (its source, why an entity is on it); the e-mail
+    to the applicant carries the consortium member concerned, or the officer's decision text — nothing else."""
+    from types import SimpleNamespace
+
+    from services.notifications.contexts import screening_result
+    proposal = SimpleNamespace(title="Transferts de fonds et investissement productif dans la vallée du Souss")
+    hit = {"applicant": "Association Migrations et Développement (Taroudant)", "matched": "ASSOC MIGRATIONS DEV",
+           "by": "name", "reason": "EDES early detection: pending investigation (source: EDES extract 2009-04)"}
+    base = {"proposal_id": "p-1", "reference": "JMDI-2009-MA-0123", "call_id": "JMDI-2008", "hits": [hit]}
+    flagged = screening_result({**base, "outcome": "flagged", "reason": ""}, proposal)
+    excluded = screening_result({**base, "outcome": "excluded",
+                                 "reason": "The lead applicant is in a situation of exclusion (PRAG 2.6.10.1)."},
+                                proposal)
+    _, flagged_body = render("screening_result", language, context("screening_result", **flagged))
+    _, excluded_body = render("screening_result", language, context("screening_result", **excluded))
+    for body in (flagged_body, excluded_body):
+        assert "EDES" not in body and "early detection" not in body and "ASSOC MIGRATIONS DEV" not in body
+    assert "    - Association Migrations et Développement (Taroudant)" in flagged_body
+    assert "    - The lead applicant is in a situation of exclusion (PRAG 2.6.10.1)." in excluded_body

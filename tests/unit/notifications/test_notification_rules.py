@@ -10,7 +10,7 @@ from services.grants.domain.reports import report_due_dates as grants_due_dates
 from services.notifications import contexts
 from services.notifications.dispatch import AttachmentUnavailable, decode_report
 from services.notifications.messages import render
-from services.notifications.schedule import (
+from services.notifications.domain.schedule import (
     RetryPolicy, parse_reminder_days, reminder_key, reminder_stage, report_due_dates,
 )
 from services.notifications.settings import NotificationSettings, parse_recipients
@@ -100,8 +100,10 @@ def test_contexts_render_in_both_languages():
     assert accepted["next_tranche_amount"] == Decimal("24000.00")
     assert "next_tranche_amount" not in contexts.report_accepted({"kind": "interim", "decided_at": decided}, GRANT,
                                                                  None)
+    # the balance after a final report is closure's to establish from the accepted expenditure, not the
+    # contract's planned last tranche (EUR 30,000 here, when the accepted expenditure may earn less)
     final = contexts.report_accepted({"kind": "final", "decided_at": decided}, GRANT, None)
-    assert final["next_tranche_amount"] == Decimal("30000.00")
+    assert "next_tranche_amount" not in final
     amended = contexts.grant_amended({"amount_eur": Decimal("150000.00"), "reason": "Three more months"}, GRANT,
                                      Decimal("150000.00"), D(2011, 8, 31), decided)
     assert "new_amount" not in amended and amended["new_end_date"] == D(2011, 11, 30)
@@ -129,3 +131,17 @@ def test_the_report_file_is_decoded_from_reportings_reply():
     for bad in (None, {"filename": "x"}, {"filename": "x", "content_base64": "not base64!"}):
         with pytest.raises(AttachmentUnavailable):
             decode_report(bad)
+
+
+def test_the_termination_notice_names_the_effective_date_and_the_final_report_in_both_languages():
+    terminated = contexts.grant_terminated({
+        "effective_date": D(2010, 3, 31), "reason": "The lead applicant was dissolved.",
+        "amount_eur": Decimal("150000.00"), "paid_eur": Decimal("40000.00"),
+        "final_report_period_start": D(2009, 7, 1), "final_report_due": D(2010, 6, 30)}, GRANT)
+    subject, body = render("grant_terminated", "en", {**terminated, "recipient_name": "AMD"})
+    assert subject == f"Grant {GRANT.reference}: early termination of the grant contract on 31 March 2010"
+    assert "from 1 July 2009 to 31 March 2010 by 30 June 2010" in body
+    assert "Reason for the termination: The lead applicant was dissolved." in body
+    subject, body = render("grant_terminated", "fr", {**terminated, "recipient_name": "AMD"})
+    assert subject.startswith(f"Subvention {GRANT.reference} : résiliation anticipée") and "31 mars 2010" in subject
+    assert "au plus tard le 30 juin 2010" in body

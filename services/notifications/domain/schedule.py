@@ -1,53 +1,22 @@
 """Pure rules of the notifications service: when reports are due, which reminder is due today, and what to do
 after a failed delivery attempt.
 
-Report deadlines follow the grant contract as grants computes them (services/grants/domain/reports.py; a unit
-test keeps the two in step): an interim report 60 days after each 12-month period except the last, the final
-report 3 months after the end of the action.
+Report deadlines follow the grant contract: the calendar is the kit's (services/common/values/report_calendar.py), the one
+grants uses too.
 """
 from __future__ import annotations
 
-import calendar
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import NamedTuple
+from datetime import date
 
-from .delivery import backoff_delays
-
-INTERIM_DAYS = 60
-FINAL_MONTHS = 3
+from services.common.values.report_calendar import DueReport as DueReport
+from services.common.values.report_calendar import add_months as add_months
+from services.common.values.report_calendar import period_end as period_end
+from services.common.values.report_calendar import report_due_dates as report_due_dates
+from services.common.values.retry import DELIVERY, backoff_delays
 # deterministic ids for reminders, which have no source event: the same reminder always gets the same id
 REMINDER_NAMESPACE = uuid.UUID("5b0f6a52-8d0e-4f55-9a53-0b7c3b1f7a11")
-
-
-class DueReport(NamedTuple):
-    kind: str  # interim | final
-    number: int
-    period_end: date
-    due_date: date
-
-
-def add_months(day: date, count: int) -> date:
-    """Same day `count` months later, clamped to the month's last day."""
-    month_index = day.month - 1 + count
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def period_end(start: date, months_after: int) -> date:
-    return add_months(start, months_after) - timedelta(days=1)
-
-
-def report_due_dates(start: date, duration_months: int) -> list[DueReport]:
-    periods = (duration_months + 11) // 12
-    dues = []
-    for n in range(1, periods):
-        end = period_end(start, 12 * n)
-        dues.append(DueReport("interim", n, end, end + timedelta(days=INTERIM_DAYS)))
-    dues.append(DueReport("final", 1, period_end(start, duration_months),
-                          period_end(start, duration_months + FINAL_MONTHS)))
-    return dues
 
 
 def parse_reminder_days(text) -> tuple[int, ...]:
@@ -87,8 +56,8 @@ class RetryPolicy:
     """Exponential backoff of failed deliveries: base, base*factor, ... capped; max_attempts in all."""
 
     max_attempts: int = 8
-    base_seconds: float = 60.0
-    cap_seconds: float = 3600.0
+    base_seconds: float = DELIVERY.base
+    cap_seconds: float = DELIVERY.cap
     factor: float = 2.0
 
     def __post_init__(self):
