@@ -13,17 +13,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.common.config import REPO_ROOT
-from services.common.db import UnitOfWork
-from services.common.errors import Conflict, InvalidInput, NotFound
-from services.common.money import money_str
+from services.common.runtime.config import REPO_ROOT
+from services.common.storage.db import UnitOfWork
+from services.common.values.errors import Conflict, InvalidInput, NotFound, SetupProblem
+from services.common.values.money import money_str
 
-from . import gauges, projections, queries
-from .budget_report import BudgetReport, ReportError, build_budget_report, report_to_json
-from .exports import csv_export, giving360, iati, table, xlsx_export
+from . import gauges, projections, rebuild_sql, report_sql
+from . import views as queries  # the reads
+from .domain.budget_report import BudgetReport, ReportError, build_budget_report, grant_line_json, report_to_json
+from .exports import csv_export, giving360, iati, lines, results, table, xlsx_export
 from .models import ReportFile
-from .periods import SCHEDULED_KINDS, PeriodError, last_completed, parse_period
-from .reconciliation import compare
+from .domain.periods import SCHEDULED_KINDS, PeriodError, last_completed, parse_period
+from .domain.reconciliation import compare
 
 IATI_DIR = "iati-2.03"
 MIMETYPES = {
@@ -45,28 +46,45 @@ def now_utc() -> datetime:
 # --- the budget report ----------------------------------------------------------------------------------------
 
 def build_report(uow: UnitOfWork, programme_id: str | None,
-                 as_of: date | None) -> tuple[BudgetReport, queries.ReportFacts]:
+                 as_of: date | None) -> tuple[BudgetReport, queries.ReportFacts | report_sql.SqlExtras]:
+    """The report and what only the read model knows. On PostgreSQL every total is computed by the database
+    and the grant lines are read page by page when iterated (report_sql); on SQLite (`make run`) the facts are
+    loaded and aggregated by the pure model (the reference the SQL is tested against)."""
+    session = uow.session
+    if report_sql.supported(session):
+        prog = queries.programme(session, programme_id)
+        if prog is None:
+            raise NotFound("programme", programme_id or "any")
+        counts, pipeline = queries.proposal_counts(session, programme_id, as_of)
+        return report_sql.budget_report(session, prog, programme_id, as_of, counts, pipeline)
+    return build_report_in_python(uow, programme_id, as_of)
+
+
+def build_report_in_python(uow: UnitOfWork, programme_id: str | None,
+                           as_of: date | None) -> tuple[BudgetReport, queries.ReportFacts]:
     facts = queries.report_facts(uow.session, programme_id, as_of)
     if facts is None:
         raise NotFound("programme", programme_id or "any")
     try:
         report = build_budget_report(facts.programme, facts.grants, facts.tranches, facts.expenditures, facts.counts,
-                                     as_of=as_of)
+                                     as_of=as_of, decommitments=facts.decommitments)
     except ReportError as exc:
         raise Conflict("report.inconsistent_facts", str(exc)) from None
     return report, facts
 
 
-def report_json(report: BudgetReport, facts: queries.ReportFacts) -> dict:
+def report_json(report: BudgetReport, facts, grants: bool = True) -> dict:
     """The report model's JSON plus what only the read model knows: the proposal pipeline, recoveries,
-    payments requested but not yet paid, declined grants, and facts that could not be attributed yet."""
-    data = report_to_json(report)
+    payments requested but not yet paid, declined and terminated grants, and facts that could not be attributed yet.
+    Without `grants` the grant lines are left out (the totals report; the lines are paged by grant_lines)."""
+    data = report_to_json(report, grants=grants)
     data["counts"].update(facts.pipeline)
     extras = facts.extras
     data.update({
         "recovered_eur": money_str(extras["recovered_eur"]),
         "payments_requested_unpaid_eur": money_str(extras["payments_requested_unpaid_eur"]),
         "declined_grants": extras["declined_grants"],
+        "terminated_grants": extras["terminated_grants"],  # ended early (closed or awaiting their final report)
         "amended_grants": extras["amendments"],
         "unmatched_facts": extras["unmatched"],
     })
@@ -77,18 +95,32 @@ def _stem(report: BudgetReport, what: str, as_of: date | None, now: datetime) ->
     return f"{report.programme_id.lower()}-{what}-{(as_of or now.date()).isoformat()}"
 
 
-def render(report: BudgetReport, facts: queries.ReportFacts, fmt: str) -> bytes | str | dict:
-    """The report in one format: a dict (json), text (table, csv) or bytes (xlsx, with the chart)."""
+def extra_sections(uow: UnitOfWork, programme_id: str, as_of: date | None) -> list:
+    """The sections beside the budget figures, from the reporting service's own facts: the expenditure lines in
+    their currencies (accepted reports), and the results against the logframes (per grant, then per window and
+    country)."""
+    facts = results.result_facts(uow.session, programme_id, as_of)
+    return [lines.lines_section(uow.session, programme_id, as_of), results.results_section(facts),
+            results.totals_section(facts)]
+
+
+def render(report: BudgetReport, facts, fmt: str, produced_on: date | None = None,
+           extra=(), grants: bool = True) -> bytes | str | dict:
+    """The report in one format: a dict (json), text (table, csv) or bytes (xlsx, with the chart).
+    `produced_on` dates a report of everything recorded (no as-of date); `extra`: extra_sections()."""
     started = time.perf_counter()
     try:
         if fmt == "json":
-            return report_json(report, facts)
+            data = report_json(report, facts, grants)
+            for section in extra:
+                data[section.key] = lines.section_json(section)
+            return data
         if fmt == "table":
-            return table.render_table(report, grant_rows=None)
+            return table.render_table(report, grant_rows=None, produced_on=produced_on)
         if fmt == "csv":
-            return csv_export.csv_text(report)
+            return csv_export.csv_text(report) + "".join(lines.section_csv(section) for section in extra)
         if fmt == "xlsx":
-            return xlsx_export.xlsx_bytes(report)
+            return xlsx_export.xlsx_bytes(report, produced_on=produced_on, extra_sections=extra)
         raise InvalidInput({"format": [f"unknown format {fmt}"]})
     finally:
         gauges.GENERATION_DURATION.labels(fmt).observe(time.perf_counter() - started)
@@ -104,13 +136,49 @@ def file_result(fmt: str, filename: str, content) -> dict:
     return result
 
 
-def budget_report(uow: UnitOfWork, programme_id: str | None, as_of: date | None, fmt: str, now: datetime) -> dict:
+def budget_report(uow: UnitOfWork, programme_id: str | None, as_of: date | None, fmt: str, now: datetime,
+                  grants: bool = True) -> dict:
+    """The report in one format; `grants=False` (JSON only): the totals and breakdowns without the grant lines,
+    which `grant_lines` pages through."""
     report, facts = build_report(uow, programme_id, as_of)
     filename = f"{_stem(report, 'budget-report', as_of, now)}.{EXTENSIONS[fmt]}"
-    content = render(report, facts, fmt)
+    content = render(report, facts, fmt, now.date(), extra_sections(uow, report.programme_id, as_of), grants)
     if fmt == "json":
         return {**content, "format": "json", "filename": filename, "mimetype": MIMETYPES["json"]}
     return file_result(fmt, filename, content)
+
+
+def grant_lines(uow: UnitOfWork, programme_id: str | None, as_of: date | None, after: str | None,
+                limit: int) -> dict:
+    """One page of the report's grant lines, in its order (reference, then grant id), after the cursor `after`
+    (the `next` of the previous page; None: the first page). `next` is None on the last page."""
+    cursor = _parse_cursor(after)
+    session = uow.session
+    if queries.programme(session, programme_id) is None:
+        raise NotFound("programme", programme_id or "any")
+    if report_sql.supported(session):
+        page = report_sql.grant_page(session, programme_id, as_of, cursor, limit + 1)
+    else:
+        report, _ = build_report_in_python(uow, programme_id, as_of)
+        page = [g for g in report.grants if cursor is None or (g.reference, g.grant_id) > cursor][:limit + 1]
+    more = len(page) > limit
+    page = page[:limit]
+    return {"grants": [grant_line_json(g) for g in page],
+            "next": _cursor(page[-1]) if more and page else None}
+
+
+def _cursor(line) -> str:
+    return base64.urlsafe_b64encode(f"{line.reference}\n{line.grant_id}".encode()).decode("ascii")
+
+
+def _parse_cursor(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    try:
+        reference, grant_id = base64.urlsafe_b64decode(value.encode("ascii")).decode("utf-8").split("\n")
+    except (ValueError, UnicodeError):
+        raise InvalidInput({"after": ["not a cursor given by the previous page"]}) from None
+    return reference, grant_id
 
 
 def totals(uow: UnitOfWork, programme_id: str | None, as_of: date | None = None) -> dict:
@@ -133,28 +201,48 @@ def totals(uow: UnitOfWork, programme_id: str | None, as_of: date | None = None)
 
 # --- open-data exports ----------------------------------------------------------------------------------------
 
+SHIPPED_STANDARDS = "services/reporting/standards"  # the published files, shipped in the repository
+
+
 def standards_path(configured: str | None) -> Path:
-    path = Path(configured or "../shared/standards")
+    """STANDARDS_DIR (relative paths from the repository root), by default the standards shipped with the
+    service."""
+    path = Path(configured or SHIPPED_STANDARDS)
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+def _missing(exc: Exception) -> SetupProblem:
+    return SetupProblem(str(exc), f"STANDARDS_DIR must name a folder holding {IATI_DIR}/ as shipped in "
+                                  f"{SHIPPED_STANDARDS}")
 
 
 def iati_export(uow: UnitOfWork, programme_id: str | None, as_of: date | None, standards_dir: Path,
                 now: datetime) -> dict:
     """The IATI 2.03 activities file, validated against the official schema: an invalid file is never
     returned. Its commitments and disbursements are the budget report's committed and disbursed."""
+    iati_dir = standards_dir / IATI_DIR
+    try:
+        iati.require_standards(iati_dir)
+    except iati.StandardMissing as exc:
+        raise _missing(exc) from None
     report, _ = build_report(uow, programme_id, as_of)
     started = time.perf_counter()
     try:
         xml = iati.build_iati(report, generated_at=now)
+        xml = results.with_results(xml, results.result_facts(uow.session, programme_id, as_of))
     except ValueError as exc:
         raise Conflict("iati.no_activities", str(exc)) from None
     try:
-        errors = iati.validate_iati(xml, standards_dir / IATI_DIR)
-    except FileNotFoundError as exc:
-        raise Conflict("iati.schema_unavailable", f"{exc}; set STANDARDS_DIR") from None
+        errors = iati.validate_iati(xml, iati_dir)
+        code_errors = [] if errors else iati.codelist_errors(xml, iati_dir / "codelists")
+    except iati.StandardMissing as exc:
+        raise _missing(exc) from None
     if errors:
         raise Conflict("iati.invalid", f"the IATI file does not validate against the 2.03 schema "
                                        f"({len(errors)} error(s))", errors[:50])
+    if code_errors:
+        raise Conflict("iati.codelist", f"the IATI file uses codes that are not on their 2.03 codelists "
+                                        f"({len(code_errors)})", code_errors[:50])
     gauges.GENERATION_DURATION.labels("iati").observe(time.perf_counter() - started)
     sums = iati.totals(xml)
     result = file_result("iati", f"{_stem(report, 'iati-activities', as_of, now)}.xml", xml.decode("utf-8"))
@@ -211,7 +299,7 @@ def generate_report(uow: UnitOfWork, kind: str, label: str, now: datetime, by: s
     if existing is not None:
         return {**report_view(existing), "created": False}
     report, facts = build_report(uow, None, period.end)
-    content = render(report, facts, REPORT_FORMAT)
+    content = render(report, facts, REPORT_FORMAT, now.date(), extra_sections(uow, report.programme_id, period.end))
     row = ReportFile(report_id=str(uuid.uuid4()), kind=kind, period=period.label, as_of=period.end,
                      format=REPORT_FORMAT, filename=f"{report.programme_id.lower()}-ec-report-{kind}-{period.label}"
                                                     f".{EXTENSIONS[REPORT_FORMAT]}",
@@ -265,7 +353,8 @@ def reconcile(uow: UnitOfWork, programme_id: str | None, ledger: dict, now: date
 
 
 def rebuild(uow: UnitOfWork) -> dict:
-    replayed = projections.rebuild(uow)
+    # PostgreSQL: set-based, live events held for the final swap only; SQLite: the Python replay
+    replayed = rebuild_sql.rebuild(uow.session) if rebuild_sql.supported(uow.session) else projections.rebuild(uow)
     gauges.set_financial(None)  # recomputed from the rebuilt facts at the next scrape
     return {"events_replayed": replayed}
 

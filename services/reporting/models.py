@@ -9,10 +9,11 @@ different queues and may arrive out of order, so no fact table has a foreign key
 The ORM classes are named *Row: the plain facts the report model consumes (budget_report.GrantFact...) are
 dataclasses of their own.
 """
-from sqlalchemy import JSON, Date, Integer, LargeBinary, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, Numeric, String, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.types import IntId, Money, UtcDateTime
+from services.common.storage.types import IntId, Money, UtcDateTime
+from services.common.values.annex import HEADINGS
 
 
 class Base(DeclarativeBase):
@@ -39,6 +40,8 @@ class ProgrammeRow(Base):
     programme_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
     envelope = mapped_column(Money, nullable=False)
+    period_start = mapped_column(Date, nullable=True)  # the programme period (None: not carried by call_opened)
+    period_end = mapped_column(Date, nullable=True)
 
 
 class WindowRow(Base):
@@ -100,6 +103,8 @@ class ProposalOutcomeRow(Base):
 
 class GrantRow(Base):
     __tablename__ = "grant_facts"
+    # the report's order: its grant lines are paged by this key
+    __table_args__ = (Index("ix_grant_facts_reference_grant_id", "reference", "grant_id"),)
     grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     proposal_id: Mapped[str] = mapped_column(String(60))
     programme_id: Mapped[str] = mapped_column(String(60), index=True)
@@ -115,6 +120,41 @@ class GrantRow(Base):
     decision_reference: Mapped[str] = mapped_column(String(100))
     decision_date = mapped_column(Date, nullable=False)  # the award date the reports count from
     awarded_at = mapped_column(UtcDateTime, nullable=False)
+
+
+class BudgetLineRow(Base):
+    """One Annex III heading of a grant's budget, as awarded (source "award") or as an amendment set it (source:
+    the amendment id), in the budget's order, with the EC's part of it at that source's amount (the amount spread
+    over the headings in proportion, to the cent, by the largest remainders: budget_report.ec_part_by_heading).
+    The report sums these parts in SQL for every grant whose commitment is still that amount, instead of reading
+    each grant's JSON budget."""
+
+    __tablename__ = "budget_line_facts"
+    grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    source: Mapped[str] = mapped_column(String(60), primary_key=True)
+    heading: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    amount = mapped_column(Money, nullable=False)
+    ec_part = mapped_column(Money, nullable=False)
+
+
+def _heading_columns(suffix: str = "") -> list[Column]:
+    """One Money column per Annex III heading, None where the budget or report has no such heading."""
+    return [Column(f"{heading}{suffix}", Money, nullable=True) for heading in HEADINGS]
+
+
+class BudgetRow(Base):
+    """A grant's budget as awarded (source "award") or as an amendment set it (source: the amendment id) in one
+    row: each Annex III heading's amount and, as <heading>_ec, its EC part (the same figures as its
+    budget_line_facts rows). The report's totals by heading are then a sum over one row per counted grant; the
+    lines keep the budget's order, which the EC parts recomputed at another amount need."""
+
+    __tablename__ = "budget_facts"
+    __table__ = Table(
+        __tablename__, Base.metadata,
+        Column("grant_id", String(60), primary_key=True),
+        Column("source", String(60), primary_key=True),
+        *_heading_columns(), *_heading_columns("_ec"))
 
 
 class ContractRow(Base):
@@ -148,6 +188,15 @@ class PaymentRequestRow(Base):
     tranche_number: Mapped[int] = mapped_column(Integer)
     amount = mapped_column(Money, nullable=False)
     requested_on = mapped_column(Date, nullable=False)
+
+
+class PaymentCancellationRow(Base):
+    """A payment request withdrawn before approval: from `cancelled_on` it is no longer awaiting payment."""
+
+    __tablename__ = "payment_cancellations"
+    payment_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    cancelled_on = mapped_column(Date, nullable=False)
 
 
 class TrancheRow(Base):
@@ -186,6 +235,20 @@ class ExpenditureRow(Base):
     accepted_on = mapped_column(Date, nullable=False)
 
 
+class ReportExpenditureRow(Base):
+    """An accepted report's expenditure in one row, a column per Annex III heading (its expenditure_facts rows
+    side by side): the report's spending by heading sums one row per report instead of one per heading."""
+
+    __tablename__ = "report_expenditure_facts"
+    __table__ = Table(
+        __tablename__, Base.metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("report_id", String(60), nullable=False),
+        Column("grant_id", String(60), nullable=False, index=True),
+        Column("accepted_on", Date, nullable=False),
+        *_heading_columns())
+
+
 class ClosureRow(Base):
     """How a grant ended: final payment, recovery order (recovery > 0) or declined (the commitment goes)."""
 
@@ -198,9 +261,80 @@ class ClosureRow(Base):
     closed_on = mapped_column(Date, nullable=False)
 
 
+class DecommitmentRow(Base):
+    """Money a grant gave back (at closure: award - final amount): its commitment is lower from `decommitted_on`."""
+
+    __tablename__ = "decommitment_facts"
+    decommitment_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    amount = mapped_column(Money, nullable=False)
+    reason: Mapped[str] = mapped_column(String(2000))
+    decommitted_on = mapped_column(Date, nullable=False)
+
+
+class ExpenditureLineRow(Base):
+    """One expenditure line of a submitted report in its own currency, with the rate grants used and its EUR value
+    (report_submitted's lines); it counts once its report is accepted (grant_report_facts)."""
+
+    __tablename__ = "expenditure_line_facts"
+    report_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    heading: Mapped[str] = mapped_column(String(40))
+    amount = mapped_column(Money, nullable=False)  # in `currency`
+    currency: Mapped[str] = mapped_column(String(3))
+    incurred_on = mapped_column(Date, nullable=False)
+    description: Mapped[str] = mapped_column(String(300))
+    rate = mapped_column(Numeric(20, 6), nullable=False)
+    rate_type: Mapped[str | None] = mapped_column(String(20))
+    rate_month: Mapped[str | None] = mapped_column(String(7))
+    amount_eur = mapped_column(Money, nullable=False)
+
+
+class IndicatorResultRow(Base):
+    """An accepted report's actual value of one logframe indicator, with the indicator as the contract stated it
+    then (results_reported): baseline, target, measure and unit travel with each value."""
+
+    __tablename__ = "indicator_result_facts"
+    report_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(60), index=True)
+    reference: Mapped[str] = mapped_column(String(60))
+    programme_id: Mapped[str] = mapped_column(String(60), index=True)
+    window: Mapped[str] = mapped_column(String(60))
+    country: Mapped[str] = mapped_column(String(2))
+    report_kind: Mapped[str] = mapped_column(String(10))
+    report_number: Mapped[int] = mapped_column(Integer)
+    period_start = mapped_column(Date, nullable=False)
+    period_end = mapped_column(Date, nullable=False)
+    result_type: Mapped[str] = mapped_column(String(10))  # outcome | output
+    result_title: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(300))
+    measure: Mapped[str] = mapped_column(String(12))  # unit | percentage | qualitative
+    unit: Mapped[str] = mapped_column(String(60))
+    baseline_value: Mapped[str] = mapped_column(String(500))
+    baseline_year: Mapped[int] = mapped_column(Integer)
+    target_value: Mapped[str] = mapped_column(String(500))
+    target_date = mapped_column(Date, nullable=False)
+    actual_value: Mapped[str] = mapped_column(String(500))
+    comment: Mapped[str] = mapped_column(String(500))
+    decided_on = mapped_column(Date, nullable=False)
+
+
+class TerminationRow(Base):
+    """A grant ended early (its commitment stays until closure decommits): effective and recorded dates."""
+
+    __tablename__ = "termination_facts"
+    grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    effective_on = mapped_column(Date, nullable=False)
+    terminated_on = mapped_column(Date, nullable=False)
+    reason: Mapped[str] = mapped_column(String(2000))
+
+
 PROJECTION_TABLES = (ProgrammeRow, WindowRow, CallRow, CallClosureRow, ProposalRow, ProposalOutcomeRow, GrantRow,
-                     ContractRow, AmendmentRow, PaymentRequestRow, TrancheRow, GrantReportRow, ExpenditureRow,
-                     ClosureRow)
+                     BudgetLineRow, BudgetRow, ContractRow, AmendmentRow, PaymentRequestRow, PaymentCancellationRow,
+                     TrancheRow, GrantReportRow, ExpenditureRow, ReportExpenditureRow, ClosureRow, DecommitmentRow,
+                     ExpenditureLineRow, IndicatorResultRow, TerminationRow)
 
 
 # --- generated EC reports (not a projection: a rebuild keeps them) --------------------------------------------

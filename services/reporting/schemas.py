@@ -1,9 +1,9 @@
 """RPC input schemas of the reporting service."""
 from marshmallow import RAISE, Schema, fields, validate
 
-from services.common.fields import Text
+from services.common.values.fields import Text
 
-from .periods import KINDS
+from .domain.periods import KINDS
 
 FORMATS = ("json", "table", "csv", "xlsx")
 
@@ -23,6 +23,14 @@ class ProgrammeAsOf(Programme):
 
 class BudgetReport(ProgrammeAsOf):
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+    grants = fields.Boolean(load_default=True, metadata={
+        "description": "JSON only: include every grant line (false: the totals and breakdowns; page the lines "
+                       "with grant_lines)"})
+
+
+class GrantLines(ProgrammeAsOf):
+    after = Text(400, load_default=None, metadata={"description": "the `next` cursor of the previous page"})
+    limit = fields.Integer(load_default=500, strict=True, validate=validate.Range(min=1, max=5000))
 
 
 class ListReports(Strict):

@@ -4,13 +4,14 @@ import os
 
 from nameko.web.handlers import http
 
-from services.common.batch import handles_batch
-from services.common.entrypoints import ServiceBase, operation
-from services.common.leases import exclusive_timer
-from services.common.topology import SUBSCRIPTIONS
+from services.common.contracts.topology import SUBSCRIPTIONS
+from services.common.messaging.batch import handles_batch
+from services.common.service.entrypoints import ServiceBase, operation
+from services.common.service.rpc import ServiceClient
+from services.common.storage.leases import exclusive_timer
 
-from . import commands, gauges, projections, schemas
-from .ledger import ServiceRpcProxy, fetch_ledger
+from . import commands, gauges, projections, repository, schemas
+from .ledger import fetch_ledger
 
 # nameko fixes a timer's interval when the class is defined, so these come from the environment (tests
 # shorten them); the lease makes each tick run in one replica only
@@ -22,7 +23,7 @@ LEDGER_TIMEOUT_SECONDS = 60
 class ReportingService(ServiceBase):
     name = "reporting"
 
-    grants = ServiceRpcProxy("grants")
+    grants = ServiceClient("grants")
 
     @operation(schemas.ProgrammeAsOf)
     def totals(self, data):
@@ -31,7 +32,11 @@ class ReportingService(ServiceBase):
     @operation(schemas.BudgetReport)
     def budget_report(self, data):
         return commands.budget_report(self.db, data["programme_id"], data["as_of"], data["format"],
-                                      commands.now_utc())
+                                      commands.now_utc(), data["grants"])
+
+    @operation(schemas.GrantLines)
+    def grant_lines(self, data):
+        return commands.grant_lines(self.db, data["programme_id"], data["as_of"], data["after"], data["limit"])
 
     @operation(schemas.ProgrammeAsOf)
     def iati_export(self, data):
@@ -77,8 +82,8 @@ class ReportingService(ServiceBase):
     @handles_batch(*(t for types in SUBSCRIPTIONS["reporting"].values() for t in types))
     def apply_events(self, events, uow):
         """Archive and project a batch of new events in one transaction (the kit skips those already applied)."""
-        projections.archive_many(uow, events)
-        writer = projections.FactWriter(uow.session)
+        repository.archive_many(uow, events)
+        writer = repository.FactWriter(uow.session)
         for event in events:
             projections.project(uow, event, writer)
         writer.flush()

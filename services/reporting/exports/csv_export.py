@@ -17,8 +17,10 @@ import csv
 import io
 from pathlib import Path
 
-from ..budget_report import BudgetReport
-from .sections import column_totals, plain, report_sections, summary_rows
+from services.common.values.inert import inert_text
+
+from ..domain.budget_report import BudgetReport
+from .sections import column_totals, period_covered, plain, report_sections, summary_rows
 
 FILES = ("summary", "windows", "countries", "headings", "years", "applicant_types", "grants")
 
@@ -30,6 +32,7 @@ def csv_tables(report: BudgetReport) -> dict[str, list[list[str]]]:
                           ["Programme", report.programme_name],
                           ["Budget line", report.budget_line],
                           ["Currency", report.currency],
+                          ["Period covered", period_covered(report)],
                           ["As of", as_of]]
               + [[label, plain(value, kind)] for label, value, kind in summary_rows(report)]}
     for section in report_sections(report):
@@ -42,10 +45,15 @@ def csv_tables(report: BudgetReport) -> dict[str, list[list[str]]]:
     return tables
 
 
+def inert_rows(rows: list[list]) -> list[list]:
+    """Every cell as a spreadsheet reads it as text: no control character, no formula (services/common/values/inert.py)."""
+    return [[inert_text(value) for value in row] for row in rows]
+
+
 def write_csv(report: BudgetReport, out) -> list[Path] | None:
     """Write the tables: to a directory (a str or Path; created if missing), one file per table, returning
     the paths written; or to an open text stream, one file with sections, returning None."""
-    tables = csv_tables(report)
+    tables = {name: inert_rows(rows) for name, rows in csv_tables(report).items()}
     if isinstance(out, (str, Path)):
         directory = Path(out)
         directory.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,10 @@ publisher prefix; a registered one replaces it); the recipient organisation has 
 so it gets a generated "360G-JMDI-ORG-<slug of its name>" id as the standard allows; the funding organisation
 is the European Commission, "XI-IATI-EC_INTPA" (as in the IATI file). `amountDisbursed` is the sum of the
 grant's tranches counted by the report; beneficiaryLocation is the grant's country.
+
+`amountAwarded` is what the grant commits: the award less what it gave back at closure (the report's
+committed). A grant that gave money back also lists its commitmentTransaction entries — the award, then each
+decommitment as a negative value on its date — which add up to amountAwarded, as the standard asks.
 """
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ import re
 import unicodedata
 from decimal import Decimal
 
-from services.common.money import money_str
+from services.common.values.inert import clean_text
+from services.common.values.money import money_str
 
-from ..budget_report import BudgetReport, country_name
+from ..domain.budget_report import BudgetReport, country_name
 
 GRANT_PREFIX = "360G-JMDI-"
 EC_ORG = {"id": "XI-IATI-EC_INTPA", "name": "European Commission"}
@@ -53,6 +58,14 @@ def to_360giving(report: BudgetReport, *, prefix: str = GRANT_PREFIX, funder: di
             "grantProgramme": [{"code": g.window, "title": window}],
             "beneficiaryLocation": [{"countryCode": g.country, "name": country_name(g.country)}],
         }
+        if g.decommitments and g.awarded_at:
+            grant["commitmentTransaction"] = [
+                {"id": f"{grant['id']}-award", "transactionDate": g.awarded_at.isoformat(), "value": g.awarded,
+                 "currency": report.currency, "description": "Grant award"}] + [
+                {"id": f"{grant['id']}-decommitment-{n}", "transactionDate": d.decommitted_on.isoformat(),
+                 "value": -d.amount, "currency": report.currency,
+                 "description": "Unspent balance decommitted at closure"}
+                for n, d in enumerate(g.decommitments, start=1)]
         if grant["awardDate"] is None:
             del grant["awardDate"]
         if report.as_of:
@@ -78,7 +91,7 @@ def _encode(value, indent: str | None, level: int) -> str:
         if not value:
             return "[]"
         return _join([_encode(v, indent, level + 1) for v in value], "[", "]", indent, level)
-    return json.dumps(value, ensure_ascii=False)  # str, int, bool, None
+    return json.dumps(clean_text(value), ensure_ascii=False)  # str (no control characters), int, bool, None
 
 
 def _join(items: list[str], open_: str, close: str, indent: str | None, level: int) -> str:

@@ -13,16 +13,19 @@ One <iati-activity> per grant. Choices (each a parameter of `build_iati`, with t
 - implementing participating-org (role 4): the grantee's lead organisation (no registered org-id: name only),
   with an IATI OrganisationType derived from the applicant type.
 - activity-status: 1 pipeline (awarded, contract not signed), 2 implementation (contracted), 3 finalisation
-  (fully paid). activity-date: type 1 planned start = award date; type 2 actual start = first tranche's value
+  (fully paid, or terminated early and awaiting its final report and closure), 4 closed (the grant was closed). activity-date: type 1 planned start = award date; type 2 actual start = first tranche's value
   date, when there is one.
 - recipient-country: the grant's country (100%). sector: DAC 5-digit (vocabulary 1) 15190 "Facilitation of
   orderly, safe, regular and responsible migration and mobility".
-- budget: one original (type 1), committed (status 2) budget of the award, starting on the award date. IATI's
+- budget: one original (type 1), committed (status 2) budget of the award (as amended, before any
+  decommitment), starting on the award date. IATI's
   ruleset (not the schema) wants budget periods of at most a year; the report has no per-year plan, so the
-  period is the first 12 months. transaction: type 2 (outgoing commitment) for the award on its date, type 3
-  (disbursement) for each tranche on its value date, UNDP to the grantee. default-currency EUR; values are the
-  report's Decimals written exactly ("150000.00"), with value-date = transaction date.
-So the file's commitments sum to report.committed and its disbursements to report.disbursed, to the cent.
+  period is the first 12 months. transaction: type 2 (outgoing commitment) for the award on its date, a
+  negative type 2 (a commitment correction) for each decommitment on its date, type 3 (disbursement) for each
+  tranche on its value date, UNDP to the grantee. default-currency EUR; values are the report's Decimals
+  written exactly ("150000.00", "-15000.00"), with value-date = transaction date.
+So the file's commitments sum to report.committed (awards less decommitments) and its disbursements to
+report.disbursed, to the cent.
 """
 from __future__ import annotations
 
@@ -34,9 +37,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from services.common.money import money_str
+from services.common.values.inert import clean_text
 
-from ..budget_report import BudgetReport, GrantLine, country_name
+from services.common.values.money import money_str
+
+from ..domain.budget_report import BudgetReport, GrantLine, country_name
 
 IATI_VERSION = "2.03"
 UNDP_REF = "XM-DAC-41114"
@@ -64,7 +69,7 @@ def _narrative(parent, text: str, lang: str | None = None):
     el = etree.SubElement(parent, "narrative")
     if lang:
         el.set("{http://www.w3.org/XML/1998/namespace}lang", lang)
-    el.text = text
+    el.text = clean_text(text)  # lxml refuses control characters: one bad title must not stop the file
     return el
 
 
@@ -75,7 +80,9 @@ def _value(parent, amount: Decimal, value_date: date):
 
 
 def _status(grant: GrantLine) -> str:
-    if grant.committed > 0 and grant.paid >= grant.committed:
+    if grant.closed:
+        return "4"
+    if grant.terminated or (grant.committed > 0 and grant.paid >= grant.committed):
         return "3"
     return "2" if grant.contracted else "1"
 
@@ -124,7 +131,7 @@ def _activity(root, report: BudgetReport, grant: GrantLine, *, identifier_prefix
         end = grant.awarded_at.replace(year=grant.awarded_at.year + 1) if not (
             grant.awarded_at.month == 2 and grant.awarded_at.day == 29) else grant.awarded_at + timedelta(days=365)
         etree.SubElement(budget, "period-end", {"iso-date": (end - timedelta(days=1)).isoformat()})
-        _value(budget, grant.committed, grant.awarded_at)
+        _value(budget, grant.awarded, grant.awarded_at)
 
     def transaction(code: str, amount: Decimal, when: date, text: str, ref: str | None = None):
         tx = etree.SubElement(act, "transaction", {"ref": ref} if ref else {})
@@ -138,8 +145,11 @@ def _activity(root, report: BudgetReport, grant: GrantLine, *, identifier_prefix
                                     {"type": ORGANISATION_TYPES.get(grant.applicant_type, "90")})
         _narrative(receiver, grant.lead_organisation or "Grantee")
 
-    transaction("2", grant.committed, grant.awarded_at or grant.payments[0].value_date,
+    transaction("2", grant.awarded, grant.awarded_at or grant.payments[0].value_date,
                 f"Grant award {grant.reference}", f"{grant.grant_id}-commitment")
+    for n, d in enumerate(grant.decommitments, start=1):
+        transaction("2", -d.amount, d.decommitted_on, f"Decommitment of the unspent balance of grant "
+                    f"{grant.reference} at its closure", f"{grant.grant_id}-decommitment-{n}")
     for p in grant.payments:
         transaction("3", p.amount, p.value_date, f"Tranche {p.tranche_number} of grant {grant.reference}",
                     f"{grant.grant_id}-tranche-{p.tranche_number}")
@@ -167,14 +177,25 @@ def build_iati(report: BudgetReport, *, generated_at: datetime | None = None,
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
+class StandardMissing(FileNotFoundError):
+    """A file of the IATI standard (schema, codelist) is not where the configuration says: a set-up problem."""
+
+
 @lru_cache(maxsize=4)
 def _schema(xsd_path: str) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(xsd_path))
 
 
 def schema_path(standards_dir) -> Path:
-    """iati-activities-schema.xsd inside a directory such as ../shared/standards/iati-2.03 (configuration)."""
+    """iati-activities-schema.xsd inside a directory such as services/reporting/standards/iati-2.03."""
     return Path(standards_dir) / XSD_FILE
+
+
+def require_standards(iati_dir) -> None:
+    """The schema and the codelist mapping are where the configuration says (checked before any work)."""
+    for needed in (Path(iati_dir) / XSD_FILE, Path(iati_dir) / "codelists" / "mapping.xml"):
+        if not needed.is_file():
+            raise StandardMissing(f"IATI 2.03 standard file not found at {needed}")
 
 
 def validate_iati(xml_bytes: bytes, xsd_path) -> list[str]:
@@ -185,7 +206,7 @@ def validate_iati(xml_bytes: bytes, xsd_path) -> list[str]:
     if path.is_dir():
         path = path / XSD_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"IATI schema not found at {path}")
+        raise StandardMissing(f"IATI schema not found at {path}")
     schema = _schema(str(path.resolve()))
     try:
         doc = etree.fromstring(xml_bytes)
@@ -204,3 +225,46 @@ def totals(xml_bytes: bytes) -> dict[str, Decimal]:
         code = tx.find("transaction-type").get("code")
         out[code] = out.get(code, Decimal("0.00")) + Decimal(tx.find("value").text)
     return out
+
+
+# --- codelists ------------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def _codes(codelist_path: str) -> frozenset[str]:
+    return frozenset(code.text.strip() for code in etree.parse(codelist_path).iter("code") if code.text)
+
+
+@lru_cache(maxsize=4)
+def _mappings(mapping_path: str) -> tuple[tuple[str, str, str | None], ...]:
+    """(XPath, codelist name, condition or None) of every entry of the standard's mapping.xml."""
+    entries = []
+    for mapping in etree.parse(mapping_path).iter("mapping"):
+        condition = mapping.findtext("condition")
+        entries.append((mapping.findtext("path").strip(), mapping.find("codelist").get("ref"),
+                        condition.strip() if condition else None))
+    return tuple(entries)
+
+
+def codelist_errors(xml_bytes: bytes, codelists_dir) -> list[str]:
+    """Every code of the file checked against the IATI codelists, attribute by attribute as the standard's
+    mapping.xml says (with its vocabulary conditions); []: every code is on its list.
+
+    A code whose codelist is not shipped is an error too: the check must not pass by looking at nothing."""
+    folder = Path(codelists_dir)
+    mapping = folder / "mapping.xml"
+    if not mapping.is_file():
+        raise StandardMissing(f"IATI codelist mapping not found at {mapping}")
+    doc = etree.fromstring(xml_bytes)
+    errors = []
+    for path, codelist, condition in _mappings(str(mapping.resolve())):
+        for value in doc.xpath(path, namespaces={"xml": "http://www.w3.org/XML/1998/namespace"}):
+            owner = value.getparent()
+            if condition and not owner.xpath(condition):
+                continue
+            listed = folder / f"{codelist}.xml"
+            if not listed.is_file():
+                raise StandardMissing(f"IATI codelist {codelist} not found at {listed} (used by {path})")
+            code = str(value).strip()
+            if code not in _codes(str(listed.resolve())):
+                errors.append(f"{path}: {code!r} is not a code of the {codelist} codelist")
+    return list(dict.fromkeys(errors))

@@ -1,10 +1,13 @@
 """Plain fixed-width text of the budget report for a terminal (the CLI may wrap it with rich)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
-from ..budget_report import BudgetReport
-from .sections import INT, MONEY, RATE, column_totals, report_sections, summary_rows
+from services.common.values.inert import clean_text
+
+from ..domain.budget_report import BudgetReport
+from .sections import INT, MONEY, RATE, column_totals, period_covered, report_sections, summary_rows
 
 
 def _fmt(value, kind: str) -> str:
@@ -14,7 +17,7 @@ def _fmt(value, kind: str) -> str:
         return f"{Decimal(value) * 100:.2f} %"
     if kind == INT:
         return f"{value:,}" if isinstance(value, int) else str(value)
-    return "" if value is None else str(value)
+    return "" if value is None else clean_text(str(value))  # no control character (escape sequence) to a terminal
 
 
 def _clip(text: str, width: int) -> str:
@@ -46,13 +49,15 @@ def _table(title: str, headers: list[str], kinds: list[str], rows: list[list[str
     return lines
 
 
-def render_table(report: BudgetReport, *, grant_rows: int = 20, max_text: int = 40) -> str:
+def render_table(report: BudgetReport, *, grant_rows: int = 20, max_text: int = 40, produced_on=None) -> str:
     """The report as plain text: summary, then one table per breakdown, then the first `grant_rows` grants
-    (0: none; None: all). Amounts in EUR with thousands separators, right-aligned."""
+    (0: none; None: all; their ids are in the other formats). Amounts in EUR with thousands separators,
+    right-aligned."""
     as_of = report.as_of.isoformat() if report.as_of else "all recorded facts"
     out = [
         f"{report.programme_name} ({report.programme_id})",
         f"Budget line: {report.budget_line} · EUR · as of {as_of}",
+        f"Period covered: {period_covered(report, produced_on)}",
         "",
     ]
     summary = [(label, _fmt(value, kind)) for label, value, kind in summary_rows(report)]
@@ -61,6 +66,11 @@ def render_table(report: BudgetReport, *, grant_rows: int = 20, max_text: int = 
     out += [f"{label.ljust(label_width)}  {value.rjust(value_width)}" for label, value in summary]
 
     for section in report_sections(report, include_grants=grant_rows != 0):
+        if section.key == "grants":  # a terminal is narrow: ids and the eligible total (EC + co-financing) elsewhere
+            shown = [i for i, c in enumerate(section.columns)
+                     if c.title not in ("Grant id", "Total eligible costs EUR")]
+            section = replace(section, columns=tuple(section.columns[i] for i in shown),
+                              rows=[tuple(row[i] for i in shown) for row in section.rows])
         kinds = [c.kind for c in section.columns]
         rows = section.rows
         note = None

@@ -9,7 +9,7 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-import services.common.types
+import services.common.storage.types
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

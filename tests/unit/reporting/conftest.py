@@ -9,12 +9,13 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # run from anywhere without a root pytest config
     sys.path.insert(0, str(REPO))
 
-from services.reporting.budget_report import (  # noqa: E402
-    ExpenditureFact, GrantFact, ProposalCounts, TrancheFact, generate_facts, jmdi_programme,
+from services.reporting.domain.budget_report import (  # noqa: E402
+    ExpenditureFact, GrantFact, ProposalCounts, TrancheFact,
 )
+from tests.support.report_facts import generate_facts, jmdi_programme  # noqa: E402
 
-# The official IATI 2.03 schema lives in shared/, beside the repository (never copied into it).
-IATI_SCHEMA_DIR = REPO / ".." / "shared" / "standards" / "iati-2.03"
+# The official IATI 2.03 schema and codelists, shipped with the reporting service (STANDARDS_DIR's default).
+IATI_SCHEMA_DIR = REPO / "services" / "reporting" / "standards" / "iati-2.03"
 
 D = Decimal
 

@@ -1,16 +1,15 @@
 """The budget report model: totals reconcile to the cent, as_of filters facts, JSON uses decimal strings."""
 import json
 import re
-import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from services.reporting.budget_report import (
-    JMDI_COUNTRIES, JMDI_WINDOWS, BudgetReport, GrantFact, ProposalCounts, ReportError, TrancheFact,
-    build_budget_report, generate_facts, jmdi_programme, report_to_json,
+from services.reporting.domain.budget_report import (
+    BudgetReport, GrantFact, ProposalCounts, ReportError, TrancheFact, build_budget_report, report_to_json,
 )
+from tests.support.report_facts import JMDI_COUNTRIES, JMDI_WINDOWS, generate_facts, jmdi_programme
 
 D = Decimal
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
@@ -186,13 +185,11 @@ def test_generator_is_seeded_and_realistic():
     assert a.counts.proposals >= a.counts.eligible_proposals >= len(a.grants)
 
 
-def test_generator_and_report_are_fast_enough_for_benchmarks():
-    started = time.perf_counter()
+def test_the_generator_builds_a_programme_scale_report():
+    # how fast is the benchmarks' business (P4), not a test's
     facts = generate_facts(1, 20_000, 60_000)
     report = facts.report()
-    elapsed = time.perf_counter() - started
     assert report.counts.awards == 20_000 and len(facts.tranches) <= 60_000
-    assert elapsed < 10, elapsed  # ~1 s here; 100,000 grants and 300,000 tranches take ~5 s
 
 
 def test_unknown_window_still_reconciles():

@@ -1,4 +1,4 @@
-"""Export formats: terminal table, CSV, XLSX, chart PNG, IATI 2.03 (schema-valid), 360Giving JSON."""
+"""Export formats: terminal table, CSV, XLSX and its charts, IATI 2.03 (schema-valid), 360Giving JSON."""
 import csv
 import io
 import json
@@ -9,12 +9,13 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
-from services.reporting.budget_report import build_budget_report, generate_facts
-from services.reporting.exports import chart, csv_export, giving360, iati, table, xlsx_export
+from services.reporting.domain.budget_report import build_budget_report
+from services.reporting.exports import csv_export, giving360, iati, table, xlsx_export
+from tests.support.report_facts import generate_facts
 
 D = Decimal
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------------------------------------------------ table
@@ -82,10 +83,10 @@ def _range_values(wb, ref):
     return [D(str(v)) if isinstance(v, float) else v for v in values]
 
 
-def _evaluate(wb, formula):
-    """Enough of Excel for the Summary sheet: SUM(range), SUMIFS, cell refs, + and -."""
+def _evaluate(wb, formula, sheet="Summary"):
+    """Enough of Excel for the Summary and Checks sheets: SUM(range), SUMIFS, cell refs, + and -."""
     expr = formula.lstrip("=")
-    ws = wb["Summary"]
+    ws = wb[sheet]
 
     def sumifs(match):
         values = _range_values(wb, match.group(1))
@@ -95,7 +96,11 @@ def _evaluate(wb, formula):
     expr = re.sub(r"SUM\(([^)]+)\)",
                   lambda m: str(sum((D(v) for v in _range_values(wb, m.group(1)) if v is not None), D("0.00"))),
                   expr)
-    expr = re.sub(r"\b(B\d+)\b", lambda m: str(_evaluate(wb, ws[m.group(1)].value)
+    summary = wb["Summary"]
+    expr = re.sub(r"Summary!(B\d+)", lambda m: str(_evaluate(wb, summary[m.group(1)].value)
+                                                   if isinstance(summary[m.group(1)].value, str)
+                                                   else summary[m.group(1)].value), expr)
+    expr = re.sub(r"\b(B\d+)\b", lambda m: str(_evaluate(wb, ws[m.group(1)].value, sheet)
                                               if isinstance(ws[m.group(1)].value, str) else ws[m.group(1)].value),
                   expr)
     assert re.fullmatch(r"[-+0-9.() ]+", expr), expr
@@ -114,21 +119,29 @@ def workbook(report, tmp_path_factory):
 
 def test_xlsx_sheets_titles_and_frozen_headers(workbook, report):
     assert workbook.sheetnames == ["Summary", "Windows", "Countries", "Headings", "Years", "Applicant types",
-                                   "Grants"]
+                                   "Grants", "Checks"]
     for ws in workbook.worksheets:
-        assert report.programme_name in ws["A1"].value
-        assert "Migration and Asylum" in ws["A2"].value and "2011-06-30" in ws["A2"].value
+        assert report.programme_name in ws["A1"].value and ws["A1"].alignment.wrap_text
+        assert "Migration and Asylum" in ws["A2"].value
+        # the cover of every sheet: the period covered (from the first fact: no programme period here) and as-of
+        assert ws["A3"].value.startswith(f"Period covered: {report.covers_from} to 2011-06-30 · As of 2011-06-30")
         assert ws.freeze_panes in ("A5", "B5")
         assert ws["A4"].font.bold
         assert ws.column_dimensions["A"].width >= 8
+        # A4 landscape, fitted to the page width; every page repeats the titles and the header
+        assert (int(ws.page_setup.paperSize), ws.page_setup.orientation) == (int(ws.PAPERSIZE_A4), "landscape")
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+    for name in ("Windows", "Countries", "Headings", "Years", "Applicant types", "Grants"):
+        assert workbook[name].print_title_rows == "$1:$4"
     assert workbook["Windows"]["A4"].value == "Window"
     assert workbook["Grants"].freeze_panes == "B5"
+    assert workbook["Summary"].page_setup.fitToHeight == 1  # the cover, chart included, on one page
 
 
 def test_xlsx_summary_totals_are_formulas_that_add_up(workbook, report):
     ws = workbook["Summary"]
     labels = {ws.cell(row=r, column=1).value: ws.cell(row=r, column=2) for r in range(5, ws.max_row + 1)}
-    committed = labels["Committed (awards)"]
+    committed = labels["Committed (awards: EC contribution)"]
     assert committed.value == "=SUM(Windows!D5:D8)"
     assert labels["Disbursed (tranches paid)"].value == "=SUM(Windows!E5:E8)"
     assert labels["Remaining (envelope − committed)"].value == "=B5-B6"
@@ -141,15 +154,24 @@ def test_xlsx_summary_totals_are_formulas_that_add_up(workbook, report):
     assert _evaluate(workbook, labels["Reported expenditure (accepted reports)"].value) \
         == report.reported_expenditure
     assert _evaluate(workbook, labels["Awards"].value) == report.counts.awards
-    checks = [cell for label, cell in labels.items() if label and "−" in label and label.startswith(
-        ("Committed by", "Committed over", "Disbursed by", "Paid over"))]
-    assert len(checks) == 6
-    for cell in checks:
-        assert _evaluate(workbook, cell.value) == 0, cell.value
-    for label in ("Committed (awards)", "Disbursed (tranches paid)", "Envelope (EC contribution)"):
+    # the EC's part and the consortia's co-financing of the awarded grants' eligible costs, apart
+    eligible = sum((g.total_eligible for g in report.grants), D("0.00"))
+    co_financing = sum((g.co_financing for g in report.grants), D("0.00"))
+    assert _evaluate(workbook, labels["Total eligible costs of the awarded grants"].value) == eligible
+    assert _evaluate(workbook, labels["of which co-financing (by the consortia)"].value) == co_financing
+    assert _evaluate(workbook, labels["of which EC contribution"].value) == eligible - co_financing \
+        == report.committed
+    # the internal checks are on their own sheet, not on the cover
+    assert not any(label and label.startswith("Checks") for label in labels)
+    checks = workbook["Checks"]
+    rows = [(checks.cell(row=r, column=1).value, checks.cell(row=r, column=2).value) for r in range(5, 11)]
+    assert [label for label, _ in rows][0] == "Committed by country − by window" and len(rows) == 6
+    for label, formula in rows:
+        assert _evaluate(workbook, formula, "Checks") == 0, (label, formula)
+    for label in ("Committed (awards: EC contribution)", "Disbursed (tranches paid)", "Envelope (EC contribution)"):
         assert "€" in labels[label].number_format
     assert "%" in labels["Absorption rate (disbursed / committed)"].number_format
-    assert len(ws._images) == 1  # the chart
+    assert len(ws._charts) == 2  # the charts
 
 
 def test_xlsx_data_sheets_have_euro_formats_and_total_formulas(workbook, report):
@@ -160,8 +182,20 @@ def test_xlsx_data_sheets_have_euro_formats_and_total_formulas(workbook, report)
     assert D(str(ws["D5"].value)) == report.by_window[0].committed
     grants = workbook["Grants"]
     assert grants.max_row == 4 + len(report.grants)
-    assert grants["I5"].number_format == xlsx_export.EUR_FORMAT
-    assert isinstance(grants["G5"].value, datetime)  # award date as a real date
+    titles = [c.value for c in grants[4]]
+    assert titles[:2] == ["Reference", "Title"] and titles[-1] == "Grant id"  # what a person reads first
+    assert titles[7:10] == ["EC contribution committed EUR", "Co-financing EUR", "Total eligible costs EUR"]
+    assert grants["H5"].number_format == xlsx_export.EUR_FORMAT
+    assert isinstance(grants["F5"].value, datetime)  # award date as a real date
+    assert grants["B5"].alignment.wrap_text and grants.row_dimensions[5].height >= 15  # long titles wrap
+    last_printed = get_column_letter(titles.index("Grant id"))  # the grant id (last) stays off the page
+    assert grants.print_area.endswith(f"${last_printed}${len(report.grants) + 5}")
+    headings = workbook["Headings"]
+    assert [c.value for c in headings[4]][2:] == ["Total eligible costs EUR", "EC contribution EUR",
+                                                   "Co-financing EUR", "Reported expenditure EUR"]
+    for line, row in zip(report.by_heading, range(5, 5 + len(report.by_heading))):
+        ec, co = D(str(headings.cell(row=row, column=4).value)), D(str(headings.cell(row=row, column=5).value))
+        assert ec + co == D(str(headings.cell(row=row, column=3).value)) == line.budgeted
     countries = workbook["Countries"]
     last = 4 + len(report.by_country)
     assert countries.cell(row=last + 1, column=3).value == f"=SUM(C5:C{last})"
@@ -180,11 +214,27 @@ def test_xlsx_cells_hold_exact_decimal_digits(report, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ chart
 
-def test_chart_is_a_png(report):
-    png = chart.render_chart(report)
-    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+def _reference(chart_, index):
+    return chart_.series[index].val.numRef.f
+
+
+def test_the_charts_draw_the_windows_and_years_sheets_from_their_cells(workbook, report):
+    by_window, by_year = workbook["Summary"]._charts
+    rows = len(report.by_window)
+    # committed and disbursed of each window, titled by their header cells (the Total row is not drawn)
+    assert [_reference(by_window, i) for i in (0, 1)] == [f"'Windows'!$D$5:$D${4 + rows}",
+                                                          f"'Windows'!$E$5:$E${4 + rows}"]
+    assert by_window.series[0].tx.strRef.f == "'Windows'!D4"
+    assert by_window.series[0].cat.numRef.f == f"'Windows'!$A$5:$A${4 + rows}"  # the windows' names
+    assert _reference(by_year, 0).startswith("'Years'!")
+    assert not by_window.x_axis.delete and not by_window.y_axis.delete  # the axes are drawn
+
+
+def test_a_report_without_figures_has_no_chart_and_still_a_workbook(tmp_path):
     empty = build_budget_report(report_facts_programme(), [], [], [], None)
-    assert chart.render_chart(empty).startswith(PNG_MAGIC)
+    path = tmp_path / "empty.xlsx"
+    xlsx_export.write_xlsx(empty, path)
+    assert load_workbook(path)["Summary"]["A1"].value
 
 
 def report_facts_programme():
@@ -236,8 +286,31 @@ def test_iati_validation_reports_errors(report, iati_schema_dir):
     errors = iati.validate_iati(etree.tostring(doc), iati_schema_dir)
     assert errors and any("reporting-org" in e for e in errors)
     assert iati.validate_iati(b"<not-closed>", iati_schema_dir)[0].startswith("not well-formed")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(iati.StandardMissing):
         iati.validate_iati(xml, iati_schema_dir / "missing.xsd")
+
+
+def test_every_code_of_the_iati_file_is_on_its_shipped_codelist(report, iati_schema_dir):
+    """The export's codes (organisation types, sector, transaction types, countries...) checked against the
+    published codelists as mapping.xml directs: every codelist the file needs is shipped, every code is on it."""
+    xml = iati.build_iati(report, generated_at=GENERATED)
+    assert iati.codelist_errors(xml, iati_schema_dir / "codelists") == []
+    doc = etree.fromstring(xml)
+    doc[0].find("sector").set("code", "99999")
+    doc[0].find("transaction/transaction-type").set("code", "42")
+    errors = iati.codelist_errors(etree.tostring(doc), iati_schema_dir / "codelists")
+    assert any("'99999' is not a code of the Sector codelist" in e for e in errors)
+    assert any("'42' is not a code of the TransactionType codelist" in e for e in errors)
+
+
+def test_a_code_whose_codelist_is_not_shipped_is_a_setup_problem_not_a_pass(report, iati_schema_dir, tmp_path):
+    folder = tmp_path / "codelists"
+    folder.mkdir()
+    (folder / "mapping.xml").write_bytes((iati_schema_dir / "codelists" / "mapping.xml").read_bytes())
+    with pytest.raises(iati.StandardMissing, match="codelist Version not found"):
+        iati.codelist_errors(iati.build_iati(report, generated_at=GENERATED), folder)
+    with pytest.raises(iati.StandardMissing, match="mapping not found"):
+        iati.codelist_errors(iati.build_iati(report, generated_at=GENERATED), tmp_path / "nowhere")
 
 
 def test_iati_identifiers_are_sanitised():

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from services.reporting.periods import PeriodError, last_completed, parse_period
+from services.reporting.domain.periods import PeriodError, last_completed, parse_period
 
 
 @pytest.mark.parametrize("kind,label,start,end", [

@@ -1,7 +1,7 @@
 """Reconciliation of reporting's figures with the grants ledger, grant by grant, to the cent."""
 from decimal import Decimal
 
-from services.reporting.reconciliation import compare
+from services.reporting.domain.reconciliation import compare
 
 D = Decimal
 
@@ -23,8 +23,8 @@ def test_books_that_agree_are_clean_and_totals_match():
     result = compare({"G1": mine("150000.00", "60000.00"), "G2": mine("0.00", "0.00")},
                      [theirs("G1", "150000.00", "60000.00", "0.00"), theirs("G2", "0.00", "0.00", "0.00")])
     assert result["clean"] and result["differences"] == [] and result["grants_compared"] == 2
-    assert result["totals"]["reporting"] == result["totals"]["grants"] == {"committed_eur": D("150000.00"),
-                                                                           "paid_eur": D("60000.00")}
+    assert result["totals"]["reporting"] == result["totals"]["grants"] == {
+        "committed_eur": D("150000.00"), "paid_eur": D("60000.00"), "decommitted_eur": D("0.00")}
 
 
 def test_every_difference_is_listed_once_per_grant_and_amount():

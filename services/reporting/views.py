@@ -2,8 +2,10 @@
 
 `report_facts` turns the fact rows into the plain facts of the report model (budget_report.GrantFact...) as
 they stood on a date: a grant counts from its award decision date with the award of its latest amendment by
-then, is contracted once its contract was signed, and loses its commitment once declined; tranches count from
-their value date, expenditure from the acceptance of its report, proposals from their submission.
+then, is contracted once its contract was signed, and loses its commitment once declined; what a closed grant
+gave back (decommitted) counts from its closure date; tranches count from their value date, expenditure from
+the acceptance of its report, proposals from their submission; a payment request stops awaiting payment when
+it is paid or cancelled.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from decimal import Decimal
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
-from services.common.types import cents_to_money
+from services.common.storage.types import cents_to_money
 
-from .budget_report import ExpenditureFact, GrantFact, ProposalCounts, Programme, TrancheFact
-from .models import (AmendmentRow, ArchivedEvent, ClosureRow, ContractRow, ExpenditureRow, GrantRow, PaymentRequestRow,
-                     ProgrammeRow, ProposalOutcomeRow, ProposalRow, TrancheRow, WindowRow)
+from .domain.budget_report import DecommitmentFact, ExpenditureFact, GrantFact, ProposalCounts, Programme, TrancheFact
+from .models import (AmendmentRow, ArchivedEvent, ClosureRow, ContractRow, DecommitmentRow, ExpenditureRow, GrantRow,
+                     PaymentCancellationRow, PaymentRequestRow, ProgrammeRow, ProposalOutcomeRow, ProposalRow,
+                     TerminationRow, TrancheRow, WindowRow)
 
 ZERO = Decimal("0.00")
 ALL_PROGRAMMES = "ALL"
@@ -34,6 +37,7 @@ class ReportFacts:
     counts: ProposalCounts
     pipeline: dict = field(default_factory=dict)  # proposal outcomes beyond the report model's counts
     extras: dict = field(default_factory=dict)  # money and counts beyond the report model
+    decommitments: list[DecommitmentFact] = field(default_factory=list)
 
 
 def _on_or_before(column, as_of: date | None):
@@ -59,9 +63,12 @@ def programme(session: Session, programme_id: str | None) -> Programme | None:
     windows = {code: (name, allocation) for code, name, allocation, _ in session.execute(windows_query)}
     if len(rows) == 1:
         row = rows[0]
-        return Programme(id=row.programme_id, name=row.name, envelope=row.envelope, windows=windows)
+        return Programme(id=row.programme_id, name=row.name, envelope=row.envelope, windows=windows,
+                         period_start=row.period_start, period_end=row.period_end)
+    starts, ends = [r.period_start for r in rows], [r.period_end for r in rows]
     return Programme(id=ALL_PROGRAMMES, name="All programmes", envelope=sum((r.envelope for r in rows), ZERO),
-                     windows=windows)
+                     windows=windows, period_start=None if None in starts else min(starts),
+                     period_end=None if None in ends else max(ends))
 
 
 def programme_ids(session: Session) -> list[str]:
@@ -111,6 +118,8 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
                                      .where(_on_or_before(ContractRow.signed_on, as_of))).scalars())
     closures = {row.grant_id: row for row in session.execute(
         select(ClosureRow).where(_on_or_before(ClosureRow.closed_on, as_of))).scalars()}
+    terminations = set(session.execute(select(TerminationRow.grant_id).where(
+        _on_or_before(TerminationRow.terminated_on, as_of))).scalars())
     known = {row.grant_id for row in awarded}
 
     tranches, unmatched_tranches = [], 0
@@ -144,8 +153,18 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
             grant_id=row.grant_id, proposal_reference=row.reference, title=row.title, window=row.window,
             country=row.country, applicant_type=row.applicant_type, lead_organisation=row.lead_organisation,
             awarded_at=row.decision_date, committed=committed, contracted=row.grant_id in contracted,
-            budget_by_heading=budget))
+            budget_by_heading=budget, closed=closure is not None and closure.kind != "declined",
+            terminated=row.grant_id in terminations))
     counted = {g.grant_id for g in grants}
+
+    decommitments, unmatched_decommitments = [], 0
+    for grant_id, amount, decommitted_on in session.execute(_of_programme(
+            select(DecommitmentRow.grant_id, DecommitmentRow.amount, DecommitmentRow.decommitted_on)
+            .where(_on_or_before(DecommitmentRow.decommitted_on, as_of)), DecommitmentRow.grant_id, programme_id)):
+        if grant_id in counted:
+            decommitments.append(DecommitmentFact(grant_id, amount, decommitted_on))
+        else:
+            unmatched_decommitments += 1
 
     expenditures, unmatched_expenditures = [], 0
     expenditure_query = _of_programme(
@@ -157,19 +176,24 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
         else:
             unmatched_expenditures += 1
 
+    cancelled = set(session.execute(select(PaymentCancellationRow.payment_id)
+                                    .where(_on_or_before(PaymentCancellationRow.cancelled_on, as_of))).scalars())
     requested_unpaid = sum((amount for payment_id, grant_id, amount in session.execute(
         select(PaymentRequestRow.payment_id, PaymentRequestRow.grant_id, PaymentRequestRow.amount)
         .where(_on_or_before(PaymentRequestRow.requested_on, as_of)))
-        if grant_id in counted and payment_id not in paid_ids), ZERO)
+        if grant_id in counted and payment_id not in paid_ids and payment_id not in cancelled), ZERO)
+
+    terminated = sum(1 for grant_id in terminations if grant_id in counted)
 
     counts, pipeline = proposal_counts(session, programme_id, as_of)
     extras = {
         "recovered_eur": recovered, "payments_requested_unpaid_eur": requested_unpaid,
-        "declined_grants": declined,
+        "declined_grants": declined, "terminated_grants": terminated,
         "amendments": sum(1 for gid in counted if gid in amendments),
-        "unmatched": {"tranches": unmatched_tranches, "expenditures": unmatched_expenditures},
+        "unmatched": {"tranches": unmatched_tranches, "expenditures": unmatched_expenditures,
+                      "decommitments": unmatched_decommitments},
     }
-    return ReportFacts(prog, grants, tranches, expenditures, counts, pipeline, extras)
+    return ReportFacts(prog, grants, tranches, expenditures, counts, pipeline, extras, decommitments)
 
 
 def proposal_counts(session: Session, programme_id: str | None, as_of: date | None) -> tuple[ProposalCounts, dict]:
@@ -206,23 +230,27 @@ def proposal_counts(session: Session, programme_id: str | None, as_of: date | No
 # --- reconciliation -------------------------------------------------------------------------------------------
 
 def per_grant(session: Session, programme_id: str | None = None) -> dict[str, dict]:
-    """Committed (latest amendment; 0 once declined), paid (every tranche) and recovery per grant, now: what
-    the grants ledger must agree with. Tranches of a grant whose award is missing here appear with committed
-    None (whatever the programme: they cannot be attributed)."""
+    """Committed (latest amendment less decommitments; 0 once declined), paid (every tranche), recovery and
+    decommitted per grant, now: what the grants ledger must agree with. Tranches of a grant whose award is
+    missing here appear with committed None (whatever the programme: they cannot be attributed)."""
     amendments = _latest_amendments(session, None)
     closures = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.kind)).all())
     recoveries = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.recovery)).all())
+    given_back = dict(session.execute(select(DecommitmentRow.grant_id, func.sum(DecommitmentRow.amount))
+                                      .group_by(DecommitmentRow.grant_id)).all())
     out = {}
     for grant_id, reference, amount in session.execute(_grant_filter(
             select(GrantRow.grant_id, GrantRow.reference, GrantRow.amount), programme_id)):
-        committed = amendments[grant_id].amount if grant_id in amendments else amount
+        decommitted = given_back.get(grant_id) or ZERO
+        committed = (amendments[grant_id].amount if grant_id in amendments else amount) - decommitted
         out[grant_id] = {"reference": reference, "committed_eur": ZERO if closures.get(grant_id) == "declined"
-                         else committed, "paid_eur": ZERO, "recovery_eur": recoveries.get(grant_id, ZERO)}
+                         else committed, "paid_eur": ZERO, "recovery_eur": recoveries.get(grant_id, ZERO),
+                         "decommitted_eur": decommitted}
     paid_query = _of_programme(select(TrancheRow.grant_id, func.sum(TrancheRow.amount)), TrancheRow.grant_id,
                                programme_id).group_by(TrancheRow.grant_id)
     for grant_id, paid in session.execute(paid_query):
         entry = out.setdefault(grant_id, {"reference": None, "committed_eur": None, "paid_eur": ZERO,
-                                          "recovery_eur": ZERO})
+                                          "recovery_eur": ZERO, "decommitted_eur": ZERO})
         entry["paid_eur"] = paid if paid is not None else ZERO
     return out
 
@@ -237,8 +265,8 @@ def last_archived(session: Session):
 # --- the headline figures for the finance gauges ----------------------------------------------------------------
 
 # One statement over the facts, aggregated by the database: a /metrics scrape must stay cheap however many
-# grants there are. Money columns hold integer cents. Same rules as the report: the latest amendment's award,
-# nothing committed once declined, every paid tranche of a known grant.
+# grants there are. Money columns hold integer cents. Same rules as the report: the latest amendment's award
+# less what the grant decommitted, nothing committed once declined, every paid tranche of a known grant.
 _TOTALS_SQL = """
 WITH latest AS (
     SELECT grant_id, amount FROM (
@@ -247,14 +275,17 @@ WITH latest AS (
         FROM amendment_facts) ranked
     WHERE n = 1),
 paid AS (SELECT grant_id, SUM(amount) AS paid FROM tranche_facts GROUP BY grant_id),
+given_back AS (SELECT grant_id, SUM(amount) AS decommitted FROM decommitment_facts GROUP BY grant_id),
 grant_totals AS (
     SELECT g."window" AS window_code, g.country,
-           CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END AS committed,
+           CASE WHEN c.kind = 'declined' THEN 0
+                ELSE COALESCE(l.amount, g.amount) - COALESCE(d.decommitted, 0) END AS committed,
            COALESCE(p.paid, 0) AS paid
     FROM grant_facts g
     LEFT JOIN latest l ON l.grant_id = g.grant_id
     LEFT JOIN closure_facts c ON c.grant_id = g.grant_id
-    LEFT JOIN paid p ON p.grant_id = g.grant_id)
+    LEFT JOIN paid p ON p.grant_id = g.grant_id
+    LEFT JOIN given_back d ON d.grant_id = g.grant_id)
 SELECT 'window', window_code, SUM(committed), SUM(paid) FROM grant_totals GROUP BY window_code
 UNION ALL
 SELECT 'country', country, SUM(committed), SUM(paid) FROM grant_totals GROUP BY country
@@ -270,6 +301,23 @@ class HeadlineTotals:
 
 
 def headline_totals(session: Session) -> HeadlineTotals:
+    """The finance gauges' figures: on PostgreSQL the budget report's own SQL totals (all programmes, now);
+    elsewhere, or when the facts are inconsistent (the report refuses them), one aggregate statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        from services.common.values.errors import Conflict
+
+        from . import report_sql
+        prog = programme(session, None)
+        if prog is None:
+            return HeadlineTotals(windows={}, countries={})
+        try:
+            report, _ = report_sql.budget_report(session, prog, None, None, ProposalCounts(), {})
+        except Conflict:
+            pass
+        else:
+            return HeadlineTotals(
+                windows={w.window: (w.allocation, w.committed, w.disbursed) for w in report.by_window},
+                countries={c.country: (c.committed, c.disbursed) for c in report.by_country})
     windows, countries, allocations = {}, {}, {}
     for kind, key, first, second in session.execute(text(_TOTALS_SQL)):
         if kind == "window":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from services.common.money import to_money
+from services.common.values.money import to_money
 
 ZERO = Decimal("0.00")
 
@@ -13,13 +13,17 @@ MISSING_IN_GRANTS = "missing_in_grants"
 COMMITTED_DIFFERS = "committed_differs"
 PAID_DIFFERS = "paid_differs"
 RECOVERY_DIFFERS = "recovery_differs"
-AMOUNTS = (("committed_eur", COMMITTED_DIFFERS), ("paid_eur", PAID_DIFFERS), ("recovery_eur", RECOVERY_DIFFERS))
+DECOMMITTED_DIFFERS = "decommitted_differs"
+AMOUNTS = (("committed_eur", COMMITTED_DIFFERS), ("paid_eur", PAID_DIFFERS), ("recovery_eur", RECOVERY_DIFFERS),
+           ("decommitted_eur", DECOMMITTED_DIFFERS))
+TOTALLED = ("committed_eur", "paid_eur", "decommitted_eur")
 
 
 def compare(reporting: Mapping[str, Mapping], ledger: Iterable[Mapping]) -> dict:
-    """Every difference between reporting's {grant_id: {reference, committed_eur, paid_eur, recovery_eur}} and
-    the ledger's [{grant_id, reference, committed_eur, paid_eur, recovery_eur?, ...}] (amounts as Decimal or
-    decimal strings).
+    """Every difference between reporting's {grant_id: {reference, committed_eur, paid_eur, recovery_eur,
+    decommitted_eur}} and the ledger's [{grant_id, reference, committed_eur, paid_eur, recovery_eur?,
+    decommitted_eur?, ...}] (amounts as Decimal or decimal strings). Committed is net of decommitments on both
+    sides.
 
     A grant on one side only is one difference; a grant on both sides whose committed, paid or recovery
     amounts differ gives one difference per amount. A reporting entry whose committed is None (payments of an
@@ -27,14 +31,11 @@ def compare(reporting: Mapping[str, Mapping], ledger: Iterable[Mapping]) -> dict
     """
     books = {entry["grant_id"]: entry for entry in ledger}
     differences = []
-    totals = {"reporting": {"committed_eur": ZERO, "paid_eur": ZERO},
-              "grants": {"committed_eur": ZERO, "paid_eur": ZERO}}
-    for entry in books.values():
-        totals["grants"]["committed_eur"] += to_money(entry["committed_eur"])
-        totals["grants"]["paid_eur"] += to_money(entry["paid_eur"])
-    for mine in reporting.values():
-        totals["reporting"]["committed_eur"] += mine["committed_eur"] or ZERO
-        totals["reporting"]["paid_eur"] += mine["paid_eur"]
+    totals = {side: dict.fromkeys(TOTALLED, ZERO) for side in ("reporting", "grants")}
+    for side, entries in (("grants", books.values()), ("reporting", reporting.values())):
+        for entry in entries:
+            for key in TOTALLED:
+                totals[side][key] += to_money(entry.get(key) or ZERO)
 
     for grant_id in sorted(set(books) | set(reporting)):
         theirs, mine = books.get(grant_id), reporting.get(grant_id)

@@ -1,0 +1,417 @@
+"""The EC budget report computed by PostgreSQL: every total and breakdown in one statement, read as tuples.
+
+The rules are those of `queries.report_facts` + `budget_report.build_budget_report` (the reference, and the path
+SQLite takes): a grant counts from its award decision date with the award of its latest amendment by then, is
+contracted once signed, commits nothing once declined (and is left out when it was declined before any payment),
+gives back its decommitments on their dates; tranches count from their value date, expenditure from its
+acceptance, requests stop awaiting payment when paid or cancelled. A test builds the same data on both paths and
+compares the reports' JSON, CSV and XLSX.
+
+The totals never bring a grant into Python: the counted grants are built once (a materialised CTE) and every
+breakdown is a GROUPING SETS or GROUP BY over them, including each heading's EC part (each grant's award spread
+over its Annex III headings by the largest-remainder rule, in integer cents, from the budget's JSON with
+`json_each_text`). The grant lines are a separate, paged query (`grant_pages`): a report's `grants` is a lazy
+sequence that reads them page by page when an export iterates them, so the memory a report holds is one page.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from services.common.storage.types import cents_to_money
+from services.common.values.errors import Conflict
+from services.common.values.inert import clean_text
+
+from .domain.budget_report import (
+    HEADINGS, RATE_PLACES, ApplicantTypeLine, BudgetReport, CountryLine, Counts, DecommitmentFact, GrantLine,
+    HeadingLine, MonthLine, Payment, Programme, ProposalCounts, WindowLine, YearLine,
+)
+
+ZERO = Decimal("0.00")
+PAGE_SIZE = 2000
+WORK_MEM = "64MB"
+
+# Reading as of :as_of (NULL: everything) in :pid (NULL: every programme). Amounts are integer cents.
+_AS_OF = "(CAST(:as_of AS date) IS NULL OR {column} <= CAST(:as_of AS date))"
+
+
+def _as_of(column: str) -> str:
+    return _AS_OF.format(column=column)
+
+
+# Payments as of the date, in one pass over the tranches: by grant (what each grant was paid, when first, and
+# its tranche numbers as a 64-bit set: fewer bits than tranches means a number may be there twice) and by value
+# date (a few thousand days, added up by month in Python: no date arithmetic on every tranche).
+_TRANCHES = f"""
+tranches AS MATERIALIZED (
+    SELECT grant_id, value_date, SUM(amount)::bigint AS amount, COUNT(*) AS n, MIN(value_date) AS first_paid,
+           bit_or(1::bigint << (tranche_number & 63)) AS numbers
+    FROM tranche_facts WHERE {_as_of("value_date")}
+    GROUP BY GROUPING SETS ((grant_id), (value_date)))"""
+
+_OF_PID = "(CAST(:pid AS varchar) IS NULL OR g.programme_id = CAST(:pid AS varchar))"
+
+# The grants a report counts: `gross` is the award as amended (0 once declined), `net` less what the grant gave
+# back by then; a grant declined before any payment is left out. Narrow rows: every breakdown reads them.
+_COUNTED = f"""
+latest AS (
+    SELECT DISTINCT ON (grant_id) grant_id, amendment_id, amount,
+           json_typeof(budget) = 'object' AND budget::jsonb <> '{{}}'::jsonb AS with_budget
+    FROM amendment_facts WHERE {_as_of("effective_on")}
+    ORDER BY grant_id, occurred_at DESC, amendment_id DESC),
+closure AS (SELECT grant_id, kind, recovery FROM closure_facts WHERE {_as_of("closed_on")}),
+given_back AS (
+    SELECT grant_id, SUM(amount)::bigint AS decommitted FROM decommitment_facts WHERE {_as_of("decommitted_on")}
+    GROUP BY grant_id),
+contracted AS (SELECT grant_id FROM contract_facts WHERE {_as_of("signed_on")}),
+awarded AS (
+    SELECT g.grant_id, g."window", g.country, g.applicant_type, g.decision_date, c.kind AS closure_kind,
+           c.recovery, l.grant_id IS NOT NULL AS amended,
+           CASE WHEN c.kind = 'declined' THEN NULL WHEN l.with_budget THEN l.amendment_id ELSE 'award' END
+               AS budget_source,
+           COALESCE(l.with_budget, false) AS amended_budget,
+           CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END AS gross,
+           p.grant_id IS NOT NULL AS has_payments, COALESCE(p.amount, 0) AS paid, p.first_paid,
+           COALESCE(d.decommitted, 0) AS decommitted, ct.grant_id IS NOT NULL AS contracted
+    FROM grant_facts g
+    LEFT JOIN latest l ON l.grant_id = g.grant_id
+    LEFT JOIN closure c ON c.grant_id = g.grant_id
+    LEFT JOIN tranches p ON p.grant_id = g.grant_id
+    LEFT JOIN given_back d ON d.grant_id = g.grant_id
+    LEFT JOIN contracted ct ON ct.grant_id = g.grant_id
+    WHERE {_OF_PID} AND {_as_of("g.decision_date")}),
+counted AS MATERIALIZED (
+    SELECT grant_id, "window", country, applicant_type, decision_date, recovery, amended, gross, paid, first_paid,
+           decommitted, gross - decommitted AS net, contracted, budget_source,
+           -- the EC parts stored with the budget lines hold while the commitment is the source's own amount
+           decommitted = 0 AND (amended_budget OR NOT amended) AS parts_hold
+    FROM awarded WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments)"""
+
+# Facts whose grant is of the programme, or not known here at all (reported as unmatched, never dropped).
+_OF_PROGRAMME = """(CAST(:pid AS varchar) IS NULL OR NOT EXISTS (SELECT 1 FROM grant_facts o
+    WHERE o.grant_id = {t}.grant_id AND o.programme_id <> CAST(:pid AS varchar)))"""
+
+
+def _each_heading(template: str, joiner: str = ", ") -> str:
+    return joiner.join(template.format(h=h) for h in HEADINGS)
+
+
+# Every total and breakdown in one statement; rows (kind, key, a, b, c, d, e, f), the key of the *_day rows a
+# date (ISO), added up by month in Python. Budgets and accepted expenditure are read as one row per grant or
+# report with a column per heading (budget_facts, report_expenditure_facts), summed, then one row per heading.
+_TOTALS = f"""
+WITH {_TRANCHES},
+{_COUNTED},
+recomputed AS (  -- grants committed at another amount than their budget's source: their parts afresh
+    SELECT c.grant_id, b.heading, b.position, b.amount, LEAST(c.net, SUM(b.amount) OVER g) AS cents,
+           SUM(b.amount) OVER g AS total
+    FROM counted c JOIN budget_line_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
+    WHERE NOT c.parts_hold WINDOW g AS (PARTITION BY c.grant_id)),
+ec_parts AS (
+    SELECT grant_id, heading, position, amount, cents, total,
+           CASE WHEN total > 0 THEN div(cents::numeric * amount, total) ELSE 0 END AS part,
+           CASE WHEN total > 0 THEN mod(cents::numeric * amount, total) ELSE 0 END AS remainder
+    FROM recomputed),
+ec_ranked AS (
+    SELECT heading, amount, part, total, cents - SUM(part) OVER grant_lines AS left_over,
+           ROW_NUMBER() OVER (grant_lines ORDER BY remainder DESC, position) AS rank
+    FROM ec_parts WINDOW grant_lines AS (PARTITION BY grant_id)),
+budgets AS (  -- the parts stored with the budgets, for grants still committed at their budget's amount
+    SELECT {_each_heading("SUM(b.{h}) AS {h}, SUM(b.{h}_ec) AS {h}_ec")}
+    FROM counted c JOIN budget_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
+    WHERE c.parts_hold),
+spent AS (  -- accepted expenditure by heading (amount, lines) of the counted grants; lines of grants not counted
+    SELECT {_each_heading("SUM(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}, "
+                          "COUNT(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}_n")},
+           COALESCE(SUM(num_nonnulls({_each_heading("e.{h}")}))
+                    FILTER (WHERE c.grant_id IS NULL AND {_OF_PROGRAMME.format(t="e")}), 0) AS unmatched
+    FROM report_expenditure_facts e LEFT JOIN counted c ON c.grant_id = e.grant_id
+    WHERE {_as_of("e.accepted_on")}),
+not_counted AS (  -- payments of grants the report does not count (another programme's, unknown, awarded later)
+    SELECT t.grant_id, t.n FROM tranches t
+    WHERE t.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM counted c WHERE c.grant_id = t.grant_id))
+SELECT CASE GROUPING("window", country, applicant_type, decision_date) WHEN 7 THEN 'window' WHEN 11 THEN 'country'
+            WHEN 13 THEN 'applicant_type' WHEN 14 THEN 'awarded_day' ELSE 'all' END,
+       COALESCE("window", country, applicant_type, decision_date::text), SUM(net), SUM(paid), COUNT(*),
+       SUM(decommitted), SUM(CASE WHEN contracted THEN net ELSE 0 END), SUM(gross)
+FROM counted GROUP BY GROUPING SETS (("window"), (country), (applicant_type), (decision_date), ())
+UNION ALL
+SELECT 'decommitted_day', d.decommitted_on::text, SUM(d.amount), NULL, NULL, NULL, NULL, NULL
+FROM decommitment_facts d JOIN counted c ON c.grant_id = d.grant_id WHERE {_as_of("d.decommitted_on")} GROUP BY 2
+UNION ALL  -- every payment by day, less those of grants not counted (few: no second pass over the tranches)
+SELECT 'disbursed_day', value_date::text, amount, n, NULL, NULL, NULL, NULL FROM tranches WHERE grant_id IS NULL
+UNION ALL
+SELECT 'not_counted_day', t.value_date::text, SUM(t.amount), COUNT(*), NULL, NULL, NULL, NULL
+FROM tranche_facts t WHERE t.grant_id IN (SELECT grant_id FROM not_counted) AND {_as_of("t.value_date")}
+GROUP BY 2
+UNION ALL
+SELECT 'heading', v.heading, v.amount, v.ec_part, NULL, NULL, NULL, NULL
+FROM budgets, LATERAL (VALUES {_each_heading("('{h}', {h}, {h}_ec)")}) v(heading, amount, ec_part)
+WHERE v.amount IS NOT NULL
+UNION ALL
+SELECT 'heading', heading, SUM(amount),
+       SUM(part + CASE WHEN total > 0 AND rank <= left_over THEN 1 ELSE 0 END), NULL, NULL, NULL, NULL
+FROM ec_ranked GROUP BY heading
+UNION ALL
+SELECT 'spent', v.heading, v.amount, v.lines, NULL, NULL, NULL, NULL
+FROM spent, LATERAL (VALUES {_each_heading("('{h}', {h}, {h}_n)")}) v(heading, amount, lines) WHERE v.lines > 0
+UNION ALL
+SELECT 'extras', NULL,
+       (SELECT COUNT(*) FROM closure_facts x JOIN grant_facts g ON g.grant_id = x.grant_id
+        WHERE x.kind = 'declined' AND {_as_of("x.closed_on")} AND {_OF_PID} AND {_as_of("g.decision_date")}),
+       c.recovered, c.amended,
+       (SELECT COALESCE(SUM(r.amount), 0) FROM payment_requests r JOIN counted c ON c.grant_id = r.grant_id
+        WHERE {_as_of("r.requested_on")}
+          AND NOT EXISTS (SELECT 1 FROM tranche_facts t JOIN counted k ON k.grant_id = t.grant_id
+                          WHERE t.payment_id = r.payment_id AND {_as_of("t.value_date")})
+          AND NOT EXISTS (SELECT 1 FROM payment_cancellations x WHERE x.payment_id = r.payment_id
+                          AND {_as_of("x.cancelled_on")})),
+       (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}),
+       EXTRACT(EPOCH FROM c.first_fact)::bigint
+FROM (SELECT COALESCE(SUM(recovery), 0) AS recovered, COUNT(*) FILTER (WHERE amended) AS amended,
+             LEAST(MIN(decision_date), MIN(first_paid)) AS first_fact FROM counted) c
+UNION ALL
+SELECT 'terminated', NULL, (SELECT COUNT(*) FROM counted c WHERE EXISTS (SELECT 1 FROM termination_facts tm
+        WHERE tm.grant_id = c.grant_id AND {_as_of("tm.terminated_on")})), NULL, NULL, NULL, NULL, NULL
+UNION ALL
+SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
+       (SELECT COUNT(*) FROM decommitment_facts d
+        WHERE {_as_of("d.decommitted_on")} AND {_OF_PROGRAMME.format(t="d")}
+          AND NOT EXISTS (SELECT 1 FROM counted c WHERE c.grant_id = d.grant_id)),
+       NULL, NULL, NULL, NULL
+UNION ALL
+SELECT 'over_decommitted', grant_id, gross, decommitted, NULL, NULL, NULL, NULL
+FROM (SELECT grant_id, gross, decommitted FROM counted WHERE decommitted > gross ORDER BY grant_id LIMIT 1) o
+UNION ALL  -- a tranche number twice: looked for only in the grants whose number set is short of their tranches
+SELECT 'tranche_twice', grant_id, NULL, NULL, NULL, NULL, NULL, NULL
+FROM (SELECT t.grant_id FROM tranche_facts t
+      WHERE t.grant_id IN (SELECT grant_id FROM tranches WHERE grant_id IS NOT NULL
+                           AND n > bit_count(numbers::bit(64)))
+        AND EXISTS (SELECT 1 FROM counted c WHERE c.grant_id = t.grant_id) AND {_as_of("t.value_date")}
+      GROUP BY t.grant_id, t.tranche_number HAVING COUNT(*) > 1 ORDER BY t.grant_id LIMIT 1) x
+"""
+
+# One page of grant lines in the report's order (reference, grant id), after the key (:after_ref, :after_id):
+# the programme's grants walked in that order, each one's amendment, closure, payments and decommitments looked
+# up by key, until the page is full — a page costs the same wherever it is in the programme.
+_GRANT_PAGE = f"""
+SELECT g.grant_id, g.reference, g.title, g."window", g.country,
+       CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END - COALESCE(d.decommitted, 0),
+       COALESCE(p.paid, 0), g.lead_organisation, g.applicant_type, g.decision_date,
+       EXISTS (SELECT 1 FROM contract_facts ct WHERE ct.grant_id = g.grant_id AND {_as_of("ct.signed_on")}),
+       COALESCE(d.decommitted, 0), c.kind IS NOT NULL AND c.kind <> 'declined',
+       EXISTS (SELECT 1 FROM termination_facts tm WHERE tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")}),
+       (SELECT COALESCE(SUM(b.amount), 0) FROM budget_line_facts b WHERE b.grant_id = g.grant_id
+        AND b.source = CASE WHEN c.kind = 'declined' THEN NULL WHEN l.with_budget THEN l.amendment_id
+                            ELSE 'award' END)
+FROM grant_facts g
+LEFT JOIN LATERAL (SELECT amendment_id, amount,
+                          json_typeof(budget) = 'object' AND budget::jsonb <> '{{}}'::jsonb AS with_budget
+                   FROM amendment_facts a WHERE a.grant_id = g.grant_id
+                   AND {_as_of("a.effective_on")} ORDER BY occurred_at DESC, amendment_id DESC LIMIT 1) l ON true
+LEFT JOIN closure_facts c ON c.grant_id = g.grant_id AND {_as_of("c.closed_on")}
+LEFT JOIN LATERAL (SELECT SUM(amount) AS paid, COUNT(*) AS n FROM tranche_facts t
+                   WHERE t.grant_id = g.grant_id AND {_as_of("t.value_date")}) p ON true
+LEFT JOIN LATERAL (SELECT SUM(amount) AS decommitted FROM decommitment_facts x
+                   WHERE x.grant_id = g.grant_id AND {_as_of("x.decommitted_on")}) d ON true
+WHERE (CAST(:pid AS varchar) IS NULL OR g.programme_id = CAST(:pid AS varchar)) AND {_as_of("g.decision_date")}
+  AND (CAST(:after_ref AS varchar) IS NULL
+       OR (g.reference, g.grant_id) > (CAST(:after_ref AS varchar), CAST(:after_id AS varchar)))
+  AND (c.kind IS DISTINCT FROM 'declined' OR p.n > 0)
+ORDER BY g.reference, g.grant_id
+LIMIT :limit
+"""
+
+_PAGE_PAYMENTS = f"""
+SELECT grant_id, tranche_number, amount, value_date FROM tranche_facts
+WHERE grant_id = ANY(:ids) AND {_as_of("value_date")}
+ORDER BY grant_id, tranche_number, value_date
+"""
+
+_PAGE_DECOMMITMENTS = f"""
+SELECT grant_id, amount, decommitted_on FROM decommitment_facts
+WHERE grant_id = ANY(:ids) AND {_as_of("decommitted_on")}
+ORDER BY grant_id, decommitted_on, decommitment_id
+"""
+
+
+def supported(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _money(cents) -> Decimal:
+    return cents_to_money(cents or 0)
+
+
+def grant_page(session: Session, programme_id: str | None, as_of: date | None, after: tuple[str, str] | None,
+               limit: int = PAGE_SIZE) -> list[GrantLine]:
+    """Up to `limit` grant lines after the key (reference, grant id) `after`, in the report's order."""
+    params = {"pid": programme_id, "as_of": as_of, "after_ref": after[0] if after else None,
+              "after_id": after[1] if after else None, "limit": limit}
+    rows = session.execute(text(_GRANT_PAGE), params).all()
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    payments: dict[str, list[Payment]] = {}
+    for grant_id, number, amount, value_date in session.execute(text(_PAGE_PAYMENTS), {"ids": ids, "as_of": as_of}):
+        payments.setdefault(grant_id, []).append(Payment(number, _money(amount), value_date))
+    returned: dict[str, list[DecommitmentFact]] = {}
+    for grant_id, amount, on in session.execute(text(_PAGE_DECOMMITMENTS), {"ids": ids, "as_of": as_of}):
+        returned.setdefault(grant_id, []).append(DecommitmentFact(grant_id, _money(amount), on))
+    lines = []
+    for (grant_id, reference, title, window, country, net, paid, lead, applicant_type, awarded_at, contracted,
+         decommitted, closed, terminated, eligible) in rows:
+        net, paid = _money(net), _money(paid)
+        lines.append(GrantLine(
+            grant_id, reference, title, window, country, net, paid, net - paid, lead, applicant_type, awarded_at,
+            contracted, tuple(payments.get(grant_id, ())), _money(decommitted),
+            tuple(sorted(returned.get(grant_id, ()), key=lambda d: d.decommitted_on)), closed,
+            total_eligible=_money(eligible), terminated=terminated))
+    return lines
+
+
+class GrantPages:
+    """The report's grant lines, read from the database a page at a time whenever they are iterated (the
+    session must still be open): what a file export streams through."""
+
+    def __init__(self, session: Session, programme_id: str | None, as_of: date | None, count: int,
+                 page_size: int = PAGE_SIZE):
+        self.session, self.programme_id, self.as_of, self.count = session, programme_id, as_of, count
+        self.page_size = page_size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self) -> Iterator[GrantLine]:
+        after = None
+        while True:
+            page = grant_page(self.session, self.programme_id, self.as_of, after, self.page_size)
+            yield from page
+            if len(page) < self.page_size:
+                return
+            after = (page[-1].reference, page[-1].grant_id)
+
+
+@dataclass
+class SqlExtras:
+    """What only the read model knows, next to the report (as queries.ReportFacts carries it)."""
+    pipeline: dict
+    extras: dict
+
+
+def _heading_order(keys) -> list[str]:
+    known = [h for h in HEADINGS if h in keys]
+    return known + sorted(k for k in keys if k not in HEADINGS)
+
+
+def budget_report(session: Session, prog: Programme, programme_id: str | None, as_of: date | None,
+                  counts: ProposalCounts, pipeline: dict) -> tuple[BudgetReport, SqlExtras]:
+    """The report (its grants a lazy GrantPages) and the read model's extras, from one statement.
+    Raises Conflict("report.inconsistent_facts") where the Python model raises ReportError."""
+    groups: dict[str, dict] = {"window": {}, "country": {}, "applicant_type": {}}
+    overall = (0, 0, 0, 0, 0)
+    awarded_m, decommitted_m, disbursed_m, budgeted, ec_part, spent = {}, {}, {}, {}, {}, {}
+    paid_by_month: dict[str, list] = {}
+    extras_row = unmatched_row = None
+    terminated = 0
+    # this transaction only: hash the fact tables in memory, not on disk; and no JIT, whose compilation of a
+    # statement this size costs seconds (its cost estimate is high because the as-of filters are optional)
+    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    session.execute(text("SET LOCAL jit = off"))
+    for kind, key, a, b, c, d, e, f in session.execute(text(_TOTALS), {"pid": programme_id, "as_of": as_of}):
+        if kind in groups:
+            groups[kind][key] = (a, b, c, d)
+        elif kind == "all":
+            overall = (a or 0, b or 0, c or 0, d or 0, e or 0)
+        elif kind == "awarded_day":
+            awarded_m[key[:7]] = awarded_m.get(key[:7], 0) + f
+        elif kind == "decommitted_day":
+            decommitted_m[key[:7]] = decommitted_m.get(key[:7], 0) + a
+        elif kind in ("disbursed_day", "not_counted_day"):  # every payment, less those not counted
+            sign = 1 if kind == "disbursed_day" else -1
+            month = paid_by_month.setdefault(key[:7], [0, 0])
+            month[0] += sign * a
+            month[1] += sign * b
+        elif kind == "heading":  # the parts stored with the budgets, then those recomputed
+            budgeted[key], ec_part[key] = budgeted.get(key, 0) + a, ec_part.get(key, 0) + b
+        elif kind == "spent":
+            spent[key] = a
+        elif kind == "extras":
+            extras_row = (a, b, c, d, e, f)
+        elif kind == "terminated":
+            terminated = int(a or 0)
+        elif kind == "unmatched":
+            unmatched_row = (a, b)
+        elif kind == "over_decommitted":
+            raise Conflict("report.inconsistent_facts",
+                           f"grant {key} decommitted {_money(b)} of a {_money(a)} commitment")
+        elif kind == "tranche_twice":
+            raise Conflict("report.inconsistent_facts", f"a tranche of grant {key} appears twice")
+    disbursed_m = {m: amount for m, (amount, count) in paid_by_month.items() if count}
+
+    net, _paid, n_grants, decommitted, contracted = overall
+    committed, disbursed = _money(net), _money(sum(disbursed_m.values()))
+    windows = {code: (clean_text(name), allocation) for code, (name, allocation) in prog.windows.items()}
+    window_lines = [WindowLine(code, name, allocation, *_group(groups["window"].get(code)))
+                    for code, (name, allocation) in windows.items()]
+    window_lines += [WindowLine(code, code, ZERO, *_group(values))
+                     for code, values in groups["window"].items() if code not in windows]
+    committed_m = {m: _money(v) for m, v in awarded_m.items()}
+    for m, v in decommitted_m.items():
+        committed_m[m] = committed_m.get(m, ZERO) - _money(v)
+    months = sorted(set(committed_m) | set(disbursed_m))
+    month_lines = tuple(MonthLine(m, committed_m.get(m, ZERO), _money(disbursed_m.get(m)),
+                                  _money(decommitted_m.get(m))) for m in months)
+    years: dict[int, list] = {}
+    for line in month_lines:
+        acc = years.setdefault(int(line.month[:4]), [ZERO, ZERO, ZERO])
+        acc[0] += line.committed
+        acc[1] += line.disbursed
+        acc[2] += line.decommitted
+    headings = _heading_order(set(budgeted) | set(spent))
+    rate = ((disbursed / committed).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) if committed
+            else Decimal("0.0000"))
+    declined, recovered, amended, unpaid, unmatched_tranches, first_fact = extras_row or (0, 0, 0, 0, 0, None)
+    report = BudgetReport(
+        programme_id=prog.id, programme_name=clean_text(prog.name), budget_line=clean_text(prog.budget_line),
+        currency=prog.currency,
+        as_of=as_of, envelope=prog.envelope, committed=committed, contracted=_money(contracted),
+        disbursed=disbursed, remaining=prog.envelope - committed, absorption_rate=rate,
+        by_window=tuple(window_lines),
+        by_country=tuple(CountryLine(k, *_group(v)) for k, v in sorted(groups["country"].items())),
+        by_year=tuple(YearLine(y, *acc) for y, acc in sorted(years.items())),
+        by_month=month_lines,
+        by_applicant_type=tuple(ApplicantTypeLine(k, *_group(v)) for k, v in sorted(groups["applicant_type"].items())),
+        by_heading=tuple(HeadingLine(h, _money(budgeted.get(h)), _money(spent.get(h)), _money(ec_part.get(h)))
+                         for h in headings),
+        counts=Counts(counts.proposals, counts.eligible_proposals, int(n_grants)),
+        grants=GrantPages(session, programme_id, as_of, int(n_grants)),
+        reported_expenditure=_money(sum(spent.values())), decommitted=_money(decommitted),
+        programme_start=prog.period_start, programme_end=prog.period_end,
+        first_fact=date.fromordinal(_ordinal(first_fact)) if first_fact is not None else None)
+    extras = {"recovered_eur": _money(recovered), "payments_requested_unpaid_eur": _money(unpaid),
+              "declined_grants": int(declined), "terminated_grants": terminated, "amendments": int(amended),
+              "unmatched": {"tranches": int(unmatched_tranches),
+                            "expenditures": int(unmatched_row[0]) if unmatched_row else 0,
+                            "decommitments": int(unmatched_row[1]) if unmatched_row else 0}}
+    return report, SqlExtras(pipeline, extras)
+
+
+def _ordinal(epoch_seconds) -> int:
+    return date(1970, 1, 1).toordinal() + int(epoch_seconds) // 86400
+
+
+def _group(values) -> tuple:
+    """(committed, disbursed, grants, decommitted) of a breakdown line."""
+    if values is None:
+        return ZERO, ZERO, 0, ZERO
+    net, paid, count, decommitted = values
+    return _money(net), _money(paid), int(count), _money(decommitted)

@@ -1,0 +1,185 @@
+"""The set-based rebuild on PostgreSQL (services/reporting/rebuild_sql.py) gives the facts the Python replay gives
+(projections.rebuild, the reference and SQLite's path), row for row, over an archive covering every projected event
+type with keys given twice and events out of order; events archived while it builds are projected once, onto the
+new tables, and were not held back; the tables keep their indexes and constraints under their own names."""
+import threading
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from services.reporting import projections, rebuild_sql
+from services.reporting.models import PROJECTION_TABLES, ArchivedEvent
+from services.reporting.projections import PROJECTORS, project
+from services.reporting.repository import FactWriter, archive_many
+from tests.support.archive_events import archive_events, late_events
+from tests.support.reporting_db import SessionUow, reporting_database
+
+
+
+@pytest.fixture
+def engine():
+    with reporting_database("rebuild_sql") as engine:
+        yield engine
+
+
+def _apply_live(engine, events):
+    """What the batch consumer does with new events: archive and project them in one transaction (failing after a
+    minute stuck on a lock rather than hanging the test)."""
+    with Session(engine) as session:
+        session.execute(text("SET LOCAL lock_timeout = '60s'"))
+        uow = SessionUow(session)
+        archive_many(uow, events)
+        writer = FactWriter(session)
+        for evt in events:
+            project(uow, evt, writer)
+        writer.flush()
+        session.commit()
+
+
+def _value(value):
+    if isinstance(value, dict):  # a JSON budget: its headings' order counts too
+        return tuple(value.items())
+    return value
+
+
+def _facts(engine) -> dict:
+    with engine.connect() as conn:
+        return {model.__tablename__: sorted((tuple(_value(v) for v in row) for row in
+                                             conn.execute(text(f"SELECT * FROM {model.__tablename__}"))), key=repr)
+                for model in PROJECTION_TABLES}
+
+
+def _schema(engine) -> list:
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(
+            "SELECT c.relname, i.relname, pg_get_indexdef(x.indexrelid), "
+            "(SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint "
+            " WHERE conindid = x.indexrelid) "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")).all())
+
+
+def _rebuild_in_sql(engine) -> int:
+    with Session(engine) as session:
+        replayed = rebuild_sql.rebuild(session)
+        session.commit()
+    return replayed
+
+
+def _replay_in_python(engine) -> int:
+    with Session(engine) as session:
+        replayed = projections.rebuild(SessionUow(session))
+        session.commit()
+    return replayed
+
+
+def test_every_projected_event_type_is_in_the_archive():
+    assert set(PROJECTORS) <= {e.event_type for e in archive_events()}
+
+
+def test_the_sql_rebuild_gives_the_python_replay_row_for_row(engine):
+    _apply_live(engine, archive_events())
+    live = _facts(engine)
+    schema = _schema(engine)
+    assert all(live.values()), [name for name, rows in live.items() if not rows]
+
+    assert _rebuild_in_sql(engine) == len(archive_events())
+    in_sql = _facts(engine)
+    assert _replay_in_python(engine) == len(archive_events())
+    assert in_sql == _facts(engine) == live
+    assert _schema(engine) == schema  # indexes and constraints as the migrations named them
+    with engine.connect() as conn:  # no table of the build left behind
+        assert conn.execute(text("SELECT count(*) FROM pg_class WHERE relname LIKE '%__rebuild%'")).scalar() == 0
+
+    # the first row of a key wins, across events and within one
+    grants = {row[0]: row for row in in_sql["grant_facts"]}
+    assert grants["G1"][10] == 10_000_000 and grants["G1"][11][0] == ("travel", "333.33")
+    lines = {(r[0], r[1], r[2]): r for r in in_sql["budget_line_facts"]}
+    assert lines["G1", "award", "indirect_costs"][3:] == (2, 500, 500)  # added by the second award
+    assert ("P2", "main") in {(r[1], r[4]) for r in in_sql["proposal_outcomes"] if r[3] == "ranked"}
+    # the day is the one where the event happened, not UTC's
+    assert {r[0]: r[8] for r in in_sql["proposal_facts"]}["P1"] == date(2009, 3, 1)
+    assert {r[0]: r[5] for r in in_sql["contract_facts"]}["G1"] == date(2009, 6, 30)
+
+
+def test_events_archived_during_the_build_are_projected_once_and_not_held_back(engine):
+    _apply_live(engine, archive_events())
+    holder = engine.connect()  # holds the rebuild's advisory lock: it stops right after taking its snapshot
+    holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": rebuild_sql.REBUILD_LOCK})
+    outcome: dict = {}
+    rebuilding = threading.Thread(target=_rebuild_into, args=(engine, outcome))
+    rebuilding.start()
+    try:
+        _wait_for_the_rebuild_to_wait(engine)
+        late = late_events()
+        _apply_live(engine, late)  # archived and projected live: the archive is not locked meanwhile
+    finally:
+        holder.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": rebuild_sql.REBUILD_LOCK})
+        holder.close()
+    rebuilding.join()
+    assert "error" not in outcome, outcome.get("error")
+
+    with engine.connect() as conn:
+        archived = conn.execute(text(f"SELECT count(*) FROM {ArchivedEvent.__tablename__}")).scalar()
+    assert outcome["replayed"] == archived == len(archive_events()) + len(late)
+    in_sql = _facts(engine)
+    assert _replay_in_python(engine) == archived
+    assert in_sql == _facts(engine)
+    tranches = {r[0]: r for r in in_sql["tranche_facts"]}
+    assert tranches["PAY9"][3] == 777 and tranches["PAY1"][5] == "B1"  # the late one projected; the first stays
+    assert "G4" in {r[0] for r in in_sql["grant_facts"]}
+
+    _apply_live(engine, late_events()[1:2])  # PAY1 paid again after the swap: the new tables keep the first row
+    assert _facts(engine) == in_sql
+
+
+def test_a_report_reading_the_old_tables_holds_live_events_back_for_seconds_only(engine):
+    _apply_live(engine, archive_events())
+    reader = engine.connect()  # a report under way: its transaction reads the old tables until it ends
+    reader.execute(text("SELECT count(*) FROM grant_facts"))
+    outcome: dict = {}
+    rebuilding = threading.Thread(target=_rebuild_into, args=(engine, outcome))
+    rebuilding.start()
+    try:
+        _wait_until(engine, "the rebuild waits for the report to swap the tables",
+                    "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND NOT granted "
+                    "AND relation = 'grant_facts'::regclass")
+        late = late_events()
+        _apply_live(engine, late)  # between two attempts: the report still reads, the archive is free
+    finally:
+        reader.rollback()
+        reader.close()
+    rebuilding.join()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["replayed"] == len(archive_events()) + len(late)
+    in_sql = _facts(engine)
+    assert _replay_in_python(engine) == outcome["replayed"]
+    assert in_sql == _facts(engine)
+    assert "PAY9" in {r[0] for r in in_sql["tranche_facts"]}
+
+
+def _rebuild_into(engine, outcome: dict):
+    try:
+        outcome["replayed"] = _rebuild_in_sql(engine)
+    except Exception as exc:  # reported by the test's assertion
+        outcome["error"] = exc
+
+
+def _wait_until(engine, what: str, count_sql: str):
+    deadline = datetime.now().timestamp() + 60
+    with engine.connect() as conn:
+        while datetime.now().timestamp() < deadline:
+            if conn.execute(text(count_sql)).scalar():
+                return
+            conn.rollback()
+            threading.Event().wait(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+def _wait_for_the_rebuild_to_wait(engine):
+    """Until the rebuild has committed its snapshot and waits for the advisory lock the test holds."""
+    _wait_until(engine, "the rebuild reached its build phase",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())")
