@@ -1,8 +1,10 @@
-"""The `jmdi` staff command line: every staff operation of the four services, over RPC, with the caller's token.
+"""The `jmdi` staff command line: every staff operation of the four services, through the gateway's HTTP API
+(JMDI_URL), with the caller's token.
 
-Most commands are generated from the declared table (jmdi/table.py); the ones here need files, several services,
-or exit codes of their own. Exit codes: jmdi/failures.py (0 ok, 1 differences, 2 invalid input, 3 not found,
-4 conflict, 5 not allowed, 6 system failure).
+Most commands are generated from the operations' own input schemas (jmdi/operations.py reads them from the
+gateway's OpenAPI document), shaped for people by jmdi/table.py; the ones here need files, several services, or
+exit codes of their own. Exit codes: jmdi/failures.py (0 ok, 1 differences, 2 invalid input, 3 not found,
+4 conflict, 5 not allowed, 6 system failure, 7 set-up problem).
 """
 import base64
 import inspect
@@ -18,15 +20,18 @@ from . import failures, output
 from .failures import UsageProblem
 from .payload import adapt, convert, json_value
 from .session import Connection, Settings
-from .table import COMMANDS, Cmd
+from .table import Cmd, commands
+from .views import VIEWS
 
 SERVICES = ("calls", "grants", "notifications", "reporting")
 
 app = typer.Typer(name="jmdi", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="JMDI programme administration for staff. Identity: JMDI_TOKEN (see `jmdi token`), or "
-                       "local mode in a checkout. Broker: AMQP_URI. Exit codes: 0 ok, 1 differences, "
-                       "2 invalid input, 3 not found, 4 refused by a rule, 5 not allowed, 6 system failure.")
+                       "local mode in a checkout. Gateway: JMDI_URL (default http://127.0.0.1:8000). "
+                       "Exit codes: 0 ok, 1 differences, "
+                       "2 invalid input, 3 not found, 4 refused by a rule, 5 not allowed, 6 system failure, "
+                       "7 set-up problem (a file or setting of the installation is missing).")
 
 
 class State:
@@ -90,11 +95,12 @@ GROUP_HELP = {
     "organisations": "Grantee organisations and bank accounts",
     "contracts": "Grant contracts",
     "payments": "Payments: request (finance officer), approve (finance approver)",
-    "reports": "Grantees' interim and final reports",
+    "grantee-reports": "Grantees' interim and final financial reports: submit, accept, return",
     "amendments": "Budget reallocations and grant amendments",
     "closure": "Closing grants",
+    "rates": "Exchange rates: import the EC's monthly InforEuro file (or UN operational rates), list them",
     "notifications": "Messages to applicants and staff",
-    "report": "EC reports: budget, IATI, 360Giving, reconciliation",
+    "report": "EC reports: budget, IATI, 360Giving, archived periodic reports, reconciliation",
     "dead-letters": "Events a service could not apply: list, replay, discard",
 }
 GROUPS: dict[str, typer.Typer] = {}
@@ -119,7 +125,7 @@ def _parameter(p) -> inspect.Parameter:
         hint = Optional[int]
     elif p.kind == "bool":
         hint = Optional[bool]
-    elif p.kind in ("list", "pairs", "pairs_int"):
+    elif p.kind in ("list", "list_int", "pairs", "pairs_int"):
         hint = Optional[list[str]]
     else:
         hint = Optional[str]
@@ -129,7 +135,8 @@ def _parameter(p) -> inspect.Parameter:
     names = (f"--{p.name}/--no-{p.name}",) if p.kind == "bool" else (f"--{p.name}",)
     required = p.required and p.kind != "bool"
     metavar = {"pairs": "KEY=VALUE", "pairs_int": "KEY=N", "int": "N", "bool": None, "list": "TEXT",
-               "file": "FILE", "text": "FILE"}.get(p.kind, "TEXT")
+               "list_int": "N", "file": "FILE", "text": "FILE", "when": "WHEN", "json": "JSON|@FILE",
+               "any": "VALUE"}.get(p.kind, "TEXT")
     info = typer.Option(*names, help=p.help, show_default=False, metavar=metavar)
     return inspect.Parameter(pyname, kind, default=EMPTY if required else None, annotation=Annotated[hint, info])
 
@@ -159,6 +166,10 @@ def declare(cmd: Cmd):
     def command(**values):
         as_json, data = values.pop("as_json"), values.pop("data")
         result = run(lambda: rpc(cmd.service, cmd.rpc, build_payload(cmd, values, data)), as_json)
+        if not as_json and cmd.operation in VIEWS:
+            for title, rows, columns in VIEWS[cmd.operation](result):
+                output.show(rows, columns=columns, title=title)
+            return
         output.show(result, as_json, list(cmd.columns) or None)
 
     params = [_parameter(p) for p in cmd.params]
@@ -172,7 +183,7 @@ def declare(cmd: Cmd):
     group(group_name).command(command_name, help=command.__doc__)(command)
 
 
-for _cmd in COMMANDS:
+for _cmd in commands():
     declare(_cmd)
 
 
@@ -194,18 +205,18 @@ def token_command(
         user: Annotated[str, typer.Option("--user", help="who the token identifies (e.g. maria.pm)")],
         role: Annotated[list[str], typer.Option("--role", help="a role (repeat for several)")],
         ttl: Annotated[str, typer.Option("--ttl", help="lifetime: 30m, 8h, 2d")] = "8h"):
-    """Print a signed staff token (needs JMDI_SECRET, or the development secret of a checkout)."""
-    from services.common.auth import issue_token
+    """Print a signed staff token (with JMDI_ISSUER_KEY, or the local issuer of a checkout after `make run`)."""
 
     def make():
-        secret = (STATE.settings or Settings.from_env()).signing_secret()
-        if not secret:
-            raise UsageProblem("no signing secret: set JMDI_SECRET (or run from a checkout in local mode)")
+        issuer = (STATE.settings or Settings.from_env()).staff_issuer()
+        if issuer is None:
+            raise UsageProblem("no staff token issuer: staff tokens come from the organisation's SSO; "
+                               "set JMDI_ISSUER_KEY only where JMDI runs its own issuer (or run from a checkout)")
         try:
-            return issue_token(secret, user, role, parse_ttl(ttl))
+            return issuer.issue(user, role, parse_ttl(ttl))
         except ValueError as exc:
-            from services.common.auth import ROLES
-            raise UsageProblem(f"{exc} (roles: {', '.join(ROLES)})") from None
+            from services.common.security.roles import STAFF_ROLES
+            raise UsageProblem(f"{exc} (roles: {', '.join(STAFF_ROLES)})") from None
 
     print(run(make))
 
@@ -221,13 +232,16 @@ def whoami(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
                 claims = jwt.decode(settings.token, options={"verify_signature": False})
             except jwt.InvalidTokenError as exc:
                 raise UsageProblem(f"JMDI_TOKEN is not a token: {exc}") from None
+            from services.common.security.auth import DEFAULT_ROLES_CLAIM, DEFAULT_USER_CLAIM, claimed
             expires = datetime.fromtimestamp(claims.get("exp", 0), timezone.utc).isoformat()
-            return {"mode": "token", "user": claims.get("sub"), "roles": claims.get("roles"), "expires_at": expires}
+            user, roles = claimed(settings.token, settings.token_settings.get("JMDI_USER_CLAIM", DEFAULT_USER_CLAIM),
+                                  settings.token_settings.get("JMDI_ROLES_CLAIM", DEFAULT_ROLES_CLAIM))
+            return {"mode": "token", "user": user, "roles": roles, "expires_at": expires}
         if settings.local_mode:
             from .session import local_user
             return {"mode": "local", "user": settings.user or local_user(),
-                    "roles": "each command's roles (roles.MATRIX), signed with var/dev-secret"}
-        raise UsageProblem("no identity: set JMDI_TOKEN (JMDI_SECRET is set, so there is no local mode)")
+                    "roles": "each command's roles (roles.MATRIX), signed by the local issuer (var/keys)"}
+        raise UsageProblem("no identity: set JMDI_TOKEN (JMDI_ISSUER_KEY is set, so there is no local mode)")
 
     output.show(run(describe_identity), as_json)
 
@@ -236,7 +250,7 @@ def whoami(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = Fa
 def roles_command(role: Annotated[Optional[str], typer.Option("--role", help="only what this role may do")] = None,
                   as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
     """The role matrix: which role may call which operation, and the command that calls it."""
-    from services.common.roles import MATRIX
+    from services.common.security.roles import MATRIX
 
     from .table import command_for
     rows = [{"operation": op, "roles": ", ".join(sorted(allowed)), "command": command_for(op) or ""}
@@ -259,8 +273,17 @@ def _services(service: str | None) -> tuple[str, ...]:
 
 @app.command("health")
 def health(service: ServiceOpt = None, as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
-    """Is each service up: its outbox backlog and held dead letters."""
-    output.show(run(lambda: [rpc(s, "health") for s in _services(service)], as_json), as_json)
+    """Is each service up (its outbox backlog, held dead letters); exit 6 naming any that does not answer."""
+    def ask():
+        (name,) = _services(service) if service else (None,)
+        return rpc("gateway", "health", {"service": name} if name else {})
+
+    rows = run(ask, as_json)
+    output.show(rows, as_json, ["service", "status", "outbox_pending", "dead_letters_held", "detail"])
+    down = [row["service"] for row in rows if row.get("status") != "ok"]
+    if down:
+        output.error_line(f"not answering: {', '.join(down)}")
+        raise typer.Exit(failures.SYSTEM_FAILURE)
 
 
 @app.command("audit")
@@ -269,7 +292,8 @@ def audit(entity: Annotated[Optional[str], typer.Option(help="e.g. proposal:<id>
           since: Annotated[Optional[str], typer.Option(help="ISO date-time with zone")] = None,
           until: Annotated[Optional[str], typer.Option(help="ISO date-time with zone")] = None,
           outcome: Annotated[Optional[str], typer.Option(help="done or refused")] = None,
-          service: ServiceOpt = None,
+          service: Annotated[Optional[str], typer.Option("--service", help="calls, grants, notifications, reporting "
+                                                                           "or gateway (default: all)")] = None,
           limit: Annotated[int, typer.Option(help="rows per service")] = 500,
           as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
     """The audit trail: who did what, with which role, on which entity, refused or done (auditor)."""
@@ -278,7 +302,10 @@ def audit(entity: Annotated[Optional[str], typer.Option(help="e.g. proposal:<id>
 
     def collect():
         rows = []
-        for name in _services(service):
+        # the services' trails, and the gateway's: requests refused at the door never reached a service
+        names = ("gateway",) if service == "gateway" else (*_services(service), *(
+            ("gateway",) if service in (None, "all") else ()))
+        for name in names:
             rows += [{"service": name, **row} for row in rpc(name, "query_audit", query)]
         return sorted(rows, key=lambda r: (str(r.get("at")), r.get("id") or 0))
 
@@ -298,7 +325,8 @@ dead_letters = group("dead-letters")
 
 @dead_letters.command("list")
 def dead_letters_list(service: ServiceOpt = None,
-                      status: Annotated[str, typer.Option(help="held, replayed, discarded or all")] = "held",
+                      status: Annotated[str, typer.Option(
+                          help="held, replayed, discarded, refused (not from their producer) or all")] = "held",
                       as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
     """Events a service failed to apply after its retries."""
     def collect():
@@ -452,6 +480,42 @@ def report_reconcile(programme: ProgrammeOpt = None,
         raise typer.Exit(failures.DIFFERENCES)
 
 
+@report.command("generate")
+def report_generate(kind: Annotated[str, typer.Option("--kind", help="monthly, quarterly or on_demand")],
+                    period: Annotated[str, typer.Option("--period", help="2010-03, 2010-Q1, or a date for on_demand")],
+                    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
+    """Generate (once) and archive the EC report of a period; the notifications service sends it to the EC
+    contacts (EC_REPORT_RECIPIENTS) — this says who, or that nobody receives it."""
+    def generate():
+        made = rpc("reporting", "generate_report", {"kind": kind, "period": period})
+        return {**made, "sent_to": _recipients_of(made)}
+
+    result = run(generate, as_json)
+    output.show(result, as_json)
+    if as_json:
+        return
+    if not result.get("created"):
+        output.note(f"already generated on {str(result.get('generated_at'))[:10]}: not sent again "
+                    f"(`jmdi report show {result.get('report_id')} --out FILE` writes it)")
+    elif isinstance(result["sent_to"], list) and result["sent_to"]:
+        output.note(f"sent to {len(result['sent_to'])} EC contact(s): {', '.join(result['sent_to'])}")
+    elif isinstance(result["sent_to"], list):
+        output.note("nobody received it: EC_REPORT_RECIPIENTS is not set on the notifications service (the report "
+                    f"is archived: `jmdi report show {result.get('report_id')} --out FILE` writes it)")
+    else:
+        output.note(f"archived; who receives it is unknown: {result['sent_to']}")
+
+
+def _recipients_of(made: dict):
+    """The EC contacts notifications sends a new report to ([] when none is set), or why that is unknown."""
+    if not made.get("created"):
+        return []
+    try:
+        return rpc("notifications", "report_recipients")["ec_report"]
+    except Exception as exc:  # the report is made and archived either way: say why the answer is missing
+        return failures.describe(exc)[1]
+
+
 @report.command("show")
 def report_show(report_id: Annotated[str, typer.Argument(help="report id (from `jmdi report list`)")],
                 out: OutOpt = None, as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
@@ -468,7 +532,54 @@ def report_rebuild(as_json: Annotated[bool, typer.Option("--json", help=JSON_HEL
     output.show(run(lambda: rpc("reporting", "rebuild_projections"), as_json), as_json)
 
 
+@app.command("reports", hidden=True, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def reports_renamed():
+    """The grantees' reports moved to `jmdi grantee-reports`; EC reports are `jmdi report`."""
+    output.error_line("`jmdi reports` is now `jmdi grantee-reports` (grantees' interim and final reports); "
+                      "EC reports are `jmdi report`")
+    raise typer.Exit(failures.INVALID_INPUT)
+
+
+# --- budget reallocation by moves ---------------------------------------------------------------------------------
+@group("amendments").command("reallocate")
+def amendments_reallocate(
+        grant_id: Annotated[str, typer.Argument(help="grant id", metavar="GRANT_ID", show_default=False)],
+        move: Annotated[Optional[list[str]], typer.Option(
+            "--move", metavar="FROM:TO=AMOUNT", help="move AMOUNT (EUR) from one heading to another (repeat), e.g. "
+                                                     "human_resources:travel=1000.00")] = None,
+        budget: Annotated[Optional[list[str]], typer.Option(
+            "--budget", metavar="HEADING=AMOUNT", help="the new amount of a heading (repeat; headings not given "
+                                                        "keep theirs)")] = None,
+        reason: Annotated[Optional[str], typer.Option("--reason", help="why")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
+    """Move budget between headings (up to 15% of a heading without an amendment)  [grants.reallocate_budget]"""
+    from .payload import moved_budget
+
+    def reallocate():
+        if not move and not budget:
+            raise UsageProblem("give --move FROM:TO=AMOUNT or --budget HEADING=AMOUNT")
+        current = rpc("grants", "get_grant", {"grant_id": grant_id})["budget"]
+        new_budget = moved_budget(current, move or [], convert("pairs", budget, "budget") or {})
+        return rpc("grants", "reallocate_budget", {k: v for k, v in {
+            "grant_id": grant_id, "new_budget": new_budget, "reason": reason}.items() if v is not None})
+
+    output.show(run(reallocate, as_json), as_json)
+
+
 # --- bulk import and the demo -------------------------------------------------------------------------------------
+def show_import(result, as_json: bool, **done) -> None:
+    """A file import's outcome: its summary and the rows with errors (or all of it as JSON); exit non-zero on
+    errors."""
+    if as_json:
+        output.print_json({**result.summary(), "rows_with_errors": result.errors, **done})
+    else:
+        output.show(result.summary())
+        if result.errors:
+            output.show(result.errors, columns=["row", "field", "message"], title="rows with errors")
+    if result.errors:
+        raise typer.Exit(result.exit_code)
+
+
 @group("proposals").command("import")
 def proposals_import(file: Annotated[Path, typer.Argument(help="CSV or XLSX, one proposal per row")],
                      call: Annotated[str, typer.Option("--call", help="call id")],
@@ -477,11 +588,25 @@ def proposals_import(file: Annotated[Path, typer.Argument(help="CSV or XLSX, one
     """Import proposals: every row is validated first; nothing is submitted unless all rows are valid."""
     from .importer import import_proposals
     result = run(lambda: import_proposals(STATE.conn(), file, call, check_only=check, quiet=as_json), as_json)
-    output.show(result.summary(), as_json)
-    if result.errors:
-        if not as_json:
-            output.show(result.errors, columns=["row", "field", "message"], title="rows with errors")
-        raise typer.Exit(result.exit_code)
+    show_import(result, as_json, submitted_rows=result.submitted, already_submitted_rows=result.already)
+
+
+@group("rates").command("import")
+def rates_import(file: Annotated[Path, typer.Argument(help="CSV or XLSX: a currency code and a rate per row")],
+                 source: Annotated[str, typer.Option("--source", help="where the rates come from, kept with each "
+                                                                      "rate, e.g. 'InforEuro 2026-03'")],
+                 month: Annotated[Optional[str], typer.Option("--month", help="YYYY-MM of every row (else the "
+                                                                              "file's month column)")] = None,
+                 rate_type: Annotated[str, typer.Option("--rate-type", help="inforeuro or un_operational")
+                                      ] = "inforeuro",
+                 check: Annotated[bool, typer.Option("--check", help="validate only, publish nothing")] = False,
+                 as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False):
+    """Publish exchange rates from an InforEuro-style file: every row is validated first; nothing is published
+    unless all rows are valid; one month at a time  [grants.set_rates]"""
+    from .rates import import_rates
+    result = run(lambda: import_rates(STATE.conn(), file, source, month, rate_type, check_only=check,
+                                      quiet=as_json), as_json)
+    show_import(result, as_json, months=result.published)
 
 
 @group("proposals").command("template")
@@ -496,7 +621,8 @@ def proposals_template(out: Annotated[Path, typer.Argument(help="the .csv or .xl
         from .payload import programme_from_yaml
         from .scenario import build
         programme = programme_from_yaml(yaml.safe_load(PROGRAMME_FILE.read_text(encoding="utf-8")))
-        examples = build(programme, "CALL", rows, seed=1).consortia
+        from datetime import date
+        examples = build(programme, "CALL", rows, seed=1, starting=date.today()).consortia
         write_rows([flatten({k: v for k, v in c.payload.items() if k != "idempotency_key"}) for c in examples],
                    out)
         output.note(f"wrote {out}: {rows} example row(s); import with `jmdi proposals import {out} --call ID`")

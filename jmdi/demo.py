@@ -1,39 +1,54 @@
 """`jmdi demo`: the 2008 JMDI call replayed end to end against the running services.
 
-The programme (services/calls/data/programmes/jmdi.yaml: EUR 15 M, 4 windows, 16 countries), one call, a few
-hundred proposals from consortia across the countries (jmdi/scenario.py, deterministic by seed; some ineligible),
-screening against an exclusion list, three assessors (two of them with a declared conflict of interest), the
-ranking, awards within each window's allocation, organisations and contracts, first tranches, an interim report
-and a second tranche for some grants; then the budget report.
+The programme (services/calls/data/programmes/jmdi.yaml: EUR 15 M, 4 windows, 16 countries; its 36 months start
+the day it is first loaded), one call, a few hundred proposals from consortia across the countries
+(jmdi/scenario.py, deterministic by seed; some ineligible), screening against an exclusion list, three assessors
+(two of them with a declared conflict of interest), the ranking, awards within each window's allocation,
+organisations and contracts, the first tranches (pre-financing at signature), a few grants terminated early and
+closed (below); then the budget report. Everything happens now, in the order the programme's rules demand — the
+call closes, then the committee decides, then contracts start and tranches are paid — so nothing is disbursed
+before it is committed. (Interim reports and the further tranches they release come once a contract's first 12
+months have passed.)
 
-Each step is played by the staff member whose role it needs (tokens signed with JMDI_SECRET or, in local mode,
-the checkout's development secret), so the audit trail reads like the real thing and the four-eyes rules hold.
+Early terminations: contracts start today and run for years, so no grant can close on its planned end. A few do
+what grants in a real programme do — the action stops early (the reasons in TERMINATIONS); a second programme
+manager, not the one who signed the contract, terminates it effective today; the consortium's final report up to
+that day is accepted with an underspend (less spent than pre-financed, so a recovery order; or somewhat more, so
+a small balance is paid first; staff costs in the consortium's currency where the demo has its rates, with the
+indicators' actual values); closure then decommits what the grant will never use, and the budget report shows it
+in its Decommitted column.
+
+While a step waits — for the call's deadline, for the assessors, for the other services to catch up — a line on
+stderr every few seconds says what it is waiting for.
+
+Each step is played by the staff member whose role it needs (tokens signed by the issuer key JMDI_ISSUER_KEY or,
+in local mode, the checkout's local issuer), so the audit trail reads like the real thing and the four-eyes rules hold.
 Running it again for the same call id is refused (the call exists); `--call` replays it under another id.
 """
 import random
 import threading
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
-from services.common.auth import issue_token
-from services.common.config import SERVICES_DIR
-from services.common.errors import Conflict, NotFound
-from services.common.wire import to_wire
+from services.common.runtime.config import SERVICES_DIR
+from services.common.values.errors import Conflict, NotFound
+from services.common.values.wire import to_wire
 
 from . import output, scenario
 from .failures import UsageProblem
 from .payload import programme_from_yaml
-from .session import Connection
 
 PROGRAMME_FILE = SERVICES_DIR / "calls" / "data" / "programmes" / "jmdi.yaml"
 PERSONAS = {
     "pm": ("maria.lopez", "programme_manager"),
+    "coordinator": ("thomas.weber", "programme_manager"),  # terminations: not the one who signed the contracts
     "assessor_a": ("karim.benali", "assessor"),
     "assessor_b": ("joana.santos", "assessor"),
     "assessor_c": ("ngozi.okafor", "assessor"),
@@ -45,8 +60,19 @@ PERSONAS = {
 ASSESSORS = ("assessor_a", "assessor_b", "assessor_c")
 STAGES = ("concept_note", "full_application")
 WAIT_SECONDS = 90.0
+HEARTBEAT_SECONDS = 5.0  # a progress line this often while a step runs
 DEADLINE_BASE, DEADLINE_PER_PROPOSAL = 15.0, 0.2  # seconds: the submissions must all be in before it
-CENT = Decimal("0.01")
+# grants terminated early: the reason, and the final report's EC-funded spending as a share of what was pre-financed
+# the currencies the demo's rates cover, by the country a consortium works in
+LOCAL_CURRENCY = {"MA": "MAD", "SN": "XOF", "ML": "XOF", "EG": "EGP", "PH": "PHP"}
+TERMINATIONS = (
+    ("The lead applicant was dissolved by its general assembly; the partners cannot carry on the action "
+     "(termination by the Contracting Authority).", Decimal("0.40")),
+    ("The partner authority withdrew after local elections; the action lost its purpose (termination by mutual "
+     "agreement).", Decimal("0.75")),
+    ("Security conditions in the target area stopped the field work for good (force majeure, termination by "
+     "mutual agreement).", Decimal("1.10")),
+)
 
 
 class Demo:
@@ -58,46 +84,50 @@ class Demo:
         self.say = say
         self.workers = workers
         self.rng = random.Random(seed)
-        secret = connection.settings.signing_secret()
-        if connection.settings.token or not secret:
-            raise UsageProblem("the demo plays several staff members and signs their tokens: run it with "
-                               "JMDI_SECRET set (not JMDI_TOKEN), or in local mode from a checkout")
-        self.tokens = {key: issue_token(secret, user, [role], timedelta(hours=2))
-                       for key, (user, role) in PERSONAS.items()}
+        issuer = None if connection.settings.token else connection.settings.staff_issuer()
+        if issuer is None:
+            raise UsageProblem("the demo plays several staff members and signs their tokens: run it in local mode "
+                               "from a checkout, or with JMDI_ISSUER_KEY set (not JMDI_TOKEN)")
+        self.tokens = {key: issuer.issue(user, [role], timedelta(hours=2)) for key, (user, role) in PERSONAS.items()}
         self.grants: list[dict] = []
-        self._local = threading.local()
-        self._connections = [connection]
+        self.done = 0  # units of work of the running step (proposals submitted, assessments recorded...)
+        self.activity = None  # what the running step is waiting for, when it is waiting
         self._lock = threading.Lock()
 
     # --- plumbing -----------------------------------------------------------------------------------------------
-    def _connection(self):
-        """One RPC connection per thread (a nameko proxy is not shared between threads)."""
-        if threading.current_thread() is threading.main_thread():
-            return self.connection
-        conn = getattr(self._local, "connection", None)
-        if conn is None:
-            conn = self._local.connection = Connection(self.connection.settings)
-            with self._lock:
-                self._connections.append(conn)
-        return conn
-
     def rpc(self, persona: str, operation: str, **payload):
         service, name = operation.split(".", 1)
-        return self._connection().call(service, name, payload, token=self.tokens[persona])
+        # one HTTP request each: the threads share the connection settings, nothing else
+        return self.connection.call(service, name, payload, token=self.tokens[persona])
 
     def parallel(self, items, action) -> list:
         """`action(item)` for every item on a few threads (the services, not the CLI, are the bottleneck)."""
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(action, items))
 
-    def close(self):
-        for conn in self._connections[1:]:
-            conn.close()
-
     def step(self, title: str, action):
+        """Run one step of the story; every HEARTBEAT_SECONDS a line says how far it got or what it waits for."""
         started = time.monotonic()
-        summary = action()
+        self.done, self.activity = 0, None
+        stop = threading.Event()
+
+        def heartbeat():
+            while not stop.wait(HEARTBEAT_SECONDS):
+                now = self.activity() if self.activity else f"{self.done} done"
+                self.say(f"  … {title}: {now} ({time.monotonic() - started:.0f}s)")
+
+        beating = threading.Thread(target=heartbeat, name="demo-progress", daemon=True)
+        beating.start()
+        try:
+            summary = action()
+        finally:
+            stop.set()
+            beating.join()
         self.say(f"✓ {title}: {summary} ({time.monotonic() - started:.1f}s)")
+
+    def progressed(self, count: int = 1):
+        with self._lock:
+            self.done += count
 
     def wait_for(self, what: str, probe, timeout: float = WAIT_SECONDS):
         """Events reach the other services a moment later: ask again until they have (or give up clearly)."""
@@ -112,32 +142,32 @@ class Demo:
                 return result
             if time.monotonic() > deadline:
                 raise Conflict("demo.timeout", f"gave up waiting {timeout:.0f}s for {what}")
+            self.activity = lambda: f"waiting for {what}"
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
     # --- the story ------------------------------------------------------------------------------------------------
     def run(self):
-        self.document = replayed_today(yaml.safe_load(Path(PROGRAMME_FILE).read_text(encoding="utf-8")))
+        self.document = to_wire(yaml.safe_load(Path(PROGRAMME_FILE).read_text(encoding="utf-8")))
         self.programme = programme_from_yaml(self.document)
         self.refuse_if_already_run()
-        self.scenario = scenario.build(self.programme, self.call_id, self.count, self.seed)
+        self.scenario = scenario.build(self.programme, self.call_id, self.count, self.seed, starting=date.today())
         self.say(f"JMDI demo: call {self.call_id}, {self.count} proposals, seed {self.seed}")
-        try:
-            self.step("programme loaded", self.load_programme)
-            self.step("call opened", self.open_call)
-            self.step("proposals submitted", self.submit_proposals)
-            self.step("assessors declared their interests", self.declare)
-            self.step("call closed at its deadline, proposals screened", self.screen)
-            for stage in STAGES:
-                self.step(f"{stage.replace('_', ' ')}s assessed", lambda: self.assess(stage))
-            self.step("ranking published", self.rank)
-            self.step("grants awarded within each window's allocation", self.award)
-            self.step("organisations registered, bank accounts validated, contracts signed", self.contract)
-            self.step("first tranches requested and paid", self.first_tranches)
-            self.step("interim reports accepted, second tranches paid", self.second_tranches)
-            self.budget_report()
-        finally:
-            self.close()
+        self.step("programme loaded", self.load_programme)
+        self.step("call opened", self.open_call)
+        self.step("proposals submitted", self.submit_proposals)
+        self.step("assessors declared their interests", self.declare)
+        self.step("call closed at its deadline, proposals screened", self.screen)
+        for stage in STAGES:
+            self.step(f"{stage.replace('_', ' ')}s assessed", lambda: self.assess(stage))
+        self.step("ranking published", self.rank)
+        self.step("grants awarded within each window's allocation", self.award)
+        self.step("organisations registered, bank accounts validated, contracts signed", self.contract)
+        self.step("first tranches requested and paid", self.first_tranches)
+        self.step("demo exchange rates loaded (MAD, XOF, EGP, PHP; generated, not InforEuro)", self.load_rates)
+        self.step("grants terminated early, final reports accepted, closed: the unspent award decommitted",
+                  self.terminate_early)
+        self.budget_report()
 
     def refuse_if_already_run(self):
         """Twice would double nothing but would not fit either: the windows' allocations are spent once."""
@@ -154,7 +184,8 @@ class Demo:
                            f"allocations are taken ({fresh_start})")
 
     def load_programme(self):
-        self.rpc("pm", "calls.load_programme", programme=self.document)
+        loaded = self.rpc("pm", "calls.load_programme", programme=self.document)
+        self.programme_end = date.fromisoformat(loaded["period"]["end"])
         windows = ", ".join(f"{w['code']} {w['allocation_eur']}" for w in self.programme["windows"])
         return (f"{self.programme['id']} EUR {self.programme['ec_contribution_eur']}, "
                 f"{len(self.programme['eligible_countries'])} countries; windows {windows}")
@@ -180,7 +211,10 @@ class Demo:
                 consortium.refused = ", ".join(r for r in rules if r)
                 return
             consortium.proposal_id, consortium.reference = proposal["proposal_id"], proposal["reference"]
+            self.progressed()
 
+        count = len(self.scenario.consortia)
+        self.activity = lambda: f"{self.done} of {count} proposals submitted"
         self.parallel(self.scenario.consortia, submit)
         refused = Counter(c.refused for c in self.scenario.consortia if c.refused)
         detail = "; ".join(f"{n} {rule}" for rule, n in refused.items())
@@ -192,7 +226,13 @@ class Demo:
         return [c for c in self.scenario.consortia if c.proposal_id]
 
     def screen(self):
-        time.sleep(max(0.0, (self.deadline - datetime.now(timezone.utc)).total_seconds()))
+        def left() -> float:
+            return (self.deadline - datetime.now(timezone.utc)).total_seconds()
+
+        self.activity = lambda: (f"waiting for the call's deadline at {self.deadline:%H:%M:%S} UTC "
+                                 f"({max(0.0, left()):.0f}s left)")
+        time.sleep(max(0.0, left()))
+        self.activity = None
         try:
             self.rpc("pm", "calls.close_call", call_id=self.call_id)
         except Conflict as exc:
@@ -253,7 +293,9 @@ class Demo:
                     self.rpc(persona, "calls.record_assessment", proposal_id=assignment["proposal_id"], stage=stage,
                              scores=scores, comments="Assessed against the grid of the call.")
                     done += 1
+                    self.progressed()
 
+        self.activity = lambda: f"{self.done} assessments recorded by {len(ASSESSORS)} assessors"
         scored = sum(self.parallel(ASSESSORS, work_through))
         # third assessors are assigned as the others score: one more round picks up any that arrived late
         scored += sum(self.parallel(ASSESSORS, work_through))
@@ -273,15 +315,16 @@ class Demo:
 
     def award(self):
         by_id = {c.proposal_id: c for c in self.received}
-        decision_date = date.today().isoformat()
 
         def award_one(entry):
+            # the decision is dated the day the committee records it (the service's today): after the call closed
             grant = self.wait_for(
                 f"grants to learn the ranking of {entry['reference']}",
                 lambda: _unless_conflict(lambda: self.rpc(
                     "committee", "grants.award_grant", proposal_id=entry["proposal_id"],
-                    amount_eur=entry["ec_amount_requested_eur"], decision_reference=f"SC-{self.call_id}-01",
-                    decision_date=decision_date), "award.not_ranked"))
+                    amount_eur=entry["ec_amount_requested_eur"], decision_reference=f"SC-{self.call_id}-01"),
+                    "award.not_ranked"))
+            self.progressed()
             return {"grant": grant, "consortium": by_id[entry["proposal_id"]]}
 
         self.grants = self.parallel([e for r in self.rankings for e in r["main"]], award_one)
@@ -291,9 +334,10 @@ class Demo:
         return f"{len(self.grants)} grants: " + ", ".join(f"{w} EUR {v}" for w, v in sorted(per_window.items()))
 
     def contract(self):
-        # contracts started 13 months ago in this replay, so that the first interim period has ended
-        start = add_months(date.today(), -13)
         ibans = {id(item): iban_for(item["consortium"].lead["country"], self.rng) for item in self.grants}
+        # contracts start the day they are signed and end by the end of the programme (a consortium that asked for
+        # more months than are left is given what is left)
+        left = months_between(date.today(), self.programme_end)
 
         def sign(item):
             lead, iban = item["consortium"].lead, ibans[id(item)]
@@ -303,72 +347,137 @@ class Demo:
             self.rpc("approver", "grants.validate_bank_account", organisation_id=organisation["organisation_id"],
                      iban=iban)
             item["grant"] = self.rpc("pm", "grants.sign_contract", grant_id=item["grant"]["grant_id"],
-                                     organisation_id=organisation["organisation_id"], start_date=start.isoformat())
+                                     organisation_id=organisation["organisation_id"],
+                                     duration_months=min(item["grant"]["duration_months"], left))
+            self.progressed()
 
         self.parallel(self.grants, sign)
-        return f"{len(self.grants)} contracts signed, starting {start.isoformat()}"
+        starts = sorted({item["grant"]["start_date"] for item in self.grants})
+        return f"{len(self.grants)} contracts signed, starting {', '.join(starts)}"
 
-    def pay(self, item, tranche_number: int, value_date: date) -> Decimal:
+    def pay(self, item, tranche_number: int) -> Decimal:
+        """Request (finance officer) and approve (finance approver) a tranche; paid on the day it is approved."""
         tranche = next(t for t in item["grant"]["schedule"] if t["number"] == tranche_number)
         amount = tranche.get("payable_eur") or tranche["planned_amount_eur"]
         grant_id = item["grant"]["grant_id"]
         payment = self.rpc("officer", "grants.request_payment", grant_id=grant_id, tranche_number=tranche_number,
                            amount_eur=amount, idempotency_key=f"demo-{grant_id}-{tranche_number}")
         self.rpc("approver", "grants.approve_payment", payment_id=payment["payment_id"],
-                 value_date=value_date.isoformat(), bank_reference=f"UNDP-BRU-{grant_id[:8]}-{tranche_number}")
+                 bank_reference=f"UNDP-BRU-{grant_id[:8]}-{tranche_number}")
+        self.progressed()
         return Decimal(amount)
 
     def first_tranches(self):
-        value_date = add_months(date.today(), -12)
-        total = sum(self.parallel(self.grants, lambda item: self.pay(item, 1, value_date)))
+        total = sum(self.parallel(self.grants, lambda item: self.pay(item, 1)))
         return f"{len(self.grants)} pre-financing payments, EUR {total}"
 
-    def second_tranches(self):
-        # PRAG option 2 grants (> 12 months and > EUR 100,000) have a further pre-financing after the interim
-        # report: half of them report now, having spent 75-100% of their first tranche
-        candidates = [i for i in self.grants if any(t["kind"] == "further_pre_financing"
-                                                    for t in i["grant"]["schedule"])]
-        chosen = candidates[: (len(candidates) + 1) // 2]
-        ratios = {id(item): Decimal(self.rng.randint(75, 100)) / 100 for item in chosen}
+    def terminate_early(self):
+        """A few grants, one per window where possible, end today: terminated by the coordinator (the contract's
+        signer may not), their final report up to today accepted, the balance paid if one is due, then closed."""
+        by_window = {}  # consortia that spend in a currency of their own first: their reports show the conversion
+        for item in sorted(self.grants, key=lambda i: (i["grant"]["country"] not in LOCAL_CURRENCY,
+                                                       i["grant"]["reference"])):
+            by_window.setdefault(item["grant"]["window"], item)
+        chosen = list(by_window.values())[:min(len(TERMINATIONS), len(self.grants) - 1)]
+        decommitted = recovered = Decimal("0.00")
+        for item, (reason, spent_share) in zip(chosen, TERMINATIONS):
+            grant_id = item["grant"]["grant_id"]
+            grant = self.rpc("coordinator", "grants.terminate_grant", grant_id=grant_id, reason=reason)
+            paid = Decimal(grant["paid_eur"])
+            # eligible costs whose EC share is `spent_share` of the pre-financing, split over two headings
+            costs = (paid * spent_share / Decimal(grant["ec_share"])).quantize(Decimal("0.01"))
+            report = self.rpc("pm", "grants.submit_report", grant_id=grant_id, kind="final",
+                              lines=self.final_lines(grant, costs, spent_share),
+                              actuals=self.actuals(grant, spent_share))
+            self.rpc("coordinator", "grants.accept_report", report_id=report["report_id"])
+            item["grant"] = self.rpc("reporter", "grants.get_grant", grant_id=grant_id)
+            balance = next(t for t in item["grant"]["schedule"] if t["kind"] == "balance")
+            if Decimal(balance.get("payable_eur") or "0") > 0:
+                self.pay(item, balance["number"])
+            item["grant"] = closed = self.rpc("pm", "grants.close_grant", grant_id=grant_id)
+            decommitted += Decimal(closed["decommitted_eur"])
+            recovered += Decimal(closed["closure"]["recovery_eur"] or "0")
+            self.progressed()
+        self.decommitted = decommitted
+        return (f"{len(chosen)} grants terminated and closed: EUR {decommitted} decommitted, EUR {recovered} to "
+                f"be recovered")
 
-        def report_and_pay(item):
-            grant = item["grant"] = self.rpc("pm", "grants.get_grant", grant_id=item["grant"]["grant_id"])
-            paid = Decimal(next(t for t in grant["schedule"] if t["number"] == 1)["paid_eur"])
-            spent = paid * ratios[id(item)] / Decimal(grant["ec_share"])
-            report = self.rpc("pm", "grants.submit_report", grant_id=grant["grant_id"], kind="interim", number=1,
-                              expenditure=spread(grant["contract_budget"] or grant["budget"], spent))
-            self.rpc("pm", "grants.accept_report", report_id=report["report_id"])
-            item["grant"] = self.rpc("pm", "grants.get_grant", grant_id=grant["grant_id"])
-            return self.pay(item, 2, date.today())
+    def final_lines(self, grant: dict, costs: Decimal, spent_share: Decimal) -> list[dict]:
+        """The final report's expenditure: the staff paid locally in the consortium's currency (when the demo has
+        rates for it), travel in EUR; the grants service converts at the rate of the month the cost was incurred."""
+        today = date.today()
+        travel = (costs / 5).quantize(Decimal("0.01"))
+        currency = LOCAL_CURRENCY.get(grant["country"])
+        rate = self.rates.get((today.strftime("%Y-%m"), currency))
+        if rate is None:
+            currency, rate = "EUR", Decimal("1")
+        staff = ((costs - travel) * rate).quantize(Decimal("0.01"))
+        return [{"heading": "human_resources", "amount": str(staff), "currency": currency,
+                 "incurred_on": today.isoformat(), "description": "Salaries of the local project team"},
+                {"heading": "travel", "amount": str(travel), "currency": "EUR", "incurred_on": today.isoformat(),
+                 "description": "Partner visits from Europe"}]
 
-        total = sum(self.parallel(chosen, report_and_pay), Decimal("0.00"))
-        return f"{len(chosen)} interim reports accepted, EUR {total} in second tranches"
+    @staticmethod
+    def actuals(grant: dict, spent_share: Decimal) -> list[dict]:
+        """What the action achieved before it stopped: about as far towards each target as it spent."""
+        share = min(spent_share, Decimal("1"))
+        values = []
+        for indicator in (i for result in grant.get("logframe") or [] for i in result["indicators"]):
+            if indicator["measure"] == "qualitative":
+                value = "Partly achieved before the action stopped"
+            else:
+                baseline, target = Decimal(indicator["baseline_value"]), Decimal(indicator["target_value"])
+                value = str((baseline + (target - baseline) * share).quantize(Decimal("1")))
+            values.append({"code": indicator["code"], "value": value, "comment": "at early termination"})
+        return values
+
+    def load_rates(self):
+        """A year of monthly demo rates (jmdi/data/demo-rates.csv, generated and labelled as such), loaded by the
+        finance officer as they would load the EC's InforEuro file: the consortia's reports in MAD, XOF, EGP and
+        PHP are converted with them."""
+        from .demo_rates import DEMO_RATES_FILE, SOURCE, read_rates, write
+        from .rates import import_rates
+
+        demo = self
+
+        class AsOfficer:
+            def call(self, service, operation, payload):
+                return demo.rpc("officer", f"{service}.{operation}", **payload)
+
+        this_month = date.today().strftime("%Y-%m")
+        rates_file = DEMO_RATES_FILE
+        if this_month not in {row["month"] for row in read_rates(rates_file)}:
+            # the shipped year is over: the same generator, for the twelve months to this one
+            year, month = date.today().year, date.today().month
+            rates_file = write(Path(tempfile.mkdtemp(prefix="jmdi-demo-rates-")) / "demo-rates.csv",
+                               f"{year - 1 if month < 12 else year:04d}-{month % 12 + 1:02d}", 12)
+        self.rates = {(row["month"], row["currency"]): Decimal(row["rate"]) for row in read_rates(rates_file)}
+        result = import_rates(AsOfficer(), rates_file, SOURCE, quiet=True)
+        if result.errors:
+            raise Conflict("demo.rates_refused", f"the demo rates were refused: {result.errors[:3]}")
+        months = sorted(result.months)
+        return f"{result.summary()['published']} rates for {months[0]} to {months[-1]} ({SOURCE})"
 
     def budget_report(self):
         paid = sum((Decimal(p["amount_eur"]) for p in self.rpc("reporter", "grants.list_payments", status="paid",
                                                                limit=10000)), Decimal("0.00"))
-
         def settled():
-            totals = self.rpc("reporter", "reporting.totals", programme_id=self.programme["id"])
-            return totals if Decimal(totals["disbursed_eur"]) >= paid else None
+            report = self.rpc("reporter", "reporting.budget_report", programme_id=self.programme["id"])
+            return report if Decimal(report["disbursed_eur"]) >= paid and \
+                Decimal(report["decommitted_eur"]) >= getattr(self, "decommitted", Decimal("0.00")) else None
 
-        self.wait_for("reporting to record every payment", settled)
+        self.wait_for("reporting to record every payment and decommitment", settled)
         report = self.rpc("reporter", "reporting.budget_report", programme_id=self.programme["id"], format="table")
         print(report.get("content") if isinstance(report, dict) else report)
 
 
-def replayed_today(document: dict) -> dict:
-    """The shipped programme, its three-year period moved to start today: calls are checked against the clock
-    (a deadline in the future, within the programme's period), so 2008 is replayed now."""
-    start = date.today() - timedelta(days=30)
-    end = add_months(start, 36) - timedelta(days=1)
-    return to_wire({**document, "period": {"start": start, "end": end}})
-
-
-def add_months(day: date, count: int) -> date:
-    month = day.month - 1 + count
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, 28))
+def months_between(first: date, last: date) -> int:
+    """The most whole months an action starting on `first` can run and still end by `last` (0: none)."""
+    from services.grants.domain import period_end
+    months = 0
+    while period_end(first, months + 1) <= last:
+        months += 1
+    return months
 
 
 def _unless_conflict(action, *waiting_rules):
@@ -379,20 +488,6 @@ def _unless_conflict(action, *waiting_rules):
         if exc.rule in waiting_rules:
             return None
         raise
-
-
-def spread(budget: dict, total: Decimal) -> dict:
-    """`total` spread over the budget headings in proportion to the budget (cents to the last heading)."""
-    amounts = {k: Decimal(str(v)) for k, v in budget.items() if Decimal(str(v)) > 0}
-    whole = sum(amounts.values())
-    total = total.quantize(CENT, rounding=ROUND_DOWN)
-    out, given = {}, Decimal("0.00")
-    keys = list(amounts)
-    for key in keys[:-1]:
-        out[key] = (total * amounts[key] / whole).quantize(CENT, rounding=ROUND_DOWN)
-        given += out[key]
-    out[keys[-1]] = total - given
-    return {k: str(v) for k, v in out.items()}
 
 
 def iban_for(country: str, rng: random.Random) -> str:

@@ -6,11 +6,15 @@ One row is one proposal. Columns (header names, any order; empty cells are left 
   budget_<heading> for each Annex III heading (budget_human_resources, budget_travel, ...),
   lead_name, lead_type, lead_country, lead_registration_number, lead_email, lead_language,
   partner1_name, partner1_type, ... partner1_language, partner2_..., (as many partners as needed),
+  logframe (the outcomes and outputs with their indicators, as JSON: see docs/api.md),
   idempotency_key (optional).
 Each row is checked with the calls service's own input schema (services/calls/schemas.py) and its eligibility
-rules (services/calls/domain) on the call and programme as the service describes them, before anything is sent. Only when every row passes are the rows submitted.
+rules (services/calls/domain) on the call and programme as the service describes them, before anything is sent;
+every problem of every row is reported with its row number and field, whatever its kind (a malformed value, an
+unknown code, a rule). Only when every row passes are the rows submitted.
 A row's idempotency key is derived from the call, the file's name and the row's content (unless the file gives
-one), so running the same import again returns the proposals already submitted instead of duplicating them.
+one), so running the same import again finds the proposals already submitted instead of duplicating them — and
+says so ("already submitted, nothing new").
 """
 import csv
 import hashlib
@@ -21,7 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from services.common.errors import Conflict, InvalidInput, JmdiError, NotFound, _flatten
+from services.common.values.errors import Conflict, InvalidInput, JmdiError, NotFound, _flatten
+from services.common.values.inert import formula_like, inert_text, text_cell
 
 from . import failures
 from .failures import UsageProblem
@@ -34,7 +39,8 @@ INTEGER_FIELDS = {"duration_months"}
 @dataclass
 class ImportResult:
     rows: int = 0
-    submitted: list = field(default_factory=list)
+    submitted: list = field(default_factory=list)  # new proposals: {"row", "reference", "proposal_id"}
+    already: list = field(default_factory=list)  # rows this import had submitted before (same key, same content)
     errors: list = field(default_factory=list)  # {"row", "field", "message"}
     checked_only: bool = False
     stage: str = "validation"  # where errors were found: validation | submission
@@ -48,11 +54,22 @@ class ImportResult:
 
     def summary(self) -> dict:
         return {"rows": self.rows, "valid": self.rows - len({e["row"] for e in self.errors}),
-                "submitted": len(self.submitted), "errors": len(self.errors),
-                "outcome": ("checked, nothing submitted" if self.checked_only and not self.errors else
-                            "nothing submitted: fix the rows listed" if self.errors and self.stage == "validation"
-                            else "some rows were refused; rerun after fixing them (submitted rows are not repeated)"
-                            if self.errors else "all rows submitted")}
+                "submitted": len(self.submitted), "already_submitted": len(self.already),
+                "errors": len(self.errors), "outcome": self.outcome}
+
+    @property
+    def outcome(self) -> str:
+        if self.checked_only and not self.errors:
+            return "checked, nothing submitted"
+        if self.errors and self.stage == "validation":
+            return "nothing submitted: fix the rows listed"
+        if self.errors:
+            return "some rows were refused; rerun after fixing them (submitted rows are not repeated)"
+        if not self.submitted:
+            return "already submitted, nothing new"
+        if self.already:
+            return f"{len(self.submitted)} new proposal(s) submitted; the other rows were already submitted"
+        return "all rows submitted"
 
 
 # --- reading ------------------------------------------------------------------------------------------------------
@@ -63,6 +80,8 @@ def _cell(value) -> str | None:
         # spreadsheet numbers: keep the decimal digits a person typed, never a binary float in money
         value = format(Decimal(repr(value)), "f") if value != int(value) else str(int(value))
     text = str(value).strip()
+    if text.startswith("'") and formula_like(text[1:]):  # written inert (services/common/values/inert.py): read as typed
+        text = text[1:]
     return text or None
 
 
@@ -81,7 +100,8 @@ def read_rows(path: Path) -> list[dict]:
     elif suffix in (".csv", ".txt"):
         text = path.read_text(encoding="utf-8-sig")
         dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;\t")
-        values = list(csv.reader(io.StringIO(text), dialect))
+        # quoted cells (a logframe's JSON) follow the CSV standard whatever the header line let the sniffer guess
+        values = list(csv.reader(io.StringIO(text), dialect, quotechar='"', doublequote=True))
     else:
         raise UsageProblem(f"{path}: expected a .csv or .xlsx file")
     if not values:
@@ -111,6 +131,8 @@ def row_payload(row: dict, call_id: str) -> dict:
             applicants.setdefault(int(match.group(1)), {"role": "co_applicant"})[match.group(2)] = value
         elif column in INTEGER_FIELDS:
             payload[column] = int(value) if re.fullmatch(r"-?\d+", value) else value
+        elif column == "logframe":
+            payload[column] = _json_cell(value)
         else:
             payload[column] = value
     if budget:
@@ -118,6 +140,14 @@ def row_payload(row: dict, call_id: str) -> dict:
     if applicants:
         payload["applicants"] = [applicants[n] for n in sorted(applicants)]
     return payload
+
+
+def _json_cell(value: str):
+    """The logframe column holds the logframe as JSON (the schema then judges its shape)."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def idempotency_key(call_id: str, path: Path, payload: dict) -> str:
@@ -165,7 +195,7 @@ def eligibility_errors(payload: dict, call: dict | None, programme: dict | None)
     from datetime import datetime, timezone
 
     from services.calls.domain import call_from_dict, check_eligibility, programme_from_dict
-    from services.calls.store import PROPOSAL_FIELDS, api_field, domain_proposal
+    from services.calls.repository import PROPOSAL_FIELDS, api_field, domain_proposal
     try:
         rules = call_from_dict({
             **{k: v for k, v in call.items() if k not in ("call_id", "windows", "min_grant_eur", "max_grant_eur",
@@ -193,8 +223,8 @@ def _decimal(value):
 
 def _call_context(connection, call_id: str):
     """The call and its programme, when the service can tell (the rows are still checked without them)."""
-    from nameko.exceptions import MethodNotFound, RemoteError
-    unavailable = (JmdiError, MethodNotFound, RemoteError)
+    from services.common.values.problems import SystemFailure
+    unavailable = (JmdiError, SystemFailure)
     try:
         call = connection.call("calls", "get_call", {"call_id": call_id})
     except NotFound:
@@ -210,6 +240,24 @@ def _call_context(connection, call_id: str):
     return call, programme
 
 
+def problems_of(exc: JmdiError) -> dict:
+    """{field: messages} of a refusal, whatever its kind: input errors by field, each rule a Conflict lists by
+    the field it names (else by the rule), a missing thing by what is missing."""
+    if isinstance(exc, InvalidInput):
+        return _flatten(exc.errors)
+    if isinstance(exc, Conflict):
+        listed = {}
+        for detail in exc.details:
+            if isinstance(detail, dict) and (detail.get("rule") or detail.get("message")):
+                rule = detail.get("rule") or exc.rule
+                listed.setdefault(detail.get("field") or rule, []).append(
+                    f"{rule}: {detail.get('message') or exc.reason}")
+        return listed or {exc.rule: [exc.reason]}
+    if isinstance(exc, NotFound):
+        return {"(row)": [str(exc)]}
+    return {"(row)": [str(exc)]}
+
+
 def _remote_check(connection, payload: dict) -> dict | None:
     """The service's validation-only path (submit with dry_run), when it offers one: {field: messages}."""
     try:
@@ -220,8 +268,7 @@ def _remote_check(connection, payload: dict) -> dict | None:
             return None  # this service version has no dry run
         return flat
     except Conflict as exc:
-        return {d.get("field") or exc.rule: [d.get("message") or exc.reason] for d in exc.details} or \
-            {exc.rule: [exc.reason]}
+        return problems_of(exc)
     return {}
 
 
@@ -242,12 +289,7 @@ def import_proposals(connection, path: Path, call_id: str, check_only: bool = Fa
             result.errors.append({"row": number, "field": "(row)",
                                   "message": f"duplicates row {seen[payload['idempotency_key']]}"})
         seen.setdefault(payload["idempotency_key"], number)
-        problems = schema_errors(payload)
-        if not problems:
-            checked = eligibility_errors(payload, call, programme)
-            problems = checked if checked is not None else call_errors(payload, call, programme)
-        if not problems and remote_check:
-            problems = _remote_check(connection, payload) or {}
+        problems = check_row(connection, payload, call, programme, remote_check)
         for name, messages in problems.items():
             result.errors.append({"row": number, "field": name, "message": failures._join(messages)})
         payloads.append((number, payload))
@@ -260,19 +302,38 @@ def import_proposals(connection, path: Path, call_id: str, check_only: bool = Fa
         for number, payload in payloads:
             try:
                 proposal = connection.call("calls", "submit_proposal", payload)
-                result.submitted.append({"row": number, "reference": proposal.get("reference"),
-                                         "proposal_id": proposal.get("proposal_id")})
+                entry = {"row": number, "reference": proposal.get("reference"),
+                         "proposal_id": proposal.get("proposal_id")}
+                (result.submitted if proposal.get("created", True) else result.already).append(entry)
             except (InvalidInput, Conflict, NotFound) as exc:
-                code, line, _ = failures.describe(exc)
-                result.errors.append({"row": number, "field": getattr(exc, "rule", "(row)"), "message": line,
-                                      "code": code})
+                code = failures.describe(exc)[0]
+                result.errors += [{"row": number, "field": name, "message": failures._join(messages), "code": code}
+                                  for name, messages in problems_of(exc).items()]
             progress.advance(task)
     return result
 
 
+def check_row(connection, payload: dict, call, programme, remote_check: bool) -> dict:
+    """{field: messages} of one row: the service's input schema, then its eligibility rules on the call. A
+    problem of any kind — even one the local rules raise instead of listing (an unknown country code) — is this
+    row's problem, never the end of the import."""
+    try:
+        problems = schema_errors(payload)
+        if not problems:
+            checked = eligibility_errors(payload, call, programme)
+            problems = checked if checked is not None else call_errors(payload, call, programme)
+        if not problems and remote_check:
+            problems = _remote_check(connection, payload) or {}
+    except JmdiError as exc:
+        problems = problems_of(exc)
+    return problems
+
+
 def flatten(payload: dict) -> dict:
     """A submit_proposal payload as one import row (the inverse of row_payload): for templates and tests."""
-    row = {k: v for k, v in payload.items() if k not in ("call_id", "budget", "applicants")}
+    row = {k: v for k, v in payload.items() if k not in ("call_id", "budget", "applicants", "logframe")}
+    if payload.get("logframe") is not None:
+        row["logframe"] = json.dumps(payload["logframe"], ensure_ascii=False)
     for heading, amount in (payload.get("budget") or {}).items():
         row[f"budget_{heading}"] = amount
     partners = 0
@@ -294,12 +355,12 @@ def write_rows(rows: list[dict], path: Path) -> None:
         from openpyxl import Workbook
         book = Workbook()
         sheet = book.active
-        sheet.append(columns)
-        for row in rows:
-            sheet.append([row.get(c) for c in columns])
+        for r, values in enumerate([columns] + [[row.get(c) for c in columns] for row in rows], start=1):
+            for c, value in enumerate(values, start=1):
+                text_cell(sheet.cell(row=r, column=c), value)  # never a formula, whatever the data says
         book.save(path)
         return
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: inert_text(v) for k, v in row.items()} for row in rows])

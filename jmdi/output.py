@@ -18,7 +18,8 @@ def print_json(value) -> None:
 
 
 def error_line(message: str) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {_escape(message)}")
+    """One line however long (scripts read the first line; a wrapped path or message would split it)."""
+    _console(stderr=True).print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
 
 
 def note(message: str) -> None:

@@ -1,10 +1,10 @@
-"""Turning command-line values into RPC arguments (the conversions the declared table names by `kind`)."""
+"""Turning command-line values into RPC arguments (the conversions jmdi/table.py names by `kind`)."""
 import json
 from pathlib import Path
 
 import yaml
 
-from services.common.wire import to_wire
+from services.common.values.wire import to_wire
 
 from .failures import UsageProblem
 
@@ -58,22 +58,83 @@ def pairs(values: list[str], as_int: bool = False, option: str = "") -> dict:
 
 def convert(kind: str, value, option: str):
     """The RPC value for one option (None when the option was not given)."""
-    if value is None or (kind in ("list", "pairs", "pairs_int") and not value):
+    if value is None or (kind in ("list", "list_int", "pairs", "pairs_int") and not value):
         return None
+    if kind == "list_int":
+        try:
+            return [int(item) for item in value]
+        except ValueError:
+            raise UsageProblem(f"--{option} expects whole numbers, got {', '.join(value)}") from None
     if kind == "pairs":
         return pairs(value, option=option)
     if kind == "pairs_int":
         return pairs(value, as_int=True, option=option)
     if kind == "json":
         return json_value(value)
+    if kind == "any":  # JSON when it reads as JSON, else the text itself
+        if value.startswith("@"):
+            return json_value(value)
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
     if kind == "file":
         return read_document(value)
     if kind == "text":
         return read_text(value)
+    if kind == "when":
+        return moment(value, option)
     if kind == "programme":
         # a file is sent as its definition; anything else is the id of a programme the service ships
         return read_document(value) if Path(value).is_file() else value
     return value
+
+
+RELATIVE = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def moment(value: str, option: str) -> str:
+    """An ISO date-time as given, or `+N<s|m|h|d>` — that long from now (UTC) — as an ISO date-time."""
+    text = value.strip()
+    if not text.startswith("+"):
+        return text
+    number, unit = text[1:-1], text[-1:]
+    if unit not in RELATIVE or not number.isdigit():
+        raise UsageProblem(f"--{option}: {value!r} is neither an ISO date-time nor a time from now like +10m, +2h, "
+                           f"+30d")
+    from datetime import datetime, timedelta, timezone
+    return (datetime.now(timezone.utc) + timedelta(**{RELATIVE[unit]: int(number)})).replace(
+        microsecond=0).isoformat()
+
+
+def moved_budget(current: dict, moves: list[str], amounts: dict) -> dict:
+    """The budget after `--budget HEADING=AMOUNT` (new amounts) and `--move FROM:TO=AMOUNT` (amounts moved), as
+    decimal strings; the total stays what it was unless an amount says otherwise."""
+    from decimal import Decimal, InvalidOperation
+    budget = {heading: Decimal(str(value)) for heading, value in current.items()}
+
+    def amount_of(text: str, option: str) -> Decimal:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise UsageProblem(f"--{option}: {text!r} is not an amount") from None
+        if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")):
+            raise UsageProblem(f"--{option}: {text!r} is not an amount in EUR with at most two decimals")
+        return value
+
+    for heading, value in amounts.items():
+        budget[heading] = amount_of(value, "budget")
+    for item in moves:
+        route, sep, value = item.partition("=")
+        source, colon, target = route.partition(":")
+        if not sep or not colon or not source.strip() or not target.strip():
+            raise UsageProblem(f"--move expects FROM:TO=AMOUNT, got {item!r}")
+        source, target, value = source.strip(), target.strip(), amount_of(value.strip(), "move")
+        if source not in budget:
+            raise UsageProblem(f"--move: the grant's budget has no heading {source!r} ({', '.join(budget)})")
+        budget[source] -= value
+        budget[target] = budget.get(target, Decimal("0.00")) + value
+    return {heading: f"{value:.2f}" for heading, value in budget.items()}
 
 
 def windows_from_pairs(value: dict) -> list[dict]:

@@ -4,6 +4,7 @@ Pure: no RPC, no clock. `jmdi demo` (jmdi/demo.py) plays it against the running 
 """
 import random
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 CENT = Decimal("0.01")
@@ -113,6 +114,57 @@ def budget_for(requested: Decimal, rng: random.Random) -> tuple[dict, Decimal]:
     return {k: str(v) for k, v in budget.items()}, total
 
 
+# what each window's actions aim at: (outcome, its indicators), (output, its indicators); an indicator is
+# (code, title, measure, unit, baseline, target) with qualitative values as text
+RESULTS = {
+    "remittances": (
+        ("Remittances invested in productive activities in the home region", (
+            ("OC1.1", "Diaspora investments in local businesses", "unit", "investments", "0", "40"),
+            ("OC1.2", "Share of remittance receivers using a savings product", "percentage", None, "10", "30"))),
+        ("Migrant entrepreneurs advised on investment", (
+            ("OP1.1", "Entrepreneurs advised", "unit", "people", "0", "150"),
+            ("OP1.2", "Quality of the business plans submitted", "qualitative", None,
+             "Few plans, mostly incomplete", "Complete plans meeting the partner bank's criteria")))),
+    "migrant_communities": (
+        ("Migrant communities take part in local development planning", (
+            ("OC2.1", "Local development plans drawn up with diaspora participation", "unit", "plans", "0", "6"),)),
+        ("Community members trained", (
+            ("OP2.1", "Community members trained in project design", "unit", "people", "0", "200"),
+            ("OP2.2", "Women among those trained", "percentage", None, "20", "50")))),
+    "migrant_associations": (
+        ("Migrant associations manage projects on their own", (
+            ("OC3.1", "Associations that led a funded project after the action", "unit", "associations", "0",
+             "12"),)),
+        ("Associations' staff trained in project management", (
+            ("OP3.1", "Association staff trained", "unit", "people", "0", "80"),
+            ("OP3.2", "Quality of the associations' financial reporting", "qualitative", None,
+             "Irregular and incomplete", "Audited yearly accounts")))),
+    "migrants_rights": (
+        ("Migrants know and claim their rights", (
+            ("OC4.1", "Migrants advised on their rights who obtained a document or remedy", "unit", "people",
+             "0", "300"),)),
+        ("Information and legal advice offered", (
+            ("OP4.1", "Migrants reached by information sessions", "unit", "people", "0", "2000"),
+            ("OP4.2", "Legal advice desks open", "unit", "desks", "1", "5")))),
+}
+
+
+def logframe_for(window: str, baseline_year: int, target_date: str, rng: random.Random) -> list[dict]:
+    """The window's outcome and output with 2-4 of their indicators; targets vary a little between consortia."""
+    (outcome, outcome_indicators), (output, output_indicators) = RESULTS[window]
+    chosen_outputs = output_indicators[:rng.choice((1, 2))]
+
+    def indicator(code, title, measure, unit, baseline, target):
+        if measure == "unit":
+            target = str(max(int(baseline) + 1, round(int(target) * rng.uniform(0.7, 1.3))))
+        entry = {"code": code, "title": title, "measure": measure, "baseline_value": baseline,
+                 "baseline_year": baseline_year, "target_value": target, "target_date": target_date,
+                 "source_of_verification": "Project records, checked at monitoring visits"}
+        return {**entry, "unit": unit} if unit else entry
+    return [{"type": "outcome", "title": outcome, "indicators": [indicator(*i) for i in outcome_indicators]},
+            {"type": "output", "title": output, "indicators": [indicator(*i) for i in chosen_outputs]}]
+
+
 def _requested(rng: random.Random) -> int:
     """EC amounts requested, most consortia asking near the EUR 200,000 ceiling (in steps of EUR 500)."""
     low, high = rng.choices(((150_000, 200_000), (100_000, 150_000), (50_000, 100_000)), (7, 2, 1))[0]
@@ -123,9 +175,15 @@ def _registration(country: str, rng: random.Random) -> str:
     return f"{country}-{rng.randint(10000, 99999)}-{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}"
 
 
-def build(programme: dict, call_id: str, count: int, seed: int) -> Scenario:
-    """`count` proposals spread over the programme's countries and windows; about 3% of the leads are on the
-    exclusion list and about 3% of the consortia have no partner in an EU member state."""
+def _months_after(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    return date(day.year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def build(programme: dict, call_id: str, count: int, seed: int, starting: date) -> Scenario:
+    """`count` proposals spread over the programme's countries and windows, each with its logframe (baselines
+    of the year `starting`, targets on the last day of the action if it starts then); about 3% of the leads are on
+    the exclusion list and about 3% of the consortia have no partner in an EU member state."""
     rng = random.Random(seed)
     countries = list(programme["eligible_countries"])
     windows = [w["code"] for w in programme["windows"]]
@@ -172,6 +230,9 @@ def build(programme: dict, call_id: str, count: int, seed: int) -> Scenario:
             "duration_months": duration, "applicants": [lead, partner], "budget": budget,
             "total_eligible_cost_eur": str(total), "ec_amount_requested_eur": str(requested),
             "co_financing_eur": str(total - requested),
+            # its own random stream: the logframes leave the rest of the call as it was for a seed
+            "logframe": logframe_for(window, starting.year, _months_after(starting, duration).isoformat(),
+                                     random.Random(f"{seed}-{n}")),
         }
         # about half the concept notes reach the threshold (historically ~10% of proposals were funded)
         quality = min(1.0, max(0.05, rng.gauss(0.52, 0.17)))

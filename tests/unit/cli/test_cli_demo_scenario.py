@@ -1,6 +1,7 @@
 """The demo's data: deterministic, valid for the calls service, within the PRAG budget caps, realistic spread."""
 import random
 from collections import Counter
+from datetime import date, timedelta
 from decimal import Decimal
 
 import yaml
@@ -10,19 +11,20 @@ from jmdi.payload import programme_from_yaml
 from services.calls.schemas import SubmitProposal
 from services.grants.domain.organisations import validate_iban
 
+STARTING = date(2026, 12, 1)
 PROGRAMME = programme_from_yaml(yaml.safe_load(demo.PROGRAMME_FILE.read_text(encoding="utf-8")))
 
 
 def test_the_same_seed_gives_the_same_call():
-    one = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=7)
-    two = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=7)
-    other = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=8)
+    one = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=7, starting=STARTING)
+    two = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=7, starting=STARTING)
+    other = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=8, starting=STARTING)
     assert [c.payload for c in one.consortia] == [c.payload for c in two.consortia]
     assert [c.payload for c in one.consortia] != [c.payload for c in other.consortia]
 
 
 def test_every_proposal_passes_the_calls_input_schema_and_the_budget_caps():
-    built = scenario.build(PROGRAMME, "JMDI-2008", 300, seed=2008)
+    built = scenario.build(PROGRAMME, "JMDI-2008", 300, seed=2008, starting=STARTING)
     for consortium in built.consortia:
         loaded = SubmitProposal().load(consortium.payload)
         budget = loaded["budget"]
@@ -39,7 +41,7 @@ def test_every_proposal_passes_the_calls_input_schema_and_the_budget_caps():
 
 
 def test_the_call_spreads_over_every_country_and_window_with_some_ineligible():
-    built = scenario.build(PROGRAMME, "JMDI-2008", 300, seed=2008)
+    built = scenario.build(PROGRAMME, "JMDI-2008", 300, seed=2008, starting=STARTING)
     countries = Counter(c.payload["target_country"] for c in built.consortia)
     windows = Counter(c.payload["window"] for c in built.consortia)
     assert set(countries) == set(PROGRAMME["eligible_countries"]) and len(countries) == 16
@@ -68,8 +70,23 @@ def test_ibans_are_well_formed_for_every_programme_country():
         assert validate_iban(demo.iban_for(country, rng))
 
 
-def test_expenditure_is_spread_to_the_cent():
-    budget = {"human_resources": "1000.00", "travel": "333.33", "other": "0.00", "indirect_costs": "66.67"}
-    spread = demo.spread(budget, Decimal("1234.56"))
-    assert sum(Decimal(v) for v in spread.values()) == Decimal("1234.56")
-    assert "other" not in spread
+def test_a_demo_contract_ends_by_the_end_of_the_programme():
+    from datetime import date
+    assert demo.months_between(date(2026, 12, 1), date(2029, 11, 30)) == 36
+    assert demo.months_between(date(2026, 12, 2), date(2029, 11, 30)) == 35
+    assert demo.months_between(date(2026, 1, 31), date(2026, 2, 26)) == 0
+    assert demo.months_between(date(2026, 1, 31), date(2026, 2, 27)) == 1  # the grants domain's month arithmetic
+
+
+def test_every_proposal_has_a_logframe_of_two_to_four_indicators_ending_with_its_action():
+    from services.common.values.logframe import parse_logframe
+    built = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=2008, starting=STARTING)
+    for consortium in built.consortia:
+        logframe = parse_logframe(consortium.payload["logframe"])
+        assert [r["type"] for r in logframe] == ["outcome", "output"]
+        indicators = [i for r in logframe for i in r["indicators"]]
+        assert 2 <= len(indicators) <= 4
+        assert {i["baseline_year"] for i in indicators} == {2026}
+        months = consortium.payload["duration_months"]
+        ends = date(2026 + (11 + months) // 12, (11 + months) % 12 + 1, 1)  # the first day after the action
+        assert {i["target_date"] for i in indicators} == {(ends - timedelta(days=1)).isoformat()}

@@ -1,20 +1,27 @@
-"""The jmdi CLI without a broker: identity, arguments, errors and exit codes, files, bulk import checks."""
+"""The jmdi CLI without the system: identity, arguments, errors and exit codes, files, bulk import checks."""
 import base64
 import json
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from nameko.exceptions import RemoteError
 from typer.testing import CliRunner
 
 from jmdi import cli, failures, importer
-from jmdi.session import BrokerUnreachable, Settings
-from services.common.auth import verify_token
-from services.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from services.common.roles import allowed_roles
+from jmdi.session import Settings
+from jmdi.transport import GatewayUnreachable
+from services.common.security.auth import TokenVerifier
+from services.common.security.keys import KeyDirectory
+from services.common.security.roles import allowed_roles
+from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from services.common.values.problems import NoAnswer, ServiceUnavailable, SystemFailure, TooManyRefusals
 from tests.support import flows
 
-SECRET = "unit-test-secret-" + "y" * 32
+# an issuer of this test module's own (JMDI_ISSUER_KEY), and what a service would verify its tokens with
+KEYS = KeyDirectory(Path(tempfile.mkdtemp(prefix="jmdi-cli-keys-")))
+KEYS.ensure([], issuer=True)
+VERIFIER = TokenVerifier.from_config({"JMDI_JWKS": str(KEYS.issuer_jwks)})
 
 
 class FakeConnection:
@@ -43,7 +50,7 @@ def fake(monkeypatch):
 
 
 def jmdi(*args, env=None):
-    base = {"JMDI_SECRET": SECRET, "JMDI_TOKEN": "", "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"}
+    base = {"JMDI_ISSUER_KEY": str(KEYS.issuer_key), "JMDI_TOKEN": "", "JMDI_URL": "http://127.0.0.1:1"}
     return CliRunner().invoke(cli.app, [str(a) for a in args], env={**base, **(env or {})})
 
 
@@ -51,7 +58,7 @@ def jmdi(*args, env=None):
 def test_token_prints_a_token_the_services_accept():
     result = jmdi("token", "--user", "maria.pm", "--role", "programme_manager", "--role", "committee", "--ttl", "2h")
     assert result.exit_code == 0, result.output
-    identity = verify_token(result.stdout.strip(), SECRET)
+    identity = VERIFIER.verify(result.stdout.strip())
     assert identity.user == "maria.pm"
     assert identity.roles == ("programme_manager", "committee")
 
@@ -71,19 +78,22 @@ def test_ttl_units():
 
 
 def test_local_mode_signs_a_token_for_exactly_the_roles_the_operation_needs(tmp_path, monkeypatch):
-    secret_file = tmp_path / "dev-secret"
-    monkeypatch.setattr("jmdi.session.DEV_SECRET_FILE", secret_file)
-    settings = Settings.from_env({"AMQP_URI": "amqp://x/"}, user="maria")
+    local = KeyDirectory(tmp_path)
+    monkeypatch.setattr("jmdi.session.LOCAL_KEYS_DIR", tmp_path)
+    settings = Settings.from_env({"JMDI_URL": "http://gateway.example:8000"}, user="maria")
     assert settings.local_mode
+    with pytest.raises(NotAllowed, match="`make run`"):  # the CLI never makes the issuer key itself
+        settings.token_for("grants", "approve_payment")
+    local.ensure([], issuer=True)
     token = settings.token_for("grants", "approve_payment")
-    identity = verify_token(token, secret_file.read_text().strip())
+    identity = TokenVerifier.from_config({"JMDI_JWKS": str(local.issuer_jwks)}).verify(token)
     assert identity.user == "maria"
     assert set(identity.roles) == allowed_roles("grants", "approve_payment")
     assert settings.token_for("grants", "approve_payment") == token  # one token per role set: one connection
 
 
 def test_outside_local_mode_nothing_is_implicit():
-    with_secret = Settings.from_env({"JMDI_SECRET": SECRET})
+    with_secret = Settings.from_env({"JMDI_ISSUER_KEY": str(KEYS.issuer_key)})
     assert not with_secret.local_mode
     with pytest.raises(NotAllowed, match="JMDI_TOKEN"):
         with_secret.token_for("calls", "list_calls")
@@ -100,8 +110,16 @@ def test_outside_local_mode_nothing_is_implicit():
     (Conflict("payment.exceeds_award", "payments would exceed the award", []), 4,
      "refused by rule payment.exceeds_award: payments would exceed the award"),
     (NotAllowed("token expired"), 5, "not allowed: token expired"),
-    (RemoteError("ZeroDivisionError", "division by zero"), 6, "internal error in the service (ZeroDivisionError)"),
-    (BrokerUnreachable("cannot reach the broker at amqp://x/"), 6, "cannot reach the broker"),
+    (TooManyRefusals("too many refused requests from 10.0.0.1; try again in 42 s", 42), 5,
+     "not allowed: too many refused requests from 10.0.0.1; try again in 42 s"),
+    (SystemFailure("internal error", "gateway.forward.c0ffee"), 6,
+     "internal error in the system (HTTP 500; correlation id gateway.forward.c0ffee"),
+    (ServiceUnavailable("the grants service is not running (nothing receives its requests)"), 6,
+     "the grants service is not running"),
+    (NoAnswer("the grants service did not answer within 60 s"), 6,
+     "the grants service did not answer within 60 s (JMDI_TIMEOUT sets how long jmdi waits)"),
+    (GatewayUnreachable("the gateway at http://x:8000 does not answer (refused)"), 6,
+     "the gateway at http://x:8000 does not answer"),
 ])
 def test_each_failure_has_its_exit_code_and_one_line(fake, error, code, line):
     fake.replies["grants.get_grant"] = error
@@ -129,10 +147,10 @@ def test_json_mode_prints_the_error_for_scripts(fake):
                                          "exit_code": 3}
 
 
-def test_no_broker_is_one_clear_line_and_exit_6():
+def test_no_gateway_is_one_clear_line_and_exit_6():
     result = jmdi("calls", "list", env={"JMDI_TOKEN": "t"})
     assert result.exit_code == failures.SYSTEM_FAILURE
-    assert "cannot reach the broker at amqp://guest:***@127.0.0.1:1/" in result.stderr
+    assert "the gateway at http://127.0.0.1:1 does not answer" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -171,8 +189,8 @@ def test_a_programme_file_is_sent_as_its_definition_and_a_bare_name_as_a_shipped
     (_, from_file), (_, by_id) = fake.calls
     with open(path, encoding="utf-8") as fh:
         document = yaml.safe_load(fh)
-    # as the YAML says, dates as ISO strings (RPC arguments are plain JSON)
-    assert from_file == {"programme": {**document, "period": {"start": "2008-12-01", "end": "2011-11-30"}}}
+    # as the YAML says (its period starts on the day the service loads it), dates as ISO strings
+    assert from_file == {"programme": document} and document["period"] == {"start": "on_load", "months": 36}
     assert by_id == {"programme": "jmdi"}
     from services.calls.schemas import LoadProgramme
     assert LoadProgramme().load(from_file)["programme"]["id"] == "JMDI"
@@ -195,11 +213,27 @@ def test_audit_merges_every_service_in_time_order(fake):
     fake.replies["grants.query_audit"] = [{"id": 1, "at": "2009-01-01T00:00:00+00:00", "user": "eve", "roles": [],
                                            "operation": "grants.approve_payment", "outcome": "refused",
                                            "entity": None, "detail": {"reason": "no"}}]
+    # refused at the door: only the gateway's trail has it
+    fake.replies["gateway.query_audit"] = [{"id": 7, "at": "2008-12-31T00:00:00+00:00", "user": "mallory",
+                                            "roles": [], "operation": "grants.approve_payment", "outcome": "refused",
+                                            "entity": None, "detail": {"reason": "invalid token"}}]
     result = jmdi("audit", "--outcome", "refused", "--json")
     rows = json.loads(result.stdout)
-    assert [r["service"] for r in rows] == ["grants", "calls"]
+    assert [r["service"] for r in rows] == ["gateway", "grants", "calls"]
     assert all(call[1] == {"outcome": "refused", "limit": 500} for call in fake.calls)
-    assert {c[0] for c in fake.calls} == {f"{s}.query_audit" for s in cli.SERVICES}
+    assert {c[0] for c in fake.calls} == {f"{s}.query_audit" for s in (*cli.SERVICES, "gateway")}
+
+
+def test_health_names_the_service_that_does_not_answer_and_exits_6(fake):
+    fake.replies["gateway.health"] = [
+        {"service": "gateway", "status": "ok"}, {"service": "calls", "status": "ok", "outbox_pending": 0},
+        {"service": "grants", "status": "timeout", "detail": "the grants service did not answer within 4 s"}]
+    result = jmdi("health")
+    assert result.exit_code == failures.SYSTEM_FAILURE
+    assert "not answering: grants" in result.stderr and "did not answer within 4 s" in result.stdout
+    fake.replies["gateway.health"] = [{"service": "gateway", "status": "ok"}, {"service": "calls", "status": "ok"}]
+    assert jmdi("health", "--service", "calls").exit_code == 0
+    assert fake.calls[-1] == ("gateway.health", {"service": "calls"})
 
 
 # --- reports ----------------------------------------------------------------------------------------------------
@@ -300,3 +334,64 @@ def test_import_command_reports_rows_with_errors(tmp_path, fake):
     assert result.exit_code == failures.INVALID_INPUT
     assert "applicants.0.email" in result.stdout and "nothing submitted" in result.stdout
     assert not [c for c in fake.calls if c[0] == "calls.submit_proposal"]
+
+
+def test_whoami_reads_the_user_and_roles_where_the_sso_puts_them():
+    from tests.support.tokens import KeycloakRealm
+    token = KeycloakRealm().token("claire.dubois", ["finance_approver"])
+    shown = json.loads(jmdi("whoami", "--json", env={"JMDI_TOKEN": token}).stdout)
+    assert shown["mode"] == "token" and shown["user"] == "claire.dubois"
+    assert shown["roles"][0] == "finance_approver"  # as claimed: whoami does not verify
+    client_roles = KeycloakRealm(client="jmdi-gateway").token("ana.b", ["auditor"], roles_in="client")
+    shown = json.loads(jmdi("whoami", "--json", env={"JMDI_TOKEN": client_roles,
+                                                     "JMDI_ROLES_CLAIM": "resource_access.jmdi-gateway.roles"}).stdout)
+    assert shown["roles"] == ["auditor"]
+
+
+def test_reallocation_moves_amounts_between_the_grants_headings(fake):
+    fake.replies["grants.get_grant"] = {"budget": {"human_resources": "50000.00", "travel": "6000.00",
+                                                   "other": "1000.00"}}
+    result = jmdi("amendments", "reallocate", "G-1", "--move", "human_resources:travel=1000.00",
+                  "--move", "other:local_office=250.50", "--reason", "more field visits")
+    assert result.exit_code == 0, result.output
+    assert fake.calls[-1] == ("grants.reallocate_budget", {
+        "grant_id": "G-1", "reason": "more field visits",
+        "new_budget": {"human_resources": "49000.00", "travel": "7000.00", "other": "749.50",
+                       "local_office": "250.50"}})
+    for bad, message in ((["--move", "travel=5"], "FROM:TO=AMOUNT"), (["--move", "catering:travel=5"], "no heading"),
+                         (["--move", "travel:other=1.234"], "two decimals"), ([], "give --move")):
+        refused = jmdi("amendments", "reallocate", "G-1", *bad)
+        assert refused.exit_code == failures.INVALID_INPUT and message in refused.stderr, (bad, refused.stderr)
+
+
+def test_a_deadline_may_be_given_from_now(fake):
+    from datetime import datetime, timezone
+    before = datetime.now(timezone.utc)
+    assert jmdi("calls", "amend", "C-1", "--deadline", "+10m").exit_code == 0
+    deadline = datetime.fromisoformat(fake.calls[-1][1]["deadline"])
+    assert timedelta(minutes=9) < deadline - before < timedelta(minutes=11)
+    assert jmdi("calls", "amend", "C-1", "--deadline", "2027-03-31T12:00:00+00:00").exit_code == 0
+    assert fake.calls[-1][1]["deadline"] == "2027-03-31T12:00:00+00:00"
+    refused = jmdi("calls", "amend", "C-1", "--deadline", "+ten minutes")
+    assert refused.exit_code == failures.INVALID_INPUT and "time from now like +10m" in refused.stderr
+
+
+def test_a_refusal_lists_each_rule_with_its_reason(fake, tmp_path):
+    fake.replies["calls.submit_proposal"] = Conflict("proposal.not_eligible", "2 eligibility rule(s) failed", [
+        {"rule": "proposal.amount_above_maximum", "field": "ec_amount_requested_eur",
+         "message": "250000.00 is above the maximum grant 200000.00"},
+        {"rule": "proposal.country_not_eligible", "field": "target_country",
+         "message": "FR is not an eligible country of JMDI"}])
+    path = tmp_path / "proposal.json"
+    path.write_text(json.dumps(flows.proposal(1)))
+    result = jmdi("proposals", "submit", path)
+    assert result.exit_code == failures.CONFLICT
+    assert result.stderr.strip() == (
+        "error: refused by rule proposal.not_eligible: 2 eligibility rule(s) failed (proposal.amount_above_maximum: "
+        "250000.00 is above the maximum grant 200000.00; proposal.country_not_eligible: FR is not an eligible "
+        "country of JMDI)")
+
+
+def test_the_old_reports_group_points_to_its_new_name():
+    result = jmdi("reports", "submit", "G-1", "--kind", "interim")
+    assert result.exit_code == failures.INVALID_INPUT and "jmdi grantee-reports" in result.stderr

@@ -1,23 +1,12 @@
-"""The role matrix covers every RPC the services expose, and the CLI has a command for every staff operation."""
-import importlib
-import warnings
-
+"""The role matrix covers every RPC the services expose and every operation of the gateway, and the CLI has a
+command for every staff operation."""
 import pytest
 
-from services.common import roles
-from services.common.auth import ROLES
-
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+from services.common.runtime.config import service_class
+from services.common.security import roles
+from services.common.security.auth import ROLES
 
 SERVICES = ("calls", "grants", "notifications", "reporting")
-
-
-def service_class(service: str):
-    module = importlib.import_module(f"services.{service}.service")
-    for value in vars(module).values():
-        if isinstance(value, type) and getattr(value, "name", None) == service and hasattr(value, "db"):
-            return value
-    raise AssertionError(f"services.{service}.service defines no service class named {service!r}")
 
 
 def rpc_operations(service: str) -> set[str]:
@@ -28,7 +17,16 @@ def rpc_operations(service: str) -> set[str]:
             if any(isinstance(e, Rpc) for e in getattr(getattr(cls, name, None), "nameko_entrypoints", ()))}
 
 
-IMPLEMENTED = sorted(op for service in SERVICES for op in rpc_operations(service))
+def gateway_operations() -> set[str]:
+    """The gateway's own operations (health of every service, its audit of refusals)."""
+    from services.gateway.http import ApiEntrypoint
+    from services.gateway.service import GatewayService
+    return {e.operation for name in dir(GatewayService)
+            for e in getattr(getattr(GatewayService, name, None), "nameko_entrypoints", ())
+            if isinstance(e, ApiEntrypoint) and e.operation and not e.public}
+
+
+IMPLEMENTED = sorted({op for service in SERVICES for op in rpc_operations(service)} | gateway_operations())
 
 
 @pytest.mark.parametrize("operation", IMPLEMENTED)
@@ -44,7 +42,7 @@ def test_the_role_matrix_names_only_operations_that_exist():
 
 def test_the_matrix_uses_known_roles_and_read_only_roles_only_read():
     for operation, allowed in roles.MATRIX.items():
-        assert allowed <= set(ROLES), operation
+        assert allowed <= set(ROLES) | {roles.service_role(s) for s in roles.SERVICE_CALLS}, operation
     # auditors and EC reporters change nothing: the operations they may call are reads (or reports)
     writes = ("load_", "update_", "create_", "amend_", "open_", "close_", "submit_", "withdraw_", "decide_",
               "declare_", "assign_", "record_", "publish_", "award_", "reject_", "decline_", "register_",
@@ -64,7 +62,7 @@ def test_requesting_and_approving_a_payment_are_different_roles():
 @pytest.mark.parametrize("operation", sorted(roles.MATRIX))
 def test_every_staff_operation_has_a_cli_command(operation):
     from jmdi.table import command_for
-    staff_roles = roles.MATRIX[operation] - {roles.SERVICE}
+    staff_roles = roles.MATRIX[operation] & set(roles.STAFF_ROLES)
     if staff_roles:
         assert command_for(operation), f"no jmdi command calls {operation}"
 
