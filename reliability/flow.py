@@ -23,11 +23,12 @@ from decimal import Decimal
 
 import yaml
 
-from services.common.config import SERVICES_DIR
-from services.common.errors import NotFound
+from services.common.runtime.config import SERVICES_DIR
+from services.common.values.errors import NotFound
 from tests.support import flows
 from tests.support.bus import event_body
 
+from .evidence import ClientRecord
 from .staff import NO_ANSWER, Caller, classify, error_name
 from .testbed import STAFF, Testbed
 
@@ -89,6 +90,8 @@ class Flow:
         self.callers = {who: Caller(uri, bed.system.token(*STAFF[who]), timeout=bed.rpc_timeout)
                         for who in ("pm", "committee", "officer", "approver")}
         self.stats: Counter = Counter()
+        self.record = ClientRecord()  # what the clients were told: the invariants' independent evidence
+        bed.records.append(self.record)
         self.problems: list[str] = []
         self.grants: list[str] = []
         self.payments: list[str] = []
@@ -169,6 +172,8 @@ class Flow:
         proposal = {"n": n, "proposal_id": view["proposal_id"], "reference": view["reference"], "window": window,
                     "country": payload["target_country"], "call_id": call_id, "requested": requested,
                     "lead": payload["applicants"][0]}
+        self.record.proposal(view["proposal_id"], payload["applicants"][0]["email"],
+                             payload["applicants"][1]["email"])
         with self._lock:
             self.proposals.append(proposal)
         return proposal
@@ -207,10 +212,13 @@ class Flow:
         def not_yet(exc):  # the ranking or the proposal is still on its way to grants
             return isinstance(exc, NotFound) or getattr(exc, "rule", "") == "award.not_ranked"
 
+        asked = amount or proposal["requested"]
         grant = self.request("committee", "grants", "award_grant", {
-            "proposal_id": proposal["proposal_id"], "amount_eur": str(amount or proposal["requested"]),
+            "proposal_id": proposal["proposal_id"], "amount_eur": str(asked),
             "decision_reference": f"SC-{self.prefix}-{proposal['n']}", "decision_date": date.today().isoformat()},
             done_if=already, wait_if=not_yet)
+        # the amount the committee was told (an "already awarded" answer confirms what was asked)
+        self.record.grant(grant["grant_id"], proposal["proposal_id"], grant.get("amount_eur", asked))
         with self._lock:
             self.grants.append(grant["grant_id"])
         return {**proposal, "grant_id": grant["grant_id"]}
@@ -226,6 +234,7 @@ class Flow:
         self.request("pm", "grants", "sign_contract", {
             "grant_id": awarded["grant_id"], "organisation_id": organisation["organisation_id"],
             "start_date": date.today().isoformat()}, done_if=contracted)
+        self.record.contract(awarded["grant_id"])
         if not self.pay:
             return awarded
         grant = self.request("pm", "grants", "get_grant", {"grant_id": awarded["grant_id"]})
@@ -234,9 +243,10 @@ class Flow:
         payment = self.request("officer", "grants", "request_payment", {
             "grant_id": awarded["grant_id"], "tranche_number": first["number"], "amount_eur": amount,
             "idempotency_key": f"{awarded['grant_id']}-t{first['number']}"})
-        self.request("approver", "grants", "approve_payment", {
+        paid = self.request("approver", "grants", "approve_payment", {
             "payment_id": payment["payment_id"], "value_date": date.today().isoformat(),
             "bank_reference": f"BNK-{awarded['grant_id'][:8]}"})
+        self.record.payment(payment["payment_id"], awarded["grant_id"], paid["amount_eur"])
         with self._lock:
             self.payments.append(payment["payment_id"])
         return awarded
@@ -350,9 +360,10 @@ class Flow:
         return seen
 
 
-def run_with_fault(bed, name: str, events: int, fault, outcome, log, threads: int, at: float = 0.4) -> "Flow":
+def run_with_fault(bed, name: str, events: int, fault, outcome, log, threads: int, at: float = 0.4,
+                   per_window: int = 10) -> "Flow":
     """A flow of `events` with `fault` started once `at` of it is done; the flow's problems fail the outcome."""
-    flow = Flow(bed, name, threads=threads)
+    flow = Flow(bed, name, threads=threads, per_window=per_window)
     try:
         flow.run(events, faults=[(at, fault)], log=log)
     finally:

@@ -9,7 +9,7 @@ from datetime import timezone
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
 
-from services.common.fields import CountryCode, Money
+from services.common.values.fields import CountryCode, Money
 
 NASTY_TEXT = ["", " ", "\x00", "a\x00b", "\ud800", "\ufeff", "é" * 300, "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🇲🇦 مرحبا بالعالم",
               "\u202egnp.exe", "'; DROP TABLE grants; --", "%s%s%n{0}", "../../etc/passwd", "x" * 70_000]

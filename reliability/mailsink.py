@@ -1,10 +1,11 @@
 """The SMTP server the notifications service delivers to during a run: a real aiosmtpd server that keeps every
-Message-ID it accepts, so a duplicate e-mail (the same Message-ID twice) is visible."""
+Message-ID it accepts, so a duplicate e-mail (the same Message-ID twice) is visible, and which messages each
+recipient received of each kind (X-JMDI-Kind), counted independently of the notifications database."""
 from __future__ import annotations
 
 import socket
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from email.parser import BytesHeaderParser
 
 from aiosmtpd.controller import Controller
@@ -22,7 +23,8 @@ class _Recorder:
 
     async def handle_DATA(self, server, session, envelope):
         headers = BytesHeaderParser().parsebytes(envelope.original_content or envelope.content)
-        self.sink.record(str(headers.get("Message-ID", "")).strip(), list(envelope.rcpt_tos))
+        self.sink.record(str(headers.get("Message-ID", "")).strip(), list(envelope.rcpt_tos),
+                         str(headers.get("X-JMDI-Kind", "")))
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -31,13 +33,17 @@ class MailSink:
         self.port = free_port()
         self._lock = threading.Lock()
         self.message_ids: Counter = Counter()
+        self.by_kind: dict[tuple[str, str], set[str]] = defaultdict(set)  # (recipient, kind) -> Message-IDs
         self.messages = 0
         self._controller = Controller(_Recorder(self), hostname="127.0.0.1", port=self.port)
 
-    def record(self, message_id: str, recipients: list[str]):
+    def record(self, message_id: str, recipients: list[str], kind: str = ""):
         with self._lock:
             self.messages += 1
-            self.message_ids[message_id or f"<no Message-ID #{self.messages}>"] += 1
+            message_id = message_id or f"<no Message-ID #{self.messages}>"
+            self.message_ids[message_id] += 1
+            for recipient in recipients:
+                self.by_kind[(recipient.lower(), kind)].add(message_id)
 
     def start(self) -> "MailSink":
         self._controller.start()
@@ -49,6 +55,10 @@ class MailSink:
     def duplicates(self) -> dict[str, int]:
         with self._lock:
             return {mid: n for mid, n in self.message_ids.items() if n > 1}
+
+    def received_by_kind(self) -> dict[tuple[str, str], set[str]]:
+        with self._lock:
+            return {key: set(ids) for key, ids in self.by_kind.items()}
 
     def received(self) -> set[str]:
         with self._lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from services.common.topology import SERVICES, subscriptions
+from services.common.contracts.topology import SERVICES, subscriptions
 
 from . import invariants
 from .faults import BrokerFault
@@ -52,7 +52,12 @@ def run(outcome, sizes, log, broker_restart: bool = False, **_):
             log(f"broker outage: {cut} connections cut over {sizes.fault_pause}s, recovered in "
                 f"{measured['recovery_s']}s")
 
-        flow = run_with_fault(bed, "r2", sizes.fault_flow_events, outage, outcome, log, sizes.threads)
+        flow = run_with_fault(bed, "r2", sizes.fault_flow_events, outage, outcome, log, sizes.threads,
+                              per_window=sizes.per_window)
+        outcome.check("connections_cut" in measured, "the outage never ran: the flow ended before it was due")
+        # the fault must have happened: connections of the services were really closed (or the broker restarted)
+        outcome.check(measured.get("connections_cut", 0) > 0 or (broker_restart and measured.get("connections_cut")),
+                      f"no connection was cut ({measured.get('connections_cut')}): nothing was proven")
         outcome.check(measured.get("recovery_s", 999) < 300, "services did not reconnect within 300s")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         seen = flow.callers_saw()

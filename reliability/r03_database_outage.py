@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from services.common.topology import SERVICES
+from services.common.contracts.topology import SERVICES
 
 from . import invariants
 from .faults import DatabaseFault
@@ -51,10 +51,15 @@ def run(outcome, sizes, log, **_):
             log(f"database outage: {cut} backends cut over {sizes.fault_pause}s, recovered in "
                 f"{measured['recovery_s']}s")
 
-        flow = run_with_fault(bed, "r3", sizes.fault_flow_events, outage, outcome, log, sizes.threads)
+        flow = run_with_fault(bed, "r3", sizes.fault_flow_events, outage, outcome, log, sizes.threads,
+                              per_window=sizes.per_window)
         seen = flow.callers_saw()
         unclear = {name: n for name, n in seen.items() if not clear(name)}
         outcome.check(not unclear, f"callers got errors that do not say what happened: {unclear}")
+        outcome.check("backends_cut" in measured, "the outage never ran: the flow ended before it was due")
+        # the fault must have happened: the services' database connections were really terminated
+        outcome.check(measured.get("backends_cut", 0) > 0,
+                      f"no database backend was cut ({measured.get('backends_cut')}): nothing was proven")
         outcome.check(measured.get("recovery_s", 999) < 300, "services did not recover within 300s")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         outcome.figures = {**figures, **measured,

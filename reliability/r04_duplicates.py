@@ -8,7 +8,7 @@ import time
 
 from kombu import Connection, Exchange, Producer
 
-from services.common.topology import SERVICES, exchange_name
+from services.common.contracts.topology import SERVICES, exchange_name
 
 from . import invariants
 from .flow import Flow

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from services.common.errors import Conflict
+from services.common.values.errors import Conflict
 from tests.support import flows
 from tests.support.bus import event_body
 from tests.support.infra import eventually

@@ -45,6 +45,7 @@ def race(callers_and_payloads, service: str, operation: str) -> list:
 def run(outcome, sizes, log, **_):
     with Testbed(log) as bed:
         flow = Flow(bed, "r8", threads=sizes.threads, pay=False)
+        flow.record.complete = False  # the races' awards and payments are judged by the scenario itself, not the flow's record
         fresh = []
         try:
             window, call_id = "remittances", "r8-race"

@@ -5,12 +5,20 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import eventlet
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.common.errors import JmdiError
+from services.common.service.rpc import ClusterClient
+from services.common.values.errors import JmdiError
+from services.common.values.problems import SystemFailure
 
 OK, REFUSED, INTERNAL, NO_ANSWER = "ok", "refused", "internal", "no_answer"
+
+
+def _internal(exc: BaseException) -> bool:
+    """An internal failure: nameko's RemoteError over RPC, a 500 problem through the gateway."""
+    return isinstance(exc, RemoteError) or (isinstance(exc, SystemFailure) and exc.status == 500)
 
 
 def classify(exc: BaseException | None) -> str:
@@ -18,23 +26,32 @@ def classify(exc: BaseException | None) -> str:
         return OK
     if isinstance(exc, JmdiError):
         return REFUSED
-    if isinstance(exc, RemoteError):
+    if _internal(exc):
         return INTERNAL
-    return NO_ANSWER  # timeout, connection lost: the caller cannot know whether the change was made
+    return NO_ANSWER  # timeout, service or connection lost: the caller cannot know whether the change was made
 
 
 def error_name(exc: BaseException) -> str:
     """kind:name, e.g. refused:award.not_ranked, internal:OperationalError, no_answer:RpcTimeout."""
     if isinstance(exc, JmdiError):
         return f"{REFUSED}:{getattr(exc, 'rule', None) or exc.code}"
-    if isinstance(exc, RemoteError):
-        return f"{INTERNAL}:{exc.exc_type}"
-    return f"{NO_ANSWER}:{type(exc).__name__}"
+    if _internal(exc):
+        return f"{INTERNAL}:{getattr(exc, 'exc_type', None) or exc.correlation_id}"
+    return f"{NO_ANSWER}:{getattr(exc, 'code', None) or type(exc).__name__}"
+
+
+HUNG_MARGIN_S = 30
+
+
+class CallHung(Exception):
+    """A call (or the connection it needed) that never finished."""
 
 
 class Caller:
-    def __init__(self, amqp_uri: str, token: str | None, timeout: float = 60):
-        self._config = {"AMQP_URI": amqp_uri}
+    def __init__(self, amqp_uri: str, token: str | None, timeout: float = 60, principal: str | None = None):
+        """principal: the broker principal whose reply queues the calls use (`gateway` on least-privilege users)."""
+        self._config = {"AMQP_URI": amqp_uri, "DECLARE_TOPOLOGY": principal is None}
+        self._principal = principal
         self._context = {"authorization": token} if token else {}
         self.timeout = timeout
         self._local = threading.local()
@@ -45,7 +62,9 @@ class Caller:
     def _proxy(self):
         proxy = getattr(self._local, "proxy", None)
         if proxy is None:
-            runner = ClusterRpcProxy(self._config, context_data=self._context, timeout=self.timeout)
+            runner = (ClusterClient(self._config, self._principal, context_data=self._context, timeout=self.timeout)
+                      if self._principal else
+                      ClusterRpcProxy(self._config, context_data=self._context, timeout=self.timeout))
             proxy = runner.start()
             self._local.proxy, self._local.runner = proxy, runner
             with self._lock:
@@ -62,8 +81,12 @@ class Caller:
                 pass
 
     def call(self, service: str, operation: str, payload: dict | None = None):
+        # a bound on the whole call, connecting included: a proxy whose start or reply never comes (a declare lost
+        # on a busy broker) must fail and be replaced, not hold the scenario until the suite's timeout
+        hung = CallHung(f"{service}.{operation}: no answer within {self.timeout + HUNG_MARGIN_S:g} s")
         try:
-            return getattr(getattr(self._proxy(), service), operation)(**(payload or {}))
+            with eventlet.Timeout(self.timeout + HUNG_MARGIN_S, hung):
+                return getattr(getattr(self._proxy(), service), operation)(**(payload or {}))
         except (JmdiError, RemoteError) as exc:
             self.seen[error_name(exc)] += 1
             raise

@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy import text
 
-from services.common.topology import SERVICES, SUBSCRIPTIONS
+from services.common.contracts.topology import SERVICES, SUBSCRIPTIONS
 from tests.support.bus import publish
 from tests.support.system import System
 
@@ -36,7 +36,7 @@ def consumed_types(service: str) -> set[str]:
 
 
 class Testbed:
-    def __init__(self, log, services=SERVICES, extra_env=None, rpc_timeout: float = 60):
+    def __init__(self, log, services=SERVICES, extra_env=None, rpc_timeout: float = 60, broker=None):
         self.log = log
         self.sink = MailSink()
         self.resends_allowed = 0  # see R1: kills of notifications between SMTP acceptance and its record
@@ -45,14 +45,16 @@ class Testbed:
         self.rpc_timeout = rpc_timeout
         self.injected: dict[str, str] = {}  # event_id -> event_type published by the suite itself
         self.injected_bodies: list[dict] = []
+        self.records = []  # the flows' ClientRecords (reliability/evidence.py)
         self._staff = {}
         self.system: System | None = None
+        self.broker = broker  # None: the test broker; R13: its own cluster
 
     def __enter__(self) -> "Testbed":
         self.sink.start()
         quiet = io.StringIO()
         with contextlib.redirect_stdout(quiet):  # stdout carries only the verdict lines
-            self.system = System(services=self.wanted, extra_env=self.extra_env).__enter__()
+            self.system = System(services=self.wanted, extra_env=self.extra_env, broker=self.broker).__enter__()
         self.log(f"system {self.system.id}: vhost {self.system.vhost}, logs in {self.system.log_dir}")
         return self
 
