@@ -117,6 +117,20 @@ def service_health() -> dict:
         stat("Version", [target(f"max by (service, version) (jmdi_service_info{{{SVC}}})",
                                 "{{service}} {{version}}", instant=True)],
              description="Running versions (more than one per service during a rolling update).", w=8),
+        row("Gateway (staff API)"),
+        timeseries("Staff requests / s by status",
+                   [target("sum by (status) (rate(jmdi_gateway_requests_total[$__rate_interval]))", "{{status}}")],
+                   unit="reqps", w=8,
+                   description="Every answer of the gateway: 2xx done, 4xx the request was wrong or refused, "
+                               "5xx the system failed (GatewayServerErrors fires above 5% for 10m)."),
+        timeseries("Staff request p95 by target service",
+                   [target("histogram_quantile(0.95, sum by (target, le) "
+                           "(rate(jmdi_gateway_request_duration_seconds_bucket[$__rate_interval])))", "{{target}}")],
+                   unit="s", w=8),
+        timeseries("Refused at the door / s by reason",
+                   [target("sum by (reason) (rate(jmdi_gateway_refusals_total[$__rate_interval]))", "{{reason}}")],
+                   unit="reqps", w=8,
+                   description="No or bad token, role, body too large, unknown operation, client throttled."),
         row("RPC"),
         timeseries("RPC requests / s by outcome",
                    [target(f"sum by (service, outcome) (rate(jmdi_rpc_requests_total{{{SVC}}}[$__rate_interval]))",
@@ -167,9 +181,22 @@ def service_health() -> dict:
                    [target("histogram_quantile(0.95, sum by (format, le) "
                            "(rate(jmdi_report_generation_duration_seconds_bucket[$__rate_interval])))",
                            "{{format}}")], unit="s", w=24),
+        timeseries("Malformed messages refused (per 10m) by queue and reason",
+                   [target(f"sum by (service, queue, reason) "
+                           f"(increase(jmdi_malformed_messages_total{{{SVC}}}[10m]))",
+                           "{{service}} {{queue}} {{reason}}")], min_=0,
+                   description="Messages a service refused before decoding them (services/common/messaging/guard.py) and "
+                               "dead-lettered into jmdi.dead-letters; MalformedMessages fires on any."),
+        timeseries("Process restarts (per 15m, make run)",
+                   [target("sum by (process) (increase(jmdi_process_restarts_total[15m]))", "{{process}}", "A"),
+                    target("max by (process) (jmdi_process_crashes_in_a_row)", "{{process}} crashes in a row",
+                           "B")], min_=0,
+                   description="Restarts by `make run`'s supervisor (its /metrics on 127.0.0.1:8006); "
+                               "ProcessRestartingRepeatedly fires at 3 in 15 minutes."),
     ]
     return dashboard("jmdi-service-health", "JMDI / Service health",
-                     "RPC, events, workers, outbox, dead letters and lag of the four JMDI services.",
+                     "Staff requests at the gateway; RPC, events, workers, outbox, dead letters and lag of the "
+                     "four JMDI services.",
                      panels, [service_variable()])
 
 
@@ -193,6 +220,12 @@ def rabbitmq() -> dict:
         timeseries("Consumers by queue",
                    [target(f"sum by (queue) (rabbitmq_queue_consumers{{{Q}}})", "{{queue}}")],
                    description="Each replica of a service adds one consumer per queue; 0 means nobody consumes."),
+        timeseries("Dead-letter queue (jmdi.dead-letters)",
+                   [target(f'sum by (vhost) (rabbitmq_queue_messages{{{Q}, queue="jmdi.dead-letters"}})',
+                           "{{vhost}}")], w=12, h=8, min_=0,
+                   description="Malformed messages the services refused and expired requests, waiting for an "
+                               "operator (nothing consumes this queue; bounded at 100,000). "
+                               "DeadLetterQueueGrowing fires while it grows."),
         stat("Queues without consumers",
              [target(f"count(sum by (queue) (rabbitmq_queue_consumers{{{Q}}}) == 0) or vector(0)", "queues",
                      instant=True)],

@@ -1,5 +1,6 @@
 """Generate the repetitive Kubernetes manifests: services.yaml (a Deployment, a Service and a
-PodDisruptionBudget per JMDI service) and rabbitmq-definitions.yaml (the broker definitions with quorum
+PodDisruptionBudget per JMDI service and the gateway; the gateway's Ingress, the staff's only way in; network
+policies that let nothing but the gateway's API port be reached from outside the namespace) and rabbitmq-definitions.yaml (the broker definitions with quorum
 queues, as a Secret, from deploy/rabbitmq/generate_definitions.py with REPLACE_ME placeholder passwords).
 
     .venv/bin/python deploy/k8s/generate.py            # rewrite both files
@@ -20,6 +21,13 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parents[1]) not in sys.path:
+    sys.path.insert(0, str(HERE.parents[1]))
+
+from services.common.security.roles import SERVICE_CALLS  # noqa: E402
+
+KEY_DIR = "/etc/jmdi/key"      # the service's own private key (only services that call another service)
+JWKS_DIR = "/etc/jmdi/jwks"    # the services' public keys
 IMAGE = "registry.example.org/jmdi/services:1.0.0"   # pin the image you built from the repo's Dockerfile
 
 SERVICES = {  # name: (metrics port, replicas, resources)
@@ -28,7 +36,10 @@ SERVICES = {  # name: (metrics port, replicas, resources)
     "notifications": (8003, 1, {"requests": {"cpu": "50m", "memory": "192Mi"},
                                 "limits": {"cpu": "500m", "memory": "384Mi"}}),
     "reporting": (8004, 2, {"requests": {"cpu": "200m", "memory": "384Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}}),
+    "gateway": (8005, 2, {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}),
 }
+API_PORT = 8000  # the gateway's staff API
+STAFF_HOST = "jmdi.example.org"  # the name staff use; its TLS certificate is the Secret jmdi-staff-tls
 
 
 def _labels(service: str) -> dict:
@@ -44,10 +55,14 @@ def _env(service: str, port: int) -> list[dict]:
 
     env = [{"name": "SERVICE", "value": service}, {"name": "METRICS_PORT", "value": str(port)},
            secret("AMQP_URI", f"{upper}_AMQP_URI"),
-           secret(f"{upper}_DATABASE_URL", f"{upper}_DATABASE_URL"),
-           secret("JMDI_SECRET", "JMDI_SECRET")]
+           secret(f"{upper}_DATABASE_URL", f"{upper}_DATABASE_URL")]
+    if service in SERVICE_CALLS:
+        env.append({"name": "JMDI_SERVICE_KEY", "value": f"{KEY_DIR}/service.pem"})
     if service == "notifications":
         env += [secret("SMTP_USER", "SMTP_USER"), secret("SMTP_PASSWORD", "SMTP_PASSWORD")]
+    if service == "gateway":
+        # behind the Ingress controller: the client address is the one it appends to X-Forwarded-For
+        env += [{"name": "GATEWAY_PORT", "value": str(API_PORT)}, {"name": "GATEWAY_TRUSTED_PROXIES", "value": "1"}]
     return env
 
 
@@ -58,8 +73,9 @@ def deployment(service: str, port: int, replicas: int, resources: dict) -> dict:
     probe_get = {"path": "/metrics", "port": "metrics"}
     container = {
         "name": service, "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-        "args": [],  # the image's CMD runs `python -m services.common.runner $SERVICE`
-        "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
+        "args": [],  # the image's CMD runs `python -m services.common.launch.runner $SERVICE`
+        "ports": ([{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}] if service == "gateway" else [])
+        + [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": "jmdi-config"}}],
         "env": _env(service, port),
         "resources": resources,
@@ -67,14 +83,17 @@ def deployment(service: str, port: int, replicas: int, resources: dict) -> dict:
         "readinessProbe": {"httpGet": probe_get, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
         "livenessProbe": {"httpGet": probe_get, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
         "securityContext": security,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "service-jwks", "mountPath": JWKS_DIR, "readOnly": True},
+                         *([{"name": "service-key", "mountPath": KEY_DIR, "readOnly": True}]
+                           if service in SERVICE_CALLS else [])],
     }
     del container["args"]
     migrate = {
         "name": "migrate", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
         # Applies this service's Alembic migrations and exits. Replicas starting together each run it: the
         # runner serialises migrations with a PostgreSQL advisory lock.
-        "command": ["python", "-m", "services.common.runner", service, "--migrate-only"],
+        "command": ["python", "-m", "services.common.launch.runner", service, "--migrate-only"],
         "envFrom": [{"configMapRef": {"name": "jmdi-config"}}],
         "env": _env(service, port),
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
@@ -99,7 +118,7 @@ def deployment(service: str, port: int, replicas: int, resources: dict) -> dict:
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "initContainers": [migrate],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": _volumes(service),
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "ScheduleAnyway",
@@ -110,11 +129,55 @@ def deployment(service: str, port: int, replicas: int, resources: dict) -> dict:
     }
 
 
+def _volumes(service: str) -> list[dict]:
+    """Public keys for every service; a private key only for a service that calls another, readable by its
+    user (group fsGroup) alone."""
+    volumes = [{"name": "tmp", "emptyDir": {}},
+               {"name": "service-jwks", "configMap": {"name": "jmdi-service-jwks"}}]
+    if service in SERVICE_CALLS:
+        volumes.append({"name": "service-key", "secret": {"secretName": f"jmdi-key-{service}", "defaultMode": 0o440}})
+    return volumes
+
+
 def service_object(service: str, port: int) -> dict:
+    ports = [{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]
+    if service == "gateway":
+        ports.insert(0, {"name": "http", "port": API_PORT, "targetPort": "http", "protocol": "TCP"})
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": service, "namespace": "jmdi", "labels": _labels(service)},
-            "spec": {"selector": {"app.kubernetes.io/name": service},
-                     "ports": [{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]}}
+            "spec": {"selector": {"app.kubernetes.io/name": service}, "ports": ports}}
+
+
+def ingress() -> dict:
+    """Staff reach the system here, over TLS, and nowhere else."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "gateway", "namespace": "jmdi", "labels": _labels("gateway"),
+                         "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "16m",
+                                         "nginx.ingress.kubernetes.io/proxy-read-timeout": "900"}},
+            "spec": {"ingressClassName": "nginx",
+                     "tls": [{"hosts": [STAFF_HOST], "secretName": "jmdi-staff-tls"}],
+                     "rules": [{"host": STAFF_HOST, "http": {"paths": [{
+                         "path": "/api/", "pathType": "Prefix",
+                         "backend": {"service": {"name": "gateway", "port": {"name": "http"}}}}]}}]}}
+
+
+def network_policies() -> list[dict]:
+    """From outside the namespace only the Ingress controller (to the gateway's API port) and Prometheus (to
+    /metrics ports) get in; inside it, the services talk over the broker."""
+    def policy(name, selector, rules):
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": name, "namespace": "jmdi", "labels": {"app.kubernetes.io/part-of": "jmdi"}},
+                "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": rules}}
+
+    from_namespace = lambda ns: {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}  # noqa
+    metrics = {"from": [from_namespace("monitoring")], "ports": [{"port": "metrics", "protocol": "TCP"}]}
+    services = {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
+                                      "values": [s for s in SERVICES if s != "gateway"]}]}
+    return [
+        policy("jmdi-services", services, [metrics]),
+        policy("gateway", {"matchLabels": {"app.kubernetes.io/name": "gateway"}}, [
+            {"from": [from_namespace("ingress-nginx")], "ports": [{"port": "http", "protocol": "TCP"}]}, metrics]),
+    ]
 
 
 def pdb(service: str) -> dict:
@@ -127,6 +190,7 @@ def services_yaml() -> str:
     docs = []
     for name, (port, replicas, resources) in SERVICES.items():
         docs += [deployment(name, port, replicas, resources), service_object(name, port), pdb(name)]
+    docs += [ingress(), *network_policies()]
     return ("# GENERATED by deploy/k8s/generate.py — edit that script, not this file.\n"
             + yaml.safe_dump_all(docs, sort_keys=False, width=120))
 

@@ -4,22 +4,29 @@
     python deploy/rabbitmq/generate_definitions.py --vhost t1 --user-prefix t1- \
         --password calls=s3cret --queue-type classic --output -   # a throwaway vhost, to stdout
 
-The committed deploy/rabbitmq/definitions.json (compose, classic queues) holds password hashes of the DEVELOPMENT
-passwords "<user>-dev-password" (e.g. calls-dev-password). They are public: replace them in any shared or
-production broker by regenerating with --password user=secret (or change them with rabbitmqctl change_password).
-deploy/rabbitmq/definitions.quorum.json is the same topology with quorum queues and REPLACE_ME placeholder
-passwords; it is the template for Kubernetes (see deploy/k8s/README.md).
+The committed deploy/rabbitmq/definitions.json (classic queues) and definitions.quorum.json (quorum queues, the
+template for Kubernetes: deploy/k8s/README.md) hold hashes of the placeholder password REPLACE_ME, which the
+services refuse (services/common/security/secrecy.py): a broker needs definitions generated with --password user=secret
+(docker compose: scripts/compose-secrets does it).
 
-Permission rules (RabbitMQ checks: configure = declare/delete a queue or exchange; write = publish to an exchange,
-or be the destination queue of a binding; read = consume from a queue, or be the source exchange of a binding):
+Permission rules. RabbitMQ checks plain permissions on resources (configure = declare/delete a queue or exchange;
+write = publish to an exchange, or be the destination queue of a binding; read = consume from a queue, or be the
+source exchange of a binding) and, on topic exchanges, TOPIC permissions on routing keys (write: the routing key
+of a publish; read: the routing key of a binding). Staff never connect to the broker: they come in through the
+gateway, whose broker user is the only one that may publish staff RPC requests.
 - a service configures only its own queues (rpc-<svc>, its evt-…--<svc>.… queues, its rpc.reply-<svc>-<uuid>
-  reply queues), its own <svc>.events exchange and nameko-rpc (nameko always (re)declares the RPC exchange);
-- it writes (publishes) only to its own <svc>.events exchange and to nameko-rpc, plus its own queues (binding);
-- it reads (consumes) only its own queues, and reads (binds from) nameko-rpc and the exchanges of the services it
-  subscribes to.  Foreign event exchanges are therefore NOT configurable: services must run with
-  DECLARE_TOPOLOGY=false (nameko DECLARE_EVENT_EXCHANGES: false) against a broker that loaded these definitions.
-- jmdi-staff (the CLI's standalone RPC proxy) may only publish RPC requests and use its own reply queues.
-- jmdi-monitoring has the `monitoring` tag and access to the vhost with no resource rights.
+  reply queues), its own <svc>.events exchange and nameko-rpc (nameko declares the RPC exchange with its queue);
+  it publishes only to its own exchange — topic: only its own event types — and to nameko-rpc — topic: only the
+  operations roles.SERVICE_CALLS entitles it to, and replies to its callers; it reads only its own queues, binds
+  rpc-<svc> to nameko-rpc with `<svc>.*` and its reply queues with their own names (topic read allows exactly
+  those), and binds its event queues to the exchanges it subscribes to with the event types it handles.
+  Foreign event exchanges are NOT configurable: services run with DECLARE_TOPOLOGY=false against a broker that
+  loaded these definitions.
+- gateway publishes staff operations only (every `<svc>.<op>` some staff role may call, from roles.MATRIX) and
+  reads only its own reply queues, bound by their own names (services.common.service.rpc names reply keys after the
+  caller, so nobody can bind to another caller's replies); it declares nothing but those queues.
+- nobody else may bind to nameko-rpc or read from it; jmdi-monitoring has the `monitoring` tag and no resource
+  rights.
 """
 from __future__ import annotations
 
@@ -35,13 +42,15 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from services.common import topology  # noqa: E402
+from services.common.contracts import topology  # noqa: E402
+from services.common.messaging import guard  # noqa: E402
+from services.common.security import roles  # noqa: E402
 
 DEFAULT_VHOST = "jmdi"
 RPC_EXCHANGE = "nameko-rpc"
-STAFF_USER = "jmdi-staff"
+GATEWAY_USER = "gateway"
 MONITORING_USER = "jmdi-monitoring"
-STAFF_REPLY_PREFIX = "standalone_rpc_proxy"
+NOTHING = "^$"
 UUID_RE = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DEV_PASSWORD = "{user}-dev-password"
 PLACEHOLDER_PASSWORD = "REPLACE_ME"
@@ -49,7 +58,7 @@ RABBITMQ_VERSION = "3.10.8"
 
 
 def users() -> list[str]:
-    return [*topology.SERVICES, STAFF_USER, MONITORING_USER]
+    return [*topology.SERVICES, GATEWAY_USER, MONITORING_USER]
 
 
 def password_hash(password: str, salt: bytes) -> str:
@@ -75,39 +84,82 @@ def subscribed_exchanges(service: str) -> list[str]:
     return [topology.exchange_name(p) for p in topology.SUBSCRIPTIONS.get(service, {})]
 
 
+def reply_queue(principal: str) -> str:
+    """services.common.service.rpc: a reply queue's name, which is also its routing key on nameko-rpc."""
+    return re.escape(f"rpc.reply-{principal}-") + UUID_RE
+
+
+def staff_operations() -> list[str]:
+    """Every `<service>.<operation>` a staff role may call: what the gateway may publish on nameko-rpc."""
+    return sorted(op for op, allowed in roles.MATRIX.items() if allowed & set(roles.STAFF_ROLES))
+
+
+def callers_of(service: str) -> list[str]:
+    """The principals that call `service` over RPC, whose reply keys it may publish."""
+    return [GATEWAY_USER, *(caller for caller, operations in roles.SERVICE_CALLS.items()
+                            if any(op.startswith(f"{service}.") for op in operations))]
+
+
 def service_permissions(service: str) -> dict[str, str]:
     e = re.escape
-    own_queues = [e(f"rpc-{service}"), e(f"rpc.reply-{service}-") + UUID_RE,
-                  *(e(q) for q in consumed_queues(service))]
+    own_queues = [e(f"rpc-{service}"), reply_queue(service), *(e(q) for q in consumed_queues(service))]
     own_exchange = e(topology.exchange_name(service))
     rpc = e(RPC_EXCHANGE)
+    # declaring a queue whose dead-letter exchange is jmdi.dead-letter takes write on that exchange (RabbitMQ checks
+    # it at declaration); only the broker itself ever routes to it
     return {
         "configure": _alternation([own_exchange, rpc, *own_queues]),
-        "write": _alternation([own_exchange, rpc, *own_queues]),
+        "write": _alternation([own_exchange, rpc, e(guard.DEAD_LETTER_EXCHANGE), *own_queues]),
         "read": _alternation([rpc, *(e(x) for x in subscribed_exchanges(service)), *own_queues]),
     }
 
 
-def staff_permissions() -> dict[str, str]:
-    reply = re.escape(f"rpc.reply-{STAFF_REPLY_PREFIX}-") + UUID_RE
-    rpc = re.escape(RPC_EXCHANGE)
-    return {"configure": _alternation([rpc, reply]), "write": _alternation([rpc, reply]),
+def gateway_permissions() -> dict[str, str]:
+    rpc, reply = re.escape(RPC_EXCHANGE), reply_queue(GATEWAY_USER)
+    return {"configure": _alternation([reply]), "write": _alternation([rpc, reply]),
             "read": _alternation([rpc, reply])}
 
 
 def permissions_for(user: str) -> dict[str, str]:
     if user in topology.SERVICES:
         return service_permissions(user)
-    if user == STAFF_USER:
-        return staff_permissions()
+    if user == GATEWAY_USER:
+        return gateway_permissions()
     if user == MONITORING_USER:
-        return {"configure": "^$", "write": "^$", "read": "^$"}
+        return {"configure": NOTHING, "write": NOTHING, "read": NOTHING}
     raise KeyError(user)
 
 
+def topic_permissions_for(user: str) -> list[dict]:
+    """(exchange, write, read) routing-key rules on every topic exchange the user's plain permissions reach."""
+    e = re.escape
+    if user == GATEWAY_USER:
+        return [{"exchange": RPC_EXCHANGE, "write": _alternation(map(e, staff_operations())),
+                 "read": _alternation([reply_queue(GATEWAY_USER)])}]
+    if user not in topology.SERVICES:
+        return []
+    calls = roles.SERVICE_CALLS.get(user, ())
+    replies = e("rpc.reply-") + "(" + "|".join(map(e, callers_of(user))) + ")-" + UUID_RE
+    rpc_write = [*(e(op) for op in calls), replies]
+    rpc_read = [e(f"{user}.*"), *([reply_queue(user)] if calls else [])]
+    rules = [{"exchange": RPC_EXCHANGE, "write": _alternation(rpc_write), "read": _alternation(rpc_read)},
+             {"exchange": topology.exchange_name(user), "write": _alternation(map(e, topology.PRODUCED[user])),
+              "read": NOTHING}]
+    for producer, event_types in topology.SUBSCRIPTIONS.get(user, {}).items():
+        rules.append({"exchange": topology.exchange_name(producer), "write": NOTHING,
+                      "read": _alternation(map(e, event_types))})
+    return rules
+
+
 def _queue(name: str, vhost: str, queue_type: str) -> dict:
-    arguments = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+    """A consumer queue, with the arguments the services declare it with (services/common/messaging/guard.py)."""
+    arguments = guard.queue_arguments({"EVENT_QUEUE_TYPE": queue_type})
     return {"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": arguments}
+
+
+def _dead_letter_queue(vhost: str, queue_type: str) -> dict:
+    return {"name": guard.DEAD_LETTER_QUEUE, "vhost": vhost, "durable": True, "auto_delete": False,
+            "arguments": guard.dead_letter_queue_arguments({"EVENT_QUEUE_TYPE": queue_type})}
 
 
 def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, user_prefix: str = "",
@@ -121,7 +173,7 @@ def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, u
     if unknown:
         raise ValueError(f"unknown users: {sorted(unknown)}")
 
-    user_defs, permission_defs = [], []
+    user_defs, permission_defs, topic_defs = [], [], []
     for user in users():
         password = passwords.get(user, default_password.format(user=user))
         name = user_prefix + user
@@ -133,15 +185,22 @@ def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, u
             "limits": {},
         })
         permission_defs.append({"user": name, "vhost": vhost, **permissions_for(user)})
+        topic_defs += [{"user": name, "vhost": vhost, **rule} for rule in topic_permissions_for(user)]
 
     exchanges = [{"name": RPC_EXCHANGE, "vhost": vhost, "type": "topic", "durable": True,
                   "auto_delete": False, "internal": False, "arguments": {}}]
     exchanges += [{"name": topology.exchange_name(s), "vhost": vhost, "type": "topic", "durable": True,
                    "auto_delete": False, "internal": False, "arguments": {}} for s in topology.SERVICES]
+    exchanges.append({"name": guard.DEAD_LETTER_EXCHANGE, "vhost": vhost, "type": "fanout", "durable": True,
+                      "auto_delete": False, "internal": False, "arguments": {}})
 
     queues = [_queue(f"rpc-{s}", vhost, queue_type) for s in topology.SERVICES]
     bindings = [{"source": RPC_EXCHANGE, "vhost": vhost, "destination": f"rpc-{s}", "destination_type": "queue",
                  "routing_key": f"{s}.*", "arguments": {}} for s in topology.SERVICES]
+    # malformed messages (services/common/messaging/guard.py) are rejected without requeue and land here
+    queues.append(_dead_letter_queue(vhost, queue_type))
+    bindings.append({"source": guard.DEAD_LETTER_EXCHANGE, "vhost": vhost, "destination": guard.DEAD_LETTER_QUEUE,
+                     "destination_type": "queue", "routing_key": "", "arguments": {}})
     for consumer, producer, event_type, queue in topology.subscriptions():
         queues.append(_queue(queue, vhost, queue_type))
         bindings.append({"source": topology.exchange_name(producer), "vhost": vhost, "destination": queue,
@@ -153,7 +212,7 @@ def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, u
         "users": user_defs,
         "vhosts": [{"name": vhost}],
         "permissions": permission_defs,
-        "topic_permissions": [],
+        "topic_permissions": topic_defs,
         "parameters": [],
         "global_parameters": [],
         "policies": [],
@@ -169,7 +228,7 @@ def render(definitions: dict) -> str:
 
 HERE = Path(__file__).resolve().parent
 COMMITTED = {
-    HERE / "definitions.json": dict(queue_type="classic"),
+    HERE / "definitions.json": dict(queue_type="classic", default_password=PLACEHOLDER_PASSWORD),
     HERE / "definitions.quorum.json": dict(queue_type="quorum", default_password=PLACEHOLDER_PASSWORD),
 }
 

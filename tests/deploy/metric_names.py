@@ -4,14 +4,19 @@ import re
 from pathlib import Path
 
 HISTOGRAMS = {"jmdi_rpc_duration_seconds", "jmdi_event_handler_duration_seconds",
-              "jmdi_report_generation_duration_seconds"}
+              "jmdi_report_generation_duration_seconds", "jmdi_gateway_request_duration_seconds"}
 JMDI = {
     "jmdi_service_info", "jmdi_service_start_time_seconds", "jmdi_rpc_requests_total",
     "jmdi_events_handled_total", "jmdi_events_published_total", "jmdi_outbox_pending",
     "jmdi_outbox_oldest_pending_age_seconds", "jmdi_inbox_duplicates_total", "jmdi_dead_letters",
+    "jmdi_events_refused_total",
     "jmdi_workers_busy", "jmdi_workers_max", "jmdi_emails_total", "jmdi_projection_lag_seconds",
     "jmdi_committed_eur", "jmdi_disbursed_eur", "jmdi_window_allocation_eur", "jmdi_country_committed_eur",
     "jmdi_country_disbursed_eur", "jmdi_reconciliation_differences",
+    "jmdi_gateway_requests_total", "jmdi_gateway_refusals_total", "jmdi_gateway_refusal_audits_suppressed_total",
+    "jmdi_malformed_messages_total",
+    # `make run`'s supervisor (services/common/launch/supervisor.py)
+    "jmdi_process_restarts_total", "jmdi_process_crashes_in_a_row", "jmdi_process_up",
 } | {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 RABBITMQ = {line.strip() for line in (Path(__file__).parent / "rabbitmq_metric_names.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")}

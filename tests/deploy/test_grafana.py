@@ -44,11 +44,14 @@ def test_expected_dashboards_and_panels():
     for needle in ("jmdi_rpc_requests_total", "histogram_quantile(0.5", "histogram_quantile(0.95",
                    "histogram_quantile(0.99", "jmdi_events_handled_total", "jmdi_workers_busy", "jmdi_workers_max",
                    "jmdi_outbox_pending", "jmdi_outbox_oldest_pending_age_seconds", "jmdi_dead_letters",
-                   "jmdi_projection_lag_seconds", "jmdi_service_start_time_seconds"):
+                   "jmdi_projection_lag_seconds", "jmdi_service_start_time_seconds", "jmdi_gateway_requests_total",
+                   "jmdi_gateway_request_duration_seconds_bucket", "jmdi_gateway_refusals_total",
+                   "jmdi_malformed_messages_total", "jmdi_process_restarts_total"):
         assert needle in text, needle
     text = json.dumps(DASHBOARDS["rabbitmq.json"])
     for needle in ("rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers",
-                   "rabbitmq_channel_messages_published_total", "rabbitmq_channel_messages_delivered_total"):
+                   "rabbitmq_channel_messages_published_total", "rabbitmq_channel_messages_delivered_total",
+                   'queue=\\"jmdi.dead-letters\\"'):
         assert needle in text, needle
     text = json.dumps(DASHBOARDS["programme-finance.json"])
     for needle in ("jmdi_committed_eur", "jmdi_window_allocation_eur", "jmdi_disbursed_eur",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common import topology
+from services.common.contracts import topology
 from tests.deploy.deploy_helpers import DEPLOY, REPO, load_module
 
 K8S = DEPLOY / "k8s"
@@ -54,7 +54,7 @@ def find(kind, name):
     return next(d for d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("service", topology.SERVICES)
+@pytest.mark.parametrize("service", topology.PROCESSES)
 def test_service_deployment(service):
     dep = find("Deployment", service)
     spec = dep["spec"]
@@ -68,14 +68,50 @@ def test_service_deployment(service):
     assert {"configMapRef": {"name": "jmdi-config"}} in container["envFrom"]
     env = {e["name"]: e for e in container["env"]}
     assert env["SERVICE"]["value"] == service
-    for secret_var in ("AMQP_URI", f"{service.upper()}_DATABASE_URL", "JMDI_SECRET"):
+    for secret_var in ("AMQP_URI", f"{service.upper()}_DATABASE_URL"):
         assert env[secret_var]["valueFrom"]["secretKeyRef"]["name"] == "jmdi-secrets"
-    assert [p["name"] for p in container["ports"]] == ["metrics"]
     (init,) = pod["initContainers"]
-    assert init["command"][:4] == ["python", "-m", "services.common.runner", service]
+    assert init["command"][:4] == ["python", "-m", "services.common.launch.runner", service]
     svc = find("Service", service)
-    assert svc["spec"]["ports"][0]["name"] == "metrics"
-    assert svc["spec"]["ports"][0]["port"] == container["ports"][0]["containerPort"]
+    # only the gateway listens for anything but Prometheus
+    expected = ["http", "metrics"] if service == "gateway" else ["metrics"]
+    assert [p["name"] for p in container["ports"]] == [p["name"] for p in svc["spec"]["ports"]] == expected
+    assert [p["port"] for p in svc["spec"]["ports"]] == [p["containerPort"] for p in container["ports"]]
+
+
+def test_staff_come_in_through_the_gateway_only():
+    ingresses = [d for d in DOCS if d["kind"] == "Ingress"]
+    assert [i["metadata"]["name"] for i in ingresses] == ["gateway"]
+    (path,) = ingresses[0]["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": "gateway", "port": {"name": "http"}}
+    assert ingresses[0]["spec"]["tls"]
+    assert not [d for d in DOCS if d["kind"] == "Service" and d["spec"].get("type") in ("NodePort", "LoadBalancer")]
+    policies = {d["metadata"]["name"]: d["spec"] for d in DOCS if d["kind"] == "NetworkPolicy"}
+    services = policies["jmdi-services"]
+    assert set(services["podSelector"]["matchExpressions"][0]["values"]) == set(topology.SERVICES)
+    assert [p["port"] for rule in services["ingress"] for p in rule["ports"]] == ["metrics"]
+    gateway_ports = [p["port"] for rule in policies["gateway"]["ingress"] for p in rule["ports"]]
+    assert gateway_ports == ["http", "metrics"]
+    env = {e["name"]: e.get("value") for e in find("Deployment", "gateway")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
+    assert env["GATEWAY_TRUSTED_PROXIES"] == "1"
+
+
+@pytest.mark.parametrize("service", topology.SERVICES)
+def test_each_service_holds_public_keys_and_only_its_own_private_key(service):
+    from services.common.security.roles import SERVICE_CALLS
+    pod = find("Deployment", service)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == ({f"jmdi-key-{service}"} if service in SERVICE_CALLS else set())
+    assert {"name": "service-jwks", "configMap": {"name": "jmdi-service-jwks"}} in pod["volumes"]
+    assert all(m.get("readOnly") for m in container["volumeMounts"] if m["name"] in ("service-key", "service-jwks"))
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert ("JMDI_SERVICE_KEY" in env) == (service in SERVICE_CALLS)
+    config = find("ConfigMap", "jmdi-config")["data"]
+    assert config["JMDI_JWKS"].startswith("https://") and config["JMDI_JWKS"].endswith("/protocol/openid-connect/certs")
+    assert config["JMDI_JWKS"].startswith(config["JMDI_ISSUER"]) and config["EVENT_PRODUCER_CHECK"] == "true"
+    assert not any("JMDI_SECRET" in str(d) for d in DOCS), "no shared signing secret anywhere"
 
 
 def test_secret_holds_placeholders_only():

@@ -12,7 +12,7 @@ from tests.deploy.deploy_helpers import DEPLOY
 PROM = DEPLOY / "prometheus"
 REQUIRED_ALERTS = {"ServiceDown", "OutboxBacklogGrowing", "OutboxOldestPendingTooOld", "DeadLettersHeld",
                    "RpcErrorRatioHigh", "ProjectionLagHigh", "NotificationFailures", "ReconciliationDifference",
-                   "QueueDepthGrowing"}
+                   "QueueDepthGrowing", "MalformedMessages", "ProcessRestartingRepeatedly", "DeadLetterQueueGrowing"}
 
 
 def promtool(*args):
@@ -84,9 +84,13 @@ def test_scrape_targets():
     services = yaml.safe_load((PROM / "targets" / "jmdi-services.yml").read_text())
     assert {g["labels"]["service"]: g["targets"] for g in services} == {
         "calls": ["localhost:8001"], "grants": ["localhost:8002"], "notifications": ["localhost:8003"],
-        "reporting": ["localhost:8004"]}
+        "reporting": ["localhost:8004"], "gateway": ["localhost:8005"]}
     assert yaml.safe_load((PROM / "targets" / "rabbitmq.yml").read_text())[0]["targets"] == ["localhost:15692"]
+    # `make run`'s supervisor (restarts of crashed services), in the jmdi job of the host config only
+    supervisor = yaml.safe_load((PROM / "targets" / "supervisor.yml").read_text())
+    assert supervisor == [{"targets": ["localhost:8006"], "labels": {"service": "supervisor"}}]
+    assert jobs["jmdi"]["file_sd_configs"][0]["files"] == ["targets/jmdi-services.yml", "targets/supervisor.yml"]
     compose = yaml.safe_load((PROM / "prometheus.compose.yml").read_text())
     dns = {tuple(c["names"]): c["port"] for j in compose["scrape_configs"] for c in j["dns_sd_configs"]}
     assert dns == {("calls",): 8001, ("grants",): 8002, ("notifications",): 8003, ("reporting",): 8004,
-                   ("rabbitmq",): 15692}
+                   ("gateway",): 8005, ("rabbitmq",): 15692}
