@@ -18,8 +18,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from services.common.migrations import upgrade
+from services.common.security.auth import StaffIssuer
+from services.common.security.keys import KeyDirectory
+from services.common.storage.migrations import upgrade
 from tests.support.infra import REPO
+
+from .profiling import shown
 from tests.support.system import System
 
 from . import anchors, dataset, live, workloads
@@ -89,13 +93,19 @@ def parse_args(argv) -> Config:
 
 
 class BenchSystem(System):
-    """tests.support.system.System with its logs under var/bench/<id> and the services started on demand."""
+    """tests.support.system.System with its logs under var/bench/<id>, the services started on demand and
+    notifications on the sink transport."""
 
     def __init__(self, keep: bool):
-        super().__init__(services=())
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        # notifications mail through the sink transport: the services are measured, not a disk's fsyncs
+        super().__init__(services=(), extra_env={"MAIL_TRANSPORT": "sink"})
+        test_logs = self.log_dir
         self.log_dir = REPO / "var" / "bench" / self.id
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(test_logs / "keys"), str(self.log_dir / "keys"))  # the run's issuer and service keys
+        shutil.rmtree(test_logs, ignore_errors=True)
+        self.keys = KeyDirectory(self.log_dir / "keys")
+        self.issuer = StaffIssuer.from_key_file(self.keys.issuer_key)
         self.keep = keep
 
     def __exit__(self, *exc):
@@ -161,7 +171,7 @@ class Run:
 
     def payload(self) -> dict:
         cfg = asdict(self.cfg)
-        cfg.update(out=str(self.cfg.out), out_dir=str(self.cfg.out_dir), only=list(self.cfg.only))
+        cfg.update(out=shown(self.cfg.out), out_dir=shown(self.cfg.out_dir), only=list(self.cfg.only))
         return {
             "run": {"started_at": self.started.isoformat(), "duration_s": round(time.monotonic() - self.t0, 1),
                     "commit": git_commit(), "machine": machine(), "config": cfg, "step_seconds": self.steps,
@@ -209,7 +219,8 @@ def measure(run: Run, system: BenchSystem):
     run.steps["data_set"] = round(time.monotonic() - started, 1)
 
     # --- anchors ----------------------------------------------------------------------------------------------
-    probe_client = lambda: system.client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
+    # the anchors are bare nameko services, reached over the broker (the workloads go through the gateway, as staff)
+    probe_client = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
     sample_event = workloads_sample_body()
     echo = run.anchor("A1", anchors.rpc_echo, probe_client, system.amqp_uri, system.log_dir, live.proposal(1),
                       cfg.clients, cfg.rounds, cfg.window_s, cfg.warmup_s)
@@ -231,8 +242,21 @@ def measure(run: Run, system: BenchSystem):
     try:
         workloads.idle_rss(system, sampler, cfg)
         needs_p1 = {"P1", "P2", "P3"} & set(cfg.only)
-        p1 = run.workload("P1", workloads.p1_deadline_rush, system, staff, cfg, echo, sampler, log) \
-            if needs_p1 else None
+        commit_echo = None
+        if "P1" in cfg.only:  # A1c: its rounds interleave with P1's
+            try:
+                commit_echo = anchors.CommitEcho(probe_client, system.amqp_uri, system.log_dir,
+                                                 workloads.dsn(system, "calls"), live.proposal(1), cfg.clients)
+            except Exception as exc:
+                run.anchors.append(Anchor("A1c", "A1c", "", [], error=f"{type(exc).__name__}: {exc}"))
+        try:
+            p1 = run.workload("P1", workloads.p1_deadline_rush, system, staff, cfg, echo, sampler, log,
+                              commit_echo) if needs_p1 else None
+        finally:
+            if commit_echo is not None:
+                commit_echo.stop()
+                run.anchors.append(commit_echo.anchor(cfg.clients))
+                run.save()
         if p1 is None and needs_p1:  # P2/P3 need P1's proposals even when P1 is not reported
             workloads.p1_deadline_rush(system, staff, cfg, echo, sampler, log)
         p2 = run.workload("P2", workloads.p2_event_pipeline, system, cfg, dispatch, sampler, log)
@@ -249,7 +273,7 @@ def workloads_sample_body() -> dict:
     """A tranche_paid envelope as it travels on the bus: the anchors carry the same bytes as P2's events."""
     from decimal import Decimal
 
-    from services.common.events import make_event
+    from services.common.contracts.events import make_event
     return make_event("tranche_paid", {
         "payment_id": "PAY-G-000001-1", "grant_id": "G-000001", "reference": "JMDI-2009-MA-0001",
         "tranche_number": 1, "amount_eur": Decimal("96000.00"), "value_date": date(2009, 7, 1),

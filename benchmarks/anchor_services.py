@@ -6,14 +6,13 @@
 EventDispatcher and `handler` counts them with a plain event_handler (the events anchor for P2). No database, no
 validation, no auth: the ceiling nameko and RabbitMQ set on this machine. AMQP_URI comes from the environment.
 """
-import warnings
-
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+import services  # noqa: F401  (first: its warning filter silences eventlet's deprecation notice)
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # the way services.common.runner starts our services
+eventlet.monkey_patch()  # the way services.common.launch.runner starts our services
 
+import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -32,6 +31,41 @@ class EchoService:
     @rpc
     def echo(self, *args, **kwargs):
         return kwargs if kwargs else args[0] if len(args) == 1 else list(args)
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+
+class EchoCommitService:
+    """The echo doing what every durable operation must: one INSERT and COMMIT on PostgreSQL (psycopg2, as our
+    services, one connection per worker from a pool)."""
+
+    name = "bench_echo_commit"
+    _pool: list = []
+
+    def _connection(self):
+        import psycopg2
+        try:
+            return EchoCommitService._pool.pop()
+        except IndexError:
+            conn = psycopg2.connect(os.environ["ANCHOR_DSN"])
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS bench_echo (id bigserial PRIMARY KEY, body text NOT NULL)")
+            conn.commit()
+            return conn
+
+    @rpc
+    def echo(self, *args, **kwargs):
+        result = kwargs if kwargs else args[0] if len(args) == 1 else list(args)
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO bench_echo (body) VALUES (%s)", (json.dumps(result, default=str),))
+            conn.commit()
+        finally:
+            EchoCommitService._pool.append(conn)
+        return result
 
     @rpc
     def ping(self):
@@ -81,7 +115,7 @@ class HandlerService:
         return "pong"
 
 
-SERVICES = {"echo": EchoService, "dispatcher": DispatcherService, "handler": HandlerService}
+SERVICES = {"echo": EchoService, "echo_commit": EchoCommitService, "dispatcher": DispatcherService, "handler": HandlerService}
 
 
 def main(argv=None):

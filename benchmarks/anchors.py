@@ -22,11 +22,11 @@ from .results import Anchor, median
 class AnchorProcess:
     """One of benchmarks.anchor_services as a real process, like our services are run."""
 
-    def __init__(self, kind: str, amqp_uri: str, log_dir):
+    def __init__(self, kind: str, amqp_uri: str, log_dir, env: dict | None = None):
         self.kind = kind
         log = open(log_dir / f"anchor-{kind}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.anchor_services", kind], cwd=REPO,
-                                     env={**os.environ, "AMQP_URI": amqp_uri, "PYTHONUNBUFFERED": "1"},
+                                     env={**os.environ, "AMQP_URI": amqp_uri, "PYTHONUNBUFFERED": "1", **(env or {})},
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
@@ -67,6 +67,42 @@ def rpc_echo(client_factory, amqp_uri, log_dir, payload: dict, clients: int, rou
                        "errors": sum(pool.errors), "last_error": pool.last_error})
     finally:
         process.stop()
+
+
+class CommitEcho:
+    """A1c: the echo service doing one INSERT and COMMIT on PostgreSQL per call (the floor for any durable
+    operation), `clients` parallel clients sending P1's payload. Its rounds are taken between P1's (interleaved:
+    the machine's load moves both); the pool waits between them."""
+
+    def __init__(self, client_factory, amqp_uri, log_dir, dsn: str, payload: dict, clients: int):
+        self.process = AnchorProcess("echo_commit", amqp_uri, log_dir, {"ANCHOR_DSN": dsn})
+        client = client_factory()
+        self.process.wait_ready(client, "bench_echo_commit")
+        self.pool = ClientPool(clients, lambda i, n: client.bench_echo_commit.echo(**payload), "echo_commit")
+        self.pool.pause().start()
+        self.windows: list[dict] = []
+
+    def round(self, seconds: float, warmup: float = 0.0) -> dict:
+        self.pool.resume()
+        try:
+            if warmup:
+                time.sleep(warmup)
+            window = self.pool.windows(1, seconds)[0]
+        finally:
+            self.pool.pause()
+        self.windows.append(window)
+        return window
+
+    def anchor(self, clients: int) -> Anchor:
+        return Anchor("A1c", f"nameko RPC echo doing one INSERT + COMMIT on PostgreSQL, {clients} parallel clients "
+                             f"(rounds interleaved with P1's)", "calls/s",
+                      [round(w["rate"], 1) for w in self.windows],
+                      {"windows": self.windows, "clients": clients, "errors": sum(self.pool.errors),
+                       "last_error": self.pool.last_error})
+
+    def stop(self):
+        self.pool.stop()
+        self.process.stop()
 
 
 def dispatch_to_handler(client_factory, amqp_uri, log_dir, body: dict, rounds: int, seconds: float) -> Anchor:

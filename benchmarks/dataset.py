@@ -1,6 +1,6 @@
 """The P4/P5 data set: seeded JMDI facts loaded fast into reporting's projections and its event archive.
 
-`budget_report.generate_facts` gives realistic facts (16 countries, 4 windows, awards of EUR 50k-200k, tranches
+`tests/support/report_facts.generate_facts` gives realistic facts (16 countries, 4 windows, awards of EUR 50k-200k, tranches
 within each award, expenditure by Annex III heading). Here they become (a) the events that would have produced
 them — call_opened, grant_awarded, contract_signed, tranche_paid, report_accepted, in the wire form
 `make_event` gives (a sample is checked with `parse_event`) — COPYed into the archive, and (b) the projection
@@ -21,10 +21,11 @@ from decimal import Decimal
 
 from sqlalchemy import JSON, Date, DateTime
 
-from services.common.events import parse_event
-from services.common.types import Money
+from services.common.contracts.events import parse_event
+from services.common.storage.types import Money
 from services.reporting import models
-from services.reporting.budget_report import generate_facts
+from services.reporting.domain.budget_report import budget_fact, budget_lines, expenditure_fact
+from tests.support.report_facts import generate_facts
 
 CALL_ID = "JMDI-2008"
 UTC = timezone.utc
@@ -137,6 +138,11 @@ def _grant_awarded(body):
         "country": d["country"], "applicant_type": d["applicant_type"], "lead_organisation": d["lead_organisation"],
         "amount": d["amount_eur"], "budget": d["budget"], "decision_reference": d["decision_reference"],
         "decision_date": d["decision_date"], "awarded_at": d["awarded_at"]}
+    lines = budget_lines(d["grant_id"], "award", d["amount_eur"], d["budget"])
+    for line in lines:
+        yield models.BudgetLineRow, line
+    if lines:
+        yield models.BudgetRow, budget_fact(d["grant_id"], "award", lines)
 
 
 def _contract_signed(body):
@@ -163,6 +169,8 @@ def _report_accepted(body):
     for heading, amount in d["expenditure"].items():
         yield models.ExpenditureRow, {"event_id": body["event_id"], "heading": heading, "report_id": d["report_id"],
                                       "grant_id": d["grant_id"], "amount": amount, "accepted_on": on}
+    yield models.ReportExpenditureRow, expenditure_fact(body["event_id"], d["report_id"], d["grant_id"], on,
+                                                        d["expenditure"])
 
 
 ROWS_FROM_EVENT = {"call_opened": _call_opened, "grant_awarded": _grant_awarded,

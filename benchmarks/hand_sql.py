@@ -1,6 +1,6 @@
 """The P4 anchor: the EC budget totals written by hand as one SQL statement over reporting's tables.
 
-Committed (the latest amendment's amount, nothing for a declined grant), disbursed and the number of grants,
+Committed (the latest amendment's amount less what the grant decommitted, nothing for a declined grant), disbursed and the number of grants,
 by window, by country and overall, as of a date. The one place to adapt when the reporting tables change;
 money columns are integer cents.
 """
@@ -15,13 +15,19 @@ WITH latest_amendment AS (
     SELECT grant_id, sum(amount) AS paid
     FROM tranche_facts WHERE value_date <= %(as_of)s
     GROUP BY grant_id
+), given_back AS (
+    SELECT grant_id, sum(amount) AS decommitted
+    FROM decommitment_facts WHERE decommitted_on <= %(as_of)s
+    GROUP BY grant_id
 ), grants AS (
     SELECT g."window", g.country,
-           CASE WHEN c.kind = 'declined' THEN 0 ELSE coalesce(a.amount, g.amount) END AS committed,
+           CASE WHEN c.kind = 'declined' THEN 0
+                ELSE coalesce(a.amount, g.amount) - coalesce(d.decommitted, 0) END AS committed,
            coalesce(p.paid, 0) AS paid
     FROM grant_facts g
     LEFT JOIN latest_amendment a ON a.grant_id = g.grant_id
     LEFT JOIN paid p ON p.grant_id = g.grant_id
+    LEFT JOIN given_back d ON d.grant_id = g.grant_id
     LEFT JOIN closure_facts c ON c.grant_id = g.grant_id AND c.closed_on <= %(as_of)s
     WHERE g.programme_id = %(programme_id)s AND g.decision_date <= %(as_of)s
 )

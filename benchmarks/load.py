@@ -1,6 +1,7 @@
-"""Parallel RPC clients that keep calling until stopped, measured in windows of steady load.
+"""Parallel clients that keep calling until stopped, measured in windows of steady load.
 
-Each client is a thread with its own nameko ClusterRpcProxy (StaffClient keeps one per thread). The load runs
+Each client is a thread: a staff client of the gateway (one HTTP request per call), or for the anchors an RPC
+client with its own nameko ClusterRpcProxy per thread. The load runs
 continuously; a round is a window of it, so rounds measure steady state rather than ramp-up and ramp-down.
 """
 import threading
@@ -20,6 +21,9 @@ class ClientPool:
         self.last_error = None
         self.latencies: list[list[float]] = [[] for _ in range(clients)]
         self._stop = threading.Event()
+        self._go = threading.Event()  # cleared: the clients wait (rounds of two pools interleaved)
+        self._go.set()
+        self._busy = [False] * clients
         self._threads = []
 
     def start(self):
@@ -32,8 +36,11 @@ class ClientPool:
     def _loop(self, index: int):
         seq = 0
         while not self._stop.is_set():
+            if not self._go.wait(0.1):
+                continue
             seq += 1
             started = time.perf_counter()
+            self._busy[index] = True
             try:
                 self.call(index, seq)
             except Exception as exc:  # the figure counts successes; failures are reported alongside it
@@ -41,8 +48,22 @@ class ClientPool:
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 time.sleep(0.05)
                 continue
+            finally:
+                self._busy[index] = False
             self.latencies[index].append(time.perf_counter() - started)
             self.done[index] += 1
+
+    def pause(self, timeout: float = 60):
+        """Let the calls in flight finish and start no new one until resume()."""
+        self._go.clear()
+        deadline = time.monotonic() + timeout
+        while any(self._busy) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def resume(self):
+        self._go.set()
+        return self
 
     def completed(self) -> int:
         return sum(self.done)

@@ -66,7 +66,15 @@ class Recording:
         seconds = min(time.monotonic() - self.started, self.max_seconds)
         summary["seconds"] = round(seconds, 1)
         summary["cpu_pct"] = min(100.0, round(100 * summary.get("samples", 0) / (seconds * self.rate), 1))
-        return summary | {"file": str(self.out)}
+        return summary | {"file": shown(self.out)}
+
+
+def shown(path: Path) -> str:
+    """A path as the results file records it: relative to the repository when inside it (the file is committed
+    and read on other machines)."""
+    repo = Path(__file__).resolve().parents[1]
+    path = Path(path).resolve()
+    return str(path.relative_to(repo)) if repo in path.parents else str(path)
 
 
 def _frame_name(frame: str) -> str:
@@ -108,7 +116,7 @@ def summarise(raw: str, top: int = 12) -> dict:
 
     # the interesting inclusive frames are our code and the libraries under it, not the interpreter's plumbing
     plumbing = ("eventlet/", "greenlet", "nameko/containers.py", "nameko/runners.py", "<module>", "threading.py",
-                "runpy.py", "services.common.runner", "main (common/runner.py)")
+                "runpy.py", "services.common.launch.runner", "main (common/launch/runner.py)")
     inclusive = Counter({k: v for k, v in inclusive.items() if not any(p in k for p in plumbing)})
     return {"samples": total, "idle_pct": round(100 * idle / total, 1), "busy_samples": busy,
             "top_inclusive": share(inclusive), "top_self": share(self_time)}

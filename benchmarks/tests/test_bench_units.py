@@ -4,12 +4,13 @@ thing). No timing assertions. Run: .venv/bin/pytest benchmarks/tests -q -p no:ca
 """
 from types import SimpleNamespace
 
-from services.common.events import parse_event
-from services.reporting import projections
-from services.reporting.budget_report import generate_facts
+from services.common.contracts.events import parse_event
+from services.reporting import projections, repository
+from tests.support.report_facts import generate_facts
 from services.reporting.models import ArchivedEvent
 
 from benchmarks import dataset, hand_sql
+from benchmarks.workloads import _p5_size
 from benchmarks.profiling import summarise
 from benchmarks.results import Result, Target, median, percentile, ratio
 
@@ -20,6 +21,14 @@ def test_median_percentile_and_ratio():
     assert percentile([1, 2, 3, 4, 5], 50) == 3
     assert percentile([0, 10], 99) == 9.9
     assert ratio(5, 0) is None and ratio(None, 2) is None and ratio(3, 2) == 1.5
+
+
+def test_p5_rebuilds_the_whole_archive_when_three_rebuilds_of_it_fit_the_budget():
+    cfg = SimpleNamespace(p5_budget_s=30.0, p5_round_s=8.0)
+    assert _p5_size(60_000, 6_000, cfg, 1_000) == 60_000  # 3 x 10 s
+    assert _p5_size(60_000, 5_000, cfg, 1_000) == 40_000  # 3 x 12 s: what fits in a round
+    assert _p5_size(60_000, 10, cfg, 1_000) == 1_000  # never below the pilot
+    assert _p5_size(500, 10, cfg, 1_000) == 500  # never beyond the archive
 
 
 def test_a_result_is_met_missed_or_error():
@@ -34,14 +43,14 @@ def test_a_result_is_met_missed_or_error():
 def test_profile_summary_separates_idle_from_busy_frames():
     raw = "\n".join([
         "run (eventlet/hubs/hub.py:1);wait (eventlet/hubs/poll.py:2) 60",
-        "wrapper (/repo/services/common/entrypoints.py:10);submit_proposal (/repo/services/calls/commands.py:5) 30",
-        "wrapper (/repo/services/common/entrypoints.py:10);"
+        "wrapper (/repo/services/common/service/entrypoints.py:10);submit_proposal (/repo/services/calls/commands.py:5) 30",
+        "wrapper (/repo/services/common/service/entrypoints.py:10);"
         "do_execute (site-packages/sqlalchemy/engine/default.py:9) 10",
     ])
     summary = summarise(raw)
     assert (summary["samples"], summary["idle_pct"], summary["busy_samples"]) == (100, 60.0, 40)
     top = {f["frame"]: f["pct_of_busy"] for f in summary["top_inclusive"]}
-    assert top["wrapper (services/common/entrypoints.py)"] == 100.0
+    assert top["wrapper (services/common/service/entrypoints.py)"] == 100.0
     assert top["submit_proposal (services/calls/commands.py)"] == 75.0
     assert summary["top_self"][0] == {"frame": "submit_proposal (services/calls/commands.py)", "pct_of_busy": 75.0}
 
@@ -64,10 +73,10 @@ def test_the_data_set_events_are_valid_and_project_to_the_rows_the_bench_loads()
     for body in bodies:
         event = parse_event(body)  # every event passes the consumers' own validation
         loaded += list(dataset.ROWS_FROM_EVENT[body["event_type"]](body))
-        writer = projections.FactWriter(session=None)  # collects the rows; never flushed here
+        writer = repository.FactWriter(session=None)  # collects the rows; never flushed here
         projections.project(SimpleNamespace(session=None), event, writer)
         projected += [(model, {model.__mapper__.column_attrs[key].columns[0].name: value
-                               for key, value in values.items()})
+                               for key, value in zip(repository.FactWriter.columns(model), values)})
                       for model, rows in writer.rows.items() for values in rows.values()]
     assert _csv_lines(loaded) == _csv_lines(projected)
 
