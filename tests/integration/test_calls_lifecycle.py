@@ -2,14 +2,15 @@
 a call that closes itself at a short deadline (once, whichever replica's sweep gets there), submissions with
 screening, withdrawal and concurrency, then evaluation with several assessors and a conflict of interest, up to
 the published ranking — and the events reaching the services that consume them."""
+import re
 import threading
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 
-from services.calls.domain import load_profile
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.calls.domain import load_profile, load_programme
+from services.common.values.errors import Conflict, InvalidInput, NotFound
 from tests.support import flows
 from tests.support.infra import ServiceProcess, eventually, free_port
 from tests.support.system import System
@@ -47,12 +48,11 @@ def replica(system):
 
 @pytest.fixture(scope="module")
 def live(system, pm, replica):
-    """The shipped JMDI programme (its period extended to today), a call with a short deadline, an exclusion list,
-    and the call's proposals — submitted at once, before the deadline clock runs out."""
+    """The shipped JMDI programme (its 36 months start the day it is loaded), a call with a short deadline, an
+    exclusion list, and the call's proposals — submitted at once, before the deadline clock runs out."""
     loaded = pm.calls.load_programme(programme="jmdi")
-    assert loaded["id"] == "JMDI" and loaded["period"]["end"] == "2011-11-30"
-    end = date.today().replace(year=date.today().year + 3, day=1).isoformat()
-    pm.calls.update_programme(programme_id="JMDI", period={"start": "2008-12-01", "end": end})
+    expected = shipped_period(datetime.now(timezone.utc).date())
+    assert loaded["id"] == "JMDI" and loaded["period"] == expected
     deadline = datetime.now(timezone.utc) + timedelta(seconds=DEADLINE_SECONDS)
     pm.calls.create_call(call_id=LIVE, programme_id="JMDI", title="JMDI call 2008 (live)", deadline=deadline.isoformat(),
                          windows=[{"window": "remittances", "allocation_eur": "400000.00"},
@@ -74,6 +74,11 @@ def live(system, pm, replica):
     return {"opened": opened, "deadline": deadline, "screening": screening, "proposals": proposals}
 
 
+def shipped_period(loaded_on: date) -> dict:
+    shipped = load_programme("jmdi", loaded_on)
+    return {"start": shipped.period_start.isoformat(), "end": shipped.period_end.isoformat()}
+
+
 def assessor(system, name):
     return system.client(name, ["assessor"])
 
@@ -83,7 +88,7 @@ def assessor(system, name):
 def test_programmes_are_data_loaded_and_edited_by_rpc(system, pm, live):
     jmdi = pm.calls.get_programme(programme_id="JMDI")
     assert jmdi["ec_contribution"] == "15000000.00" and len(jmdi["eligible_countries"]) == 16
-    assert jmdi["version"] == 2 and jmdi["windows"][0]["name_fr"] == "Transfert de fonds des immigrés"
+    assert jmdi["version"] == 1 and jmdi["windows"][0]["name_fr"] == "Transfert de fonds des immigrés"
     pm.calls.load_programme(programme=flows.programme("OTHER"))
     assert [p["id"] for p in pm.calls.list_programmes()] == ["JMDI", "OTHER"]
 
@@ -101,9 +106,26 @@ def test_programmes_are_data_loaded_and_edited_by_rpc(system, pm, live):
     with pytest.raises(Conflict) as in_use:
         pm.calls.update_programme(programme_id="JMDI", windows=windows)
     assert in_use.value.rule == "programme.in_use"
-    assert pm.calls.get_programme(programme_id="JMDI")["version"] == 2
+    assert pm.calls.get_programme(programme_id="JMDI")["version"] == 1
     with pytest.raises(NotFound):
         pm.calls.get_programme(programme_id="NOPE")
+
+    # the shipped programme's period starts the day it was first loaded: loading the file again keeps that day
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    pm.calls.update_programme(programme_id="JMDI", period=shipped_period(yesterday))
+    reloaded = pm.calls.load_programme(programme="jmdi")
+    assert reloaded["period"] == shipped_period(yesterday) and reloaded["version"] == 3
+
+
+def test_a_call_is_closed_within_its_programme_period(pm, live):
+    end = date.fromisoformat(pm.calls.get_programme(programme_id="JMDI")["period"]["end"])
+    late = datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)
+    with pytest.raises(Conflict) as refused:
+        pm.calls.create_call(call_id="JMDI-LATE", programme_id="JMDI", title="after the programme",
+                             deadline=late.isoformat(), windows=[{"window": "remittances", "allocation_eur": "1.00"}])
+    assert refused.value.rule == "call.deadline_outside_programme"
+    with pytest.raises(NotFound):
+        pm.calls.get_call(call_id="JMDI-LATE")
 
 
 # --- submissions -----------------------------------------------------------------------------------------------
@@ -286,6 +308,22 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
     assert max(cn["load"].values()) - min(cn["load"].values()) <= 1
     assert pm.calls.assign_assessors(call_id=LIVE)["assigned"] == []  # a re-run only tops up
 
+    # an assessor sees only the proposals assigned to them — never R1 for amal, who declared an interest in its
+    # lead — and applicants' e-mail addresses masked (the programme manager writes to them, not assessors)
+    for name, client in clients.items():
+        mine = {label_of[p["proposal_id"]] for p in client.calls.list_proposals(call_id=LIVE)}
+        assert mine == {label for label, names in on.items() if name in names}, name
+        assert {label_of[a["proposal_id"]] for a in client.calls.my_assignments(call_id=LIVE)} == mine
+    with pytest.raises(NotFound):
+        clients["amal"].calls.get_proposal(proposal_id=proposals["R1"]["proposal_id"])
+    with pytest.raises(NotFound):
+        clients["amal"].calls.get_proposal(reference=proposals["R1"]["reference"])
+    seen = clients[on["R2"][0]].calls.get_proposal(proposal_id=proposals["R2"]["proposal_id"])
+    assert seen["reference"] == proposals["R2"]["reference"]
+    assert all(re.fullmatch(r".\*\*\*@.+", a["email"]) for a in seen["proposal"]["applicants"])
+    assert not any("***" in a["email"] for a in
+                   pm.calls.get_proposal(proposal_id=proposals["R2"]["proposal_id"])["proposal"]["applicants"])
+
     with pytest.raises(Conflict) as conflicted:
         clients["amal"].calls.record_assessment(proposal_id=proposals["R1"]["proposal_id"],
                                                 scores=scores("concept_note", 5))
@@ -312,8 +350,9 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
     fa = pm.calls.assign_assessors(call_id=LIVE, stage="full_application")
     on_fa = {label_of[a["proposal_id"]]: a["assessors"] for a in fa["assigned"]}
     assert set(on_fa) == {"R1", "R2", "R3", "R4", "M1", "M4"} and "amal" not in on_fa["R1"]
+    committee = system.client("steering.committee", ["committee"])
     with pytest.raises(Conflict) as incomplete:
-        pm.calls.publish_ranking(call_id=LIVE, window="remittances")
+        committee.calls.publish_ranking(call_id=LIVE, window="remittances")
     assert incomplete.value.rule == "ranking.evaluation_incomplete"
 
     def fa_value(label, position):  # totals /100: R1 90, R2 80, R3 70, R4 50 (under the threshold of 60)
@@ -321,7 +360,7 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
 
     assert _score_all(clients, "full_application", on_fa, fa_value, label_of) == {}
 
-    ranking = pm.calls.publish_ranking(call_id=LIVE, window="remittances")
+    ranking = committee.calls.publish_ranking(call_id=LIVE, window="remittances")
     assert ranking["status"] == "closed"
     published = ranking["rankings"][0]
     assert [e["reference"] for e in published["main"]] == [proposals[x]["reference"] for x in ("R1", "R2")]
@@ -336,10 +375,9 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
                                                         stage="full_application", scores=scores("full_application", 1))
     assert locked.value.rule == "assessment.scores_locked"
     with pytest.raises(Conflict) as twice:
-        pm.calls.publish_ranking(call_id=LIVE, window="remittances")
+        committee.calls.publish_ranking(call_id=LIVE, window="remittances")
     assert twice.value.rule == "ranking.already_published"
 
-    committee = system.client("steering.committee", ["committee"])
     last = committee.calls.publish_ranking(call_id=LIVE)
     assert last["status"] == "evaluated"
     rights = pm.calls.get_ranking(call_id=LIVE, window="migrants_rights")[0]

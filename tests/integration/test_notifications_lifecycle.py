@@ -1,14 +1,17 @@
 """Notifications for proposals' whole life, on the real broker, delivered to a real SMTP server (aiosmtpd).
 
-Submissions and awards go through the calls and grants RPCs; the events whose producing RPCs are still being
-built (screening, evaluation, ranking, rejection, contract, payments, reports, amendment, closure, EC report) are
-published with kombu to `<producer>.events` exactly as the producer will (make_event validates the contract).
+What staff do goes through the calls and grants RPCs at the gateway: submissions, rejection, awards, contracts,
+payments (requested by a finance officer, approved by a finance approver), reports (decided by a second programme
+manager), an amendment and closures. A grant that reports on ended periods belongs to a call that closed long ago
+(tests/support/history.py), whose call_opened and proposal_submitted the calls service can no longer send; that
+call's screening, evaluation and rankings, like the rankings of the live call (its evaluation starts once it has
+closed, at the end of today), are published with kombu to `calls.events` exactly as calls sends them (make_event
+validates the contract). So are the events a test re-delivers on purpose.
 """
+import base64
 import email
 import email.policy
-import os
 import re
-import subprocess
 import sys
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
@@ -19,17 +22,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from kombu import Connection, Exchange
 
-from services.common.errors import Conflict, NotFound
-from services.common.events import make_event
-from services.notifications.schedule import report_due_dates
-from tests.support import flows
-from tests.support.infra import REPO, eventually, free_port
-from tests.support.system import TEST_SECRET, System
+from services.common.contracts.events import make_event
+from services.common.values.errors import Conflict, NotFound
+from services.notifications.domain.schedule import report_due_dates
+from tests.integration.test_grants_service import contracted
+from tests.support import flows, history, scenario
+from tests.support.infra import eventually, free_port
+from tests.support.system import System
 
 HERE = Path(__file__).resolve().parent / "notifications_smtp"
 sys.path.insert(0, str(HERE))
 from smtp_servers import Mailbox  # noqa: E402
-from stub_reporting import report_bytes  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +40,7 @@ UTC = timezone.utc
 APPROVERS = ("farid.finance@undp.org", "claire.approver@undp.org")
 EC_CONTACT = "jean-marc.lefevre@ec.europa.eu"
 NNBSP, NBSP = "\u202f", "\u00a0"
+PAST = "JMDI-2008-PAST"  # the call of 2008, closed on 2009-03-31
 
 
 class SmtpServer:
@@ -96,6 +100,8 @@ def system(smtp):
 def staff(system):
     return {
         "pm": system.client("maria.pm", ["programme_manager"]),
+        "pm2": system.client("karim.pm", ["programme_manager"]),  # the second person where money moves
+        "officer": system.client("omar.officer", ["finance_officer"]),
         "committee": system.client("steering.committee", ["committee"]),
         "approver": system.client("farid.finance", ["finance_approver"]),
         "auditor": system.client("aude.auditor", ["auditor"]),
@@ -107,6 +113,14 @@ def opened_call(system, staff):
     staff["pm"].calls.load_programme(programme=flows.programme())
     staff["pm"].calls.create_call(**flows.call())
     return staff["pm"].calls.open_call(call_id="JMDI-2008")
+
+
+@pytest.fixture(scope="module")
+def closed_call(system, staff):
+    """A call that closed on 2009-03-31, for grants whose reporting periods have ended (tests/support/history.py:
+    the calls service runs calls live, so its call_opened and proposal_submitted are published by the test)."""
+    history.past_call(system, PAST)
+    return PAST
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -125,27 +139,14 @@ def submit(staff, n: int, language: str) -> dict:
     return staff["pm"].calls.submit_proposal(**flows.proposal(n, language=language))
 
 
-def rank(system, proposals):
-    """The committee's ranking of each window, as calls publishes it (grants awards ranked proposals only)."""
-    windows = {}
-    for proposal in proposals:
-        windows.setdefault(proposal["window"], []).append(proposal)
-    for window, ranked in windows.items():
-        publish(system, "calls", "ranking_published", {
-            "call_id": "JMDI-2008", "window": window, "threshold": Decimal("65.00"), "reserve": [],
-            "main": [{"proposal_id": p["proposal_id"], "reference": p["reference"], "rank": n,
-                      "score": Decimal("80.00") - n, "country": p["target_country"],
-                      "ec_amount_requested_eur": p["ec_amount_requested_eur"]} for n, p in enumerate(ranked, 1)],
-            "published_at": datetime.now(UTC)})
-
-
 def award(system, staff, *proposals, amount: str = "150000.00") -> list[dict]:
-    rank(system, proposals)
+    """The committee's award of proposals of the live call, dated today."""
+    scenario.rank(system, proposals)  # stands in for the evaluation, which starts once the call has closed
 
     def attempt(proposal):
         try:
             return staff["committee"].grants.award_grant(proposal_id=proposal["proposal_id"], amount_eur=amount,
-                                                         decision_reference="SC-2009-01", decision_date="2009-06-15")
+                                                         decision_reference="SC-2009-01")
         except NotFound:  # grants has not heard of the proposal yet
             return None
         except Conflict as refused:  # ... or of its ranking
@@ -155,18 +156,14 @@ def award(system, staff, *proposals, amount: str = "150000.00") -> list[dict]:
     return [eventually(lambda: attempt(p), 60, message="award") for p in proposals]
 
 
-def contract(system, grant: dict, start: date, months: int, amount: str = "150000.00"):
-    end = report_due_dates(start, months)[-1].period_end
-    schedule = [{"number": 1, "kind": "pre_financing", "planned_amount_eur": "96000.00", "condition": None,
-                 "due_date": start + timedelta(days=30)},
-                {"number": 2, "kind": "further_pre_financing", "planned_amount_eur": "24000.00",
-                 "condition": "interim_report:1", "due_date": start + timedelta(days=470)},
-                {"number": 3, "kind": "balance", "planned_amount_eur": "30000.00", "condition": "final_report",
-                 "due_date": end + timedelta(days=135)}]
-    return publish(system, "grants", "contract_signed", {
-        "grant_id": grant["grant_id"], "reference": grant["reference"], "start_date": start, "end_date": end,
-        "duration_months": months, "amount_eur": amount, "schedule": schedule,
-        "signed_at": datetime(start.year, start.month, start.day, 10, 0, tzinfo=UTC) - timedelta(days=14)})
+def reject(staff, proposal) -> dict | None:
+    """The committee's rejection, once grants has heard of the proposal (None until then)."""
+    try:
+        return staff["committee"].grants.reject_proposal(
+            proposal_id=proposal["proposal_id"], decision_reference="SC-2009-01",
+            reasons=["the full application scored 58/100, below the 65/100 needed for the award list"])
+    except NotFound:
+        return None
 
 
 def lead(n: int) -> str:
@@ -212,70 +209,104 @@ def outbox_count(system, event_type: str) -> int:
 
 LIFE = {"fr": 1, "en": 2}  # proposal number per lead language (co-applicants write in English)
 REJECTED = 3
+FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+             "novembre", "décembre")
+EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
 
 
-def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system, staff, smtp, opened_call):
-    proposals = {lang: submit(staff, n, lang) for lang, n in LIFE.items()}
-    rejected = submit(staff, REJECTED, "en")
+def french_date(day: date) -> str:
+    return f"{'1er' if day.day == 1 else day.day} {FR_MONTHS[day.month - 1]} {day.year}"
+
+
+def english_date(day: date) -> str:
+    return f"{day.day} {EN_MONTHS[day.month - 1]} {day.year}"
+
+
+def paid(staff, grant_id: str, tranche: int, amount: str, key: str) -> tuple[dict, dict]:
+    """A finance officer's request and a finance approver's approval (four eyes): (request, payment)."""
+    request = staff["officer"].grants.request_payment(grant_id=grant_id, tranche_number=tranche, amount_eur=amount,
+                                                      idempotency_key=key)
+    return request, staff["approver"].grants.approve_payment(payment_id=request["payment_id"],
+                                                             bank_reference=f"BNK-{key}")
+
+
+def submitted_report(system, staff, grant_id: str, kind: str, expenditure: dict) -> dict:
+    """The programme manager submits a report; the decision waits until notifications recorded it (as staff
+    would, reading the report first), so the decision's message can say which tranche it unlocks."""
+    report = staff["pm"].grants.submit_report(grant_id=grant_id, kind=kind, expenditure=expenditure)
+    eventually(lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE report_id = "
+                                                      f"'{report['report_id']}'"), message="report recorded")
+    return report
+
+
+def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system, staff, smtp, opened_call,
+                                                                         closed_call):
+    # a grant reports on periods that have ended: the two proposals that live it belong to a call that closed
+    # long ago, which the calls service (it runs calls live) can no longer tell: its events are published here
+    proposals = {lang: history.past_proposals(system, PAST, [n], language=lang)[0] for lang, n in LIFE.items()}
     for lang, proposal in proposals.items():
-        ref = dict(proposal_id=proposal["proposal_id"], reference=proposal["reference"], call_id="JMDI-2008")
+        ref = dict(proposal_id=proposal["proposal_id"], reference=proposal["reference"], call_id=PAST)
+        # the past call's screening and evaluation, which the calls service never ran
         publish(system, "calls", "proposal_screened", {**ref, "outcome": "clear", "hits": []})
         publish(system, "calls", "proposal_evaluated", {**ref, "stage": "concept_note", "score": Decimal("38.50"),
                                                         "max_score": 50, "threshold": Decimal("30.00"),
                                                         "passed": True})
-    publish(system, "grants", "proposal_rejected", {
-        "proposal_id": rejected["proposal_id"], "reference": rejected["reference"], "call_id": "JMDI-2008",
-        "reasons": ["the full application scored 58/100, below the 65/100 needed for the award list"],
-        "decision_reference": "SC-2009-01"})
-    grants = dict(zip(proposals, award(system, staff, *proposals.values())))
-    for lang, grant in grants.items():
-        contract(system, grant, date(2009, 9, 1), 24)
-        publish(system, "grants", "tranche_paid", {
-            "payment_id": f"pay-{lang}-1", "grant_id": grant["grant_id"], "reference": grant["reference"],
-            "tranche_number": 1, "amount_eur": "96000.00", "value_date": date(2009, 10, 6),
-            "bank_reference": f"BNK-{lang}", "approved_by": "farid.finance"})
+    scenario.rank(system, proposals.values(), call_id=PAST)  # stands in for the evaluation's ranking
+    rejected = submit(staff, REJECTED, "en")  # a proposal of the live call, rejected by the committee
+    eventually(lambda: reject(staff, rejected), 60, message="rejected")
+    grants = {lang: history.award(staff, proposal, "150000.00") for lang, proposal in proposals.items()}
     fr, en = grants["fr"], grants["en"]
+
+    # French lead: 21 months from 2009-09-01, EUR 120,000 and 30,000 of EC budget a period -> 96,000 at
+    # signature, 24,000 after the interim report, the balance after the final report
+    signed = contracted(staff, fr, start_date="2009-09-01", duration_months=21,
+                        annual_budgets=["120000.00", "30000.00"])
+    assert [t["planned_amount_eur"] for t in signed["schedule"]] == ["96000.00", "24000.00", "30000.00"]
+    contracted(staff, en, start_date="2009-09-01", duration_months=12)  # 12 months: 120,000 at signature
     ids = ", ".join(f"'{g['grant_id']}'" for g in grants.values())
     eventually(lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE grant_id IN ({ids})")
-               == 4, message="contracts recorded")  # interim and final report of each grant
-    publish(system, "grants", "payment_requested", {
-        "payment_id": "pay-fr-2", "grant_id": fr["grant_id"], "reference": fr["reference"], "tranche_number": 2,
-        "amount_eur": "24000.00", "requested_by": "claire.finance", "requested_at": datetime(2010, 11, 16, 9, 5,
-                                                                                             tzinfo=UTC)})
-    expenditure = {"human_resources": "60000.00", "travel": "10000.00"}
-    for lang, outcome in (("fr", "accepted"), ("en", "returned")):
-        grant = grants[lang]
-        report = dict(report_id=f"report-{lang}-1", grant_id=grant["grant_id"], reference=grant["reference"],
-                      kind="interim")
-        publish(system, "grants", "report_submitted", {
-            **report, "number": 1, "period_start": date(2009, 9, 1), "period_end": date(2010, 8, 31),
-            "expenditure": expenditure, "total_eur": "70000.00", "submitted_at": datetime(2010, 10, 20, tzinfo=UTC)})
-        # the decision waits for the submission to be recorded (as staff would, reading the report first)
-        eventually(lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE report_id = "
-                                                          f"'{report['report_id']}'"), message="report recorded")
-        publish(system, "grants", "report_accepted", {
-            **report, "outcome": outcome, "reason": "" if outcome == "accepted" else
-            "Les relevés bancaires du poste 2 (Voyages) manquent." if lang == "fr" else
-            "Bank statements for heading 2 (Travel) are missing.",
-            "expenditure": expenditure, "total_eur": "70000.00", "decided_at": datetime(2010, 11, 12, tzinfo=UTC)})
-    publish(system, "grants", "grant_amended", {
-        "grant_id": fr["grant_id"], "reference": fr["reference"], "amendment_id": "am-1", "kind": "extension",
-        "amount_eur": "150000.00", "duration_months": 27, "reason": "Prolongation de trois mois"})
-    for grant in grants.values():
-        publish(system, "grants", "grant_closed", {
-            "grant_id": grant["grant_id"], "reference": grant["reference"], "kind": "final_payment",
-            "paid_eur": "145789.45", "accepted_expenditure_eur": "145789.45", "recovery_eur": "0.00",
-            "closed_at": datetime(2011, 12, 20, 15, 0, tzinfo=UTC)})
+               == 3, message="contracts recorded")  # the interim and final reports of one, the final of the other
+    _request, first_fr = paid(staff, fr["grant_id"], 1, "96000.00", "fr-1")
+    paid(staff, en["grant_id"], 1, "120000.00", "en-1")
+
+    # the interim report accepted by a second programme manager unlocks tranche 2 (90,000 x 80% is more than
+    # 70% of the 96,000 paid: in full)
+    interim = submitted_report(system, staff, fr["grant_id"], "interim",
+                               {"human_resources": "80000.00", "travel": "10000.00"})
+    staff["pm2"].grants.accept_report(report_id=interim["report_id"])
+    second_request, _payment = paid(staff, fr["grant_id"], 2, "24000.00", "fr-2")
+    amended = staff["committee"].grants.amend_grant(grant_id=fr["grant_id"], kind="duration",
+                                                    new_duration_months=24, reason="Prolongation de trois mois",
+                                                    new_annual_budgets=["120000.00", "30000.00"])
+    assert amended["end_date"] == "2011-08-31"
+    # final report: (90,000 + 75,000) x 80% = 132,000 earned, 120,000 paid -> a balance of 12,000
+    final = submitted_report(system, staff, fr["grant_id"], "final",
+                             {"human_resources": "70000.00", "travel": "5000.00"})
+    staff["pm2"].grants.accept_report(report_id=final["report_id"])
+    paid(staff, fr["grant_id"], 3, "12000.00", "fr-3")
+    assert staff["pm"].grants.close_grant(grant_id=fr["grant_id"])["closure"]["kind"] == "final_payment"
+
+    # English lead: the final report is returned, corrected, accepted; 125,000 x 80% = 100,000 of the 120,000
+    # paid -> closed with a recovery order of 20,000
+    expenditure = {"human_resources": "115000.00", "travel": "10000.00"}
+    returned_report = submitted_report(system, staff, en["grant_id"], "final", expenditure)
+    returned = staff["pm2"].grants.return_report(report_id=returned_report["report_id"],
+                                                 reason="Bank statements for heading 2 (Travel) are missing.")
+    corrected = submitted_report(system, staff, en["grant_id"], "final", expenditure)
+    staff["pm2"].grants.accept_report(report_id=corrected["report_id"])
+    closed = staff["pm"].grants.close_grant(grant_id=en["grant_id"])
+    assert (closed["closure"]["kind"], closed["closure"]["recovery_eur"]) == ("recovery", "20000.00")
 
     life = ["award", "contract_signed", "evaluation_result", "grant_closed", "screening_result",
-            "submission_receipt", "tranche_paid"]
+            "submission_receipt"]
     expected = {
-        lead(1): sorted(life + ["grant_amended", "report_accepted"]),
-        lead(2): sorted(life + ["report_returned"]),
+        lead(1): sorted(life + ["grant_amended"] + ["report_accepted"] * 2 + ["tranche_paid"] * 3),
+        lead(2): sorted(life + ["report_accepted", "report_returned", "tranche_paid"]),
         partner(1): ["contract_signed", "grant_amended", "grant_closed"],  # what binds the whole consortium
         partner(2): ["contract_signed", "grant_closed"],
         lead(REJECTED): ["rejection", "submission_receipt"],
-        APPROVERS[0]: ["payment_requested"], APPROVERS[1]: ["payment_requested"],
+        APPROVERS[0]: ["payment_requested"] * 4, APPROVERS[1]: ["payment_requested"] * 4,
     }
     eventually(lambda: all(kinds_for(smtp, address) == kinds for address, kinds in expected.items()), 90,
                message=f"every message delivered: {({a: kinds_for(smtp, a) for a in expected})}")
@@ -285,46 +316,59 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
     assert len({msg["Message-ID"] for _rcpt, msg in received}) == len(received)
     for lang, proposal in proposals.items():
         listed = eventually(lambda: all_sent(staff, proposal_id=proposal["proposal_id"]), message="listed sent")
-        ids = {d["message_id"] for d in listed}
-        assert ids <= {msg["Message-ID"] for _rcpt, msg in received}
+        assert {d["message_id"] for d in listed} <= {msg["Message-ID"] for _rcpt, msg in received}
     assert {d["template"] for d in deliveries(staff, grant_id=fr["grant_id"], recipient=partner(1))} == {
         "contract_signed", "grant_amended", "grant_closed"}
     eventually(lambda: outbox_count(system, "notification_sent") == len(received), message="notification_sent")
     assert metric(system, "jmdi_emails_total", template="award", outcome="sent") == 2
 
-    def only(address, kind):
-        (_rcpt, msg), = smtp.mails(to=address, kind=kind)
+    def only(address, kind, subject=""):
+        (_rcpt, msg), = [(r, m) for r, m in smtp.mails(to=address, kind=kind) if subject in m["Subject"]]
         return msg
 
     # French lead: French texts, French money and dates
     msg = only(lead(1), "submission_receipt")
     assert msg["Content-Language"] == "fr" and proposals["fr"]["reference"] in msg["Subject"]
-    assert msg["Subject"].startswith("Appel à propositions JMDI JMDI-2008 : accusé de réception")
-    msg = only(lead(1), "tranche_paid")
+    assert msg["Subject"].startswith(f"Appel à propositions JMDI {PAST} : accusé de réception")
+    msg = only(lead(1), "tranche_paid", "tranche 1")
     assert msg["Subject"] == f"Subvention {fr['reference']} : versement de la tranche 1 (96{NNBSP}000,00{NBSP}€)"
-    assert "Date de valeur :  6 octobre 2009" in body(msg)
+    assert f"Date de valeur :  {french_date(date.fromisoformat(first_fr['value_date']))}" in body(msg)
     assert f"Total versé à ce jour : 96{NNBSP}000,00{NBSP}€ sur une subvention maximale de 150{NNBSP}000,00{NBSP}€" \
         in body(msg)
-    msg = only(lead(1), "report_accepted")
+    msg = only(lead(1), "report_accepted", "intermédiaire")
     assert f"Le préfinancement suivant, soit 24{NNBSP}000,00{NBSP}€" in body(msg)
+    # the final report's acceptance quotes no planned balance (EUR 30,000 in the contract; closure paid 12,000):
+    # closure gives the real one
+    msg = only(lead(1), "report_accepted", "final")
+    assert "Le montant définitif de la subvention va maintenant être établi" in body(msg)
+    assert "Le solde" not in body(msg) and f"30{NNBSP}000,00" not in body(msg)
     msg = only(lead(1), "grant_amended")
     assert "avenant n° 1" in msg["Subject"] and "Prolongation de trois mois" in body(msg)
-    assert "L'action prend désormais fin le 30 novembre 2011." in body(msg)
+    assert "L'action prend désormais fin le 31 août 2011." in body(msg)
     assert "prévu vers le 1er octobre 2009" in body(only(lead(1), "contract_signed"))
+    msg = only(lead(1), "grant_closed")
+    assert f"Total versé :                      132{NNBSP}000,00{NBSP}€" in body(msg)
+    assert "Montant à recouvrer" not in body(msg)
     # English lead and co-applicants
     msg = only(lead(2), "award")
     assert msg["Content-Language"] == "en"
     assert msg["Subject"] == f"JMDI grant awarded to proposal {en['reference']} (grant {en['reference']})"
     assert "Maximum grant amount:    EUR 150,000.00" in body(msg)
     msg = only(lead(2), "report_returned")
-    assert "Bank statements for heading 2 (Travel) are missing." in body(msg) and "by 12 December 2010" in body(msg)
+    resubmit_by = datetime.fromisoformat(returned["decided_at"]).date() + timedelta(days=30)
+    assert "Bank statements for heading 2 (Travel) are missing." in body(msg)
+    assert f"by {english_date(resubmit_by)}" in body(msg)
+    msg = only(lead(2), "grant_closed")
+    assert "Total paid:             EUR 120,000.00" in body(msg)
+    assert "Amount to be recovered: EUR 20,000.00" in body(msg)
     assert only(partner(1), "contract_signed")["Content-Language"] == "en"
     assert "administrative and eligibility check passed" in only(lead(2), "screening_result")["Subject"]
     msg = only(lead(REJECTED), "rejection")
     assert "below the 65/100 needed for the award list" in body(msg)
-    msg = only(APPROVERS[0], "payment_requested")
+    msg = only(APPROVERS[0], "payment_requested", "tranche 2")
     assert msg["Subject"] == f"Approval required: payment of EUR 24,000.00 on grant {fr['reference']} (tranche 2)"
-    assert "Dear Farid Benali," in body(msg) and "Requested by:     claire.finance, on 16 November 2010" in body(msg)
+    requested_on = english_date(datetime.fromisoformat(second_request["requested_at"]).date())
+    assert "Dear Farid Benali," in body(msg) and f"Requested by:     omar.officer, on {requested_on}" in body(msg)
 
 
 def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, staff, smtp, opened_call):
@@ -335,6 +379,7 @@ def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, 
         "stage": "full_application", "score": Decimal("71.00"), "max_score": 100, "threshold": Decimal("65.00"),
         "passed": True}, producer="calls", actor="test")
     duplicates_before = metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated")
+    # one event published by hand, to deliver it again on purpose
     publish(system, "calls", "proposal_evaluated", event=evaluated)
     publish(system, "calls", "proposal_evaluated", event=evaluated)  # the broker delivers it again
     eventually(lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated")
@@ -351,10 +396,8 @@ def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, 
     eventually(lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated") >= 1,
                message="duplicate seen after restart")
     # a message planned after the restart goes out, and nothing sent before it goes out again
-    publish(system, "calls", "proposal_screened", {
-        "proposal_id": proposal["proposal_id"], "reference": proposal["reference"], "call_id": "JMDI-2008",
-        "outcome": "clear"})
-    eventually(lambda: smtp.mails(to=lead(4), kind="screening_result"), message="screening after restart")
+    eventually(lambda: reject(staff, proposal), 60, message="rejected after restart")
+    eventually(lambda: smtp.mails(to=lead(4), kind="rejection"), message="rejection after restart")
     assert len(smtp.mails()) == before + 1
     assert len(smtp.mails(to=lead(4), kind="evaluation_result")) == 1
 
@@ -419,12 +462,16 @@ def _start_with_due(months: int, kind: str, due: date) -> date:
     raise AssertionError(f"no start date gives a {kind} report due on {due}")
 
 
-def test_report_reminders_go_out_days_before_and_on_the_due_date_once(system, staff, smtp, opened_call):
+def test_report_reminders_go_out_days_before_and_on_the_due_date_once(system, staff, smtp, closed_call):
     today = datetime.now(UTC).date()
-    soon, due_today = submit(staff, 8, "fr"), submit(staff, 9, "en")
-    grant_soon, grant_today = award(system, staff, soon, due_today)
-    contract(system, grant_soon, _start_with_due(24, "interim", today + timedelta(days=7)), 24)
-    contract(system, grant_today, _start_with_due(12, "final", today), 12)
+    # reports fall due a year or more after the start: these grants belong to the call that closed long ago
+    soon, due_today = (history.past_proposals(system, PAST, [n], language=lang)[0]
+                       for n, lang in ((8, "fr"), (9, "en")))
+    scenario.rank(system, [soon, due_today], call_id=PAST)  # stands in for the past call's evaluation
+    grant_soon, grant_today = (history.award(staff, p, "150000.00") for p in (soon, due_today))
+    contracted(staff, grant_soon, start_date=_start_with_due(24, "interim", today + timedelta(days=7)).isoformat(),
+               duration_months=24)
+    contracted(staff, grant_today, start_date=_start_with_due(12, "final", today).isoformat(), duration_months=12)
 
     (_rcpt, msg), = eventually(lambda: smtp.mails(to=lead(8), kind="report_due"), 60, message="7-day reminder")
     assert msg["Subject"].startswith(f"Subvention {grant_soon['reference']} : rapport intermédiaire attendu le ")
@@ -442,32 +489,23 @@ def test_report_reminders_go_out_days_before_and_on_the_due_date_once(system, st
 
 
 def test_the_ec_report_is_sent_with_its_file_fetched_from_reporting(system, staff, smtp, opened_call):
-    generated = publish(system, "reporting", "report_generated", {
-        "report_id": "RPT-2010-Q1", "kind": "quarterly", "period": "2010-Q1", "format": "xlsx",
-        "filename": "jmdi-RPT-2010-Q1.xlsx", "sha256": "0" * 64, "size": 2048,
-        "generated_at": datetime(2010, 4, 2, 8, 0, tzinfo=UTC)})
+    # the real reporting service archives the report and announces it; notifications fetches the file from it
+    # with its own service identity and mails it to the EC contacts
+    def generated():  # once reporting has the programme (its call_opened may still be on its way)
+        try:
+            return staff["pm"].reporting.generate_report(kind="quarterly", period="2010-Q1")
+        except NotFound:
+            return None
 
-    # reporting has no get_report (for this service) yet: the message waits, retrying the attachment step
-    def retrying():
-        (found,) = deliveries(staff, template="ec_report") or [None]
-        return found if found and found["attempts"] >= 2 and found["status"] == "pending" else None
-
-    waiting = eventually(retrying, 60, message="attachment retried")
-    assert "get_report" in waiting["last_error"] and waiting["source_event_id"] == generated.event_id
-    assert not smtp.mails(to=EC_CONTACT)
-
-    system.processes["reporting"].stop()
-    stub = subprocess.Popen([sys.executable, str(HERE / "stub_reporting.py")], cwd=REPO,
-                            env={**os.environ, "AMQP_URI": system.amqp_uri, "JMDI_SECRET": TEST_SECRET},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        (_rcpt, msg), = eventually(lambda: smtp.mails(to=EC_CONTACT), 60, message="EC report delivered")
-    finally:
-        stub.terminate()
-        stub.wait(30)
+    made = eventually(generated, 60, 0.5, "the report generated")
+    assert made["created"] is True
+    (_rcpt, msg), = eventually(lambda: smtp.mails(to=EC_CONTACT), 60, message="EC report delivered")
     assert msg["Subject"] == "JMDI - quarterly report (1 January 2010 to 31 March 2010)"
     assert "Dear Jean-Marc Lefèvre," in body(msg)
     (attachment,) = list(msg.iter_attachments())
-    assert attachment.get_filename() == "jmdi-RPT-2010-Q1.xlsx"
-    assert attachment.get_content() == report_bytes("RPT-2010-Q1")
+    archived = staff["auditor"].reporting.get_report(report_id=made["report_id"])
+    assert attachment.get_filename() == archived["filename"] == made["filename"]
+    assert attachment.get_content() == base64.b64decode(archived["content_base64"])  # byte for byte
     assert re.match(r"<notification-[0-9a-f-]{36}@jmdi\.local>", msg["Message-ID"])
+    (delivery,) = deliveries(staff, template="ec_report")
+    assert delivery["status"] == "sent" and delivery["message_id"] == msg["Message-ID"]

@@ -2,9 +2,12 @@
 its formats, as-of reports, IATI and 360Giving exports, scheduled EC reports, reconciliation with the grants
 ledger, gauges, and rebuilding the projections from the event archive.
 
-The flow drives the RPCs that exist (programme, call, proposals; awards, organisations, contracts, payments,
-reports, amendments, declines in grants); the calls events without an RPC yet (evaluation, ranking, screening,
-withdrawal) are published with kombu to `calls.events`, exactly as the calls outbox would. Tests run in file
+The flow drives the grants RPCs (awards, organisations, contracts, payments, reports, amendments, declines)
+through the gateway. Its awards are dated 2009 and 2010, so its call is one that closed long ago
+(tests/support/history.py): the calls service runs calls live and cannot tell that call's opening, proposals,
+evaluation, ranking, screening or withdrawal, which are published with kombu to `calls.events`, exactly as the
+calls outbox would. The other events published by hand are on purpose: screenings out of order, a payment request
+grants would refuse, a closure and a payment the grants ledger never recorded, a redelivery. Tests run in file
 order: the later ones add facts (an amendment, a decline, a recovery, a one-sided payment) that the earlier
 ones do not expect.
 """
@@ -23,20 +26,21 @@ from kombu import Connection, Exchange
 from lxml import etree
 from openpyxl import load_workbook
 
-from services.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from services.common.events import make_event
-from services.common.topology import exchange_name, producer_of
+from services.common.contracts.events import make_event
+from services.common.contracts.topology import exchange_name, producer_of
+from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from services.reporting.exports import iati
 from services.reporting.models import PROJECTION_TABLES
-from services.reporting.periods import last_completed
+from services.reporting.domain.periods import last_completed
 from tests.support import flows
+from tests.support.history import past_call, past_proposals
 from tests.support.infra import REPO, eventually
 from tests.support.system import System
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
-IATI_SCHEMA = REPO / ".." / "shared" / "standards" / "iati-2.03" / "iati-activities-schema.xsd"
+IATI_SCHEMA = REPO / "services" / "reporting" / "standards" / "iati-2.03" / "iati-activities-schema.xsd"
 
 
 @pytest.fixture(scope="module")
@@ -98,36 +102,37 @@ PROPOSALS = [("remittances", "MA", "150000.00"), ("remittances", "SN", "120000.5
              ("migrant_associations", "EC", "60000.00"), ("remittances", "GE", "90000.00")]
 AWARDS = [("150000.00", "2009-06-15"), ("100000.25", "2009-06-15"), ("200000.00", "2009-09-01"),
           ("80000.00", "2010-01-10")]
-# the pre-financing of A, B and C (contracts start 2009-07-01): value dates
-PRE_FINANCING = {0: "2009-07-15", 1: "2009-07-16", 2: "2009-10-01"}
+# the contracts of A, B and C: start dates (on or after their award); their pre-financing is paid today
+CONTRACT_STARTS = {0: "2009-07-01", 1: "2009-07-01", 2: "2009-09-15"}
 EXPENDITURE = {"human_resources": "50000.00", "travel": "12345.67"}  # A's accepted interim report
 
 
-def pay(staff, grant_id: str, number: int, value_date: str) -> dict:
-    """Request (finance officer) and approve (finance approver) what the tranche may carry now."""
+def pay(staff, grant_id: str, number: int) -> dict:
+    """Request (finance officer) and approve (finance approver) what the tranche may carry now: paid today."""
     tranche = next(t for t in staff["pm"].grants.get_grant(grant_id=grant_id)["schedule"] if t["number"] == number)
     requested = staff["officer"].grants.request_payment(grant_id=grant_id, tranche_number=number,
                                                         amount_eur=tranche["payable_eur"],
                                                         idempotency_key=f"{grant_id}-{number}")
-    return staff["approver"].grants.approve_payment(payment_id=requested["payment_id"], value_date=value_date,
+    return staff["approver"].grants.approve_payment(payment_id=requested["payment_id"],
                                                     bank_reference=f"BNK-{grant_id[:8]}-{number}")
 
 
 @pytest.fixture(scope="module")
 def flow(system, staff):
-    """The JMDI call in miniature, through the services (calls' ranking, screening, withdrawal and evaluation
-    events by kombu: calls has no RPC for them yet). Returns proposals, grants and the payments made."""
+    """The JMDI call of 2008 in miniature: the call (closed on 2009-03-31) and its proposals, evaluations, rankings,
+    screening and withdrawal as the calls service announced them (tests/support/history.py); awards of 2009 and
+    2010, contracts and an accepted interim report through the grants service; the tranches paid today (a value
+    date is never before its request). Returns proposals, grants and the payments made."""
     pm = staff["pm"]
-    pm.calls.load_programme(programme=flows.programme())
-    pm.calls.create_call(**flows.call())
-    pm.calls.open_call(call_id="JMDI-2008")
-    proposals = [pm.calls.submit_proposal(**flows.proposal(n, window=w, country=c, requested=amount))
+    past_call(system, "JMDI-2008")
+    proposals = [past_proposals(system, "JMDI-2008", [n], window=w, country=c, requested=amount)[0]
                  for n, (w, c, amount) in enumerate(PROPOSALS)]
 
     def ids(i):
         return {"proposal_id": proposals[i]["proposal_id"], "reference": proposals[i]["reference"],
                 "call_id": "JMDI-2008"}
 
+    # the past call's evaluation, ranking, withdrawal and screening: the calls service never ran that call
     for i in range(4):
         publish(system, "proposal_evaluated", {**ids(i), "stage": "full_application", "score": D("81.50"),
                                                "max_score": 100, "threshold": D("60.00"), "passed": True})
@@ -152,21 +157,22 @@ def flow(system, staff):
         for p, (a, d) in zip(proposals, AWARDS)]
 
     # contracts with the leads of A, B and C (registered, bank account validated by a second person)
-    for i in PRE_FINANCING:
+    for i, start in CONTRACT_STARTS.items():
         country = PROPOSALS[i][1]
         org = staff["officer"].grants.register_organisation(
             legal_name=f"Association Migrations et Développement {i}", registration_number=f"REG-{country}-{i:05d}",
             country=country, iban=iban(country, f"{i + 1:024d}"), signatory=f"Director {i}")
         staff["approver"].grants.validate_bank_account(organisation_id=org["organisation_id"], iban=org["iban"])
         pm.grants.sign_contract(grant_id=grants[i]["grant_id"], organisation_id=org["organisation_id"],
-                                start_date="2009-07-01")
-    payments = [pay(staff, grants[i]["grant_id"], 1, value_date) for i, value_date in PRE_FINANCING.items()]
+                                start_date=start)
+    payments = [pay(staff, grants[i]["grant_id"], 1) for i in CONTRACT_STARTS]
     # A's interim report, accepted; then its second pre-financing
     report = pm.grants.submit_report(grant_id=grants[0]["grant_id"], kind="interim", number=1,
                                      expenditure=EXPENDITURE)
-    pm.grants.accept_report(report_id=report["report_id"])
-    payments.append(pay(staff, grants[0]["grant_id"], 2, "2010-08-02"))
-    # a payment request of D (not contracted in grants): only reporting sees it
+    system.client("karim.pm", ["programme_manager"]).grants.accept_report(report_id=report["report_id"])  # 4 eyes
+    payments.append(pay(staff, grants[0]["grant_id"], 2))
+    # a payment request of D (not contracted: grants would refuse it), published by hand so that only reporting
+    # sees it — an unpaid request the report counts until D is declined
     publish(system, "payment_requested", {"grant_id": grants[3]["grant_id"], "reference": grants[3]["reference"],
                                           "payment_id": "PAY-D-1", "tranche_number": 1,
                                           "amount_eur": D("20000.00"), "requested_by": "finance.officer",
@@ -218,8 +224,9 @@ def test_the_budget_report_adds_up_the_flow_to_the_cent(staff, flow):
     countries = {c["country"]: (c["committed_eur"], c["disbursed_eur"], c["grants"]) for c in report["countries"]}
     assert countries == {"MA": ("350000.00", "200000.00", 2), "SN": ("100000.25", "40000.10", 1),
                          "PH": ("80000.00", "0.00", 1)}
+    this_year = datetime.now(timezone.utc).year  # the tranches were paid today
     assert [(y["year"], y["committed_eur"], y["disbursed_eur"]) for y in report["years"]] == [
-        (2009, "450000.25", "180000.10"), (2010, "80000.00", "60000.00")]
+        (2009, "450000.25", "0.00"), (2010, "80000.00", "0.00"), (this_year, "0.00", "240000.10")]
     assert {x["applicant_type"] for x in report["applicant_types"]} == {"civil_society_organisation"}
     counts = report["counts"]
     assert (counts["proposals"], counts["eligible_proposals"], counts["awards"]) == (6, 4, 4)
@@ -234,7 +241,7 @@ def test_the_budget_report_adds_up_the_flow_to_the_cent(staff, flow):
             grants[a]["contracted"]) == ("150000.00", "120000.00", "30000.00", True)
     assert grants[d]["contracted"] is False
     assert sum(D(g["paid_eur"]) for g in grants.values()) == D(report["disbursed_eur"])
-    assert report["unmatched_facts"] == {"tranches": 0, "expenditures": 0}
+    assert report["unmatched_facts"] == {"tranches": 0, "expenditures": 0, "decommitments": 0}
 
     # the walking skeleton's totals come from the same report
     totals = staff["reporter"].reporting.totals(programme_id="JMDI")
@@ -251,19 +258,21 @@ def test_the_report_as_of_a_past_date_shows_what_was_true_then(staff, flow):
     june = budget(staff, programme_id="JMDI", as_of="2009-06-30")
     assert june["as_of"] == "2009-06-30"
     assert (june["committed_eur"], june["disbursed_eur"], june["contracted_eur"]) == ("250000.25", "0.00", "0.00")
-    assert june["counts"]["awards"] == 2 and june["counts"]["proposals"] == 0  # proposals were entered in 2026
-    assert budget(staff, programme_id="JMDI", as_of="2009-07-15")["disbursed_eur"] == "60000.00"
+    assert june["counts"]["awards"] == 2 and june["counts"]["proposals"] == 6  # submitted in March 2009
     year_end = budget(staff, programme_id="JMDI", as_of="2009-12-31")
     assert (year_end["committed_eur"], year_end["disbursed_eur"], year_end["reported_expenditure_eur"]) == (
-        "450000.25", "180000.10", "0.00")
-    assert budget(staff, programme_id="JMDI", as_of="2010-12-31")["disbursed_eur"] == "240000.10"
+        "450000.25", "0.00", "0.00")
+    assert budget(staff, programme_id="JMDI", as_of="2010-12-31")["committed_eur"] == "530000.25"
     before_the_first_award = budget(staff, programme_id="JMDI", as_of="2009-01-01")
     assert (before_the_first_award["committed_eur"], before_the_first_award["grants"]) == ("0.00", [])
-    # contracts were signed and the report accepted today (the dates the grants service recorded)
-    yesterday = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
-    assert budget(staff, programme_id="JMDI", as_of=yesterday)["contracted_eur"] == "0.00"
-    assert budget(staff, programme_id="JMDI", as_of=yesterday)["reported_expenditure_eur"] == "0.00"
-    assert budget(staff, programme_id="JMDI", as_of=yesterday)["counts"]["proposals"] == 0  # submitted today
+    # contracts were signed, tranches paid and the report accepted today (the dates the grants service recorded)
+    today = datetime.now(timezone.utc).date()
+    yesterday = budget(staff, programme_id="JMDI", as_of=(today - timedelta(days=1)).isoformat())
+    assert (yesterday["contracted_eur"], yesterday["disbursed_eur"], yesterday["reported_expenditure_eur"]) == (
+        "0.00", "0.00", "0.00")
+    # ... and a report as of today holds everything done today
+    as_of_today = budget(staff, programme_id="JMDI", as_of=today.isoformat())
+    assert (as_of_today["contracted_eur"], as_of_today["disbursed_eur"]) == ("450000.25", "240000.10")
 
 
 def test_the_report_in_table_csv_and_xlsx_form(staff, flow):
@@ -283,10 +292,14 @@ def test_the_report_in_table_csv_and_xlsx_form(staff, flow):
     assert workbook["mimetype"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     book = load_workbook(io.BytesIO(base64.b64decode(workbook["content_base64"])))
     assert book.sheetnames[0] == "Summary" and "Grants" in book.sheetnames
-    assert len(book["Summary"]._images) == 1  # the chart PNG is embedded
+    assert len(book["Summary"]._charts) == 2  # the charts, native to the workbook
     assert D(str(book["Summary"]["B5"].value)) == D("15000000.00")
     grant_rows = [r for r in book["Grants"].iter_rows(min_row=5, values_only=True) if r[0]]
-    assert sorted(D(str(r[9])) for r in grant_rows) == sorted(D(x) for x in ("120000", "40000.10", "80000", "0"))
+    paid = [c.value for c in book["Grants"][4]].index("Paid EUR")
+    assert sorted(D(str(r[paid])) for r in grant_rows) == sorted(D(x) for x in ("120000", "40000.10", "80000", "0"))
+    # the cover says what the report covers: from the programme's start (call_opened carries it) to today
+    today = datetime.now(timezone.utc).date()
+    assert book["Summary"]["A3"].value.startswith(f"Period covered: 2008-12-01 to {today} · As of {today}")
     with pytest.raises(InvalidInput) as refused:
         budget(staff, programme_id="JMDI", format="pdf")
     assert "format" in refused.value.errors
@@ -305,7 +318,7 @@ def test_the_iati_file_validates_against_the_schema_and_matches_the_report(staff
     assert (export["commitments_eur"], export["disbursements_eur"]) == (report["committed_eur"],
                                                                         report["disbursed_eur"])
     past = staff["reporter"].reporting.iati_export(programme_id="JMDI", as_of="2009-12-31")
-    assert past["disbursements_eur"] == "180000.10" and past["activities"] == 3
+    assert past["commitments_eur"] == "450000.25" and past["activities"] == 3
 
 
 def test_the_360giving_file_lists_each_grant_with_exact_amounts(staff, flow):
@@ -360,27 +373,31 @@ def test_the_scheduler_produces_each_periods_report_once_and_keeps_it(system, st
     assert stored["mimetype"].endswith("spreadsheetml.sheet")
     assert (hashlib.sha256(content).hexdigest(), len(content)) == (stored["sha256"], stored["size"])
     book = load_workbook(io.BytesIO(content))
-    assert f"As of {stored['as_of']}" in book["Summary"]["A2"].value
+    assert f"Period covered: 2008-12-01 to {stored['as_of']} · As of {stored['as_of']}" in book["Summary"]["A3"].value
     event = json.loads(system.scalar("reporting", "SELECT body FROM outbox WHERE event_type = 'report_generated' "
                                                   f"AND body LIKE '%{monthly['report_id']}%'"))
     assert event["data"] == {"report_id": monthly["report_id"], "kind": "monthly", "period": monthly["period"],
                              "format": "xlsx", "filename": stored["filename"], "sha256": stored["sha256"],
                              "size": stored["size"], "generated_at": event["data"]["generated_at"]}
-    # the notifications service fetches the file with its service identity
-    service = system.client("notifications", ["service"])
+    # the notifications service fetches the file with its service identity, over the broker; a service identity
+    # does not come in by the staff door
+    service = system.service_client("notifications", "reporting")
     assert service.reporting.get_report(report_id=monthly["report_id"])["sha256"] == stored["sha256"]
+    with pytest.raises(NotAllowed):
+        system.client(None, token=system.service_token("notifications", "reporting")).reporting.get_report(
+            report_id=monthly["report_id"])
 
     again = staff["pm"].reporting.generate_report(kind="monthly", period=monthly["period"])
     assert (again["created"], again["report_id"]) == (False, monthly["report_id"])
 
 
 def test_a_report_on_demand_is_kept_and_announced(system, staff, flow):
-    made = staff["reporter"].reporting.generate_report(kind="on_demand", period="2009-12-31")
+    made = staff["pm"].reporting.generate_report(kind="on_demand", period="2009-12-31")
     assert made["created"] is True and made["as_of"] == "2009-12-31"
     book = load_workbook(io.BytesIO(base64.b64decode(
         staff["auditor"].reporting.get_report(report_id=made["report_id"])["content_base64"])))
     assert len([r for r in book["Grants"].iter_rows(min_row=5, values_only=True) if r[0]]) == 3
-    assert staff["reporter"].reporting.generate_report(kind="on_demand", period="2009-12-31")["created"] is False
+    assert staff["pm"].reporting.generate_report(kind="on_demand", period="2009-12-31")["created"] is False
     assert [r["period"] for r in staff["reporter"].reporting.list_reports(kind="on_demand")] == ["2009-12-31"]
     assert system.scalar("reporting", "SELECT count(*) FROM outbox WHERE event_type = 'report_generated'") == 3
 
@@ -393,8 +410,9 @@ def test_a_report_on_demand_is_kept_and_announced(system, staff, flow):
     assert "period" in bad.value.errors
     with pytest.raises(NotFound):
         staff["pm"].reporting.get_report(report_id="no-such-report")
-    with pytest.raises(NotAllowed):
-        staff["auditor"].reporting.generate_report(kind="on_demand", period="2010-01-01")
+    for reader in ("auditor", "reporter"):  # read-only roles produce nothing
+        with pytest.raises(NotAllowed):
+            staff[reader].reporting.generate_report(kind="on_demand", period="2010-01-01")
 
 
 # --- gauges ---------------------------------------------------------------------------------------------------
@@ -433,7 +451,8 @@ def test_reconciliation_is_clean_then_finds_every_planted_difference(system, sta
     clean = staff["auditor"].reporting.reconcile()
     assert clean["clean"] is True and clean["differences"] == [] and clean["grants_compared"] == 4
     assert clean["totals"]["grants"] == clean["totals"]["reporting"] == {"committed_eur": "530000.25",
-                                                                         "paid_eur": "240000.10"}
+                                                                         "paid_eur": "240000.10",
+                                                                         "decommitted_eur": "0.00"}
     assert _gauge(_metrics(system), "jmdi_reconciliation_differences") == 0.0
 
     a, c = flow["grants"][0]["grant_id"], flow["grants"][2]["grant_id"]
@@ -475,7 +494,8 @@ def test_amendments_declines_and_recoveries_change_the_report_from_their_dates(s
     # the grants ledger agrees: a real amendment and a real decline are no difference
     assert staff["auditor"].reporting.reconcile()["clean"] is True
 
-    # a recovery order closing B, and a payment of A, that the grants ledger never recorded
+    # a recovery order closing B, and a payment of A, that the grants ledger never recorded: published by hand,
+    # as a producer the ledger does not know would, for reconciliation to find them
     publish(system, "grant_closed", {"grant_id": b, "reference": flow["grants"][1]["reference"], "kind": "recovery",
                                      "paid_eur": D("40000.10"), "accepted_expenditure_eur": D("30000.00"),
                                      "recovery_eur": D("16000.10"), "closed_at": at("2011-01-31")})

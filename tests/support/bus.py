@@ -3,8 +3,8 @@ import json
 
 from kombu import Connection, Exchange, Producer
 
-from services.common.events import make_event
-from services.common.topology import exchange_name, producer_of
+from services.common.contracts.events import make_event
+from services.common.contracts.topology import exchange_name, producer_of
 
 
 def publish(amqp_uri: str, body: dict, times: int = 1):

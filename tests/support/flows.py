@@ -1,4 +1,5 @@
 """Realistic inputs for flows through the system (the JMDI 2008 call, in miniature)."""
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -25,12 +26,31 @@ def programme(programme_id: str = "JMDI") -> dict:
     }
 
 
-def call(call_id: str = "JMDI-2008", programme_id: str = "JMDI", deadline_in=timedelta(days=30),
+# The longest a test module runs with one call (the staff walkthrough), with a margin.
+LONGEST_MODULE = timedelta(minutes=15)
+
+
+def end_of_today() -> datetime:
+    """The last second of today (UTC). Close to midnight it waits for the next day first: a module that created
+    its call at 23:55 would find it closed at 00:00, in the middle of its flow."""
+    now = datetime.now(timezone.utc)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if midnight - now < LONGEST_MODULE:
+        time.sleep((midnight - now).total_seconds() + 1)
+        now = datetime.now(timezone.utc)
+    return now.replace(hour=23, minute=59, second=59, microsecond=0)
+
+
+def call(call_id: str = "JMDI-2008", programme_id: str = "JMDI", deadline_in: timedelta | None = None,
          allocation="3750000.00") -> dict:
+    """A call to create. By default its deadline is the end of today (UTC): proposals may be submitted all day,
+    and the steering committee may decide on it today — an award is dated no earlier than the day the call closes
+    and no later than today."""
+    deadline = datetime.now(timezone.utc) + deadline_in if deadline_in is not None else end_of_today()
     return {
         "call_id": call_id, "programme_id": programme_id, "title": "JMDI call for proposals 2008",
         "windows": [{"window": w, "allocation_eur": allocation} for w in WINDOWS],
-        "deadline": (datetime.now(timezone.utc) + deadline_in).isoformat(),
+        "deadline": deadline.isoformat(),
     }
 
 
@@ -71,4 +91,34 @@ def proposal(n: int, call_id: str = "JMDI-2008", window: str | None = None, coun
         "total_eligible_cost_eur": str(total),
         "ec_amount_requested_eur": str(requested_amount),
         "co_financing_eur": str(total - requested_amount),
+        "logframe": logframe(n),
     }
+
+
+def logframe(n: int = 0) -> list[dict]:
+    """A small logframe: one outcome and one output, three indicators (unit, percentage, qualitative)."""
+    return [
+        {"type": "outcome", "title": "Migrant savings invested in the home region", "indicators": [
+            {"code": "OC1.1", "title": "Diaspora investments in local businesses", "measure": "unit",
+             "unit": "investments", "baseline_value": "0", "baseline_year": 2008, "target_value": "40",
+             "target_date": "2010-12-31", "source_of_verification": "Register of the local development agency"},
+            {"code": "OC1.2", "title": "Share of remittance receivers using a savings product",
+             "measure": "percentage", "baseline_value": "12.5", "baseline_year": 2008, "target_value": "30",
+             "target_date": "2010-12-31", "source_of_verification": "Household survey"},
+        ]},
+        {"type": "output", "title": "Migrant associations trained in project management", "indicators": [
+            {"code": "OP1.1", "title": "Quality of the business plans submitted", "measure": "qualitative",
+             "baseline_value": "Few plans, mostly incomplete", "baseline_year": 2008,
+             "target_value": "Complete plans meeting the bank's criteria", "target_date": "2010-06-30",
+             "source_of_verification": "Review by the partner bank"},
+        ]},
+    ]
+
+
+def iban(number: int, country: str = "MA") -> str:
+    """A valid IBAN (ISO 13616 mod-97 check digits) of the country, different for each number: organisations
+    that share an account are flagged to finance, so each test organisation has its own."""
+    from services.grants.domain import ALL_IBAN_LENGTHS
+    bban = f"{number:0{ALL_IBAN_LENGTHS[country] - 4}d}"
+    digits = "".join(str(int(ch, 36)) for ch in bban + country + "00")
+    return f"{country}{98 - int(digits) % 97:02d}{bban}"

@@ -19,12 +19,13 @@ from urllib.parse import quote, urlsplit
 
 import psycopg2
 
+from services.common.contracts.topology import PROCESSES, SERVICES  # noqa: F401  (the four services; with the gateway)
+
 REPO = Path(__file__).resolve().parents[2]
 AMQP_BASE = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("TEST_RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672")
 POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432")
-SERVICES = ("calls", "grants", "notifications", "reporting")
 
 
 def run_id() -> str:
@@ -111,7 +112,7 @@ class ServiceProcess:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.common.runner", self.name],
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.common.launch.runner", self.name],
                                      cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self

@@ -2,6 +2,7 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from tests.support import flows
 from tests.support.bus import event_body, publish
 from tests.support.infra import eventually
 
@@ -26,7 +27,8 @@ def rank(system, proposals, call_id="JMDI-2008"):
 def pay(system, grant_id, idempotency_key, tranche_number, amount_eur, value_date, bank_reference,
         annual_budgets=None):
     """The real payment flow: the lead applicant registered with a validated account (four eyes), the contract
-    signed, then a finance officer's request and a finance approver's approval (retry-safe on both)."""
+    signed (starting today), then a finance officer's request and a finance approver's approval (retry-safe on
+    both). `value_date` None: paid today."""
     officer = system.client("omar.officer", ["finance_officer"])
     approver = system.client("farid.finance", ["finance_approver"])
     grant = approver.grants.get_grant(grant_id=grant_id)
@@ -34,12 +36,11 @@ def pay(system, grant_id, idempotency_key, tranche_number, amount_eur, value_dat
         lead = grant["lead_applicant"]
         organisation = officer.grants.register_organisation(
             legal_name=grant["lead_organisation"], registration_number=lead["registration_number"],
-            country=lead["country"], iban="MA64 0115 1900 0001 2050 0053 4921", signatory="Jamal Lahlou")
+            country=lead["country"], iban=flows.iban(int(grant_id.replace("-", ""), 16) % 10**12), signatory="Jamal Lahlou")
         approver.grants.validate_bank_account(organisation_id=organisation["organisation_id"],
                                               iban=organisation["iban"])
         system.client("maria.pm", ["programme_manager"]).grants.sign_contract(
-            grant_id=grant_id, organisation_id=organisation["organisation_id"], start_date="2009-07-01",
-            annual_budgets=annual_budgets)
+            grant_id=grant_id, organisation_id=organisation["organisation_id"], annual_budgets=annual_budgets)
     request = officer.grants.request_payment(grant_id=grant_id, idempotency_key=idempotency_key,
                                              tranche_number=tranche_number, amount_eur=amount_eur)
     return approver.grants.approve_payment(payment_id=request["payment_id"], value_date=value_date,

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select, update
 
 from smtp_servers import Mailbox
-from services.common.db import DatabaseCore
-from services.common.events import make_event
-from services.common.migrations import upgrade
-from services.common.tables import outbox
+from services.common.contracts.events import make_event
+from services.common.storage.db import DatabaseCore
+from services.common.storage.migrations import upgrade
+from services.common.storage.tables import outbox
 from services.notifications.delivery import FolderTransport
 from services.notifications.dispatch import Dispatcher
 from services.notifications.models import Notification

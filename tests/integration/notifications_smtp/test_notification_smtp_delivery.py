@@ -137,11 +137,19 @@ def test_retry_with_backoff_until_the_server_is_back(smtp_server):
 
 def test_login_success_and_failure(smtp_server, authenticator):
     controller, mailbox = smtp_server(authenticator=authenticator, auth_require_tls=False)
-    SmtpTransport(settings_for(controller.port, user="jmdi", password="s3cret")).send(ec_report()[0])
+    plaintext = {"allow_plaintext_auth": True}  # this relay offers no TLS
+    SmtpTransport(settings_for(controller.port, user="jmdi", password="s3cret", **plaintext)).send(ec_report()[0])
     assert len(mailbox.received) == 1
     with pytest.raises(PermanentDeliveryError) as info:
-        SmtpTransport(settings_for(controller.port, user="jmdi", password="wrong")).send(ec_report()[0])
+        SmtpTransport(settings_for(controller.port, user="jmdi", password="wrong", **plaintext)).send(ec_report()[0])
     assert info.value.code == 535
+
+
+def test_a_login_without_tls_is_refused_unless_allowed(smtp_server, authenticator):
+    controller, mailbox = smtp_server(authenticator=authenticator, auth_require_tls=False)
+    with pytest.raises(PermanentDeliveryError, match="without TLS refused"):
+        SmtpTransport(settings_for(controller.port, user="jmdi", password="s3cret")).send(ec_report()[0])
+    assert mailbox.received == []
 
 
 def test_starttls_required_but_not_offered_is_permanent(smtp_server):

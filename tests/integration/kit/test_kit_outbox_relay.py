@@ -1,0 +1,192 @@
+"""The outbox relay and the confirming publisher on a real database and the real broker, with each crash window
+hit on purpose: the event reaches the broker at least once and its effect is applied exactly once."""
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from services.common.messaging.inbox import APPLIED, DUPLICATE, RetryPolicy, consume
+from services.common.messaging.outbox import OutboxRelay, pending_count
+from services.common.messaging.publisher import PublishFailed
+from services.common.storage.tables import outbox
+from tests.support.infra import free_port, run_id
+
+from .conftest import SimulatedCrash, run_together, bound_queue, delete_queue, drain_queue, ledger_rows, ledger_total, record_tranche, \
+    tranche_data
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def queue(vhost):
+    """A consumer's queue on grants.events (fresh per test)."""
+    name = f"reporting-{run_id()}"
+    bound_queue(vhost, name)
+    yield name
+    delete_queue(vhost, name)
+
+
+def commit_tranches(core, numbers, amount="96000.00"):
+    for n in numbers:
+        uow = core.unit_of_work(actor="farid.finance")
+        uow.emit("tranche_paid", tranche_data(n, amount))
+        uow.commit()
+
+
+def attempts(core) -> list[int]:
+    with core.engine.connect() as conn:
+        return [a for (a,) in conn.execute(select(outbox.c.attempts).order_by(outbox.c.id))]
+
+
+def apply_all(consumer_core, bodies) -> list[str]:
+    """The consumer's side: every delivered copy through the inbox."""
+    return [consume(consumer_core.unit_of_work(), "reporting.on_tranche_paid", body, {}, record_tranche,
+                    RetryPolicy(1, 0)) for body in bodies]
+
+
+def test_committed_rows_are_published_once_and_marked_sent(databases, vhost, queue):
+    core = databases("grants")
+    commit_tranches(core, range(3))
+    relay = OutboxRelay(core, vhost)
+    try:
+        assert relay.drain() == 3
+        assert relay.drain() == 0
+    finally:
+        relay.publisher.close()
+    bodies = drain_queue(vhost, queue)
+    assert [b["data"]["payment_id"] for b in bodies] == ["pay-0", "pay-1", "pay-2"]
+    assert pending_count(core) == 0
+
+
+def test_a_crash_between_the_commit_and_the_publish_is_published_after_the_restart(databases, vhost, queue,
+                                                                                     crash_at):
+    core, consumer = databases("grants"), databases("reporting")
+    crash_at("outbox.before_publish")
+    commit_tranches(core, (1, 2))
+    with pytest.raises(SimulatedCrash):
+        OutboxRelay(core, vhost).drain()
+    assert drain_queue(vhost, queue) == [] and pending_count(core) == 2  # nothing left, nothing lost
+
+    restarted = OutboxRelay(core, vhost)
+    try:
+        assert restarted.drain() == 2
+    finally:
+        restarted.publisher.close()
+    assert apply_all(consumer, drain_queue(vhost, queue)) == [APPLIED, APPLIED]
+    assert sorted(ledger_rows(consumer).values()) == [1, 1] and pending_count(core) == 0
+
+
+def test_a_crash_after_the_publish_before_marking_sent_publishes_again_and_is_applied_once(databases, vhost, queue,
+                                                                                           crash_at):
+    core, consumer = databases("grants"), databases("reporting")
+    crash_at("outbox.after_publish")
+    commit_tranches(core, (1, 2))
+    crashed = OutboxRelay(core, vhost)
+    with pytest.raises(SimulatedCrash):
+        crashed.drain()
+    crashed.publisher.close()
+    assert pending_count(core) == 2  # the broker has them, the outbox does not know
+
+    restarted = OutboxRelay(core, vhost)
+    try:
+        assert restarted.drain() == 2
+    finally:
+        restarted.publisher.close()
+    bodies = drain_queue(vhost, queue)
+    assert len(bodies) == 4  # each event twice: at least once on the broker
+    assert sorted(apply_all(consumer, bodies)) == [APPLIED, APPLIED, DUPLICATE, DUPLICATE]
+    assert sorted(ledger_rows(consumer).values()) == [1, 1]  # ... exactly once in effect
+    assert str(ledger_total(consumer)) == "192000.00"
+
+
+def test_a_broker_nack_leaves_the_rows_pending_and_they_go_once_the_broker_accepts(databases, vhost, queue):
+    core, consumer = databases("grants"), databases("reporting")
+    full = f"full-{run_id()}"  # a real refusal: a queue that rejects every publish makes RabbitMQ nack it
+    bound_queue(vhost, full, **{"x-max-length": 0, "x-overflow": "reject-publish"})
+    commit_tranches(core, (1,))
+    relay = OutboxRelay(core, vhost)
+    try:
+        with pytest.raises(PublishFailed, match="refused"):
+            relay.drain()
+        assert pending_count(core) == 1 and attempts(core) == [1]
+        delete_queue(vhost, full)
+        assert relay.drain() == 1
+    finally:
+        relay.publisher.close()
+    bodies = drain_queue(vhost, queue)  # the refused publish may still have reached the other queues
+    assert len(bodies) in (1, 2)
+    assert APPLIED in apply_all(consumer, bodies)
+    assert list(ledger_rows(consumer).values()) == [1] and pending_count(core) == 0
+
+
+def test_a_confirm_that_never_comes_times_out_and_the_row_is_published_again(databases, vhost, queue, crash_at):
+    core, consumer = databases("grants"), databases("reporting")
+    crash_at("publisher.no_confirm")
+    commit_tranches(core, (1,))
+    relay = OutboxRelay(core, vhost)
+    relay.publisher.confirm_timeout = 1.0
+    try:
+        with pytest.raises(PublishFailed, match="not confirmed"):
+            relay.drain()
+        assert pending_count(core) == 1 and attempts(core) == [1]
+        assert relay.drain() == 1
+    finally:
+        relay.publisher.close()
+    bodies = drain_queue(vhost, queue)
+    assert len(bodies) == 2  # the broker had the first copy; only its confirm was lost
+    assert sorted(apply_all(consumer, bodies)) == [APPLIED, DUPLICATE]
+    assert list(ledger_rows(consumer).values()) == [1]
+
+
+def test_two_relays_of_one_service_never_publish_the_same_row(pg_databases, vhost, queue):
+    core = pg_databases("grants")
+    commit_tranches(core, range(120))
+    relays = [OutboxRelay(core, vhost, batch_size=10) for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def drain(relay):
+        start.wait()
+        return relay.drain()
+
+    try:
+        published = run_together(lambda: drain(relays[0]), lambda: drain(relays[1]))
+    finally:
+        for relay in relays:
+            relay.publisher.close()
+    ids = [b["event_id"] for b in drain_queue(vhost, queue)]
+    assert sum(published) == 120 and len(ids) == 120 and len(set(ids)) == 120
+
+
+def test_housekeeping_forgets_rows_published_long_ago_and_keeps_pending_ones(databases, vhost, queue, crash_at):
+    core = databases("grants")
+    commit_tranches(core, (1, 2))
+    relay = OutboxRelay(core, vhost, retention=timedelta(0), sweep_seconds=0)
+    try:
+        relay.drain()
+        commit_tranches(core, (3,))
+        relay._housekeeping()
+    finally:
+        relay.publisher.close()
+    with core.engine.connect() as conn:
+        left = [r.event_type for r in conn.execute(select(outbox.c.event_type, outbox.c.published_at))
+                if r.published_at is None]
+    assert left == ["tranche_paid"] and pending_count(core) == 1
+
+
+def test_the_relay_loop_keeps_going_through_a_broker_it_cannot_reach(databases):
+    core = databases("grants")
+    commit_tranches(core, (1,))
+    relay = OutboxRelay(core, f"amqp://guest:guest@127.0.0.1:{free_port()}/", sweep_seconds=0.1)  # nobody there
+    runner = threading.Thread(target=relay.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while attempts(core) == [0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        relay.stop()
+        runner.join(30)
+    assert attempts(core) == [1] or attempts(core)[0] >= 1
+    assert not runner.is_alive() and pending_count(core) == 1  # stopped cleanly; the row waits for the broker
