@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit venv migrate clean reliability bench
+.PHONY: run test lint unit venv migrate clean reliability bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,15 @@ venv: $(STAMP)
 
 ## start the four services in the foreground (Ctrl-C stops them)
 run: venv
-	$(PY) -m services.common.supervisor
+	$(PY) -m services.common.launch.supervisor
 
-## the whole suite: unit, integration (real RabbitMQ and PostgreSQL), reliability
-test: venv
+## lint (ruff) and types (mypy) as configured in pyproject.toml; `make test` runs it first
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## the whole suite: lint and types, then unit, integration (real RabbitMQ and PostgreSQL), reliability
+test: lint
 	bash scripts/ensure-backing-services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -38,7 +43,7 @@ bench: venv
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 migrate: venv
-	for s in calls grants notifications reporting; do $(PY) -m services.common.runner $$s --migrate-only; done
+	for s in calls grants notifications reporting; do $(PY) -m services.common.launch.runner $$s --migrate-only; done
 
 clean:
 	rm -rf var .pytest_cache
