@@ -516,7 +516,8 @@ def _amended(uow: UnitOfWork, record, events, now: datetime, targets: list | Non
     change = events[0].data
     uow.session.add(AmendmentRow(id=change["amendment_id"], grant_id=record.row.id, kind=change["kind"],
                                  reason=change["reason"], amount=record.grant.amount,
-                                 duration_months=record.grant.duration_months, budget=change["budget"],
+                                 duration_months=record.grant.duration_months,
+                                 budget=repo.wire_money_map(change["budget"]),
                                  decided_by=_user(uow), decided_at=now, targets=targets))
     repo.emit(uow, events, now)
     return {**grant_view(record), "amendment_id": change["amendment_id"]}

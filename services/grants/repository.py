@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 FRESH = {"populate_existing": True}
 
-from services.common.contracts.events import CONTRACTS
 from services.common.values.errors import NotFound
 from services.common.values.money import money_str
 from services.grants import domain
@@ -24,9 +23,9 @@ from .models import (CallCopy, Evaluation, ExchangeRateRow, GrantRow, Organisati
 
 
 def emit(uow, events, occurred_at):
-    """Write domain events (wire-form data) to the outbox; the contract turns them back into Python values."""
+    """Hand the domain's events (Python values) to the unit of work, which writes their wire form to the outbox."""
     for event in events:
-        uow.emit(event.event_type, CONTRACTS[event.event_type]().load(event.data), occurred_at=occurred_at)
+        uow.emit(event.event_type, event.data, occurred_at=occurred_at)
 
 
 def money_map(mapping: dict | None) -> dict:

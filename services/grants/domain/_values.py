@@ -69,14 +69,7 @@ def months(value, field: str = "duration_months") -> int:
     return value
 
 
-def iso(value) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def m(value: Decimal) -> str:
     """Money on the wire: "150000.00"."""
     return money_str(value)
 
-
-def money_map(mapping: dict) -> dict:
-    return {key: money_str(value) for key, value in mapping.items()}

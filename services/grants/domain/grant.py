@@ -11,12 +11,13 @@ Closing reduces the commitment to the final amount: the rest is decommitted (gra
 to the window and the programme at once, where a reserve proposal or a later call may use it.
 
 Every method enforces the rules of its concern module and returns the domain events it produced, as
-(event_type, data) pairs whose data matches the contracts in services/common/contracts/events.py (money as "150000.00",
-dates and timestamps ISO 8601); they are also appended to `events` for the unit of work to write to the outbox.
+(event_type, data) pairs whose data are Python values (Decimal money, dates, aware date-times) matching the contracts
+in services/common/contracts/events.py; the unit of work turns each into its wire form once, when it writes it to
+the outbox.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -28,7 +29,7 @@ from services.common.values.money import round_money
 
 from . import payments as pay
 from . import reports as rep
-from ._values import ZERO, a_date, aware, m, money, money_map, months, period_end, ratio, text
+from ._values import ZERO, a_date, aware, m, money, months, period_end, ratio, text
 from .amendments import (Amendment, AmendmentKind, check_amendment_amount, check_ec_share, check_reallocation)
 from .annex import HEADINGS, check_caps, normalise_budget
 from .budget import CallLimits, ProgrammeBudget, ProposalCopy, ReservePlaces, WindowBudget, check_award
@@ -70,6 +71,12 @@ def reject_proposal(proposal: ProposalCopy, reasons: list[str], decision_referen
         "reasons": [r.strip() for r in reasons], "decision_reference": decision_reference or ""})]
 
 
+def _indicator_values(indicator: dict) -> dict:
+    """A logframe indicator as the contract keeps it (JSON: the target date as text), in Python values."""
+    target = indicator["target_date"]
+    return {**indicator, "target_date": target if isinstance(target, date) else date.fromisoformat(target)}
+
+
 @dataclass
 class Grant:
     grant_id: str
@@ -100,7 +107,6 @@ class Grant:
     calendar: ProgrammeCalendar = field(default_factory=ProgrammeCalendar)  # call deadline, programme period
     conversion: fx.ConversionRule = fx.ConversionRule.EC_MONTHLY  # how expenditure in other currencies is converted
     logframe: list | None = None   # the contract's logframe (the proposal's, targets as last amended)
-    events: list[DomainEvent] = field(default_factory=list)
 
     # ---------------------------------------------------------------- award
     @classmethod
@@ -146,9 +152,9 @@ class Grant:
             "grant_id": grant_id, "proposal_id": proposal.proposal_id, "reference": proposal.reference,
             "call_id": proposal.call_id, "programme_id": proposal.programme_id, "window": proposal.window,
             "country": proposal.country, "applicant_type": proposal.applicant_type,
-            "lead_organisation": proposal.lead_organisation, "title": proposal.title, "amount_eur": m(amount),
-            "budget": money_map(budget), "decision_reference": decision_reference,
-            "decision_date": decision_date.isoformat(), "awarded_at": awarded_at.isoformat()})
+            "lead_organisation": proposal.lead_organisation, "title": proposal.title, "amount_eur": amount,
+            "budget": dict(budget), "decision_reference": decision_reference,
+            "decision_date": decision_date, "awarded_at": awarded_at})
 
     def decline(self, reason: str, declined_at: datetime, window_budget: WindowBudget,
                 programme_budget: ProgrammeBudget) -> list[DomainEvent]:
@@ -165,8 +171,8 @@ class Grant:
         programme_budget.release(self.amount)
         self.status, self.decline_reason = GrantStatus.DECLINED, reason
         return self._emit("grant_closed", {
-            "grant_id": self.grant_id, "reference": self.reference, "kind": "declined", "paid_eur": "0.00",
-            "accepted_expenditure_eur": "0.00", "recovery_eur": "0.00", "closed_at": declined_at.isoformat()})
+            "grant_id": self.grant_id, "reference": self.reference, "kind": "declined", "paid_eur": ZERO,
+            "accepted_expenditure_eur": ZERO, "recovery_eur": ZERO, "closed_at": declined_at})
 
     # ------------------------------------------------------------- contract
     def sign_contract(self, organisation: Organisation, start_date: date, signed_at: datetime,
@@ -189,10 +195,10 @@ class Grant:
         self.annual_budgets = tuple(money(b, "annual_budgets") for b in annual_budgets) if annual_budgets else None
         self.schedule, self.status = schedule, GrantStatus.CONTRACTED
         return self._emit("contract_signed", {
-            "grant_id": self.grant_id, "reference": self.reference, "start_date": start_date.isoformat(),
-            "end_date": self.end_date.isoformat(), "duration_months": self.duration_months,
-            "amount_eur": m(self.amount), "schedule": [t.to_data() for t in schedule],
-            "signed_at": signed_at.isoformat()})
+            "grant_id": self.grant_id, "reference": self.reference, "start_date": start_date,
+            "end_date": self.end_date, "duration_months": self.duration_months,
+            "amount_eur": self.amount, "schedule": [t.event_values() for t in schedule],
+            "signed_at": signed_at})
 
     def update_organisation(self, organisation: Organisation) -> None:
         """The register changed (e.g. the bank account was validated or replaced)."""
@@ -278,8 +284,8 @@ class Grant:
         self.payments[request.key] = request
         return self._emit("payment_requested", {
             "payment_id": request.key, "grant_id": self.grant_id, "reference": self.reference,
-            "tranche_number": request.tranche_number, "amount_eur": m(request.amount),
-            "requested_by": request.requested_by, "requested_at": request.requested_at.isoformat()})
+            "tranche_number": request.tranche_number, "amount_eur": request.amount,
+            "requested_by": request.requested_by, "requested_at": request.requested_at})
 
     def approve_payment(self, key: str, approver: str, approved_at: datetime) -> list[DomainEvent]:
         """Four eyes, then the payment rules again (the grant may have changed since the request)."""
@@ -297,9 +303,9 @@ class Grant:
         self.payments[key] = cancelled
         return self._emit("payment_cancelled", {
             "payment_id": cancelled.key, "grant_id": self.grant_id, "reference": self.reference,
-            "tranche_number": cancelled.tranche_number, "amount_eur": m(cancelled.amount),
+            "tranche_number": cancelled.tranche_number, "amount_eur": cancelled.amount,
             "requested_by": cancelled.requested_by, "cancelled_by": cancelled.cancelled_by,
-            "reason": cancelled.cancel_reason, "cancelled_at": cancelled.cancelled_at.isoformat()})
+            "reason": cancelled.cancel_reason, "cancelled_at": cancelled.cancelled_at})
 
     def mark_paid(self, key: str, value_date: date, bank_reference: str, *, today: date) -> list[DomainEvent]:
         """The bank paid: on a value date neither before the request nor after `today`."""
@@ -309,8 +315,8 @@ class Grant:
         self.payments[key] = paid
         return self._emit("tranche_paid", {
             "payment_id": paid.key, "grant_id": self.grant_id, "reference": self.reference,
-            "tranche_number": paid.tranche_number, "amount_eur": m(paid.amount),
-            "value_date": paid.value_date.isoformat(), "bank_reference": paid.bank_reference,
+            "tranche_number": paid.tranche_number, "amount_eur": paid.amount,
+            "value_date": paid.value_date, "bank_reference": paid.bank_reference,
             "approved_by": paid.approved_by or ""})
 
     def _payment(self, key: str) -> PaymentRequest:
@@ -373,12 +379,12 @@ class Grant:
         self.reports[report_id] = report
         data = {
             "report_id": report_id, "grant_id": self.grant_id, "reference": self.reference, "kind": kind.value,
-            "number": report.number, "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
-            "expenditure": money_map(report.expenditure), "total_eur": m(report.total),
-            "submitted_at": submitted_at.isoformat()}
+            "number": report.number, "period_start": period.start, "period_end": period.end,
+            "expenditure": dict(report.expenditure), "total_eur": report.total,
+            "submitted_at": submitted_at}
         if converted:
             data["conversion"] = self.conversion.value
-            data["lines"] = [line.to_data() for line in converted]
+            data["lines"] = [asdict(line) for line in converted]
         if reported:
             data["actuals"] = [dict(a) for a in reported]
         return self._emit("report_submitted", data)
@@ -406,10 +412,10 @@ class Grant:
             "report_id": report.report_id, "grant_id": self.grant_id, "reference": self.reference,
             "programme_id": self.programme_id, "call_id": self.call_id, "window": self.window,
             "country": self.country, "kind": report.kind.value, "number": report.number,
-            "period_start": report.period_start.isoformat(), "period_end": report.period_end.isoformat(),
-            "results": [{**{k: v for k, v in known[a["code"]].items()}, "actual_value": a["value"],
+            "period_start": report.period_start, "period_end": report.period_end,
+            "results": [{**_indicator_values(known[a["code"]]), "actual_value": a["value"],
                          "comment": a.get("comment") or ""} for a in report.actuals if a["code"] in known],
-            "decided_at": report.decided_at.isoformat()})
+            "decided_at": report.decided_at})
 
     def return_report(self, report_id: str, reason: str, decided_at: datetime) -> list[DomainEvent]:
         self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
@@ -427,8 +433,8 @@ class Grant:
             "report_id": report.report_id, "grant_id": self.grant_id, "reference": self.reference,
             "kind": report.kind.value, "number": report.number, "outcome": report.status.value,
             "reason": report.reason,
-            "expenditure": money_map(report.expenditure), "total_eur": m(report.total),
-            "decided_at": report.decided_at.isoformat()})
+            "expenditure": dict(report.expenditure), "total_eur": report.total,
+            "decided_at": report.decided_at})
 
     # ----------------------------------------------------------- amendments
     def reallocate(self, reallocation_id: str, new_budget: dict, reason: str = "") -> list[DomainEvent]:
@@ -512,8 +518,8 @@ class Grant:
     def _amended(self, amendment_id: str, kind: str, reason: str) -> list[DomainEvent]:
         return self._emit("grant_amended", {
             "grant_id": self.grant_id, "reference": self.reference, "amendment_id": amendment_id, "kind": kind,
-            "amount_eur": m(self.amount), "duration_months": self.duration_months,
-            "budget": money_map(self.budget), "reason": reason or ""})
+            "amount_eur": self.amount, "duration_months": self.duration_months,
+            "budget": dict(self.budget), "reason": reason or ""})
 
     # ---------------------------------------------------------- termination
     def reporting_periods(self):
@@ -550,10 +556,10 @@ class Grant:
         final = self.reporting_periods()[-1]
         return self._emit("grant_terminated", {
             "grant_id": self.grant_id, "reference": self.reference,
-            "effective_date": termination.effective_date.isoformat(), "reason": termination.reason,
-            "terminated_by": termination.terminated_by, "terminated_at": termination.terminated_at.isoformat(),
-            "amount_eur": m(self.amount), "paid_eur": m(self.paid_total),
-            "final_report_period_start": final.start.isoformat(), "final_report_due": final.due_date.isoformat()})
+            "effective_date": termination.effective_date, "reason": termination.reason,
+            "terminated_by": termination.terminated_by, "terminated_at": termination.terminated_at,
+            "amount_eur": self.amount, "paid_eur": self.paid_total,
+            "final_report_period_start": final.start, "final_report_due": final.due_date})
 
     def _payable_schedule(self) -> tuple:
         """After termination only the tranches paid and the balance remain (no further pre-financing)."""
@@ -607,14 +613,14 @@ class Grant:
         self.closure, self.status = closure, GrantStatus.CLOSED
         events = self._emit("grant_closed", {
             "grant_id": self.grant_id, "reference": self.reference, "kind": closure.kind.value,
-            "paid_eur": m(self.paid_total), "accepted_expenditure_eur": m(self.accepted_expenditure),
-            "recovery_eur": m(closure.recovery_amount), "closed_at": closed_at.isoformat()})
+            "paid_eur": self.paid_total, "accepted_expenditure_eur": self.accepted_expenditure,
+            "recovery_eur": closure.recovery_amount, "closed_at": closed_at})
         if closure.decommitted > 0:
             events += self._emit("grant_decommitted", {
                 "decommitment_id": decommitment_id, "grant_id": self.grant_id, "reference": self.reference,
-                "amount_eur": m(closure.decommitted), "committed_before_eur": m(self.amount),
-                "committed_after_eur": m(closure.eligible_amount), "reason": self.decommitment_reason(),
-                "decommitted_at": closed_at.isoformat()})
+                "amount_eur": closure.decommitted, "committed_before_eur": self.amount,
+                "committed_after_eur": closure.eligible_amount, "reason": self.decommitment_reason(),
+                "decommitted_at": closed_at})
         return events
 
     def decommitment_reason(self) -> str:
@@ -641,6 +647,4 @@ class Grant:
                                            f"not {window_budget.window}"]})
 
     def _emit(self, event_type: str, data: dict) -> list[DomainEvent]:
-        event = DomainEvent(event_type, data)
-        self.events.append(event)
-        return [event]
+        return [DomainEvent(event_type, data)]

@@ -52,6 +52,11 @@ class Tranche:
     condition: str | None
     due_date: date
 
+    def event_values(self) -> dict:
+        """The tranche as contract_signed's schedule entry, in Python values."""
+        return {"number": self.number, "kind": self.kind.value, "planned_amount_eur": self.planned_amount,
+                "condition": self.condition, "due_date": self.due_date}
+
     def to_data(self) -> dict:
         return {"number": self.number, "kind": self.kind.value, "planned_amount_eur": money_str(self.planned_amount),
                 "condition": self.condition, "due_date": self.due_date.isoformat()}

@@ -2,7 +2,9 @@
 from datetime import datetime, timezone
 from decimal import Decimal as D
 
-from services.grants.domain import (CallLimits, ProgrammeBudget, ProposalCopy, RankingList, WindowBudget)
+from services.common.contracts.events import make_event
+from services.grants.domain import (CallLimits, DomainEvent, ProgrammeBudget, ProposalCopy, RankingList,
+                                    WindowBudget)
 
 UTC = timezone.utc
 LIMITS = CallLimits(D("50000.00"), D("200000.00"), D("0.90"), 36)
@@ -11,6 +13,13 @@ BUDGET_250K = {  # total eligible 250,000.00: an award of 200,000.00 is an EC sh
     "local_office": D("20000.00"), "other_costs_services": D("30000.00"), "other": D("2000.00"),
     "contingency": D("10000.00"), "indirect_costs": D("16000.00"),
 }
+
+
+def on_the_wire(events: list) -> list:
+    """The domain's events as consumers receive them: each made into its wire form under its contract, as the unit
+    of work does when it writes the outbox (an event that does not match its contract is refused here)."""
+    return [DomainEvent(e.event_type, make_event(e.event_type, e.data, producer="grants").body["data"])
+            for e in events]
 
 
 def at(y, mo, d, h=12):

@@ -5,22 +5,15 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.common.contracts.events import CONTRACTS
 from services.common.values.errors import Conflict, InvalidInput, NotAllowed
 from services.grants.domain import (Grant, Organisation, PaymentStatus, RankedProposal, Ranking, RankingList,
                                     ReservePlaces, WindowBudget, check_award, close_grant, reserve_places)
 
-from grants_helpers import LIMITS, at, budgets, proposal
+from grants_helpers import LIMITS, at, budgets, proposal, on_the_wire
 
 OFFICER, OTHER_OFFICER, APPROVER = "omar.officer", "olga.officer", "farid.approver"
 ORG = Organisation("Association Migrations et Développement", "RC-1234", "MA", "MA64011519000001205000534921",
                    "Jamal Lahlou", account_validated=True)
-
-
-def valid(events):
-    for event_type, data in events:
-        CONTRACTS[event_type]().load(data)
-    return events
 
 
 def contracted(amount="100000.00", window=None, programme=None, **kw):
@@ -66,7 +59,7 @@ def test_an_underspent_grant_gives_the_rest_back_to_its_window_and_programme_at_
     final_report(grant, "212500.00")          # x 40% = 85,000: 5,000 balance, 15,000 never used
     pay(grant, "k2", 2, "5000.00")
     assert window.committed == programme.committed == D("100000.00")
-    closed, decommitted = valid(grant.close(at(2010, 3, 20), window, programme, decommitment_id="d-1"))
+    closed, decommitted = on_the_wire(grant.close(at(2010, 3, 20), window, programme, decommitment_id="d-1"))
     assert closed.event_type == "grant_closed"
     assert decommitted == ("grant_decommitted", {
         "decommitment_id": "d-1", "grant_id": "g-1", "reference": "JMDI-2009-001", "amount_eur": "15000.00",
@@ -83,7 +76,7 @@ def test_a_grant_that_earns_its_whole_award_decommits_nothing():
     pay(grant, "k1", 1, "80000.00")
     final_report(grant, "300000.00")          # x 40% = 120,000, capped at the 100,000 award
     pay(grant, "k2", 2, "20000.00")
-    events = valid(grant.close(at(2010, 3, 20), window, programme, decommitment_id="d-1"))
+    events = on_the_wire(grant.close(at(2010, 3, 20), window, programme, decommitment_id="d-1"))
     assert [e.event_type for e in events] == ["grant_closed"]
     assert window.committed == programme.committed == D("100000.00") and grant.decommitted == D("0.00")
 
@@ -174,13 +167,13 @@ def test_released_money_never_lets_an_award_exceed_what_the_window_has_left():
 
 def requested(key="k1"):
     grant, window, programme = contracted()
-    valid(grant.request_payment(key, 1, D("80000.00"), OFFICER, at(2009, 3, 5)))
+    on_the_wire(grant.request_payment(key, 1, D("80000.00"), OFFICER, at(2009, 3, 5)))
     return grant
 
 
 def test_the_requester_cancels_a_pending_request_with_a_reason_and_the_tranche_is_free_again():
     grant = requested()
-    cancelled, = valid(grant.cancel_payment("k1", OFFICER, "wrong amount: the contract says 78,000",
+    cancelled, = on_the_wire(grant.cancel_payment("k1", OFFICER, "wrong amount: the contract says 78,000",
                                             at(2009, 3, 6), finance_approver=False))
     assert cancelled == ("payment_cancelled", {
         "payment_id": "k1", "grant_id": "g-1", "reference": "JMDI-2009-001", "tranche_number": 1,
@@ -196,7 +189,7 @@ def test_a_finance_approver_may_cancel_anyone_s_request_another_officer_may_not(
     with pytest.raises(NotAllowed):
         grant.cancel_payment("k1", OTHER_OFFICER, "not mine", at(2009, 3, 6), finance_approver=False)
     assert grant.payments["k1"].status == PaymentStatus.REQUESTED
-    valid(grant.cancel_payment("k1", APPROVER, "duplicate of the bank's manual transfer", at(2009, 3, 6),
+    on_the_wire(grant.cancel_payment("k1", APPROVER, "duplicate of the bank's manual transfer", at(2009, 3, 6),
                                finance_approver=True))
     assert grant.payments["k1"].cancelled_by == APPROVER
 
