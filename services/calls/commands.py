@@ -179,7 +179,9 @@ def open_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
         "call_id": call.id, "programme_id": programme.id, "programme_name": programme.name,
         "envelope_eur": programme.ec_contribution, "rule_profile": call.rule_profile, "title": call.title,
         "deadline": call.deadline, "min_grant_eur": call.min_grant, "max_grant_eur": call.max_grant,
-        "max_ec_share": call.max_ec_share, "programme_start": programme.period_start,
+        "max_ec_share": call.max_ec_share, "contingency_cap": call.contingency_cap,
+        "indirect_cap": call.indirect_cap, "max_duration_months": call.max_duration_months,
+        "programme_start": programme.period_start,
         "programme_end": programme.period_end,
         "currency_conversion": store.profile_of(row).currency_conversion,
         "windows": [{"window": w.code, "name": programme.window(w.code).name_en, "allocation_eur": w.allocation}

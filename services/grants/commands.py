@@ -47,7 +47,9 @@ def record_call(uow: UnitOfWork, data: dict, occurred_at: datetime):
                          max_grant=data["max_grant_eur"], max_ec_share=data["max_ec_share"], opened_at=occurred_at,
                          deadline=data["deadline"], programme_start=data["programme_start"],
                          programme_end=data["programme_end"],
-                         currency_conversion=data.get("currency_conversion")))
+                         currency_conversion=data.get("currency_conversion"),
+                         contingency_cap=data.get("contingency_cap"), indirect_cap=data.get("indirect_cap"),
+                         max_duration_months=data.get("max_duration_months")))
     session.flush()
     for window in data["windows"]:
         session.add(WindowBudget(call_id=data["call_id"], window=window["window"], name=window["name"],
@@ -432,7 +434,8 @@ def list_rates(uow: UnitOfWork, data: dict) -> list[dict]:
 
 def reallocate_budget(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     record = repo.lock_grant(uow.session, data["grant_id"])
-    events = record.grant.reallocate(str(uuid.uuid4()), data["new_budget"], data["reason"])
+    limits = repo.call_limits(uow.session.get(CallCopy, record.row.call_id))
+    events = record.grant.reallocate(str(uuid.uuid4()), data["new_budget"], limits, data["reason"])
     return _amended(uow, record, events, now)
 
 

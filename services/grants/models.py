@@ -55,6 +55,10 @@ class CallCopy(Base):
     programme_end = mapped_column(Date, nullable=True)
     # ec_monthly | ec_prefinancing | undp_monthly (None: the profile's default, services/grants/domain/currencies.py)
     currency_conversion: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    # the rule profile's Annex III caps and longest duration (None: not carried; EC PRAG's caps, no bound)
+    contingency_cap = mapped_column(Numeric(6, 4), nullable=True)
+    indirect_cap = mapped_column(Numeric(6, 4), nullable=True)
+    max_duration_months: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ProposalCopy(Base):

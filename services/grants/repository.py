@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 FRESH = {"populate_existing": True}
 
+from services.common.values.annex import PRAG_CAPS, BudgetCaps
 from services.common.values.errors import NotFound
 from services.common.values.money import money_str
 from services.grants import domain
@@ -66,7 +67,10 @@ def lock_budgets(session, programme_id: str, call_id: str, window: str) -> Budge
 
 
 def call_limits(call: CallCopy) -> domain.CallLimits:
-    return domain.CallLimits(call.min_grant, call.max_grant, Decimal(call.max_ec_share))
+    caps = PRAG_CAPS if call.contingency_cap is None or call.indirect_cap is None else \
+        BudgetCaps(plain(call.contingency_cap), plain(call.indirect_cap))
+    return domain.CallLimits(call.min_grant, call.max_grant, Decimal(call.max_ec_share), call.max_duration_months,
+                             caps)
 
 
 def calendar(call: CallCopy | None) -> domain.ProgrammeCalendar:

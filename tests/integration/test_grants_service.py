@@ -382,6 +382,28 @@ def test_dates_out_of_their_chain_are_refused_by_name_and_change_nothing(system,
     assert staff["approver"].grants.approve_payment(**approve)["value_date"] == today().isoformat()
 
 
+def test_a_calls_own_rules_hold_at_amendment_as_they_held_at_submission(system, staff, programme):
+    """call_opened carries the call's Annex III caps and longest duration: a call that allows 30 months (its
+    profile, 36) refuses a 36-month duration amendment in grants as calls refused a 36-month proposal."""
+    staff["pm"].calls.create_call(**flows.call("SHORT-2008"), max_duration_months=30)
+    open_call(system, staff, "SHORT-2008")
+    with system.db("grants").connect() as conn:
+        rules = conn.execute(text("SELECT contingency_cap, indirect_cap, max_duration_months FROM calls "
+                                  "WHERE call_id = 'SHORT-2008'")).one()
+    assert tuple(rules) == (Decimal("0.0500"), Decimal("0.0700"), 30)
+    proposal, = submit(system, staff, [22], call_id="SHORT-2008", window="remittances", requested="100000.00")
+    publish_ranking(system, "SHORT-2008", "remittances", [proposal])
+    grant = award(staff, proposal)
+    contracted(staff, grant, start_date=(today() + timedelta(days=10)).isoformat())
+    before = unchanged(system)
+    assert rule_of(staff["pm"].grants.amend_grant, grant_id=grant["grant_id"], kind="duration",
+                   new_duration_months=36, reason="a longer action") == "amendment.above_max_duration"
+    assert unchanged(system) == before
+    amended = staff["pm"].grants.amend_grant(grant_id=grant["grant_id"], kind="duration", new_duration_months=30,
+                                             reason="a longer action")
+    assert amended["duration_months"] == 30
+
+
 # --- payments: organisation register, four eyes, idempotency under concurrency --------------------------------
 
 def test_payments_need_a_validated_account_four_eyes_and_pay_once_under_concurrent_retries(system, staff, programme):

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
+from services.common.values.annex import BudgetCaps
 from services.common.values.errors import Conflict, InvalidInput, NotFound
 from services.common.values.money import money_str
 
@@ -96,6 +97,10 @@ class Call:
     status: CallStatus = CallStatus.DRAFT
     opened_at: datetime | None = None
     closed_at: datetime | None = None
+
+    @property
+    def caps(self) -> BudgetCaps:
+        return BudgetCaps(self.contingency_cap, self.indirect_cap)
 
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod

@@ -2,8 +2,8 @@
 
 An applicant (and the administrative check) needs the whole list to fix a proposal in one go, so nothing here
 raises for a rule; `ensure_eligible` turns a non-empty list into one Conflict for callers that must refuse.
-Comparisons are exact Decimal arithmetic (no rounding of caps): 5% of 100,000.01 is 5,000.0005, so 5,000.01
-of contingency is refused.
+Comparisons are exact Decimal arithmetic (no rounding of caps; the cap rule is services/common/values/annex.py's,
+which grants applies to amended budgets): 5% of 100,000.01 is 5,000.0005, so 5,000.01 of contingency is refused.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from services.common.values.annex import cap_breaches
 from services.common.values.errors import Conflict
 from services.common.values.logframe import completeness
 from services.common.values.money import money_str
@@ -80,14 +81,16 @@ def check_eligibility(call: Call, programme: Programme, proposal: Proposal, now:
              f"{proposal.duration_months} months is longer than {call.max_duration_months}")
 
     # -- budget (Annex III) -------------------------------------------------------------------------------------
-    if budget.contingency > call.contingency_cap * budget.subtotal_direct:
-        fail("budget.contingency_above_cap", "budget.contingency",
-             f"contingency {money_str(budget.contingency)} is above {call.contingency_cap * 100:.0f}% of the "
-             f"direct-cost subtotal (line 7) {money_str(budget.subtotal_direct)}")
-    if budget.indirect_costs > call.indirect_cap * budget.total_direct:
-        fail("budget.indirect_above_cap", "budget.indirect_costs",
-             f"indirect costs {money_str(budget.indirect_costs)} are above {call.indirect_cap * 100:.0f}% of "
-             f"total direct costs (line 9) {money_str(budget.total_direct)}")
+    for heading, _amount, _limit in cap_breaches(budget.subtotal_direct, budget.total_direct, budget.contingency,
+                                                 budget.indirect_costs, call.caps):
+        if heading == "contingency":
+            fail("budget.contingency_above_cap", "budget.contingency",
+                 f"contingency {money_str(budget.contingency)} is above {call.contingency_cap * 100:.0f}% of the "
+                 f"direct-cost subtotal (line 7) {money_str(budget.subtotal_direct)}")
+        else:
+            fail("budget.indirect_above_cap", "budget.indirect_costs",
+                 f"indirect costs {money_str(budget.indirect_costs)} are above {call.indirect_cap * 100:.0f}% of "
+                 f"total direct costs (line 9) {money_str(budget.total_direct)}")
     if proposal.total_eligible_cost != eligible:
         fail("budget.total_mismatch", "total_eligible_cost",
              f"declared total eligible cost {money_str(proposal.total_eligible_cost)} differs from budget "

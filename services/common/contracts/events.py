@@ -79,6 +79,14 @@ class CallOpened(Contract):
     min_grant_eur = Money(required=True)
     max_grant_eur = Money(required=True)
     max_ec_share = fields.Decimal(required=True, as_string=True, places=4)
+    # the rule profile's budget caps and longest duration, so grants holds amended budgets and durations to the
+    # rules the proposal met. Optional like the dates below: None (an event from before they were carried) means
+    # EC PRAG's caps and no duration bound
+    contingency_cap = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=4,
+                                     validate=validate.Range(min=0, max=1))
+    indirect_cap = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=4,
+                                  validate=validate.Range(min=0, max=1))
+    max_duration_months = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=120))
     # the programme period the call belongs to: grants dates awards and contracts within it, reporting shows it.
     # Optional, so events emitted before it was carried still load (version 1 stays compatible)
     programme_start = fields.Date(load_default=None, allow_none=True)

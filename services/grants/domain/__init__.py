@@ -3,7 +3,7 @@ closure, tied together by the Grant aggregate. Plain Python (dataclasses, enums,
 SQLAlchemy, no I/O; rules raise the kit's errors (InvalidInput, NotFound, Conflict, NotAllowed)."""
 from .amendments import (REALLOCATION_LIMIT, Amendment, AmendmentKind, check_amendment_amount, check_ec_share,
                          check_reallocation, reallocation_changes, targets_of)
-from .annex import (CONTINGENCY_CAP, DIRECT_HEADINGS, HEADINGS, INDIRECT_CAP, check_caps, direct_subtotal,
+from .annex import (DIRECT_HEADINGS, HEADINGS, check_caps, direct_subtotal,
                     normalise_budget, total_direct, total_eligible)
 from .budget import (CallLimits, ProgrammeBudget, ProposalCopy, RankedProposal, Ranking, RankingList,
                      ReservePlaces, WindowBudget, award_violations, check_award, decline, next_from_reserve,

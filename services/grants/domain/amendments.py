@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
+from services.common.values.annex import BudgetCaps
 from services.common.values.errors import Conflict, InvalidInput
 from services.common.values.money import money_str, round_money
 
@@ -36,7 +37,8 @@ def reallocation_changes(current_budget, new_budget, limit: Decimal = REALLOCATI
     return rows
 
 
-def check_reallocation(current_budget, new_budget, limit: Decimal = REALLOCATION_LIMIT) -> list[dict]:
+def check_reallocation(current_budget, new_budget, caps: BudgetCaps,
+                       limit: Decimal = REALLOCATION_LIMIT) -> list[dict]:
     """Allow a reallocation that needs no amendment; raise Conflict("reallocation.amendment_required") with the
     headings over the limit (or the changed total) otherwise. Returns the per-heading changes."""
     rows = reallocation_changes(current_budget, new_budget, limit)
@@ -51,7 +53,7 @@ def check_reallocation(current_budget, new_budget, limit: Decimal = REALLOCATION
         names = ", ".join(row["heading"] for row in over)
         raise Conflict("reallocation.amendment_required", f"changes beyond {limit:%} of a heading or of the total "
                        f"need an amendment: {names}", over)
-    check_caps(new)
+    check_caps(new, caps)
     return rows
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
+from services.common.values.annex import PRAG_CAPS, BudgetCaps
 from services.common.values.errors import Conflict, InvalidInput
 from services.common.values.money import money_str
 
@@ -20,24 +21,20 @@ from ._values import ZERO, money
 
 @dataclass(frozen=True)
 class CallLimits:
-    """The call's grant bounds (copied from the rule profile when the call opened), e.g. 50,000–200,000."""
+    """The call's bounds (copied from the rule profile when the call opened): grant size, e.g. 50,000–200,000, EC
+    share, longest duration and the Annex III caps."""
 
     min_grant: Decimal
     max_grant: Decimal
     max_ec_share: Decimal = Decimal("0.90")
     max_duration_months: int | None = None
+    caps: BudgetCaps = PRAG_CAPS
 
     def __post_init__(self):
         object.__setattr__(self, "min_grant", money(self.min_grant, "min_grant"))
         object.__setattr__(self, "max_grant", money(self.max_grant, "max_grant", positive=True))
         if self.min_grant > self.max_grant:
             raise InvalidInput({"max_grant": ["must not be below min_grant"]})
-
-    @classmethod
-    def from_profile(cls, profile) -> "CallLimits":
-        """From anything shaped like calls' RuleProfile (min_grant, max_grant, max_ec_share, max_duration_months)."""
-        return cls(profile.min_grant, profile.max_grant, getattr(profile, "max_ec_share", Decimal("0.90")),
-                   getattr(profile, "max_duration_months", None))
 
 
 @dataclass

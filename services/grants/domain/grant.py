@@ -437,12 +437,14 @@ class Grant:
             "decided_at": report.decided_at})
 
     # ----------------------------------------------------------- amendments
-    def reallocate(self, reallocation_id: str, new_budget: dict, reason: str = "") -> list[DomainEvent]:
-        """Move money between headings without an amendment (within 15% of each heading as contracted)."""
+    def reallocate(self, reallocation_id: str, new_budget: dict, call_limits: CallLimits,
+                   reason: str = "") -> list[DomainEvent]:
+        """Move money between headings without an amendment (within 15% of each heading as contracted and within
+        the call's caps)."""
         self._require(GrantStatus.CONTRACTED)
         if not self.contract_budget:
             raise Conflict("reallocation.no_budget", "the grant has no Annex III budget to reallocate")
-        check_reallocation(self.contract_budget, new_budget)
+        check_reallocation(self.contract_budget, new_budget, call_limits.caps)
         self.budget = normalise_budget(new_budget)
         return self._amended(text(reallocation_id, "reallocation_id", 60), "reallocation", reason)
 
@@ -462,7 +464,7 @@ class Grant:
             logframe = lf.change_targets(self.logframe, amendment.new_targets)
         if amendment.new_budget is not None:
             budget = amendment.new_budget
-            check_caps(budget)
+            check_caps(budget, call_limits.caps)
         if amendment.kind == AmendmentKind.DURATION:
             duration = amendment.new_duration_months
             if call_limits.max_duration_months and duration > call_limits.max_duration_months:

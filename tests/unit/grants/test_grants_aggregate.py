@@ -212,10 +212,10 @@ def test_reports_in_order_and_once():
 def test_reallocation_and_amendments():
     grant, window, programme = contracted()
     moved = dict(BUDGET_250K, travel=D("25500.00"), human_resources=D("126500.00"))
-    assert on_the_wire(grant.reallocate("re-1", moved))[0].data["kind"] == "reallocation"
+    assert on_the_wire(grant.reallocate("re-1", moved, LIMITS))[0].data["kind"] == "reallocation"
     too_far = dict(BUDGET_250K, travel=D("25000.00"), human_resources=D("127000.00"))
     with pytest.raises(Conflict) as err:
-        grant.reallocate("re-2", too_far)
+        grant.reallocate("re-2", too_far, LIMITS)
     assert err.value.rule == "reallocation.amendment_required"
     # the same change as a budget amendment
     on_the_wire(grant.amend(Amendment("am-1", "budget", "revised activity plan", new_budget=too_far), LIMITS, window,

@@ -2,8 +2,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from services.common.values.annex import PRAG_CAPS, BudgetCaps, cap_breaches
 from services.common.values.errors import Conflict, InvalidInput
-from services.grants.domain import (Amendment, ClosureKind, check_amendment_amount, check_reallocation,
+from services.grants.domain import (Amendment, ClosureKind, check_amendment_amount, check_caps, check_reallocation,
                                     close_grant)
 
 from grants_helpers import BUDGET_250K, LIMITS, budgets
@@ -18,13 +19,13 @@ def moved(**changes):
 
 # --- reallocation: |change| <= 15% of each heading's original amount, total unchanged ---------------------------
 def test_exactly_15_percent_is_allowed():
-    rows = check_reallocation(BUDGET_250K, moved(travel="-4500.00", human_resources="4500.00"))  # 15% of 30,000
+    rows = check_reallocation(BUDGET_250K, moved(travel="-4500.00", human_resources="4500.00"), PRAG_CAPS)  # 15% of 30,000
     assert {r["heading"]: r["change"] for r in rows}["travel"] == "-4500.00"
 
 
 def test_one_cent_over_15_percent_needs_an_amendment():
     with pytest.raises(Conflict) as err:
-        check_reallocation(BUDGET_250K, moved(travel="-4500.01", human_resources="4500.01"))
+        check_reallocation(BUDGET_250K, moved(travel="-4500.01", human_resources="4500.01"), PRAG_CAPS)
     assert err.value.rule == "reallocation.amendment_required"
     assert [d["heading"] for d in err.value.details] == ["travel"]
     assert err.value.details[0]["allowed"] == "4500.00"
@@ -33,20 +34,41 @@ def test_one_cent_over_15_percent_needs_an_amendment():
 def test_a_heading_budgeted_at_zero_cannot_receive_without_amendment():
     budget = dict(BUDGET_250K, other=D("0.00"), human_resources=D("124000.00"))
     with pytest.raises(Conflict) as err:
-        check_reallocation(budget, dict(budget, other=D("100.00"), human_resources=D("123900.00")))
+        check_reallocation(budget, dict(budget, other=D("100.00"), human_resources=D("123900.00")), PRAG_CAPS)
     assert [d["heading"] for d in err.value.details] == ["other"]
 
 
 def test_changing_the_total_is_not_a_reallocation():
     with pytest.raises(Conflict) as err:
-        check_reallocation(BUDGET_250K, moved(travel="100.00"))
+        check_reallocation(BUDGET_250K, moved(travel="100.00"), PRAG_CAPS)
     assert err.value.details[-1]["heading"] == "total"
 
 
 def test_caps_still_hold_after_a_reallocation():
     with pytest.raises(Conflict) as err:   # contingency 11,200 > 5% of the direct subtotal 222,800 (11,140)
-        check_reallocation(BUDGET_250K, moved(contingency="1200.00", travel="-1200.00"))
+        check_reallocation(BUDGET_250K, moved(contingency="1200.00", travel="-1200.00"), PRAG_CAPS)
     assert err.value.rule == "budget.contingency_cap"
+    assert err.value.details == [{"heading": "contingency", "amount": "11200.00", "limit": "11140.00"}]
+
+
+def test_the_caps_are_the_calls_a_profile_with_a_higher_contingency_cap_allows_the_same_move():
+    generous = BudgetCaps(contingency=D("0.10"), indirect=D("0.07"))
+    rows = check_reallocation(BUDGET_250K, moved(contingency="1200.00", travel="-1200.00"), generous)
+    assert {r["heading"]: r["new"] for r in rows}["contingency"] == "11200.00"
+
+
+def test_the_caps_compare_exactly_as_calls_does_at_submission():
+    """5% of a direct subtotal of 100,000.10 is 5,000.005: 5,000.01 is above it, though it rounds to 5,000.01."""
+    direct = dict.fromkeys(("travel", "equipment_supplies", "local_office", "other_costs_services", "other"),
+                           D("0.00"))
+    budget = {**direct, "human_resources": D("100000.10"), "contingency": D("5000.01"), "indirect_costs": D("0.00")}
+    with pytest.raises(Conflict) as err:
+        check_caps(budget, PRAG_CAPS)
+    assert err.value.details == [{"heading": "contingency", "amount": "5000.01", "limit": "5000.005"}]
+    check_caps(dict(budget, contingency=D("5000.00")), PRAG_CAPS)
+    # the same rule, the same figures, at submission (calls' eligibility): refused there too
+    assert cap_breaches(D("100000.10"), D("105000.11"), D("5000.01"), D("0.00"), PRAG_CAPS) == [
+        ("contingency", D("5000.01"), D("5000.0050"))]
 
 
 # --- amendments ----------------------------------------------------------------------------------------------

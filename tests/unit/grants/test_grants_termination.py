@@ -111,7 +111,7 @@ def test_after_termination_no_further_pre_financing_no_amendment_no_interim_repo
     with pytest.raises(InvalidInput):
         grant.submit_report("ri", "interim", 1, {"travel": "10.00"}, at(2010, 3, 1))
     with pytest.raises(Conflict) as not_amended:
-        grant.reallocate("r-1", dict(grant.budget))
+        grant.reallocate("r-1", dict(grant.budget), LIMITS)
     assert not_amended.value.rule == "grant.invalid_state"
     with pytest.raises(Conflict) as not_declined:
         grant.decline("no", at(2009, 10, 6), window, programme)
