@@ -1,7 +1,8 @@
 """Database access for a service: engine and unit of work with the transactional outbox.
 
-The unit of work is where events leave an aggregate: `uow.emit()` validates the event against its contract and
-writes it to the outbox in the same transaction as the state change, so both commit or neither does. The nameko
+The unit of work is where events leave an aggregate: `uow.emit()` validates the event against its contract and makes
+its wire form, once; `commit()` writes every event of the unit to the outbox in the same transaction as the state
+change (one statement, with the staff audit rows of those events on PostgreSQL), so both commit or neither does. The nameko
 provider that hands each worker a unit of work is services/common/service/database.py.
 """
 import json
@@ -177,6 +178,7 @@ class UnitOfWork:
         self._session: Session | None = None
         self._locked = False
         self.emitted: list[Event] = []
+        self._outbox_rows: list[dict] = []
 
     @property
     def session(self) -> Session:
@@ -188,11 +190,12 @@ class UnitOfWork:
         return self._session
 
     def emit(self, event_type: str, data: dict, occurred_at: datetime | None = None) -> Event:
-        """Validate the event and add it to the outbox in this transaction."""
+        """Validate the event and make its outbox row, which commit() writes in this transaction."""
         actor = self.actor or (self.identity.user if self.identity else None)
         evt = make_event(event_type, data, producer=self.core.service, actor=actor, occurred_at=occurred_at)
         headers = {"nameko.correlation_id": self.correlation_id} if self.correlation_id else {}
-        self.session.execute(_INSERT_OUTBOX, dict(
+        self.session  # noqa: B018 -- the transaction starts now if the state change has not started it
+        self._outbox_rows.append(dict(
             event_id=evt.event_id, event_type=event_type, exchange=exchange_name(self.core.service),
             routing_key=event_type, body=json.dumps(evt.body), headers=headers, created_at=utcnow(), attempts=0,
         ))
@@ -207,22 +210,30 @@ class UnitOfWork:
                     roles=list(self.identity.roles) if self.identity else [], operation=operation, outcome=outcome,
                     entity=entity, detail=detail, correlation_id=self.correlation_id)
 
-    def _audit_emitted(self):
-        # every event a staff operation caused is its audit record: who, what, on which entity, the after-state
-        # (the event's wire form already: no conversion); one INSERT for all of them
-        if self.identity is None or not self.operation or not self.emitted:
+    def _write_emitted(self):
+        """The unit's events into the outbox and, for a staff operation, each as its audit record: who, what, on
+        which entity, the after-state (the event's wire form already: no conversion). On PostgreSQL one statement
+        writes both tables (the outbox rows in a data-modifying WITH), elsewhere one per table."""
+        if not self._outbox_rows:
             return
-        self.session.execute(_INSERT_AUDIT, [
+        audit = [] if self.identity is None or not self.operation else [
             self._audit_row(self.operation, entity_of(evt), {"event_type": evt.event_type, "event_id": evt.event_id,
                                                              "data": evt.body["data"]})
-            for evt in self.emitted])
+            for evt in self.emitted]
+        if audit and not self.core.is_sqlite:
+            self.session.execute(insert(audit_log).values(audit).add_cte(
+                insert(outbox).values(self._outbox_rows).cte("outbox_rows")))
+            return
+        self.session.execute(_INSERT_OUTBOX, self._outbox_rows)
+        if audit:
+            self.session.execute(_INSERT_AUDIT, audit)
 
     def commit(self):
         if self._session is None:
             return
         had_events = bool(self.emitted)
         try:
-            self._audit_emitted()
+            self._write_emitted()
             self._session.commit()
         finally:
             self._end()
@@ -240,7 +251,7 @@ class UnitOfWork:
 
     def _end(self):
         session, self._session = self._session, None
-        self.emitted = []
+        self.emitted, self._outbox_rows = [], []
         try:
             session.close()
         finally:

@@ -174,3 +174,21 @@ def test_only_a_dropped_connection_is_retried(pg_databases):
         retrying_stale(work, uow.rollback)
     uow.rollback()
     assert attempts == [1]
+
+
+def test_every_event_of_a_unit_is_written_at_commit_in_order_with_its_audit_record(databases):
+    """A unit that only emits (no other change) still commits its events; several events keep their order in the
+    outbox and each is one audit record (on PostgreSQL both tables are written by one statement)."""
+    from services.common.security.auth import Identity
+    core = databases("grants")
+    uow = core.unit_of_work(identity=Identity("farid.finance", ("finance_approver",), at(3600)),
+                            operation="grants.approve_payment")
+    first, second = uow.emit("tranche_paid", tranche_data(5)), uow.emit("tranche_paid", tranche_data(6))
+    assert outbox_rows(core) == []  # nothing is visible before the commit
+    uow.commit()
+    with core.engine.connect() as conn:
+        written = conn.execute(select(outbox.c.event_id).order_by(outbox.c.id)).scalars().all()
+        audited = conn.execute(select(audit_log.c.entity, audit_log.c.detail).order_by(audit_log.c.id)).all()
+    assert written == [first.event_id, second.event_id]
+    assert [(entity, detail["event_id"]) for entity, detail in audited] == [
+        ("grant:grant-5", first.event_id), ("grant:grant-6", second.event_id)]
