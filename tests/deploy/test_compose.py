@@ -150,3 +150,21 @@ def test_dockerignore_keeps_secrets_and_venv_out():
     lines = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".env"} <= lines
     assert "services" not in lines and "pyproject.toml" not in lines
+
+
+def test_compose_secrets_passwords_pass_the_services_check_whatever_characters_they_happen_to_hold():
+    """The services estimate a secret's strength from its length and the character classes it shows, so a random
+    password must pass even when chance leaves classes out: 43 characters of letters alone (a 32-byte token with no
+    digit, '-' or '_', about 1 in 7,500) read as 245 bits and are refused; 64 characters pass even in one case."""
+    import importlib.machinery
+    import importlib.util
+    import string
+    from services.common.security.secrecy import weakness
+    loader = importlib.machinery.SourceFileLoader("jmdi_compose_secrets", str(REPO / "scripts" / "compose-secrets"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    assert weakness((string.ascii_letters * 2)[:43]) is not None
+    made = module.password()
+    assert len(made) == 64 and weakness(made) is None
+    assert weakness((string.ascii_lowercase * 3)[:64]) is None   # the fewest classes such a password can show

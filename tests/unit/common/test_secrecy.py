@@ -1,5 +1,6 @@
 """No weak secret starts (services/common/security/secrecy.py), values are read raw (config.py), and the runner refuses
 to start outside local mode with one line naming every weak setting."""
+import base64
 import os
 import secrets
 import subprocess
@@ -12,7 +13,8 @@ from services.common.runtime.config import REPO_ROOT
 from services.common.security import secrecy
 from services.common.security.keys import KeyDirectory
 
-STRONG = secrets.token_urlsafe(32)
+# what the refusal message recommends (`openssl rand -base64 32`): 44 characters, the padding always among them
+STRONG = base64.b64encode(secrets.token_bytes(32)).decode()
 STRONG_HEX = secrets.token_hex(32)
 
 
