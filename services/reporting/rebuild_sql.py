@@ -97,8 +97,8 @@ class FactSql:
         cols = ", ".join(f'"{c.name}"' for c in self.model.__table__.columns)
         key = ", ".join(self._sort_key(c) for c in self.key)
         rows = _resolve(self.rows, staged)
-        if self.unique:
-            return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({rows}) AS r"
+        if self.unique:  # sorted all the same: the primary key is then built from rows in its order
+            return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({rows}) AS r ORDER BY {key}"
         return (f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM ({rows}) AS r "
                 f"ORDER BY {key}, seq, sub")
 
@@ -203,34 +203,37 @@ _OUTCOMES = " UNION ALL ".join([
 ])
 
 # budget_report.budget_lines in SQL, each event's lines (a grant awarded twice: each event's lines, the first ones
-# win): integer cents, the EC's part of each heading by the largest remainders, ties in the budget's order. One flat
-# pass: what is the event's (grant, source, amount, the budget's total) read once per event (OFFSET 0), then one
-# sort of every line by event and remainder for both window functions (per-event windows in a LATERAL cost 100,000
-# small sorts and their set-up). The parts in bigint where share x cents cannot leave its range (|both| <= _SAFE),
-# else in numeric: the same integers, bigint's arithmetic is several times faster. Staged once per rebuild
-# (DERIVED): budget lines and budget rows both read it.
+# win): integer cents, the EC's part of each heading by the largest remainders, ties in the budget's order. The window
+# functions run over one event's headings (LATERAL), a few rows each; what is the event's (its grant, source and
+# amount) is read from its data once (OFFSET 0), not once per heading. Parts in bigint where share x cents cannot leave
+# its range (|both| <= _SAFE), else in numeric: the same integers, bigint's arithmetic is faster. Staged once per
+# rebuild (DERIVED): budget lines and budget rows both read them (one flat sort of every line by event and remainder
+# instead of the per-event windows was slower).
 _SAFE = 3_037_000_499  # floor(sqrt(2**63 - 1))
 
 
 def _share_of_line(op: str, function: str) -> str:
-    return (f"CASE WHEN total <= 0 THEN 0 WHEN total <= {_SAFE} AND abs(share) <= {_SAFE} AND abs(h.cents) <= {_SAFE} "
-            f"THEN share * h.cents {op} total::bigint ELSE {function}(share::numeric * h.cents, total)::bigint END")
+    return (f"CASE WHEN total <= 0 THEN 0 WHEN total <= {_SAFE} AND abs(share) <= {_SAFE} AND abs(cents) <= {_SAFE} "
+            f"THEN share * cents {op} total::bigint ELSE {function}(share::numeric * cents, total)::bigint END")
 
 
 _BUDGET_LINES = f"""
-SELECT seq, grant_id, source, heading, position, cents AS amount,
-       part + CASE WHEN total > 0 AND row_number() OVER (PARTITION BY seq ORDER BY remainder DESC, position)
-                                      <= share - sum(part) OVER (PARTITION BY seq) THEN 1 ELSE 0 END AS ec_part
-FROM (SELECT seq, grant_id, source, h.key AS heading, h.ord::int AS position, h.cents, total, share,
-             {_share_of_line("/", "div")} AS part, {_share_of_line("%", "mod")} AS remainder
-      FROM (SELECT *, LEAST(amount, total)::bigint AS share
-            FROM (SELECT seq, d->>'grant_id' AS grant_id, COALESCE(d->>'amendment_id', '{AWARD}') AS source,
-                         {_money("d->>'amount_eur'")} AS amount, budget,
-                         (SELECT sum(trunc(t.value::numeric * 100)) FROM json_each_text(budget) AS t) AS total
-                  FROM {{e}} WHERE json_typeof(budget) = 'object' OFFSET 0) AS events) AS g
-      CROSS JOIN LATERAL (SELECT key, ord, trunc(value::numeric * 100)::bigint AS cents
-                          FROM json_each_text(g.budget) WITH ORDINALITY AS h(key, value, ord)) AS h
-      OFFSET 0) AS parts"""
+SELECT seq, grant_id, source, l.heading, l.position, l.cents AS amount, l.ec_part
+FROM (SELECT seq, d->>'grant_id' AS grant_id, COALESCE(d->>'amendment_id', '{AWARD}') AS source,
+             {_money("d->>'amount_eur'")} AS amount, budget
+      FROM {{e}} WHERE json_typeof(budget) = 'object' OFFSET 0) AS g
+CROSS JOIN LATERAL (
+    SELECT heading, position, cents,
+           part + CASE WHEN total > 0 AND row_number() OVER (ORDER BY remainder DESC, position)
+                                          <= share - sum(part) OVER () THEN 1 ELSE 0 END AS ec_part
+    FROM (SELECT *, {_share_of_line("/", "div")} AS part, {_share_of_line("%", "mod")} AS remainder
+          FROM (SELECT *, LEAST(amount, total)::bigint AS share
+                FROM (SELECT h.key AS heading, h.ord::int AS position, trunc(h.value::numeric * 100)::bigint AS cents,
+                             sum(trunc(h.value::numeric * 100)) OVER () AS total
+                      FROM json_each_text(budget) WITH ORDINALITY AS h(key, value, ord) OFFSET 0) AS headings
+                OFFSET 0) AS shared
+          OFFSET 0) AS parts
+    ) AS l"""
 
 # budget_report.budget_fact in SQL: one event's budget lines side by side, a column per heading (None where the
 # budget has no such heading); the first event of a (grant, source) wins, as for its lines
