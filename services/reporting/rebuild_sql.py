@@ -118,7 +118,7 @@ def _fact(model: type, event_types: str | tuple[str, ...], key: tuple[str, ...],
 
 
 BUDGETED = ("grant_awarded", "grant_amended")  # the types whose budget is read as json (its headings' order)
-STAGED_EVENTS = "rebuild_events"  # the events read by more than one statement, parsed once per rebuild
+STAGED_EVENTS = "rebuild_events"  # the events read by more than one statement, parsed once per rebuild, a table a type
 _SOURCE = re.compile(r"\{([a-z_]+): ([^}]*)\}")  # where a fact's SQL reads events or derived rows
 _TYPE = re.compile(r"'([a-z_]+)'")
 
@@ -152,6 +152,11 @@ def _derived(name: str, staged: frozenset[str]) -> str:
     return _resolve(sql.replace("{e}", _events(types)), staged)
 
 
+def _staged_events(event_type: str) -> str:
+    """A table of one type's events: a statement reads only its own types' bodies, not every staged one."""
+    return f"{STAGED_EVENTS}_{event_type}"
+
+
 def _staged_table(name: str) -> str:
     return f"rebuild_{name}"
 
@@ -169,9 +174,8 @@ def _parsed(event_types: tuple[str, ...]) -> str:
 
 
 def _events_from(event_types: tuple[str, ...], staged: frozenset[str]) -> str:
-    types = ", ".join(f"'{t}'" for t in event_types)
     if staged.issuperset(event_types):
-        return f"(SELECT * FROM {STAGED_EVENTS} WHERE event_type IN ({types})) AS e"
+        return "(" + " UNION ALL ".join(f"SELECT * FROM {_staged_events(t)}" for t in event_types) + ") AS e"
     return f"({_parsed(event_types)} OFFSET 0) AS e"
 
 
@@ -389,7 +393,8 @@ def rebuild(session) -> int:
     _stage(session, upto)
     for fact in FACTS:
         session.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
-    session.execute(text("DROP TABLE " + ", ".join([STAGED_EVENTS] + [_staged_table(n) for n in STAGED & DERIVED.keys()])))
+    session.execute(text("DROP TABLE " + ", ".join([_staged_events(t) for t in STAGED_TYPES]
+                                                   + [_staged_table(n) for n in sorted(STAGED & DERIVED.keys())])))
     for table in tables:
         for index in indexes[table]:
             for statement in index.build(table):
@@ -408,8 +413,9 @@ def rebuild(session) -> int:
 
 def _stage(session, upto: int):
     """The events and derived rows several statements read, each computed once, into temporary tables."""
-    session.execute(text(f"CREATE TEMP TABLE {STAGED_EVENTS} ON COMMIT DROP AS {_parsed(STAGED_TYPES)}"),
-                    {"upto": upto})
+    for event_type in STAGED_TYPES:
+        session.execute(text(f"CREATE TEMP TABLE {_staged_events(event_type)} ON COMMIT DROP AS "
+                             f"{_parsed((event_type,))}"), {"upto": upto})
     for name in sorted(STAGED & DERIVED.keys()):
         session.execute(text(f"CREATE TEMP TABLE {_staged_table(name)} ON COMMIT DROP AS "
                              f"{_derived(name, STAGED - {name})}"), {"upto": upto})
