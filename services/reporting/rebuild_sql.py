@@ -7,8 +7,10 @@ Money columns hold, a date of an aware date-time as the date in its own offset (
 "the first row of a key wins" as DISTINCT ON (key) ordered by arrival (seq, then the row's place in its event).
 A budget's headings keep the order of the JSON text, which jsonb forgets: budget lines and budget maps read the
 body as json. Parsing the bodies is most of the work: the event types more than one statement reads (grant_awarded
-feeds grants and budget lines, report_accepted reports and expenditure, ...) are parsed once per rebuild into a
-temporary table (STAGED_EVENTS) the statements read; the others are parsed by the one statement reading them.
+feeds grants and budget lines, report_accepted reports and expenditure, ...) are parsed once per rebuild into
+temporary tables (STAGED_EVENTS, one a type) the statements read; the others are parsed by the one statement reading
+them. Rows derived from events that several fact tables read (DERIVED: each budget's lines with their EC parts, for
+budget lines and budget rows) are computed once per rebuild into a temporary table too.
 
 Build and swap, so that live events wait seconds, not the whole rebuild:
 1. a short transaction locks the archive (it waits for the batches being archived to commit) and reads its last
