@@ -7,8 +7,10 @@ Money columns hold, a date of an aware date-time as the date in its own offset (
 "the first row of a key wins" as DISTINCT ON (key) ordered by arrival (seq, then the row's place in its event).
 A budget's headings keep the order of the JSON text, which jsonb forgets: budget lines and budget maps read the
 body as json. Parsing the bodies is most of the work: the event types more than one statement reads (grant_awarded
-feeds grants and budget lines, report_accepted reports and expenditure, ...) are parsed once per rebuild into a
-temporary table (STAGED_EVENTS) the statements read; the others are parsed by the one statement reading them.
+feeds grants and budget lines, report_accepted reports and expenditure, ...) are parsed once per rebuild into
+temporary tables (STAGED_EVENTS, one a type) the statements read; the others are parsed by the one statement reading
+them. Rows derived from events that several fact tables read (DERIVED: each budget's lines with their EC parts, for
+budget lines and budget rows) are computed once per rebuild into a temporary table too.
 
 Build and swap, so that live events wait seconds, not the whole rebuild:
 1. a short transaction locks the archive (it waits for the batches being archived to commit) and reads its last
@@ -82,17 +84,23 @@ def _by_heading(value_of, suffix: str = "") -> str:
 class FactSql:
     """How one fact table is computed: `rows` selects every column of the table by name, plus `seq` and `sub`
     (the row's place in its event's projection), from the events of `event_types` up to :upto (as `e`, read where
-    `rows` names them with _events); the first row of a `key` in that order wins."""
+    `rows` names them with _events); the first row of a `key` in that order wins. `unique`: the rows cannot repeat
+    a key (one row per event, whose id the archive holds once, or per key of a jsonb object), so none is sorted
+    away."""
     model: type
     event_types: tuple[str, ...]
     key: tuple[str, ...]
     rows: str
+    unique: bool = False
 
     def insert(self, table: str, staged: frozenset[str] = frozenset()) -> str:
-        """The statement filling `table`; the events of the `staged` types are read from STAGED_EVENTS."""
+        """The statement filling `table`; the events of the `staged` types, and the `staged` derived rows
+        (DERIVED), are read from their temporary tables (_staged_table)."""
         cols = ", ".join(f'"{c.name}"' for c in self.model.__table__.columns)
         key = ", ".join(self._sort_key(c) for c in self.key)
-        rows = _EVENTS.sub(lambda m: _events_from(tuple(_TYPE.findall(m.group(1))), staged), self.rows)
+        rows = _resolve(self.rows, staged)
+        if self.unique:  # sorted all the same: the primary key is then built from rows in its order
+            return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({rows}) AS r ORDER BY {key}"
         return (f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM ({rows}) AS r "
                 f"ORDER BY {key}, seq, sub")
 
@@ -103,22 +111,56 @@ class FactSql:
         return f'"{column}" COLLATE "C"' if text_key else f'"{column}"'
 
 
-def _fact(model: type, event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str) -> FactSql:
+def _fact(model: type, event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str,
+          unique: bool = False) -> FactSql:
     """`rows` reads `{e}`: the events as (seq, event_id, occurred_at, d: the data as jsonb, at: the envelope's
     occurred_at as written, budget: the data's budget as json for the BUDGETED types)."""
     types = (event_types,) if isinstance(event_types, str) else event_types
-    return FactSql(model, types, key, rows.replace("{e}", _events(types)))
+    return FactSql(model, types, key, rows.replace("{e}", _events(types)), unique)
 
 
 BUDGETED = ("grant_awarded", "grant_amended")  # the types whose budget is read as json (its headings' order)
-STAGED_EVENTS = "rebuild_events"  # the events read by more than one statement, parsed once per rebuild
-_EVENTS = re.compile(r"\{events: ([^}]*)\}")
+STAGED_EVENTS = "rebuild_events"  # the events read by more than one statement, parsed once per rebuild, a table a type
+_SOURCE = re.compile(r"\{([a-z_]+): ([^}]*)\}")  # where a fact's SQL reads events or derived rows
 _TYPE = re.compile(r"'([a-z_]+)'")
 
 
 def _events(event_types: tuple[str, ...]) -> str:
     """Where a fact's SQL reads the events of `event_types`: resolved by FactSql.insert (_events_from)."""
     return "{events: " + ", ".join(f"'{t}'" for t in event_types) + "}"
+
+
+def _budget_lines(event_types: tuple[str, ...]) -> str:
+    """Where a fact's SQL reads the budget lines of each event of `event_types` (DERIVED["budget_lines"])."""
+    return "{budget_lines: " + ", ".join(f"'{t}'" for t in event_types) + "}"
+
+
+def _resolve(sql: str, staged: frozenset[str]) -> str:
+    return _SOURCE.sub(lambda m: _source_from(m.group(1), tuple(_TYPE.findall(m.group(2))), staged), sql)
+
+
+def _source_from(name: str, event_types: tuple[str, ...], staged: frozenset[str]) -> str:
+    if name == "events":
+        return _events_from(event_types, staged)
+    types, sql = DERIVED[name]
+    assert set(event_types) == set(types), (name, event_types)
+    if name in staged:
+        return f"{_staged_table(name)} AS {name}"
+    return f"({_derived(name, staged)}) AS {name}"
+
+
+def _derived(name: str, staged: frozenset[str]) -> str:
+    types, sql = DERIVED[name]
+    return _resolve(sql.replace("{e}", _events(types)), staged)
+
+
+def _staged_events(event_type: str) -> str:
+    """A table of one type's events: a statement reads only its own types' bodies, not every staged one."""
+    return f"{STAGED_EVENTS}_{event_type}"
+
+
+def _staged_table(name: str) -> str:
+    return f"rebuild_{name}"
 
 
 def _parsed(event_types: tuple[str, ...]) -> str:
@@ -134,9 +176,8 @@ def _parsed(event_types: tuple[str, ...]) -> str:
 
 
 def _events_from(event_types: tuple[str, ...], staged: frozenset[str]) -> str:
-    types = ", ".join(f"'{t}'" for t in event_types)
     if staged.issuperset(event_types):
-        return f"(SELECT * FROM {STAGED_EVENTS} WHERE event_type IN ({types})) AS e"
+        return "(" + " UNION ALL ".join(f"SELECT * FROM {_staged_events(t)}" for t in event_types) + ") AS e"
     return f"({_parsed(event_types)} OFFSET 0) AS e"
 
 
@@ -167,23 +208,33 @@ _OUTCOMES = " UNION ALL ".join([
     _outcome("proposal_rejected", "rejected", "'rejected'", _day("at")),
 ])
 
-# budget_report.budget_lines in SQL, per event (a grant awarded twice: each event's lines, the first ones win):
-# integer cents, the EC's part of each heading by the largest remainders, ties in the budget's order. The window
-# functions run over one event's headings (LATERAL), a few rows each, not over a sort of every line; what is the
-# event's (its grant, source and amount) is read from its data once (OFFSET 0), not once per heading
+# budget_report.budget_lines in SQL, each event's lines (a grant awarded twice: each event's lines, the first ones
+# win): integer cents, the EC's part of each heading by the largest remainders, ties in the budget's order. The window
+# functions run over one event's headings (LATERAL), a few rows each; what is the event's (its grant, source and
+# amount) is read from its data once (OFFSET 0), not once per heading. Parts in bigint where share x cents cannot leave
+# its range (|both| <= _SAFE), else in numeric: the same integers, bigint's arithmetic is faster. Staged once per
+# rebuild (DERIVED): budget lines and budget rows both read them (one flat sort of every line by event and remainder
+# instead of the per-event windows was slower).
+_SAFE = 3_037_000_499  # floor(sqrt(2**63 - 1))
+
+
+def _share_of_line(op: str, function: str) -> str:
+    return (f"CASE WHEN total <= 0 THEN 0 WHEN total <= {_SAFE} AND abs(share) <= {_SAFE} AND abs(cents) <= {_SAFE} "
+            f"THEN share * cents {op} total::bigint ELSE {function}(share::numeric * cents, total)::bigint END")
+
+
 _BUDGET_LINES = f"""
-SELECT grant_id, source, l.heading, l.position, l.cents AS amount, l.ec_part, seq, l.position AS sub
+SELECT seq, grant_id, source, l.heading, l.position, l.cents AS amount, l.ec_part
 FROM (SELECT seq, d->>'grant_id' AS grant_id, COALESCE(d->>'amendment_id', '{AWARD}') AS source,
-             {_money("d->>'amount_eur'")}::numeric AS amount, budget
+             {_money("d->>'amount_eur'")} AS amount, budget
       FROM {{e}} WHERE json_typeof(budget) = 'object' OFFSET 0) AS g
 CROSS JOIN LATERAL (
     SELECT heading, position, cents,
            part + CASE WHEN total > 0 AND row_number() OVER (ORDER BY remainder DESC, position)
                                           <= share - sum(part) OVER () THEN 1 ELSE 0 END AS ec_part
-    FROM (SELECT *, CASE WHEN total > 0 THEN div(share * cents, total) ELSE 0 END AS part,
-                    CASE WHEN total > 0 THEN mod(share * cents, total) ELSE 0 END AS remainder
-          FROM (SELECT *, LEAST(amount, total) AS share
-                FROM (SELECT h.key AS heading, h.ord::int AS position, trunc(h.value::numeric * 100) AS cents,
+    FROM (SELECT *, {_share_of_line("/", "div")} AS part, {_share_of_line("%", "mod")} AS remainder
+          FROM (SELECT *, LEAST(amount, total)::bigint AS share
+                FROM (SELECT h.key AS heading, h.ord::int AS position, trunc(h.value::numeric * 100)::bigint AS cents,
                              sum(trunc(h.value::numeric * 100)) OVER () AS total
                       FROM json_each_text(budget) WITH ORDINALITY AS h(key, value, ord) OFFSET 0) AS headings
                 OFFSET 0) AS shared
@@ -194,7 +245,7 @@ CROSS JOIN LATERAL (
 # budget has no such heading); the first event of a (grant, source) wins, as for its lines
 _BUDGET_ROWS = (f"SELECT grant_id, source, {_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN amount END)')}, "
                 f"{_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN ec_part END)', '_ec')}, seq, 0 AS sub "
-                f"FROM ({_BUDGET_LINES}) AS lines GROUP BY seq, grant_id, source")
+                f"FROM {_budget_lines(BUDGETED)} GROUP BY seq, grant_id, source")
 
 _REPORT_LINES = """CROSS JOIN LATERAL jsonb_array_elements(
     CASE jsonb_typeof(d->'lines') WHEN 'array' THEN d->'lines' ELSE '[]' END) WITH ORDINALITY AS l(line, n)"""
@@ -231,8 +282,10 @@ FACTS = (
                {_money_map("budget")} AS budget, d->>'decision_reference' AS decision_reference,
                (d->>'decision_date')::date AS decision_date, {_ts("d->>'awarded_at'")} AS awarded_at,
                seq, 0 AS sub FROM {{e}}"""),
-    _fact(BudgetLineRow, ("grant_awarded", "grant_amended"), ("grant_id", "source", "heading"), _BUDGET_LINES),
-    _fact(BudgetRow, ("grant_awarded", "grant_amended"), ("grant_id", "source"), _BUDGET_ROWS),
+    FactSql(BudgetLineRow, BUDGETED, ("grant_id", "source", "heading"),
+            f"SELECT grant_id, source, heading, position, amount, ec_part, seq, position AS sub "
+            f"FROM {_budget_lines(BUDGETED)}"),
+    FactSql(BudgetRow, BUDGETED, ("grant_id", "source"), _BUDGET_ROWS),
     _fact(ContractRow, "contract_signed", ("grant_id",), f"""
         SELECT d->>'grant_id' AS grant_id, {_money("d->>'amount_eur'")} AS amount,
                (d->>'start_date')::date AS start_date, (d->>'end_date')::date AS end_date,
@@ -258,19 +311,20 @@ FACTS = (
     _fact(GrantReportRow, ("report_submitted", "report_accepted"), ("event_id",), f"""
         SELECT event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id, d->>'kind' AS kind,
                COALESCE(d->>'outcome', 'submitted') AS status, {_money("d->>'total_eur'")} AS total,
-               {_day("COALESCE(d->>'decided_at', d->>'submitted_at')")} AS decided_on, seq, 0 AS sub FROM {{e}}"""),
+               {_day("COALESCE(d->>'decided_at', d->>'submitted_at')")} AS decided_on, seq, 0 AS sub FROM {{e}}""",
+          unique=True),
     _fact(ExpenditureRow, "report_accepted", ("event_id", "heading"), f"""
         SELECT event_id, x.key AS heading, report_id, grant_id, {_money("x.value")} AS amount, accepted_on,
                seq, 0 AS sub
         FROM (SELECT seq, event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id,
                      {_day("d->>'decided_at'")} AS accepted_on, d->'expenditure' AS expenditure
               FROM {{e}} WHERE d->>'outcome' = 'accepted' OFFSET 0) AS a  -- the report's, once, not once per heading
-        CROSS JOIN LATERAL jsonb_each_text(expenditure) AS x(key, value)"""),
+        CROSS JOIN LATERAL jsonb_each_text(expenditure) AS x(key, value)""", unique=True),
     _fact(ReportExpenditureRow, "report_accepted", ("event_id",), f"""
         SELECT event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id,
                {_day("d->>'decided_at'")} AS accepted_on,
                {_by_heading(lambda h: _money(f"d->'expenditure'->>{h!r}"))}, seq, 0 AS sub
-        FROM {{e}} WHERE d->>'outcome' = 'accepted'"""),
+        FROM {{e}} WHERE d->>'outcome' = 'accepted'""", unique=True),
     _fact(ClosureRow, "grant_closed", ("grant_id",), f"""
         SELECT d->>'grant_id' AS grant_id, d->>'kind' AS kind, {_money("d->>'paid_eur'")} AS paid,
                {_money("d->>'accepted_expenditure_eur'")} AS accepted_expenditure,
@@ -309,13 +363,22 @@ FACTS = (
 
 # --- build and swap ----------------------------------------------------------------------------------------------
 
+DERIVED = {"budget_lines": (BUDGETED, _BUDGET_LINES)}  # rows derived from events that several facts read
+
+
 def _read_by_several() -> frozenset[str]:
-    """The event types more than one statement reads: they are parsed once per rebuild into STAGED_EVENTS."""
-    reads = Counter(t for fact in FACTS for m in _EVENTS.finditer(fact.rows) for t in _TYPE.findall(m.group(1)))
-    return frozenset(t for t, n in reads.items() if n > 1)
+    """The derived rows and the event types more than one statement reads: staged once per rebuild (the events
+    parsed into STAGED_EVENTS, each derived set into its own table), a staged derived set reading its events once."""
+    sources = [(m.group(1), _TYPE.findall(m.group(2))) for fact in FACTS for m in _SOURCE.finditer(fact.rows)]
+    derived = Counter(name for name, _ in sources if name != "events")
+    staged = {name for name, n in derived.items() if n > 1}
+    reads = Counter(t for name, types in sources if name not in staged for t in types)
+    reads.update(t for name in staged for t in DERIVED[name][0])
+    return frozenset(staged | {t for t, n in reads.items() if n > 1})
 
 
 STAGED = _read_by_several()
+STAGED_TYPES = tuple(sorted(STAGED - set(DERIVED)))
 
 
 def rebuild(session) -> int:
@@ -329,11 +392,11 @@ def rebuild(session) -> int:
     indexes = {table: _indexes(session, table) for table in tables}
     for table in tables:  # without indexes while filled: they are built once, at the end
         session.execute(text(f'CREATE TABLE "{table}{SHADOW}" (LIKE "{table}" INCLUDING ALL EXCLUDING INDEXES)'))
-    session.execute(text(f"CREATE TEMP TABLE {STAGED_EVENTS} ON COMMIT DROP AS {_parsed(tuple(sorted(STAGED)))}"),
-                    {"upto": upto})
+    _stage(session, upto)
     for fact in FACTS:
         session.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
-    session.execute(text(f"DROP TABLE {STAGED_EVENTS}"))
+    session.execute(text("DROP TABLE " + ", ".join([_staged_events(t) for t in STAGED_TYPES]
+                                                   + [_staged_table(n) for n in sorted(STAGED & DERIVED.keys())])))
     for table in tables:
         for index in indexes[table]:
             for statement in index.build(table):
@@ -348,6 +411,16 @@ def rebuild(session) -> int:
         for index in indexes[table]:
             session.execute(text(f'ALTER INDEX "{index.name}{SHADOW}" RENAME TO "{index.name}"'))
     return replayed + replay_archive(session, after_seq=upto)
+
+
+def _stage(session, upto: int):
+    """The events and derived rows several statements read, each computed once, into temporary tables."""
+    for event_type in STAGED_TYPES:
+        session.execute(text(f"CREATE TEMP TABLE {_staged_events(event_type)} ON COMMIT DROP AS "
+                             f"{_parsed((event_type,))}"), {"upto": upto})
+    for name in sorted(STAGED & DERIVED.keys()):
+        session.execute(text(f"CREATE TEMP TABLE {_staged_table(name)} ON COMMIT DROP AS "
+                             f"{_derived(name, STAGED - {name})}"), {"upto": upto})
 
 
 # for the rebuild's transaction only: the DISTINCT ON sorts of the largest tables and the index builds in memory;

@@ -33,3 +33,10 @@ def test_the_new_tables_and_indexes_names_fit_in_postgresql():
         table = model.__table__
         names = [table.name, f"{table.name}_pkey"] + [index.name for index in table.indexes]
         assert all(len(f"{name}{SHADOW}") <= POSTGRES_NAME_MAX for name in names), names
+
+
+def test_only_rows_keyed_by_their_event_skip_the_first_row_wins_sort():
+    # the archive holds an event id once; a jsonb object's keys are distinct: such keys cannot repeat
+    for fact in FACTS:
+        if fact.unique:
+            assert fact.key[0] == "event_id" and len(fact.key) <= 2, fact.model.__tablename__
