@@ -19,10 +19,11 @@ from services.common.values.errors import Conflict
 from services.reporting import commands, report_sql
 from services.reporting import views as queries
 from services.reporting.domain.budget_report import budget_fact, budget_lines, expenditure_fact
-from services.reporting.models import (AmendmentRow, BudgetLineRow, BudgetRow, ClosureRow, ContractRow,
-                                       DecommitmentRow, ExpenditureRow, GrantRow, PaymentCancellationRow,
-                                       PaymentRequestRow, ProgrammeRow, ProposalRow, ReportExpenditureRow,
-                                       TerminationRow, TrancheRow, WindowRow)
+from services.reporting.models import (COPIED_COLUMNS, AmendmentRow, BudgetLineRow, BudgetRow, ClosureRow,
+                                       ContractRow, DecommitmentRow, ExpenditureRow, GrantRow,
+                                       PaymentCancellationRow, PaymentRequestRow, ProgrammeRow, ProposalRow,
+                                       ReportExpenditureRow, TerminationRow, TrancheRow, WindowRow)
+from services.reporting.repository import copy_column
 from tests.support.reporting_db import SessionUow, reporting_database
 from tests.support.report_facts import generate_facts
 
@@ -93,6 +94,8 @@ def _load(session: Session):
          "end_date": g.awarded_at + timedelta(days=700), "duration_months": 24,
          "signed_on": g.awarded_at + timedelta(days=15 + i % 40)}
         for i, g in enumerate(facts.grants) if g.contracted and g.grant_id not in not_paid_yet])
+    for copied in COPIED_COLUMNS:  # the contracts' dates on the grants' rows, as the fact writer sets them
+        session.execute(copy_column(copied, [g["grant_id"] for g in grants]))
     tranches = [{"payment_id": f"PAY-{t.grant_id}-{t.tranche_number}", "grant_id": t.grant_id,
                  "tranche_number": t.tranche_number, "amount": t.amount, "value_date": t.value_date,
                  "bank_reference": "B", "paid_at": _at(t.value_date)} for t in facts.tranches]
