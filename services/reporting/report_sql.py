@@ -82,21 +82,34 @@ awarded AS (
            CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END AS gross,
            p.grant_id IS NOT NULL AS has_payments, COALESCE(p.amount, 0) AS paid, COALESCE(p.n, 0) AS n,
            p.n > bit_count(p.numbers::bit(64)) AS number_twice,
-           COALESCE(d.decommitted, 0) AS decommitted,
-           g.contract_signed_on IS NOT NULL AND {_as_of("g.contract_signed_on")} AS contracted
+           COALESCE(d.decommitted, 0) AS decommitted, d.grant_id IS NOT NULL AS decommitting,
+           g.contract_signed_on IS NOT NULL AND {_as_of("g.contract_signed_on")} AS contracted,
+           tm.grant_id IS NOT NULL AS terminated
     FROM (SELECT * FROM grant_facts g WHERE {_OF_PID} AND {_as_of("g.decision_date")}) g
     FULL JOIN paid p ON p.grant_id = g.grant_id
     LEFT JOIN latest l ON l.grant_id = g.grant_id
     LEFT JOIN closure c ON c.grant_id = g.grant_id
-    LEFT JOIN given_back d ON d.grant_id = g.grant_id),
+    LEFT JOIN given_back d ON d.grant_id = g.grant_id
+    LEFT JOIN termination_facts tm ON tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")}),
 grant_rows AS MATERIALIZED (
     SELECT grant_id, listed, "window", country, applicant_type, decision_date, recovery, amended, gross, paid, n,
-           number_twice, decommitted, gross - decommitted AS net, contracted, budget_source,
+           number_twice, decommitted, decommitting, gross - decommitted AS net, contracted, terminated, budget_source,
            -- the EC parts stored with the budget lines hold while the commitment is the source's own amount
            decommitted = 0 AND (amended_budget OR NOT amended) AS parts_hold
     FROM awarded WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments),
 counted AS NOT MATERIALIZED (SELECT * FROM grant_rows WHERE listed),
-not_counted AS NOT MATERIALIZED (SELECT grant_id, n FROM grant_rows WHERE NOT listed)"""
+not_counted AS NOT MATERIALIZED (SELECT grant_id, n FROM grant_rows WHERE NOT listed),
+-- one pass for the counts of the rare cases: the queries looking for them run only when there are some
+summary AS (
+    SELECT COALESCE(SUM(recovery) FILTER (WHERE listed), 0) AS recovered,
+           COUNT(*) FILTER (WHERE listed AND amended) AS amended,
+           COUNT(*) FILTER (WHERE listed AND terminated) AS terminated,
+           COUNT(*) FILTER (WHERE listed AND NOT parts_hold) AS recomputed,
+           COUNT(*) FILTER (WHERE listed AND decommitting) AS decommitting,
+           COUNT(*) FILTER (WHERE listed AND decommitted > gross) AS over_decommitted,
+           COUNT(*) FILTER (WHERE listed AND number_twice) AS number_twice,
+           COUNT(*) FILTER (WHERE NOT listed) AS not_counted
+    FROM grant_rows)"""
 
 # Facts whose grant is of the programme, or not known here at all (reported as unmatched, never dropped).
 _OF_PROGRAMME = """(CAST(:pid AS varchar) IS NULL OR NOT EXISTS (SELECT 1 FROM grant_facts o
@@ -117,7 +130,7 @@ recomputed AS (  -- grants committed at another amount than their budget's sourc
     SELECT c.grant_id, b.heading, b.position, b.amount, LEAST(c.net, SUM(b.amount) OVER g) AS cents,
            SUM(b.amount) OVER g AS total
     FROM counted c JOIN budget_line_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
-    WHERE NOT c.parts_hold WINDOW g AS (PARTITION BY c.grant_id)),
+    WHERE NOT c.parts_hold AND (SELECT recomputed FROM summary) > 0 WINDOW g AS (PARTITION BY c.grant_id)),
 ec_parts AS (
     SELECT grant_id, heading, position, amount, cents, total,
            CASE WHEN total > 0 THEN div(cents::numeric * amount, total) ELSE 0 END AS part,
@@ -145,12 +158,14 @@ SELECT CASE GROUPING("window", country, applicant_type, decision_date) WHEN 7 TH
 FROM counted GROUP BY GROUPING SETS (("window"), (country), (applicant_type), (decision_date), ())
 UNION ALL
 SELECT 'decommitted_day', d.decommitted_on::text, SUM(d.amount), NULL, NULL, NULL, NULL, NULL
-FROM decommitment_facts d JOIN counted c ON c.grant_id = d.grant_id WHERE {_as_of("d.decommitted_on")} GROUP BY 2
+FROM decommitment_facts d JOIN counted c ON c.grant_id = d.grant_id
+WHERE {_as_of("d.decommitted_on")} AND (SELECT decommitting FROM summary) > 0 GROUP BY 2
 UNION ALL  -- every payment by day, less those of grants not counted (few: no second pass over the tranches)
 SELECT 'disbursed_day', value_date::text, amount, n, NULL, NULL, NULL, NULL FROM paid_by_day
 UNION ALL
 SELECT 'not_counted_day', t.value_date::text, SUM(t.amount), COUNT(*), NULL, NULL, NULL, NULL
 FROM tranche_facts t WHERE t.grant_id IN (SELECT grant_id FROM not_counted) AND {_as_of("t.value_date")}
+  AND (SELECT not_counted FROM summary) > 0
 GROUP BY 2
 UNION ALL
 SELECT 'heading', v.heading, v.amount, v.ec_part, NULL, NULL, NULL, NULL
@@ -167,18 +182,17 @@ UNION ALL
 SELECT 'extras', NULL,
        (SELECT COUNT(*) FROM closure_facts x JOIN grant_facts g ON g.grant_id = x.grant_id
         WHERE x.kind = 'declined' AND {_as_of("x.closed_on")} AND {_OF_PID} AND {_as_of("g.decision_date")}),
-       c.recovered, c.amended,
+       s.recovered, s.amended,
        (SELECT COALESCE(SUM(r.amount), 0) FROM payment_requests r JOIN counted c ON c.grant_id = r.grant_id
         WHERE {_as_of("r.requested_on")}
           AND NOT EXISTS (SELECT 1 FROM tranche_facts t JOIN counted k ON k.grant_id = t.grant_id
                           WHERE t.payment_id = r.payment_id AND {_as_of("t.value_date")})
           AND NOT EXISTS (SELECT 1 FROM payment_cancellations x WHERE x.payment_id = r.payment_id
                           AND {_as_of("x.cancelled_on")})),
-       (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}), NULL
-FROM (SELECT COALESCE(SUM(recovery), 0) AS recovered, COUNT(*) FILTER (WHERE amended) AS amended FROM counted) c
-UNION ALL
-SELECT 'terminated', NULL, (SELECT COUNT(*) FROM counted c WHERE EXISTS (SELECT 1 FROM termination_facts tm
-        WHERE tm.grant_id = c.grant_id AND {_as_of("tm.terminated_on")})), NULL, NULL, NULL, NULL, NULL
+       CASE WHEN s.not_counted > 0
+            THEN (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}) ELSE 0 END,
+       s.terminated
+FROM summary s
 UNION ALL
 SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
        (SELECT COUNT(*) FROM decommitment_facts d
@@ -187,11 +201,13 @@ SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
        NULL, NULL, NULL, NULL
 UNION ALL
 SELECT 'over_decommitted', grant_id, gross, decommitted, NULL, NULL, NULL, NULL
-FROM (SELECT grant_id, gross, decommitted FROM counted WHERE decommitted > gross ORDER BY grant_id LIMIT 1) o
+FROM (SELECT grant_id, gross, decommitted FROM counted WHERE decommitted > gross
+        AND (SELECT over_decommitted FROM summary) > 0 ORDER BY grant_id LIMIT 1) o
 UNION ALL  -- a tranche number twice: looked for only in the grants whose number set is short of their tranches
 SELECT 'tranche_twice', grant_id, NULL, NULL, NULL, NULL, NULL, NULL
 FROM (SELECT t.grant_id FROM tranche_facts t
       WHERE t.grant_id IN (SELECT grant_id FROM counted WHERE number_twice) AND {_as_of("t.value_date")}
+        AND (SELECT number_twice FROM summary) > 0
       GROUP BY t.grant_id, t.tranche_number HAVING COUNT(*) > 1 ORDER BY t.grant_id LIMIT 1) x
 """
 
@@ -321,7 +337,6 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     paid_by_day: dict[str, list] = {}
     extras_row = unmatched_row = None
     awarded_days: list[str] = []
-    terminated = 0
     # this transaction only: hash the fact tables in memory, not on disk; and no JIT, whose compilation of a
     # statement this size costs seconds (its cost estimate is high because the as-of filters are optional)
     session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
@@ -347,8 +362,6 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
             spent[key] = a
         elif kind == "extras":
             extras_row = (a, b, c, d, e, f)
-        elif kind == "terminated":
-            terminated = int(a or 0)
         elif kind == "unmatched":
             unmatched_row = (a, b)
         elif kind == "over_decommitted":
@@ -384,7 +397,7 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     headings = _heading_order(set(budgeted) | set(spent))
     rate = ((disbursed / committed).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) if committed
             else Decimal("0.0000"))
-    declined, recovered, amended, unpaid, unmatched_tranches, _ = extras_row or (0, 0, 0, 0, 0, None)
+    declined, recovered, amended, unpaid, unmatched_tranches, terminated = extras_row or (0, 0, 0, 0, 0, 0)
     report = BudgetReport(
         programme_id=prog.id, programme_name=clean_text(prog.name), budget_line=clean_text(prog.budget_line),
         currency=prog.currency,
@@ -403,7 +416,7 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         programme_start=prog.period_start, programme_end=prog.period_end,
         first_fact=date.fromisoformat(first_fact) if first_fact is not None else None)
     extras = {"recovered_eur": _money(recovered), "payments_requested_unpaid_eur": _money(unpaid),
-              "declined_grants": int(declined), "terminated_grants": terminated, "amendments": int(amended),
+              "declined_grants": int(declined), "terminated_grants": int(terminated), "amendments": int(amended),
               "unmatched": {"tranches": int(unmatched_tranches),
                             "expenditures": int(unmatched_row[0]) if unmatched_row else 0,
                             "decommitments": int(unmatched_row[1]) if unmatched_row else 0}}
