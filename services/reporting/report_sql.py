@@ -102,6 +102,7 @@ not_counted AS NOT MATERIALIZED (SELECT grant_id, n FROM grant_rows WHERE NOT li
 -- one pass for the counts of the rare cases: the queries looking for them run only when there are some
 summary AS (
     SELECT COALESCE(SUM(recovery) FILTER (WHERE listed), 0) AS recovered,
+           COALESCE(SUM(net) FILTER (WHERE listed AND contracted), 0) AS contracted,
            COUNT(*) FILTER (WHERE listed AND amended) AS amended,
            COUNT(*) FILTER (WHERE listed AND terminated) AS terminated,
            COUNT(*) FILTER (WHERE listed AND NOT parts_hold) AS recomputed,
@@ -154,7 +155,7 @@ spent AS (  -- accepted expenditure by heading (amount, lines) of the counted gr
 SELECT CASE GROUPING("window", country, applicant_type, decision_date) WHEN 7 THEN 'window' WHEN 11 THEN 'country'
             WHEN 13 THEN 'applicant_type' WHEN 14 THEN 'awarded_day' ELSE 'all' END,
        COALESCE("window", country, applicant_type, decision_date::text), SUM(net), SUM(paid), COUNT(*),
-       SUM(decommitted), SUM(CASE WHEN contracted THEN net ELSE 0 END), SUM(gross)
+       SUM(decommitted), NULL::bigint, NULL::bigint
 FROM counted GROUP BY GROUPING SETS (("window"), (country), (applicant_type), (decision_date), ())
 UNION ALL
 SELECT 'decommitted_day', d.decommitted_on::text, SUM(d.amount), NULL, NULL, NULL, NULL, NULL
@@ -193,6 +194,8 @@ SELECT 'extras', NULL,
             THEN (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}) ELSE 0 END,
        s.terminated
 FROM summary s
+UNION ALL
+SELECT 'contracted', NULL, contracted, NULL, NULL, NULL, NULL, NULL FROM summary
 UNION ALL
 SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
        (SELECT COUNT(*) FROM decommitment_facts d
@@ -332,7 +335,7 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     """The report (its grants a lazy GrantPages) and the read model's extras, from one statement.
     Raises Conflict("report.inconsistent_facts") where the Python model raises ReportError."""
     groups: dict[str, dict] = {"window": {}, "country": {}, "applicant_type": {}}
-    overall = (0, 0, 0, 0, 0)
+    overall, contracted = (0, 0, 0, 0), 0
     awarded_m, decommitted_m, budgeted, ec_part, spent = {}, {}, {}, {}, {}
     paid_by_day: dict[str, list] = {}
     extras_row = unmatched_row = None
@@ -345,9 +348,11 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         if kind in groups:
             groups[kind][key] = (a, b, c, d)
         elif kind == "all":
-            overall = (a or 0, b or 0, c or 0, d or 0, e or 0)
-        elif kind == "awarded_day":
-            awarded_m[key[:7]] = awarded_m.get(key[:7], 0) + f
+            overall = (a or 0, b or 0, c or 0, d or 0)
+        elif kind == "contracted":
+            contracted = a
+        elif kind == "awarded_day":  # the awards as amended, by decision date: net + decommitted
+            awarded_m[key[:7]] = awarded_m.get(key[:7], 0) + a + d
             awarded_days.append(key)
         elif kind == "decommitted_day":
             decommitted_m[key[:7]] = decommitted_m.get(key[:7], 0) + a
@@ -375,7 +380,7 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         disbursed_m[day[:7]] = disbursed_m.get(day[:7], 0) + paid_by_day[day][0]
     first_fact = min(awarded_days + paid_days, default=None)  # ISO dates: their order is the days'
 
-    net, _paid, n_grants, decommitted, contracted = overall
+    net, _paid, n_grants, decommitted = overall
     committed, disbursed = _money(net), _money(sum(disbursed_m.values()))
     windows = {code: (clean_text(name), allocation) for code, (name, allocation) in prog.windows.items()}
     window_lines = [WindowLine(code, name, allocation, *_group(groups["window"].get(code)))
