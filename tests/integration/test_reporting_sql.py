@@ -335,3 +335,22 @@ def test_the_migration_fills_in_the_heading_columns_the_projections_write(engine
             filled = session.execute(select(table).order_by(*order)).all()
             assert len(projected) > 200 and filled == projected
         session.rollback()
+
+
+def test_the_migration_fills_in_the_contract_dates_the_fact_writer_copies(engine, loaded):
+    """Grants projected before grant_facts.contract_signed_on existed get their contract's date from the
+    migration's SQL: the same rows as the fact writer's copy gives (None for a grant not contracted)."""
+    path = (Path(__file__).resolve().parents[2]
+            / "services/reporting/migrations/versions/0009_grant_contract_signed_on.py")
+    spec = importlib.util.spec_from_file_location("contract_signed_on_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    query = select(GrantRow.grant_id, GrantRow.contract_signed_on).order_by(GrantRow.grant_id)
+    with Session(engine) as session:
+        copied = session.execute(query).all()
+        session.execute(GrantRow.__table__.update().values(contract_signed_on=None))
+        session.execute(text(migration._FILL))
+        filled = session.execute(query).all()
+        session.rollback()
+    signed = {grant_id for grant_id, on in copied if on is not None}
+    assert 200 < len(signed) < len(copied) and filled == copied
