@@ -341,9 +341,10 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     extras_row = unmatched_row = None
     awarded_days: list[str] = []
     # this transaction only: hash the fact tables in memory, not on disk; and no JIT, whose compilation of a
-    # statement this size costs seconds (its cost estimate is high because the as-of filters are optional)
-    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-    session.execute(text("SET LOCAL jit = off"))
+    # statement this size costs seconds (its cost estimate is high because the as-of filters are optional); one
+    # round trip for both
+    session.execute(text("SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true)"),
+                    {"work_mem": WORK_MEM})
     for kind, key, a, b, c, d, e, f in session.execute(text(_TOTALS), {"pid": programme_id, "as_of": as_of}):
         if kind in groups:
             groups[kind][key] = (a, b, c, d)
