@@ -8,7 +8,8 @@ rows those events give, COPYed into the fact tables. P5 rebuilds (b) from (a) an
 totals come out the same.
 
 The event -> row mapping mirrors services/reporting/projections.py: ROWS_FROM_EVENT is the one place to adapt
-when the reporting tables change.
+when the reporting tables change; the columns a table copies from another (models.COPIED_COLUMNS) are set after
+the COPY, as the fact writer sets them after its inserts.
 """
 import csv
 import functools
@@ -282,8 +283,11 @@ def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, lo
             archive.flush(cur)
             for writer in writers.values():
                 writer.flush(cur)
+            copied = copy_columns(cur)
         with conn.cursor() as cur:
             conn.autocommit = True
+            for table in copied:  # compact again, as a table whose rows were updated long ago would be
+                cur.execute(f'VACUUM FULL "{table}"')
             for table in [models.ArchivedEvent.__table__] + [m.__table__ for m in writers]:
                 cur.execute(f'ANALYZE "{table.name}"')
     finally:
@@ -295,6 +299,16 @@ def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, lo
             "rows": {w.table.name: w.rows for w in writers.values()},
             "generate_s": round(generated - started, 2), "load_s": round(time.perf_counter() - generated, 2),
             "expected": expected_totals(facts)}
+
+
+def copy_columns(cursor) -> set[str]:
+    """The columns one fact table copies from another (models.COPIED_COLUMNS: the contract's signing date on the
+    grant's row), set as the fact writer sets them, over the whole tables at once; returns the tables updated."""
+    for c in models.COPIED_COLUMNS:
+        target, source = c.target.__tablename__, c.source.__tablename__
+        cursor.execute(f'UPDATE "{target}" t SET "{c.column}" = s."{c.source_column}" FROM "{source}" s '
+                       f'WHERE s."{c.key}" = t."{c.key}"')
+    return {c.target.__tablename__ for c in models.COPIED_COLUMNS}
 
 
 def expected_totals(facts) -> dict:

@@ -9,6 +9,8 @@ different queues and may arrive out of order, so no fact table has a foreign key
 The ORM classes are named *Row: the plain facts the report model consumes (budget_report.GrantFact...) are
 dataclasses of their own.
 """
+from dataclasses import dataclass
+
 from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, Numeric, String, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +122,9 @@ class GrantRow(Base):
     decision_reference: Mapped[str] = mapped_column(String(100))
     decision_date = mapped_column(Date, nullable=False)  # the award date the reports count from
     awarded_at = mapped_column(UtcDateTime, nullable=False)
+    # contract_facts.signed_on of the grant (COPIED_COLUMNS), None until signed: the report reads whether a grant
+    # was contracted by its date from the grant's own row, without a join to the contracts
+    contract_signed_on = mapped_column(Date, nullable=True)
 
 
 class BudgetLineRow(Base):
@@ -329,6 +334,21 @@ class TerminationRow(Base):
     effective_on = mapped_column(Date, nullable=False)
     terminated_on = mapped_column(Date, nullable=False)
     reason: Mapped[str] = mapped_column(String(2000))
+
+
+@dataclass(frozen=True)
+class CopiedColumn:
+    """A column of one fact table that holds another's column for the same key (`target.column` =
+    `source.source_column` where `key` is equal): a fact the report needs on the target's row, whichever of the two
+    events arrived first. The first value stays, as the source's first row does (FactWriter.flush keeps it)."""
+    target: type
+    column: str
+    source: type
+    source_column: str
+    key: str
+
+
+COPIED_COLUMNS = (CopiedColumn(GrantRow, "contract_signed_on", ContractRow, "signed_on", "grant_id"),)
 
 
 PROJECTION_TABLES = (ProgrammeRow, WindowRow, CallRow, CallClosureRow, ProposalRow, ProposalOutcomeRow, GrantRow,

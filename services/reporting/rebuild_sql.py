@@ -119,6 +119,16 @@ def _fact(model: type, event_types: str | tuple[str, ...], key: tuple[str, ...],
     return FactSql(model, types, key, rows.replace("{e}", _events(types)), unique)
 
 
+def _with_contract_date(model: type, rows: str) -> FactSql:
+    """The grants' rows (`rows` reads `{e}`: the grant_awarded events), next to `c`: the signing date of each
+    grant's first contract_signed, whether it came before or after the award (models.COPIED_COLUMNS)."""
+    signed_on = _day("d->>'signed_at'")
+    first_contracts = (f"(SELECT DISTINCT ON (d->>'grant_id') d->>'grant_id' AS grant_id, {signed_on} AS signed_on "
+                       f"FROM {_events(('contract_signed',))} ORDER BY d->>'grant_id', seq) AS c")
+    events = f"{_events(('grant_awarded',))} LEFT JOIN {first_contracts} ON c.grant_id = e.d->>'grant_id'"
+    return FactSql(model, ("grant_awarded", "contract_signed"), ("grant_id",), rows.replace("{e}", events))
+
+
 BUDGETED = ("grant_awarded", "grant_amended")  # the types whose budget is read as json (its headings' order)
 STAGED_EVENTS = "rebuild_events"  # the events read by more than one statement, parsed once per rebuild, a table a type
 _SOURCE = re.compile(r"\{([a-z_]+): ([^}]*)\}")  # where a fact's SQL reads events or derived rows
@@ -274,13 +284,14 @@ FACTS = (
                {_day("d->>'submitted_at'")} AS submitted_on, seq, 0 AS sub FROM {{e}}"""),
     FactSql(ProposalOutcomeRow, ("proposal_withdrawn", "proposal_screened", "proposal_evaluated",
                                  "ranking_published", "proposal_rejected"), ("event_id", "proposal_id"), _OUTCOMES),
-    _fact(GrantRow, "grant_awarded", ("grant_id",), f"""
+    _with_contract_date(GrantRow, f"""
         SELECT d->>'grant_id' AS grant_id, d->>'proposal_id' AS proposal_id, d->>'programme_id' AS programme_id,
                d->>'reference' AS reference, d->>'title' AS title, d->>'call_id' AS call_id,
                d->>'window' AS "window", upper(d->>'country') AS country, d->>'applicant_type' AS applicant_type,
                d->>'lead_organisation' AS lead_organisation, {_money("d->>'amount_eur'")} AS amount,
                {_money_map("budget")} AS budget, d->>'decision_reference' AS decision_reference,
                (d->>'decision_date')::date AS decision_date, {_ts("d->>'awarded_at'")} AS awarded_at,
+               c.signed_on AS contract_signed_on,
                seq, 0 AS sub FROM {{e}}"""),
     FactSql(BudgetLineRow, BUDGETED, ("grant_id", "source", "heading"),
             f"SELECT grant_id, source, heading, position, amount, ec_part, seq, position AS sub "

@@ -44,20 +44,25 @@ def _as_of(column: str) -> str:
     return _AS_OF.format(column=column)
 
 
-# Payments as of the date, in one pass over the tranches: by grant (what each grant was paid, when first, and
-# its tranche numbers as a 64-bit set: fewer bits than tranches means a number may be there twice) and by value
-# date (a few thousand days, added up by month in Python: no date arithmetic on every tranche).
+# Payments as of the date: by grant (what each grant was paid, and its tranche numbers as a 64-bit set: fewer bits
+# than tranches means a number may be there twice) and by value date (a few thousand days, added up by month in
+# Python: no date arithmetic on every tranche). Two plain aggregates, not GROUPING SETS over both: the one by
+# grant may then be read in grant order (an index) and merged with the grants, the one by day hashes dates.
 _TRANCHES = f"""
-tranches AS MATERIALIZED (
-    SELECT grant_id, value_date, SUM(amount)::bigint AS amount, COUNT(*) AS n, MIN(value_date) AS first_paid,
+paid AS (
+    SELECT grant_id, SUM(amount)::bigint AS amount, COUNT(*) AS n,
            bit_or(1::bigint << (tranche_number & 63)) AS numbers
-    FROM tranche_facts WHERE {_as_of("value_date")}
-    GROUP BY GROUPING SETS ((grant_id), (value_date)))"""
+    FROM tranche_facts WHERE {_as_of("value_date")} GROUP BY grant_id),
+paid_by_day AS (
+    SELECT value_date, SUM(amount)::bigint AS amount, COUNT(*) AS n
+    FROM tranche_facts WHERE {_as_of("value_date")} GROUP BY value_date)"""
 
 _OF_PID = "(CAST(:pid AS varchar) IS NULL OR g.programme_id = CAST(:pid AS varchar))"
 
 # The grants a report counts: `gross` is the award as amended (0 once declined), `net` less what the grant gave
-# back by then; a grant declined before any payment is left out. Narrow rows: every breakdown reads them.
+# back by then; a grant declined before any payment is left out. Narrow rows: every breakdown reads them. The
+# grants' rows and the payments by grant are joined once, in full: the payments of grants not counted (another
+# programme's, not known here, awarded later) come out of the same join (`listed` false), not from a second pass.
 _COUNTED = f"""
 latest AS (
     SELECT DISTINCT ON (grant_id) grant_id, amendment_id, amount,
@@ -68,29 +73,44 @@ closure AS (SELECT grant_id, kind, recovery FROM closure_facts WHERE {_as_of("cl
 given_back AS (
     SELECT grant_id, SUM(amount)::bigint AS decommitted FROM decommitment_facts WHERE {_as_of("decommitted_on")}
     GROUP BY grant_id),
-contracted AS (SELECT grant_id FROM contract_facts WHERE {_as_of("signed_on")}),
 awarded AS (
-    SELECT g.grant_id, g."window", g.country, g.applicant_type, g.decision_date, c.kind AS closure_kind,
-           c.recovery, l.grant_id IS NOT NULL AS amended,
+    SELECT COALESCE(g.grant_id, p.grant_id) AS grant_id, g.grant_id IS NOT NULL AS listed, g."window", g.country,
+           g.applicant_type, g.decision_date, c.kind AS closure_kind, c.recovery, l.grant_id IS NOT NULL AS amended,
            CASE WHEN c.kind = 'declined' THEN NULL WHEN l.with_budget THEN l.amendment_id ELSE 'award' END
                AS budget_source,
            COALESCE(l.with_budget, false) AS amended_budget,
            CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END AS gross,
-           p.grant_id IS NOT NULL AS has_payments, COALESCE(p.amount, 0) AS paid, p.first_paid,
-           COALESCE(d.decommitted, 0) AS decommitted, ct.grant_id IS NOT NULL AS contracted
-    FROM grant_facts g
+           p.grant_id IS NOT NULL AS has_payments, COALESCE(p.amount, 0) AS paid, COALESCE(p.n, 0) AS n,
+           p.n > bit_count(p.numbers::bit(64)) AS number_twice,
+           COALESCE(d.decommitted, 0) AS decommitted, d.grant_id IS NOT NULL AS decommitting,
+           g.contract_signed_on IS NOT NULL AND {_as_of("g.contract_signed_on")} AS contracted,
+           tm.grant_id IS NOT NULL AS terminated
+    FROM (SELECT * FROM grant_facts g WHERE {_OF_PID} AND {_as_of("g.decision_date")}) g
+    FULL JOIN paid p ON p.grant_id = g.grant_id
     LEFT JOIN latest l ON l.grant_id = g.grant_id
     LEFT JOIN closure c ON c.grant_id = g.grant_id
-    LEFT JOIN tranches p ON p.grant_id = g.grant_id
     LEFT JOIN given_back d ON d.grant_id = g.grant_id
-    LEFT JOIN contracted ct ON ct.grant_id = g.grant_id
-    WHERE {_OF_PID} AND {_as_of("g.decision_date")}),
-counted AS MATERIALIZED (
-    SELECT grant_id, "window", country, applicant_type, decision_date, recovery, amended, gross, paid, first_paid,
-           decommitted, gross - decommitted AS net, contracted, budget_source,
+    LEFT JOIN termination_facts tm ON tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")}),
+grant_rows AS MATERIALIZED (
+    SELECT grant_id, listed, "window", country, applicant_type, decision_date, recovery, amended, gross, paid, n,
+           number_twice, decommitted, decommitting, gross - decommitted AS net, contracted, terminated, budget_source,
            -- the EC parts stored with the budget lines hold while the commitment is the source's own amount
            decommitted = 0 AND (amended_budget OR NOT amended) AS parts_hold
-    FROM awarded WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments)"""
+    FROM awarded WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments),
+counted AS NOT MATERIALIZED (SELECT * FROM grant_rows WHERE listed),
+not_counted AS NOT MATERIALIZED (SELECT grant_id, n FROM grant_rows WHERE NOT listed),
+-- one pass for the counts of the rare cases: the queries looking for them run only when there are some
+summary AS (
+    SELECT COALESCE(SUM(recovery) FILTER (WHERE listed), 0) AS recovered,
+           COALESCE(SUM(net) FILTER (WHERE listed AND contracted), 0) AS contracted,
+           COUNT(*) FILTER (WHERE listed AND amended) AS amended,
+           COUNT(*) FILTER (WHERE listed AND terminated) AS terminated,
+           COUNT(*) FILTER (WHERE listed AND NOT parts_hold) AS recomputed,
+           COUNT(*) FILTER (WHERE listed AND decommitting) AS decommitting,
+           COUNT(*) FILTER (WHERE listed AND decommitted > gross) AS over_decommitted,
+           COUNT(*) FILTER (WHERE listed AND number_twice) AS number_twice,
+           COUNT(*) FILTER (WHERE NOT listed) AS not_counted
+    FROM grant_rows)"""
 
 # Facts whose grant is of the programme, or not known here at all (reported as unmatched, never dropped).
 _OF_PROGRAMME = """(CAST(:pid AS varchar) IS NULL OR NOT EXISTS (SELECT 1 FROM grant_facts o
@@ -111,7 +131,7 @@ recomputed AS (  -- grants committed at another amount than their budget's sourc
     SELECT c.grant_id, b.heading, b.position, b.amount, LEAST(c.net, SUM(b.amount) OVER g) AS cents,
            SUM(b.amount) OVER g AS total
     FROM counted c JOIN budget_line_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
-    WHERE NOT c.parts_hold WINDOW g AS (PARTITION BY c.grant_id)),
+    WHERE NOT c.parts_hold AND (SELECT recomputed FROM summary) > 0 WINDOW g AS (PARTITION BY c.grant_id)),
 ec_parts AS (
     SELECT grant_id, heading, position, amount, cents, total,
            CASE WHEN total > 0 THEN div(cents::numeric * amount, total) ELSE 0 END AS part,
@@ -131,23 +151,22 @@ spent AS (  -- accepted expenditure by heading (amount, lines) of the counted gr
            COALESCE(SUM(num_nonnulls({_each_heading("e.{h}")}))
                     FILTER (WHERE c.grant_id IS NULL AND {_OF_PROGRAMME.format(t="e")}), 0) AS unmatched
     FROM report_expenditure_facts e LEFT JOIN counted c ON c.grant_id = e.grant_id
-    WHERE {_as_of("e.accepted_on")}),
-not_counted AS (  -- payments of grants the report does not count (another programme's, unknown, awarded later)
-    SELECT t.grant_id, t.n FROM tranches t
-    WHERE t.grant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM counted c WHERE c.grant_id = t.grant_id))
+    WHERE {_as_of("e.accepted_on")})
 SELECT CASE GROUPING("window", country, applicant_type, decision_date) WHEN 7 THEN 'window' WHEN 11 THEN 'country'
             WHEN 13 THEN 'applicant_type' WHEN 14 THEN 'awarded_day' ELSE 'all' END,
        COALESCE("window", country, applicant_type, decision_date::text), SUM(net), SUM(paid), COUNT(*),
-       SUM(decommitted), SUM(CASE WHEN contracted THEN net ELSE 0 END), SUM(gross)
+       SUM(decommitted), NULL::bigint, NULL::bigint
 FROM counted GROUP BY GROUPING SETS (("window"), (country), (applicant_type), (decision_date), ())
 UNION ALL
 SELECT 'decommitted_day', d.decommitted_on::text, SUM(d.amount), NULL, NULL, NULL, NULL, NULL
-FROM decommitment_facts d JOIN counted c ON c.grant_id = d.grant_id WHERE {_as_of("d.decommitted_on")} GROUP BY 2
+FROM decommitment_facts d JOIN counted c ON c.grant_id = d.grant_id
+WHERE {_as_of("d.decommitted_on")} AND (SELECT decommitting FROM summary) > 0 GROUP BY 2
 UNION ALL  -- every payment by day, less those of grants not counted (few: no second pass over the tranches)
-SELECT 'disbursed_day', value_date::text, amount, n, NULL, NULL, NULL, NULL FROM tranches WHERE grant_id IS NULL
+SELECT 'disbursed_day', value_date::text, amount, n, NULL, NULL, NULL, NULL FROM paid_by_day
 UNION ALL
 SELECT 'not_counted_day', t.value_date::text, SUM(t.amount), COUNT(*), NULL, NULL, NULL, NULL
 FROM tranche_facts t WHERE t.grant_id IN (SELECT grant_id FROM not_counted) AND {_as_of("t.value_date")}
+  AND (SELECT not_counted FROM summary) > 0
 GROUP BY 2
 UNION ALL
 SELECT 'heading', v.heading, v.amount, v.ec_part, NULL, NULL, NULL, NULL
@@ -164,20 +183,19 @@ UNION ALL
 SELECT 'extras', NULL,
        (SELECT COUNT(*) FROM closure_facts x JOIN grant_facts g ON g.grant_id = x.grant_id
         WHERE x.kind = 'declined' AND {_as_of("x.closed_on")} AND {_OF_PID} AND {_as_of("g.decision_date")}),
-       c.recovered, c.amended,
+       s.recovered, s.amended,
        (SELECT COALESCE(SUM(r.amount), 0) FROM payment_requests r JOIN counted c ON c.grant_id = r.grant_id
         WHERE {_as_of("r.requested_on")}
           AND NOT EXISTS (SELECT 1 FROM tranche_facts t JOIN counted k ON k.grant_id = t.grant_id
                           WHERE t.payment_id = r.payment_id AND {_as_of("t.value_date")})
           AND NOT EXISTS (SELECT 1 FROM payment_cancellations x WHERE x.payment_id = r.payment_id
                           AND {_as_of("x.cancelled_on")})),
-       (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}),
-       EXTRACT(EPOCH FROM c.first_fact)::bigint
-FROM (SELECT COALESCE(SUM(recovery), 0) AS recovered, COUNT(*) FILTER (WHERE amended) AS amended,
-             LEAST(MIN(decision_date), MIN(first_paid)) AS first_fact FROM counted) c
+       CASE WHEN s.not_counted > 0
+            THEN (SELECT COALESCE(SUM(n), 0) FROM not_counted t WHERE {_OF_PROGRAMME.format(t="t")}) ELSE 0 END,
+       s.terminated
+FROM summary s
 UNION ALL
-SELECT 'terminated', NULL, (SELECT COUNT(*) FROM counted c WHERE EXISTS (SELECT 1 FROM termination_facts tm
-        WHERE tm.grant_id = c.grant_id AND {_as_of("tm.terminated_on")})), NULL, NULL, NULL, NULL, NULL
+SELECT 'contracted', NULL, contracted, NULL, NULL, NULL, NULL, NULL FROM summary
 UNION ALL
 SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
        (SELECT COUNT(*) FROM decommitment_facts d
@@ -186,13 +204,13 @@ SELECT 'unmatched', NULL, (SELECT unmatched FROM spent),
        NULL, NULL, NULL, NULL
 UNION ALL
 SELECT 'over_decommitted', grant_id, gross, decommitted, NULL, NULL, NULL, NULL
-FROM (SELECT grant_id, gross, decommitted FROM counted WHERE decommitted > gross ORDER BY grant_id LIMIT 1) o
+FROM (SELECT grant_id, gross, decommitted FROM counted WHERE decommitted > gross
+        AND (SELECT over_decommitted FROM summary) > 0 ORDER BY grant_id LIMIT 1) o
 UNION ALL  -- a tranche number twice: looked for only in the grants whose number set is short of their tranches
 SELECT 'tranche_twice', grant_id, NULL, NULL, NULL, NULL, NULL, NULL
 FROM (SELECT t.grant_id FROM tranche_facts t
-      WHERE t.grant_id IN (SELECT grant_id FROM tranches WHERE grant_id IS NOT NULL
-                           AND n > bit_count(numbers::bit(64)))
-        AND EXISTS (SELECT 1 FROM counted c WHERE c.grant_id = t.grant_id) AND {_as_of("t.value_date")}
+      WHERE t.grant_id IN (SELECT grant_id FROM counted WHERE number_twice) AND {_as_of("t.value_date")}
+        AND (SELECT number_twice FROM summary) > 0
       GROUP BY t.grant_id, t.tranche_number HAVING COUNT(*) > 1 ORDER BY t.grant_id LIMIT 1) x
 """
 
@@ -203,7 +221,7 @@ _GRANT_PAGE = f"""
 SELECT g.grant_id, g.reference, g.title, g."window", g.country,
        CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END - COALESCE(d.decommitted, 0),
        COALESCE(p.paid, 0), g.lead_organisation, g.applicant_type, g.decision_date,
-       EXISTS (SELECT 1 FROM contract_facts ct WHERE ct.grant_id = g.grant_id AND {_as_of("ct.signed_on")}),
+       g.contract_signed_on IS NOT NULL AND {_as_of("g.contract_signed_on")},
        COALESCE(d.decommitted, 0), c.kind IS NOT NULL AND c.kind <> 'declined',
        EXISTS (SELECT 1 FROM termination_facts tm WHERE tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")}),
        (SELECT COALESCE(SUM(b.amount), 0) FROM budget_line_facts b WHERE b.grant_id = g.grant_id
@@ -317,37 +335,39 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     """The report (its grants a lazy GrantPages) and the read model's extras, from one statement.
     Raises Conflict("report.inconsistent_facts") where the Python model raises ReportError."""
     groups: dict[str, dict] = {"window": {}, "country": {}, "applicant_type": {}}
-    overall = (0, 0, 0, 0, 0)
-    awarded_m, decommitted_m, disbursed_m, budgeted, ec_part, spent = {}, {}, {}, {}, {}, {}
-    paid_by_month: dict[str, list] = {}
+    overall, contracted = (0, 0, 0, 0), 0
+    awarded_m, decommitted_m, budgeted, ec_part, spent = {}, {}, {}, {}, {}
+    paid_by_day: dict[str, list] = {}
     extras_row = unmatched_row = None
-    terminated = 0
+    awarded_days: list[str] = []
     # this transaction only: hash the fact tables in memory, not on disk; and no JIT, whose compilation of a
-    # statement this size costs seconds (its cost estimate is high because the as-of filters are optional)
-    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-    session.execute(text("SET LOCAL jit = off"))
+    # statement this size costs seconds (its cost estimate is high because the as-of filters are optional); one
+    # round trip for both
+    session.execute(text("SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true)"),
+                    {"work_mem": WORK_MEM})
     for kind, key, a, b, c, d, e, f in session.execute(text(_TOTALS), {"pid": programme_id, "as_of": as_of}):
         if kind in groups:
             groups[kind][key] = (a, b, c, d)
         elif kind == "all":
-            overall = (a or 0, b or 0, c or 0, d or 0, e or 0)
-        elif kind == "awarded_day":
-            awarded_m[key[:7]] = awarded_m.get(key[:7], 0) + f
+            overall = (a or 0, b or 0, c or 0, d or 0)
+        elif kind == "contracted":
+            contracted = a
+        elif kind == "awarded_day":  # the awards as amended, by decision date: net + decommitted
+            awarded_m[key[:7]] = awarded_m.get(key[:7], 0) + a + d
+            awarded_days.append(key)
         elif kind == "decommitted_day":
             decommitted_m[key[:7]] = decommitted_m.get(key[:7], 0) + a
         elif kind in ("disbursed_day", "not_counted_day"):  # every payment, less those not counted
             sign = 1 if kind == "disbursed_day" else -1
-            month = paid_by_month.setdefault(key[:7], [0, 0])
-            month[0] += sign * a
-            month[1] += sign * b
+            day = paid_by_day.setdefault(key, [0, 0])
+            day[0] += sign * a
+            day[1] += sign * b
         elif kind == "heading":  # the parts stored with the budgets, then those recomputed
             budgeted[key], ec_part[key] = budgeted.get(key, 0) + a, ec_part.get(key, 0) + b
         elif kind == "spent":
             spent[key] = a
         elif kind == "extras":
             extras_row = (a, b, c, d, e, f)
-        elif kind == "terminated":
-            terminated = int(a or 0)
         elif kind == "unmatched":
             unmatched_row = (a, b)
         elif kind == "over_decommitted":
@@ -355,9 +375,13 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
                            f"grant {key} decommitted {_money(b)} of a {_money(a)} commitment")
         elif kind == "tranche_twice":
             raise Conflict("report.inconsistent_facts", f"a tranche of grant {key} appears twice")
-    disbursed_m = {m: amount for m, (amount, count) in paid_by_month.items() if count}
+    paid_days = [day for day, (_amount, count) in paid_by_day.items() if count]  # of the counted grants
+    disbursed_m: dict[str, int] = {}
+    for day in paid_days:
+        disbursed_m[day[:7]] = disbursed_m.get(day[:7], 0) + paid_by_day[day][0]
+    first_fact = min(awarded_days + paid_days, default=None)  # ISO dates: their order is the days'
 
-    net, _paid, n_grants, decommitted, contracted = overall
+    net, _paid, n_grants, decommitted = overall
     committed, disbursed = _money(net), _money(sum(disbursed_m.values()))
     windows = {code: (clean_text(name), allocation) for code, (name, allocation) in prog.windows.items()}
     window_lines = [WindowLine(code, name, allocation, *_group(groups["window"].get(code)))
@@ -379,7 +403,7 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     headings = _heading_order(set(budgeted) | set(spent))
     rate = ((disbursed / committed).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) if committed
             else Decimal("0.0000"))
-    declined, recovered, amended, unpaid, unmatched_tranches, first_fact = extras_row or (0, 0, 0, 0, 0, None)
+    declined, recovered, amended, unpaid, unmatched_tranches, terminated = extras_row or (0, 0, 0, 0, 0, 0)
     report = BudgetReport(
         programme_id=prog.id, programme_name=clean_text(prog.name), budget_line=clean_text(prog.budget_line),
         currency=prog.currency,
@@ -396,17 +420,13 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         grants=GrantPages(session, programme_id, as_of, int(n_grants)),
         reported_expenditure=_money(sum(spent.values())), decommitted=_money(decommitted),
         programme_start=prog.period_start, programme_end=prog.period_end,
-        first_fact=date.fromordinal(_ordinal(first_fact)) if first_fact is not None else None)
+        first_fact=date.fromisoformat(first_fact) if first_fact is not None else None)
     extras = {"recovered_eur": _money(recovered), "payments_requested_unpaid_eur": _money(unpaid),
-              "declined_grants": int(declined), "terminated_grants": terminated, "amendments": int(amended),
+              "declined_grants": int(declined), "terminated_grants": int(terminated), "amendments": int(amended),
               "unmatched": {"tranches": int(unmatched_tranches),
                             "expenditures": int(unmatched_row[0]) if unmatched_row else 0,
                             "decommitments": int(unmatched_row[1]) if unmatched_row else 0}}
     return report, SqlExtras(pipeline, extras)
-
-
-def _ordinal(epoch_seconds) -> int:
-    return date(1970, 1, 1).toordinal() + int(epoch_seconds) // 86400
 
 
 def _group(values) -> tuple:

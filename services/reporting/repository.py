@@ -3,12 +3,13 @@ each table written by one multi-row statement. projections.py says which rows an
 rebuilds them all set-based on PostgreSQL."""
 from datetime import datetime, timezone
 
+from sqlalchemy import exists, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
 from services.common.storage.db import UnitOfWork, insert_rows
 
-from .models import ArchivedEvent
+from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
@@ -23,7 +24,10 @@ class FactWriter:
     """Collects the fact rows of a batch and writes each table with one multi-row INSERT that skips keys already
     there: no read before write, a handful of round trips per batch instead of two per event. The first row of
     a key wins, within the batch as against the table — the same as applying the events one by one. Rows are
-    kept as tuples in the table's column order (no ORM objects): what the INSERT sends."""
+    kept as tuples in the table's column order (no ORM objects): what the INSERT sends.
+
+    After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
+    on either side, by one UPDATE: the two events may come in either order, in one batch or in two."""
 
     _columns: dict[type, tuple[tuple[str, ...], frozenset]] = {}  # per fact class, looked up once
 
@@ -56,4 +60,18 @@ class FactWriter:
         for model, rows in self.rows.items():
             insert_rows(self.session, model, list(rows.values()), columns=self.columns(model),
                         ignore_conflicts=True)
+        for copied in COPIED_COLUMNS:
+            keys = set(self.rows.get(copied.target, ())) | set(self.rows.get(copied.source, ()))
+            if keys:
+                self.session.execute(copy_column(copied, sorted(keys)))
         self.rows.clear()
+
+
+def copy_column(copied: CopiedColumn, keys: list):
+    """UPDATE target SET column = the source's value, for `keys` whose target row has none yet and whose source row
+    is there (the first value stays; nothing is written for a key still waiting for its other event)."""
+    target, source = copied.target.__table__, copied.source.__table__
+    same_key = source.c[copied.key] == target.c[copied.key]
+    return (update(target)
+            .where(target.c[copied.key].in_(keys), target.c[copied.column].is_(None), exists().where(same_key))
+            .values({copied.column: select(source.c[copied.source_column]).where(same_key).scalar_subquery()}))

@@ -102,6 +102,8 @@ def test_the_sql_rebuild_gives_the_python_replay_row_for_row(engine):
     # the day is the one where the event happened, not UTC's
     assert {r[0]: r[8] for r in in_sql["proposal_facts"]}["P1"] == date(2009, 3, 1)
     assert {r[0]: r[5] for r in in_sql["contract_facts"]}["G1"] == date(2009, 6, 30)
+    # the first contract's date on the grant's row, whether the contract came after its award or before it
+    assert {g: row[15] for g, row in grants.items()} == {"G1": date(2009, 6, 30), "G2": None, "G3": date(2009, 6, 17)}
 
 
 def test_events_archived_during_the_build_are_projected_once_and_not_held_back(engine):
@@ -129,7 +131,8 @@ def test_events_archived_during_the_build_are_projected_once_and_not_held_back(e
     assert in_sql == _facts(engine)
     tranches = {r[0]: r for r in in_sql["tranche_facts"]}
     assert tranches["PAY9"][3] == 777 and tranches["PAY1"][5] == "B1"  # the late one projected; the first stays
-    assert "G4" in {r[0] for r in in_sql["grant_facts"]}
+    # G4 awarded after its contract, in a later batch: the contract's date on its row
+    assert {r[0]: r[15] for r in in_sql["grant_facts"]}["G4"] == date(2011, 8, 1)
 
     _apply_live(engine, late_events()[1:2])  # PAY1 paid again after the swap: the new tables keep the first row
     assert _facts(engine) == in_sql

@@ -19,10 +19,11 @@ from services.common.values.errors import Conflict
 from services.reporting import commands, report_sql
 from services.reporting import views as queries
 from services.reporting.domain.budget_report import budget_fact, budget_lines, expenditure_fact
-from services.reporting.models import (AmendmentRow, BudgetLineRow, BudgetRow, ClosureRow, ContractRow,
-                                       DecommitmentRow, ExpenditureRow, GrantRow, PaymentCancellationRow,
-                                       PaymentRequestRow, ProgrammeRow, ProposalRow, ReportExpenditureRow,
-                                       TerminationRow, TrancheRow, WindowRow)
+from services.reporting.models import (COPIED_COLUMNS, AmendmentRow, BudgetLineRow, BudgetRow, ClosureRow,
+                                       ContractRow, DecommitmentRow, ExpenditureRow, GrantRow,
+                                       PaymentCancellationRow, PaymentRequestRow, ProgrammeRow, ProposalRow,
+                                       ReportExpenditureRow, TerminationRow, TrancheRow, WindowRow)
+from services.reporting.repository import copy_column
 from tests.support.reporting_db import SessionUow, reporting_database
 from tests.support.report_facts import generate_facts
 
@@ -93,6 +94,8 @@ def _load(session: Session):
          "end_date": g.awarded_at + timedelta(days=700), "duration_months": 24,
          "signed_on": g.awarded_at + timedelta(days=15 + i % 40)}
         for i, g in enumerate(facts.grants) if g.contracted and g.grant_id not in not_paid_yet])
+    for copied in COPIED_COLUMNS:  # the contracts' dates on the grants' rows, as the fact writer sets them
+        session.execute(copy_column(copied, [g["grant_id"] for g in grants]))
     tranches = [{"payment_id": f"PAY-{t.grant_id}-{t.tranche_number}", "grant_id": t.grant_id,
                  "tranche_number": t.tranche_number, "amount": t.amount, "value_date": t.value_date,
                  "bank_reference": "B", "paid_at": _at(t.value_date)} for t in facts.tranches]
@@ -332,3 +335,22 @@ def test_the_migration_fills_in_the_heading_columns_the_projections_write(engine
             filled = session.execute(select(table).order_by(*order)).all()
             assert len(projected) > 200 and filled == projected
         session.rollback()
+
+
+def test_the_migration_fills_in_the_contract_dates_the_fact_writer_copies(engine, loaded):
+    """Grants projected before grant_facts.contract_signed_on existed get their contract's date from the
+    migration's SQL: the same rows as the fact writer's copy gives (None for a grant not contracted)."""
+    path = (Path(__file__).resolve().parents[2]
+            / "services/reporting/migrations/versions/0009_grant_contract_signed_on.py")
+    spec = importlib.util.spec_from_file_location("contract_signed_on_migration", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    query = select(GrantRow.grant_id, GrantRow.contract_signed_on).order_by(GrantRow.grant_id)
+    with Session(engine) as session:
+        copied = session.execute(query).all()
+        session.execute(GrantRow.__table__.update().values(contract_signed_on=None))
+        session.execute(text(migration._FILL))
+        filled = session.execute(query).all()
+        session.rollback()
+    signed = {grant_id for grant_id, on in copied if on is not None}
+    assert 200 < len(signed) < len(copied) and filled == copied

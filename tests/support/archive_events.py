@@ -52,6 +52,13 @@ def _award(grant: str, amount: str, budget: dict, proposal: str = "P1", country:
             "awarded_at": at("2009-06-15", 23, WEST)}
 
 
+def _contract(grant: str, amount: str, signed_at: datetime) -> dict:
+    start = signed_at.date() + timedelta(days=1)
+    return {"grant_id": grant, "reference": f"REF-{grant}", "start_date": start,
+            "end_date": start + timedelta(days=730), "duration_months": 24, "amount_eur": D(amount), "schedule": [],
+            "signed_at": signed_at}
+
+
 def _payment(payment: str, grant: str, number: int, amount: str) -> dict:
     return {"payment_id": payment, "grant_id": grant, "reference": f"REF-{grant}", "tranche_number": number,
             "amount_eur": D(amount)}
@@ -139,6 +146,9 @@ def archive_events() -> list[Event]:
         event("grant_awarded", _award("G1", "90000.00", {"travel": D("10.00"), "indirect_costs": D("5.00"),
                                                          "human_resources": D("1.00")}), at("2009-06-16")),
         event("grant_awarded", _award("G2", "1000.00", {}, "P2"), at("2009-06-16")),  # no budget
+        # G3's contract before its award, G4's before an award that arrives only later (late_events)
+        event("contract_signed", _contract("G3", "500.00", at("2009-06-17", 1, EAST)), at("2009-06-17", 1, EAST)),
+        event("contract_signed", _contract("G4", "300.00", at("2011-08-01")), at("2011-08-01")),
         event("grant_awarded", _award("G3", "500.00", {"other": D("0.00")}, "P5", "tn"), at("2009-06-17")),
         event("contract_signed", {"grant_id": "G1", "reference": "REF-G1", "start_date": date(2009, 7, 1),
                                   "end_date": date(2011, 6, 30), "duration_months": 24,
