@@ -1,9 +1,9 @@
 """Database access for a service: engine and unit of work with the transactional outbox.
 
-The unit of work is where events leave an aggregate: `uow.emit()` validates the event against its contract and makes
-its wire form, once; `commit()` writes every event of the unit to the outbox in the same transaction as the state
-change (one statement, with the staff audit rows of those events on PostgreSQL), so both commit or neither does. The nameko
-provider that hands each worker a unit of work is services/common/service/database.py.
+The unit of work is where events leave an aggregate: `uow.emit()` validates the event against its contract and
+makes its wire form, once; `commit()` writes every event of the unit to the outbox in the same transaction as the
+state change (one statement, with the staff audit rows of those events on PostgreSQL), so both commit or neither
+does. The nameko provider that hands each worker a unit of work is services/common/service/database.py.
 """
 import json
 import logging
