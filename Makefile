@@ -18,9 +18,10 @@ venv: $(STAMP)
 run: venv
 	$(PY) -m services.common.launch.supervisor
 
-## lint (ruff) and types (mypy) as configured in pyproject.toml; `make test` runs it first
+## lint and format (ruff) and types (mypy) as configured in pyproject.toml; `make test` runs it first
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 ## the whole suite: lint and types, then unit, integration (real RabbitMQ and PostgreSQL), reliability

@@ -6,6 +6,7 @@ Prints the anchors and the results as Markdown tables and writes bench-results.j
 an interrupted run leaves what it measured). Exits 0 when the bench ran, whether targets were met or missed;
 1 only when the bench itself could not run.
 """
+
 import argparse
 import json
 import logging
@@ -62,9 +63,21 @@ class Config:
     @classmethod
     def quick(cls, **overrides):
         """A few minutes, for working on the bench itself: small data set, 3 short rounds."""
-        return cls(**{"rounds": 3, "warmup_s": 1.0, "window_s": 2.0, "grants": 10_000, "tranches": 30_000,
-                      "p2_round_s": 2.0, "p3_grants": 12, "p5_pilot_events": 1000, "p5_round_s": 8.0,
-                      "p5_budget_s": 30.0, **overrides})
+        return cls(
+            **{
+                "rounds": 3,
+                "warmup_s": 1.0,
+                "window_s": 2.0,
+                "grants": 10_000,
+                "tranches": 30_000,
+                "p2_round_s": 2.0,
+                "p3_grants": 12,
+                "p5_pilot_events": 1000,
+                "p5_round_s": 8.0,
+                "p5_budget_s": 30.0,
+                **overrides,
+            }
+        )
 
 
 def parse_args(argv) -> Config:
@@ -80,9 +93,18 @@ def parse_args(argv) -> Config:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the vhost and databases (for a post-mortem)")
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in {"rounds": args.rounds, "clients": args.clients, "grants": args.grants,
-                                   "tranches": args.tranches, "seed": args.seed, "out": args.out}.items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "rounds": args.rounds,
+            "clients": args.clients,
+            "grants": args.grants,
+            "tranches": args.tranches,
+            "seed": args.seed,
+            "out": args.out,
+        }.items()
+        if v is not None
+    }
     if args.only:
         overrides["only"] = tuple(w.strip().upper() for w in args.only.split(",") if w.strip())
     if args.no_profile:
@@ -123,8 +145,12 @@ def log(message: str):
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         return None
 
@@ -161,8 +187,10 @@ class Run:
         result = fn(*args, **kwargs)
         self.results.append(result)
         self.steps[workload_id] = round(time.monotonic() - started, 1)
-        log(f"  {workload_id}: {result.figures} → {result.status}" + (f"\n  ERROR {result.error}" if result.error
-                                                                        else ""))
+        log(
+            f"  {workload_id}: {result.figures} → {result.status}"
+            + (f"\n  ERROR {result.error}" if result.error else "")
+        )
         self.save()
         return result
 
@@ -173,9 +201,15 @@ class Run:
         cfg = asdict(self.cfg)
         cfg.update(out=shown(self.cfg.out), out_dir=shown(self.cfg.out_dir), only=list(self.cfg.only))
         return {
-            "run": {"started_at": self.started.isoformat(), "duration_s": round(time.monotonic() - self.t0, 1),
-                    "commit": git_commit(), "machine": machine(), "config": cfg, "step_seconds": self.steps,
-                    "data_set": {k: v for k, v in self.data_set.items() if k != "expected"}},
+            "run": {
+                "started_at": self.started.isoformat(),
+                "duration_s": round(time.monotonic() - self.t0, 1),
+                "commit": git_commit(),
+                "machine": machine(),
+                "config": cfg,
+                "step_seconds": self.steps,
+                "data_set": {k: v for k, v in self.data_set.items() if k != "expected"},
+            },
             "anchors": {a.id: a.to_json() for a in self.anchors},
             "results": {r.id: r.to_json() for r in self.results},
         }
@@ -189,8 +223,10 @@ def main(argv=None) -> int:
     # nameko's standalone proxies close channels with replies in flight: py-amqp warns about each one
     logging.getLogger("amqp").setLevel(logging.ERROR)
     run = Run(cfg)
-    log(f"JMDI bench: {cfg.rounds} rounds, {cfg.clients} clients, data set {cfg.grants:,} grants / "
-        f"{cfg.tranches:,} tranches; {os.cpu_count()} CPUs, load {machine()['loadavg']}")
+    log(
+        f"JMDI bench: {cfg.rounds} rounds, {cfg.clients} clients, data set {cfg.grants:,} grants / "
+        f"{cfg.tranches:,} tranches; {os.cpu_count()} CPUs, load {machine()['loadavg']}"
+    )
     try:
         with BenchSystem(cfg.keep) as system:
             cfg.out_dir = system.log_dir
@@ -222,10 +258,28 @@ def measure(run: Run, system: BenchSystem):
     # the anchors are bare nameko services, reached over the broker (the workloads go through the gateway, as staff)
     probe_client = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
     sample_event = workloads_sample_body()
-    echo = run.anchor("A1", anchors.rpc_echo, probe_client, system.amqp_uri, system.log_dir, live.proposal(1),
-                      cfg.clients, cfg.rounds, cfg.window_s, cfg.warmup_s)
-    dispatch = run.anchor("A2", anchors.dispatch_to_handler, probe_client, system.amqp_uri, system.log_dir,
-                          sample_event, cfg.rounds, cfg.p2_round_s)
+    echo = run.anchor(
+        "A1",
+        anchors.rpc_echo,
+        probe_client,
+        system.amqp_uri,
+        system.log_dir,
+        live.proposal(1),
+        cfg.clients,
+        cfg.rounds,
+        cfg.window_s,
+        cfg.warmup_s,
+    )
+    dispatch = run.anchor(
+        "A2",
+        anchors.dispatch_to_handler,
+        probe_client,
+        system.amqp_uri,
+        system.log_dir,
+        sample_event,
+        cfg.rounds,
+        cfg.p2_round_s,
+    )
     run.anchor("A3", anchors.kombu_rates, system.amqp_uri, json.dumps(sample_event).encode(), cfg.rounds, 2.0)
     hand = run.anchor("A5", anchors.hand_sql_totals, reporting_dsn, "JMDI", date.max, cfg.rounds)
 
@@ -246,13 +300,22 @@ def measure(run: Run, system: BenchSystem):
         commit_echo = None
         if "P1" in cfg.only:  # A1c: its rounds interleave with P1's
             try:
-                commit_echo = anchors.CommitEcho(probe_client, system.amqp_uri, system.log_dir,
-                                                 workloads.dsn(system, "calls"), live.proposal(1), cfg.clients)
+                commit_echo = anchors.CommitEcho(
+                    probe_client,
+                    system.amqp_uri,
+                    system.log_dir,
+                    workloads.dsn(system, "calls"),
+                    live.proposal(1),
+                    cfg.clients,
+                )
             except Exception as exc:
                 run.anchors.append(Anchor("A1c", "A1c", "", [], error=f"{type(exc).__name__}: {exc}"))
         try:
-            p1 = run.workload("P1", workloads.p1_deadline_rush, system, staff, cfg, echo, sampler, log,
-                              commit_echo) if needs_p1 else None
+            p1 = (
+                run.workload("P1", workloads.p1_deadline_rush, system, staff, cfg, echo, sampler, log, commit_echo)
+                if needs_p1
+                else None
+            )
         finally:
             if commit_echo is not None:
                 commit_echo.stop()
@@ -261,8 +324,9 @@ def measure(run: Run, system: BenchSystem):
         if p1 is None and needs_p1:  # P2/P3 need P1's proposals even when P1 is not reported
             workloads.p1_deadline_rush(system, staff, cfg, echo, sampler, log)
         p2 = run.workload("P2", workloads.p2_event_pipeline, system, cfg, dispatch, sampler, log)
-        run.workload("P3", workloads.p3_propagation_lag, system, staff, cfg, p2 or workloads.Result(
-            "P2", "", {}, []), log)
+        run.workload(
+            "P3", workloads.p3_propagation_lag, system, staff, cfg, p2 or workloads.Result("P2", "", {}, []), log
+        )
         run.workload("P4", workloads.p4_budget_report, system, staff, cfg, hand, run.data_set, sampler, log)
         run.workload("P5", workloads.p5_rebuild, system, staff, cfg, sampler, log)
         run.workload("P6", workloads.p6_memory, sampler, cfg)
@@ -275,10 +339,21 @@ def workloads_sample_body() -> dict:
     from decimal import Decimal
 
     from services.common.contracts.events import make_event
-    return make_event("tranche_paid", {
-        "payment_id": "PAY-G-000001-1", "grant_id": "G-000001", "reference": "JMDI-2009-MA-0001",
-        "tranche_number": 1, "amount_eur": Decimal("96000.00"), "value_date": date(2009, 7, 1),
-        "bank_reference": "BNK-000001-1", "approved_by": "farid.finance"}, producer="grants").body
+
+    return make_event(
+        "tranche_paid",
+        {
+            "payment_id": "PAY-G-000001-1",
+            "grant_id": "G-000001",
+            "reference": "JMDI-2009-MA-0001",
+            "tranche_number": 1,
+            "amount_eur": Decimal("96000.00"),
+            "value_date": date(2009, 7, 1),
+            "bank_reference": "BNK-000001-1",
+            "approved_by": "farid.finance",
+        },
+        producer="grants",
+    ).body
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 EventDispatcher and `handler` counts them with a plain event_handler (the events anchor for P2). No database, no
 validation, no auth: the ceiling nameko and RabbitMQ set on this machine. AMQP_URI comes from the environment.
 """
+
 import services  # noqa: F401  (first: its warning filter silences eventlet's deprecation notice)
 
 import eventlet  # noqa: E402
@@ -46,6 +47,7 @@ class EchoCommitService:
 
     def _connection(self):
         import psycopg2
+
         try:
             return EchoCommitService._pool.pop()
         except IndexError:
@@ -115,7 +117,12 @@ class HandlerService:
         return "pong"
 
 
-SERVICES = {"echo": EchoService, "echo_commit": EchoCommitService, "dispatcher": DispatcherService, "handler": HandlerService}
+SERVICES = {
+    "echo": EchoService,
+    "echo_commit": EchoCommitService,
+    "dispatcher": DispatcherService,
+    "handler": HandlerService,
+}
 
 
 def main(argv=None):

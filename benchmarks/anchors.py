@@ -2,6 +2,7 @@
 
 Every target is a ratio to one of these, so a busy or slow machine moves both sides of the ratio alike.
 """
+
 import os
 import subprocess
 import sys
@@ -25,9 +26,13 @@ class AnchorProcess:
     def __init__(self, kind: str, amqp_uri: str, log_dir, env: dict | None = None):
         self.kind = kind
         log = open(log_dir / f"anchor-{kind}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.anchor_services", kind], cwd=REPO,
-                                     env={**os.environ, "AMQP_URI": amqp_uri, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.anchor_services", kind],
+            cwd=REPO,
+            env={**os.environ, "AMQP_URI": amqp_uri, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
 
     def wait_ready(self, proxy, service: str):
@@ -38,6 +43,7 @@ class AnchorProcess:
                 return getattr(proxy, service).ping() == "pong"
             except Exception:
                 return False
+
         eventually(ready, 60, 0.3, f"anchor {self.kind}")
 
     def stop(self):
@@ -50,8 +56,9 @@ class AnchorProcess:
                 self.proc.wait()
 
 
-def rpc_echo(client_factory, amqp_uri, log_dir, payload: dict, clients: int, rounds: int, seconds: float,
-             warmup: float) -> Anchor:
+def rpc_echo(
+    client_factory, amqp_uri, log_dir, payload: dict, clients: int, rounds: int, seconds: float, warmup: float
+) -> Anchor:
     """A1: calls/s of `clients` parallel clients calling a service that returns its argument (P1's payload)."""
     process = AnchorProcess("echo", amqp_uri, log_dir)
     try:
@@ -61,10 +68,19 @@ def rpc_echo(client_factory, amqp_uri, log_dir, payload: dict, clients: int, rou
         time.sleep(warmup)
         windows = pool.windows(rounds, seconds)
         pool.stop()
-        return Anchor("A1", f"bare nameko RPC echo, {clients} parallel clients", "calls/s",
-                      [round(w["rate"], 1) for w in windows],
-                      {"windows": windows, "clients": clients, "payload_bytes": len(str(payload)),
-                       "errors": sum(pool.errors), "last_error": pool.last_error})
+        return Anchor(
+            "A1",
+            f"bare nameko RPC echo, {clients} parallel clients",
+            "calls/s",
+            [round(w["rate"], 1) for w in windows],
+            {
+                "windows": windows,
+                "clients": clients,
+                "payload_bytes": len(str(payload)),
+                "errors": sum(pool.errors),
+                "last_error": pool.last_error,
+            },
+        )
     finally:
         process.stop()
 
@@ -94,11 +110,19 @@ class CommitEcho:
         return window
 
     def anchor(self, clients: int) -> Anchor:
-        return Anchor("A1c", f"nameko RPC echo doing one INSERT + COMMIT on PostgreSQL, {clients} parallel clients "
-                             f"(rounds interleaved with P1's)", "calls/s",
-                      [round(w["rate"], 1) for w in self.windows],
-                      {"windows": self.windows, "clients": clients, "errors": sum(self.pool.errors),
-                       "last_error": self.pool.last_error})
+        return Anchor(
+            "A1c",
+            f"nameko RPC echo doing one INSERT + COMMIT on PostgreSQL, {clients} parallel clients "
+            f"(rounds interleaved with P1's)",
+            "calls/s",
+            [round(w["rate"], 1) for w in self.windows],
+            {
+                "windows": self.windows,
+                "clients": clients,
+                "errors": sum(self.pool.errors),
+                "last_error": self.pool.last_error,
+            },
+        )
 
     def stop(self):
         self.pool.stop()
@@ -118,16 +142,28 @@ def dispatch_to_handler(client_factory, amqp_uri, log_dir, body: dict, rounds: i
             client.bench_handler.reset()
             started = time.time()
             client.bench_dispatcher.dispatch_many(count=count, body=body)
-            stats = eventually(lambda: (lambda s: s if s["count"] >= count else None)(client.bench_handler.stats()),
-                               120, 0.05, "anchor events handled")
-            return {"events": count, "seconds": stats["last_at"] - started,
-                    "rate": count / (stats["last_at"] - started)}
+            stats = eventually(
+                lambda: (lambda s: s if s["count"] >= count else None)(client.bench_handler.stats()),
+                120,
+                0.05,
+                "anchor events handled",
+            )
+            return {
+                "events": count,
+                "seconds": stats["last_at"] - started,
+                "rate": count / (stats["last_at"] - started),
+            }
 
         pilot = one_round(300)
         count = int(min(20000, max(500, pilot["rate"] * seconds)))
         measured = [one_round(count) for _ in range(rounds)]
-        return Anchor("A2", "bare nameko EventDispatcher → event_handler (no DB)", "events/s",
-                      [round(m["rate"], 1) for m in measured], {"rounds": measured, "body_bytes": len(str(body))})
+        return Anchor(
+            "A2",
+            "bare nameko EventDispatcher → event_handler (no DB)",
+            "events/s",
+            [round(m["rate"], 1) for m in measured],
+            {"rounds": measured, "body_bytes": len(str(body))},
+        )
     finally:
         dispatcher.stop()
         handler.stop()
@@ -156,8 +192,11 @@ def kombu_rates(amqp_uri: str, body: bytes, rounds: int, seconds: float) -> list
         sent = 0
         while sent < count:
             for _ in range(min(batch, count - sent)):
-                channel.basic_publish(amqp.Message(body, delivery_mode=2, content_type="application/json"),
-                                      exchange="bench.raw", routing_key="raw")
+                channel.basic_publish(
+                    amqp.Message(body, delivery_mode=2, content_type="application/json"),
+                    exchange="bench.raw",
+                    routing_key="raw",
+                )
                 sent += 1
             while acked[0] < sent:
                 conn.drain_events(timeout=30)
@@ -197,15 +236,36 @@ def kombu_rates(amqp_uri: str, body: bytes, rounds: int, seconds: float) -> list
     for _ in range(rounds):
         batched.append(round(publish_batched(count), 1))
         consumed.append(round(consume(count), 1))
-    anchors.append(Anchor("A3", "raw kombu/py-amqp persistent publish, confirms batched (500)", "msg/s", batched,
-                          {"messages_per_round": count, "body_bytes": len(body)}))
+    anchors.append(
+        Anchor(
+            "A3",
+            "raw kombu/py-amqp persistent publish, confirms batched (500)",
+            "msg/s",
+            batched,
+            {"messages_per_round": count, "body_bytes": len(body)},
+        )
+    )
     each_count = int(min(20000, max(500, count / 8)))
     each = [round(publish_each(each_count), 1) for _ in range(rounds)]
     consume(each_count * rounds)
-    anchors.append(Anchor("A3b", "raw kombu persistent publish, one confirm per message", "msg/s", each,
-                          {"messages_per_round": each_count}))
-    anchors.append(Anchor("A4", "raw kombu consume, prefetch 500, one ack per message", "msg/s", consumed,
-                          {"messages_per_round": count}))
+    anchors.append(
+        Anchor(
+            "A3b",
+            "raw kombu persistent publish, one confirm per message",
+            "msg/s",
+            each,
+            {"messages_per_round": each_count},
+        )
+    )
+    anchors.append(
+        Anchor(
+            "A4",
+            "raw kombu consume, prefetch 500, one ack per message",
+            "msg/s",
+            consumed,
+            {"messages_per_round": count},
+        )
+    )
     with Connection(amqp_uri) as conn:
         queue(conn.default_channel).delete()
         exchange(conn.default_channel).delete()
@@ -214,8 +274,12 @@ def kombu_rates(amqp_uri: str, body: bytes, rounds: int, seconds: float) -> list
 
 def _raw_connection(amqp_uri: str) -> amqp.Connection:
     parts = urlsplit(amqp_uri)
-    return amqp.Connection(host=f"{parts.hostname}:{parts.port or 5672}", userid=unquote(parts.username or "guest"),
-                           password=unquote(parts.password or "guest"), virtual_host=unquote(parts.path[1:]) or "/")
+    return amqp.Connection(
+        host=f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=unquote(parts.path[1:]) or "/",
+    )
 
 
 def hand_sql_totals(dsn: str, programme_id: str, as_of, rounds: int) -> Anchor:
@@ -230,6 +294,15 @@ def hand_sql_totals(dsn: str, programme_id: str, as_of, rounds: int) -> Anchor:
     finally:
         conn.close()
     overall = result.get("overall", (0, 0, 0))
-    return Anchor("A5", "hand-written SQL GROUP BY of the EC totals (by window, country, overall)", "s", timings,
-                  {"committed_eur": hand_sql.cents(overall[0]), "disbursed_eur": hand_sql.cents(overall[1]),
-                   "grants": overall[2], "median_s": median(timings)})
+    return Anchor(
+        "A5",
+        "hand-written SQL GROUP BY of the EC totals (by window, country, overall)",
+        "s",
+        timings,
+        {
+            "committed_eur": hand_sql.cents(overall[0]),
+            "disbursed_eur": hand_sql.cents(overall[1]),
+            "grants": overall[2],
+            "median_s": median(timings),
+        },
+    )

@@ -11,6 +11,7 @@ The event -> row mapping mirrors services/reporting/projections.py: ROWS_FROM_EV
 when the reporting tables change; the columns a table copies from another (models.COPIED_COLUMNS) are set after
 the COPY, as the fact writer sets them after its inserts.
 """
+
 import csv
 import functools
 import io
@@ -55,8 +56,15 @@ class EventSource:
 
     def body(self, event_type: str, producer: str, data: dict, occurred_at: str, actor=None) -> dict:
         self.n += 1
-        return {"event_id": str(uuid.UUID(int=_NAMESPACE + (self.seed << 48) + self.n)), "event_type": event_type,
-                "version": 1, "occurred_at": occurred_at, "producer": producer, "actor": actor, "data": data}
+        return {
+            "event_id": str(uuid.UUID(int=_NAMESPACE + (self.seed << 48) + self.n)),
+            "event_type": event_type,
+            "version": 1,
+            "occurred_at": occurred_at,
+            "producer": producer,
+            "actor": actor,
+            "data": data,
+        }
 
 
 def events_from_facts(facts, seed: int):
@@ -64,13 +72,28 @@ def events_from_facts(facts, seed: int):
     source = EventSource(seed)
     programme = facts.programme
     opened = _iso_at(date(2008, 12, 1), 9)
-    yield source.body("call_opened", "calls", {
-        "call_id": CALL_ID, "programme_id": programme.id, "programme_name": programme.name,
-        "envelope_eur": _m(programme.envelope), "rule_profile": "ec_prag", "title": "JMDI call for proposals 2008",
-        "windows": [{"window": code, "name": name, "allocation_eur": _m(allocation)}
-                    for code, (name, allocation) in programme.windows.items()],
-        "deadline": _iso_at(date(2009, 2, 15), 12), "min_grant_eur": "50000.00",
-        "max_grant_eur": "200000.00", "max_ec_share": "0.9000"}, opened, "maria.pm")
+    yield source.body(
+        "call_opened",
+        "calls",
+        {
+            "call_id": CALL_ID,
+            "programme_id": programme.id,
+            "programme_name": programme.name,
+            "envelope_eur": _m(programme.envelope),
+            "rule_profile": "ec_prag",
+            "title": "JMDI call for proposals 2008",
+            "windows": [
+                {"window": code, "name": name, "allocation_eur": _m(allocation)}
+                for code, (name, allocation) in programme.windows.items()
+            ],
+            "deadline": _iso_at(date(2009, 2, 15), 12),
+            "min_grant_eur": "50000.00",
+            "max_grant_eur": "200000.00",
+            "max_ec_share": "0.9000",
+        },
+        opened,
+        "maria.pm",
+    )
 
     tranches_of: dict[str, list] = {}
     for t in facts.tranches:
@@ -81,64 +104,152 @@ def events_from_facts(facts, seed: int):
 
     for n, g in enumerate(facts.grants, start=1):
         awarded = _iso_at(g.awarded_at)
-        yield source.body("grant_awarded", "grants", {
-            "grant_id": g.grant_id, "proposal_id": f"P-{g.grant_id}", "reference": g.proposal_reference,
-            "call_id": CALL_ID, "programme_id": programme.id, "window": g.window, "country": g.country,
-            "applicant_type": g.applicant_type, "lead_organisation": g.lead_organisation, "title": g.title,
-            "amount_eur": _m(g.committed), "budget": {h: _m(v) for h, v in g.budget_by_heading.items()},
-            "decision_reference": f"SC-{g.awarded_at:%Y-%m}", "decision_date": g.awarded_at.isoformat(),
-            "awarded_at": awarded}, awarded, "steering.committee")
+        yield source.body(
+            "grant_awarded",
+            "grants",
+            {
+                "grant_id": g.grant_id,
+                "proposal_id": f"P-{g.grant_id}",
+                "reference": g.proposal_reference,
+                "call_id": CALL_ID,
+                "programme_id": programme.id,
+                "window": g.window,
+                "country": g.country,
+                "applicant_type": g.applicant_type,
+                "lead_organisation": g.lead_organisation,
+                "title": g.title,
+                "amount_eur": _m(g.committed),
+                "budget": {h: _m(v) for h, v in g.budget_by_heading.items()},
+                "decision_reference": f"SC-{g.awarded_at:%Y-%m}",
+                "decision_date": g.awarded_at.isoformat(),
+                "awarded_at": awarded,
+            },
+            awarded,
+            "steering.committee",
+        )
         if g.contracted:
             signed = g.awarded_at + timedelta(days=14)  # tranches start 20+ days after the award
             start = signed + timedelta(days=1)
-            yield source.body("contract_signed", "grants", {
-                "grant_id": g.grant_id, "reference": g.proposal_reference, "start_date": start.isoformat(),
-                "end_date": (start + timedelta(days=730)).isoformat(), "duration_months": 24,
-                "amount_eur": _m(g.committed),
-                "schedule": [{"number": 1, "kind": "pre_financing",
-                              "planned_amount_eur": _m((g.committed * Decimal("0.8")).quantize(Decimal("0.01"))),
-                              "condition": None, "due_date": None}],
-                "signed_at": _iso_at(signed)}, _iso_at(signed), "maria.pm")
+            yield source.body(
+                "contract_signed",
+                "grants",
+                {
+                    "grant_id": g.grant_id,
+                    "reference": g.proposal_reference,
+                    "start_date": start.isoformat(),
+                    "end_date": (start + timedelta(days=730)).isoformat(),
+                    "duration_months": 24,
+                    "amount_eur": _m(g.committed),
+                    "schedule": [
+                        {
+                            "number": 1,
+                            "kind": "pre_financing",
+                            "planned_amount_eur": _m((g.committed * Decimal("0.8")).quantize(Decimal("0.01"))),
+                            "condition": None,
+                            "due_date": None,
+                        }
+                    ],
+                    "signed_at": _iso_at(signed),
+                },
+                _iso_at(signed),
+                "maria.pm",
+            )
         spent = spent_of.get(g.grant_id, ())
         for t in tranches_of.get(g.grant_id, ()):
             if t.tranche_number == 2 and spent:
                 decided = _iso_at(spent[0].accepted_at, 12)
                 expenditure = {e.heading: _m(e.amount) for e in spent}
-                yield source.body("report_accepted", "grants", {
-                    "report_id": f"R-{g.grant_id}-1", "grant_id": g.grant_id, "reference": g.proposal_reference,
-                    "kind": "interim", "outcome": "accepted", "reason": "", "expenditure": expenditure,
-                    "total_eur": _m(sum((e.amount for e in spent), Decimal("0.00"))),
-                    "decided_at": decided}, decided, "maria.pm")
-            yield source.body("tranche_paid", "grants", {
-                "payment_id": f"PAY-{g.grant_id}-{t.tranche_number}", "grant_id": g.grant_id,
-                "reference": g.proposal_reference, "tranche_number": t.tranche_number, "amount_eur": _m(t.amount),
-                "value_date": t.value_date.isoformat(), "bank_reference": f"BNK-{n}-{t.tranche_number}",
-                "approved_by": "farid.finance"}, _iso_at(t.value_date, 11), "farid.finance")
+                yield source.body(
+                    "report_accepted",
+                    "grants",
+                    {
+                        "report_id": f"R-{g.grant_id}-1",
+                        "grant_id": g.grant_id,
+                        "reference": g.proposal_reference,
+                        "kind": "interim",
+                        "outcome": "accepted",
+                        "reason": "",
+                        "expenditure": expenditure,
+                        "total_eur": _m(sum((e.amount for e in spent), Decimal("0.00"))),
+                        "decided_at": decided,
+                    },
+                    decided,
+                    "maria.pm",
+                )
+            yield source.body(
+                "tranche_paid",
+                "grants",
+                {
+                    "payment_id": f"PAY-{g.grant_id}-{t.tranche_number}",
+                    "grant_id": g.grant_id,
+                    "reference": g.proposal_reference,
+                    "tranche_number": t.tranche_number,
+                    "amount_eur": _m(t.amount),
+                    "value_date": t.value_date.isoformat(),
+                    "bank_reference": f"BNK-{n}-{t.tranche_number}",
+                    "approved_by": "farid.finance",
+                },
+                _iso_at(t.value_date, 11),
+                "farid.finance",
+            )
 
 
 # --- event -> projection rows (mirrors services/reporting/projections.py) -----------------------------------
 
+
 def _call_opened(body):
     d = body["data"]
-    yield models.ProgrammeRow, {"programme_id": d["programme_id"], "name": d["programme_name"],
-                                "envelope": d["envelope_eur"]}
-    yield models.CallRow, {"call_id": d["call_id"], "programme_id": d["programme_id"], "title": d["title"],
-                           "rule_profile": d["rule_profile"], "deadline": d["deadline"],
-                           "opened_at": body["occurred_at"]}
+    yield (
+        models.ProgrammeRow,
+        {"programme_id": d["programme_id"], "name": d["programme_name"], "envelope": d["envelope_eur"]},
+    )
+    yield (
+        models.CallRow,
+        {
+            "call_id": d["call_id"],
+            "programme_id": d["programme_id"],
+            "title": d["title"],
+            "rule_profile": d["rule_profile"],
+            "deadline": d["deadline"],
+            "opened_at": body["occurred_at"],
+        },
+    )
     for position, w in enumerate(d["windows"]):
-        yield models.WindowRow, {"call_id": d["call_id"], "window": w["window"], "programme_id": d["programme_id"],
-                                 "name": w["name"] or w["window"], "allocation": w["allocation_eur"],
-                                 "position": position}
+        yield (
+            models.WindowRow,
+            {
+                "call_id": d["call_id"],
+                "window": w["window"],
+                "programme_id": d["programme_id"],
+                "name": w["name"] or w["window"],
+                "allocation": w["allocation_eur"],
+                "position": position,
+            },
+        )
 
 
 def _grant_awarded(body):
     d = body["data"]
-    yield models.GrantRow, {
-        "grant_id": d["grant_id"], "proposal_id": d["proposal_id"], "programme_id": d["programme_id"],
-        "reference": d["reference"], "title": d["title"], "call_id": d["call_id"], "window": d["window"],
-        "country": d["country"], "applicant_type": d["applicant_type"], "lead_organisation": d["lead_organisation"],
-        "amount": d["amount_eur"], "budget": d["budget"], "decision_reference": d["decision_reference"],
-        "decision_date": d["decision_date"], "awarded_at": d["awarded_at"]}
+    yield (
+        models.GrantRow,
+        {
+            "grant_id": d["grant_id"],
+            "proposal_id": d["proposal_id"],
+            "programme_id": d["programme_id"],
+            "reference": d["reference"],
+            "title": d["title"],
+            "call_id": d["call_id"],
+            "window": d["window"],
+            "country": d["country"],
+            "applicant_type": d["applicant_type"],
+            "lead_organisation": d["lead_organisation"],
+            "amount": d["amount_eur"],
+            "budget": d["budget"],
+            "decision_reference": d["decision_reference"],
+            "decision_date": d["decision_date"],
+            "awarded_at": d["awarded_at"],
+        },
+    )
     lines = budget_lines(d["grant_id"], "award", d["amount_eur"], d["budget"])
     for line in lines:
         yield models.BudgetLineRow, line
@@ -148,38 +259,79 @@ def _grant_awarded(body):
 
 def _contract_signed(body):
     d = body["data"]
-    yield models.ContractRow, {"grant_id": d["grant_id"], "amount": d["amount_eur"], "start_date": d["start_date"],
-                               "end_date": d["end_date"], "duration_months": d["duration_months"],
-                               "signed_on": d["signed_at"][:10]}
+    yield (
+        models.ContractRow,
+        {
+            "grant_id": d["grant_id"],
+            "amount": d["amount_eur"],
+            "start_date": d["start_date"],
+            "end_date": d["end_date"],
+            "duration_months": d["duration_months"],
+            "signed_on": d["signed_at"][:10],
+        },
+    )
 
 
 def _tranche_paid(body):
     d = body["data"]
-    yield models.TrancheRow, {"payment_id": d["payment_id"], "grant_id": d["grant_id"],
-                              "tranche_number": d["tranche_number"], "amount": d["amount_eur"],
-                              "value_date": d["value_date"], "bank_reference": d["bank_reference"],
-                              "paid_at": body["occurred_at"]}
+    yield (
+        models.TrancheRow,
+        {
+            "payment_id": d["payment_id"],
+            "grant_id": d["grant_id"],
+            "tranche_number": d["tranche_number"],
+            "amount": d["amount_eur"],
+            "value_date": d["value_date"],
+            "bank_reference": d["bank_reference"],
+            "paid_at": body["occurred_at"],
+        },
+    )
 
 
 def _report_accepted(body):
     d = body["data"]
     on = d["decided_at"][:10]
-    yield models.GrantReportRow, {"event_id": body["event_id"], "report_id": d["report_id"],
-                                  "grant_id": d["grant_id"], "kind": d["kind"], "status": d["outcome"],
-                                  "total": d["total_eur"], "decided_on": on}
+    yield (
+        models.GrantReportRow,
+        {
+            "event_id": body["event_id"],
+            "report_id": d["report_id"],
+            "grant_id": d["grant_id"],
+            "kind": d["kind"],
+            "status": d["outcome"],
+            "total": d["total_eur"],
+            "decided_on": on,
+        },
+    )
     for heading, amount in d["expenditure"].items():
-        yield models.ExpenditureRow, {"event_id": body["event_id"], "heading": heading, "report_id": d["report_id"],
-                                      "grant_id": d["grant_id"], "amount": amount, "accepted_on": on}
-    yield models.ReportExpenditureRow, expenditure_fact(body["event_id"], d["report_id"], d["grant_id"], on,
-                                                        d["expenditure"])
+        yield (
+            models.ExpenditureRow,
+            {
+                "event_id": body["event_id"],
+                "heading": heading,
+                "report_id": d["report_id"],
+                "grant_id": d["grant_id"],
+                "amount": amount,
+                "accepted_on": on,
+            },
+        )
+    yield (
+        models.ReportExpenditureRow,
+        expenditure_fact(body["event_id"], d["report_id"], d["grant_id"], on, d["expenditure"]),
+    )
 
 
-ROWS_FROM_EVENT = {"call_opened": _call_opened, "grant_awarded": _grant_awarded,
-                   "contract_signed": _contract_signed, "tranche_paid": _tranche_paid,
-                   "report_accepted": _report_accepted}
+ROWS_FROM_EVENT = {
+    "call_opened": _call_opened,
+    "grant_awarded": _grant_awarded,
+    "contract_signed": _contract_signed,
+    "tranche_paid": _tranche_paid,
+    "report_accepted": _report_accepted,
+}
 
 
 # --- COPY ------------------------------------------------------------------------------------------------------
+
 
 class TableWriter:
     """CSV for COPY, columns taken from the model so a renamed or new NOT NULL column fails loudly here."""
@@ -222,13 +374,20 @@ class TableWriter:
     def add_archived(self, body: dict, archived_at: str):
         """The archive's row for an event body, written directly (the bulk of the data set's bytes)."""
         if not self.rows:
-            self._check({"event_id": 1, "event_type": 1, "producer": 1, "occurred_at": 1, "body": 1,
-                         "archived_at": 1})
-            assert [c.name for c in self.columns] == ["event_id", "event_type", "producer", "occurred_at", "body",
-                                                      "archived_at"], "the archive's columns changed"
+            self._check({"event_id": 1, "event_type": 1, "producer": 1, "occurred_at": 1, "body": 1, "archived_at": 1})
+            assert [c.name for c in self.columns] == [
+                "event_id",
+                "event_type",
+                "producer",
+                "occurred_at",
+                "body",
+                "archived_at",
+            ], "the archive's columns changed"
         quoted = json.dumps(body, ensure_ascii=False).replace('"', '""')
-        self.buffer.write(f'{body["event_id"]},{body["event_type"]},{body["producer"]},{body["occurred_at"]},'
-                          f'"{quoted}",{archived_at}\n')
+        self.buffer.write(
+            f"{body['event_id']},{body['event_type']},{body['producer']},{body['occurred_at']},"
+            f'"{quoted}",{archived_at}\n'
+        )
         self.rows += 1
 
     def flush(self, cursor):
@@ -253,6 +412,7 @@ def validate_sample(bodies, every: int = 997):
 def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, log=print) -> dict:
     """Generate the facts and COPY archive + projections into the (migrated, empty) reporting database."""
     from .db import connect
+
     started = time.perf_counter()
     facts = generate_facts(seed, grants, tranches)
     generated = time.perf_counter()
@@ -292,13 +452,22 @@ def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, lo
                 cur.execute(f'ANALYZE "{table.name}"')
     finally:
         conn.close()
-    log(f"  data set: {len(facts.grants):,} grants, {len(facts.tranches):,} tranches, "
-        f"{sum(counts.values()):,} archived events in {time.perf_counter() - started:.1f} s")
-    return {"seed": seed, "grants": len(facts.grants), "tranches": len(facts.tranches),
-            "expenditure_lines": len(facts.expenditures), "events": counts, "archived_events": sum(counts.values()),
-            "rows": {w.table.name: w.rows for w in writers.values()},
-            "generate_s": round(generated - started, 2), "load_s": round(time.perf_counter() - generated, 2),
-            "expected": expected_totals(facts)}
+    log(
+        f"  data set: {len(facts.grants):,} grants, {len(facts.tranches):,} tranches, "
+        f"{sum(counts.values()):,} archived events in {time.perf_counter() - started:.1f} s"
+    )
+    return {
+        "seed": seed,
+        "grants": len(facts.grants),
+        "tranches": len(facts.tranches),
+        "expenditure_lines": len(facts.expenditures),
+        "events": counts,
+        "archived_events": sum(counts.values()),
+        "rows": {w.table.name: w.rows for w in writers.values()},
+        "generate_s": round(generated - started, 2),
+        "load_s": round(time.perf_counter() - generated, 2),
+        "expected": expected_totals(facts),
+    }
 
 
 def copy_columns(cursor) -> set[str]:
@@ -306,8 +475,10 @@ def copy_columns(cursor) -> set[str]:
     grant's row), set as the fact writer sets them, over the whole tables at once; returns the tables updated."""
     for c in models.COPIED_COLUMNS:
         target, source = c.target.__tablename__, c.source.__tablename__
-        cursor.execute(f'UPDATE "{target}" t SET "{c.column}" = s."{c.source_column}" FROM "{source}" s '
-                       f'WHERE s."{c.key}" = t."{c.key}"')
+        cursor.execute(
+            f'UPDATE "{target}" t SET "{c.column}" = s."{c.source_column}" FROM "{source}" s '
+            f'WHERE s."{c.key}" = t."{c.key}"'
+        )
     return {c.target.__tablename__ for c in models.COPIED_COLUMNS}
 
 

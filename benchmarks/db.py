@@ -1,4 +1,5 @@
 """PostgreSQL connections for the bench itself (the services keep their own pools)."""
+
 import time
 
 import psycopg2

@@ -4,6 +4,7 @@ Committed (the latest amendment's amount less what the grant decommitted, nothin
 by window, by country and overall, as of a date. The one place to adapt when the reporting tables change;
 money columns are integer cents.
 """
+
 import time
 
 TOTALS_SQL = """

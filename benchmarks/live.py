@@ -4,6 +4,7 @@ The one place to adapt when an RPC's arguments change: the call set-up and a sub
 contracted grants whose first tranche P3 pays (award -> organisation -> bank account -> contract -> payment
 request, then the timed `approve_payment`).
 """
+
 from datetime import date
 from decimal import Decimal
 
@@ -32,8 +33,13 @@ def open_call(staff: Staff):
 
 
 def proposal(n: int) -> dict:
-    return flows.proposal(n, call_id=LIVE_CALL, window=flows.WINDOWS[n % len(flows.WINDOWS)],
-                          country=COUNTRIES[n % len(COUNTRIES)], requested="150000.00")
+    return flows.proposal(
+        n,
+        call_id=LIVE_CALL,
+        window=flows.WINDOWS[n % len(flows.WINDOWS)],
+        country=COUNTRIES[n % len(COUNTRIES)],
+        requested="150000.00",
+    )
 
 
 def submit(client, n: int) -> dict:
@@ -52,6 +58,7 @@ def _retry(call, **kwargs):
                 last[:] = [f"{type(exc).__name__}: {exc}"]
                 return None
             raise
+
     try:
         return eventually(attempt, 60, 0.2, f"{call}")
     except AssertionError as exc:
@@ -60,14 +67,27 @@ def _retry(call, **kwargs):
 
 def ranking_entries(proposals) -> list[dict]:
     """ranking_published's main list for proposals (calls' rows: id, reference, target_country), best first."""
-    return [{"proposal_id": p["id"], "reference": p["reference"], "rank": rank,
-             "score": Decimal("90.00") - Decimal(rank) / 10, "country": p["target_country"],
-             "ec_amount_requested_eur": Decimal("150000.00")} for rank, p in enumerate(proposals, start=1)]
+    return [
+        {
+            "proposal_id": p["id"],
+            "reference": p["reference"],
+            "rank": rank,
+            "score": Decimal("90.00") - Decimal(rank) / 10,
+            "country": p["target_country"],
+            "ec_amount_requested_eur": Decimal("150000.00"),
+        }
+        for rank, p in enumerate(proposals, start=1)
+    ]
 
 
 def award(staff: Staff, proposal_id: str) -> dict:
-    return _retry(staff.committee.grants.award_grant, proposal_id=proposal_id, amount_eur="150000.00",
-                  decision_reference="SC-2010-01", decision_date=date.today().isoformat())
+    return _retry(
+        staff.committee.grants.award_grant,
+        proposal_id=proposal_id,
+        amount_eur="150000.00",
+        decision_reference="SC-2010-01",
+        decision_date=date.today().isoformat(),
+    )
 
 
 def payable_tranche(staff: Staff, grant: dict, n: int) -> dict:
@@ -75,19 +95,27 @@ def payable_tranche(staff: Staff, grant: dict, n: int) -> dict:
     tranche: what P3's probe then approves."""
     lead = grant["lead_applicant"]
     org = staff.officer.grants.register_organisation(
-        legal_name=grant["lead_organisation"], registration_number=lead["registration_number"],
-        country=lead["country"], iban=flows.iban(n), signatory="Director")
+        legal_name=grant["lead_organisation"],
+        registration_number=lead["registration_number"],
+        country=lead["country"],
+        iban=flows.iban(n),
+        signatory="Director",
+    )
     staff.approver.grants.validate_bank_account(organisation_id=org["organisation_id"], iban=flows.iban(n))
-    contract = staff.pm.grants.sign_contract(grant_id=grant["grant_id"], organisation_id=org["organisation_id"],
-                                             start_date=date.today().isoformat())
+    contract = staff.pm.grants.sign_contract(
+        grant_id=grant["grant_id"], organisation_id=org["organisation_id"], start_date=date.today().isoformat()
+    )
     first = contract["schedule"][0]
-    return staff.officer.grants.request_payment(grant_id=grant["grant_id"], tranche_number=first["number"],
-                                                amount_eur=first["planned_amount_eur"],
-                                                idempotency_key=f"bench-p3-{n}")
+    return staff.officer.grants.request_payment(
+        grant_id=grant["grant_id"],
+        tranche_number=first["number"],
+        amount_eur=first["planned_amount_eur"],
+        idempotency_key=f"bench-p3-{n}",
+    )
 
 
 def approve(staff: Staff, payment: dict, n: int) -> dict:
     """The timed RPC of P3: the approval that pays the tranche (emits tranche_paid)."""
-    return staff.approver.grants.approve_payment(payment_id=payment["payment_id"],
-                                                 value_date=date.today().isoformat(), bank_reference=f"BNK-P3-{n}")
-
+    return staff.approver.grants.approve_payment(
+        payment_id=payment["payment_id"], value_date=date.today().isoformat(), bank_reference=f"BNK-P3-{n}"
+    )

@@ -4,6 +4,7 @@ Each client is a thread: a staff client of the gateway (one HTTP request per cal
 client with its own nameko ClusterRpcProxy per thread. The load runs
 continuously; a round is a window of it, so rounds measure steady state rather than ramp-up and ramp-down.
 """
+
 import threading
 import time
 
@@ -82,9 +83,16 @@ class ClientPool:
             time.sleep(seconds)
             count1, errors1, t1 = self.completed(), sum(self.errors), time.perf_counter()
             lat = [x for mark, lats in zip(marks, self.latencies) for x in lats[mark:]]
-            measured.append({"rate": (count1 - count0) / (t1 - t0), "calls": count1 - count0,
-                             "errors": errors1 - errors0, "seconds": t1 - t0,
-                             "latency_p50_ms": _ms(median(lat)), "latency_p99_ms": _ms(percentile(lat, 99))})
+            measured.append(
+                {
+                    "rate": (count1 - count0) / (t1 - t0),
+                    "calls": count1 - count0,
+                    "errors": errors1 - errors0,
+                    "seconds": t1 - t0,
+                    "latency_p50_ms": _ms(median(lat)),
+                    "latency_p99_ms": _ms(percentile(lat, 99)),
+                }
+            )
         return measured
 
     def stop(self, timeout: float = 60):

@@ -6,6 +6,7 @@ the OS has it sleeping: waiting for PostgreSQL, the broker, or nothing). The sum
 process's CPU samples in which each function is on the stack (inclusive) and at the top (self), and the
 process's CPU use: samples taken / samples a fully busy thread would have given.
 """
+
 import shutil
 import signal
 import subprocess
@@ -37,8 +38,21 @@ class Recording:
             self.error = "py-spy not installed (pip install py-spy)"
             return
         # --nonblocking: sampling does not pause the service, so a profiled round is barely slowed
-        command = [exe, "record", "--pid", str(pid), "--duration", str(max(1, int(max_seconds))), "--rate",
-                   str(rate), "--format", "raw", "--nonblocking", "--output", str(out)]
+        command = [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(max_seconds))),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ]
         try:
             self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except OSError as exc:
@@ -78,7 +92,7 @@ def shown(path: Path) -> str:
 
 
 def _frame_name(frame: str) -> str:
-    """"function (path/to/module.py:123)" -> "function (services/calls/commands.py)" / "(sqlalchemy/orm/x.py)"."""
+    """ "function (path/to/module.py:123)" -> "function (services/calls/commands.py)" / "(sqlalchemy/orm/x.py)"."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "lib/python3.11/"):
@@ -86,7 +100,7 @@ def _frame_name(frame: str) -> str:
             return f"{name} ({path.split(marker, 1)[1]})"
     for marker in ("services/", "benchmarks/"):
         if marker in path:
-            return f"{name} ({path[path.index(marker):]})"
+            return f"{name} ({path[path.index(marker) :]})"
     return f"{name} ({path})"
 
 
@@ -115,8 +129,22 @@ def summarise(raw: str, top: int = 12) -> dict:
         return [{"frame": name, "pct_of_busy": round(100 * n / busy, 1)} for name, n in counter.most_common(top)]
 
     # the interesting inclusive frames are our code and the libraries under it, not the interpreter's plumbing
-    plumbing = ("eventlet/", "greenlet", "nameko/containers.py", "nameko/runners.py", "<module>", "threading.py",
-                "runpy.py", "services.common.launch.runner", "main (common/launch/runner.py)")
+    plumbing = (
+        "eventlet/",
+        "greenlet",
+        "nameko/containers.py",
+        "nameko/runners.py",
+        "<module>",
+        "threading.py",
+        "runpy.py",
+        "services.common.launch.runner",
+        "main (common/launch/runner.py)",
+    )
     inclusive = Counter({k: v for k, v in inclusive.items() if not any(p in k for p in plumbing)})
-    return {"samples": total, "idle_pct": round(100 * idle / total, 1), "busy_samples": busy,
-            "top_inclusive": share(inclusive), "top_self": share(self_time)}
+    return {
+        "samples": total,
+        "idle_pct": round(100 * idle / total, 1),
+        "busy_samples": busy,
+        "top_inclusive": share(inclusive),
+        "top_self": share(self_time),
+    }

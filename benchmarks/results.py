@@ -1,4 +1,5 @@
 """Figures, targets and the results file: medians of rounds, ratios to anchors, "met"/"missed" verdicts."""
+
 import json
 import math
 import platform
@@ -56,8 +57,14 @@ class Anchor:
         return median(self.rounds)
 
     def to_json(self):
-        return {"title": self.title, "unit": self.unit, "median": self.value, "rounds": self.rounds,
-                "detail": self.detail, "error": self.error}
+        return {
+            "title": self.title,
+            "unit": self.unit,
+            "median": self.value,
+            "rounds": self.rounds,
+            "detail": self.detail,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -81,11 +88,17 @@ class Result:
         return "met" if all(verdicts) else "missed"
 
     def to_json(self):
-        return {"workload": self.workload, "figures": self.figures,
-                "targets": {t.figure: str(t) for t in self.targets},
-                "verdicts": {t.figure: _verdict(t.met(self.figures.get(t.figure))) for t in self.targets},
-                "status": self.status, "raw": self.raw, "notes": self.notes, "error": self.error,
-                "profile": self.profile}
+        return {
+            "workload": self.workload,
+            "figures": self.figures,
+            "targets": {t.figure: str(t) for t in self.targets},
+            "verdicts": {t.figure: _verdict(t.met(self.figures.get(t.figure))) for t in self.targets},
+            "status": self.status,
+            "raw": self.raw,
+            "notes": self.notes,
+            "error": self.error,
+            "profile": self.profile,
+        }
 
 
 def _verdict(met):
@@ -111,16 +124,20 @@ def anchors_table(anchors) -> str:
 
 
 def results_table(results) -> str:
-    lines = ["| id | workload | figure | value | target | status | behind the figure |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| id | workload | figure | value | target | status | behind the figure |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         first = True
         for t in r.targets or [None]:
             name = t.figure if t else "—"
             value = r.figures.get(name) if t else None
             verdict = _verdict(t.met(value)) if t else r.status
-            lines.append(f"| {r.id if first else ''} | {r.workload if first else ''} | {name} | {fmt(value)} | "
-                         f"{t or '—'} | {verdict} | {r.raw.get('summary', '') if first else ''} |")
+            lines.append(
+                f"| {r.id if first else ''} | {r.workload if first else ''} | {name} | {fmt(value)} | "
+                f"{t or '—'} | {verdict} | {r.raw.get('summary', '') if first else ''} |"
+            )
             first = False
         if r.error:
             lines.append(f"| | | error | | | | {r.error[:200]} |")
@@ -129,9 +146,14 @@ def results_table(results) -> str:
 
 def machine() -> dict:
     import os
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg": [round(x, 2) for x in load] if load else None}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg": [round(x, 2) for x in load] if load else None,
+    }
 
 
 def write_json(path, payload: dict):

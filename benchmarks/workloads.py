@@ -3,6 +3,7 @@
 Every function returns a Result and never raises: a workload that fails or times out is recorded as an error
 (or "missed" with the numbers it reached) and the bench goes on.
 """
+
 import itertools
 import json
 import os
@@ -65,18 +66,27 @@ def query(system, service: str, sql: str, params=None):
 
 def guarded(result_id: str, workload: str, targets):
     """Turn an exception inside a workload into a Result with the error (the bench continues)."""
+
     def decorator(fn):
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                return Result(result_id, workload, {}, targets,
-                              error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+                return Result(
+                    result_id,
+                    workload,
+                    {},
+                    targets,
+                    error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
+                )
+
         return wrapper
+
     return decorator
 
 
 # --- memory -----------------------------------------------------------------------------------------------------
+
 
 def rss_mb(pid: int):
     try:
@@ -131,6 +141,7 @@ class RssSampler:
 
 # --- the pipeline's state ---------------------------------------------------------------------------------------
 
+
 def produced(system, producer: str, event_types) -> int:
     rows = query(system, producer, "SELECT count(*) FROM outbox WHERE event_type = ANY(%s)", (list(event_types),))
     return rows[0][0]
@@ -144,8 +155,9 @@ def backlog(system) -> dict:
         done = query(system, consumer, "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*) FROM dead_letters)")
         missing[consumer] = max(0, expected - done[0][0])
     for producer in ("calls", "grants"):
-        missing[f"{producer}.outbox"] = query(system, producer,
-                                              "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
+        missing[f"{producer}.outbox"] = query(
+            system, producer, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )[0][0]
     return missing
 
 
@@ -165,8 +177,10 @@ def wait_drained(system, timeout: float, log) -> dict:
 # --- P1 deadline rush ---------------------------------------------------------------------------------------------
 
 P1_TARGETS = [Target("ratio", ">=", 0.70)]
-P1_WORKLOAD = ("deadline rush: parallel clients submitting valid proposals (calls.submit_proposal); ratio: calls "
-               "alone (the downstream services paused) to A1c, rounds interleaved; also with the whole system")
+P1_WORKLOAD = (
+    "deadline rush: parallel clients submitting valid proposals (calls.submit_proposal); ratio: calls "
+    "alone (the downstream services paused) to A1c, rounds interleaved; also with the whole system"
+)
 DOWNSTREAM = ("grants", "notifications", "reporting")
 
 
@@ -209,8 +223,10 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
         with sampler.round(f"P1.{r}"):
             whole += pool.windows(1, cfg.window_s)
         pool.pause()
-        log(f"  P1 round {r + 1}: A1c {anchor_rates[-1] if anchor_rates else '-'} calls/s, calls alone "
-            f"{alone[-1]['rate']:.1f}, whole system {whole[-1]['rate']:.1f} proposals/s")
+        log(
+            f"  P1 round {r + 1}: A1c {anchor_rates[-1] if anchor_rates else '-'} calls/s, calls alone "
+            f"{alone[-1]['rate']:.1f}, whole system {whole[-1]['rate']:.1f} proposals/s"
+        )
     rates_alone = [round(w["rate"], 1) for w in alone]
     rates = [round(w["rate"], 1) for w in whole]
     rate, rate_alone = median(rates), median(rates_alone)
@@ -223,18 +239,37 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
     pool.stop()
     submitted = query(system, "calls", "SELECT count(*) FROM proposals WHERE call_id = %s", (live.LIVE_CALL,))[0][0]
     drain = wait_drained(system, cfg.drain_timeout_s, log)
-    raw = {"proposals_per_s": rates, "proposals_per_s_median": rate, "proposals_per_s_calls_alone": rates_alone,
-           "anchor_a1c_calls_per_s": anchor_rates, "anchor_echo_calls_per_s": echo.value,
-           "anchor_echo_rounds": echo.rounds, "ratio_to_a1_echo": _round(ratio(rate_alone, echo.value)),
-           "clients": cfg.clients, "windows": whole, "windows_calls_alone": alone,
-           "errors": sum(pool.errors), "last_error": pool.last_error, "proposals_submitted": submitted,
-           "downstream_drain": drain,
-           "summary": f"calls alone {fmt_rate(rate_alone)} proposals/s, whole system {fmt_rate(rate)} vs A1c "
-                      f"{fmt_rate(anchor)} calls/s (interleaved), A1 echo {fmt_rate(echo.value)}; {cfg.clients} clients"}
-    return Result("P1", P1_WORKLOAD,
-                  {"ratio": _round(value), "ratio_whole_system": _round(ratio(rate, anchor) if anchor else None),
-                   "proposals_per_s": rate_alone, "proposals_per_s_whole_system": rate},
-                  P1_TARGETS, raw, profile=profile)
+    raw = {
+        "proposals_per_s": rates,
+        "proposals_per_s_median": rate,
+        "proposals_per_s_calls_alone": rates_alone,
+        "anchor_a1c_calls_per_s": anchor_rates,
+        "anchor_echo_calls_per_s": echo.value,
+        "anchor_echo_rounds": echo.rounds,
+        "ratio_to_a1_echo": _round(ratio(rate_alone, echo.value)),
+        "clients": cfg.clients,
+        "windows": whole,
+        "windows_calls_alone": alone,
+        "errors": sum(pool.errors),
+        "last_error": pool.last_error,
+        "proposals_submitted": submitted,
+        "downstream_drain": drain,
+        "summary": f"calls alone {fmt_rate(rate_alone)} proposals/s, whole system {fmt_rate(rate)} vs A1c "
+        f"{fmt_rate(anchor)} calls/s (interleaved), A1 echo {fmt_rate(echo.value)}; {cfg.clients} clients",
+    }
+    return Result(
+        "P1",
+        P1_WORKLOAD,
+        {
+            "ratio": _round(value),
+            "ratio_whole_system": _round(ratio(rate, anchor) if anchor else None),
+            "proposals_per_s": rate_alone,
+            "proposals_per_s_whole_system": rate,
+        },
+        P1_TARGETS,
+        raw,
+        profile=profile,
+    )
 
 
 def _profile_during(system, service: str, cfg, seconds: float) -> dict | None:
@@ -258,8 +293,13 @@ class GrantsEvents:
     batches = itertools.count(1)  # batch prefixes stay unique across instances
 
     def __init__(self, system, reserved: int):
-        rows = query(system, "calls", "SELECT id, reference, \"window\", target_country, data FROM proposals "
-                                      "WHERE call_id = %s ORDER BY submitted_at", (live.LIVE_CALL,))
+        rows = query(
+            system,
+            "calls",
+            'SELECT id, reference, "window", target_country, data FROM proposals '
+            "WHERE call_id = %s ORDER BY submitted_at",
+            (live.LIVE_CALL,),
+        )
         if len(rows) <= reserved:
             raise RuntimeError(f"P2 needs proposals from P1; found {len(rows)}")
         self.proposals = rows[reserved:]
@@ -274,24 +314,56 @@ class GrantsEvents:
         def row(event_type, data):
             nonlocal serial
             serial += 1
-            rows.append(outbox_row(make_event(event_type, data, producer="grants", actor="bench",
-                                              event_id=f"{prefix}-0000-4000-8000-{serial:012x}"), "grants"))
+            rows.append(
+                outbox_row(
+                    make_event(
+                        event_type,
+                        data,
+                        producer="grants",
+                        actor="bench",
+                        event_id=f"{prefix}-0000-4000-8000-{serial:012x}",
+                    ),
+                    "grants",
+                )
+            )
 
         for g in range(count // 4):
             pid, reference, window, country, data = self.proposals[g % len(self.proposals)]
             grant_id = f"G-{label}-{batch}-{g}"
-            row("grant_awarded", {
-                "grant_id": grant_id, "proposal_id": pid, "reference": reference, "call_id": live.LIVE_CALL,
-                "programme_id": live.LIVE_PROGRAMME, "window": window, "country": country,
-                "applicant_type": data["applicant_type"], "lead_organisation": data["lead_organisation"],
-                "title": data["title"], "amount_eur": Decimal("150000.00"),
-                "budget": {k: Decimal(v) for k, v in data["budget"].items()}, "decision_reference": "SC-2010-02",
-                "decision_date": date.today(), "awarded_at": now})
+            row(
+                "grant_awarded",
+                {
+                    "grant_id": grant_id,
+                    "proposal_id": pid,
+                    "reference": reference,
+                    "call_id": live.LIVE_CALL,
+                    "programme_id": live.LIVE_PROGRAMME,
+                    "window": window,
+                    "country": country,
+                    "applicant_type": data["applicant_type"],
+                    "lead_organisation": data["lead_organisation"],
+                    "title": data["title"],
+                    "amount_eur": Decimal("150000.00"),
+                    "budget": {k: Decimal(v) for k, v in data["budget"].items()},
+                    "decision_reference": "SC-2010-02",
+                    "decision_date": date.today(),
+                    "awarded_at": now,
+                },
+            )
             for n, amount in enumerate(("60000.00", "45000.00", "30000.00"), start=1):
-                row("tranche_paid", {
-                    "payment_id": f"{grant_id}-T{n}", "grant_id": grant_id, "reference": reference,
-                    "tranche_number": n, "amount_eur": Decimal(amount), "value_date": date.today(),
-                    "bank_reference": f"BNK-{grant_id}-{n}", "approved_by": "bench.approver"})
+                row(
+                    "tranche_paid",
+                    {
+                        "payment_id": f"{grant_id}-T{n}",
+                        "grant_id": grant_id,
+                        "reference": reference,
+                        "tranche_number": n,
+                        "amount_eur": Decimal(amount),
+                        "value_date": date.today(),
+                        "bank_reference": f"BNK-{grant_id}-{n}",
+                        "approved_by": "bench.approver",
+                    },
+                )
         return prefix, rows
 
 
@@ -307,25 +379,39 @@ def insert_outbox(system, rows: list[dict], producer: str = "grants") -> float:
 
 
 def outbox_row(evt, producer: str) -> dict:
-    return {"event_id": evt.event_id, "event_type": evt.event_type, "exchange": exchange_name(producer),
-            "routing_key": evt.event_type, "body": json.dumps(evt.body), "headers": {},
-            "created_at": datetime.now(UTC), "published_at": None, "attempts": 0}
+    return {
+        "event_id": evt.event_id,
+        "event_type": evt.event_type,
+        "exchange": exchange_name(producer),
+        "routing_key": evt.event_type,
+        "body": json.dumps(evt.body),
+        "headers": {},
+        "created_at": datetime.now(UTC),
+        "published_at": None,
+        "attempts": 0,
+    }
 
 
 def applied(system, prefix: str):
     """(count, first, last applied_at as epoch seconds) of a batch in reporting's inbox."""
-    (count, first, last), = query(
-        system, "reporting",
+    ((count, first, last),) = query(
+        system,
+        "reporting",
         "SELECT count(*), extract(epoch FROM min(applied_at)), extract(epoch FROM max(applied_at)) FROM inbox "
-        "WHERE event_id LIKE %s", (prefix + "-%",))
+        "WHERE event_id LIKE %s",
+        (prefix + "-%",),
+    )
     return count, float(first) if first is not None else None, float(last) if last is not None else None
 
 
 def published(system, prefix: str):
-    (count, first, last), = query(
-        system, "grants",
+    ((count, first, last),) = query(
+        system,
+        "grants",
         "SELECT count(*), extract(epoch FROM min(published_at)), extract(epoch FROM max(published_at)) FROM outbox "
-        "WHERE event_id LIKE %s AND published_at IS NOT NULL", (prefix + "-%",))
+        "WHERE event_id LIKE %s AND published_at IS NOT NULL",
+        (prefix + "-%",),
+    )
     return count, float(first) if first is not None else None, float(last) if last is not None else None
 
 
@@ -342,14 +428,19 @@ def pipeline_round(system, events: GrantsEvents, count: int, label: str, timeout
     # when it commits, so its own first stamp comes after the first batch's work (span_rate leaves that out)
     span = (last - relay_first) if relay_first is not None and last is not None and last > relay_first else None
     applied_span = (last - first) if first is not None and last is not None and last > first else None
-    return {"events": len(rows), "applied": done, "complete": done == len(rows),
-            "rate": round(done / span, 1) if span else None,
-            "span_rate": round(done / applied_span, 1) if applied_span else None,
-            "end_to_end_rate": round(done / (last - committed), 1) if last else None,
-            "first_applied_after_commit_s": round(first - committed, 3) if first else None,
-            "relay_rate": round(relayed / (relay_last - relay_first), 1)
-            if relay_first and relay_last and relay_last > relay_first else None,
-            "seconds": round(span, 3) if span else None}
+    return {
+        "events": len(rows),
+        "applied": done,
+        "complete": done == len(rows),
+        "rate": round(done / span, 1) if span else None,
+        "span_rate": round(done / applied_span, 1) if applied_span else None,
+        "end_to_end_rate": round(done / (last - committed), 1) if last else None,
+        "first_applied_after_commit_s": round(first - committed, 3) if first else None,
+        "relay_rate": round(relayed / (relay_last - relay_first), 1)
+        if relay_first and relay_last and relay_last > relay_first
+        else None,
+        "seconds": round(span, 3) if span else None,
+    }
 
 
 @guarded("P2", P2_WORKLOAD, P2_TARGETS)
@@ -370,19 +461,28 @@ def p2_event_pipeline(system, cfg, dispatch, sampler, log) -> Result:
     value = ratio(rate, dispatch.value)
     profile = None
     if cfg.profile and (value is None or value < P2_TARGETS[0].bound):
-        recording = Recording(system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p2.txt",
-                              cfg.p2_timeout_s)
+        recording = Recording(
+            system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p2.txt", cfg.p2_timeout_s
+        )
         extra = pipeline_round(system, events, count, "profiled", cfg.p2_timeout_s)
         profile = {"service": "reporting", "round": extra, **recording.stop()}
         wait_drained(system, cfg.drain_timeout_s, log)
-    raw = {"events_per_s": rates, "events_per_s_median": rate, "anchor_dispatch_events_per_s": dispatch.value,
-           "anchor_dispatch_rounds": dispatch.rounds, "events_per_round": count, "pilot": pilot, "rounds": rounds,
-           "relay_events_per_s_median": median([r["relay_rate"] for r in rounds]),
-           "drain_after_round_s": drains,
-           "summary": f"{fmt_rate(rate)} events/s applied vs dispatch→handler {fmt_rate(dispatch.value)} events/s"}
+    raw = {
+        "events_per_s": rates,
+        "events_per_s_median": rate,
+        "anchor_dispatch_events_per_s": dispatch.value,
+        "anchor_dispatch_rounds": dispatch.rounds,
+        "events_per_round": count,
+        "pilot": pilot,
+        "rounds": rounds,
+        "relay_events_per_s_median": median([r["relay_rate"] for r in rounds]),
+        "drain_after_round_s": drains,
+        "summary": f"{fmt_rate(rate)} events/s applied vs dispatch→handler {fmt_rate(dispatch.value)} events/s",
+    }
     notes = [f"{len(incomplete)} round(s) did not complete within {cfg.p2_timeout_s} s"] if incomplete else []
-    return Result("P2", P2_WORKLOAD, {"ratio": _round(value), "events_per_s": rate}, P2_TARGETS, raw, notes,
-                  profile=profile)
+    return Result(
+        "P2", P2_WORKLOAD, {"ratio": _round(value), "events_per_s": rate}, P2_TARGETS, raw, notes, profile=profile
+    )
 
 
 # --- P3 propagation lag -------------------------------------------------------------------------------------------
@@ -400,7 +500,7 @@ class Feeder:
         per_tick = max(4, int(rate * self.tick) // 4 * 4)
         ticks = int(seconds_of_events / self.tick) + 1
         _, rows = events.build(per_tick * ticks, "p3")
-        self.chunks = [rows[i:i + per_tick] for i in range(0, len(rows), per_tick)]
+        self.chunks = [rows[i : i + per_tick] for i in range(0, len(rows), per_tick)]
         self.rate = per_tick / self.tick
         self.fed = 0
         self.error = None
@@ -436,8 +536,9 @@ def p3_propagation_lag(system, staff, cfg, p2: Result, log) -> Result:
     p2_rate = (p2.figures or {}).get("events_per_s") or 200
     probes_per_round = max(1, len(payments) // cfg.rounds)
     offered = p2_rate * cfg.p3_load_fraction
-    feeder = Feeder(system, GrantsEvents(system, reserved=cfg.p3_grants), offered,
-                    cfg.rounds * probes_per_round * 1.5 + 10)
+    feeder = Feeder(
+        system, GrantsEvents(system, reserved=cfg.p3_grants), offered, cfg.rounds * probes_per_round * 1.5 + 10
+    )
     conn = connection(system, "reporting")
     rounds, probes = [], []
     try:
@@ -456,8 +557,14 @@ def p3_propagation_lag(system, staff, cfg, p2: Result, log) -> Result:
                 lags.append(lag if lag is not None else cfg.p3_timeout_s)
                 n += 1
                 time.sleep(0.3)
-            rounds.append({"p50_s": round(percentile(lags, 50), 4), "p99_s": round(percentile(lags, 99), 4),
-                           "max_s": round(max(lags), 4), "probes": len(lags)})
+            rounds.append(
+                {
+                    "p50_s": round(percentile(lags, 50), 4),
+                    "p99_s": round(percentile(lags, 99), 4),
+                    "max_s": round(max(lags), 4),
+                    "probes": len(lags),
+                }
+            )
             log(f"  P3 round {r + 1}: p50 {rounds[-1]['p50_s']} s, p99 {rounds[-1]['p99_s']} s")
     finally:
         feeder.stop()
@@ -465,11 +572,18 @@ def p3_propagation_lag(system, staff, cfg, p2: Result, log) -> Result:
     wait_drained(system, cfg.drain_timeout_s, log)
     p50, p99 = median([r["p50_s"] for r in rounds]), median([r["p99_s"] for r in rounds])
     all_lags = [p["lag_s"] for p in probes if p["lag_s"] is not None]
-    raw = {"rounds": rounds, "offered_events_per_s": round(feeder.rate, 1), "fed_events": feeder.fed,
-           "p2_events_per_s": p2_rate, "load_fraction_of_p2": cfg.p3_load_fraction,
-           "pooled_p50_s": _round(percentile(all_lags, 50)), "pooled_p99_s": _round(percentile(all_lags, 99)),
-           "not_seen": sum(1 for p in probes if p["lag_s"] is None), "breakdown_median_s": breakdown,
-           "summary": f"{len(probes)} probes under {feeder.rate:.0f} events/s offered"}
+    raw = {
+        "rounds": rounds,
+        "offered_events_per_s": round(feeder.rate, 1),
+        "fed_events": feeder.fed,
+        "p2_events_per_s": p2_rate,
+        "load_fraction_of_p2": cfg.p3_load_fraction,
+        "pooled_p50_s": _round(percentile(all_lags, 50)),
+        "pooled_p99_s": _round(percentile(all_lags, 99)),
+        "not_seen": sum(1 for p in probes if p["lag_s"] is None),
+        "breakdown_median_s": breakdown,
+        "summary": f"{len(probes)} probes under {feeder.rate:.0f} events/s offered",
+    }
     notes = [f"the load feeder failed: {feeder.error}"] if feeder.error else []
     if feeder.fed < feeder.rate * 2:
         notes.append(f"only {feeder.fed} events were fed: the probes ran with little load")
@@ -479,15 +593,35 @@ def p3_propagation_lag(system, staff, cfg, p2: Result, log) -> Result:
 def p3_payable_tranches(system, staff, count: int) -> list[dict]:
     """The first `count` live proposals ranked (ranking_published through the calls outbox, as calls would
     publish it), awarded, contracted, their pre-financing requested: ready for P3's timed approvals."""
-    rows = query(system, "calls", "SELECT id, reference, \"window\", target_country FROM proposals "
-                                  "WHERE call_id = %s ORDER BY submitted_at LIMIT %s", (live.LIVE_CALL, count))
+    rows = query(
+        system,
+        "calls",
+        'SELECT id, reference, "window", target_country FROM proposals '
+        "WHERE call_id = %s ORDER BY submitted_at LIMIT %s",
+        (live.LIVE_CALL, count),
+    )
     proposals = [dict(zip(("id", "reference", "window", "target_country"), r)) for r in rows]
     events = []
     for window in sorted({p["window"] for p in proposals}):
         ranked = live.ranking_entries([p for p in proposals if p["window"] == window])
-        events.append(outbox_row(make_event("ranking_published", {
-            "call_id": live.LIVE_CALL, "window": window, "threshold": Decimal("60.00"), "main": ranked,
-            "reserve": [], "excluded": [], "published_at": datetime.now(UTC)}, producer="calls"), "calls"))
+        events.append(
+            outbox_row(
+                make_event(
+                    "ranking_published",
+                    {
+                        "call_id": live.LIVE_CALL,
+                        "window": window,
+                        "threshold": Decimal("60.00"),
+                        "main": ranked,
+                        "reserve": [],
+                        "excluded": [],
+                        "published_at": datetime.now(UTC),
+                    },
+                    producer="calls",
+                ),
+                "calls",
+            )
+        )
     insert_outbox(system, events, "calls")
     grants = [live.award(staff, p["id"]) for p in proposals]
     return [live.payable_tranche(staff, grant, n) for n, grant in enumerate(grants)]
@@ -508,14 +642,19 @@ def _lag_breakdown(system, probes) -> dict:
     """Median seconds from the RPC's return to publication (outbox relay) and from publication to the fact."""
     relay, consume = [], []
     for probe in probes:
-        rows = query(system, "grants", "SELECT event_id, extract(epoch FROM published_at) FROM outbox "
-                                       "WHERE event_type = 'tranche_paid' AND body LIKE %s",
-                     (f'%"payment_id": "{probe["payment_id"]}"%',))
+        rows = query(
+            system,
+            "grants",
+            "SELECT event_id, extract(epoch FROM published_at) FROM outbox "
+            "WHERE event_type = 'tranche_paid' AND body LIKE %s",
+            (f'%"payment_id": "{probe["payment_id"]}"%',),
+        )
         if not rows or rows[0][1] is None:
             continue
         event_id, published_at = rows[0][0], float(rows[0][1])
-        done = query(system, "reporting", "SELECT extract(epoch FROM applied_at) FROM inbox WHERE event_id = %s",
-                     (event_id,))
+        done = query(
+            system, "reporting", "SELECT extract(epoch FROM applied_at) FROM inbox WHERE event_id = %s", (event_id,)
+        )
         relay.append(published_at - probe["returned"])
         if done:
             consume.append(float(done[0][0]) - published_at)
@@ -525,16 +664,21 @@ def _lag_breakdown(system, probes) -> dict:
 # --- P4 budget report ---------------------------------------------------------------------------------------------
 
 P4_TARGETS = [Target("ratio", "<=", 2.0), Target("rss_mb", "<=", 300)]
-P4_WORKLOAD = ("EC budget report totals (reporting.budget_report, JSON, grants=false) over the data set, each round "
-               "next to a hand-SQL round; then every grant line through reporting.grant_lines")
+P4_WORKLOAD = (
+    "EC budget report totals (reporting.budget_report, JSON, grants=false) over the data set, each round "
+    "next to a hand-SQL round; then every grant line through reporting.grant_lines"
+)
 GRANT_PAGE = 5000
 
 
 @guarded("P4", P4_WORKLOAD, P4_TARGETS)
 def p4_budget_report(system, staff, cfg, hand, data_set: dict, sampler, log) -> Result:
     args = {"programme_id": "JMDI", "format": "json", "grants": False}
-    recording = Recording(system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p4.txt",
-                          600) if cfg.profile else None
+    recording = (
+        Recording(system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p4.txt", 600)
+        if cfg.profile
+        else None
+    )
     started = time.perf_counter()
     first = staff.reporter.reporting.budget_report(**args)  # warm-up, profiled; not counted
     warmup = time.perf_counter() - started
@@ -557,8 +701,9 @@ def p4_budget_report(system, staff, cfg, hand, data_set: dict, sampler, log) -> 
     with sampler.round("P4.lines"):
         started = time.perf_counter()
         while True:
-            page = staff.reporter.reporting.grant_lines(programme_id="JMDI", limit=GRANT_PAGE,
-                                                        **({"after": after} if after else {}))
+            page = staff.reporter.reporting.grant_lines(
+                programme_id="JMDI", limit=GRANT_PAGE, **({"after": after} if after else {})
+            )
             lines, pages, after = lines + len(page["grants"]), pages + 1, page["next"]
             if after is None:
                 break
@@ -571,30 +716,55 @@ def p4_budget_report(system, staff, cfg, hand, data_set: dict, sampler, log) -> 
     value = ratio(report_s, hand_now)
     scrape_s = _metrics_scrape_seconds(system, "reporting")
     expected = data_set.get("expected", {})
-    checks = {"report_committed_eur": report.get("committed_eur"), "report_disbursed_eur": report.get("disbursed_eur"),
-              "hand_sql_committed_eur": hand.detail.get("committed_eur"),
-              "hand_sql_disbursed_eur": hand.detail.get("disbursed_eur"), "data_set": expected,
-              "report_awards": report.get("counts", {}).get("awards"), "grant_lines_paged": lines}
-    agree = (checks["report_committed_eur"] == checks["hand_sql_committed_eur"] == expected.get("committed_eur")
-             and checks["report_disbursed_eur"] == checks["hand_sql_disbursed_eur"] == expected.get("disbursed_eur")
-             and lines == checks["report_awards"])
-    raw = {"report_s": timings, "report_s_median": report_s, "warmup_s": round(warmup, 3),
-           "anchor_hand_sql_s": hand.value, "anchor_hand_sql_rounds": hand.rounds,
-           "hand_sql_s_now": same_time_sql, "ratio_to_anchor_a5": _round(ratio(report_s, hand.value)),
-           "response_bytes": len(json.dumps(report)), "totals_agree": agree, "checks": checks,
-           "grant_lines_s": lines_s, "grant_lines_pages": pages, "rss_mb_rounds": rss,
-           "metrics_scrape_s": scrape_s,
-           "summary": f"report {fmt_s(report_s)} vs hand SQL {fmt_s(hand_now)} (interleaved); "
-                      f"{lines:,} grant lines paged in {fmt_s(lines_s)}; reporting peak {fmt_rate(rss_mb_peak)} MB"}
+    checks = {
+        "report_committed_eur": report.get("committed_eur"),
+        "report_disbursed_eur": report.get("disbursed_eur"),
+        "hand_sql_committed_eur": hand.detail.get("committed_eur"),
+        "hand_sql_disbursed_eur": hand.detail.get("disbursed_eur"),
+        "data_set": expected,
+        "report_awards": report.get("counts", {}).get("awards"),
+        "grant_lines_paged": lines,
+    }
+    agree = (
+        checks["report_committed_eur"] == checks["hand_sql_committed_eur"] == expected.get("committed_eur")
+        and checks["report_disbursed_eur"] == checks["hand_sql_disbursed_eur"] == expected.get("disbursed_eur")
+        and lines == checks["report_awards"]
+    )
+    raw = {
+        "report_s": timings,
+        "report_s_median": report_s,
+        "warmup_s": round(warmup, 3),
+        "anchor_hand_sql_s": hand.value,
+        "anchor_hand_sql_rounds": hand.rounds,
+        "hand_sql_s_now": same_time_sql,
+        "ratio_to_anchor_a5": _round(ratio(report_s, hand.value)),
+        "response_bytes": len(json.dumps(report)),
+        "totals_agree": agree,
+        "checks": checks,
+        "grant_lines_s": lines_s,
+        "grant_lines_pages": pages,
+        "rss_mb_rounds": rss,
+        "metrics_scrape_s": scrape_s,
+        "summary": f"report {fmt_s(report_s)} vs hand SQL {fmt_s(hand_now)} (interleaved); "
+        f"{lines:,} grant lines paged in {fmt_s(lines_s)}; reporting peak {fmt_rate(rss_mb_peak)} MB",
+    }
     if not agree:
         notes.append("the report's totals differ from the hand SQL / the data set: see raw.checks")
-    return Result("P4", P4_WORKLOAD, {"ratio": _round(value), "report_s": report_s, "rss_mb": rss_mb_peak},
-                  P4_TARGETS, raw, notes, profile=profile)
+    return Result(
+        "P4",
+        P4_WORKLOAD,
+        {"ratio": _round(value), "report_s": report_s, "rss_mb": rss_mb_peak},
+        P4_TARGETS,
+        raw,
+        notes,
+        profile=profile,
+    )
 
 
 def _metrics_scrape_seconds(system, service: str):
     """One GET /metrics (Prometheus' scrape; the Kubernetes probes use the same path) after new events."""
     import urllib.request
+
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(system.metrics_url(service), timeout=300) as response:
@@ -651,11 +821,15 @@ def _rebuild(staff, system) -> tuple[int, float]:
 def _rebuilt_as_archived(system) -> bool:
     """Every grant_awarded and tranche_paid of the (possibly cut) archive is a fact again after the rebuild."""
     table = ArchivedEvent.__tablename__
-    (awards, tranches), = query(system, "reporting",
-                                f"SELECT count(*) FILTER (WHERE event_type = 'grant_awarded'), "
-                                f"count(*) FILTER (WHERE event_type = 'tranche_paid') FROM {table}")
-    (grant_rows, tranche_rows), = query(
-        system, "reporting", "SELECT (SELECT count(*) FROM grant_facts), (SELECT count(*) FROM tranche_facts)")
+    ((awards, tranches),) = query(
+        system,
+        "reporting",
+        f"SELECT count(*) FILTER (WHERE event_type = 'grant_awarded'), "
+        f"count(*) FILTER (WHERE event_type = 'tranche_paid') FROM {table}",
+    )
+    ((grant_rows, tranche_rows),) = query(
+        system, "reporting", "SELECT (SELECT count(*) FROM grant_facts), (SELECT count(*) FROM tranche_facts)"
+    )
     return (awards, tranches) == (grant_rows, tranche_rows)
 
 
@@ -680,8 +854,11 @@ def p5_rebuild(system, staff, cfg, sampler, log) -> Result:
     _, before = hand_sql.totals(connection(system, "reporting", False), "JMDI", date.max)
     notes, profile = [], None
     pilot_size = min(archived, cfg.p5_pilot_events)
-    recording = Recording(system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p5.txt",
-                          30) if cfg.profile else None
+    recording = (
+        Recording(system.processes["reporting"].proc.pid, cfg.out_dir / "profile-reporting-p5.txt", 30)
+        if cfg.profile
+        else None
+    )
     with archive_slice(system, pilot_size if pilot_size < archived else None):
         replayed, elapsed = _rebuild(staff, system)
     if recording:
@@ -702,9 +879,11 @@ def p5_rebuild(system, staff, cfg, sampler, log) -> Result:
         size = _p5_size(archived, rate, cfg, pilot_size)
     sliced = size < archived
     if sliced:
-        notes.append(f"measured on the archive's first {size:,} of {archived:,} events: at the rate measured the "
-                     f"whole archive takes {archived / rate:.0f} s per rebuild, {P5_WHOLE_ROUNDS} rebuilds beyond "
-                     f"the P5 budget of {cfg.p5_budget_s:.0f} s")
+        notes.append(
+            f"measured on the archive's first {size:,} of {archived:,} events: at the rate measured the "
+            f"whole archive takes {archived / rate:.0f} s per rebuild, {P5_WHOLE_ROUNDS} rebuilds beyond "
+            f"the P5 budget of {cfg.p5_budget_s:.0f} s"
+        )
     rounds, spent = [], 0.0
     with archive_slice(system, size if sliced else None):
         while len(rounds) < cfg.rounds:
@@ -727,13 +906,21 @@ def p5_rebuild(system, staff, cfg, sampler, log) -> Result:
             notes.append("the rebuilt projections give different totals than before the rebuild")
     rates = [r["rate"] for r in rounds]
     rate = median(rates)
-    raw = {"rounds": rounds, "events_per_s": rates, "pilot": pilot, "sizing": sizing, "archived_events": archived,
-           "events_per_rebuild": size, "whole_archive": not sliced,
-           "whole_archive_estimate_s": round(archived / rate, 1) if rate else None,
-           "facts_match_archive": complete, "totals_unchanged": same,
-           "summary": f"{median([r['events'] for r in rounds]):,} events per rebuild in "
-                      f"{median([r['seconds'] for r in rounds]):.1f} s"
-                      + (f" (archive: {archived:,}, ~{archived / rate / 60:.0f} min whole)" if sliced and rate else "")}
+    raw = {
+        "rounds": rounds,
+        "events_per_s": rates,
+        "pilot": pilot,
+        "sizing": sizing,
+        "archived_events": archived,
+        "events_per_rebuild": size,
+        "whole_archive": not sliced,
+        "whole_archive_estimate_s": round(archived / rate, 1) if rate else None,
+        "facts_match_archive": complete,
+        "totals_unchanged": same,
+        "summary": f"{median([r['events'] for r in rounds]):,} events per rebuild in "
+        f"{median([r['seconds'] for r in rounds]):.1f} s"
+        + (f" (archive: {archived:,}, ~{archived / rate / 60:.0f} min whole)" if sliced and rate else ""),
+    }
     return Result("P5", P5_WORKLOAD, {"events_per_s": rate}, P5_TARGETS, raw, notes, profile=profile)
 
 
@@ -769,13 +956,19 @@ def p6_memory(sampler, cfg) -> Result:
     notes = []
     if peak_load is not None and peak_load > P6_TARGETS[1].bound >= (figures["rss_load_mb"] or 0):
         notes.append(f"the peak under load ({peak_load:.0f} MB) exceeds the bound though the median does not")
-    raw = {"idle_rounds_mb": idle, "load_rounds_mb": load, "peak_load_mb": peak_load, "peak_by_service_mb": by_service,
-           "summary": f"idle {fmt_rate(figures['rss_idle_mb'])} MB, load {fmt_rate(figures['rss_load_mb'])} MB "
-                      f"(peak {fmt_rate(peak_load)} MB)"}
+    raw = {
+        "idle_rounds_mb": idle,
+        "load_rounds_mb": load,
+        "peak_load_mb": peak_load,
+        "peak_by_service_mb": by_service,
+        "summary": f"idle {fmt_rate(figures['rss_idle_mb'])} MB, load {fmt_rate(figures['rss_load_mb'])} MB "
+        f"(peak {fmt_rate(peak_load)} MB)",
+    }
     return Result("P6", P6_WORKLOAD, figures, P6_TARGETS, raw, notes)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
+
 
 def _round(value, places: int = 4):
     return None if value is None else round(value, places)

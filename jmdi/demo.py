@@ -25,6 +25,7 @@ Each step is played by the staff member whose role it needs (tokens signed by th
 in local mode, the checkout's local issuer), so the audit trail reads like the real thing and the four-eyes rules hold.
 Running it again for the same call id is refused (the call exists); `--call` replays it under another id.
 """
+
 import random
 import threading
 import tempfile
@@ -66,12 +67,21 @@ DEADLINE_BASE, DEADLINE_PER_PROPOSAL = 15.0, 0.2  # seconds: the submissions mus
 # the currencies the demo's rates cover, by the country a consortium works in
 LOCAL_CURRENCY = {"MA": "MAD", "SN": "XOF", "ML": "XOF", "EG": "EGP", "PH": "PHP"}
 TERMINATIONS = (
-    ("The lead applicant was dissolved by its general assembly; the partners cannot carry on the action "
-     "(termination by the Contracting Authority).", Decimal("0.40")),
-    ("The partner authority withdrew after local elections; the action lost its purpose (termination by mutual "
-     "agreement).", Decimal("0.75")),
-    ("Security conditions in the target area stopped the field work for good (force majeure, termination by "
-     "mutual agreement).", Decimal("1.10")),
+    (
+        "The lead applicant was dissolved by its general assembly; the partners cannot carry on the action "
+        "(termination by the Contracting Authority).",
+        Decimal("0.40"),
+    ),
+    (
+        "The partner authority withdrew after local elections; the action lost its purpose (termination by mutual "
+        "agreement).",
+        Decimal("0.75"),
+    ),
+    (
+        "Security conditions in the target area stopped the field work for good (force majeure, termination by "
+        "mutual agreement).",
+        Decimal("1.10"),
+    ),
 )
 
 
@@ -86,8 +96,10 @@ class Demo:
         self.rng = random.Random(seed)
         issuer = None if connection.settings.token else connection.settings.staff_issuer()
         if issuer is None:
-            raise UsageProblem("the demo plays several staff members and signs their tokens: run it in local mode "
-                               "from a checkout, or with JMDI_ISSUER_KEY set (not JMDI_TOKEN)")
+            raise UsageProblem(
+                "the demo plays several staff members and signs their tokens: run it in local mode "
+                "from a checkout, or with JMDI_ISSUER_KEY set (not JMDI_TOKEN)"
+            )
         self.tokens = {key: issuer.issue(user, [role], timedelta(hours=2)) for key, (user, role) in PERSONAS.items()}
         self.grants: list[dict] = []
         self.done = 0  # units of work of the running step (proposals submitted, assessments recorded...)
@@ -165,8 +177,10 @@ class Demo:
         self.step("organisations registered, bank accounts validated, contracts signed", self.contract)
         self.step("first tranches requested and paid", self.first_tranches)
         self.step("demo exchange rates loaded (MAD, XOF, EGP, PHP; generated, not InforEuro)", self.load_rates)
-        self.step("grants terminated early, final reports accepted, closed: the unspent award decommitted",
-                  self.terminate_early)
+        self.step(
+            "grants terminated early, final reports accepted, closed: the unspent award decommitted",
+            self.terminate_early,
+        )
         self.budget_report()
 
     def refuse_if_already_run(self):
@@ -177,28 +191,40 @@ class Demo:
         except NotFound:
             pass
         else:
-            raise Conflict("demo.already_run", f"call {self.call_id} already exists: the demo has run against "
-                           f"these services ({fresh_start})")
+            raise Conflict(
+                "demo.already_run",
+                f"call {self.call_id} already exists: the demo has run against these services ({fresh_start})",
+            )
         if self.rpc("reporter", "grants.list_grants", programme_id=self.programme["id"], limit=1):
-            raise Conflict("demo.already_run", f"programme {self.programme['id']} already has grants: its windows' "
-                           f"allocations are taken ({fresh_start})")
+            raise Conflict(
+                "demo.already_run",
+                f"programme {self.programme['id']} already has grants: its windows' "
+                f"allocations are taken ({fresh_start})",
+            )
 
     def load_programme(self):
         loaded = self.rpc("pm", "calls.load_programme", programme=self.document)
         self.programme_end = date.fromisoformat(loaded["period"]["end"])
         windows = ", ".join(f"{w['code']} {w['allocation_eur']}" for w in self.programme["windows"])
-        return (f"{self.programme['id']} EUR {self.programme['ec_contribution_eur']}, "
-                f"{len(self.programme['eligible_countries'])} countries; windows {windows}")
+        return (
+            f"{self.programme['id']} EUR {self.programme['ec_contribution_eur']}, "
+            f"{len(self.programme['eligible_countries'])} countries; windows {windows}"
+        )
 
     def open_call(self):
         # the call closes at its deadline and not before: leave just enough time for the submissions
-        self.deadline = datetime.now(timezone.utc) + timedelta(seconds=DEADLINE_BASE + DEADLINE_PER_PROPOSAL *
-                                                               self.count)
-        self.rpc("pm", "calls.create_call", call_id=self.call_id, programme_id=self.programme["id"],
-                 title="Call for proposals: migration and development (JMDI 2008, replayed)",
-                 windows=[{"window": w["code"], "allocation_eur": w["allocation_eur"]}
-                          for w in self.programme["windows"]],
-                 deadline=self.deadline.isoformat())
+        self.deadline = datetime.now(timezone.utc) + timedelta(
+            seconds=DEADLINE_BASE + DEADLINE_PER_PROPOSAL * self.count
+        )
+        self.rpc(
+            "pm",
+            "calls.create_call",
+            call_id=self.call_id,
+            programme_id=self.programme["id"],
+            title="Call for proposals: migration and development (JMDI 2008, replayed)",
+            windows=[{"window": w["code"], "allocation_eur": w["allocation_eur"]} for w in self.programme["windows"]],
+            deadline=self.deadline.isoformat(),
+        )
         call = self.rpc("pm", "calls.open_call", call_id=self.call_id)
         return f"{self.call_id} {call.get('status')}, deadline {self.deadline:%H:%M:%S} UTC"
 
@@ -218,8 +244,7 @@ class Demo:
         self.parallel(self.scenario.consortia, submit)
         refused = Counter(c.refused for c in self.scenario.consortia if c.refused)
         detail = "; ".join(f"{n} {rule}" for rule, n in refused.items())
-        return f"{len(self.received)} received" + (f", {sum(refused.values())} refused ({detail})"
-                                                   if refused else "")
+        return f"{len(self.received)} received" + (f", {sum(refused.values())} refused ({detail})" if refused else "")
 
     @property
     def received(self):
@@ -229,8 +254,9 @@ class Demo:
         def left() -> float:
             return (self.deadline - datetime.now(timezone.utc)).total_seconds()
 
-        self.activity = lambda: (f"waiting for the call's deadline at {self.deadline:%H:%M:%S} UTC "
-                                 f"({max(0.0, left()):.0f}s left)")
+        self.activity = lambda: (
+            f"waiting for the call's deadline at {self.deadline:%H:%M:%S} UTC ({max(0.0, left()):.0f}s left)"
+        )
         time.sleep(max(0.0, left()))
         self.activity = None
         try:
@@ -239,25 +265,42 @@ class Demo:
             if exc.rule != "call.not_open":  # the service's own sweep may have closed it at the deadline
                 raise
         csv_lines = ["name,registration_number,reason"] + [
-            f"\"{e['name']}\",{e['registration_number']},{e['reason']}" for e in self.scenario.exclusions]
-        self.rpc("pm", "calls.load_exclusion_list", csv="\n".join(csv_lines) + "\n",
-                 source="EC central exclusion database, extract (demo)")
+            f'"{e["name"]}",{e["registration_number"]},{e["reason"]}' for e in self.scenario.exclusions
+        ]
+        self.rpc(
+            "pm",
+            "calls.load_exclusion_list",
+            csv="\n".join(csv_lines) + "\n",
+            source="EC central exclusion database, extract (demo)",
+        )
         flagged = self.rpc("pm", "calls.list_proposals", call_id=self.call_id, screening="flagged")
         by_id = {c.proposal_id: c for c in self.received}
         excluded = cleared = 0
         for proposal in flagged:
             consortium = by_id.get(proposal["proposal_id"])
             if consortium is not None and consortium.flaw == "excluded":
-                self.rpc("pm", "calls.decide_screening", proposal_id=proposal["proposal_id"], outcome="excluded",
-                         reason="the lead applicant is on the EC exclusion list")
+                self.rpc(
+                    "pm",
+                    "calls.decide_screening",
+                    proposal_id=proposal["proposal_id"],
+                    outcome="excluded",
+                    reason="the lead applicant is on the EC exclusion list",
+                )
                 consortium.refused = "excluded"
                 excluded += 1
             else:  # a namesake: checked by hand and cleared
-                self.rpc("pm", "calls.decide_screening", proposal_id=proposal["proposal_id"], outcome="cleared",
-                         reason="namesake, different registration")
+                self.rpc(
+                    "pm",
+                    "calls.decide_screening",
+                    proposal_id=proposal["proposal_id"],
+                    outcome="cleared",
+                    reason="namesake, different registration",
+                )
                 cleared += 1
-        return (f"{len(self.received)} screened against {len(self.scenario.exclusions)} exclusion entries: "
-                f"{excluded} excluded, {cleared} flagged and cleared")
+        return (
+            f"{len(self.received)} screened against {len(self.scenario.exclusions)} exclusion entries: "
+            f"{excluded} excluded, {cleared} flagged and cleared"
+        )
 
     def declare(self):
         # two assessors know an organisation in the pool: they declare it, and are never assigned its proposals
@@ -265,15 +308,25 @@ class Demo:
         self.conflicts = {"assessor_a": screened[0], "assessor_b": screened[len(screened) // 2]}
         for persona in ASSESSORS:
             known = self.conflicts.get(persona)
-            interests = [{"name": known.lead["name"], "registration_number": known.lead["registration_number"]}] \
-                if known else []
+            interests = (
+                [{"name": known.lead["name"], "registration_number": known.lead["registration_number"]}]
+                if known
+                else []
+            )
             self.rpc(persona, "calls.declare_conflicts", call_id=self.call_id, interests=interests)
-        return "; ".join(f"{PERSONAS[p][0]} a link with {c.lead['name']}" for p, c in self.conflicts.items()) + \
-            f"; {PERSONAS['assessor_c'][0]} none"
+        return (
+            "; ".join(f"{PERSONAS[p][0]} a link with {c.lead['name']}" for p, c in self.conflicts.items())
+            + f"; {PERSONAS['assessor_c'][0]} none"
+        )
 
     def assess(self, stage: str):
-        assigned = self.rpc("pm", "calls.assign_assessors", call_id=self.call_id, stage=stage,
-                            assessors=[PERSONAS[p][0] for p in ASSESSORS])
+        assigned = self.rpc(
+            "pm",
+            "calls.assign_assessors",
+            call_id=self.call_id,
+            stage=stage,
+            assessors=[PERSONAS[p][0] for p in ASSESSORS],
+        )
         quality = {c.proposal_id: c.quality for c in self.received}
         bias = {"assessor_a": 0.15, "assessor_b": -0.1, "assessor_c": 0.0}
         seeds = {persona: self.rng.randrange(1 << 30) for persona in ASSESSORS}
@@ -282,16 +335,23 @@ class Demo:
             """An assessor scores what is assigned to them (a third assessment may arrive meanwhile)."""
             rng, done = random.Random(seeds[persona]), 0
             while True:
-                pending = self.rpc(persona, "calls.my_assignments", call_id=self.call_id, stage=stage,
-                                   pending_only=True)
+                pending = self.rpc(
+                    persona, "calls.my_assignments", call_id=self.call_id, stage=stage, pending_only=True
+                )
                 if not pending:
                     return done
                 for assignment in pending:
-                    scores = scenario.criterion_scores(assignment["criteria"],
-                                                       quality.get(assignment["proposal_id"], 0.5),
-                                                       bias[persona], rng)
-                    self.rpc(persona, "calls.record_assessment", proposal_id=assignment["proposal_id"], stage=stage,
-                             scores=scores, comments="Assessed against the grid of the call.")
+                    scores = scenario.criterion_scores(
+                        assignment["criteria"], quality.get(assignment["proposal_id"], 0.5), bias[persona], rng
+                    )
+                    self.rpc(
+                        persona,
+                        "calls.record_assessment",
+                        proposal_id=assignment["proposal_id"],
+                        stage=stage,
+                        scores=scores,
+                        comments="Assessed against the grid of the call.",
+                    )
                     done += 1
                     self.progressed()
 
@@ -301,8 +361,9 @@ class Demo:
         scored += sum(self.parallel(ASSESSORS, work_through))
         for persona, known in self.conflicts.items():
             mine = self.rpc(persona, "calls.my_assignments", call_id=self.call_id)
-            assert known.proposal_id not in {a["proposal_id"] for a in mine}, \
+            assert known.proposal_id not in {a["proposal_id"] for a in mine}, (
                 "an assessor was assigned a proposal they declared a link with"
+            )
         return f"{len(assigned.get('assigned', []))} proposals, {scored} assessments by {len(ASSESSORS)} assessors"
 
     def rank(self):
@@ -320,10 +381,17 @@ class Demo:
             # the decision is dated the day the committee records it (the service's today): after the call closed
             grant = self.wait_for(
                 f"grants to learn the ranking of {entry['reference']}",
-                lambda: _unless_conflict(lambda: self.rpc(
-                    "committee", "grants.award_grant", proposal_id=entry["proposal_id"],
-                    amount_eur=entry["ec_amount_requested_eur"], decision_reference=f"SC-{self.call_id}-01"),
-                    "award.not_ranked"))
+                lambda: _unless_conflict(
+                    lambda: self.rpc(
+                        "committee",
+                        "grants.award_grant",
+                        proposal_id=entry["proposal_id"],
+                        amount_eur=entry["ec_amount_requested_eur"],
+                        decision_reference=f"SC-{self.call_id}-01",
+                    ),
+                    "award.not_ranked",
+                ),
+            )
             self.progressed()
             return {"grant": grant, "consortium": by_id[entry["proposal_id"]]}
 
@@ -341,14 +409,25 @@ class Demo:
 
         def sign(item):
             lead, iban = item["consortium"].lead, ibans[id(item)]
-            organisation = self.rpc("officer", "grants.register_organisation", legal_name=lead["name"],
-                                    registration_number=lead["registration_number"], country=lead["country"],
-                                    iban=iban, signatory=f"Director, {lead['name']}"[:200])
-            self.rpc("approver", "grants.validate_bank_account", organisation_id=organisation["organisation_id"],
-                     iban=iban)
-            item["grant"] = self.rpc("pm", "grants.sign_contract", grant_id=item["grant"]["grant_id"],
-                                     organisation_id=organisation["organisation_id"],
-                                     duration_months=min(item["grant"]["duration_months"], left))
+            organisation = self.rpc(
+                "officer",
+                "grants.register_organisation",
+                legal_name=lead["name"],
+                registration_number=lead["registration_number"],
+                country=lead["country"],
+                iban=iban,
+                signatory=f"Director, {lead['name']}"[:200],
+            )
+            self.rpc(
+                "approver", "grants.validate_bank_account", organisation_id=organisation["organisation_id"], iban=iban
+            )
+            item["grant"] = self.rpc(
+                "pm",
+                "grants.sign_contract",
+                grant_id=item["grant"]["grant_id"],
+                organisation_id=organisation["organisation_id"],
+                duration_months=min(item["grant"]["duration_months"], left),
+            )
             self.progressed()
 
         self.parallel(self.grants, sign)
@@ -360,10 +439,20 @@ class Demo:
         tranche = next(t for t in item["grant"]["schedule"] if t["number"] == tranche_number)
         amount = tranche.get("payable_eur") or tranche["planned_amount_eur"]
         grant_id = item["grant"]["grant_id"]
-        payment = self.rpc("officer", "grants.request_payment", grant_id=grant_id, tranche_number=tranche_number,
-                           amount_eur=amount, idempotency_key=f"demo-{grant_id}-{tranche_number}")
-        self.rpc("approver", "grants.approve_payment", payment_id=payment["payment_id"],
-                 bank_reference=f"UNDP-BRU-{grant_id[:8]}-{tranche_number}")
+        payment = self.rpc(
+            "officer",
+            "grants.request_payment",
+            grant_id=grant_id,
+            tranche_number=tranche_number,
+            amount_eur=amount,
+            idempotency_key=f"demo-{grant_id}-{tranche_number}",
+        )
+        self.rpc(
+            "approver",
+            "grants.approve_payment",
+            payment_id=payment["payment_id"],
+            bank_reference=f"UNDP-BRU-{grant_id[:8]}-{tranche_number}",
+        )
         self.progressed()
         return Decimal(amount)
 
@@ -375,10 +464,11 @@ class Demo:
         """A few grants, one per window where possible, end today: terminated by the coordinator (the contract's
         signer may not), their final report up to today accepted, the balance paid if one is due, then closed."""
         by_window = {}  # consortia that spend in a currency of their own first: their reports show the conversion
-        for item in sorted(self.grants, key=lambda i: (i["grant"]["country"] not in LOCAL_CURRENCY,
-                                                       i["grant"]["reference"])):
+        for item in sorted(
+            self.grants, key=lambda i: (i["grant"]["country"] not in LOCAL_CURRENCY, i["grant"]["reference"])
+        ):
             by_window.setdefault(item["grant"]["window"], item)
-        chosen = list(by_window.values())[:min(len(TERMINATIONS), len(self.grants) - 1)]
+        chosen = list(by_window.values())[: min(len(TERMINATIONS), len(self.grants) - 1)]
         decommitted = recovered = Decimal("0.00")
         for item, (reason, spent_share) in zip(chosen, TERMINATIONS):
             grant_id = item["grant"]["grant_id"]
@@ -386,9 +476,14 @@ class Demo:
             paid = Decimal(grant["paid_eur"])
             # eligible costs whose EC share is `spent_share` of the pre-financing, split over two headings
             costs = (paid * spent_share / Decimal(grant["ec_share"])).quantize(Decimal("0.01"))
-            report = self.rpc("pm", "grants.submit_report", grant_id=grant_id, kind="final",
-                              lines=self.final_lines(grant, costs, spent_share),
-                              actuals=self.actuals(grant, spent_share))
+            report = self.rpc(
+                "pm",
+                "grants.submit_report",
+                grant_id=grant_id,
+                kind="final",
+                lines=self.final_lines(grant, costs, spent_share),
+                actuals=self.actuals(grant, spent_share),
+            )
             self.rpc("coordinator", "grants.accept_report", report_id=report["report_id"])
             item["grant"] = self.rpc("reporter", "grants.get_grant", grant_id=grant_id)
             balance = next(t for t in item["grant"]["schedule"] if t["kind"] == "balance")
@@ -399,8 +494,10 @@ class Demo:
             recovered += Decimal(closed["closure"]["recovery_eur"] or "0")
             self.progressed()
         self.decommitted = decommitted
-        return (f"{len(chosen)} grants terminated and closed: EUR {decommitted} decommitted, EUR {recovered} to "
-                f"be recovered")
+        return (
+            f"{len(chosen)} grants terminated and closed: EUR {decommitted} decommitted, EUR {recovered} to "
+            f"be recovered"
+        )
 
     def final_lines(self, grant: dict, costs: Decimal, spent_share: Decimal) -> list[dict]:
         """The final report's expenditure: the staff paid locally in the consortium's currency (when the demo has
@@ -412,10 +509,22 @@ class Demo:
         if rate is None:
             currency, rate = "EUR", Decimal("1")
         staff = ((costs - travel) * rate).quantize(Decimal("0.01"))
-        return [{"heading": "human_resources", "amount": str(staff), "currency": currency,
-                 "incurred_on": today.isoformat(), "description": "Salaries of the local project team"},
-                {"heading": "travel", "amount": str(travel), "currency": "EUR", "incurred_on": today.isoformat(),
-                 "description": "Partner visits from Europe"}]
+        return [
+            {
+                "heading": "human_resources",
+                "amount": str(staff),
+                "currency": currency,
+                "incurred_on": today.isoformat(),
+                "description": "Salaries of the local project team",
+            },
+            {
+                "heading": "travel",
+                "amount": str(travel),
+                "currency": "EUR",
+                "incurred_on": today.isoformat(),
+                "description": "Partner visits from Europe",
+            },
+        ]
 
     @staticmethod
     def actuals(grant: dict, spent_share: Decimal) -> list[dict]:
@@ -449,8 +558,11 @@ class Demo:
         if this_month not in {row["month"] for row in read_rates(rates_file)}:
             # the shipped year is over: the same generator, for the twelve months to this one
             year, month = date.today().year, date.today().month
-            rates_file = write(Path(tempfile.mkdtemp(prefix="jmdi-demo-rates-")) / "demo-rates.csv",
-                               f"{year - 1 if month < 12 else year:04d}-{month % 12 + 1:02d}", 12)
+            rates_file = write(
+                Path(tempfile.mkdtemp(prefix="jmdi-demo-rates-")) / "demo-rates.csv",
+                f"{year - 1 if month < 12 else year:04d}-{month % 12 + 1:02d}",
+                12,
+            )
         self.rates = {(row["month"], row["currency"]): Decimal(row["rate"]) for row in read_rates(rates_file)}
         result = import_rates(AsOfficer(), rates_file, SOURCE, quiet=True)
         if result.errors:
@@ -459,12 +571,22 @@ class Demo:
         return f"{result.summary()['published']} rates for {months[0]} to {months[-1]} ({SOURCE})"
 
     def budget_report(self):
-        paid = sum((Decimal(p["amount_eur"]) for p in self.rpc("reporter", "grants.list_payments", status="paid",
-                                                               limit=10000)), Decimal("0.00"))
+        paid = sum(
+            (
+                Decimal(p["amount_eur"])
+                for p in self.rpc("reporter", "grants.list_payments", status="paid", limit=10000)
+            ),
+            Decimal("0.00"),
+        )
+
         def settled():
             report = self.rpc("reporter", "reporting.budget_report", programme_id=self.programme["id"])
-            return report if Decimal(report["disbursed_eur"]) >= paid and \
-                Decimal(report["decommitted_eur"]) >= getattr(self, "decommitted", Decimal("0.00")) else None
+            return (
+                report
+                if Decimal(report["disbursed_eur"]) >= paid
+                and Decimal(report["decommitted_eur"]) >= getattr(self, "decommitted", Decimal("0.00"))
+                else None
+            )
 
         self.wait_for("reporting to record every payment and decommitment", settled)
         report = self.rpc("reporter", "reporting.budget_report", programme_id=self.programme["id"], format="table")
@@ -474,6 +596,7 @@ class Demo:
 def months_between(first: date, last: date) -> int:
     """The most whole months an action starting on `first` can run and still end by `last` (0: none)."""
     from services.grants.domain import period_end
+
     months = 0
     while period_end(first, months + 1) <= last:
         months += 1
@@ -494,6 +617,7 @@ def iban_for(country: str, rng: random.Random) -> str:
     """A well-formed IBAN (right length, mod-97 check digits) in the country, or a euro account in Brussels when
     the country has no IBAN (the grant is then paid to the lead's account held in Belgium)."""
     from services.grants.domain.organisations import ALL_IBAN_LENGTHS
+
     if country not in ALL_IBAN_LENGTHS:
         country = "BE"
     bban = "".join(str(rng.randint(0, 9)) for _ in range(ALL_IBAN_LENGTHS[country] - 4))

@@ -4,6 +4,7 @@ so its consortia in Morocco, Senegal, Egypt and the Philippines can report costs
 Each currency starts from a plausible level and moves a little each month (a fixed seed: the same file every
 time); XOF keeps its fixed parity with the euro (655.957). `python -m jmdi.demo_rates 2026-12 12` writes the file
 again for other months."""
+
 from __future__ import annotations
 
 import csv
@@ -39,7 +40,8 @@ def generate(first: str = "2026-12", count: int = 12, seed: int = 2008) -> list[
                 rate = FIXED[code]
             else:
                 level[code] = (level[code] * (1 + Decimal(rng.randint(-150, 150)) / 10000)).quantize(
-                    Decimal("0.0001"), ROUND_HALF_UP)
+                    Decimal("0.0001"), ROUND_HALF_UP
+                )
                 rate = level[code]
             rows.append({"month": month, "currency": code, "rate": str(rate), "note": "demo rate"})
     return rows

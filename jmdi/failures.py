@@ -10,8 +10,15 @@ Exit codes (docs/access.md and the walkthrough list them):
 The gateway answers failures as problem+json; jmdi/transport.py turns each back into the typed error
 (services/common/values/problems.py), so the exit codes are those of the errors, whatever the transport.
 """
+
 from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound, SetupProblem, _flatten
-from services.common.values.problems import NoAnswer, ServiceUnavailable, SystemFailure, TooManyRefusals, UnknownOperation
+from services.common.values.problems import (
+    NoAnswer,
+    ServiceUnavailable,
+    SystemFailure,
+    TooManyRefusals,
+    UnknownOperation,
+)
 
 OK, DIFFERENCES, INVALID_INPUT, NOT_FOUND, CONFLICT, NOT_ALLOWED, SYSTEM_FAILURE = 0, 1, 2, 3, 4, 5, 6
 SETUP_PROBLEM = 7
@@ -45,8 +52,11 @@ def describe(exc: BaseException) -> tuple[int, str, dict]:
     if isinstance(exc, Conflict):
         line = f"refused by rule {exc.rule}: {exc.reason}"
         # each rule the refusal lists, with its reason ("proposal.amount_above_maximum: 250000.00 is above...")
-        extra = [": ".join(str(p) for p in (d.get("rule"), d.get("message")) if p)
-                 for d in exc.details if isinstance(d, dict) and d.get("rule") not in (None, exc.rule)]
+        extra = [
+            ": ".join(str(p) for p in (d.get("rule"), d.get("message")) if p)
+            for d in exc.details
+            if isinstance(d, dict) and d.get("rule") not in (None, exc.rule)
+        ]
         if extra:
             line += f" ({'; '.join(dict.fromkeys(x for x in extra if x))})"
         return CONFLICT, line, exc.to_dict()
@@ -68,7 +78,8 @@ def describe(exc: BaseException) -> tuple[int, str, dict]:
         return SYSTEM_FAILURE, msg, {**exc.to_dict(), "message": msg}
     if isinstance(exc, SystemFailure):
         msg = f"internal error in the system (HTTP {exc.status}" + (
-            f"; correlation id {exc.correlation_id}: the operators find it in the logs)" if exc.correlation_id else ")")
+            f"; correlation id {exc.correlation_id}: the operators find it in the logs)" if exc.correlation_id else ")"
+        )
         return SYSTEM_FAILURE, msg, {**exc.to_dict(), "message": msg}
     msg = f"unexpected failure ({type(exc).__name__}): {exc}"
     return SYSTEM_FAILURE, msg, {"code": "internal_error", "message": msg}

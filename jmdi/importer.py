@@ -16,6 +16,7 @@ A row's idempotency key is derived from the call, the file's name and the row's 
 one), so running the same import again finds the proposals already submitted instead of duplicating them — and
 says so ("already submitted, nothing new").
 """
+
 import csv
 import hashlib
 import io
@@ -53,9 +54,14 @@ class ImportResult:
         return max(codes) if codes - {failures.INVALID_INPUT} else failures.INVALID_INPUT
 
     def summary(self) -> dict:
-        return {"rows": self.rows, "valid": self.rows - len({e["row"] for e in self.errors}),
-                "submitted": len(self.submitted), "already_submitted": len(self.already),
-                "errors": len(self.errors), "outcome": self.outcome}
+        return {
+            "rows": self.rows,
+            "valid": self.rows - len({e["row"] for e in self.errors}),
+            "submitted": len(self.submitted),
+            "already_submitted": len(self.already),
+            "errors": len(self.errors),
+            "outcome": self.outcome,
+        }
 
     @property
     def outcome(self) -> str:
@@ -80,7 +86,9 @@ def _cell(value) -> str | None:
         # spreadsheet numbers: keep the decimal digits a person typed, never a binary float in money
         value = format(Decimal(repr(value)), "f") if value != int(value) else str(int(value))
     text = str(value).strip()
-    if text.startswith("'") and formula_like(text[1:]):  # written inert (services/common/values/inert.py): read as typed
+    if text.startswith("'") and formula_like(
+        text[1:]
+    ):  # written inert (services/common/values/inert.py): read as typed
         text = text[1:]
     return text or None
 
@@ -92,6 +100,7 @@ def read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook
+
         try:
             sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
         except Exception as exc:  # openpyxl raises several types for a file that is not a workbook
@@ -124,9 +133,9 @@ def row_payload(row: dict, call_id: str) -> dict:
         if value is None:
             continue
         if column.startswith("budget_"):
-            budget[column[len("budget_"):]] = value
+            budget[column[len("budget_") :]] = value
         elif column.startswith("lead_"):
-            applicants.setdefault(0, {"role": "lead"})[column[len("lead_"):]] = value
+            applicants.setdefault(0, {"role": "lead"})[column[len("lead_") :]] = value
         elif (match := PARTNER.match(column)) is not None:
             applicants.setdefault(int(match.group(1)), {"role": "co_applicant"})[match.group(2)] = value
         elif column in INTEGER_FIELDS:
@@ -162,6 +171,7 @@ def schema_errors(payload: dict) -> dict:
     from marshmallow import ValidationError
 
     from services.calls.schemas import SubmitProposal
+
     try:
         SubmitProposal().load(payload)
     except ValidationError as exc:
@@ -175,8 +185,10 @@ def call_errors(payload: dict, call: dict | None, programme: dict | None) -> dic
     if call:
         windows = {w.get("window") or w.get("code") for w in call.get("windows") or []}
         if windows and payload.get("window") not in windows:
-            errors["window"] = [f"not a window of call {call.get('call_id') or call.get('id')}: "
-                                f"{', '.join(sorted(w for w in windows if w))}"]
+            errors["window"] = [
+                f"not a window of call {call.get('call_id') or call.get('id')}: "
+                f"{', '.join(sorted(w for w in windows if w))}"
+            ]
         amount = _decimal(payload.get("ec_amount_requested_eur"))
         low, high = _decimal(call.get("min_grant_eur")), _decimal(call.get("max_grant_eur"))
         if amount is not None and low is not None and high is not None and not low <= amount <= high:
@@ -196,21 +208,32 @@ def eligibility_errors(payload: dict, call: dict | None, programme: dict | None)
 
     from services.calls.domain import call_from_dict, check_eligibility, programme_from_dict
     from services.calls.repository import PROPOSAL_FIELDS, api_field, domain_proposal
+
     try:
-        rules = call_from_dict({
-            **{k: v for k, v in call.items() if k not in ("call_id", "windows", "min_grant_eur", "max_grant_eur",
-                                                          "evaluated_at", "proposals")},
-            "id": call["call_id"], "min_grant": call["min_grant_eur"], "max_grant": call["max_grant_eur"],
-            "windows": [{"code": w["window"], "allocation": w["allocation_eur"]} for w in call["windows"]]})
-        programme_rules = programme_from_dict({k: v for k, v in programme.items()
-                                               if k not in ("version", "updated_at", "created")})
+        rules = call_from_dict(
+            {
+                **{
+                    k: v
+                    for k, v in call.items()
+                    if k not in ("call_id", "windows", "min_grant_eur", "max_grant_eur", "evaluated_at", "proposals")
+                },
+                "id": call["call_id"],
+                "min_grant": call["min_grant_eur"],
+                "max_grant": call["max_grant_eur"],
+                "windows": [{"code": w["window"], "allocation": w["allocation_eur"]} for w in call["windows"]],
+            }
+        )
+        programme_rules = programme_from_dict(
+            {k: v for k, v in programme.items() if k not in ("version", "updated_at", "created")}
+        )
     except (JmdiError, KeyError, TypeError, ValueError):
         return None  # another version of the service: its own check at submission still holds
     proposal = domain_proposal(payload, "import-check")
     errors = {}
     for violation in check_eligibility(rules, programme_rules, proposal, datetime.now(timezone.utc)):
         errors.setdefault(api_field(violation.field, PROPOSAL_FIELDS), []).append(
-            f"{violation.rule}: {violation.message}")
+            f"{violation.rule}: {violation.message}"
+        )
     return errors
 
 
@@ -224,6 +247,7 @@ def _decimal(value):
 def _call_context(connection, call_id: str):
     """The call and its programme, when the service can tell (the rows are still checked without them)."""
     from services.common.values.problems import SystemFailure
+
     unavailable = (JmdiError, SystemFailure)
     try:
         call = connection.call("calls", "get_call", {"call_id": call_id})
@@ -251,7 +275,8 @@ def problems_of(exc: JmdiError) -> dict:
             if isinstance(detail, dict) and (detail.get("rule") or detail.get("message")):
                 rule = detail.get("rule") or exc.rule
                 listed.setdefault(detail.get("field") or rule, []).append(
-                    f"{rule}: {detail.get('message') or exc.reason}")
+                    f"{rule}: {detail.get('message') or exc.reason}"
+                )
         return listed or {exc.rule: [exc.reason]}
     if isinstance(exc, NotFound):
         return {"(row)": [str(exc)]}
@@ -272,8 +297,9 @@ def _remote_check(connection, payload: dict) -> dict | None:
     return {}
 
 
-def import_proposals(connection, path: Path, call_id: str, check_only: bool = False, quiet: bool = False,
-                     remote_check: bool = False) -> ImportResult:
+def import_proposals(
+    connection, path: Path, call_id: str, check_only: bool = False, quiet: bool = False, remote_check: bool = False
+) -> ImportResult:
     from rich.progress import Progress
 
     from .output import _console
@@ -286,8 +312,9 @@ def import_proposals(connection, path: Path, call_id: str, check_only: bool = Fa
         payload = row_payload(row, call_id)
         payload.setdefault("idempotency_key", idempotency_key(call_id, Path(path), payload))
         if payload["idempotency_key"] in seen:
-            result.errors.append({"row": number, "field": "(row)",
-                                  "message": f"duplicates row {seen[payload['idempotency_key']]}"})
+            result.errors.append(
+                {"row": number, "field": "(row)", "message": f"duplicates row {seen[payload['idempotency_key']]}"}
+            )
         seen.setdefault(payload["idempotency_key"], number)
         problems = check_row(connection, payload, call, programme, remote_check)
         for name, messages in problems.items():
@@ -302,13 +329,18 @@ def import_proposals(connection, path: Path, call_id: str, check_only: bool = Fa
         for number, payload in payloads:
             try:
                 proposal = connection.call("calls", "submit_proposal", payload)
-                entry = {"row": number, "reference": proposal.get("reference"),
-                         "proposal_id": proposal.get("proposal_id")}
+                entry = {
+                    "row": number,
+                    "reference": proposal.get("reference"),
+                    "proposal_id": proposal.get("proposal_id"),
+                }
                 (result.submitted if proposal.get("created", True) else result.already).append(entry)
             except (InvalidInput, Conflict, NotFound) as exc:
                 code = failures.describe(exc)[0]
-                result.errors += [{"row": number, "field": name, "message": failures._join(messages), "code": code}
-                                  for name, messages in problems_of(exc).items()]
+                result.errors += [
+                    {"row": number, "field": name, "message": failures._join(messages), "code": code}
+                    for name, messages in problems_of(exc).items()
+                ]
             progress.advance(task)
     return result
 
@@ -353,6 +385,7 @@ def write_rows(rows: list[dict], path: Path) -> None:
     path = Path(path)
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook
+
         book = Workbook()
         sheet = book.active
         for r, values in enumerate([columns] + [[row.get(c) for c in columns] for row in rows], start=1):

@@ -8,6 +8,7 @@ Generating the document imports every service, which takes seconds: the descript
 (JMDI_CACHE_DIR, default $XDG_CACHE_HOME/jmdi or ~/.cache/jmdi) named after the installed services' source files,
 so a change to any of them makes a fresh one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -111,8 +112,10 @@ def describe(document: dict) -> dict[str, OperationInfo]:
             continue
         body = resolve(post["requestBody"]["content"]["application/json"]["schema"])
         required = set(body.get("required", ()))
-        fields = tuple(Field(name, kind_of(prop), name in required, _help(prop))
-                       for name, prop in body.get("properties", {}).items())
+        fields = tuple(
+            Field(name, kind_of(prop), name in required, _help(prop))
+            for name, prop in body.get("properties", {}).items()
+        )
         key = post["operationId"]
         summary = post.get("summary") or ""
         found[key] = OperationInfo(key, "" if summary == key else summary, fields, tuple(post.get("x-roles", ())))
@@ -142,17 +145,26 @@ def _generate() -> dict:
     with warnings.catch_warnings():  # importing the services says eventlet is deprecated: not the staff's concern
         warnings.simplefilter("ignore")
         from services.gateway.views import document
+
         return document()
 
 
 def _as_json(infos: dict[str, OperationInfo]) -> dict:
-    return {key: {"summary": i.summary, "roles": list(i.roles),
-                  "fields": [[f.name, f.kind, f.required, f.help] for f in i.fields]} for key, i in infos.items()}
+    return {
+        key: {
+            "summary": i.summary,
+            "roles": list(i.roles),
+            "fields": [[f.name, f.kind, f.required, f.help] for f in i.fields],
+        }
+        for key, i in infos.items()
+    }
 
 
 def _from_json(data: dict) -> dict[str, OperationInfo]:
-    return {key: OperationInfo(key, d["summary"], tuple(Field(*f) for f in d["fields"]), tuple(d["roles"]))
-            for key, d in data.items()}
+    return {
+        key: OperationInfo(key, d["summary"], tuple(Field(*f) for f in d["fields"]), tuple(d["roles"]))
+        for key, d in data.items()
+    }
 
 
 @functools.cache
@@ -168,8 +180,7 @@ def operations() -> dict[str, OperationInfo]:
         cached.parent.mkdir(parents=True, exist_ok=True)
         for old in cached.parent.glob(f"operations-{_install()}-*.json"):
             old.unlink(missing_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=cached.parent, delete=False, suffix=".tmp",
-                                         encoding="utf-8") as out:
+        with tempfile.NamedTemporaryFile("w", dir=cached.parent, delete=False, suffix=".tmp", encoding="utf-8") as out:
             json.dump(_as_json(infos), out)
         os.replace(out.name, cached)
     except OSError:

@@ -1,4 +1,5 @@
 """Showing results: rich tables for people, `--json` for scripts (money stays a decimal string either way)."""
+
 import json
 import sys
 
@@ -29,6 +30,7 @@ def note(message: str) -> None:
 
 def _escape(text: str) -> str:
     from rich.markup import escape
+
     return escape(str(text))
 
 

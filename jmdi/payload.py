@@ -1,4 +1,5 @@
 """Turning command-line values into RPC arguments (the conversions jmdi/table.py names by `kind`)."""
+
 import json
 from pathlib import Path
 
@@ -100,17 +101,19 @@ def moment(value: str, option: str) -> str:
         return text
     number, unit = text[1:-1], text[-1:]
     if unit not in RELATIVE or not number.isdigit():
-        raise UsageProblem(f"--{option}: {value!r} is neither an ISO date-time nor a time from now like +10m, +2h, "
-                           f"+30d")
+        raise UsageProblem(
+            f"--{option}: {value!r} is neither an ISO date-time nor a time from now like +10m, +2h, +30d"
+        )
     from datetime import datetime, timedelta, timezone
-    return (datetime.now(timezone.utc) + timedelta(**{RELATIVE[unit]: int(number)})).replace(
-        microsecond=0).isoformat()
+
+    return (datetime.now(timezone.utc) + timedelta(**{RELATIVE[unit]: int(number)})).replace(microsecond=0).isoformat()
 
 
 def moved_budget(current: dict, moves: list[str], amounts: dict) -> dict:
     """The budget after `--budget HEADING=AMOUNT` (new amounts) and `--move FROM:TO=AMOUNT` (amounts moved), as
     decimal strings; the total stays what it was unless an amount says otherwise."""
     from decimal import Decimal, InvalidOperation
+
     budget = {heading: Decimal(str(value)) for heading, value in current.items()}
 
     def amount_of(text: str, option: str) -> Decimal:
@@ -147,11 +150,18 @@ def programme_from_yaml(document: dict) -> dict:
     if not isinstance(document, dict) or "ec_contribution_eur" in document:
         return document
     programme = {
-        "id": document.get("id"), "name": document.get("name"),
+        "id": document.get("id"),
+        "name": document.get("name"),
         "ec_contribution_eur": str(document.get("ec_contribution")),
         "eligible_countries": document.get("eligible_countries"),
-        "windows": [{"code": w.get("code"), "name": w.get("name_en") or w.get("name") or w.get("code"),
-                     "allocation_eur": str(w.get("allocation"))} for w in document.get("windows") or []],
+        "windows": [
+            {
+                "code": w.get("code"),
+                "name": w.get("name_en") or w.get("name") or w.get("code"),
+                "allocation_eur": str(w.get("allocation")),
+            }
+            for w in document.get("windows") or []
+        ],
     }
     for key in ("funder", "budget_line", "eu_member_states", "rule_profile"):
         if key in document:
@@ -161,10 +171,12 @@ def programme_from_yaml(document: dict) -> dict:
 
 # per-operation shaping of arguments the options cannot express directly
 ADAPTERS = {
-    "calls.create_call": lambda p: {**p, "windows": windows_from_pairs(p["windows"])}
-    if isinstance(p.get("windows"), dict) else p,
-    "calls.amend_call": lambda p: {**p, "windows": windows_from_pairs(p["windows"])}
-    if isinstance(p.get("windows"), dict) else p,
+    "calls.create_call": lambda p: (
+        {**p, "windows": windows_from_pairs(p["windows"])} if isinstance(p.get("windows"), dict) else p
+    ),
+    "calls.amend_call": lambda p: (
+        {**p, "windows": windows_from_pairs(p["windows"])} if isinstance(p.get("windows"), dict) else p
+    ),
 }
 
 

@@ -8,6 +8,7 @@ rate column (units of the currency one EUR buys). Accepted headers (case-insensi
 `--month`. A file holding several months (the demo's year of rates) publishes each month on its own. Rates already
 published with the same value are left as they are, so loading a file again changes nothing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,12 +38,20 @@ class RatesImport:
         return failures.INVALID_INPUT if self.errors else 0
 
     def summary(self) -> dict:
-        return {"rows": self.rows, "months": sorted(self.months), "errors": len(self.errors),
-                "published": sum(len(p["published"]) for p in self.published),
-                "unchanged": sum(len(p["unchanged"]) for p in self.published),
-                "outcome": "nothing published: fix the rows listed" if self.errors and not self.published
-                else "checked, nothing published" if self.checked_only
-                else "some months were refused" if self.errors else "rates published"}
+        return {
+            "rows": self.rows,
+            "months": sorted(self.months),
+            "errors": len(self.errors),
+            "published": sum(len(p["published"]) for p in self.published),
+            "unchanged": sum(len(p["unchanged"]) for p in self.published),
+            "outcome": "nothing published: fix the rows listed"
+            if self.errors and not self.published
+            else "checked, nothing published"
+            if self.checked_only
+            else "some months were refused"
+            if self.errors
+            else "rates published",
+        }
 
 
 def _column(row: dict, names) -> str | None:
@@ -61,8 +70,14 @@ def parse(rows: list[dict], month: str | None) -> RatesImport:
     for number, row in enumerate(rows, start=2):
         code_col, rate_col = _column(row, CODE_COLUMNS), _column(row, RATE_COLUMNS)
         if code_col is None or rate_col is None:
-            result.errors.append({"row": number, "field": "(header)", "message": "needs a currency code column "
-                                  f"({', '.join(CODE_COLUMNS)}) and a rate column ({', '.join(RATE_COLUMNS)})"})
+            result.errors.append(
+                {
+                    "row": number,
+                    "field": "(header)",
+                    "message": "needs a currency code column "
+                    f"({', '.join(CODE_COLUMNS)}) and a rate column ({', '.join(RATE_COLUMNS)})",
+                }
+            )
             break
         problems = {}
         row_month = month
@@ -99,8 +114,15 @@ def parse(rows: list[dict], month: str | None) -> RatesImport:
     return result
 
 
-def import_rates(connection, path: Path, source: str, month: str | None = None, rate_type: str = "inforeuro",
-                 check_only: bool = False, quiet: bool = False) -> RatesImport:
+def import_rates(
+    connection,
+    path: Path,
+    source: str,
+    month: str | None = None,
+    rate_type: str = "inforeuro",
+    check_only: bool = False,
+    quiet: bool = False,
+) -> RatesImport:
     from rich.progress import Progress
 
     from .output import _console
@@ -113,13 +135,18 @@ def import_rates(connection, path: Path, source: str, month: str | None = None, 
         task = progress.add_task(f"publishing {rate_type} rates", total=len(result.months))
         for the_month in sorted(result.months):
             try:
-                answer = connection.call("grants", "set_rates", {"month": the_month, "rate_type": rate_type,
-                                                                 "source": source,
-                                                                 "rates": result.months[the_month]})
-                result.published.append({"month": the_month, "published": answer["published"],
-                                         "unchanged": answer["unchanged"]})
+                answer = connection.call(
+                    "grants",
+                    "set_rates",
+                    {"month": the_month, "rate_type": rate_type, "source": source, "rates": result.months[the_month]},
+                )
+                result.published.append(
+                    {"month": the_month, "published": answer["published"], "unchanged": answer["unchanged"]}
+                )
             except (InvalidInput, Conflict, NotFound) as exc:
-                result.errors += [{"row": f"month {the_month}", "field": name, "message": failures._join(messages)}
-                                  for name, messages in problems_of(exc).items()]
+                result.errors += [
+                    {"row": f"month {the_month}", "field": name, "message": failures._join(messages)}
+                    for name, messages in problems_of(exc).items()
+                ]
             progress.advance(task)
     return result

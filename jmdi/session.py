@@ -11,6 +11,7 @@
 - JMDI_URL: the gateway, the staff API's only door (default http://127.0.0.1:8000); JMDI_TIMEOUT: how long to wait
   for an answer (seconds, default 120). The CLI never talks to the message broker.
 """
+
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,8 +24,13 @@ from services.common.values.errors import NotAllowed
 
 from .transport import DEFAULT_URL, Gateway
 
-TOKEN_SETTINGS = ("JMDI_ISSUER", "JMDI_AUDIENCE", "JMDI_ROLES_CLAIM", "JMDI_USER_CLAIM",
-                  "JMDI_TOKEN_MAX_LIFETIME_SECONDS")
+TOKEN_SETTINGS = (
+    "JMDI_ISSUER",
+    "JMDI_AUDIENCE",
+    "JMDI_ROLES_CLAIM",
+    "JMDI_USER_CLAIM",
+    "JMDI_TOKEN_MAX_LIFETIME_SECONDS",
+)
 LOCAL_TOKEN_TTL = timedelta(minutes=30)
 DEFAULT_TIMEOUT = 120.0
 
@@ -34,7 +40,9 @@ def local_user() -> str:
 
 
 def is_checkout() -> bool:
-    return (REPO_ROOT / "services" / "common" / "security" / "auth.py").exists() and (REPO_ROOT / "pyproject.toml").exists()
+    return (REPO_ROOT / "services" / "common" / "security" / "auth.py").exists() and (
+        REPO_ROOT / "pyproject.toml"
+    ).exists()
 
 
 @dataclass
@@ -53,9 +61,14 @@ class Settings:
         env = os.environ if env is None else env
         timeout = float(env.get("JMDI_TIMEOUT") or DEFAULT_TIMEOUT)
         token_settings = {name: env[name] for name in TOKEN_SETTINGS if env.get(name)}
-        return cls(url=env.get("JMDI_URL") or DEFAULT_URL, token=env.get("JMDI_TOKEN") or None,
-                   issuer_key=env.get("JMDI_ISSUER_KEY") or None, user=user, timeout=timeout,
-                   token_settings=token_settings)
+        return cls(
+            url=env.get("JMDI_URL") or DEFAULT_URL,
+            token=env.get("JMDI_TOKEN") or None,
+            issuer_key=env.get("JMDI_ISSUER_KEY") or None,
+            user=user,
+            timeout=timeout,
+            token_settings=token_settings,
+        )
 
     @property
     def local_mode(self) -> bool:

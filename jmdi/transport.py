@@ -5,6 +5,7 @@ raised (InvalidInput, NotFound, Conflict, NotAllowed; services/common/values/pro
 SystemFailure: an internal error (500, with its correlation id), a service or the broker away (503), no answer
 in time (504), or the gateway itself not answering (GatewayUnreachable). Nothing here speaks AMQP.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ class GatewayUnreachable(SystemFailure):
 
 def redact(url: str) -> str:
     parts = urlsplit(url)
-    return parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl() \
-        if parts.password or parts.username else url
+    return (
+        parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+        if parts.password or parts.username
+        else url
+    )
 
 
 class Gateway:
@@ -59,17 +63,19 @@ class Gateway:
         except (urllib.error.URLError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise NoAnswer(f"the gateway at {redact(self.url)} did not answer within {self.timeout:g} s") \
-                    from None
-            raise GatewayUnreachable(f"the gateway at {redact(self.url)} does not answer ({reason}); is it running? "
-                                     "(`make run` starts it; JMDI_URL points elsewhere)") from None
+                raise NoAnswer(f"the gateway at {redact(self.url)} did not answer within {self.timeout:g} s") from None
+            raise GatewayUnreachable(
+                f"the gateway at {redact(self.url)} does not answer ({reason}); is it running? "
+                "(`make run` starts it; JMDI_URL points elsewhere)"
+            ) from None
 
     def _json(self, status: int, raw: bytes):
         try:
             return json.loads(raw.decode("utf-8")) if raw else None
         except ValueError:
-            raise SystemFailure(f"the gateway at {redact(self.url)} answered {status} with something not JSON",
-                                status=502) from None
+            raise SystemFailure(
+                f"the gateway at {redact(self.url)} answered {status} with something not JSON", status=502
+            ) from None
 
     @staticmethod
     def _problem(raw: bytes):

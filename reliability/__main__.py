@@ -7,6 +7,7 @@
 Everything but the verdict lines goes to var/reliability/<run>/suite.log (the services' logs are under
 var/test-logs/<system id>/, named in suite.log).
 """
+
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -32,8 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="comma-separated scenario numbers, e.g. 1,4,10")
     parser.add_argument("--fast", action="store_true", help="the small sizes of `make test`")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the flow and fuzz sizes")
-    parser.add_argument("--broker-restart", action="store_true",
-                        help="R2: really stop and start RabbitMQ (never on a shared broker)")
+    parser.add_argument(
+        "--broker-restart", action="store_true", help="R2: really stop and start RabbitMQ (never on a shared broker)"
+    )
     args = parser.parse_args(argv)
 
     sizes = (FAST if args.fast else FULL).scaled(args.scale)

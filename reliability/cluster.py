@@ -7,6 +7,7 @@ broker (5672) and its configuration are never touched: each node reads only the 
         cluster.amqp_uri("vhost", first="b")   # kombu failover list: every node, b first
         cluster.kill9("b")
 """
+
 from __future__ import annotations
 
 import os
@@ -51,16 +52,23 @@ class LocalCluster:
     def env(self, name: str) -> dict:
         base = self.root / name
         home = self.root / "home"
-        return {**{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
-                "HOME": str(home), "RABBITMQ_NODENAME": self.node(name), "RABBITMQ_USE_LONGNAME": "false",
-                "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.ports[name]),
-                "RABBITMQ_DIST_PORT": str(self.dist_ports[name]),
-                "RABBITMQ_MNESIA_BASE": str(base / "mnesia"), "RABBITMQ_LOG_BASE": str(base / "log"),
-                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-                "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
-                "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-                "RABBITMQ_PID_FILE": str(base / "node.pid"), "ERL_EPMD_ADDRESS": "127.0.0.1"}
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
+            "HOME": str(home),
+            "RABBITMQ_NODENAME": self.node(name),
+            "RABBITMQ_USE_LONGNAME": "false",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.ports[name]),
+            "RABBITMQ_DIST_PORT": str(self.dist_ports[name]),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(base / "node.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
 
     def _write_files(self, name: str):
         base = self.root / name
@@ -72,16 +80,19 @@ class LocalCluster:
             "vm_memory_high_watermark.absolute = 768MB\n"
             "disk_free_limit.absolute = 50MB\n"
             "cluster_partition_handling = pause_minority\n"
-            "log.console = false\nlog.file.level = warning\n")
+            "log.console = false\nlog.file.level = warning\n"
+        )
         (base / "rabbitmq-env.conf").write_text("")
         (base / "enabled_plugins").write_text("[].\n")
 
     def ctl(self, name: str, *args, timeout: float = 120, check: bool = True) -> str:
-        result = subprocess.run([CTL, "-n", self.node(name), *args], env=self.env(name), capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [CTL, "-n", self.node(name), *args], env=self.env(name), capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise ClusterProblem(f"rabbitmqctl {' '.join(args)} on {self.node(name)}: "
-                                 f"{(result.stderr or result.stdout).strip()[-400:]}")
+            raise ClusterProblem(
+                f"rabbitmqctl {' '.join(args)} on {self.node(name)}: {(result.stderr or result.stdout).strip()[-400:]}"
+            )
         return result.stdout
 
     def start(self):
@@ -104,8 +115,10 @@ class LocalCluster:
             raise ClusterProblem(f"the cluster did not form: {running[:400]}")
         self.ctl(first, "add_user", self.user, self.password)
         self.ctl(first, "set_user_tags", self.user, "administrator")
-        self.log(f"cluster {', '.join(self.node(n) for n in self.names)} on ports "
-                 f"{', '.join(str(self.ports[n]) for n in self.names)} ({self.root})")
+        self.log(
+            f"cluster {', '.join(self.node(n) for n in self.names)} on ports "
+            f"{', '.join(str(self.ports[n]) for n in self.names)} ({self.root})"
+        )
         return self
 
     # a port found free may be taken again before the node binds it (any process's outgoing connection can get it)
@@ -119,8 +132,10 @@ class LocalCluster:
                 return
             if attempt == self.START_ATTEMPTS or not any(sign in output for sign in self.PORT_TAKEN):
                 raise ClusterProblem(f"{self.node(name)} exited at start: {output[-600:]}")
-            self.log(f"{self.node(name)}: port {self.ports[name]} or {self.dist_ports[name]} was taken meanwhile; "
-                     "starting it again on other ports")
+            self.log(
+                f"{self.node(name)}: port {self.ports[name]} or {self.dist_ports[name]} was taken meanwhile; "
+                "starting it again on other ports"
+            )
             self.ports[name], self.dist_ports[name] = free_port(), free_port()
 
     def _try_start_node(self, name: str) -> str | None:
@@ -129,8 +144,9 @@ class LocalCluster:
         out = self.root / f"{name}.out"
         log = open(out, "ab")
         # in its own folder: a node that fails writes its erl_crash.dump there, not where the suite was started
-        self.processes[name] = subprocess.Popen([SERVER], env=self.env(name), stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True, cwd=self.root)
+        self.processes[name] = subprocess.Popen(
+            [SERVER], env=self.env(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root
+        )
         log.close()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -138,8 +154,15 @@ class LocalCluster:
                 output = out.read_text(errors="replace")
                 out.unlink()
                 return output
-            if subprocess.run([CTL, "-n", self.node(name), "await_startup", "--timeout", "5"], env=self.env(name),
-                              capture_output=True, timeout=30).returncode == 0:
+            if (
+                subprocess.run(
+                    [CTL, "-n", self.node(name), "await_startup", "--timeout", "5"],
+                    env=self.env(name),
+                    capture_output=True,
+                    timeout=30,
+                ).returncode
+                == 0
+            ):
                 pid = self.ctl(name, "eval", "list_to_integer(os:getpid()).").strip()
                 self.os_pids[name] = int(pid)
                 return None
@@ -181,8 +204,10 @@ class LocalCluster:
     def amqp_uri(self, vhost: str, first: str | None = None) -> str:
         """A kombu failover list of every node (`first` first): a client whose node dies reconnects to the next."""
         order = ([first] if first else []) + [n for n in self.names if n != first]
-        return ";".join(f"amqp://{self.user}:{quote(self.password, safe='')}@127.0.0.1:{self.ports[n]}/"
-                        f"{quote(vhost, safe='')}" for n in order)
+        return ";".join(
+            f"amqp://{self.user}:{quote(self.password, safe='')}@127.0.0.1:{self.ports[n]}/{quote(vhost, safe='')}"
+            for n in order
+        )
 
     def any_running(self) -> str:
         return next(n for n in self.names if self.running(n))
@@ -209,4 +234,5 @@ class ClusterBroker:
         node = self.cluster.any_running()
         out = self.cluster.ctl(node, "list_queues", "-p", vhost, "name", "messages", "type", "--formatter", "json")
         import json
+
         return {q["name"]: q for q in json.loads(out)}

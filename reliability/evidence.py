@@ -9,6 +9,7 @@ double application: running sums, rows per business key, e-mails the SMTP server
 Each check is a plain function of (record, observed) returning the problems it finds, so a test can plant a loss
 or a double application in made-up data and see it fail (tests/unit/reliability/test_evidence_checks.py).
 """
+
 from __future__ import annotations
 
 import threading
@@ -113,11 +114,15 @@ def _kept_with_amounts(service: str, kind: str, told: dict, held: dict) -> list[
     lost = [key for key in told if key not in held]
     if lost:
         problems.append(f"{service}: {len(lost)} acknowledged {kind} missing, e.g. {lost[:2]}")
-    wrong = [(key, str(held[key]), str(r["amount"])) for key, r in told.items()
-             if key in held and Decimal(held[key]) != r["amount"]]
+    wrong = [
+        (key, str(held[key]), str(r["amount"]))
+        for key, r in told.items()
+        if key in held and Decimal(held[key]) != r["amount"]
+    ]
     if wrong:
-        problems.append(f"{service}: {len(wrong)} {kind} differ from the amount the client was told (held, told): "
-                        f"{wrong[:2]}")
+        problems.append(
+            f"{service}: {len(wrong)} {kind} differ from the amount the client was told (held, told): {wrong[:2]}"
+        )
     return problems
 
 
@@ -127,8 +132,7 @@ def nothing_unasked(record: ClientRecord, seen: Observed) -> list[str]:
     if not record.complete:
         return []
     problems = []
-    for kind, known, held_by in (("grants", record.grants, seen.grants), ("payments", record.payments,
-                                                                         seen.payments)):
+    for kind, known, held_by in (("grants", record.grants, seen.grants), ("payments", record.payments, seen.payments)):
         for service, held in held_by.items():
             extra = set(held) - set(known)
             if extra:
@@ -147,13 +151,20 @@ def sums_agree(record: ClientRecord, seen: Observed) -> list[str]:
     for payment in record.payments.values():
         told_paid[payment["grant_id"]] += payment["amount"]
     for service, paid in seen.paid_per_grant.items():
-        wrong = [(g, str(paid.get(g, ZERO)), str(told_paid[g])) for g in record.grants
-                 if Decimal(paid.get(g, ZERO)) != told_paid[g]]
+        wrong = [
+            (g, str(paid.get(g, ZERO)), str(told_paid[g]))
+            for g in record.grants
+            if Decimal(paid.get(g, ZERO)) != told_paid[g]
+        ]
         if wrong:
-            problems.append(f"{service}: {len(wrong)} grants' paid totals differ from the payments approved "
-                            f"(held, told): {wrong[:2]}")
-    told = (sum((g["amount"] for g in record.grants.values()), ZERO),
-            sum((p["amount"] for p in record.payments.values()), ZERO))
+            problems.append(
+                f"{service}: {len(wrong)} grants' paid totals differ from the payments approved "
+                f"(held, told): {wrong[:2]}"
+            )
+    told = (
+        sum((g["amount"] for g in record.grants.values()), ZERO),
+        sum((p["amount"] for p in record.payments.values()), ZERO),
+    )
     for source, (committed, paid) in seen.totals.items():
         if (Decimal(committed), Decimal(paid)) != told:
             problems.append(f"{source}: committed/paid {committed}/{paid}, the clients were told {told[0]}/{told[1]}")
@@ -169,8 +180,10 @@ def one_effect_per_key(record: ClientRecord, seen: Observed) -> list[str]:
         problems.append(f"reporting: {len(twice)} tranches recorded more than once, e.g. {list(twice.items())[:2]}")
     twice = {k: n for k, n in seen.notification_rows.items() if n > 1}
     if twice:
-        problems.append(f"notifications: {len(twice)} messages planned more than once for one subject, recipient "
-                        f"and template, e.g. {list(twice.items())[:2]}")
+        problems.append(
+            f"notifications: {len(twice)} messages planned more than once for one subject, recipient "
+            f"and template, e.g. {list(twice.items())[:2]}"
+        )
     return problems
 
 
@@ -182,14 +195,20 @@ def emails_match(record: ClientRecord, seen: Observed) -> list[str]:
     received = {key: len(ids) for key, ids in seen.emails.items()}
     missing = {k: (received.get(k, 0), n) for k, n in expected.items() if received.get(k, 0) < n}
     if missing:
-        problems.append(f"{len(missing)} expected e-mails never received (received, expected): "
-                        f"{list(missing.items())[:2]}")
+        problems.append(
+            f"{len(missing)} expected e-mails never received (received, expected): {list(missing.items())[:2]}"
+        )
     flow_addresses = {p[key] for p in record.proposals.values() for key in ("lead", "partner")}
-    extra = {k: (n, expected.get(k, 0)) for k, n in received.items()
-             if k[0] in flow_addresses and n > expected.get(k, 0) and (record.complete or k in expected)}
+    extra = {
+        k: (n, expected.get(k, 0))
+        for k, n in received.items()
+        if k[0] in flow_addresses and n > expected.get(k, 0) and (record.complete or k in expected)
+    }
     if extra:
-        problems.append(f"{len(extra)} recipients received more distinct messages than called for (received, "
-                        f"expected): {list(extra.items())[:2]}")
+        problems.append(
+            f"{len(extra)} recipients received more distinct messages than called for (received, "
+            f"expected): {list(extra.items())[:2]}"
+        )
     return problems
 
 

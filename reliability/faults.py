@@ -8,6 +8,7 @@ The machine's broker and database are shared with other engineers' tests, so by 
   them is terminated (pg_terminate_backend), for a pause, then connections are allowed again — what a
   PostgreSQL restart does to the services' connections, without touching anyone else's databases.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -69,8 +70,11 @@ class DatabaseFault:
             cur.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {"true" if allowed else "false"}')
 
     def terminate(self, cur) -> int:
-        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ANY(%s) "
-                    "AND pid <> pg_backend_pid()", (self.databases,))
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ANY(%s) "
+            "AND pid <> pg_backend_pid()",
+            (self.databases,),
+        )
         return cur.fetchone()[0]
 
     def outage(self, pause: float) -> int:

@@ -10,6 +10,7 @@ or the same content, so faults never make the flow apply something twice; a retr
 Ranking: the calls service has no ranking RPCs yet; until it does, the suite publishes each window's
 ranking_published as the calls service would (recorded as produced by the suite, see Testbed.inject).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -55,8 +56,10 @@ def programme(programme_id: str, windows=WINDOWS, allocation: str = "5000000000.
     definition["ec_contribution"] = str(Decimal(allocation) * len(windows))
     definition["windows"] = [{**shipped[w], "allocation": allocation} for w in windows]
     today = date.today()  # the programme runs now, so its calls' deadlines fall inside its period
-    definition["period"] = {"start": (today - timedelta(days=30)).isoformat(),
-                            "end": (today + timedelta(days=3 * 365)).isoformat()}
+    definition["period"] = {
+        "start": (today - timedelta(days=30)).isoformat(),
+        "end": (today + timedelta(days=3 * 365)).isoformat(),
+    }
     return definition
 
 
@@ -65,8 +68,17 @@ class FlowError(Exception):
 
 
 # internal errors a database or broker outage causes: the request may be retried
-TRANSIENT = {"OperationalError", "InterfaceError", "DisconnectionError", "PendingRollbackError", "ConnectionError",
-             "RecoverableConnectionError", "ConnectionResetError", "BrokenPipeError", "TimeoutError"}
+TRANSIENT = {
+    "OperationalError",
+    "InterfaceError",
+    "DisconnectionError",
+    "PendingRollbackError",
+    "ConnectionError",
+    "RecoverableConnectionError",
+    "ConnectionResetError",
+    "BrokenPipeError",
+    "TimeoutError",
+}
 
 
 def transient(exc) -> bool:
@@ -76,8 +88,17 @@ def transient(exc) -> bool:
 class Flow:
     """Drives batches of the life cycle; `stats` counts answers by kind, `problems` what could not be done."""
 
-    def __init__(self, bed: Testbed, prefix: str, threads: int = 8, per_window: int = 10, batches_at_once: int = 3,
-                 award: bool = True, pay: bool = True, give_up_after: float = 240):
+    def __init__(
+        self,
+        bed: Testbed,
+        prefix: str,
+        threads: int = 8,
+        per_window: int = 10,
+        batches_at_once: int = 3,
+        award: bool = True,
+        pay: bool = True,
+        give_up_after: float = 240,
+    ):
         self.bed = bed
         self.prefix = prefix
         self.programme_id = prefix.upper().replace("-", "_")[:30] or "LOAD"
@@ -87,8 +108,10 @@ class Flow:
         self.give_up_after = give_up_after
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"flow-{prefix}")
         uri = bed.system.amqp_uri
-        self.callers = {who: Caller(uri, bed.system.token(*STAFF[who]), timeout=bed.rpc_timeout)
-                        for who in ("pm", "committee", "officer", "approver")}
+        self.callers = {
+            who: Caller(uri, bed.system.token(*STAFF[who]), timeout=bed.rpc_timeout)
+            for who in ("pm", "committee", "officer", "approver")
+        }
         self.stats: Counter = Counter()
         self.record = ClientRecord()  # what the clients were told: the invariants' independent evidence
         bed.records.append(self.record)
@@ -126,11 +149,13 @@ class Flow:
                     self._count(error_name(exc))
                     internal_failures += kind == "internal" and not transient(exc)
                     if internal_failures >= 3:  # a bug, not a passing fault: retrying will not help
-                        raise FlowError(f"{service}.{operation} failed: {error_name(exc)}: "
-                                        f"{str(exc).splitlines()[0][:300]}") from None
+                        raise FlowError(
+                            f"{service}.{operation} failed: {error_name(exc)}: {str(exc).splitlines()[0][:300]}"
+                        ) from None
                 if time.monotonic() > deadline:
-                    raise FlowError(f"{service}.{operation} unanswered after {self.give_up_after}s: "
-                                    f"{error_name(exc)}: {exc}") from None
+                    raise FlowError(
+                        f"{service}.{operation} unanswered after {self.give_up_after}s: {error_name(exc)}: {exc}"
+                    ) from None
                 self._count("retries")
                 time.sleep(delay)
                 delay = min(delay * 1.5, 3.0 if kind == NO_ANSWER else 2.0)
@@ -157,23 +182,40 @@ class Flow:
     def open_call(self, call_id: str, allocation: Decimal, windows=WINDOWS, programme_id: str | None = None) -> str:
         call = flows.call(call_id, programme_id or self.programme_id)
         call["windows"] = [{"window": w, "allocation_eur": str(allocation)} for w in windows]
-        self.request("pm", "calls", "create_call", call,
-                     done_if=lambda e: {} if getattr(e, "rule", "") == "call.exists" else None)
-        self.request("pm", "calls", "open_call", {"call_id": call_id},
-                     done_if=lambda e: {} if getattr(e, "rule", "") == "call.not_draft" else None)
+        self.request(
+            "pm",
+            "calls",
+            "create_call",
+            call,
+            done_if=lambda e: {} if getattr(e, "rule", "") == "call.exists" else None,
+        )
+        self.request(
+            "pm",
+            "calls",
+            "open_call",
+            {"call_id": call_id},
+            done_if=lambda e: {} if getattr(e, "rule", "") == "call.not_draft" else None,
+        )
         return call_id
 
     # --- the life cycle ---------------------------------------------------------------------------------------
     def submit(self, call_id: str, n: int, window: str, requested: Decimal = AMOUNT) -> dict:
-        payload = flows.proposal(n, call_id=call_id, window=window, country=COUNTRIES[n % len(COUNTRIES)],
-                                 requested=str(requested))
+        payload = flows.proposal(
+            n, call_id=call_id, window=window, country=COUNTRIES[n % len(COUNTRIES)], requested=str(requested)
+        )
         payload["idempotency_key"] = f"{self.prefix}-{n}"
         view = self.request("pm", "calls", "submit_proposal", payload)
-        proposal = {"n": n, "proposal_id": view["proposal_id"], "reference": view["reference"], "window": window,
-                    "country": payload["target_country"], "call_id": call_id, "requested": requested,
-                    "lead": payload["applicants"][0]}
-        self.record.proposal(view["proposal_id"], payload["applicants"][0]["email"],
-                             payload["applicants"][1]["email"])
+        proposal = {
+            "n": n,
+            "proposal_id": view["proposal_id"],
+            "reference": view["reference"],
+            "window": window,
+            "country": payload["target_country"],
+            "call_id": call_id,
+            "requested": requested,
+            "lead": payload["applicants"][0],
+        }
+        self.record.proposal(view["proposal_id"], payload["applicants"][0]["email"], payload["applicants"][1]["email"])
         with self._lock:
             self.proposals.append(proposal)
         return proposal
@@ -186,13 +228,30 @@ class Flow:
             if time.monotonic() > deadline:
                 raise FlowError(f"grants never received the proposals of {call_id}/{window}")
             time.sleep(0.3)
-        main = [{"proposal_id": p["proposal_id"], "reference": p["reference"], "rank": i + 1, "score": score,
-                 "country": p["country"], "ec_amount_requested_eur": p["requested"]}
-                for i, p in enumerate(proposals)]
-        body = event_body("ranking_published", {
-            "call_id": call_id, "window": window, "threshold": Decimal("50.00"),
-            "main": [{**m, "score": Decimal(m["score"])} for m in main], "reserve": [], "excluded": [],
-            "published_at": datetime.now(timezone.utc)}, actor=STAFF["committee"][0])
+        main = [
+            {
+                "proposal_id": p["proposal_id"],
+                "reference": p["reference"],
+                "rank": i + 1,
+                "score": score,
+                "country": p["country"],
+                "ec_amount_requested_eur": p["requested"],
+            }
+            for i, p in enumerate(proposals)
+        ]
+        body = event_body(
+            "ranking_published",
+            {
+                "call_id": call_id,
+                "window": window,
+                "threshold": Decimal("50.00"),
+                "main": [{**m, "score": Decimal(m["score"])} for m in main],
+                "reserve": [],
+                "excluded": [],
+                "published_at": datetime.now(timezone.utc),
+            },
+            actor=STAFF["committee"][0],
+        )
         self.bed.inject(body)
         self._count("rankings")
 
@@ -213,10 +272,19 @@ class Flow:
             return isinstance(exc, NotFound) or getattr(exc, "rule", "") == "award.not_ranked"
 
         asked = amount or proposal["requested"]
-        grant = self.request("committee", "grants", "award_grant", {
-            "proposal_id": proposal["proposal_id"], "amount_eur": str(asked),
-            "decision_reference": f"SC-{self.prefix}-{proposal['n']}", "decision_date": date.today().isoformat()},
-            done_if=already, wait_if=not_yet)
+        grant = self.request(
+            "committee",
+            "grants",
+            "award_grant",
+            {
+                "proposal_id": proposal["proposal_id"],
+                "amount_eur": str(asked),
+                "decision_reference": f"SC-{self.prefix}-{proposal['n']}",
+                "decision_date": date.today().isoformat(),
+            },
+            done_if=already,
+            wait_if=not_yet,
+        )
         # the amount the committee was told (an "already awarded" answer confirms what was asked)
         self.record.grant(grant["grant_id"], proposal["proposal_id"], grant.get("amount_eur", asked))
         with self._lock:
@@ -225,27 +293,63 @@ class Flow:
 
     def contract_and_pay(self, awarded: dict) -> dict:
         lead = awarded["lead"]
-        organisation = self.request("officer", "grants", "register_organisation", {
-            "legal_name": lead["name"], "registration_number": lead["registration_number"],
-            "country": lead["country"], "iban": iban(awarded["n"]), "signatory": "Fatima Zahra Benali"})
-        self.request("approver", "grants", "validate_bank_account", {
-            "organisation_id": organisation["organisation_id"], "iban": iban(awarded["n"])})
+        organisation = self.request(
+            "officer",
+            "grants",
+            "register_organisation",
+            {
+                "legal_name": lead["name"],
+                "registration_number": lead["registration_number"],
+                "country": lead["country"],
+                "iban": iban(awarded["n"]),
+                "signatory": "Fatima Zahra Benali",
+            },
+        )
+        self.request(
+            "approver",
+            "grants",
+            "validate_bank_account",
+            {"organisation_id": organisation["organisation_id"], "iban": iban(awarded["n"])},
+        )
         contracted = lambda e: {} if getattr(e, "rule", "") == "grant.invalid_state" else None  # noqa: E731
-        self.request("pm", "grants", "sign_contract", {
-            "grant_id": awarded["grant_id"], "organisation_id": organisation["organisation_id"],
-            "start_date": date.today().isoformat()}, done_if=contracted)
+        self.request(
+            "pm",
+            "grants",
+            "sign_contract",
+            {
+                "grant_id": awarded["grant_id"],
+                "organisation_id": organisation["organisation_id"],
+                "start_date": date.today().isoformat(),
+            },
+            done_if=contracted,
+        )
         self.record.contract(awarded["grant_id"])
         if not self.pay:
             return awarded
         grant = self.request("pm", "grants", "get_grant", {"grant_id": awarded["grant_id"]})
         first = grant["schedule"][0]
         amount = first.get("payable_eur") or first["planned_amount_eur"]
-        payment = self.request("officer", "grants", "request_payment", {
-            "grant_id": awarded["grant_id"], "tranche_number": first["number"], "amount_eur": amount,
-            "idempotency_key": f"{awarded['grant_id']}-t{first['number']}"})
-        paid = self.request("approver", "grants", "approve_payment", {
-            "payment_id": payment["payment_id"], "value_date": date.today().isoformat(),
-            "bank_reference": f"BNK-{awarded['grant_id'][:8]}"})
+        payment = self.request(
+            "officer",
+            "grants",
+            "request_payment",
+            {
+                "grant_id": awarded["grant_id"],
+                "tranche_number": first["number"],
+                "amount_eur": amount,
+                "idempotency_key": f"{awarded['grant_id']}-t{first['number']}",
+            },
+        )
+        paid = self.request(
+            "approver",
+            "grants",
+            "approve_payment",
+            {
+                "payment_id": payment["payment_id"],
+                "value_date": date.today().isoformat(),
+                "bank_reference": f"BNK-{awarded['grant_id'][:8]}",
+            },
+        )
         self.record.payment(payment["payment_id"], awarded["grant_id"], paid["amount_eur"])
         with self._lock:
             self.payments.append(payment["payment_id"])
@@ -321,8 +425,9 @@ class Flow:
                     with self._lock:
                         progress["running"] -= 1
 
-        drivers = [threading.Thread(target=driver, name=f"batch-driver-{i}", daemon=True)
-                   for i in range(self.batches_at_once)]
+        drivers = [
+            threading.Thread(target=driver, name=f"batch-driver-{i}", daemon=True) for i in range(self.batches_at_once)
+        ]
         for d in drivers:
             d.start()
         last_report = 0.0
@@ -338,8 +443,10 @@ class Flow:
                 break
             if time.monotonic() - last_report > 15:
                 last_report = time.monotonic()
-                log(f"flow {self.prefix}: {produced} events produced, {len(self.grants)} grants, "
-                    f"{len(self.payments)} payments, {self.stats['retries']} retries")
+                log(
+                    f"flow {self.prefix}: {produced} events produced, {len(self.grants)} grants, "
+                    f"{len(self.payments)} payments, {self.stats['retries']} retries"
+                )
             if not any(d.is_alive() for d in drivers):
                 break  # the flow stopped (target reached or refused); faults not reached are not run
             time.sleep(0.5)
@@ -360,8 +467,9 @@ class Flow:
         return seen
 
 
-def run_with_fault(bed, name: str, events: int, fault, outcome, log, threads: int, at: float = 0.4,
-                   per_window: int = 10) -> "Flow":
+def run_with_fault(
+    bed, name: str, events: int, fault, outcome, log, threads: int, at: float = 0.4, per_window: int = 10
+) -> "Flow":
     """A flow of `events` with `fault` started once `at` of it is done; the flow's problems fail the outcome."""
     flow = Flow(bed, name, threads=threads, per_window=per_window)
     try:

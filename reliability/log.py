@@ -1,4 +1,5 @@
 """The suite's own log: timestamped lines in a file (stdout is kept for the verdict lines)."""
+
 import threading
 import time
 from pathlib import Path

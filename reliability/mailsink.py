@@ -1,6 +1,7 @@
 """The SMTP server the notifications service delivers to during a run: a real aiosmtpd server that keeps every
 Message-ID it accepts, so a duplicate e-mail (the same Message-ID twice) is visible, and which messages each
 recipient received of each kind (X-JMDI-Kind), counted independently of the notifications database."""
+
 from __future__ import annotations
 
 import socket
@@ -23,8 +24,9 @@ class _Recorder:
 
     async def handle_DATA(self, server, session, envelope):
         headers = BytesHeaderParser().parsebytes(envelope.original_content or envelope.content)
-        self.sink.record(str(headers.get("Message-ID", "")).strip(), list(envelope.rcpt_tos),
-                         str(headers.get("X-JMDI-Kind", "")))
+        self.sink.record(
+            str(headers.get("Message-ID", "")).strip(), list(envelope.rcpt_tos), str(headers.get("X-JMDI-Kind", ""))
+        )
         return "250 2.0.0 Message accepted for delivery"
 
 

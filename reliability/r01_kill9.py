@@ -1,6 +1,7 @@
 """R1: kill -9 of each service in turn (`sizes.killed`: all four, or grants alone in `make test`) in the middle of
 a flow of at least `flow_events` events; each is restarted at once. Nothing is lost (committed outbox rows are published by the restarted relay, unacknowledged messages
 are redelivered), nothing is applied twice (inbox), and every RPC in flight is answered after the restart."""
+
 from __future__ import annotations
 
 import time
@@ -29,6 +30,7 @@ def run(outcome, sizes, log, **_):
                 restarts[service] = round(time.monotonic() - started, 1)
                 log(f"{service} killed -9 and back in {restarts[service]}s")
                 return service
+
             return action
 
         # four kills at 15/35/55/75% of the flow; a single one at 40%
@@ -47,5 +49,10 @@ def run(outcome, sizes, log, **_):
         outcome.check(killed and all(code == -9 for code in killed.values()), f"exit statuses {killed}: not kill -9")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         outcome.check(figures["events"] >= sizes.flow_events, f"only {figures['events']} events produced")
-        outcome.figures = {**figures, "kills": len(restarts), "max_restart_s": max(restarts.values(), default=0),
-                           "flow_s": round(timing["seconds"]), "retries": flow.stats["retries"]}
+        outcome.figures = {
+            **figures,
+            "kills": len(restarts),
+            "max_restart_s": max(restarts.values(), default=0),
+            "flow_s": round(timing["seconds"]),
+            "retries": flow.stats["retries"],
+        }

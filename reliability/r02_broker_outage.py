@@ -4,6 +4,7 @@ Default (the broker is shared): every connection of the run's vhost is closed by
 `fault_pause` seconds, which is what the services see when RabbitMQ restarts. `--broker-restart` stops and starts
 the RabbitMQ application instead (only on a broker nobody else uses). Recovery time = from the end of the
 outage until every service answers an RPC and every event queue has its consumer back."""
+
 from __future__ import annotations
 
 import time
@@ -49,18 +50,27 @@ def run(outcome, sizes, log, broker_restart: bool = False, **_):
             finally:
                 probe.close()
             measured["connections_cut"] = cut
-            log(f"broker outage: {cut} connections cut over {sizes.fault_pause}s, recovered in "
-                f"{measured['recovery_s']}s")
+            log(
+                f"broker outage: {cut} connections cut over {sizes.fault_pause}s, recovered in "
+                f"{measured['recovery_s']}s"
+            )
 
-        flow = run_with_fault(bed, "r2", sizes.fault_flow_events, outage, outcome, log, sizes.threads,
-                              per_window=sizes.per_window)
+        flow = run_with_fault(
+            bed, "r2", sizes.fault_flow_events, outage, outcome, log, sizes.threads, per_window=sizes.per_window
+        )
         outcome.check("connections_cut" in measured, "the outage never ran: the flow ended before it was due")
         # the fault must have happened: connections of the services were really closed (or the broker restarted)
-        outcome.check(measured.get("connections_cut", 0) > 0 or (broker_restart and measured.get("connections_cut")),
-                      f"no connection was cut ({measured.get('connections_cut')}): nothing was proven")
+        outcome.check(
+            measured.get("connections_cut", 0) > 0 or (broker_restart and measured.get("connections_cut")),
+            f"no connection was cut ({measured.get('connections_cut')}): nothing was proven",
+        )
         outcome.check(measured.get("recovery_s", 999) < 300, "services did not reconnect within 300s")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         seen = flow.callers_saw()
-        outcome.figures = {**figures, **measured, "mode": "restart" if broker_restart else "connections_closed",
-                           "caller_errors": sum(n for k, n in seen.items() if not k.startswith("refused:")),
-                           "retries": flow.stats["retries"]}
+        outcome.figures = {
+            **figures,
+            **measured,
+            "mode": "restart" if broker_restart else "connections_closed",
+            "caller_errors": sum(n for k, n in seen.items() if not k.startswith("refused:")),
+            "retries": flow.stats["retries"],
+        }

@@ -2,6 +2,7 @@
 is terminated for `fault_pause` seconds: what a restart does to the services' connections, without touching the
 shared server). The services recover by themselves; every RPC caller got a success or a clear error; no change
 was half applied (each state row has exactly its event — invariants.atomic_changes); invariants hold."""
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,6 @@ from .flow import TRANSIENT, run_with_fault
 from .scenario import scenario
 from .staff import Caller
 from .testbed import Testbed
-
 
 
 def clear(error: str) -> bool:
@@ -48,21 +48,28 @@ def run(outcome, sizes, log, **_):
             finally:
                 probe.close()
             measured["backends_cut"] = cut
-            log(f"database outage: {cut} backends cut over {sizes.fault_pause}s, recovered in "
-                f"{measured['recovery_s']}s")
+            log(
+                f"database outage: {cut} backends cut over {sizes.fault_pause}s, recovered in {measured['recovery_s']}s"
+            )
 
-        flow = run_with_fault(bed, "r3", sizes.fault_flow_events, outage, outcome, log, sizes.threads,
-                              per_window=sizes.per_window)
+        flow = run_with_fault(
+            bed, "r3", sizes.fault_flow_events, outage, outcome, log, sizes.threads, per_window=sizes.per_window
+        )
         seen = flow.callers_saw()
         unclear = {name: n for name, n in seen.items() if not clear(name)}
         outcome.check(not unclear, f"callers got errors that do not say what happened: {unclear}")
         outcome.check("backends_cut" in measured, "the outage never ran: the flow ended before it was due")
         # the fault must have happened: the services' database connections were really terminated
-        outcome.check(measured.get("backends_cut", 0) > 0,
-                      f"no database backend was cut ({measured.get('backends_cut')}): nothing was proven")
+        outcome.check(
+            measured.get("backends_cut", 0) > 0,
+            f"no database backend was cut ({measured.get('backends_cut')}): nothing was proven",
+        )
         outcome.check(measured.get("recovery_s", 999) < 300, "services did not recover within 300s")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
-        outcome.figures = {**figures, **measured,
-                           "caller_errors": sum(n for k, n in seen.items() if not k.startswith("refused:")),
-                           "db_errors": sum(n for k, n in seen.items() if k.startswith("internal:")),
-                           "retries": flow.stats["retries"]}
+        outcome.figures = {
+            **figures,
+            **measured,
+            "caller_errors": sum(n for k, n in seen.items() if not k.startswith("refused:")),
+            "db_errors": sum(n for k, n in seen.items() if k.startswith("internal:")),
+            "retries": flow.stats["retries"],
+        }

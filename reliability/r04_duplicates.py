@@ -2,6 +2,7 @@
 the producers committed (their outbox rows, as the relay published them) and every event the suite published,
 twice more; the consumers must acknowledge the copies without applying them: every table of every service, the
 reporting totals and the e-mails sent stay exactly as they were."""
+
 from __future__ import annotations
 
 import time
@@ -20,10 +21,12 @@ def republish(bed: Testbed, times: int) -> int:
     """Publish every committed event `times` more times, with publisher confirms; returns messages published."""
     messages = []
     for service in SERVICES:
-        for event_id, event_type, body in bed.rows(service, "SELECT event_id, event_type, body FROM outbox "
-                                                            "ORDER BY id"):
+        for event_id, event_type, body in bed.rows(
+            service, "SELECT event_id, event_type, body FROM outbox ORDER BY id"
+        ):
             messages.append((exchange_name(service), event_type, body, event_id))
     import json
+
     for body in bed.injected_bodies:
         messages.append((exchange_name(body["producer"]), body["event_type"], json.dumps(body), body["event_id"]))
     published = 0
@@ -33,10 +36,17 @@ def republish(bed: Testbed, times: int) -> int:
             for exchange, routing_key, body, event_id in messages:
                 producer = producers.get(exchange)
                 if producer is None:
-                    producer = producers[exchange] = Producer(conn.channel(), exchange=Exchange(
-                        exchange, type="topic", durable=True))
-                producer.publish(body, routing_key=routing_key, content_type="application/json",
-                                 content_encoding="utf-8", delivery_mode=2, message_id=event_id)
+                    producer = producers[exchange] = Producer(
+                        conn.channel(), exchange=Exchange(exchange, type="topic", durable=True)
+                    )
+                producer.publish(
+                    body,
+                    routing_key=routing_key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=event_id,
+                )
                 published += 1
     return published
 
@@ -65,8 +75,9 @@ def run(outcome, sizes, log, **_):
             outcome.fail(f"flow: {problem}")
         bed.settle(sizes.settle_seconds)
         before = snapshot(bed)
-        seen_before = {s: bed.metric_sum(s, "jmdi_inbox_duplicates_total") for s in ("grants", "notifications",
-                                                                                    "reporting")}
+        seen_before = {
+            s: bed.metric_sum(s, "jmdi_inbox_duplicates_total") for s in ("grants", "notifications", "reporting")
+        }
         started = time.monotonic()
         copies = republish(bed, times=2)
         log(f"republished {copies} copies")
@@ -81,15 +92,20 @@ def run(outcome, sizes, log, **_):
         outcome.figures["copies"] = copies
         outcome.figures["absorbed"] = int(sum(seen.values()))
         outcome.figures["absorb_s"] = round(time.monotonic() - started, 1)
-        outcome.check(all(seen[s] >= expected[s] for s in seen),
-                      f"duplicates recognised by the inboxes {seen}, expected {expected}")
+        outcome.check(
+            all(seen[s] >= expected[s] for s in seen),
+            f"duplicates recognised by the inboxes {seen}, expected {expected}",
+        )
         bed.settle(sizes.settle_seconds)
         after = snapshot(bed)
         for key in before:
             if key == "tables":
                 for service in SERVICES:
-                    changed = {t: (n, after["tables"][service].get(t)) for t, n in before["tables"][service].items()
-                               if after["tables"][service].get(t) != n}
+                    changed = {
+                        t: (n, after["tables"][service].get(t))
+                        for t, n in before["tables"][service].items()
+                        if after["tables"][service].get(t) != n
+                    }
                     outcome.check(not changed, f"{service} tables changed by duplicates: {changed}")
             else:
                 outcome.check(before[key] == after[key], f"{key} changed by duplicates")

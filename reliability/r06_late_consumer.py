@@ -1,6 +1,7 @@
 """R6: consumers that have never run while events are published (reporting and notifications: not even their
 databases exist yet). The kit declared their queues when calls and grants started, so every event waits; when
 they start for the first time they apply them all, once."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,9 @@ def run(outcome, sizes, log, **_):
             outcome.fail(f"flow: {problem}")
         bed.settle(sizes.settle_seconds, running=["calls", "grants"])
         waiting = bed.system.broker.queues(bed.system.vhost)
-        outcome.figures["waiting"] = sum(q.get("messages", 0) for name, q in waiting.items()
-                                         if any(f"--{s}.on_" in name for s in LATE))
+        outcome.figures["waiting"] = sum(
+            q.get("messages", 0) for name, q in waiting.items() if any(f"--{s}.on_" in name for s in LATE)
+        )
         started = time.monotonic()
         for service in LATE:
             bed.system.start(service)  # first start ever: its database is migrated now

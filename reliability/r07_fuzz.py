@@ -4,6 +4,7 @@ payload that passed validation. Every answer must be a success or a typed refusa
 Conflict, NotAllowed): no internal error (nameko RemoteError), no timeout, no crashed service. A refused call
 leaves no trace but its refusal audit row: the target service's outbox and done-audit are unchanged (for calls,
 which nothing else writes to, every table). The four services are fuzzed in parallel, one thread each."""
+
 from __future__ import annotations
 
 import threading
@@ -64,8 +65,9 @@ class Fuzzer:
         """What a refused call must not change in the target service's database."""
         outbox = self.bed.value(self.service, f"SELECT count(*) FROM outbox WHERE event_type NOT IN {ASYNC_EVENTS}")
         audit = self.bed.value(self.service, "SELECT count(*) FROM audit_log WHERE outcome <> 'refused'")
-        tables = self.bed.table_counts(self.service, exclude=("audit_log", "leases")) if self.service == "calls" \
-            else None
+        tables = (
+            self.bed.table_counts(self.service, exclude=("audit_log", "leases")) if self.service == "calls" else None
+        )
         return outbox, audit, tables
 
     def send(self, op, payload) -> str:
@@ -99,8 +101,14 @@ class Fuzzer:
         for op in self.ops:
             validated = []
 
-            @settings(max_examples=self.per_operation, database=None, deadline=None, derandomize=self.derandomize,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+            @settings(
+                max_examples=self.per_operation,
+                database=None,
+                deadline=None,
+                derandomize=self.derandomize,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate],
+            )
             @given(payloads(op.schema, self.ids))
             def generated(payload):
                 self.generated += 1
@@ -115,7 +123,7 @@ class Fuzzer:
         `nasty_budget` per operation), and one huge string."""
         names = list(op.schema.fields)
         pairs = [(names[i % len(names)], nasty) for i, nasty in enumerate(NASTIES * len(names))] if names else []
-        for name, nasty in pairs[:self.nasty_budget]:
+        for name, nasty in pairs[: self.nasty_budget]:
             self.send(op, {**base, name: nasty})
         first = next(iter(op.schema.fields), None)
         if first is not None:
@@ -139,8 +147,11 @@ def run(outcome, sizes, log, **_):
         by_service = defaultdict(list)
         for op in ops:
             by_service[op.service].append(op)
-        fuzzers = [Fuzzer(bed, s, by_service[s], ids, per_operation, derandomize=sizes.fuzz_inputs < 1000)
-                   for s in SERVICES if by_service[s]]
+        fuzzers = [
+            Fuzzer(bed, s, by_service[s], ids, per_operation, derandomize=sizes.fuzz_inputs < 1000)
+            for s in SERVICES
+            if by_service[s]
+        ]
         errors = []
 
         def work(fuzzer):
@@ -165,8 +176,13 @@ def run(outcome, sizes, log, **_):
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
         generated = sum(f.generated for f in fuzzers)
         outcome.check(generated >= sizes.fuzz_inputs, f"only {generated} generated inputs")
-        outcome.figures = {"operations": len(ops), "generated": generated,
-                           "nasty": sum(f.calls for f in fuzzers) - generated,
-                           "accepted": answers[OK], "refused": answers[REFUSED], "internal": answers[INTERNAL],
-                           "other": sum(answers.values()) - answers[OK] - answers[REFUSED] - answers[INTERNAL],
-                           **{k: figures[k] for k in ("events", "dead_letters") if k in figures}}
+        outcome.figures = {
+            "operations": len(ops),
+            "generated": generated,
+            "nasty": sum(f.calls for f in fuzzers) - generated,
+            "accepted": answers[OK],
+            "refused": answers[REFUSED],
+            "internal": answers[INTERNAL],
+            "other": sum(answers.values()) - answers[OK] - answers[REFUSED] - answers[INTERNAL],
+            **{k: figures[k] for k in ("events", "dead_letters") if k in figures},
+        }

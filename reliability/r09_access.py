@@ -5,6 +5,7 @@ trail, and nothing reaches a service (their RPC counters, outboxes and done-audi
 straight at the services over the broker (a caller going round the door) are refused by the services themselves,
 each refusal in the service's own trail. A client refused too often is throttled (429) and its audit stops at
 one row saying so. Controls: an allowed role passes both layers (its empty input may still be refused)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -31,10 +32,13 @@ THROTTLED_CLIENT = "203.0.113.99"
 def tokens(bed: Testbed, roles) -> dict:
     issuer = bed.system.issuer
     forger = StaffIssuer(generate_private_key(), issuer=issuer.issuer, audience=issuer.audience)
-    found = {"no token": None,
-             "forged": forger.issue("mallory", ["programme_manager"]),
-             "expired": issuer.issue("maria.pm", ["programme_manager"], timedelta(hours=1),
-                                     now=datetime.now(timezone.utc) - timedelta(hours=2))}
+    found = {
+        "no token": None,
+        "forged": forger.issue("mallory", ["programme_manager"]),
+        "expired": issuer.issue(
+            "maria.pm", ["programme_manager"], timedelta(hours=1), now=datetime.now(timezone.utc) - timedelta(hours=2)
+        ),
+    }
     for role in roles:
         if role in STAFF_ROLES:
             found[f"role {role}"] = bed.system.token(f"user.{role}", [role])
@@ -45,19 +49,24 @@ def tokens(bed: Testbed, roles) -> dict:
 
 
 def written(bed: Testbed) -> dict:
-    return {s: (bed.system.outbox_events(s), bed.value(s, "SELECT count(*) FROM audit_log WHERE outcome <> 'refused'"))
-            for s in SERVICES}
+    return {
+        s: (bed.system.outbox_events(s), bed.value(s, "SELECT count(*) FROM audit_log WHERE outcome <> 'refused'"))
+        for s in SERVICES
+    }
 
 
 def refused_audits(bed: Testbed, where: str = "") -> dict:
-    return {s: bed.value(s, f"SELECT count(*) FROM audit_log WHERE outcome = 'refused' {where}")
-            for s in (*SERVICES, "gateway")}
+    return {
+        s: bed.value(s, f"SELECT count(*) FROM audit_log WHERE outcome = 'refused' {where}")
+        for s in (*SERVICES, "gateway")
+    }
 
 
 def rpc_requests(bed: Testbed, ops) -> float:
     """RPCs the services handled, of the operations only staff call (services call the others on their own
     timers: reconciliation reads the ledger, notifications fetch reports)."""
     import urllib.request
+
     staff_only = {(op.service, op.name) for op in ops if op.roles <= op.staff_roles}
     total = 0.0
     for service in SERVICES:
@@ -82,8 +91,10 @@ def run(outcome, sizes, log, **_):
         who = tokens(bed, roles)
         url = bed.system.gateway_url
         # each identity its own client address (one trusted proxy in front), so none is throttled by the others
-        door = {name: StaffClient(url, token, 60, {"X-Forwarded-For": f"198.51.100.{n}"})
-                for n, (name, token) in enumerate(who.items(), 1)}
+        door = {
+            name: StaffClient(url, token, 60, {"X-Forwarded-For": f"198.51.100.{n}"})
+            for n, (name, token) in enumerate(who.items(), 1)
+        }
         straight = {name: Caller(bed.system.amqp_uri, token) for name, token in who.items()}
         before_written, before_audits, before_rpc = written(bed), refused_audits(bed), rpc_requests(bed, ops)
         at_door = Counter()
@@ -91,25 +102,32 @@ def run(outcome, sizes, log, **_):
             # --- the first layer: nothing gets past the gateway -------------------------------------------------
             for op in ops:
                 # a service identity is refused at the staff door even where the service would accept it
-                identities = ["no token", "forged", "expired",
-                              *(f"role {r}" for r in sorted(set(op.wrong_roles) | (op.roles - op.staff_roles)))]
+                identities = [
+                    "no token",
+                    "forged",
+                    "expired",
+                    *(f"role {r}" for r in sorted(set(op.wrong_roles) | (op.roles - op.staff_roles))),
+                ]
                 for identity in identities:
                     try:
                         door[identity].call(op.service, op.name, {})
                         outcome.fail(f"{op.key} accepted at the gateway with {identity}")
                     except NotAllowed as exc:
-                        outcome.check(isinstance(exc, expected(identity)),
-                                      f"{op.key} with {identity}: {type(exc).__name__} at the gateway")
+                        outcome.check(
+                            isinstance(exc, expected(identity)),
+                            f"{op.key} with {identity}: {type(exc).__name__} at the gateway",
+                        )
                     except Exception as exc:
                         outcome.fail(f"{op.key} with {identity} at the gateway: {error_name(exc)}")
                     at_door[op.service] += 1
             audits = refused_audits(bed)
             door_audited = audits["gateway"] - before_audits["gateway"]
-            outcome.check(door_audited == sum(at_door.values()),
-                          f"gateway: {sum(at_door.values())} refusals, {door_audited} audited")
+            outcome.check(
+                door_audited == sum(at_door.values()),
+                f"gateway: {sum(at_door.values())} refusals, {door_audited} audited",
+            )
             outcome.check(rpc_requests(bed, ops) == before_rpc, "a request refused at the gateway reached a service")
-            outcome.check(written(bed) == before_written, f"refused requests wrote: {before_written} -> "
-                                                          f"{written(bed)}")
+            outcome.check(written(bed) == before_written, f"refused requests wrote: {before_written} -> {written(bed)}")
             # --- the second layer: each service refuses the same callers by itself ------------------------------
             sent = Counter()
             for op in ops:
@@ -147,11 +165,15 @@ def run(outcome, sizes, log, **_):
             for caller in straight.values():
                 caller.close()
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
-        outcome.figures = {"operations": len(ops), "refused_at_gateway": sum(at_door.values()),
-                           "refused_by_services": sum(sent.values()), "audited": door_audited + sum(
-                               after[s] - audits[s] for s in SERVICES), "controls": controls,
-                           "throttled": throttled,
-                           **{k: figures[k] for k in ("events", "dead_letters") if k in figures}}
+        outcome.figures = {
+            "operations": len(ops),
+            "refused_at_gateway": sum(at_door.values()),
+            "refused_by_services": sum(sent.values()),
+            "audited": door_audited + sum(after[s] - audits[s] for s in SERVICES),
+            "controls": controls,
+            "throttled": throttled,
+            **{k: figures[k] for k in ("events", "dead_letters") if k in figures},
+        }
 
 
 def throttle(bed: Testbed, url: str, outcome) -> int:
@@ -171,8 +193,10 @@ def throttle(bed: Testbed, url: str, outcome) -> int:
             client.call("grants", "approve_payment", {"payment_id": "P-1"})
         except TooManyRefusals:
             throttled += 1
-    outcome.check(refused == THROTTLE + 1 and throttled == THROTTLE,
-                  f"throttling: {refused} refused then {throttled} of {THROTTLE} throttled")
+    outcome.check(
+        refused == THROTTLE + 1 and throttled == THROTTLE,
+        f"throttling: {refused} refused then {throttled} of {THROTTLE} throttled",
+    )
     rows = refused_audits(bed, where)["gateway"]
     outcome.check(rows == THROTTLE + 1, f"throttled client: {rows} audit rows, expected {THROTTLE + 1}")
     return throttled

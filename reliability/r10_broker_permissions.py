@@ -10,6 +10,7 @@ staff calls come the gateway's way (its broker user, its named reply queues), on
 reporting reconciles with the grants ledger as itself, and an event published by a non-producer (the vhost
 administrator) is refused by every consumer — kept as `refused`, counted, never applied. Users and vhost are
 removed."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,10 @@ def run(outcome, sizes, log, **_):
     with Testbed(log, services=()) as bed:
         system = bed.system
         with BrokerPrincipals(system.broker, system.vhost, f"rel{system.id}-") as principals:
-            log(f"loaded definitions into {system.vhost}: {len(principals.definitions['users'])} users, "
-                f"{len(principals.definitions['topic_permissions'])} topic permissions")
+            log(
+                f"loaded definitions into {system.vhost}: {len(principals.definitions['users'])} users, "
+                f"{len(principals.definitions['topic_permissions'])} topic permissions"
+            )
             tally = Tally(outcome)
             try:
                 probe_services(tally, principals)
@@ -78,13 +81,18 @@ def probe_services(tally: Tally, principals):
                     (tally.must_allow if own else tally.must_refuse)(probe.consume(queue), f"{user} consumes {queue}")
                 own_type = PRODUCED[owner][0]
                 (tally.must_allow if own else tally.must_refuse)(
-                    probe.publish(exchange_name(owner), own_type), f"{user} publishes {own_type} on {owner}.events")
+                    probe.publish(exchange_name(owner), own_type), f"{user} publishes {own_type} on {owner}.events"
+                )
             for other, types in PRODUCED.items():
                 if other != user:
-                    tally.must_refuse(probe.publish(exchange_name(user), types[0]),
-                                      f"{user} publishes {other}'s {types[0]} on its own exchange")
-            tally.must_refuse(probe.publish(exchange_name(user), PRODUCED[user][0], user_id=principals.user("gateway")),
-                              f"{user} publishes with another user's user_id")
+                    tally.must_refuse(
+                        probe.publish(exchange_name(user), types[0]),
+                        f"{user} publishes {other}'s {types[0]} on its own exchange",
+                    )
+            tally.must_refuse(
+                probe.publish(exchange_name(user), PRODUCED[user][0], user_id=principals.user("gateway")),
+                f"{user} publishes with another user's user_id",
+            )
             entitled = SERVICE_CALLS.get(user, ())
             for key in entitled:
                 tally.must_allow(probe.publish("nameko-rpc", key), f"{user} calls {key}")
@@ -96,24 +104,29 @@ def probe_services(tally: Tally, principals):
             for key in ("#", "*.*", *(f"{other}.*" for other in SERVICES if other != user)):
                 tally.must_refuse(probe.bind(reply, "nameko-rpc", key), f"{user} binds nameko-rpc with {key}")
             for producer in SUBSCRIPTIONS.get(user, {}):
-                tally.must_refuse(probe.bind(reply, exchange_name(producer), "#"),
-                                  f"{user} binds {producer}.events with #")
+                tally.must_refuse(
+                    probe.bind(reply, exchange_name(producer), "#"), f"{user} binds {producer}.events with #"
+                )
 
 
 def probe_gateway_and_monitoring(tally: Tally, principals):
     with principals.probe("gateway") as gateway:
         reply = REPLY.format("gateway")
-        tally.must_allow(gateway.declare_reply_queue(reply) and gateway.bind(reply, "nameko-rpc", reply),
-                         "gateway binds its own replies")
+        tally.must_allow(
+            gateway.declare_reply_queue(reply) and gateway.bind(reply, "nameko-rpc", reply),
+            "gateway binds its own replies",
+        )
         tally.must_allow(gateway.publish("nameko-rpc", "grants.list_grants"), "gateway calls a staff operation")
         for key in ("#", "*.*", "grants.*", "grants.approve_payment", REPLY.format("reporting")):
             tally.must_refuse(gateway.bind(reply, "nameko-rpc", key), f"gateway binds nameko-rpc with {key}")
         for service in SERVICES:
             tally.must_refuse(gateway.consume(f"rpc-{service}"), f"gateway consumes rpc-{service}")
-            tally.must_refuse(gateway.publish(exchange_name(service), PRODUCED[service][0]),
-                              f"gateway publishes {service}'s event")
-        tally.must_refuse(gateway.publish("nameko-rpc", "grants.no_such_operation"),
-                          "gateway publishes a non-operation")
+            tally.must_refuse(
+                gateway.publish(exchange_name(service), PRODUCED[service][0]), f"gateway publishes {service}'s event"
+            )
+        tally.must_refuse(
+            gateway.publish("nameko-rpc", "grants.no_such_operation"), "gateway publishes a non-operation"
+        )
     with principals.probe("jmdi-monitoring") as monitoring:
         tally.must_refuse(monitoring.declare_reply_queue(REPLY.format("jmdi-monitoring")), "monitoring declares")
         for service in SERVICES:
@@ -129,8 +142,13 @@ def purge(system, principals):
 def services_run_with_own_users(outcome, bed, principals, log) -> str:
     system = bed.system
     for service in SERVICES:
-        env = system.service_env(service, AMQP_URI=principals.amqp_uri(service), DECLARE_TOPOLOGY="false",
-                                 EVENT_PRODUCER_CHECK="true", EVENT_PRODUCER_USER_PREFIX=principals.prefix)
+        env = system.service_env(
+            service,
+            AMQP_URI=principals.amqp_uri(service),
+            DECLARE_TOPOLOGY="false",
+            EVENT_PRODUCER_CHECK="true",
+            EVENT_PRODUCER_USER_PREFIX=principals.prefix,
+        )
         system.processes[service] = ServiceProcess(service, env, system.log_dir).start()
     pm = Caller(principals.amqp_uri("gateway"), system.token("maria.pm", ["programme_manager"]), principal="gateway")
     auditor = Caller(principals.amqp_uri("gateway"), system.token("au.claire", ["auditor"]), principal="gateway")
@@ -157,8 +175,10 @@ def services_run_with_own_users(outcome, bed, principals, log) -> str:
         auditor.close()
     held = sum(system.held_dead_letters(s) for s in expected)
     outcome.check(held == 0, f"{held} dead letters held with least-privilege users")
-    log("services ran on their own users: staff through the gateway's user, the proposal reached every consumer, "
-        "reporting reconciled as itself, a forged event was refused by all")
+    log(
+        "services ran on their own users: staff through the gateway's user, the proposal reached every consumer, "
+        "reporting reconciled as itself, a forged event was refused by all"
+    )
     return "ok"
 
 
@@ -175,13 +195,20 @@ def non_producer_event(system):
     """A valid call_opened, published by the vhost's administrator (no user_id: RabbitMQ vouches for nobody)."""
     event = call_opened("FORGED-2008")
     broker = system.broker
-    conn = amqp.Connection(host=f"{broker.host}:{broker.port}", userid=broker.user, password=broker.password,
-                           virtual_host=system.vhost, confirm_publish=True)
+    conn = amqp.Connection(
+        host=f"{broker.host}:{broker.port}",
+        userid=broker.user,
+        password=broker.password,
+        virtual_host=system.vhost,
+        confirm_publish=True,
+    )
     conn.connect()
     try:
-        conn.channel().basic_publish(amqp.Message(json.dumps(event.body), content_type="application/json",
-                                                  message_id=event.event_id), exchange="calls.events",
-                                     routing_key="call_opened")
+        conn.channel().basic_publish(
+            amqp.Message(json.dumps(event.body), content_type="application/json", message_id=event.event_id),
+            exchange="calls.events",
+            routing_key="call_opened",
+        )
     finally:
         conn.close()
     return event

@@ -5,6 +5,7 @@ exchange, to every event queue, while the flow runs. No service crashes (same pr
 service answers `health` within 1 s afterwards, the flow completes with every invariant, and each message is
 dead-lettered exactly once from each queue it reached (jmdi.dead-letters, read back by message id and x-death
 queue)."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ HEALTH_BUDGET_S = 1.0
 def targets() -> list[tuple[str, str, bool]]:
     """(exchange, routing key, rpc): every service's RPC queue, every event type of every producer."""
     found = [("nameko-rpc", f"{service}.health", True) for service in SERVICES]
-    found += [(exchange_name(producer), event_type, False) for producer, types in PRODUCED.items()
-              for event_type in types]
+    found += [
+        (exchange_name(producer), event_type, False) for producer, types in PRODUCED.items() for event_type in types
+    ]
     return found
 
 
@@ -36,8 +38,11 @@ def reached(sent: malformed.Sent) -> list[str]:
     if sent.exchange == "nameko-rpc":
         return [f"rpc-{sent.routing_key.split('.')[0]}"]
     producer = sent.exchange.split(".")[0]
-    return [queue_name(producer, sent.routing_key, consumer) for consumer, sources in SUBSCRIPTIONS.items()
-            if sent.routing_key in sources.get(producer, ())]
+    return [
+        queue_name(producer, sent.routing_key, consumer)
+        for consumer, sources in SUBSCRIPTIONS.items()
+        if sent.routing_key in sources.get(producer, ())
+    ]
 
 
 def expected_letters(sent) -> Counter:
@@ -75,11 +80,11 @@ def run(outcome, sizes, log, **_):
         outcome.check(bool(sent), "the malformed messages were never sent (the flow stopped early)")
         expected = expected_letters(sent)
         deadline = time.monotonic() + 60
-        while malformed.dead_letter_count(bed.system.amqp_uri) < sum(expected.values()) and \
-                time.monotonic() < deadline:
+        while malformed.dead_letter_count(bed.system.amqp_uri) < sum(expected.values()) and time.monotonic() < deadline:
             time.sleep(0.5)
-        crashed = [s for s in SERVICES if not bed.system.processes[s].running
-                   or bed.system.processes[s].proc.pid != pids[s]]
+        crashed = [
+            s for s in SERVICES if not bed.system.processes[s].running or bed.system.processes[s].proc.pid != pids[s]
+        ]
         outcome.check(not crashed, f"crashed: {crashed}")
         times = health_times(bed)
         slow = {s: round(t, 2) for s, t in times.items() if t > HEALTH_BUDGET_S}
@@ -88,10 +93,17 @@ def run(outcome, sizes, log, **_):
         twice = sum(1 for n in letters.values() if n > 1)
         missing = sum(1 for key in expected if key not in letters)
         unexpected = sum(1 for key in letters if key not in expected)
-        outcome.check(twice == 0 and missing == 0 and unexpected == 0,
-                      f"dead letters: {missing} missing, {twice} twice, {unexpected} unexpected")
+        outcome.check(
+            twice == 0 and missing == 0 and unexpected == 0,
+            f"dead letters: {missing} missing, {twice} twice, {unexpected} unexpected",
+        )
         counted = sum(bed.metric_sum(s, "jmdi_malformed_messages_total") for s in SERVICES)
         outcome.check(counted == sum(expected.values()), f"counted {counted} of {sum(expected.values())}")
         figures = invariants.check(bed, outcome, sizes.settle_seconds)
-        outcome.figures = {**figures, "malformed": len(sent), "dead_lettered": sum(letters.values()),
-                           "crashes": len(crashed), "max_health_s": round(max(times.values()), 2)}
+        outcome.figures = {
+            **figures,
+            "malformed": len(sent),
+            "dead_lettered": sum(letters.values()),
+            "crashes": len(crashed),
+            "max_health_s": round(max(times.values()), 2),
+        }

@@ -6,6 +6,7 @@ resident memory goes over the P6 budget (300 MB, sampled throughout), the gatewa
 120 rows a minute plus one summary row a minute — and so does grants', under 1,000 refused calls straight over the
 broker with the same forged token (REFUSAL_AUDITS_PER_MINUTE) — each oversized message is dead-lettered unread, and every service
 still answers."""
+
 from __future__ import annotations
 
 import http.client
@@ -24,12 +25,12 @@ from tests.support import malformed
 from .scenario import scenario
 from .testbed import Testbed
 
-LIMIT = 1_048_576          # MESSAGE_MAX_BYTES here (the broker of the tests has no max_message_size)
+LIMIT = 1_048_576  # MESSAGE_MAX_BYTES here (the broker of the tests has no max_message_size)
 OVERSIZED = 100
 OVERSIZE_BYTES = LIMIT + 512 * 1024
-ADDRESSES = 400            # 10,000 / ADDRESSES = 25 refusals each: under the per-client budget of 30
+ADDRESSES = 400  # 10,000 / ADDRESSES = 25 refusals each: under the per-client budget of 30
 AUDITS_PER_MINUTE = 120
-RSS_BUDGET_MB = 300        # benchmarks/workloads.py P6: rss_load_mb <= 300
+RSS_BUDGET_MB = 300  # benchmarks/workloads.py P6: rss_load_mb <= 300
 
 
 def rss_mb(pid: int) -> float:
@@ -74,8 +75,11 @@ def flood(gateway_url: str, token: str, total: int, threads: int) -> dict[int, i
         local = {}
         for n in range(offset, total, threads):
             client = f"198.18.{(n % ADDRESSES) // 250}.{(n % ADDRESSES) % 250 + 1}"
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                       "X-Forwarded-For": client}
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "X-Forwarded-For": client,
+            }
             try:
                 conn.request("POST", "/api/v1/grants/approve_payment", body, headers)
                 response = conn.getresponse()
@@ -102,6 +106,7 @@ def audit_rows(bed: Testbed, service: str = "gateway") -> int:
 def direct_refusals(bed: Testbed, token: str, total: int) -> int:
     """Refused calls straight to grants over the broker (a caller going round the gateway): how many refused."""
     from services.common.values.errors import NotAllowed
+
     client = bed.system.rpc_client(None, token=token)
     refused = 0
     for _ in range(total):
@@ -115,9 +120,13 @@ def direct_refusals(bed: Testbed, token: str, total: int) -> int:
 @scenario(12, "oversized messages and a flood of refused calls")
 def run(outcome, sizes, log, **_):
     flood_size = sizes.flood_calls
-    env = {"MESSAGE_MAX_BYTES": str(LIMIT), "GATEWAY_TRUSTED_PROXIES": "1", "GATEWAY_REFUSALS_PER_MINUTE": "30",
-           "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": str(AUDITS_PER_MINUTE),
-           "REFUSAL_AUDITS_PER_MINUTE": str(AUDITS_PER_MINUTE)}
+    env = {
+        "MESSAGE_MAX_BYTES": str(LIMIT),
+        "GATEWAY_TRUSTED_PROXIES": "1",
+        "GATEWAY_REFUSALS_PER_MINUTE": "30",
+        "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": str(AUDITS_PER_MINUTE),
+        "REFUSAL_AUDITS_PER_MINUTE": str(AUDITS_PER_MINUTE),
+    }
     with Testbed(log, extra_env=env) as bed:
         pids = {name: bed.system.processes[name].proc.pid for name in PROCESSES}
         sampler = RssSampler(pids)
@@ -131,8 +140,9 @@ def run(outcome, sizes, log, **_):
             channel.confirm_select()
             for exchange, key, rpc in targets:
                 malformed.publish_malformed(channel, "too_large", exchange, key, rpc, OVERSIZE_BYTES)
-        forger = StaffIssuer(generate_private_key(), issuer=bed.system.issuer.issuer,
-                             audience=bed.system.issuer.audience)
+        forger = StaffIssuer(
+            generate_private_key(), issuer=bed.system.issuer.issuer, audience=bed.system.issuer.audience
+        )
         forged = forger.issue("mallory", ["finance_approver"])
         statuses = flood(bed.system.gateway_url, forged, flood_size, threads=min(8, sizes.threads))
         direct = direct_refusals(bed, forged, flood_size // 10)
@@ -144,14 +154,18 @@ def run(outcome, sizes, log, **_):
         added = audit_rows(bed) - before
         minutes = math.ceil((time.monotonic() - started) / 60) + 1
         bound = minutes * (AUDITS_PER_MINUTE + 1)
-        outcome.check(statuses.get(401, 0) + statuses.get(429, 0) == flood_size,
-                      f"answers to the flood: {statuses} (all must be 401 or 429)")
+        outcome.check(
+            statuses.get(401, 0) + statuses.get(429, 0) == flood_size,
+            f"answers to the flood: {statuses} (all must be 401 or 429)",
+        )
         outcome.check(added <= bound, f"the audit table grew by {added} rows (bound {bound} for {minutes} min)")
         outcome.check(added >= min(AUDITS_PER_MINUTE, flood_size), f"only {added} refusals audited")
         added_grants = audit_rows(bed, "grants") - before_grants
         outcome.check(direct == flood_size // 10, f"only {direct} of {flood_size // 10} direct calls refused")
-        outcome.check(min(AUDITS_PER_MINUTE, direct) <= added_grants <= bound,
-                      f"grants' audit table grew by {added_grants} rows (bound {bound})")
+        outcome.check(
+            min(AUDITS_PER_MINUTE, direct) <= added_grants <= bound,
+            f"grants' audit table grew by {added_grants} rows (bound {bound})",
+        )
         over = {name: mb for name, mb in peak.items() if mb > RSS_BUDGET_MB}
         outcome.check(not over, f"resident memory over {RSS_BUDGET_MB} MB: {over}")
         letters = malformed.dead_letter_count(bed.system.amqp_uri)
@@ -161,9 +175,18 @@ def run(outcome, sizes, log, **_):
         ops = bed.staff("pm")
         for service in SERVICES:
             outcome.check(getattr(ops, service).health().get("status") == "ok", f"{service} does not answer")
-        outcome.check(all(bed.system.processes[n].proc.pid == pid and bed.system.processes[n].running
-                          for n, pid in pids.items()), "a process crashed")
-        outcome.figures = {"oversized": OVERSIZED, "refused": flood_size, "direct": direct,
-                           "req_per_s": round(flood_size / elapsed), "audit_rows": added,
-                           "grants_audit_rows": added_grants, "audit_bound": bound, "peak_rss_mb": max(peak.values()),
-                           "rss_budget_mb": RSS_BUDGET_MB}
+        outcome.check(
+            all(bed.system.processes[n].proc.pid == pid and bed.system.processes[n].running for n, pid in pids.items()),
+            "a process crashed",
+        )
+        outcome.figures = {
+            "oversized": OVERSIZED,
+            "refused": flood_size,
+            "direct": direct,
+            "req_per_s": round(flood_size / elapsed),
+            "audit_rows": added,
+            "grants_audit_rows": added_grants,
+            "audit_bound": bound,
+            "peak_rss_mb": max(peak.values()),
+            "rss_budget_mb": RSS_BUDGET_MB,
+        }

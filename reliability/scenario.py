@@ -1,4 +1,5 @@
 """What a scenario is, what it reports, and the registry `python -m reliability` runs in order."""
+
 from __future__ import annotations
 
 import time
@@ -35,7 +36,7 @@ class Outcome:
         head = f"R{self.number} {self.name}: {verdict}"
         tail = f" {figures}" if figures else ""
         if not self.passed:
-            tail += f" problems={len(self.problems)} first=\"{_one_line(self.problems[0])[:160]}\""
+            tail += f' problems={len(self.problems)} first="{_one_line(self.problems[0])[:160]}"'
         return f"{head}{tail} time={self.seconds:.0f}s"
 
 
@@ -63,6 +64,7 @@ def scenario(number: int, name: str):
     def register(fn):
         SCENARIOS[number] = Scenario(number, name, fn)
         return fn
+
     return register
 
 

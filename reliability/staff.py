@@ -1,5 +1,6 @@
 """Staff RPC callers for flows that must survive faults: one standalone nameko proxy per thread, rebuilt when its
 connection is lost; every answer is classified (ok, typed refusal, internal error, no answer)."""
+
 from __future__ import annotations
 
 import threading
@@ -62,9 +63,11 @@ class Caller:
     def _proxy(self):
         proxy = getattr(self._local, "proxy", None)
         if proxy is None:
-            runner = (ClusterClient(self._config, self._principal, context_data=self._context, timeout=self.timeout)
-                      if self._principal else
-                      ClusterRpcProxy(self._config, context_data=self._context, timeout=self.timeout))
+            runner = (
+                ClusterClient(self._config, self._principal, context_data=self._context, timeout=self.timeout)
+                if self._principal
+                else ClusterRpcProxy(self._config, context_data=self._context, timeout=self.timeout)
+            )
             proxy = runner.start()
             self._local.proxy, self._local.runner = proxy, runner
             with self._lock:

@@ -1,6 +1,7 @@
 """One scenario's running system: tests/support/system.py's System (fresh vhost and databases, the services as
 real processes) plus the SMTP sink, the staff the flows act as, and a record of the events the suite itself put
 on the bus (so the invariants count them as produced)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -89,14 +90,26 @@ class Testbed:
             return conn.execute(text(query), params).scalar()
 
     def has_table(self, service: str, table: str) -> bool:
-        return bool(self.value(service, "SELECT count(*) FROM information_schema.tables "
-                                        "WHERE table_schema = 'public' AND table_name = :t", t=table))
+        return bool(
+            self.value(
+                service,
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name = :t",
+                t=table,
+            )
+        )
 
     def table_counts(self, service: str, exclude=()) -> dict[str, int]:
         """Row count of every table of a service's database (one statement)."""
-        tables = [r[0] for r in self.rows(service, "SELECT table_name FROM information_schema.tables WHERE "
-                                                   "table_schema = 'public' AND table_type = 'BASE TABLE' "
-                                                   "ORDER BY table_name") if r[0] not in exclude]
+        tables = [
+            r[0]
+            for r in self.rows(
+                service,
+                "SELECT table_name FROM information_schema.tables WHERE "
+                "table_schema = 'public' AND table_type = 'BASE TABLE' "
+                "ORDER BY table_name",
+            )
+            if r[0] not in exclude
+        ]
         if not tables:
             return {}
         union = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
@@ -128,8 +141,11 @@ class Testbed:
                 self.log(f"settle: {exc}")
                 time.sleep(1)
                 continue
-            done = seen["pending_outbox"] == 0 and seen["pending_mail"] == 0 and all(
-                seen["applied"][c] + seen["held"][c] >= seen["expected"][c] for c in seen["expected"])
+            done = (
+                seen["pending_outbox"] == 0
+                and seen["pending_mail"] == 0
+                and all(seen["applied"][c] + seen["held"][c] >= seen["expected"][c] for c in seen["expected"])
+            )
             stable = stable + 1 if done and seen == last else 0
             if stable >= 3:
                 return seen
@@ -156,6 +172,7 @@ class Testbed:
     def metric_sum(self, service: str, name: str) -> float:
         """Sum of a Prometheus counter over its labels, read from the service's /metrics."""
         import urllib.request
+
         with urllib.request.urlopen(self.system.metrics_url(service), timeout=10) as response:
             text_ = response.read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text_.splitlines() if line.startswith(name + "{"))

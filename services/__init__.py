@@ -5,6 +5,7 @@ the one warning filter they all need is set here, before anything imports eventl
 announces its deprecation on import, nine lines on stderr that tell staff and operators nothing. The notice
 starts with a newline, hence the leading whitespace in the pattern.
 """
+
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # an EventletDeprecationWarning (a Warning)

@@ -2,6 +2,7 @@
 data set's events are valid and give exactly the rows reporting's projectors give (so P4/P5 measure the real
 thing). No timing assertions. Run: .venv/bin/pytest benchmarks/tests -q -p no:cacheprovider
 """
+
 from types import SimpleNamespace
 
 from services.common.contracts.events import parse_event
@@ -41,12 +42,14 @@ def test_a_result_is_met_missed_or_error():
 
 
 def test_profile_summary_separates_idle_from_busy_frames():
-    raw = "\n".join([
-        "run (eventlet/hubs/hub.py:1);wait (eventlet/hubs/poll.py:2) 60",
-        "wrapper (/repo/services/common/service/entrypoints.py:10);submit_proposal (/repo/services/calls/commands.py:5) 30",
-        "wrapper (/repo/services/common/service/entrypoints.py:10);"
-        "do_execute (site-packages/sqlalchemy/engine/default.py:9) 10",
-    ])
+    raw = "\n".join(
+        [
+            "run (eventlet/hubs/hub.py:1);wait (eventlet/hubs/poll.py:2) 60",
+            "wrapper (/repo/services/common/service/entrypoints.py:10);submit_proposal (/repo/services/calls/commands.py:5) 30",
+            "wrapper (/repo/services/common/service/entrypoints.py:10);"
+            "do_execute (site-packages/sqlalchemy/engine/default.py:9) 10",
+        ]
+    )
     summary = summarise(raw)
     assert (summary["samples"], summary["idle_pct"], summary["busy_samples"]) == (100, 60.0, 40)
     top = {f["frame"]: f["pct_of_busy"] for f in summary["top_inclusive"]}
@@ -75,9 +78,17 @@ def test_the_data_set_events_are_valid_and_project_to_the_rows_the_bench_loads()
         loaded += list(dataset.ROWS_FROM_EVENT[body["event_type"]](body))
         writer = repository.FactWriter(session=None)  # collects the rows; never flushed here
         projections.project(SimpleNamespace(session=None), event, writer)
-        projected += [(model, {model.__mapper__.column_attrs[key].columns[0].name: value
-                               for key, value in zip(repository.FactWriter.columns(model), values)})
-                      for model, rows in writer.rows.items() for values in rows.values()]
+        projected += [
+            (
+                model,
+                {
+                    model.__mapper__.column_attrs[key].columns[0].name: value
+                    for key, value in zip(repository.FactWriter.columns(model), values)
+                },
+            )
+            for model, rows in writer.rows.items()
+            for values in rows.values()
+        ]
     assert _csv_lines(loaded) == _csv_lines(projected)
 
 
@@ -86,7 +97,7 @@ def test_the_archive_rows_are_what_copy_expects():
     body = next(dataset.events_from_facts(generate_facts(1, 4, 12), seed=1))
     writer.add_archived(body, "2026-01-01T00:00:00+00:00")
     line = writer.buffer.getvalue()
-    assert line.startswith(f'{body["event_id"]},call_opened,calls,') and line.endswith(',2026-01-01T00:00:00+00:00\n')
+    assert line.startswith(f"{body['event_id']},call_opened,calls,") and line.endswith(",2026-01-01T00:00:00+00:00\n")
 
 
 def test_hand_sql_money_is_cents():

@@ -28,6 +28,7 @@ gateway, whose broker user is the only one that may publish staff RPC requests.
 - nobody else may bind to nameko-rpc or read from it; jmdi-monitoring has the `monitoring` tag and no resource
   rights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,8 +97,14 @@ def staff_operations() -> list[str]:
 
 def callers_of(service: str) -> list[str]:
     """The principals that call `service` over RPC, whose reply keys it may publish."""
-    return [GATEWAY_USER, *(caller for caller, operations in roles.SERVICE_CALLS.items()
-                            if any(op.startswith(f"{service}.") for op in operations))]
+    return [
+        GATEWAY_USER,
+        *(
+            caller
+            for caller, operations in roles.SERVICE_CALLS.items()
+            if any(op.startswith(f"{service}.") for op in operations)
+        ),
+    ]
 
 
 def service_permissions(service: str) -> dict[str, str]:
@@ -116,8 +123,7 @@ def service_permissions(service: str) -> dict[str, str]:
 
 def gateway_permissions() -> dict[str, str]:
     rpc, reply = re.escape(RPC_EXCHANGE), reply_queue(GATEWAY_USER)
-    return {"configure": _alternation([reply]), "write": _alternation([rpc, reply]),
-            "read": _alternation([rpc, reply])}
+    return {"configure": _alternation([reply]), "write": _alternation([rpc, reply]), "read": _alternation([rpc, reply])}
 
 
 def permissions_for(user: str) -> dict[str, str]:
@@ -134,20 +140,31 @@ def topic_permissions_for(user: str) -> list[dict]:
     """(exchange, write, read) routing-key rules on every topic exchange the user's plain permissions reach."""
     e = re.escape
     if user == GATEWAY_USER:
-        return [{"exchange": RPC_EXCHANGE, "write": _alternation(map(e, staff_operations())),
-                 "read": _alternation([reply_queue(GATEWAY_USER)])}]
+        return [
+            {
+                "exchange": RPC_EXCHANGE,
+                "write": _alternation(map(e, staff_operations())),
+                "read": _alternation([reply_queue(GATEWAY_USER)]),
+            }
+        ]
     if user not in topology.SERVICES:
         return []
     calls = roles.SERVICE_CALLS.get(user, ())
     replies = e("rpc.reply-") + "(" + "|".join(map(e, callers_of(user))) + ")-" + UUID_RE
     rpc_write = [*(e(op) for op in calls), replies]
     rpc_read = [e(f"{user}.*"), *([reply_queue(user)] if calls else [])]
-    rules = [{"exchange": RPC_EXCHANGE, "write": _alternation(rpc_write), "read": _alternation(rpc_read)},
-             {"exchange": topology.exchange_name(user), "write": _alternation(map(e, topology.PRODUCED[user])),
-              "read": NOTHING}]
+    rules = [
+        {"exchange": RPC_EXCHANGE, "write": _alternation(rpc_write), "read": _alternation(rpc_read)},
+        {
+            "exchange": topology.exchange_name(user),
+            "write": _alternation(map(e, topology.PRODUCED[user])),
+            "read": NOTHING,
+        },
+    ]
     for producer, event_types in topology.SUBSCRIPTIONS.get(user, {}).items():
-        rules.append({"exchange": topology.exchange_name(producer), "write": NOTHING,
-                      "read": _alternation(map(e, event_types))})
+        rules.append(
+            {"exchange": topology.exchange_name(producer), "write": NOTHING, "read": _alternation(map(e, event_types))}
+        )
     return rules
 
 
@@ -158,12 +175,22 @@ def _queue(name: str, vhost: str, queue_type: str) -> dict:
 
 
 def _dead_letter_queue(vhost: str, queue_type: str) -> dict:
-    return {"name": guard.DEAD_LETTER_QUEUE, "vhost": vhost, "durable": True, "auto_delete": False,
-            "arguments": guard.dead_letter_queue_arguments({"EVENT_QUEUE_TYPE": queue_type})}
+    return {
+        "name": guard.DEAD_LETTER_QUEUE,
+        "vhost": vhost,
+        "durable": True,
+        "auto_delete": False,
+        "arguments": guard.dead_letter_queue_arguments({"EVENT_QUEUE_TYPE": queue_type}),
+    }
 
 
-def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, user_prefix: str = "",
-          queue_type: str = "classic", default_password: str = DEV_PASSWORD) -> dict:
+def build(
+    vhost: str = DEFAULT_VHOST,
+    passwords: dict[str, str] | None = None,
+    user_prefix: str = "",
+    queue_type: str = "classic",
+    default_password: str = DEV_PASSWORD,
+) -> dict:
     """Definitions for `vhost`. passwords maps unprefixed user name -> password; missing users get
     default_password (formatted with the unprefixed user name)."""
     if queue_type not in ("classic", "quorum"):
@@ -177,34 +204,89 @@ def build(vhost: str = DEFAULT_VHOST, passwords: dict[str, str] | None = None, u
     for user in users():
         password = passwords.get(user, default_password.format(user=user))
         name = user_prefix + user
-        user_defs.append({
-            "name": name,
-            "password_hash": password_hash(password, _salt(name, password)),
-            "hashing_algorithm": "rabbit_password_hashing_sha256",
-            "tags": ["monitoring"] if user == MONITORING_USER else [],
-            "limits": {},
-        })
+        user_defs.append(
+            {
+                "name": name,
+                "password_hash": password_hash(password, _salt(name, password)),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": ["monitoring"] if user == MONITORING_USER else [],
+                "limits": {},
+            }
+        )
         permission_defs.append({"user": name, "vhost": vhost, **permissions_for(user)})
         topic_defs += [{"user": name, "vhost": vhost, **rule} for rule in topic_permissions_for(user)]
 
-    exchanges = [{"name": RPC_EXCHANGE, "vhost": vhost, "type": "topic", "durable": True,
-                  "auto_delete": False, "internal": False, "arguments": {}}]
-    exchanges += [{"name": topology.exchange_name(s), "vhost": vhost, "type": "topic", "durable": True,
-                   "auto_delete": False, "internal": False, "arguments": {}} for s in topology.SERVICES]
-    exchanges.append({"name": guard.DEAD_LETTER_EXCHANGE, "vhost": vhost, "type": "fanout", "durable": True,
-                      "auto_delete": False, "internal": False, "arguments": {}})
+    exchanges = [
+        {
+            "name": RPC_EXCHANGE,
+            "vhost": vhost,
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
+    ]
+    exchanges += [
+        {
+            "name": topology.exchange_name(s),
+            "vhost": vhost,
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
+        for s in topology.SERVICES
+    ]
+    exchanges.append(
+        {
+            "name": guard.DEAD_LETTER_EXCHANGE,
+            "vhost": vhost,
+            "type": "fanout",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
+    )
 
     queues = [_queue(f"rpc-{s}", vhost, queue_type) for s in topology.SERVICES]
-    bindings = [{"source": RPC_EXCHANGE, "vhost": vhost, "destination": f"rpc-{s}", "destination_type": "queue",
-                 "routing_key": f"{s}.*", "arguments": {}} for s in topology.SERVICES]
+    bindings = [
+        {
+            "source": RPC_EXCHANGE,
+            "vhost": vhost,
+            "destination": f"rpc-{s}",
+            "destination_type": "queue",
+            "routing_key": f"{s}.*",
+            "arguments": {},
+        }
+        for s in topology.SERVICES
+    ]
     # malformed messages (services/common/messaging/guard.py) are rejected without requeue and land here
     queues.append(_dead_letter_queue(vhost, queue_type))
-    bindings.append({"source": guard.DEAD_LETTER_EXCHANGE, "vhost": vhost, "destination": guard.DEAD_LETTER_QUEUE,
-                     "destination_type": "queue", "routing_key": "", "arguments": {}})
+    bindings.append(
+        {
+            "source": guard.DEAD_LETTER_EXCHANGE,
+            "vhost": vhost,
+            "destination": guard.DEAD_LETTER_QUEUE,
+            "destination_type": "queue",
+            "routing_key": "",
+            "arguments": {},
+        }
+    )
     for consumer, producer, event_type, queue in topology.subscriptions():
         queues.append(_queue(queue, vhost, queue_type))
-        bindings.append({"source": topology.exchange_name(producer), "vhost": vhost, "destination": queue,
-                         "destination_type": "queue", "routing_key": event_type, "arguments": {}})
+        bindings.append(
+            {
+                "source": topology.exchange_name(producer),
+                "vhost": vhost,
+                "destination": queue,
+                "destination_type": "queue",
+                "routing_key": event_type,
+                "arguments": {},
+            }
+        )
 
     return {
         "rabbit_version": RABBITMQ_VERSION,
@@ -247,8 +329,14 @@ def main(argv=None) -> int:
             print(f"wrote {path.relative_to(REPO)}")
         return 0
     passwords = dict(item.split("=", 1) for item in args.password)
-    text = render(build(vhost=args.vhost or DEFAULT_VHOST, passwords=passwords, user_prefix=args.user_prefix,
-                        queue_type=args.queue_type))
+    text = render(
+        build(
+            vhost=args.vhost or DEFAULT_VHOST,
+            passwords=passwords,
+            user_prefix=args.user_prefix,
+            queue_type=args.queue_type,
+        )
+    )
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:

@@ -1,5 +1,6 @@
 """Use cases of the calls service for programmes, calls, proposals and exclusion screening: load, call the domain,
 store, emit — in the caller's unit of work. Evaluation and ranking are in evaluation.py."""
+
 import hashlib
 import json
 import uuid
@@ -20,13 +21,35 @@ from services.common.values.wire import to_wire
 from . import repository as store  # the writes (and the loads they lock)
 from . import views  # what the RPCs return
 from .domain import (
-    Call, CallWindow, ConsortiumRule, Declaration, DeclaredInterest, ExclusionEntry, ExclusionList, PartnerScope,
-    Programme, Stage, call_from_dict, check_eligibility, eligible_assessors, profile_document, profile_from_dict,
-    programme_from_dict, programme_to_dict, proposal_reference,
+    Call,
+    CallWindow,
+    ConsortiumRule,
+    Declaration,
+    DeclaredInterest,
+    ExclusionEntry,
+    ExclusionList,
+    PartnerScope,
+    Programme,
+    Stage,
+    call_from_dict,
+    check_eligibility,
+    eligible_assessors,
+    profile_document,
+    profile_from_dict,
+    programme_from_dict,
+    programme_to_dict,
+    proposal_reference,
 )
 from .domain.programme import PROGRAMMES_DIR, read_programme_file, starts_on_load
-from .models import (AssignmentRow, CallRow, DeclarationRow, ExclusionListRow, ProgrammeRow, ProposalRow,
-                     ReferenceSequence)
+from .models import (
+    AssignmentRow,
+    CallRow,
+    DeclarationRow,
+    ExclusionListRow,
+    ProgrammeRow,
+    ProposalRow,
+    ReferenceSequence,
+)
 from .repository import CALL_FIELDS, PROPOSAL_FIELDS, fields_named
 
 SCREENED_OK = ("unscreened", "clear", "cleared")  # may go on to evaluation
@@ -37,6 +60,7 @@ def now_utc() -> datetime:
 
 
 # --- programmes ------------------------------------------------------------------------------------------------
+
 
 def load_programme(uow: UnitOfWork, source, now: datetime) -> dict:
     """Create or replace a programme from its definition, or from a programme file shipped with the service."""
@@ -77,8 +101,14 @@ def _shipped_file(source: str) -> Path:
         path = REPO_ROOT / path  # relative to the repository, as the CLI prints it
     path = path.resolve()
     if path.parent != PROGRAMMES_DIR.resolve() or path.suffix not in (".yaml", ".yml"):
-        raise InvalidInput({"programme": [f"{source!r} is not a programme file shipped in "
-                                          f"services/calls/data/programmes; send the definition instead"]})
+        raise InvalidInput(
+            {
+                "programme": [
+                    f"{source!r} is not a programme file shipped in "
+                    f"services/calls/data/programmes; send the definition instead"
+                ]
+            }
+        )
     return path
 
 
@@ -106,11 +136,13 @@ def _check_calls_still_fit(uow: UnitOfWork, programme) -> None:
             if not programme.has_window(w.code):
                 problems.append({"call_id": row.id, "window": w.code, "problem": "window removed"})
             elif programme.window(w.code).allocation < w.allocation:
-                problems.append({"call_id": row.id, "window": w.code,
-                                 "problem": f"allocation below the call's {w.allocation}"})
+                problems.append(
+                    {"call_id": row.id, "window": w.code, "problem": f"allocation below the call's {w.allocation}"}
+                )
     if problems:
-        raise Conflict("programme.in_use", f"{len(problems)} call window(s) would no longer fit the programme",
-                       problems)
+        raise Conflict(
+            "programme.in_use", f"{len(problems)} call window(s) would no longer fit the programme", problems
+        )
 
 
 def get_programme(uow: UnitOfWork, programme_id: str) -> dict:
@@ -124,18 +156,30 @@ def list_programmes(uow: UnitOfWork) -> list[dict]:
 
 # --- calls -----------------------------------------------------------------------------------------------------
 
+
 def _call_changes(data: dict) -> dict:
     """RPC names -> the domain Call's fields, for the fields present in `data`."""
-    names = {"title": "title", "deadline": "deadline", "min_grant_eur": "min_grant", "max_grant_eur": "max_grant",
-             "max_ec_share": "max_ec_share", "eligible_applicant_types": "eligible_applicant_types",
-             "min_duration_months": "min_duration_months", "max_duration_months": "max_duration_months"}
+    names = {
+        "title": "title",
+        "deadline": "deadline",
+        "min_grant_eur": "min_grant",
+        "max_grant_eur": "max_grant",
+        "max_ec_share": "max_ec_share",
+        "eligible_applicant_types": "eligible_applicant_types",
+        "min_duration_months": "min_duration_months",
+        "max_duration_months": "max_duration_months",
+    }
     changes = {names[k]: v for k, v in data.items() if k in names}
     if data.get("windows") is not None:
         changes["windows"] = tuple(CallWindow(w["window"], w["allocation_eur"]) for w in data["windows"])
     if data.get("consortium") is not None:
         c = data["consortium"]
-        changes["consortium"] = ConsortiumRule(c["require_eu_partner"], c["require_target_country_partner"],
-                                               PartnerScope(c["partner_scope"]), c["max_co_applicants"])
+        changes["consortium"] = ConsortiumRule(
+            c["require_eu_partner"],
+            c["require_target_country_partner"],
+            PartnerScope(c["partner_scope"]),
+            c["max_co_applicants"],
+        )
     return changes
 
 
@@ -162,8 +206,11 @@ def amend_call(uow: UnitOfWork, data: dict) -> dict:
     if not changes:
         raise InvalidInput({"_schema": ["nothing to amend: give at least one field"]})
     with fields_named(CALL_FIELDS):
-        call.amend(programme=store.programme_of(store.programme_row(uow, row.programme_id)),
-                   profile=store.profile_of(row), **changes)
+        call.amend(
+            programme=store.programme_of(store.programme_row(uow, row.programme_id)),
+            profile=store.profile_of(row),
+            **changes,
+        )
     store.save_call(row, call)
     uow.audit("calls.amend_call", f"call:{call.id}", {"before": before, "after": row.definition})
     return views.call_view(row)
@@ -175,18 +222,32 @@ def open_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
     call.open(now)
     store.save_call(row, call)
     programme = store.programme_of(store.programme_row(uow, row.programme_id))
-    uow.emit("call_opened", {
-        "call_id": call.id, "programme_id": programme.id, "programme_name": programme.name,
-        "envelope_eur": programme.ec_contribution, "rule_profile": call.rule_profile, "title": call.title,
-        "deadline": call.deadline, "min_grant_eur": call.min_grant, "max_grant_eur": call.max_grant,
-        "max_ec_share": call.max_ec_share, "contingency_cap": call.contingency_cap,
-        "indirect_cap": call.indirect_cap, "max_duration_months": call.max_duration_months,
-        "programme_start": programme.period_start,
-        "programme_end": programme.period_end,
-        "currency_conversion": store.profile_of(row).currency_conversion,
-        "windows": [{"window": w.code, "name": programme.window(w.code).name_en, "allocation_eur": w.allocation}
-                    for w in call.windows],
-    }, occurred_at=now)
+    uow.emit(
+        "call_opened",
+        {
+            "call_id": call.id,
+            "programme_id": programme.id,
+            "programme_name": programme.name,
+            "envelope_eur": programme.ec_contribution,
+            "rule_profile": call.rule_profile,
+            "title": call.title,
+            "deadline": call.deadline,
+            "min_grant_eur": call.min_grant,
+            "max_grant_eur": call.max_grant,
+            "max_ec_share": call.max_ec_share,
+            "contingency_cap": call.contingency_cap,
+            "indirect_cap": call.indirect_cap,
+            "max_duration_months": call.max_duration_months,
+            "programme_start": programme.period_start,
+            "programme_end": programme.period_end,
+            "currency_conversion": store.profile_of(row).currency_conversion,
+            "windows": [
+                {"window": w.code, "name": programme.window(w.code).name_en, "allocation_eur": w.allocation}
+                for w in call.windows
+            ],
+        },
+        occurred_at=now,
+    )
     return views.call_view(row)
 
 
@@ -197,16 +258,24 @@ def close_call(uow: UnitOfWork, call_id: str, now: datetime) -> dict:
     call = store.call_of(row)
     call.close(now)
     store.save_call(row, call)
-    received = uow.session.execute(select(func.count()).select_from(ProposalRow).where(
-        ProposalRow.call_id == call_id, ProposalRow.status != "withdrawn")).scalar_one()
+    received = uow.session.execute(
+        select(func.count())
+        .select_from(ProposalRow)
+        .where(ProposalRow.call_id == call_id, ProposalRow.status != "withdrawn")
+    ).scalar_one()
     uow.emit("call_closed", {"call_id": call_id, "closed_at": now, "proposals": received}, occurred_at=now)
     return {**views.call_view(row), "proposals": received}
 
 
 def close_due_calls(uow: UnitOfWork, now: datetime) -> list[str]:
     """The deadline sweep: every open call whose deadline has passed (a close raced by staff is skipped)."""
-    due = uow.session.execute(select(CallRow.id).where(CallRow.status == "open", CallRow.deadline < now)
-                              .order_by(CallRow.deadline)).scalars().all()
+    due = (
+        uow.session.execute(
+            select(CallRow.id).where(CallRow.status == "open", CallRow.deadline < now).order_by(CallRow.deadline)
+        )
+        .scalars()
+        .all()
+    )
     closed = []
     for call_id in due:
         row = store.call_row(uow, call_id, lock=True)
@@ -218,8 +287,11 @@ def close_due_calls(uow: UnitOfWork, now: datetime) -> list[str]:
 
 def get_call(uow: UnitOfWork, call_id: str) -> dict:
     row = store.call_row(uow, call_id)
-    counts = dict(uow.session.execute(select(ProposalRow.status, func.count()).where(
-        ProposalRow.call_id == call_id).group_by(ProposalRow.status)).all())
+    counts = dict(
+        uow.session.execute(
+            select(ProposalRow.status, func.count()).where(ProposalRow.call_id == call_id).group_by(ProposalRow.status)
+        ).all()
+    )
     return {**views.call_view(row), "proposals": counts}
 
 
@@ -233,6 +305,7 @@ def list_calls(uow: UnitOfWork, programme_id=None, status=None) -> list[dict]:
 
 
 # --- proposals -------------------------------------------------------------------------------------------------
+
 
 def submit_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     """Idempotent by the client's key: the same key again (even concurrently) gives the same proposal.
@@ -266,9 +339,11 @@ def _by_key(uow: UnitOfWork, key: str) -> ProposalRow | None:
 
 def _resubmitted(row: ProposalRow, fingerprint: str) -> dict:
     if row.request_hash != fingerprint:
-        raise Conflict("proposal.idempotency_key_reused",
-                       f"idempotency key already used for another submission ({row.reference})",
-                       [{"proposal_id": row.id, "reference": row.reference}])
+        raise Conflict(
+            "proposal.idempotency_key_reused",
+            f"idempotency key already used for another submission ({row.reference})",
+            [{"proposal_id": row.id, "reference": row.reference}],
+        )
     return {**views.proposal_view(row), "created": False}
 
 
@@ -280,35 +355,72 @@ def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) ->
     proposal = store.domain_proposal({**data, "submitted_at": now}, proposal_id)
     violations = check_eligibility(call, programme, proposal, now, context.stage)
     if violations:
-        raise Conflict("proposal.not_eligible", f"{len(violations)} eligibility rule(s) failed",
-                       [{**v.to_dict(), "field": store.api_field(v.field, PROPOSAL_FIELDS)} for v in violations])
-    reference = proposal_reference(programme.id, context.year, proposal.target_country,
-                                   _next_number(uow, f"{programme.id.upper()}-{context.year:04d}",
-                                                proposal.target_country))
+        raise Conflict(
+            "proposal.not_eligible",
+            f"{len(violations)} eligibility rule(s) failed",
+            [{**v.to_dict(), "field": store.api_field(v.field, PROPOSAL_FIELDS)} for v in violations],
+        )
+    reference = proposal_reference(
+        programme.id,
+        context.year,
+        proposal.target_country,
+        _next_number(uow, f"{programme.id.upper()}-{context.year:04d}", proposal.target_country),
+    )
     lead = proposal.lead
-    event = uow.emit("proposal_submitted", {
-        "proposal_id": proposal_id, "reference": reference, "call_id": call.id, "programme_id": programme.id,
-        "window": proposal.window, "target_country": proposal.target_country, "title": proposal.title,
-        "summary": proposal.summary, "duration_months": proposal.duration_months, "applicant_type": lead.type.value,
-        "lead_organisation": lead.name, "applicants": data["applicants"], "budget": proposal.budget.to_dict(),
-        "total_eligible_cost_eur": proposal.total_eligible_cost,
-        "ec_amount_requested_eur": proposal.ec_amount_requested, "co_financing_eur": proposal.co_financing,
-        "submitted_at": now, "logframe": proposal.logframe,
-    }, occurred_at=now)
-    row = ProposalRow(id=proposal_id, reference=reference, call_id=call.id, idempotency_key=data["idempotency_key"],
-                      request_hash=fingerprint, window=proposal.window, target_country=proposal.target_country,
-                      status="submitted", ec_amount_requested=proposal.ec_amount_requested, data=event.body["data"],
-                      submitted_at=now, screening="unscreened", screening_hits=[], screening_list_id=None,
-                      screened_at=None, screening_decided_by=None, screening_reason=None, withdrawn_at=None,
-                      withdrawal_reason=None)
+    event = uow.emit(
+        "proposal_submitted",
+        {
+            "proposal_id": proposal_id,
+            "reference": reference,
+            "call_id": call.id,
+            "programme_id": programme.id,
+            "window": proposal.window,
+            "target_country": proposal.target_country,
+            "title": proposal.title,
+            "summary": proposal.summary,
+            "duration_months": proposal.duration_months,
+            "applicant_type": lead.type.value,
+            "lead_organisation": lead.name,
+            "applicants": data["applicants"],
+            "budget": proposal.budget.to_dict(),
+            "total_eligible_cost_eur": proposal.total_eligible_cost,
+            "ec_amount_requested_eur": proposal.ec_amount_requested,
+            "co_financing_eur": proposal.co_financing,
+            "submitted_at": now,
+            "logframe": proposal.logframe,
+        },
+        occurred_at=now,
+    )
+    row = ProposalRow(
+        id=proposal_id,
+        reference=reference,
+        call_id=call.id,
+        idempotency_key=data["idempotency_key"],
+        request_hash=fingerprint,
+        window=proposal.window,
+        target_country=proposal.target_country,
+        status="submitted",
+        ec_amount_requested=proposal.ec_amount_requested,
+        data=event.body["data"],
+        submitted_at=now,
+        screening="unscreened",
+        screening_hits=[],
+        screening_list_id=None,
+        screened_at=None,
+        screening_decided_by=None,
+        screening_reason=None,
+        withdrawn_at=None,
+        withdrawal_reason=None,
+    )
     if context.exclusions is not None:  # screened as it is stored; until a list is loaded it stays unscreened
         hits = context.exclusions.screen(proposal)
         row.screening = "flagged" if hits else "clear"
         row.screening_hits, row.screening_list_id, row.screened_at = [h.to_dict() for h in hits], context.list_id, now
     # a transient row: written by one INSERT (not the session's flush), which gives way to the key's proposal
     table = ProposalRow.__table__
-    inserted = uow.session.execute(_statements(uow).insert_proposal,
-                                   {c.key: getattr(row, c.key) for c in table.columns}).first()
+    inserted = uow.session.execute(
+        _statements(uow).insert_proposal, {c.key: getattr(row, c.key) for c in table.columns}
+    ).first()
     if inserted is None:
         return None
     if context.exclusions is not None:
@@ -322,26 +434,45 @@ class _Statements:
 
     def __init__(self, insert, versioned: bool):
         # on PostgreSQL the rows' xmin: renewed by every change of a row, whoever makes it
-        versions = (literal_column("calls.xmin").label("call_version"),
-                    literal_column("programmes.xmin").label("programme_version")) if versioned else ()
+        versions = (
+            (
+                literal_column("calls.xmin").label("call_version"),
+                literal_column("programmes.xmin").label("programme_version"),
+            )
+            if versioned
+            else ()
+        )
         latest_list = select(ExclusionListRow.id, ExclusionListRow.loaded_at).order_by(ExclusionListRow.id.desc())
-        self.read_call = (select(CallRow.year, CallRow.programme_id, *versions,
-                                 latest_list.with_only_columns(ExclusionListRow.id).limit(1).scalar_subquery()
-                                 .label("list_id"),
-                                 latest_list.with_only_columns(ExclusionListRow.loaded_at).limit(1).scalar_subquery()
-                                 .label("list_loaded_at"))
-                          .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
-                          .where(CallRow.id == bindparam("call_id")).with_for_update(read=True, of=CallRow))
-        self.read_definitions = (select(CallRow.definition, CallRow.profile, ProgrammeRow.definition, *versions)
-                                 .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
-                                 .where(CallRow.id == bindparam("call_id")))
+        self.read_call = (
+            select(
+                CallRow.year,
+                CallRow.programme_id,
+                *versions,
+                latest_list.with_only_columns(ExclusionListRow.id).limit(1).scalar_subquery().label("list_id"),
+                latest_list.with_only_columns(ExclusionListRow.loaded_at)
+                .limit(1)
+                .scalar_subquery()
+                .label("list_loaded_at"),
+            )
+            .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
+            .where(CallRow.id == bindparam("call_id"))
+            .with_for_update(read=True, of=CallRow)
+        )
+        self.read_definitions = (
+            select(CallRow.definition, CallRow.profile, ProgrammeRow.definition, *versions)
+            .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
+            .where(CallRow.id == bindparam("call_id"))
+        )
         proposals, sequences = ProposalRow.__table__, ReferenceSequence.__table__
-        self.insert_proposal = (insert(proposals).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                                .returning(proposals.c.id))
-        self.next_number = (insert(sequences).values(prefix=bindparam("prefix"), country=bindparam("country"), last=1)
-                            .on_conflict_do_update(index_elements=["prefix", "country"],
-                                                   set_={"last": sequences.c.last + 1})
-                            .returning(sequences.c.last))
+        self.insert_proposal = (
+            insert(proposals).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(proposals.c.id)
+        )
+        self.next_number = (
+            insert(sequences)
+            .values(prefix=bindparam("prefix"), country=bindparam("country"), last=1)
+            .on_conflict_do_update(index_elements=["prefix", "country"], set_={"last": sequences.c.last + 1})
+            .returning(sequences.c.last)
+        )
 
 
 _STATEMENTS = {"postgresql": _Statements(pg_insert, versioned=True), "sqlite": _Statements(sqlite_insert, False)}
@@ -361,7 +492,9 @@ class SubmissionContext(NamedTuple):
 
 
 _CALL_CONTEXTS: dict[tuple, tuple] = {}  # (database, call, row versions) -> (call, programme, stage)
-_EXCLUSION_LISTS: dict[tuple, ExclusionList] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
+_EXCLUSION_LISTS: dict[
+    tuple, ExclusionList
+] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
 
 
 def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
@@ -382,10 +515,14 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
         cached = _CALL_CONTEXTS.get(key) if key else None
         if cached is None:
             call_definition, profile, programme_definition, *read_versions = session.execute(
-                statements.read_definitions, {"call_id": call_id}).one()
+                statements.read_definitions, {"call_id": call_id}
+            ).one()
             grids = profile_from_dict(profile).grids
-            cached = (call_from_dict(call_definition), programme_from_dict(programme_definition),
-                      Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE)
+            cached = (
+                call_from_dict(call_definition),
+                programme_from_dict(programme_definition),
+                Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE,
+            )
             if postgres:
                 _remember(_CALL_CONTEXTS, (database, call_id, *read_versions), cached)
         exclusions = None
@@ -393,8 +530,9 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
             list_key = (database, found.list_id, found.list_loaded_at)
             exclusions = _EXCLUSION_LISTS.get(list_key)
             if exclusions is None:
-                entries = session.execute(select(ExclusionListRow.entries)
-                                          .where(ExclusionListRow.id == found.list_id)).scalar_one()
+                entries = session.execute(
+                    select(ExclusionListRow.entries).where(ExclusionListRow.id == found.list_id)
+                ).scalar_one()
                 exclusions = ExclusionList(ExclusionEntry(**entry) for entry in entries)
                 _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
     return SubmissionContext(*cached, found.year, exclusions, found.list_id)
@@ -415,14 +553,29 @@ def withdraw_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     row = store.proposal_row(uow, data["proposal_id"], lock=True)
     call = store.call_of(store.call_row(uow, row.call_id, shared=True))
     if row.status != "submitted":
-        raise Conflict("proposal.not_submitted", f"proposal {row.reference} is {row.status}",
-                       [{"proposal_id": row.id, "status": row.status}])
+        raise Conflict(
+            "proposal.not_submitted",
+            f"proposal {row.reference} is {row.status}",
+            [{"proposal_id": row.id, "status": row.status}],
+        )
     if not call.is_open_for_submission(now):
-        raise Conflict("call.deadline_passed", "a proposal can only be withdrawn before the call's deadline",
-                       [{"call_id": call.id, "status": call.status.value, "deadline": call.deadline.isoformat()}])
+        raise Conflict(
+            "call.deadline_passed",
+            "a proposal can only be withdrawn before the call's deadline",
+            [{"call_id": call.id, "status": call.status.value, "deadline": call.deadline.isoformat()}],
+        )
     row.status, row.withdrawn_at, row.withdrawal_reason = "withdrawn", now, data["reason"]
-    uow.emit("proposal_withdrawn", {"proposal_id": row.id, "reference": row.reference, "call_id": row.call_id,
-                                    "reason": data["reason"], "withdrawn_at": now}, occurred_at=now)
+    uow.emit(
+        "proposal_withdrawn",
+        {
+            "proposal_id": row.id,
+            "reference": row.reference,
+            "call_id": row.call_id,
+            "reason": data["reason"],
+            "withdrawn_at": now,
+        },
+        occurred_at=now,
+    )
     return views.proposal_view(row)
 
 
@@ -443,55 +596,90 @@ def get_proposal(uow: UnitOfWork, proposal_id=None, reference=None) -> dict:
 def list_proposals(uow: UnitOfWork, data: dict) -> list[dict]:
     store.call_row(uow, data["call_id"])
     query = select(ProposalRow).where(ProposalRow.call_id == data["call_id"])
-    for column, key in ((ProposalRow.status, "status"), (ProposalRow.window, "window"),
-                        (ProposalRow.target_country, "country"), (ProposalRow.screening, "screening")):
+    for column, key in (
+        (ProposalRow.status, "status"),
+        (ProposalRow.window, "window"),
+        (ProposalRow.target_country, "country"),
+        (ProposalRow.screening, "screening"),
+    ):
         if data[key]:
             query = query.where(column == data[key])
     restricted = assessor_only(uow.identity.roles)
     if restricted:  # their assignments only
-        query = query.where(ProposalRow.id.in_(select(AssignmentRow.proposal_id).where(
-            AssignmentRow.assessor == uow.identity.user, AssignmentRow.status == "active")))
+        query = query.where(
+            ProposalRow.id.in_(
+                select(AssignmentRow.proposal_id).where(
+                    AssignmentRow.assessor == uow.identity.user, AssignmentRow.status == "active"
+                )
+            )
+        )
     query = query.order_by(ProposalRow.reference).limit(data["limit"])
     rows = uow.session.execute(query).scalars()
-    return [views.proposal_view(row) for row in rows
-            if not restricted or assessor_may_see(uow, uow.identity.user, row)]
+    return [views.proposal_view(row) for row in rows if not restricted or assessor_may_see(uow, uow.identity.user, row)]
 
 
 def assessor_may_see(uow: UnitOfWork, assessor: str, row: ProposalRow) -> bool:
     """Assigned (not recused) and not in conflict with the assessor's current declaration for the call."""
-    assigned = uow.session.execute(select(AssignmentRow.id).where(
-        AssignmentRow.proposal_id == row.id, AssignmentRow.assessor == assessor,
-        AssignmentRow.status == "active").limit(1)).first() is not None
+    assigned = (
+        uow.session.execute(
+            select(AssignmentRow.id)
+            .where(
+                AssignmentRow.proposal_id == row.id,
+                AssignmentRow.assessor == assessor,
+                AssignmentRow.status == "active",
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
     if not assigned:
         return False
     declared = uow.session.get(DeclarationRow, (row.call_id, assessor))
     if declared is None:
         return True
-    declaration = Declaration(assessor, tuple(DeclaredInterest(i["name"], i["registration_number"])
-                                              for i in declared.interests))
+    declaration = Declaration(
+        assessor, tuple(DeclaredInterest(i["name"], i["registration_number"]) for i in declared.interests)
+    )
     return bool(eligible_assessors(store.stored_proposal(row), [assessor], [declaration]))
 
 
 # --- exclusion screening ---------------------------------------------------------------------------------------
 
+
 def load_exclusion_list(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     """The new list replaces the old one for future screenings, and screens every proposal not screened yet."""
     with fields_named(prefix="csv."):
         exclusions = ExclusionList.from_csv(data["csv"])
-    row = ExclusionListRow(source=data["source"], loaded_at=now, loaded_by=uow.identity.user, size=len(exclusions),
-                           entries=[{"name": e.name, "registration_number": e.registration_number,
-                                     "reason": e.reason, "line": e.line} for e in exclusions.entries])
+    row = ExclusionListRow(
+        source=data["source"],
+        loaded_at=now,
+        loaded_by=uow.identity.user,
+        size=len(exclusions),
+        entries=[
+            {"name": e.name, "registration_number": e.registration_number, "reason": e.reason, "line": e.line}
+            for e in exclusions.entries
+        ],
+    )
     uow.session.add(row)
     uow.session.flush()
-    pending = uow.session.execute(
-        select(ProposalRow).join(CallRow, CallRow.id == ProposalRow.call_id)
-        .where(ProposalRow.status == "submitted", ProposalRow.screening == "unscreened",
-               CallRow.status.in_(("open", "closed")))
-        .order_by(ProposalRow.submitted_at).with_for_update(of=ProposalRow)).scalars().all()
+    pending = (
+        uow.session.execute(
+            select(ProposalRow)
+            .join(CallRow, CallRow.id == ProposalRow.call_id)
+            .where(
+                ProposalRow.status == "submitted",
+                ProposalRow.screening == "unscreened",
+                CallRow.status.in_(("open", "closed")),
+            )
+            .order_by(ProposalRow.submitted_at)
+            .with_for_update(of=ProposalRow)
+        )
+        .scalars()
+        .all()
+    )
     flagged = [proposal.reference for proposal in pending if _screen(uow, proposal, row.id, exclusions, now)]
     uow.audit("calls.load_exclusion_list", f"exclusion_list:{row.id}", {"source": row.source, "entries": row.size})
-    return {"list_id": row.id, "entries": row.size, "source": row.source, "screened": len(pending),
-            "flagged": flagged}
+    return {"list_id": row.id, "entries": row.size, "source": row.source, "screened": len(pending), "flagged": flagged}
 
 
 def _screen(uow: UnitOfWork, row: ProposalRow, list_id: int, exclusions: ExclusionList, now: datetime) -> bool:
@@ -503,23 +691,44 @@ def _screen(uow: UnitOfWork, row: ProposalRow, list_id: int, exclusions: Exclusi
 
 
 def _emit_screened(uow: UnitOfWork, row: ProposalRow, now: datetime) -> None:
-    hits = [{"applicant": h["applicant_name"], "matched": h["entry_name"] or h["entry_registration_number"],
-             "by": "registration_number" if "registration_number" in h["matched_on"] else "name",
-             "reason": h["reason"]} for h in row.screening_hits or []]
-    uow.emit("proposal_screened", {"proposal_id": row.id, "reference": row.reference, "call_id": row.call_id,
-                                   "outcome": row.screening, "hits": hits, "reason": row.screening_reason or ""},
-             occurred_at=now)
+    hits = [
+        {
+            "applicant": h["applicant_name"],
+            "matched": h["entry_name"] or h["entry_registration_number"],
+            "by": "registration_number" if "registration_number" in h["matched_on"] else "name",
+            "reason": h["reason"],
+        }
+        for h in row.screening_hits or []
+    ]
+    uow.emit(
+        "proposal_screened",
+        {
+            "proposal_id": row.id,
+            "reference": row.reference,
+            "call_id": row.call_id,
+            "outcome": row.screening,
+            "hits": hits,
+            "reason": row.screening_reason or "",
+        },
+        occurred_at=now,
+    )
 
 
 def decide_screening(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     """Staff decide on a flagged proposal: cleared (goes on to evaluation) or excluded (goes no further)."""
     row = store.proposal_row(uow, data["proposal_id"], lock=True)
     if row.screening != "flagged":
-        raise Conflict("screening.not_flagged", f"proposal {row.reference} is {row.screening}, not flagged",
-                       [{"proposal_id": row.id, "screening": row.screening}])
+        raise Conflict(
+            "screening.not_flagged",
+            f"proposal {row.reference} is {row.screening}, not flagged",
+            [{"proposal_id": row.id, "screening": row.screening}],
+        )
     if row.status != "submitted":
-        raise Conflict("proposal.not_submitted", f"proposal {row.reference} is {row.status}",
-                       [{"proposal_id": row.id, "status": row.status}])
+        raise Conflict(
+            "proposal.not_submitted",
+            f"proposal {row.reference} is {row.status}",
+            [{"proposal_id": row.id, "status": row.status}],
+        )
     row.screening, row.screening_reason = data["outcome"], data["reason"]
     row.screening_decided_by = uow.identity.user
     if data["outcome"] == "excluded":

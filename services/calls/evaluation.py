@@ -2,6 +2,7 @@
 application), and the ranking of each window. The assessor is always the caller's identity, never a name the
 caller types. Every change takes the call's row lock, so concurrent assessments of one call are applied one
 after the other (two last assessments cannot both miss that the proposal is complete)."""
+
 from collections import Counter, defaultdict
 from datetime import datetime
 
@@ -14,8 +15,16 @@ from services.common.values.wire import to_wire
 from . import repository as store  # the writes (and the loads they lock)
 from .commands import SCREENED_OK
 from .domain import (
-    Assessment, Declaration, DeclaredInterest, ScoredProposal, Stage, assign_assessors as choose_assessors,
-    eligible_assessors, evaluation_status, rank, ranking_to_dict,
+    Assessment,
+    Declaration,
+    DeclaredInterest,
+    ScoredProposal,
+    Stage,
+    assign_assessors as choose_assessors,
+    eligible_assessors,
+    evaluation_status,
+    rank,
+    ranking_to_dict,
 )
 from .models import AssessmentRow, AssignmentRow, DeclarationRow, EvaluationRow, ProposalRow, RankingRow
 
@@ -24,9 +33,11 @@ CN, FA = Stage.CONCEPT_NOTE, Stage.FULL_APPLICATION
 
 # --- reading ---------------------------------------------------------------------------------------------------
 
+
 def _declarations(uow: UnitOfWork, call_id: str) -> list[Declaration]:
-    rows = uow.session.execute(select(DeclarationRow).where(DeclarationRow.call_id == call_id)
-                               .order_by(DeclarationRow.assessor)).scalars()
+    rows = uow.session.execute(
+        select(DeclarationRow).where(DeclarationRow.call_id == call_id).order_by(DeclarationRow.assessor)
+    ).scalars()
     return [_declaration(row.assessor, row.interests) for row in rows]
 
 
@@ -42,9 +53,13 @@ def _active(uow: UnitOfWork, call_id: str, **where) -> list[AssignmentRow]:
 
 
 def _assessments(uow: UnitOfWork, proposal_id: str, stage: Stage) -> list[AssessmentRow]:
-    return list(uow.session.execute(select(AssessmentRow).where(
-        AssessmentRow.proposal_id == proposal_id, AssessmentRow.stage == stage.value)
-        .order_by(AssessmentRow.recorded_at, AssessmentRow.assessor)).scalars())
+    return list(
+        uow.session.execute(
+            select(AssessmentRow)
+            .where(AssessmentRow.proposal_id == proposal_id, AssessmentRow.stage == stage.value)
+            .order_by(AssessmentRow.recorded_at, AssessmentRow.assessor)
+        ).scalars()
+    )
 
 
 def _status(profile, stage: Stage, rows: list[AssessmentRow]):
@@ -64,8 +79,9 @@ def _ranked_windows(uow: UnitOfWork, call_id: str) -> set[str]:
 
 def _in_evaluation(uow: UnitOfWork, call_id: str, window: str | None = None) -> list[ProposalRow]:
     """Proposals that go through evaluation: submitted, and clear of the exclusion screening."""
-    query = select(ProposalRow).where(ProposalRow.call_id == call_id, ProposalRow.status == "submitted",
-                                      ProposalRow.screening.in_(SCREENED_OK))
+    query = select(ProposalRow).where(
+        ProposalRow.call_id == call_id, ProposalRow.status == "submitted", ProposalRow.screening.in_(SCREENED_OK)
+    )
     if window:
         query = query.where(ProposalRow.window == window)
     return list(uow.session.execute(query.order_by(ProposalRow.reference)).scalars())
@@ -84,13 +100,16 @@ def _stage_pool(uow: UnitOfWork, call_id: str, stage: Stage) -> list[ProposalRow
 def _closed_call(uow: UnitOfWork, call_id: str):
     row = store.call_row(uow, call_id, lock=True)
     if row.status != "closed":
-        raise Conflict("call.not_closed", f"call {call_id} is {row.status}: evaluation happens between the "
-                                          f"deadline and the last published ranking",
-                       [{"call_id": call_id, "status": row.status}])
+        raise Conflict(
+            "call.not_closed",
+            f"call {call_id} is {row.status}: evaluation happens between the deadline and the last published ranking",
+            [{"call_id": call_id, "status": row.status}],
+        )
     return row
 
 
 # --- declarations and assignment -------------------------------------------------------------------------------
+
 
 def declare_conflicts(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     """The caller's own declaration for a call (replacing an earlier one). Assignments the new declaration
@@ -99,19 +118,26 @@ def declare_conflicts(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     call_row = store.call_row(uow, data["call_id"], lock=True)
     if call_row.status == "evaluated":
         raise Conflict("call.evaluated", f"call {call_row.id} is evaluated", [{"call_id": call_row.id}])
-    interests = [{"name": i["name"].strip(), "registration_number": i["registration_number"].strip()}
-                 for i in data["interests"]]
+    interests = [
+        {"name": i["name"].strip(), "registration_number": i["registration_number"].strip()} for i in data["interests"]
+    ]
     declaration = _declaration(assessor, interests)
     conflicted = []
     for assignment in _active(uow, call_row.id, assessor=assessor):
         proposal = store.stored_proposal(store.proposal_row(uow, assignment.proposal_id))
         if not eligible_assessors(proposal, [assessor], [declaration]):
             conflicted.append((assignment, proposal))
-    scored = [{"proposal_id": p.id, "reference": p.reference, "stage": a.stage} for a, p in conflicted
-              if uow.session.get(AssessmentRow, (a.proposal_id, a.stage, assessor)) is not None]
+    scored = [
+        {"proposal_id": p.id, "reference": p.reference, "stage": a.stage}
+        for a, p in conflicted
+        if uow.session.get(AssessmentRow, (a.proposal_id, a.stage, assessor)) is not None
+    ]
     if scored:
-        raise Conflict("assessment.already_scored", "the declaration conflicts with proposals you already scored: "
-                                                    "ask the programme manager", scored)
+        raise Conflict(
+            "assessment.already_scored",
+            "the declaration conflicts with proposals you already scored: ask the programme manager",
+            scored,
+        )
     for assignment, _ in conflicted:
         assignment.status = "recused"
     row = uow.session.get(DeclarationRow, (call_row.id, assessor))
@@ -120,10 +146,18 @@ def declare_conflicts(uow: UnitOfWork, data: dict, now: datetime) -> dict:
         uow.session.add(row)
     row.interests, row.declared_at = interests, now
     recused = [{"proposal_id": p.id, "reference": p.reference, "stage": a.stage} for a, p in conflicted]
-    uow.audit("calls.declare_conflicts", f"call:{call_row.id}",
-              {"assessor": assessor, "interests": interests, "recused": recused})
-    return {"call_id": call_row.id, "assessor": assessor, "interests": interests, "declared_at": now,
-            "recused": recused}
+    uow.audit(
+        "calls.declare_conflicts",
+        f"call:{call_row.id}",
+        {"assessor": assessor, "interests": interests, "recused": recused},
+    )
+    return {
+        "call_id": call_row.id,
+        "assessor": assessor,
+        "interests": interests,
+        "declared_at": now,
+        "recused": recused,
+    }
 
 
 def assign_assessors(uow: UnitOfWork, data: dict, now: datetime) -> dict:
@@ -140,8 +174,11 @@ def assign_assessors(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     assessors = data["assessors"] or sorted(declared)
     undeclared = sorted(set(assessors) - declared)
     if undeclared or not assessors:
-        raise Conflict("assessment.no_declaration", "an assessor must declare their interests before assignment",
-                       [{"assessor": a} for a in undeclared])
+        raise Conflict(
+            "assessment.no_declaration",
+            "an assessor must declare their interests before assignment",
+            [{"assessor": a} for a in undeclared],
+        )
     active = _active(uow, call_row.id)
     load = Counter(a.assessor for a in active)
     on = defaultdict(list)
@@ -155,36 +192,62 @@ def assign_assessors(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     assigned = []
     for count in sorted(wanted):
         rows = wanted[count]
-        chosen = choose_assessors([store.stored_proposal(r) for r in rows], assessors, declarations, load, count,
-                                  assigned=on)
+        chosen = choose_assessors(
+            [store.stored_proposal(r) for r in rows], assessors, declarations, load, count, assigned=on
+        )
         for row in rows:
             for assessor in chosen[row.id]:
                 load[assessor] += 1
-                _add_assignment(uow, call_row.id, row.id, stage, assessor,
-                                "assignment" if count == k else "third_assessor", now)
+                _add_assignment(
+                    uow, call_row.id, row.id, stage, assessor, "assignment" if count == k else "third_assessor", now
+                )
             if chosen[row.id]:
                 assigned.append({"proposal_id": row.id, "reference": row.reference, "assessors": chosen[row.id]})
-    return {"call_id": call_row.id, "stage": stage.value, "per_proposal": k, "assigned": assigned,
-            "load": dict(sorted(load.items()))}
+    return {
+        "call_id": call_row.id,
+        "stage": stage.value,
+        "per_proposal": k,
+        "assigned": assigned,
+        "load": dict(sorted(load.items())),
+    }
 
 
 def _add_assignment(uow, call_id, proposal_id, stage: Stage, assessor, reason, now):
-    existing = uow.session.execute(select(AssignmentRow).where(
-        AssignmentRow.proposal_id == proposal_id, AssignmentRow.stage == stage.value,
-        AssignmentRow.assessor == assessor)).scalar_one_or_none()
+    existing = uow.session.execute(
+        select(AssignmentRow).where(
+            AssignmentRow.proposal_id == proposal_id,
+            AssignmentRow.stage == stage.value,
+            AssignmentRow.assessor == assessor,
+        )
+    ).scalar_one_or_none()
     if existing is None:
-        uow.session.add(AssignmentRow(call_id=call_id, proposal_id=proposal_id, stage=stage.value,
-                                      assessor=assessor, status="active", reason=reason, assigned_at=now))
+        uow.session.add(
+            AssignmentRow(
+                call_id=call_id,
+                proposal_id=proposal_id,
+                stage=stage.value,
+                assessor=assessor,
+                status="active",
+                reason=reason,
+                assigned_at=now,
+            )
+        )
     else:  # recused, then declared again without that interest: chosen like anyone free of conflicts
         existing.status, existing.reason, existing.assigned_at = "active", reason, now
-    uow.audit("calls.assign_assessors", f"proposal:{proposal_id}",
-              {"assessor": assessor, "stage": stage.value, "reason": reason})
+    uow.audit(
+        "calls.assign_assessors",
+        f"proposal:{proposal_id}",
+        {"assessor": assessor, "stage": stage.value, "reason": reason},
+    )
 
 
 def my_assignments(uow: UnitOfWork, data: dict) -> list[dict]:
     assessor = uow.identity.user
-    query = (select(AssignmentRow, ProposalRow).join(ProposalRow, ProposalRow.id == AssignmentRow.proposal_id)
-             .where(AssignmentRow.assessor == assessor, AssignmentRow.status == "active"))
+    query = (
+        select(AssignmentRow, ProposalRow)
+        .join(ProposalRow, ProposalRow.id == AssignmentRow.proposal_id)
+        .where(AssignmentRow.assessor == assessor, AssignmentRow.status == "active")
+    )
     if data["call_id"]:
         query = query.where(AssignmentRow.call_id == data["call_id"])
     if data["stage"]:
@@ -197,19 +260,36 @@ def my_assignments(uow: UnitOfWork, data: dict) -> list[dict]:
         if assignment.call_id not in profiles:
             profiles[assignment.call_id] = store.profile_of(store.call_row(uow, assignment.call_id))
         grid = profiles[assignment.call_id].grid(assignment.stage)
-        result.append({
-            "call_id": assignment.call_id, "proposal_id": proposal.id, "reference": proposal.reference,
-            "stage": assignment.stage, "assigned_at": assignment.assigned_at,
-            "status": "assessed" if assessed else "pending",
-            "window": proposal.window, "target_country": proposal.target_country, "proposal": proposal.data,
-            "out_of": grid.out_of, "threshold": grid.threshold,
-            "criteria": [{"code": c.code, "label": c.label, "section": c.section, "weight": c.weight,
-                          "scale": [c.scale_min, c.scale_max]} for c in grid.criteria],
-        })
+        result.append(
+            {
+                "call_id": assignment.call_id,
+                "proposal_id": proposal.id,
+                "reference": proposal.reference,
+                "stage": assignment.stage,
+                "assigned_at": assignment.assigned_at,
+                "status": "assessed" if assessed else "pending",
+                "window": proposal.window,
+                "target_country": proposal.target_country,
+                "proposal": proposal.data,
+                "out_of": grid.out_of,
+                "threshold": grid.threshold,
+                "criteria": [
+                    {
+                        "code": c.code,
+                        "label": c.label,
+                        "section": c.section,
+                        "weight": c.weight,
+                        "scale": [c.scale_min, c.scale_max],
+                    }
+                    for c in grid.criteria
+                ],
+            }
+        )
     return result
 
 
 # --- scoring ---------------------------------------------------------------------------------------------------
+
 
 def record_assessment(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     assessor = uow.identity.user
@@ -217,35 +297,55 @@ def record_assessment(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     call_row = store.call_row(uow, proposal_row.call_id, lock=True)
     uow.session.refresh(proposal_row)  # as it is now that the call is ours
     if proposal_row.window in _ranked_windows(uow, call_row.id) or call_row.status == "evaluated":
-        raise Conflict("assessment.scores_locked", f"the ranking of window {proposal_row.window} is published: "
-                                                   f"its scores can no longer change",
-                       [{"call_id": call_row.id, "window": proposal_row.window}])
+        raise Conflict(
+            "assessment.scores_locked",
+            f"the ranking of window {proposal_row.window} is published: its scores can no longer change",
+            [{"call_id": call_row.id, "window": proposal_row.window}],
+        )
     if call_row.status != "closed":
-        raise Conflict("call.not_closed", f"call {call_row.id} is {call_row.status}: assessments start after the "
-                                          f"deadline", [{"call_id": call_row.id, "status": call_row.status}])
+        raise Conflict(
+            "call.not_closed",
+            f"call {call_row.id} is {call_row.status}: assessments start after the deadline",
+            [{"call_id": call_row.id, "status": call_row.status}],
+        )
     proposal = store.stored_proposal(proposal_row)
-    mine = uow.session.execute(select(DeclarationRow).where(
-        DeclarationRow.call_id == call_row.id, DeclarationRow.assessor == assessor)).scalar_one_or_none()
+    mine = uow.session.execute(
+        select(DeclarationRow).where(DeclarationRow.call_id == call_row.id, DeclarationRow.assessor == assessor)
+    ).scalar_one_or_none()
     if mine is not None and not eligible_assessors(proposal, [assessor], [_declaration(assessor, mine.interests)]):
-        raise Conflict("assessment.conflict_of_interest",
-                       f"{assessor} declared an interest in a member of {proposal_row.reference}'s consortium",
-                       [{"proposal_id": proposal_row.id, "assessor": assessor}])
+        raise Conflict(
+            "assessment.conflict_of_interest",
+            f"{assessor} declared an interest in a member of {proposal_row.reference}'s consortium",
+            [{"proposal_id": proposal_row.id, "assessor": assessor}],
+        )
     stage = _stage_of(uow, call_row.id, proposal_row, assessor, data["stage"])
     if uow.session.get(AssessmentRow, (proposal_row.id, stage.value, assessor)) is not None:
-        raise Conflict("assessment.already_recorded", f"{assessor} already scored {proposal_row.reference} "
-                                                      f"({stage.value})",
-                       [{"proposal_id": proposal_row.id, "stage": stage.value, "assessor": assessor}])
+        raise Conflict(
+            "assessment.already_recorded",
+            f"{assessor} already scored {proposal_row.reference} ({stage.value})",
+            [{"proposal_id": proposal_row.id, "stage": stage.value, "assessor": assessor}],
+        )
     profile = store.profile_of(call_row)
     grid = profile.grid(stage)
-    assessment = Assessment.create(grid, proposal_id=proposal_row.id, assessor=assessor, scores=data["scores"],
-                                   comments=data["comments"])
+    assessment = Assessment.create(
+        grid, proposal_id=proposal_row.id, assessor=assessor, scores=data["scores"], comments=data["comments"]
+    )
     unknown = sorted(set(data["criterion_comments"]) - set(grid.codes))
     if unknown:
         raise InvalidInput({f"criterion_comments.{code}": ["unknown criterion"] for code in unknown})
-    uow.session.add(AssessmentRow(proposal_id=proposal_row.id, stage=stage.value, assessor=assessor,
-                                  call_id=call_row.id, scores=assessment.scores,
-                                  criterion_comments=data["criterion_comments"], comments=assessment.comments,
-                                  total=assessment.total, recorded_at=now))
+    uow.session.add(
+        AssessmentRow(
+            proposal_id=proposal_row.id,
+            stage=stage.value,
+            assessor=assessor,
+            call_id=call_row.id,
+            scores=assessment.scores,
+            criterion_comments=data["criterion_comments"],
+            comments=assessment.comments,
+            total=assessment.total,
+            recorded_at=now,
+        )
+    )
     uow.session.flush()
     rows = _assessments(uow, proposal_row.id, stage)
     status = _status(profile, stage, rows)
@@ -254,10 +354,21 @@ def record_assessment(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     if status.needs_third_assessor and len(assigned) <= len(rows):
         third = _assign_third(uow, call_row.id, proposal_row, proposal, stage, assigned, now)
     waiting = sorted(set(assigned) - {r.assessor for r in rows})
-    result = {"proposal_id": proposal_row.id, "reference": proposal_row.reference, "stage": stage.value,
-              "assessor": assessor, "total": assessment.total, "out_of": grid.out_of,
-              "assessments": len(rows), "needs_third_assessor": status.needs_third_assessor,
-              "third_assessor": third, "waiting_for": waiting, "complete": False, "score": None, "passed": None}
+    result = {
+        "proposal_id": proposal_row.id,
+        "reference": proposal_row.reference,
+        "stage": stage.value,
+        "assessor": assessor,
+        "total": assessment.total,
+        "out_of": grid.out_of,
+        "assessments": len(rows),
+        "needs_third_assessor": status.needs_third_assessor,
+        "third_assessor": third,
+        "waiting_for": waiting,
+        "complete": False,
+        "score": None,
+        "passed": None,
+    }
     if status.complete and not waiting:
         _evaluated(uow, call_row.id, proposal_row, stage, grid, status, now)
         result.update(complete=True, score=status.score, passed=status.passed)
@@ -270,15 +381,21 @@ def _stage_of(uow, call_id, proposal_row, assessor, stage) -> Stage:
     if stage is not None:
         stage = Stage(stage)
         if not any(a.stage == stage.value for a in mine):
-            raise Conflict("assessment.not_assigned", f"{assessor} is not assigned to {proposal_row.reference} "
-                                                      f"({stage.value})",
-                           [{"proposal_id": proposal_row.id, "stage": stage.value, "assessor": assessor}])
+            raise Conflict(
+                "assessment.not_assigned",
+                f"{assessor} is not assigned to {proposal_row.reference} ({stage.value})",
+                [{"proposal_id": proposal_row.id, "stage": stage.value, "assessor": assessor}],
+            )
         return stage
-    open_stages = [Stage(a.stage) for a in mine
-                   if uow.session.get(AssessmentRow, (proposal_row.id, a.stage, assessor)) is None]
+    open_stages = [
+        Stage(a.stage) for a in mine if uow.session.get(AssessmentRow, (proposal_row.id, a.stage, assessor)) is None
+    ]
     if not mine:
-        raise Conflict("assessment.not_assigned", f"{assessor} is not assigned to {proposal_row.reference}",
-                       [{"proposal_id": proposal_row.id, "assessor": assessor}])
+        raise Conflict(
+            "assessment.not_assigned",
+            f"{assessor} is not assigned to {proposal_row.reference}",
+            [{"proposal_id": proposal_row.id, "assessor": assessor}],
+        )
     if len(open_stages) != 1:
         raise InvalidInput({"stage": ["say which stage you score (concept_note or full_application)"]})
     return open_stages[0]
@@ -290,8 +407,14 @@ def _assign_third(uow, call_id, proposal_row, proposal, stage, assigned, now) ->
     declarations = _declarations(uow, call_id)
     load = Counter(a.assessor for a in _active(uow, call_id))
     try:
-        chosen = choose_assessors([proposal], sorted({d.assessor for d in declarations}), declarations, load,
-                                  len(assigned) + 1, assigned={proposal.id: assigned})[proposal.id]
+        chosen = choose_assessors(
+            [proposal],
+            sorted({d.assessor for d in declarations}),
+            declarations,
+            load,
+            len(assigned) + 1,
+            assigned={proposal.id: assigned},
+        )[proposal.id]
     except Conflict:
         return None
     _add_assignment(uow, call_id, proposal_row.id, stage, chosen[0], "third_assessor", now)
@@ -299,13 +422,31 @@ def _assign_third(uow, call_id, proposal_row, proposal, stage, assigned, now) ->
 
 
 def _evaluated(uow, call_id, proposal_row, stage, grid, status, now):
-    uow.session.add(EvaluationRow(proposal_id=proposal_row.id, stage=stage.value, call_id=call_id,
-                                  score=status.score, passed=status.passed, assessments=status.assessments,
-                                  evaluated_at=now))
-    uow.emit("proposal_evaluated", {
-        "proposal_id": proposal_row.id, "reference": proposal_row.reference, "call_id": call_id,
-        "stage": stage.value, "score": status.score, "max_score": int(grid.out_of), "threshold": grid.threshold,
-        "passed": status.passed}, occurred_at=now)
+    uow.session.add(
+        EvaluationRow(
+            proposal_id=proposal_row.id,
+            stage=stage.value,
+            call_id=call_id,
+            score=status.score,
+            passed=status.passed,
+            assessments=status.assessments,
+            evaluated_at=now,
+        )
+    )
+    uow.emit(
+        "proposal_evaluated",
+        {
+            "proposal_id": proposal_row.id,
+            "reference": proposal_row.reference,
+            "call_id": call_id,
+            "stage": stage.value,
+            "score": status.score,
+            "max_score": int(grid.out_of),
+            "threshold": grid.threshold,
+            "passed": status.passed,
+        },
+        occurred_at=now,
+    )
 
 
 def get_scores(uow: UnitOfWork, data: dict) -> list[dict]:
@@ -325,20 +466,38 @@ def get_scores(uow: UnitOfWork, data: dict) -> list[dict]:
             evaluation = evaluations.get((row.id, stage))
             stages[stage.value] = {
                 "assessors": assigned[(row.id, stage.value)],
-                "assessments": [{"assessor": r.assessor, "total": r.total, "scores": r.scores,
-                                 "comments": r.comments, "criterion_comments": r.criterion_comments,
-                                 "recorded_at": r.recorded_at} for r in rows],
+                "assessments": [
+                    {
+                        "assessor": r.assessor,
+                        "total": r.total,
+                        "scores": r.scores,
+                        "comments": r.comments,
+                        "criterion_comments": r.criterion_comments,
+                        "recorded_at": r.recorded_at,
+                    }
+                    for r in rows
+                ],
                 "needs_third_assessor": _status(profile, stage, rows).needs_third_assessor,
                 "score": evaluation.score if evaluation else None,
                 "passed": evaluation.passed if evaluation else None,
-                "out_of": profile.grid(stage).out_of, "threshold": profile.grid(stage).threshold,
+                "out_of": profile.grid(stage).out_of,
+                "threshold": profile.grid(stage).threshold,
             }
-        result.append({"proposal_id": row.id, "reference": row.reference, "window": row.window,
-                       "target_country": row.target_country, "screening": row.screening, "stages": stages})
+        result.append(
+            {
+                "proposal_id": row.id,
+                "reference": row.reference,
+                "window": row.window,
+                "target_country": row.target_country,
+                "screening": row.screening,
+                "stages": stages,
+            }
+        )
     return result
 
 
 # --- ranking ---------------------------------------------------------------------------------------------------
+
 
 def publish_ranking(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     """Rank a window (or every window not yet published) on the full-application scores, publish it and lock
@@ -349,8 +508,11 @@ def publish_ranking(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     if data["window"] is not None:
         call.window(data["window"])  # NotFound for a window not in the call
         if data["window"] in ranked:
-            raise Conflict("ranking.already_published", f"the ranking of {data['window']} is published",
-                           [{"call_id": call_row.id, "window": data["window"]}])
+            raise Conflict(
+                "ranking.already_published",
+                f"the ranking of {data['window']} is published",
+                [{"call_id": call_row.id, "window": data["window"]}],
+            )
         windows = [data["window"]]
     else:
         windows = [w for w in call.window_codes if w not in ranked]
@@ -360,11 +522,13 @@ def publish_ranking(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     for window in windows:
         problems += _not_ready(uow, call_row.id, window, evaluations)
     if problems:
-        raise Conflict("ranking.evaluation_incomplete", f"{len(problems)} proposal(s) not ready for ranking",
-                       problems)
+        raise Conflict("ranking.evaluation_incomplete", f"{len(problems)} proposal(s) not ready for ranking", problems)
     for window in windows:
-        results.append(_publish_window(uow, call_row, call.window(window).allocation, window, evaluations,
-                                       profile.grid(FA).threshold, now))
+        results.append(
+            _publish_window(
+                uow, call_row, call.window(window).allocation, window, evaluations, profile.grid(FA).threshold, now
+            )
+        )
     if ranked | set(windows) >= set(call.window_codes):
         _mark_evaluated(uow, call_row, now)
     return {"call_id": call_row.id, "status": call_row.status, "rankings": results}
@@ -372,17 +536,30 @@ def publish_ranking(uow: UnitOfWork, data: dict, now: datetime) -> dict:
 
 def _not_ready(uow, call_id, window, evaluations) -> list[dict]:
     problems = []
-    flagged = uow.session.execute(select(ProposalRow).where(
-        ProposalRow.call_id == call_id, ProposalRow.window == window, ProposalRow.status == "submitted",
-        ProposalRow.screening == "flagged")).scalars()
-    problems += [{"proposal_id": p.id, "reference": p.reference, "window": window,
-                  "missing": "screening decision"} for p in flagged]
+    flagged = uow.session.execute(
+        select(ProposalRow).where(
+            ProposalRow.call_id == call_id,
+            ProposalRow.window == window,
+            ProposalRow.status == "submitted",
+            ProposalRow.screening == "flagged",
+        )
+    ).scalars()
+    problems += [
+        {"proposal_id": p.id, "reference": p.reference, "window": window, "missing": "screening decision"}
+        for p in flagged
+    ]
     for p in _in_evaluation(uow, call_id, window):
         cn, fa = evaluations.get((p.id, CN)), evaluations.get((p.id, FA))
         missing = CN if cn is None else (FA if cn.passed and fa is None else None)
         if missing is not None:
-            problems.append({"proposal_id": p.id, "reference": p.reference, "window": window,
-                             "missing": f"{missing.value} evaluation"})
+            problems.append(
+                {
+                    "proposal_id": p.id,
+                    "reference": p.reference,
+                    "window": window,
+                    "missing": f"{missing.value} evaluation",
+                }
+            )
     return problems
 
 
@@ -391,29 +568,59 @@ def _publish_window(uow, call_row, allocation, window, evaluations, threshold, n
     for p in _in_evaluation(uow, call_row.id, window):
         cn, fa = evaluations[(p.id, CN)], evaluations.get((p.id, FA))
         if not cn.passed:
-            failed_cn.append({"proposal_id": p.id, "reference": p.reference, "country": p.target_country,
-                              "score": cn.score})
+            failed_cn.append(
+                {"proposal_id": p.id, "reference": p.reference, "country": p.target_country, "score": cn.score}
+            )
         else:
-            scored.append(ScoredProposal(p.id, p.reference, window, p.target_country, p.ec_amount_requested,
-                                         fa.score, p.submitted_at))
+            scored.append(
+                ScoredProposal(
+                    p.id, p.reference, window, p.target_country, p.ec_amount_requested, fa.score, p.submitted_at
+                )
+            )
     ranking = rank(window, allocation, scored, threshold)
 
     def entries(items):
-        return [{"proposal_id": s.proposal_id, "reference": s.reference, "rank": position, "score": s.score,
-                 "country": s.country, "ec_amount_requested_eur": s.ec_amount}
-                for position, s in enumerate(items, 1)]
+        return [
+            {
+                "proposal_id": s.proposal_id,
+                "reference": s.reference,
+                "rank": position,
+                "score": s.score,
+                "country": s.country,
+                "ec_amount_requested_eur": s.ec_amount,
+            }
+            for position, s in enumerate(items, 1)
+        ]
 
     excluded = [s.proposal_id for s in ranking.excluded] + [f["proposal_id"] for f in failed_cn]
-    uow.emit("ranking_published", {
-        "call_id": call_row.id, "window": window, "threshold": threshold, "main": entries(ranking.main),
-        "reserve": entries(ranking.reserve), "excluded": excluded, "published_at": now}, occurred_at=now)
+    uow.emit(
+        "ranking_published",
+        {
+            "call_id": call_row.id,
+            "window": window,
+            "threshold": threshold,
+            "main": entries(ranking.main),
+            "reserve": entries(ranking.reserve),
+            "excluded": excluded,
+            "published_at": now,
+        },
+        occurred_at=now,
+    )
     body = ranking_to_dict(ranking)
     for name in ("main", "reserve", "excluded"):  # the event's vocabulary: rank, ec_amount_requested_eur
-        body[name] = [{"rank": e.pop("position"), "ec_amount_requested_eur": e.pop("ec_amount"), **e}
-                      for e in body[name]]
+        body[name] = [
+            {"rank": e.pop("position"), "ec_amount_requested_eur": e.pop("ec_amount"), **e} for e in body[name]
+        ]
     body.update(call_id=call_row.id, concept_note_failed=to_wire(failed_cn), published_at=now.isoformat())
-    uow.session.add(RankingRow(call_id=call_row.id, window=window, body=body, published_at=now,
-                               published_by=uow.identity.user if uow.identity else None))
+    uow.session.add(
+        RankingRow(
+            call_id=call_row.id,
+            window=window,
+            body=body,
+            published_at=now,
+            published_by=uow.identity.user if uow.identity else None,
+        )
+    )
     return body
 
 

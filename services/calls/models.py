@@ -4,6 +4,7 @@ Programmes and calls keep the domain's own dict form (`definition`) as the sourc
 it (status, deadline, ...) exist for queries and locks. Proposals keep what was submitted in the wire form of
 proposal_submitted, so what staff read is exactly what the other services received.
 """
+
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 

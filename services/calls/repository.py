@@ -1,5 +1,6 @@
 """Between the tables and the domain: load rows (locked when a use case changes them), rebuild domain objects,
 store them back (what the RPCs return is shaped in views.py)."""
+
 import re
 from contextlib import contextmanager
 
@@ -9,17 +10,31 @@ from services.common.storage.db import UnitOfWork
 from services.common.values.errors import InvalidInput, NotFound
 
 from .domain import (
-    Call, Programme, Proposal, RuleProfile, call_from_dict, call_to_dict, profile_from_dict, programme_from_dict,
+    Call,
+    Programme,
+    Proposal,
+    RuleProfile,
+    call_from_dict,
+    call_to_dict,
+    profile_from_dict,
+    programme_from_dict,
     proposal_from_dict,
 )
 from .models import CallRow, ProgrammeRow, ProposalRow
 
 # the domain names fields after its own attributes; RPC callers know them by the API's names
-CALL_FIELDS = ((r"^min_grant$", "min_grant_eur"), (r"^max_grant$", "max_grant_eur"),
-               (r"^windows\.(\d+)\.code$", r"windows.\1.window"),
-               (r"^windows\.(\d+)\.allocation$", r"windows.\1.allocation_eur"), (r"^id$", "call_id"))
-PROPOSAL_FIELDS = ((r"^ec_amount_requested$", "ec_amount_requested_eur"),
-                   (r"^total_eligible_cost$", "total_eligible_cost_eur"), (r"^co_financing$", "co_financing_eur"))
+CALL_FIELDS = (
+    (r"^min_grant$", "min_grant_eur"),
+    (r"^max_grant$", "max_grant_eur"),
+    (r"^windows\.(\d+)\.code$", r"windows.\1.window"),
+    (r"^windows\.(\d+)\.allocation$", r"windows.\1.allocation_eur"),
+    (r"^id$", "call_id"),
+)
+PROPOSAL_FIELDS = (
+    (r"^ec_amount_requested$", "ec_amount_requested_eur"),
+    (r"^total_eligible_cost$", "total_eligible_cost_eur"),
+    (r"^co_financing$", "co_financing_eur"),
+)
 
 
 def api_field(field: str, renames) -> str:
@@ -40,6 +55,7 @@ def fields_named(renames=(), prefix: str = ""):
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
+
 
 def _one(uow: UnitOfWork, model, key, entity: str, lock: bool = False, shared: bool = False):
     query = select(model).where(model.__mapper__.primary_key[0] == key)
@@ -85,15 +101,25 @@ def save_call(row: CallRow, call: Call) -> None:
 def domain_proposal(data: dict, proposal_id: str, reference: str | None = None) -> Proposal:
     """A Proposal from submit_proposal's arguments or from the stored proposal_submitted payload."""
     with fields_named(PROPOSAL_FIELDS):
-        return proposal_from_dict({
-            "id": proposal_id, "call_id": data["call_id"], "reference": reference, "window": data["window"],
-            "target_country": data["target_country"], "title": data["title"], "summary": data.get("summary", ""),
-            "duration_months": data["duration_months"], "budget": dict(data["budget"]),
-            "total_eligible_cost": data["total_eligible_cost_eur"],
-            "ec_amount_requested": data["ec_amount_requested_eur"], "co_financing": data["co_financing_eur"],
-            "applicants": [dict(a) for a in data["applicants"]], "submitted_at": data.get("submitted_at"),
-            "logframe": data.get("logframe"),
-        })
+        return proposal_from_dict(
+            {
+                "id": proposal_id,
+                "call_id": data["call_id"],
+                "reference": reference,
+                "window": data["window"],
+                "target_country": data["target_country"],
+                "title": data["title"],
+                "summary": data.get("summary", ""),
+                "duration_months": data["duration_months"],
+                "budget": dict(data["budget"]),
+                "total_eligible_cost": data["total_eligible_cost_eur"],
+                "ec_amount_requested": data["ec_amount_requested_eur"],
+                "co_financing": data["co_financing_eur"],
+                "applicants": [dict(a) for a in data["applicants"]],
+                "submitted_at": data.get("submitted_at"),
+                "logframe": data.get("logframe"),
+            }
+        )
 
 
 def stored_proposal(row: ProposalRow) -> Proposal:

@@ -3,6 +3,7 @@
 Marshmallow checks the shape of every argument (unknown fields refused); the domain then checks the programme's
 and the call's rules and names the fields it refuses with the same names.
 """
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts.events import ANNEX_III_HEADINGS, Applicant
@@ -21,6 +22,7 @@ class Strict(Schema):
 
 
 # --- programmes ------------------------------------------------------------------------------------------------
+
 
 class ProgrammeSource(fields.Field):
     """A programme definition (the shape of services/calls/data/programmes/*.yaml), or the id or path of a
@@ -67,6 +69,7 @@ class ListProgrammes(Strict):
 
 # --- calls -----------------------------------------------------------------------------------------------------
 
+
 class CallWindowSchema(Strict):
     window = Text(60, required=True)
     allocation_eur = Money(required=True)
@@ -75,10 +78,12 @@ class CallWindowSchema(Strict):
 class ConsortiumSchema(Strict):
     require_eu_partner = fields.Boolean(load_default=True)
     require_target_country_partner = fields.Boolean(load_default=True)
-    partner_scope = fields.String(load_default=PartnerScope.TARGET_COUNTRY.value,
-                                  validate=validate.OneOf(tuple(s.value for s in PartnerScope)))
-    max_co_applicants = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                       validate=validate.Range(min=0, max=50))
+    partner_scope = fields.String(
+        load_default=PartnerScope.TARGET_COUNTRY.value, validate=validate.OneOf(tuple(s.value for s in PartnerScope))
+    )
+    max_co_applicants = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=50)
+    )
 
 
 def _call_fields(required: bool) -> dict:
@@ -91,23 +96,37 @@ def _call_fields(required: bool) -> dict:
         "deadline": UtcDateTime(**need),
         "min_grant_eur": Money(allow_none=True, **optional),
         "max_grant_eur": Money(allow_none=True, **optional),
-        "max_ec_share": fields.Decimal(places=4, allow_nan=False, allow_none=True,
-                                       validate=validate.Range(min=0, max=1, min_inclusive=False), **optional),
-        "eligible_applicant_types": fields.List(fields.String(validate=validate.OneOf(APPLICANT_TYPES)),
-                                                validate=validate.Length(min=1), allow_none=True, **optional),
+        "max_ec_share": fields.Decimal(
+            places=4,
+            allow_nan=False,
+            allow_none=True,
+            validate=validate.Range(min=0, max=1, min_inclusive=False),
+            **optional,
+        ),
+        "eligible_applicant_types": fields.List(
+            fields.String(validate=validate.OneOf(APPLICANT_TYPES)),
+            validate=validate.Length(min=1),
+            allow_none=True,
+            **optional,
+        ),
         "consortium": fields.Nested(ConsortiumSchema, allow_none=True, **optional),
-        "min_duration_months": fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=120),
-                                              **optional),
-        "max_duration_months": fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=120),
-                                              **optional),
+        "min_duration_months": fields.Integer(
+            strict=True, allow_none=True, validate=validate.Range(min=1, max=120), **optional
+        ),
+        "max_duration_months": fields.Integer(
+            strict=True, allow_none=True, validate=validate.Range(min=1, max=120), **optional
+        ),
     }
 
 
-CreateCall = Strict.from_dict({
-    "call_id": fields.String(required=True, validate=validate.Regexp(ID)),
-    "programme_id": Text(60, required=True),
-    **_call_fields(required=True),
-}, name="CreateCall")
+CreateCall = Strict.from_dict(
+    {
+        "call_id": fields.String(required=True, validate=validate.Regexp(ID)),
+        "programme_id": Text(60, required=True),
+        **_call_fields(required=True),
+    },
+    name="CreateCall",
+)
 AmendCall = Strict.from_dict({"call_id": Text(60, required=True), **_call_fields(required=False)}, name="AmendCall")
 
 
@@ -121,6 +140,7 @@ class ListCalls(Strict):
 
 
 # --- proposals -------------------------------------------------------------------------------------------------
+
 
 class ApplicantSchema(Applicant):
     """An applicant as staff enter it: the fields proposal_submitted carries, its type one the programme knows."""
@@ -171,12 +191,14 @@ class ListProposals(Strict):
     status = fields.String(load_default=None, validate=validate.OneOf(("submitted", "withdrawn", "excluded")))
     window = Text(60, load_default=None)
     country = CountryCode(load_default=None)
-    screening = fields.String(load_default=None, validate=validate.OneOf(
-        ("unscreened", "clear", "flagged", "cleared", "excluded")))
+    screening = fields.String(
+        load_default=None, validate=validate.OneOf(("unscreened", "clear", "flagged", "cleared", "excluded"))
+    )
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 
 # --- exclusion screening ---------------------------------------------------------------------------------------
+
 
 class LoadExclusionList(Strict):
     csv = Text(10_000_000, required=True)
@@ -195,6 +217,7 @@ class DecideScreening(Strict):
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
+
 
 class InterestSchema(Strict):
     name = Text(300, min_length=0, load_default="")
@@ -241,11 +264,16 @@ class MyAssignments(Strict):
 class RecordAssessment(Strict):
     proposal_id = Text(60, required=True)
     stage = fields.String(load_default=None, validate=validate.OneOf(STAGES))
-    scores = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=20)), values=fields.Raw(),
-                         required=True, validate=validate.Length(min=1, max=100))
+    scores = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=20)),
+        values=fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1, max=100),
+    )
     comments = Text(20_000, min_length=0, load_default="")
-    criterion_comments = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=20)),
-                                     values=Text(5000, min_length=0), load_default=dict)
+    criterion_comments = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=20)), values=Text(5000, min_length=0), load_default=dict
+    )
 
 
 class GetScores(Strict):

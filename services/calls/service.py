@@ -1,5 +1,6 @@
 """nameko entrypoints of the calls service: programmes, calls, proposals, exclusion screening, evaluation and
 ranking (docs/api/calls.md), and the sweep that closes calls at their deadline."""
+
 import logging
 import os
 

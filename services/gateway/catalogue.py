@@ -4,6 +4,7 @@ validates its input (`input_schema`); the role matrix (services/common/security/
 
 The gateway routes, limits and documents (OpenAPI) from this one list, so a new operation is reachable and
 documented the moment a service declares it."""
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,16 @@ from services.common.security.roles import STAFF_ROLES, allowed_roles
 # operations that carry a whole file in their body (an exclusion list of thousands of organisations)
 BULK = frozenset({"calls.load_exclusion_list"})
 # operations that may take minutes: rebuilding projections, whole-programme reports and exports
-LONG = frozenset({"reporting.rebuild_projections", "reporting.budget_report", "reporting.iati_export",
-                  "reporting.giving360_export", "reporting.generate_report", "reporting.reconcile"})
+LONG = frozenset(
+    {
+        "reporting.rebuild_projections",
+        "reporting.budget_report",
+        "reporting.iati_export",
+        "reporting.giving360_export",
+        "reporting.generate_report",
+        "reporting.reconcile",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Operation:
     def wrong_roles(self) -> list[str]:
         """The roles the matrix does not allow (each must be refused)."""
         from services.common.security.auth import ROLES
+
         return [r for r in ROLES if r not in self.roles]
 
     @property
@@ -69,8 +79,15 @@ def operations(services: tuple[str, ...] = SERVICES) -> tuple[Operation, ...]:
             method = getattr(cls, name, None)
             if not any(isinstance(e, Rpc) for e in getattr(method, "nameko_entrypoints", ())):
                 continue
-            found.append(Operation(service, name, getattr(method, "input_schema", None),
-                                   frozenset(allowed_roles(service, name)), _summary(method)))
+            found.append(
+                Operation(
+                    service,
+                    name,
+                    getattr(method, "input_schema", None),
+                    frozenset(allowed_roles(service, name)),
+                    _summary(method),
+                )
+            )
     return tuple(found)
 
 

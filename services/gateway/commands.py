@@ -12,6 +12,7 @@ operation's timeout:
   the gateway gave up on is not run later by a service that comes back; one already running may still finish.
 The service's typed errors come back as themselves; anything else is an internal failure (500).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,13 @@ class ServiceCaller(DependencyProvider, HeaderEncoder):
     def setup(self):
         config = self.container.config
         self.exchange = get_rpc_exchange(config)
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=True,
-                                   retry_policy=PUBLISH_RETRY, ssl=config.get("AMQP_SSL"))
+        self.publisher = Publisher(
+            config["AMQP_URI"],
+            use_confirms=True,
+            mandatory=True,
+            retry_policy=PUBLISH_RETRY,
+            ssl=config.get("AMQP_SSL"),
+        )
 
     def get_dependency(self, worker_ctx):
         return Forwarder(self, worker_ctx)
@@ -53,13 +59,17 @@ class ServiceCaller(DependencyProvider, HeaderEncoder):
         headers[self._get_header_name("authorization")] = token
         try:
             self.publisher.publish(
-                {"args": [payload], "kwargs": {}}, exchange=self.exchange, routing_key=f"{service}.{operation}",
-                reply_to=self.reply_listener.routing_key, correlation_id=correlation_id, extra_headers=headers,
-                expiration=timeout)
+                {"args": [payload], "kwargs": {}},
+                exchange=self.exchange,
+                routing_key=f"{service}.{operation}",
+                reply_to=self.reply_listener.routing_key,
+                correlation_id=correlation_id,
+                extra_headers=headers,
+                expiration=timeout,
+            )
         except UndeliverableMessage:
             self._forget(correlation_id)
-            raise ServiceUnavailable(f"the {service} service is not running (nothing receives its requests)") \
-                from None
+            raise ServiceUnavailable(f"the {service} service is not running (nothing receives its requests)") from None
         except (OperationalError, OSError) as exc:
             self._forget(correlation_id)
             log.warning("broker unreachable forwarding %s.%s: %s", service, operation, exc)

@@ -9,6 +9,7 @@ In order, each step refusing with a typed error (problem+json, see services/comm
 6. a body that is not JSON (415), larger than announced (413), malformed (400) or not an object (422).
 Refusals 1-5 count against the client's budget; 3-5 leave an audit row (repository.py, bounded).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,6 +62,7 @@ class Door(SharedExtension):
         self.audit = RefusalAudit(self.core, self.limits.refusal_audits_per_minute)
         metrics.initialise()
         from . import views
+
         views.document()  # built once at start (it imports every service's schemas), not on a first request
 
     def stop(self):
@@ -74,8 +76,7 @@ class Door(SharedExtension):
         retry_after = self.budget.exhausted(client)
         if retry_after is not None:
             metrics.REFUSALS.labels("throttled").inc()
-            raise TooManyRefusals(f"too many refused requests from {client}; try again in {retry_after} s",
-                                  retry_after)
+            raise TooManyRefusals(f"too many refused requests from {client}; try again in {retry_after} s", retry_after)
 
     def unknown(self, client: str, path: str) -> UnknownOperation:
         self._count(client, "unknown_operation")
@@ -123,9 +124,15 @@ class Door(SharedExtension):
         metrics.REFUSALS.labels(reason).inc()
         used = self.budget.spend(client)
         if used == self.budget.limit + 1:
-            self.audit.record("gateway.door", f"client throttled: more than {self.budget.limit} refused requests "
-                              "in a minute; its requests are refused (429) until the minute is over",
-                              token, client, None, 429)
+            self.audit.record(
+                "gateway.door",
+                f"client throttled: more than {self.budget.limit} refused requests "
+                "in a minute; its requests are refused (429) until the minute is over",
+                token,
+                client,
+                None,
+                429,
+            )
         return used <= self.budget.limit
 
     def _refuse(self, client, reason, key, request, status, exc, identity=None):
@@ -133,8 +140,9 @@ class Door(SharedExtension):
         subject is only claimed."""
         token = bearer_token(request)
         if self._count(client, reason, token):
-            self.audit.record(key, str(exc), token, client, getattr(request, "jmdi_correlation_id", None), status,
-                              identity)
+            self.audit.record(
+                key, str(exc), token, client, getattr(request, "jmdi_correlation_id", None), status, identity
+            )
         return exc
 
 
@@ -145,8 +153,9 @@ def bearer_token(request) -> str | None:
 
 
 def _too_large(limit: int) -> BadRequest:
-    return BadRequest({"_body": [f"is larger than the limit of {limit} bytes"]},
-                      f"request body larger than {limit} bytes", 413)
+    return BadRequest(
+        {"_body": [f"is larger than the limit of {limit} bytes"]}, f"request body larger than {limit} bytes", 413
+    )
 
 
 def _reject_constant(name):
@@ -157,16 +166,22 @@ def _decode(request, body: bytes) -> dict:
     if not body.strip():
         return {}
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
-        raise BadRequest({"_body": ["send the arguments as application/json"]},
-                         f"unsupported media type {request.mimetype or '(none)'}: send application/json", 415)
+        raise BadRequest(
+            {"_body": ["send the arguments as application/json"]},
+            f"unsupported media type {request.mimetype or '(none)'}: send application/json",
+            415,
+        )
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         message = f"not valid JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__}"
         raise BadRequest({"_body": [message]}, message, 400) from None
     if not isinstance(payload, dict):
-        raise BadRequest({"_body": ["must be a JSON object holding the operation's arguments by name"]},
-                         "the body must be a JSON object", 422)
+        raise BadRequest(
+            {"_body": ["must be a JSON object holding the operation's arguments by name"]},
+            "the body must be a JSON object",
+            422,
+        )
     return payload
 
 

@@ -9,6 +9,7 @@ including unknown paths and methods; each carries X-Correlation-Id. Connections 
 keep-alive), so a body refused unread (413) is never drained, and a client that stalls is cut after
 CLIENT_SOCKET_TIMEOUT seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ CLIENT_SOCKET_TIMEOUT = 30
 
 
 def json_response(status: int, body, headers: dict | None = None, content_type: str = "application/json"):
-    return Response(json.dumps(to_wire(body), ensure_ascii=False), status=status, headers=headers or {},
-                    content_type=content_type)
+    return Response(
+        json.dumps(to_wire(body), ensure_ascii=False), status=status, headers=headers or {}, content_type=content_type
+    )
 
 
 def problem_response(exc: BaseException, correlation: str, instance: str) -> Response:
@@ -80,8 +82,9 @@ class ApiApp(WsgiApp):
                 provider, values = adapter.match()
             except MethodNotAllowed as exc:
                 allowed = ", ".join(sorted(exc.valid_methods or ()))
-                raise BadRequest({"_method": [f"use {allowed}"]}, f"method not allowed here: use {allowed}",
-                                 405) from None
+                raise BadRequest(
+                    {"_method": [f"use {allowed}"]}, f"method not allowed here: use {allowed}", 405
+                ) from None
             except HTTPException:
                 raise door.unknown(request.jmdi_client, request.path) from None
             request.path_values = values
@@ -119,11 +122,11 @@ class ApiEntrypoint(HttpRequestHandler):
             request.jmdi_service = service
         correlation = request.jmdi_correlation_id
         try:
-            admitted = self.server.door.admit(request, service, operation, own=bool(self.operation),
-                                               public=self.public)
+            admitted = self.server.door.admit(request, service, operation, own=bool(self.operation), public=self.public)
             event = Event()
-            self.container.spawn_worker(self, (admitted,), {}, context_data={},
-                                        handle_result=partial(self.handle_result, event))
+            self.container.spawn_worker(
+                self, (admitted,), {}, context_data={}, handle_result=partial(self.handle_result, event)
+            )
             result, exc_info, correlation = event.wait()
             if exc_info is not None:
                 raise exc_info[1]

@@ -4,6 +4,7 @@ All limits come from the gateway's config.yml (GATEWAY_* settings). The refusal 
 gateway process: enough to stop one client from hammering the door (guessing tokens, probing roles) and from
 filling the audit trail; each replica counts on its own.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,14 +35,16 @@ class Limits:
                 raise ValueError(f"{key} must not be negative")
             return value
 
-        return cls(max_body_bytes=number("MAX_BODY_BYTES", 1 << 20),
-                   max_bulk_body_bytes=number("MAX_BULK_BODY_BYTES", 16 << 20),
-                   request_timeout=number("REQUEST_TIMEOUT_SECONDS", 60, float),
-                   long_request_timeout=number("LONG_REQUEST_TIMEOUT_SECONDS", 900, float),
-                   health_timeout=number("HEALTH_TIMEOUT_SECONDS", 4, float),
-                   refusals_per_minute=number("REFUSALS_PER_MINUTE", 30),
-                   refusal_audits_per_minute=number("REFUSAL_AUDITS_PER_MINUTE", 120),
-                   trusted_proxies=number("TRUSTED_PROXIES", 0))
+        return cls(
+            max_body_bytes=number("MAX_BODY_BYTES", 1 << 20),
+            max_bulk_body_bytes=number("MAX_BULK_BODY_BYTES", 16 << 20),
+            request_timeout=number("REQUEST_TIMEOUT_SECONDS", 60, float),
+            long_request_timeout=number("LONG_REQUEST_TIMEOUT_SECONDS", 900, float),
+            health_timeout=number("HEALTH_TIMEOUT_SECONDS", 4, float),
+            refusals_per_minute=number("REFUSALS_PER_MINUTE", 30),
+            refusal_audits_per_minute=number("REFUSAL_AUDITS_PER_MINUTE", 120),
+            trusted_proxies=number("TRUSTED_PROXIES", 0),
+        )
 
     def body_limit(self, op: Operation | None) -> int:
         return self.max_bulk_body_bytes if op is not None and op.bulk else self.max_body_bytes

@@ -1,4 +1,5 @@
 """The gateway's database holds one table of the kit: the audit trail (of the requests it refused)."""
+
 from sqlalchemy import MetaData
 
 from services.common.storage.tables import audit_log

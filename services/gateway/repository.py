@@ -11,6 +11,7 @@ Every row says whether its subject was proven: `detail.subject_verified` is true
 role refused, 403); a missing, forged or expired token (401), a body too large or a throttled client are recorded
 with the user the token CLAIMS — evidence of who tried, never proof.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ class RefusalAudit:
         self._suppressed = 0
         self._lock = threading.Lock()
 
-    def record(self, operation: str, reason: str, token, client: str, correlation_id: str | None,
-               status: int, identity=None):
+    def record(
+        self, operation: str, reason: str, token, client: str, correlation_id: str | None, status: int, identity=None
+    ):
         """One `refused` row, unless the minute's budget is spent (then it is counted for the summary row)."""
         with self._lock:
             flush = self._suppressed if self.budget.exhausted(ALL) is None and self._suppressed else 0
@@ -49,21 +51,52 @@ class RefusalAudit:
                 metrics.REFUSAL_AUDITS_SUPPRESSED.inc()
         rows = []
         if flush:
-            rows.append(self._row("gateway.door", None, [], {
-                "reason": f"{flush} more refusal(s) in the previous minute were not audited one by one "
-                          "(audit budget spent)", "suppressed": flush}, None))
+            rows.append(
+                self._row(
+                    "gateway.door",
+                    None,
+                    [],
+                    {
+                        "reason": f"{flush} more refusal(s) in the previous minute were not audited one by one "
+                        "(audit budget spent)",
+                        "suppressed": flush,
+                    },
+                    None,
+                )
+            )
         if within:
             claimed_user, claimed_roles = claimed_identity(token)
-            user, roles = (identity.user, list(identity.roles)) if identity is not None else (claimed_user,
-                                                                                              claimed_roles)
-            rows.append(self._row(operation, user, roles, {
-                "reason": reason, "claimed_user": claimed_user, "subject_verified": identity is not None,
-                "client": client, "status": status}, correlation_id))
+            user, roles = (
+                (identity.user, list(identity.roles)) if identity is not None else (claimed_user, claimed_roles)
+            )
+            rows.append(
+                self._row(
+                    operation,
+                    user,
+                    roles,
+                    {
+                        "reason": reason,
+                        "claimed_user": claimed_user,
+                        "subject_verified": identity is not None,
+                        "client": client,
+                        "status": status,
+                    },
+                    correlation_id,
+                )
+            )
         self._write(rows)
 
     def _row(self, operation, user, roles, detail, correlation_id) -> dict:
-        return dict(at=utcnow(), user=user, roles=roles, operation=operation, outcome="refused", entity=None,
-                    detail=detail, correlation_id=correlation_id)
+        return dict(
+            at=utcnow(),
+            user=user,
+            roles=roles,
+            operation=operation,
+            outcome="refused",
+            entity=None,
+            detail=detail,
+            correlation_id=correlation_id,
+        )
 
     def _write(self, rows: list[dict]):
         if not rows:

@@ -1,4 +1,5 @@
 """Input schemas of the gateway's own operations (the services' operations are validated by the services)."""
+
 from marshmallow import Schema, fields, validate
 
 from services.common.contracts.topology import SERVICES
@@ -8,5 +9,8 @@ __all__ = ["AuditQuery", "HealthQuery"]
 
 
 class HealthQuery(Schema):
-    service = fields.String(load_default=None, validate=validate.OneOf(SERVICES),
-                            metadata={"description": "only this service (default: every service)"})
+    service = fields.String(
+        load_default=None,
+        validate=validate.OneOf(SERVICES),
+        metadata={"description": "only this service (default: every service)"},
+    )

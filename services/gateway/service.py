@@ -5,6 +5,7 @@ operation, with the caller's own token (commands.py); the gateway's own operatio
 service and the audit of refusals; GET /api/v1/openapi.json is the document of it all. /metrics on the metrics
 port, like every service.
 """
+
 import eventlet
 
 from services.common.contracts.topology import SERVICES

@@ -2,6 +2,7 @@
 marshmallow schema its service validates with (apispec's MarshmallowPlugin), its roles come from the role
 matrix, and every failure is a problem document. Served at GET /api/v1/openapi.json; nothing here is written
 by hand but the conventions."""
+
 from __future__ import annotations
 
 import functools
@@ -41,9 +42,21 @@ PROBLEM = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
-        "code": {"type": "string", "enum": ["invalid_input", "not_found", "unknown_operation", "conflict",
-                                            "unauthenticated", "not_allowed", "too_many_refusals",
-                                            "internal_error", "service_unavailable", "timeout"]},
+        "code": {
+            "type": "string",
+            "enum": [
+                "invalid_input",
+                "not_found",
+                "unknown_operation",
+                "conflict",
+                "unauthenticated",
+                "not_allowed",
+                "too_many_refusals",
+                "internal_error",
+                "service_unavailable",
+                "timeout",
+            ],
+        },
         "errors": {"type": "object", "description": "field (nested for nested fields) -> messages"},
         "entity": {"type": "string"},
         "key": {},
@@ -54,26 +67,38 @@ PROBLEM = {
     },
 }
 FAILURES = {
-    "400": "the body is not valid JSON", "401": "no token, or one that does not verify",
-    "403": "the caller's roles may not call this operation", "404": "an entity named in the arguments does not exist",
-    "409": "a programme rule refused the operation", "413": "the body is larger than the operation's limit",
-    "415": "the body is not application/json", "422": "the arguments do not validate",
-    "429": "too many refused requests from this client", "500": "internal failure",
-    "503": "the service or the message broker is not available", "504": "no answer within the request timeout",
+    "400": "the body is not valid JSON",
+    "401": "no token, or one that does not verify",
+    "403": "the caller's roles may not call this operation",
+    "404": "an entity named in the arguments does not exist",
+    "409": "a programme rule refused the operation",
+    "413": "the body is larger than the operation's limit",
+    "415": "the body is not application/json",
+    "422": "the arguments do not validate",
+    "429": "too many refused requests from this client",
+    "500": "internal failure",
+    "503": "the service or the message broker is not available",
+    "504": "no answer within the request timeout",
 }
 
 
 def money_property(self, field, **kwargs) -> dict:
     if isinstance(field, Money):
-        return {"type": ["string", "integer", *(["null"] if field.allow_none else [])], "pattern": r"^-?[0-9]+(\.[0-9]{1,2})?$",
-                "description": "EUR amount: a decimal string with at most two places, or a whole number"}
+        return {
+            "type": ["string", "integer", *(["null"] if field.allow_none else [])],
+            "pattern": r"^-?[0-9]+(\.[0-9]{1,2})?$",
+            "description": "EUR amount: a decimal string with at most two places, or a whole number",
+        }
     return {}
 
 
 def plain_bounds(self, field, ret=None, **kwargs) -> dict:
     """JSON Schema bounds are JSON numbers: a Decimal bound (a share, "0.0000".."1.0000") is written as one."""
-    return {key: float(value) for key, value in (ret or {}).items()
-            if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") and isinstance(value, Decimal)}
+    return {
+        key: float(value)
+        for key, value in (ret or {}).items()
+        if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") and isinstance(value, Decimal)
+    }
 
 
 def schema_name(schema) -> str:
@@ -83,21 +108,32 @@ def schema_name(schema) -> str:
     module = next((c.__module__ for c in cls.__mro__ if c.__module__.startswith("services.")), "services.common")
     owner = module.split(".")[1]
     name = f"{owner}.{cls.__name__}"
-    modifiers = [f"{k}-{'-'.join(sorted(v))}" for k, v in (("only", getattr(schema, "only", None)),
-                                                           ("exclude", getattr(schema, "exclude", None))) if v]
+    modifiers = [
+        f"{k}-{'-'.join(sorted(v))}"
+        for k, v in (("only", getattr(schema, "only", None)), ("exclude", getattr(schema, "exclude", None)))
+        if v
+    ]
     return name + (f".{'.'.join(modifiers)}" if modifiers else "")
 
 
 def _operation(op_id: str, summary: str, roles, schema, failures) -> dict:
     no_arguments = {"type": "object", "description": "no arguments (any given are ignored)"}
     required = schema is not None and any(f.required for f in schema.fields.values())
-    body = {"required": required,
-            "content": {"application/json": {"schema": no_arguments if schema is None else schema}}}
+    body = {
+        "required": required,
+        "content": {"application/json": {"schema": no_arguments if schema is None else schema}},
+    }
     responses = {"200": {"description": "the operation's result", "content": {"application/json": {"schema": {}}}}}
     responses.update({code: {"$ref": f"#/components/responses/{code}"} for code in failures})
-    return {"operationId": op_id, "summary": summary or op_id, "tags": [op_id.split(".")[0]],
-            "description": "Roles: " + (", ".join(sorted(roles)) or "none"), "x-roles": sorted(roles),
-            "requestBody": body, "responses": responses}
+    return {
+        "operationId": op_id,
+        "summary": summary or op_id,
+        "tags": [op_id.split(".")[0]],
+        "description": "Roles: " + (", ".join(sorted(roles)) or "none"),
+        "x-roles": sorted(roles),
+        "requestBody": body,
+        "responses": responses,
+    }
 
 
 def _has_fields(schema) -> bool:
@@ -117,27 +153,66 @@ def document() -> dict:
     except PackageNotFoundError:
         release = "dev"
     plugin = MarshmallowPlugin(schema_name_resolver=schema_name)
-    spec = APISpec(title="JMDI staff API", version=release, openapi_version="3.1.0", plugins=[plugin],
-                   info={"description": DESCRIPTION}, servers=[{"url": "/"}], security=[{"bearer": []}])
+    spec = APISpec(
+        title="JMDI staff API",
+        version=release,
+        openapi_version="3.1.0",
+        plugins=[plugin],
+        info={"description": DESCRIPTION},
+        servers=[{"url": "/"}],
+        security=[{"bearer": []}],
+    )
     plugin.converter.add_attribute_function(money_property)
     plugin.converter.add_attribute_function(plain_bounds)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Problem", PROBLEM)
     for code, meaning in FAILURES.items():
-        spec.components.response(code, {"description": meaning, "content": {
-            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        spec.components.response(
+            code,
+            {"description": meaning, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+        )
     for op in operations():
         spec.path(path=f"{PREFIX}/{op.service}/{op.name}", operations={"post": service_operation(op)})
     common = ["401", "403", "413", "415", "422", "429", "500"]
     from services.common.security.roles import allowed_roles
-    spec.path(path=f"{PREFIX}/gateway/health", operations={"post": _operation(
-        "gateway.health", "Health of the gateway and of every service, each asked with its own timeout",
-        allowed_roles("gateway", "health"), HealthQuery(), common)})
-    spec.path(path=f"{PREFIX}/gateway/query_audit", operations={"post": _operation(
-        "gateway.query_audit", "Requests the gateway refused (no token, bad token, role, size, throttling)",
-        allowed_roles("gateway", "query_audit"), AuditQuery(), common)})
-    spec.path(path=f"{PREFIX}/openapi.json", operations={"get": {
-        "operationId": "gateway.openapi", "summary": "This document", "tags": ["gateway"], "security": [],
-        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}},
-                      "429": {"$ref": "#/components/responses/429"}}}})
+
+    spec.path(
+        path=f"{PREFIX}/gateway/health",
+        operations={
+            "post": _operation(
+                "gateway.health",
+                "Health of the gateway and of every service, each asked with its own timeout",
+                allowed_roles("gateway", "health"),
+                HealthQuery(),
+                common,
+            )
+        },
+    )
+    spec.path(
+        path=f"{PREFIX}/gateway/query_audit",
+        operations={
+            "post": _operation(
+                "gateway.query_audit",
+                "Requests the gateway refused (no token, bad token, role, size, throttling)",
+                allowed_roles("gateway", "query_audit"),
+                AuditQuery(),
+                common,
+            )
+        },
+    )
+    spec.path(
+        path=f"{PREFIX}/openapi.json",
+        operations={
+            "get": {
+                "operationId": "gateway.openapi",
+                "summary": "This document",
+                "tags": ["gateway"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}},
+                    "429": {"$ref": "#/components/responses/429"},
+                },
+            }
+        },
+    )
     return spec.to_dict()

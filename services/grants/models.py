@@ -5,6 +5,7 @@ The copies record facts one row per fact (screening, evaluation, withdrawal, ran
 service's ids, so they can arrive in any order; the award assembles them. Budget rows (programme, window) are
 the rows every award and amount change locks, always programme first, then window.
 """
+
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -16,6 +17,7 @@ class Base(DeclarativeBase):
 
 
 # --- budget rows (locked by awards and amendments) ------------------------------------------------------------
+
 
 class ProgrammeBudget(Base):
     """The programme's EC contribution and what is committed against it (locked by every award)."""
@@ -38,6 +40,7 @@ class WindowBudget(Base):
 
 
 # --- copies from the calls service ----------------------------------------------------------------------------
+
 
 class CallCopy(Base):
     __tablename__ = "calls"
@@ -128,6 +131,7 @@ class RankingCopy(Base):
 
 # --- the organisation register --------------------------------------------------------------------------------
 
+
 class OrganisationRow(Base):
     __tablename__ = "organisations"
     id: Mapped[str] = mapped_column(String(60), primary_key=True)
@@ -146,6 +150,7 @@ class OrganisationRow(Base):
 
 
 # --- grants ---------------------------------------------------------------------------------------------------
+
 
 class GrantRow(Base):
     __tablename__ = "grants"
@@ -167,8 +172,8 @@ class GrantRow(Base):
     ec_share: Mapped[str] = mapped_column(String(50))  # exact Decimal (award / total eligible costs) as text
     rule_profile: Mapped[str] = mapped_column(String(60))
     duration_months: Mapped[int] = mapped_column(Integer)
-    budget: Mapped[dict] = mapped_column(JSON)            # current Annex III budget
-    contract_budget: Mapped[dict] = mapped_column(JSON)   # as signed or last amended (the 15% baseline)
+    budget: Mapped[dict] = mapped_column(JSON)  # current Annex III budget
+    contract_budget: Mapped[dict] = mapped_column(JSON)  # as signed or last amended (the 15% baseline)
     status: Mapped[str] = mapped_column(String(20))  # awarded | contracted | terminated | closed | declined
     decision_reference: Mapped[str] = mapped_column(String(100))
     decision_date = mapped_column(Date, nullable=False)
@@ -213,9 +218,16 @@ class PaymentRow(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(2000))
     # one live payment per tranche, whatever the keys: the database's own guard against paying a tranche twice
     # (a cancelled request keeps its row and its key, and no longer holds the tranche)
-    __table_args__ = (Index("uq_payment_tranche", "grant_id", "tranche_number", unique=True,
-                            postgresql_where=text("status <> 'cancelled'"),
-                            sqlite_where=text("status <> 'cancelled'")),)
+    __table_args__ = (
+        Index(
+            "uq_payment_tranche",
+            "grant_id",
+            "tranche_number",
+            unique=True,
+            postgresql_where=text("status <> 'cancelled'"),
+            sqlite_where=text("status <> 'cancelled'"),
+        ),
+    )
 
 
 class DecommitmentRow(Base):
@@ -272,14 +284,15 @@ class AmendmentRow(Base):
 
 # --- exchange rates -------------------------------------------------------------------------------------------
 
+
 class ExchangeRateRow(Base):
     """One published rate: units of `currency` one EUR buys in `month` (InforEuro or UN operational). Never
     changed once published, so every converted report line can be re-derived."""
 
     __tablename__ = "exchange_rates"
     rate_type: Mapped[str] = mapped_column(String(20), primary_key=True)  # inforeuro | un_operational
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)       # YYYY-MM
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)    # ISO 4217
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)  # ISO 4217
     rate = mapped_column(Numeric(20, 6), nullable=False)
     source: Mapped[str] = mapped_column(String(300))
     published_by: Mapped[str] = mapped_column(String(200))

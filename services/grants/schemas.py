@@ -1,4 +1,5 @@
 """RPC input schemas of the grants service (unknown fields refused; InvalidInput names every field)."""
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts.events import ANNEX_III_HEADINGS
@@ -106,8 +107,8 @@ class ListPayments(Strict):
 class ExpenditureLine(Strict):
     heading = fields.String(required=True, validate=validate.OneOf(ANNEX_III_HEADINGS))
     amount = Money(required=True, validate=_positive)  # in `currency`, two places
-    currency = Text(3, min_length=3, required=True)    # ISO 4217, checked by the grants domain
-    incurred_on = fields.Date(required=True)           # within the report's period; its month picks the rate
+    currency = Text(3, min_length=3, required=True)  # ISO 4217, checked by the grants domain
+    incurred_on = fields.Date(required=True)  # within the report's period; its month picks the rate
     description = Text(300, min_length=0, load_default="")
 
 
@@ -130,8 +131,7 @@ class SubmitReport(Strict):
     @validates_schema
     def _one_form(self, data, **_):
         if (data.get("expenditure") is None) == (data.get("lines") is None):
-            raise ValidationError("give the expenditure per heading in EUR or the lines, one of the two",
-                                  "expenditure")
+            raise ValidationError("give the expenditure per heading in EUR or the lines, one of the two", "expenditure")
 
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -196,8 +196,12 @@ class AmendGrant(Strict):
 
     @validates_schema
     def _what_the_kind_changes(self, data, **_):
-        needed = {"budget": "new_budget", "duration": "new_duration_months", "amount": "new_amount_eur",
-                  "targets": "new_targets"}
+        needed = {
+            "budget": "new_budget",
+            "duration": "new_duration_months",
+            "amount": "new_amount_eur",
+            "targets": "new_targets",
+        }
         field = needed.get(data.get("kind"))
         if field and data.get(field) is None:
             raise ValidationError(f"is required for a {data['kind']} amendment", field)

@@ -1,5 +1,6 @@
 """nameko entrypoints of the grants service: copies of calls, proposals and rankings from the calls events;
 awards, contracts, payments, reports, amendments, termination and closure as RPCs (docs/api/grants.md)."""
+
 from services.common.service.entrypoints import ServiceBase, handles, operation
 
 from . import commands, schemas, termination

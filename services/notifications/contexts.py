@@ -4,6 +4,7 @@
 (Decimal, date, datetime); the planner stores them in wire form, which the template filters read as well.
 The recipient's name and the language are added per recipient by the planner.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,13 @@ REPORT_TITLES = {
 
 
 def submission_receipt(d: dict) -> dict:
-    return {"organisation": d["lead_organisation"], "call_reference": d["call_id"],
-            "proposal_reference": d["reference"], "proposal_title": d["title"], "submitted_at": d["submitted_at"]}
+    return {
+        "organisation": d["lead_organisation"],
+        "call_reference": d["call_id"],
+        "proposal_reference": d["reference"],
+        "proposal_title": d["title"],
+        "submitted_at": d["submitted_at"],
+    }
 
 
 def _about_proposal(d: dict, proposal) -> dict:
@@ -35,18 +41,34 @@ def screening_result(d: dict, proposal) -> dict:
     flagged = outcome == "flagged"
     members = list(dict.fromkeys(hit["applicant"] for hit in d.get("hits", []))) if flagged else []
     reasons = [d["reason"]] if outcome == "excluded" and d.get("reason") else []
-    return {**_about_proposal(d, proposal), "eligible": outcome in ("clear", "cleared"), "flagged": flagged,
-            "members": members, "reasons": reasons}
+    return {
+        **_about_proposal(d, proposal),
+        "eligible": outcome in ("clear", "cleared"),
+        "flagged": flagged,
+        "members": members,
+        "reasons": reasons,
+    }
 
 
 def evaluation_result(d: dict, proposal) -> dict:
-    return {**_about_proposal(d, proposal), "stage": d["stage"], "score": d["score"], "max_score": d["max_score"],
-            "threshold": d["threshold"], "passed": d["passed"]}
+    return {
+        **_about_proposal(d, proposal),
+        "stage": d["stage"],
+        "score": d["score"],
+        "max_score": d["max_score"],
+        "threshold": d["threshold"],
+        "passed": d["passed"],
+    }
 
 
 def award(d: dict, proposal) -> dict:
-    return {**_about_proposal(d, proposal), "organisation": d["lead_organisation"], "grant_reference": d["reference"],
-            "amount": d["amount_eur"], "duration_months": proposal.duration_months}
+    return {
+        **_about_proposal(d, proposal),
+        "organisation": d["lead_organisation"],
+        "grant_reference": d["reference"],
+        "amount": d["amount_eur"],
+        "duration_months": proposal.duration_months,
+    }
 
 
 def rejection(d: dict, proposal) -> dict:
@@ -58,26 +80,53 @@ def _about_grant(grant) -> dict:
 
 
 def contract_signed(d: dict, grant) -> dict:
-    schedule = [{"number": t["number"], "amount": t["planned_amount_eur"], "expected_date": t.get("due_date")}
-                for t in d["schedule"]]
-    return {**_about_grant(grant), "signed_on": d["signed_at"].date(), "start_date": d["start_date"],
-            "end_date": d["end_date"], "amount": d["amount_eur"], "schedule": schedule}
+    schedule = [
+        {"number": t["number"], "amount": t["planned_amount_eur"], "expected_date": t.get("due_date")}
+        for t in d["schedule"]
+    ]
+    return {
+        **_about_grant(grant),
+        "signed_on": d["signed_at"].date(),
+        "start_date": d["start_date"],
+        "end_date": d["end_date"],
+        "amount": d["amount_eur"],
+        "schedule": schedule,
+    }
 
 
 def tranche_paid(d: dict, grant) -> dict:
-    return {**_about_grant(grant), "tranche_number": d["tranche_number"], "amount": d["amount_eur"],
-            "value_date": d["value_date"], "total_paid": grant.paid, "award_amount": grant.amount}
+    return {
+        **_about_grant(grant),
+        "tranche_number": d["tranche_number"],
+        "amount": d["amount_eur"],
+        "value_date": d["value_date"],
+        "total_paid": grant.paid,
+        "award_amount": grant.amount,
+    }
 
 
 def payment_requested(d: dict, grant) -> dict:
-    return {**_about_grant(grant), "organisation": grant.lead_organisation, "tranche_number": d["tranche_number"],
-            "amount": d["amount_eur"], "requested_by": d["requested_by"], "requested_at": d["requested_at"]}
+    return {
+        **_about_grant(grant),
+        "organisation": grant.lead_organisation,
+        "tranche_number": d["tranche_number"],
+        "amount": d["amount_eur"],
+        "requested_by": d["requested_by"],
+        "requested_at": d["requested_at"],
+    }
 
 
 def payment_cancelled(d: dict, grant) -> dict:
-    return {**_about_grant(grant), "organisation": grant.lead_organisation, "tranche_number": d["tranche_number"],
-            "amount": d["amount_eur"], "requested_by": d["requested_by"], "cancelled_by": d["cancelled_by"],
-            "cancelled_at": d["cancelled_at"], "reason": d["reason"]}
+    return {
+        **_about_grant(grant),
+        "organisation": grant.lead_organisation,
+        "tranche_number": d["tranche_number"],
+        "amount": d["amount_eur"],
+        "requested_by": d["requested_by"],
+        "cancelled_by": d["cancelled_by"],
+        "cancelled_at": d["cancelled_at"],
+        "reason": d["reason"],
+    }
 
 
 def report_due(grant, kind: str, due_date: date, today: date) -> dict:
@@ -105,14 +154,22 @@ def report_accepted(d: dict, grant, number: int | None) -> dict:
 
 
 def report_returned(d: dict, grant, resubmit_days: int) -> dict:
-    return {**_about_grant(grant), "report_kind": d["kind"], "reason": d["reason"] or "-",
-            "resubmit_by": d["decided_at"].date() + timedelta(days=resubmit_days)}
+    return {
+        **_about_grant(grant),
+        "report_kind": d["kind"],
+        "reason": d["reason"] or "-",
+        "resubmit_by": d["decided_at"].date() + timedelta(days=resubmit_days),
+    }
 
 
 def grant_amended(d: dict, grant, previous_amount: Decimal, previous_end: date | None, effective: datetime) -> dict:
     """`grant` already amended; the previous amount and end date tell what the amendment changed."""
-    context = {**_about_grant(grant), "amendment_number": grant.amendments, "effective_date": effective.date(),
-               "changes": [d["reason"]] if d.get("reason") else []}
+    context = {
+        **_about_grant(grant),
+        "amendment_number": grant.amendments,
+        "effective_date": effective.date(),
+        "changes": [d["reason"]] if d.get("reason") else [],
+    }
     if d["amount_eur"] != previous_amount:
         context["new_amount"] = d["amount_eur"]
     if grant.end_date is not None and grant.end_date != previous_end:
@@ -121,14 +178,24 @@ def grant_amended(d: dict, grant, previous_amount: Decimal, previous_end: date |
 
 
 def grant_terminated(d: dict, grant) -> dict:
-    return {**_about_grant(grant), "effective_date": d["effective_date"], "reason": d["reason"],
-            "award_amount": d["amount_eur"], "total_paid": d["paid_eur"],
-            "final_report_period_start": d["final_report_period_start"], "final_report_due": d["final_report_due"]}
+    return {
+        **_about_grant(grant),
+        "effective_date": d["effective_date"],
+        "reason": d["reason"],
+        "award_amount": d["amount_eur"],
+        "total_paid": d["paid_eur"],
+        "final_report_period_start": d["final_report_period_start"],
+        "final_report_due": d["final_report_due"],
+    }
 
 
 def grant_closed(d: dict, grant) -> dict:
-    context = {**_about_grant(grant), "closed_on": d["closed_at"].date(), "award_amount": grant.amount,
-               "total_paid": d["paid_eur"]}
+    context = {
+        **_about_grant(grant),
+        "closed_on": d["closed_at"].date(),
+        "award_amount": grant.amount,
+        "total_paid": d["paid_eur"],
+    }
     if d["recovery_eur"] > 0:
         context["recovery_amount"] = d["recovery_eur"]
     return context
@@ -137,8 +204,13 @@ def grant_closed(d: dict, grant) -> dict:
 def ec_report(d: dict, language: str) -> dict:
     start, end = report_period(d["period"], d["generated_at"].date())
     titles = REPORT_TITLES.get(language, REPORT_TITLES["en"])
-    return {"report_title": titles.get(d["kind"], d["kind"]), "period_start": start, "period_end": end,
-            "generated_at": d["generated_at"], "file_name": d["filename"]}
+    return {
+        "report_title": titles.get(d["kind"], d["kind"]),
+        "period_start": start,
+        "period_end": end,
+        "generated_at": d["generated_at"],
+        "file_name": d["filename"],
+    }
 
 
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.I)
@@ -175,4 +247,3 @@ def report_period(period: str, fallback: date) -> tuple[date, date]:
         except ValueError:
             pass
     return fallback, fallback
-

@@ -25,6 +25,7 @@ Both carry ``code`` (SMTP reply code, None for network errors) and ``recipients`
 If the relay accepts the message for some recipients and refuses others, ``send`` does not raise (the message is
 already on its way; resending would duplicate it): the refusals are in ``DeliveryResult.refused``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,8 +123,9 @@ class SmtpSettings:
             raise ValueError("SMTP_TIMEOUT must be positive")
         transport = str(env.get("MAIL_TRANSPORT") or "").strip().lower()
         if transport not in TRANSPORTS:
-            raise ValueError(f"MAIL_TRANSPORT must be one of {', '.join(t for t in TRANSPORTS if t)} (or empty), "
-                             f"not {transport!r}")
+            raise ValueError(
+                f"MAIL_TRANSPORT must be one of {', '.join(t for t in TRANSPORTS if t)} (or empty), not {transport!r}"
+            )
         settings = cls(
             host=(env.get("SMTP_HOST") or "").strip() or None,
             port=int(port_text),
@@ -137,9 +139,11 @@ class SmtpSettings:
             transport=transport,
         )
         if settings.host and settings.plaintext_login and not settings.allow_plaintext_auth:
-            raise ValueError("SMTP_USER is set but the connection to SMTP_HOST is not encrypted: set "
-                             "SMTP_STARTTLS=true, or SMTP_ALLOW_PLAINTEXT_AUTH=true if the relay is on a network "
-                             "nobody else can read")
+            raise ValueError(
+                "SMTP_USER is set but the connection to SMTP_HOST is not encrypted: set "
+                "SMTP_STARTTLS=true, or SMTP_ALLOW_PLAINTEXT_AUTH=true if the relay is on a network "
+                "nobody else can read"
+            )
         return settings
 
 
@@ -201,9 +205,11 @@ class SmtpTransport:
         if msg["From"] is None:
             msg["From"] = s.sender
         if s.plaintext_login and not s.allow_plaintext_auth:
-            raise PermanentDeliveryError("SMTP login without TLS refused (SMTP_STARTTLS is off): the password would "
-                                         "cross the network in clear; set SMTP_STARTTLS=true or "
-                                         "SMTP_ALLOW_PLAINTEXT_AUTH=true")
+            raise PermanentDeliveryError(
+                "SMTP login without TLS refused (SMTP_STARTTLS is off): the password would "
+                "cross the network in clear; set SMTP_STARTTLS=true or "
+                "SMTP_ALLOW_PLAINTEXT_AUTH=true"
+            )
         smtp = None
         try:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
@@ -257,7 +263,7 @@ class FolderTransport:
         if not self.index.is_dir():
             building = Path(tempfile.mkdtemp(prefix=".keys-building.", dir=self.path))
             for existing in sorted(self.path.glob("*.eml")):  # once: messages from before the markers
-                stem = existing.name[:-len(".eml")]
+                stem = existing.name[: -len(".eml")]
                 key = stem.split("-", 1)[1] if "-" in stem else stem
                 marker = building / key
                 if not marker.exists():

@@ -11,6 +11,7 @@ duplicate is recognised (and FolderTransport does not write it twice).
 Temporary failures (relay down, 4xx, report file not available yet) are retried with exponential backoff until
 the retry budget is spent; permanent ones (5xx, a template that does not render) fail at once.
 """
+
 from __future__ import annotations
 
 import base64
@@ -80,9 +81,12 @@ class Dispatcher:
         session, now = self.uow.session, utcnow()
         try:
             notification = session.execute(
-                select(Notification).where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                .order_by(Notification.next_attempt_at, Notification.created_at).limit(1)
-                .with_for_update(skip_locked=True)).scalar_one_or_none()
+                select(Notification)
+                .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                .order_by(Notification.next_attempt_at, Notification.created_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
             if notification is None:
                 self.uow.rollback()
                 return None
@@ -102,10 +106,16 @@ class Dispatcher:
                 if self.fetch_report is None:
                     raise AttachmentUnavailable("no way to fetch reports configured")
                 attachments.append(decode_report(self.fetch_report(notification.attachment["report_id"])))
-            msg = build_message(notification.template, notification.language, notification.context,
-                                to=[_address(notification.recipient_name, notification.recipient)],
-                                sender=self.settings.smtp.sender, attachments=attachments,
-                                message_id=notification.message_id, template_dir=self.settings.template_dir)
+            msg = build_message(
+                notification.template,
+                notification.language,
+                notification.context,
+                to=[_address(notification.recipient_name, notification.recipient)],
+                sender=self.settings.smtp.sender,
+                attachments=attachments,
+                message_id=notification.message_id,
+                template_dir=self.settings.template_dir,
+            )
             self.transport.send(msg)
         except (PermanentDeliveryError, TemplateError) as exc:
             self.record_failure(notification, exc, temporary=False)
@@ -130,8 +140,9 @@ class Dispatcher:
                 time.sleep(RECORD_SENT.delay(attempt + 1))
 
     def _locked(self, notification_id: str) -> Notification | None:
-        return self.uow.session.execute(select(Notification).where(Notification.id == notification_id)
-                                        .with_for_update()).scalar_one_or_none()
+        return self.uow.session.execute(
+            select(Notification).where(Notification.id == notification_id).with_for_update()
+        ).scalar_one_or_none()
 
     def record_sent(self, claimed: Notification):
         try:
@@ -140,8 +151,7 @@ class Dispatcher:
                 self.uow.rollback()
                 return
             row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-            self.uow.emit("notification_sent", {**_delivery(row), "sent_at": row.sent_at,
-                                                "message_id": row.message_id})
+            self.uow.emit("notification_sent", {**_delivery(row), "sent_at": row.sent_at, "message_id": row.message_id})
             self.uow.commit()
         except BaseException:
             self.uow.rollback()
@@ -169,18 +179,31 @@ class Dispatcher:
             raise
         outcome = "failed" if delay is None else "retried"
         EMAILS.labels(row.template, outcome).inc()
-        log.warning("notification %s (%s) to %s %s after attempt %d: %s", row.id, row.template, mask_email(row.recipient),
-                    "failed" if delay is None else f"will be retried in {delay:.1f}s", row.attempts, error)
+        log.warning(
+            "notification %s (%s) to %s %s after attempt %d: %s",
+            row.id,
+            row.template,
+            mask_email(row.recipient),
+            "failed" if delay is None else f"will be retried in {delay:.1f}s",
+            row.attempts,
+            error,
+        )
 
 
 def _address(name: str | None, address: str) -> str:
-    """"Name <address>"; address specials are dropped from the name (Python's e-mail headers split an encoded
+    """ "Name <address>"; address specials are dropped from the name (Python's e-mail headers split an encoded
     display name at a comma: "Association X, Taroudant" would become two recipients)."""
     name = " ".join(re.sub(r'[,;:<>@"()\[\]\\]', " ", name or "").split())
     return email.utils.formataddr((name, address)) if name else address
 
 
 def _delivery(row: Notification) -> dict:
-    return {"notification_id": row.id, "source_event_id": row.source_event_id, "template": row.template,
-            "recipient": row.recipient, "language": row.language, "proposal_id": row.proposal_id,
-            "grant_id": row.grant_id}
+    return {
+        "notification_id": row.id,
+        "source_event_id": row.source_event_id,
+        "template": row.template,
+        "recipient": row.recipient,
+        "language": row.language,
+        "proposal_id": row.proposal_id,
+        "grant_id": row.grant_id,
+    }

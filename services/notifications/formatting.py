@@ -16,6 +16,7 @@ Exact output (tests pin these strings, character for character):
 Language codes are forgiving ("fr", "FR", "fr-BE", "fr_FR" are all French); an unknown or empty code formats
 as English, like the message templates fall back to English.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -20,6 +20,7 @@ Rules every template obeys:
 
 A language with no template for the kind falls back to English (``FALLBACK_LANG``).
 """
+
 from __future__ import annotations
 
 import email.utils

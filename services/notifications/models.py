@@ -1,5 +1,6 @@
 """Tables of the notifications service: what it learnt from events (who to write to, about what) and every
 notification planned, with its delivery state."""
+
 from sqlalchemy import JSON, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 

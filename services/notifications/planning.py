@@ -7,6 +7,7 @@ keeps the facts later messages quote (proposal, grant, contract dates, reports d
 An event that refers to a proposal or grant this service has not heard of yet (its queue overtook the one of
 proposal_submitted or grant_awarded) is parked and planned as soon as that fact arrives.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,13 @@ class Planner:
     def _proposal_submitted(self, event, d):
         self.facts.serialise(f"proposal:{d['proposal_id']}")
         self.facts.record_proposal(d)
-        self._notify(event, "submission_receipt", self._lead(d["proposal_id"]), contexts.submission_receipt(d),
-                     proposal_id=d["proposal_id"])
+        self._notify(
+            event,
+            "submission_receipt",
+            self._lead(d["proposal_id"]),
+            contexts.submission_receipt(d),
+            proposal_id=d["proposal_id"],
+        )
         self._release(f"proposal:{d['proposal_id']}")
 
     def _proposal_withdrawn(self, event, d):
@@ -61,26 +67,47 @@ class Planner:
 
     def _proposal_screened(self, event, d):
         proposal = self.facts.proposal(d["proposal_id"])
-        self._notify(event, "screening_result", self._lead(proposal.proposal_id),
-                     contexts.screening_result(d, proposal), proposal_id=proposal.proposal_id)
+        self._notify(
+            event,
+            "screening_result",
+            self._lead(proposal.proposal_id),
+            contexts.screening_result(d, proposal),
+            proposal_id=proposal.proposal_id,
+        )
 
     def _proposal_evaluated(self, event, d):
         proposal = self.facts.proposal(d["proposal_id"])
-        self._notify(event, "evaluation_result", self._lead(proposal.proposal_id),
-                     contexts.evaluation_result(d, proposal), proposal_id=proposal.proposal_id)
+        self._notify(
+            event,
+            "evaluation_result",
+            self._lead(proposal.proposal_id),
+            contexts.evaluation_result(d, proposal),
+            proposal_id=proposal.proposal_id,
+        )
 
     # --- grants events --------------------------------------------------------------------------------------
     def _proposal_rejected(self, event, d):
         proposal = self.facts.proposal(d["proposal_id"])
-        self._notify(event, "rejection", self._lead(proposal.proposal_id), contexts.rejection(d, proposal),
-                     proposal_id=proposal.proposal_id)
+        self._notify(
+            event,
+            "rejection",
+            self._lead(proposal.proposal_id),
+            contexts.rejection(d, proposal),
+            proposal_id=proposal.proposal_id,
+        )
 
     def _grant_awarded(self, event, d):
         proposal = self.facts.proposal(d["proposal_id"])
         self.facts.serialise(f"grant:{d['grant_id']}")
         self.facts.record_grant(d)
-        self._notify(event, "award", self._lead(proposal.proposal_id), contexts.award(d, proposal),
-                     proposal_id=proposal.proposal_id, grant_id=d["grant_id"])
+        self._notify(
+            event,
+            "award",
+            self._lead(proposal.proposal_id),
+            contexts.award(d, proposal),
+            proposal_id=proposal.proposal_id,
+            grant_id=d["grant_id"],
+        )
         self._release(f"grant:{d['grant_id']}")
 
     def _contract_signed(self, event, d):
@@ -94,16 +121,27 @@ class Planner:
     def _payment_requested(self, event, d):
         grant = self.facts.grant(d["grant_id"])
         if not self.settings.finance_approvers:
-            log.warning("payment %s requested but FINANCE_APPROVER_EMAILS is empty: nobody to notify",
-                        d["payment_id"])
-        self._notify(event, "payment_requested", self._staff(self.settings.finance_approvers),
-                     contexts.payment_requested(d, grant), proposal_id=grant.proposal_id, grant_id=grant.grant_id)
+            log.warning("payment %s requested but FINANCE_APPROVER_EMAILS is empty: nobody to notify", d["payment_id"])
+        self._notify(
+            event,
+            "payment_requested",
+            self._staff(self.settings.finance_approvers),
+            contexts.payment_requested(d, grant),
+            proposal_id=grant.proposal_id,
+            grant_id=grant.grant_id,
+        )
 
     def _payment_cancelled(self, event, d):
         """The approvers who were asked to approve it learn it is off their list (and why)."""
         grant = self.facts.grant(d["grant_id"])
-        self._notify(event, "payment_cancelled", self._staff(self.settings.finance_approvers),
-                     contexts.payment_cancelled(d, grant), proposal_id=grant.proposal_id, grant_id=grant.grant_id)
+        self._notify(
+            event,
+            "payment_cancelled",
+            self._staff(self.settings.finance_approvers),
+            contexts.payment_cancelled(d, grant),
+            proposal_id=grant.proposal_id,
+            grant_id=grant.grant_id,
+        )
 
     def _tranche_paid(self, event, d):
         grant = self.facts.grant(d["grant_id"])
@@ -127,8 +165,9 @@ class Planner:
         else:
             if due is not None:  # a corrected report is expected
                 due.status = "open"
-            self._notify_grant(event, "report_returned", grant,
-                               contexts.report_returned(d, grant, self.settings.resubmit_days))
+            self._notify_grant(
+                event, "report_returned", grant, contexts.report_returned(d, grant, self.settings.resubmit_days)
+            )
 
     def _grant_amended(self, event, d):
         grant = self.facts.grant(d["grant_id"])
@@ -160,15 +199,26 @@ class Planner:
     # --- reporting events -----------------------------------------------------------------------------------
     def _report_generated(self, event, d):
         if not self.settings.ec_report_recipients:
-            log.warning("report %s generated but EC_REPORT_RECIPIENTS is empty: nobody to send it to",
-                        d["report_id"])
-        self._notify(event, "ec_report", self._staff(self.settings.ec_report_recipients),
-                     lambda language: contexts.ec_report(d, language), attachment={"report_id": d["report_id"]})
+            log.warning("report %s generated but EC_REPORT_RECIPIENTS is empty: nobody to send it to", d["report_id"])
+        self._notify(
+            event,
+            "ec_report",
+            self._staff(self.settings.ec_report_recipients),
+            lambda language: contexts.ec_report(d, language),
+            attachment={"report_id": d["report_id"]},
+        )
 
     # --- reminders (the clock, not an event) ----------------------------------------------------------------
     def remind(self, source_key: str, grant: Grant, context: dict):
-        self._plan(source_key, "report_due", "report_due", self._lead(grant.proposal_id), context,
-                   proposal_id=grant.proposal_id, grant_id=grant.grant_id)
+        self._plan(
+            source_key,
+            "report_due",
+            "report_due",
+            self._lead(grant.proposal_id),
+            context,
+            proposal_id=grant.proposal_id,
+            grant_id=grant.grant_id,
+        )
         self.facts.flush()
         return self.planned
 
@@ -192,26 +242,54 @@ class Planner:
     def _notify_grant(self, event, template, grant: Grant, context, consortium: bool = False):
         """Grant news reach the lead applicant; what binds the whole consortium reaches co-applicants too."""
         roles = ("lead", "co_applicant") if consortium else ("lead",)
-        self._notify(event, template, self.facts.contacts(grant.proposal_id, roles), context,
-                     proposal_id=grant.proposal_id, grant_id=grant.grant_id)
+        self._notify(
+            event,
+            template,
+            self.facts.contacts(grant.proposal_id, roles),
+            context,
+            proposal_id=grant.proposal_id,
+            grant_id=grant.grant_id,
+        )
 
     def _notify(self, event: Event, template: str, recipients, context, **refs):
         self._plan(event.event_id, event.event_type, template, recipients, context, **refs)
 
-    def _plan(self, source_id: str, event_type: str, template: str, recipients, context: dict | Callable,
-              proposal_id=None, grant_id=None, attachment=None):
+    def _plan(
+        self,
+        source_id: str,
+        event_type: str,
+        template: str,
+        recipients,
+        context: dict | Callable,
+        proposal_id=None,
+        grant_id=None,
+        attachment=None,
+    ):
         seen = set()
         for recipient in recipients:
             if recipient.email.lower() in seen:
                 continue
             seen.add(recipient.email.lower())
             variables = context(recipient.language) if callable(context) else context
-            self.planned.append(Notification(
-                id=str(uuid.uuid4()), source_event_id=source_id, event_type=event_type, template=template,
-                recipient=recipient.email, recipient_name=recipient.name, language=recipient.language,
-                proposal_id=proposal_id, grant_id=grant_id,
-                context=to_wire({**variables, "recipient_name": recipient.name}), attachment=attachment,
-                status="pending", attempts=0, next_attempt_at=self.now, created_at=self.now))
+            self.planned.append(
+                Notification(
+                    id=str(uuid.uuid4()),
+                    source_event_id=source_id,
+                    event_type=event_type,
+                    template=template,
+                    recipient=recipient.email,
+                    recipient_name=recipient.name,
+                    language=recipient.language,
+                    proposal_id=proposal_id,
+                    grant_id=grant_id,
+                    context=to_wire({**variables, "recipient_name": recipient.name}),
+                    attachment=attachment,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=self.now,
+                    created_at=self.now,
+                )
+            )
             self.facts.add(self.planned[-1])
 
 

@@ -1,4 +1,5 @@
 """Report reminders: N days before each report due date and on the day, to the lead applicant, once each."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta

@@ -2,6 +2,7 @@
 reports due), events parked until the fact they refer to arrives, and the planned messages themselves.
 
 Every method runs inside the caller's unit of work (an event handler's transaction, with the kit's inbox row)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,13 +46,28 @@ class NotificationsRepository:
     # --- proposals and grants -------------------------------------------------------------------------------
     def record_proposal(self, d: dict):
         """A submitted proposal and its applicants (who later messages go to); a redelivery changes nothing."""
-        self.session.merge(Proposal(proposal_id=d["proposal_id"], reference=d["reference"], call_id=d["call_id"],
-                                    title=d["title"], lead_organisation=d["lead_organisation"],
-                                    duration_months=d["duration_months"], status="submitted"))
+        self.session.merge(
+            Proposal(
+                proposal_id=d["proposal_id"],
+                reference=d["reference"],
+                call_id=d["call_id"],
+                title=d["title"],
+                lead_organisation=d["lead_organisation"],
+                duration_months=d["duration_months"],
+                status="submitted",
+            )
+        )
         for applicant in d["applicants"]:
-            self.session.merge(Contact(proposal_id=d["proposal_id"], email=applicant["email"],
-                                       name=applicant["name"], role=applicant["role"],
-                                       language=applicant["language"], reference=d["reference"]))
+            self.session.merge(
+                Contact(
+                    proposal_id=d["proposal_id"],
+                    email=applicant["email"],
+                    name=applicant["name"],
+                    role=applicant["role"],
+                    language=applicant["language"],
+                    reference=d["reference"],
+                )
+            )
         self.session.flush()
 
     def find_proposal(self, proposal_id: str) -> Proposal | None:
@@ -62,9 +78,20 @@ class NotificationsRepository:
 
     def record_grant(self, d: dict):
         if self.session.get(Grant, d["grant_id"]) is None:
-            self.session.add(Grant(grant_id=d["grant_id"], proposal_id=d["proposal_id"], reference=d["reference"],
-                                   title=d["title"], lead_organisation=d["lead_organisation"],
-                                   amount=d["amount_eur"], paid=0, status="awarded", schedule=[], amendments=0))
+            self.session.add(
+                Grant(
+                    grant_id=d["grant_id"],
+                    proposal_id=d["proposal_id"],
+                    reference=d["reference"],
+                    title=d["title"],
+                    lead_organisation=d["lead_organisation"],
+                    amount=d["amount_eur"],
+                    paid=0,
+                    status="awarded",
+                    schedule=[],
+                    amendments=0,
+                )
+            )
             self.session.flush()
 
     def grant(self, grant_id: str) -> Grant:
@@ -87,14 +114,24 @@ class NotificationsRepository:
 
     def refresh_report_dues(self, grant: Grant):
         """The reports due follow the grant's start and duration; a report no longer due and not in is dropped."""
-        existing = {(r.kind, r.number): r for r in self.session.execute(
-            select(ReportDue).where(ReportDue.grant_id == grant.grant_id)).scalars()}
+        existing = {
+            (r.kind, r.number): r
+            for r in self.session.execute(select(ReportDue).where(ReportDue.grant_id == grant.grant_id)).scalars()
+        }
         wanted = report_due_dates(grant.start_date, grant.duration_months)
         for due in wanted:
             row = existing.get((due.kind, due.number))
             if row is None:
-                self.session.add(ReportDue(grant_id=grant.grant_id, kind=due.kind, number=due.number,
-                                           period_end=due.period_end, due_date=due.due_date, status="open"))
+                self.session.add(
+                    ReportDue(
+                        grant_id=grant.grant_id,
+                        kind=due.kind,
+                        number=due.number,
+                        period_end=due.period_end,
+                        due_date=due.due_date,
+                        status="open",
+                    )
+                )
             else:
                 row.period_end, row.due_date = due.period_end, due.due_date
         for key, row in existing.items():
@@ -103,11 +140,21 @@ class NotificationsRepository:
 
     def open_report_dues(self, first: date, last: date) -> list[tuple[ReportDue, Grant]]:
         """Reports not yet in, due between `first` and `last`, of grants still running (or ended early)."""
-        return self.session.execute(
-            select(ReportDue, Grant).join(Grant, Grant.grant_id == ReportDue.grant_id)
-            .where(ReportDue.status == "open", Grant.status.in_(("contracted", "terminated")),
-                   ReportDue.due_date >= first, ReportDue.due_date <= last)
-            .order_by(ReportDue.due_date)).tuples().all()
+        return (
+            self.session.execute(
+                select(ReportDue, Grant)
+                .join(Grant, Grant.grant_id == ReportDue.grant_id)
+                .where(
+                    ReportDue.status == "open",
+                    Grant.status.in_(("contracted", "terminated")),
+                    ReportDue.due_date >= first,
+                    ReportDue.due_date <= last,
+                )
+                .order_by(ReportDue.due_date)
+            )
+            .tuples()
+            .all()
+        )
 
     def end_report_dues_early(self, grant: Grant, effective_date: date, final_report_due: date):
         """A terminated contract: the final report covers up to the effective date; open interim ones go."""
@@ -119,14 +166,20 @@ class NotificationsRepository:
 
     # --- parked events --------------------------------------------------------------------------------------
     def park(self, event: Event, key: str, now):
-        self.session.add(ParkedEvent(waits_for=key, event_id=event.event_id, event_type=event.event_type,
-                                     body=event.body, parked_at=now))
+        self.session.add(
+            ParkedEvent(
+                waits_for=key, event_id=event.event_id, event_type=event.event_type, body=event.body, parked_at=now
+            )
+        )
 
     def take_parked(self, key: str) -> list[dict]:
         """The bodies of the events waiting for `key`, in arrival order, removed from the parking."""
         self.session.flush()
-        parked = self.session.execute(select(ParkedEvent).where(ParkedEvent.waits_for == key)
-                                      .order_by(ParkedEvent.id)).scalars().all()
+        parked = (
+            self.session.execute(select(ParkedEvent).where(ParkedEvent.waits_for == key).order_by(ParkedEvent.id))
+            .scalars()
+            .all()
+        )
         bodies = []
         for row in parked:
             self.session.execute(delete(ParkedEvent).where(ParkedEvent.id == row.id))
@@ -135,14 +188,21 @@ class NotificationsRepository:
 
     # --- recipients and messages ----------------------------------------------------------------------------
     def contacts(self, proposal_id: str, roles) -> list[Recipient]:
-        rows = self.session.execute(select(Contact).where(Contact.proposal_id == proposal_id, Contact.role.in_(roles))
-                                    .order_by(Contact.role.desc(), Contact.email)).scalars()
+        rows = self.session.execute(
+            select(Contact)
+            .where(Contact.proposal_id == proposal_id, Contact.role.in_(roles))
+            .order_by(Contact.role.desc(), Contact.email)
+        ).scalars()
         return [Recipient(c.email, c.name, c.language) for c in rows]
 
     def planned_for(self, source_id: str) -> bool:
         """Whether a message was already planned for this event or reminder key."""
-        return self.session.execute(select(Notification.id).where(Notification.source_event_id == source_id)
-                                    .limit(1)).first() is not None
+        return (
+            self.session.execute(
+                select(Notification.id).where(Notification.source_event_id == source_id).limit(1)
+            ).first()
+            is not None
+        )
 
     def add(self, notification: Notification):
         self.session.add(notification)

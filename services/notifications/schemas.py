@@ -1,4 +1,5 @@
 """The input schemas of the notifications service's operations (validated by @operation before any code runs)."""
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from .messages import KINDS
@@ -7,6 +8,7 @@ from .messages import KINDS
 class DeliveryQuery(Schema):
     class Meta:
         unknown = RAISE
+
     recipient = fields.String(load_default=None, validate=validate.Length(max=320))
     proposal_id = fields.String(load_default=None, validate=validate.Length(max=60))
     grant_id = fields.String(load_default=None, validate=validate.Length(max=60))
@@ -18,4 +20,5 @@ class DeliveryQuery(Schema):
 class NotificationId(Schema):
     class Meta:
         unknown = RAISE
+
     notification_id = fields.String(required=True, validate=validate.Length(min=1, max=60))

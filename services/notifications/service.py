@@ -1,4 +1,5 @@
 """nameko entrypoints of the notifications service."""
+
 import logging
 import os
 
@@ -29,8 +30,12 @@ class Mailer(DependencyProvider):
     def setup(self):
         self.settings = NotificationSettings.from_config(self.container.config)
         self.transport = self.settings.transport()
-        log.info("notifications deliver through %s", f"SMTP {self.settings.smtp.host}:{self.settings.smtp.port}"
-                 if self.settings.smtp.host else f"the folder {self.settings.smtp.mail_dir}")
+        log.info(
+            "notifications deliver through %s",
+            f"SMTP {self.settings.smtp.host}:{self.settings.smtp.port}"
+            if self.settings.smtp.host
+            else f"the folder {self.settings.smtp.mail_dir}",
+        )
 
     def get_dependency(self, worker_ctx):
         return self
@@ -83,6 +88,7 @@ class NotificationsService(ServiceBase):
 def _planning_handler(event_type: str):
     def handler(self, event, uow):
         planning.plan(uow, event, self.mailer.settings)
+
     handler.__name__ = handler_method(event_type)
     return handles(event_type)(handler)
 

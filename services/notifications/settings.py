@@ -1,4 +1,5 @@
 """The notifications service's settings, read once at start-up from its nameko config (bad values fail there)."""
+
 from __future__ import annotations
 
 import email.utils
@@ -21,7 +22,7 @@ class StaffRecipient:
 
 
 def parse_recipients(text, setting: str) -> tuple[StaffRecipient, ...]:
-    """"a@x.org, Jean Dupont <b@y.org>" -> recipients (the name defaults to the address)."""
+    """ "a@x.org, Jean Dupont <b@y.org>" -> recipients (the name defaults to the address)."""
     recipients, seen = [], set()
     for name, address in email.utils.getaddresses([str(text or "")]):
         if not address:
@@ -64,16 +65,21 @@ class NotificationSettings:
     @classmethod
     def from_config(cls, config) -> "NotificationSettings":
         mail_folder = Path(str(config.get("MAIL_FOLDER") or "var/mail"))
-        smtp = SmtpSettings.from_mapping({
-            "SMTP_HOST": config.get("SMTP_HOST"), "SMTP_PORT": config.get("SMTP_PORT"),
-            "SMTP_USER": config.get("SMTP_USER"),
-            "SMTP_PASSWORD": None if config.get("SMTP_PASSWORD") in (None, "") else str(config["SMTP_PASSWORD"]),
-            "SMTP_STARTTLS": config.get("SMTP_STARTTLS"), "SMTP_FROM": config.get("SMTP_FROM"),
-            "SMTP_ALLOW_PLAINTEXT_AUTH": config.get("SMTP_ALLOW_PLAINTEXT_AUTH"),
-            "SMTP_TIMEOUT": config.get("SMTP_TIMEOUT"), "MAIL_TRANSPORT": config.get("MAIL_TRANSPORT"),
-            # relative folders are relative to the repository, like the SQLite default
-            "NOTIFICATIONS_MAIL_DIR": str(mail_folder if mail_folder.is_absolute() else REPO_ROOT / mail_folder),
-        })
+        smtp = SmtpSettings.from_mapping(
+            {
+                "SMTP_HOST": config.get("SMTP_HOST"),
+                "SMTP_PORT": config.get("SMTP_PORT"),
+                "SMTP_USER": config.get("SMTP_USER"),
+                "SMTP_PASSWORD": None if config.get("SMTP_PASSWORD") in (None, "") else str(config["SMTP_PASSWORD"]),
+                "SMTP_STARTTLS": config.get("SMTP_STARTTLS"),
+                "SMTP_FROM": config.get("SMTP_FROM"),
+                "SMTP_ALLOW_PLAINTEXT_AUTH": config.get("SMTP_ALLOW_PLAINTEXT_AUTH"),
+                "SMTP_TIMEOUT": config.get("SMTP_TIMEOUT"),
+                "MAIL_TRANSPORT": config.get("MAIL_TRANSPORT"),
+                # relative folders are relative to the repository, like the SQLite default
+                "NOTIFICATIONS_MAIL_DIR": str(mail_folder if mail_folder.is_absolute() else REPO_ROOT / mail_folder),
+            }
+        )
         template_dir = template_dir_from_mapping(config)
         TemplateLibrary(template_dir)  # a missing template folder is a start-up error
         return cls(
@@ -83,9 +89,11 @@ class NotificationSettings:
             ec_report_recipients=parse_recipients(config.get("EC_REPORT_RECIPIENTS"), "EC_REPORT_RECIPIENTS"),
             staff_language=_language(config.get("NOTIFICATIONS_STAFF_LANGUAGE") or "en"),
             reminder_days=parse_reminder_days(config.get("REPORT_REMINDER_DAYS", "30,7")),
-            retry=RetryPolicy(max_attempts=_number(config, "NOTIFICATION_MAX_ATTEMPTS", 8, int),
-                              base_seconds=_number(config, "NOTIFICATION_RETRY_SECONDS", 60),
-                              cap_seconds=_number(config, "NOTIFICATION_RETRY_MAX_SECONDS", 3600)),
+            retry=RetryPolicy(
+                max_attempts=_number(config, "NOTIFICATION_MAX_ATTEMPTS", 8, int),
+                base_seconds=_number(config, "NOTIFICATION_RETRY_SECONDS", 60),
+                cap_seconds=_number(config, "NOTIFICATION_RETRY_MAX_SECONDS", 3600),
+            ),
             rpc_timeout=_number(config, "REPORTING_RPC_TIMEOUT_SECONDS", 30),
             resubmit_days=_number(config, "REPORT_RESUBMIT_DAYS", 30, int),
         )

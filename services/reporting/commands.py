@@ -1,5 +1,6 @@
 """Use cases of the reporting service: build the EC budget report from the facts and render it; keep the
 scheduled EC reports; reconcile with the grants ledger; rebuild the projections."""
+
 from __future__ import annotations
 
 import base64
@@ -45,8 +46,10 @@ def now_utc() -> datetime:
 
 # --- the budget report ----------------------------------------------------------------------------------------
 
-def build_report(uow: UnitOfWork, programme_id: str | None,
-                 as_of: date | None) -> tuple[BudgetReport, queries.ReportFacts | report_sql.SqlExtras]:
+
+def build_report(
+    uow: UnitOfWork, programme_id: str | None, as_of: date | None
+) -> tuple[BudgetReport, queries.ReportFacts | report_sql.SqlExtras]:
     """The report and what only the read model knows. On PostgreSQL every total is computed by the database
     and the grant lines are read page by page when iterated (report_sql); on SQLite (`make run`) the facts are
     loaded and aggregated by the pure model (the reference the SQL is tested against)."""
@@ -60,14 +63,22 @@ def build_report(uow: UnitOfWork, programme_id: str | None,
     return build_report_in_python(uow, programme_id, as_of)
 
 
-def build_report_in_python(uow: UnitOfWork, programme_id: str | None,
-                           as_of: date | None) -> tuple[BudgetReport, queries.ReportFacts]:
+def build_report_in_python(
+    uow: UnitOfWork, programme_id: str | None, as_of: date | None
+) -> tuple[BudgetReport, queries.ReportFacts]:
     facts = queries.report_facts(uow.session, programme_id, as_of)
     if facts is None:
         raise NotFound("programme", programme_id or "any")
     try:
-        report = build_budget_report(facts.programme, facts.grants, facts.tranches, facts.expenditures, facts.counts,
-                                     as_of=as_of, decommitments=facts.decommitments)
+        report = build_budget_report(
+            facts.programme,
+            facts.grants,
+            facts.tranches,
+            facts.expenditures,
+            facts.counts,
+            as_of=as_of,
+            decommitments=facts.decommitments,
+        )
     except ReportError as exc:
         raise Conflict("report.inconsistent_facts", str(exc)) from None
     return report, facts
@@ -80,14 +91,16 @@ def report_json(report: BudgetReport, facts, grants: bool = True) -> dict:
     data = report_to_json(report, grants=grants)
     data["counts"].update(facts.pipeline)
     extras = facts.extras
-    data.update({
-        "recovered_eur": money_str(extras["recovered_eur"]),
-        "payments_requested_unpaid_eur": money_str(extras["payments_requested_unpaid_eur"]),
-        "declined_grants": extras["declined_grants"],
-        "terminated_grants": extras["terminated_grants"],  # ended early (closed or awaiting their final report)
-        "amended_grants": extras["amendments"],
-        "unmatched_facts": extras["unmatched"],
-    })
+    data.update(
+        {
+            "recovered_eur": money_str(extras["recovered_eur"]),
+            "payments_requested_unpaid_eur": money_str(extras["payments_requested_unpaid_eur"]),
+            "declined_grants": extras["declined_grants"],
+            "terminated_grants": extras["terminated_grants"],  # ended early (closed or awaiting their final report)
+            "amended_grants": extras["amendments"],
+            "unmatched_facts": extras["unmatched"],
+        }
+    )
     return data
 
 
@@ -100,12 +113,16 @@ def extra_sections(uow: UnitOfWork, programme_id: str, as_of: date | None) -> li
     their currencies (accepted reports), and the results against the logframes (per grant, then per window and
     country)."""
     facts = results.result_facts(uow.session, programme_id, as_of)
-    return [lines.lines_section(uow.session, programme_id, as_of), results.results_section(facts),
-            results.totals_section(facts)]
+    return [
+        lines.lines_section(uow.session, programme_id, as_of),
+        results.results_section(facts),
+        results.totals_section(facts),
+    ]
 
 
-def render(report: BudgetReport, facts, fmt: str, produced_on: date | None = None,
-           extra=(), grants: bool = True) -> bytes | str | dict:
+def render(
+    report: BudgetReport, facts, fmt: str, produced_on: date | None = None, extra=(), grants: bool = True
+) -> bytes | str | dict:
     """The report in one format: a dict (json), text (table, csv) or bytes (xlsx, with the chart).
     `produced_on` dates a report of everything recorded (no as-of date); `extra`: extra_sections()."""
     started = time.perf_counter()
@@ -136,8 +153,9 @@ def file_result(fmt: str, filename: str, content) -> dict:
     return result
 
 
-def budget_report(uow: UnitOfWork, programme_id: str | None, as_of: date | None, fmt: str, now: datetime,
-                  grants: bool = True) -> dict:
+def budget_report(
+    uow: UnitOfWork, programme_id: str | None, as_of: date | None, fmt: str, now: datetime, grants: bool = True
+) -> dict:
     """The report in one format; `grants=False` (JSON only): the totals and breakdowns without the grant lines,
     which `grant_lines` pages through."""
     report, facts = build_report(uow, programme_id, as_of)
@@ -148,8 +166,7 @@ def budget_report(uow: UnitOfWork, programme_id: str | None, as_of: date | None,
     return file_result(fmt, filename, content)
 
 
-def grant_lines(uow: UnitOfWork, programme_id: str | None, as_of: date | None, after: str | None,
-                limit: int) -> dict:
+def grant_lines(uow: UnitOfWork, programme_id: str | None, as_of: date | None, after: str | None, limit: int) -> dict:
     """One page of the report's grant lines, in its order (reference, then grant id), after the cursor `after`
     (the `next` of the previous page; None: the first page). `next` is None on the last page."""
     cursor = _parse_cursor(after)
@@ -160,11 +177,10 @@ def grant_lines(uow: UnitOfWork, programme_id: str | None, as_of: date | None, a
         page = report_sql.grant_page(session, programme_id, as_of, cursor, limit + 1)
     else:
         report, _ = build_report_in_python(uow, programme_id, as_of)
-        page = [g for g in report.grants if cursor is None or (g.reference, g.grant_id) > cursor][:limit + 1]
+        page = [g for g in report.grants if cursor is None or (g.reference, g.grant_id) > cursor][: limit + 1]
     more = len(page) > limit
     page = page[:limit]
-    return {"grants": [grant_line_json(g) for g in page],
-            "next": _cursor(page[-1]) if more and page else None}
+    return {"grants": [grant_line_json(g) for g in page], "next": _cursor(page[-1]) if more and page else None}
 
 
 def _cursor(line) -> str:
@@ -187,15 +203,33 @@ def totals(uow: UnitOfWork, programme_id: str | None, as_of: date | None = None)
     try:
         report, _ = build_report(uow, programme_id, as_of)
     except NotFound:
-        return {"envelope_eur": ZERO, "committed_eur": ZERO, "disbursed_eur": ZERO, "remaining_eur": ZERO,
-                "windows": [], "countries": []}
+        return {
+            "envelope_eur": ZERO,
+            "committed_eur": ZERO,
+            "disbursed_eur": ZERO,
+            "remaining_eur": ZERO,
+            "windows": [],
+            "countries": [],
+        }
     return {
-        "envelope_eur": report.envelope, "committed_eur": report.committed, "disbursed_eur": report.disbursed,
+        "envelope_eur": report.envelope,
+        "committed_eur": report.committed,
+        "disbursed_eur": report.disbursed,
         "remaining_eur": report.remaining,
-        "windows": [{"window": w.window, "allocation_eur": w.allocation, "committed_eur": w.committed,
-                     "disbursed_eur": w.disbursed, "grants": w.grants} for w in report.by_window],
-        "countries": [{"country": c.country, "committed_eur": c.committed, "disbursed_eur": c.disbursed,
-                       "grants": c.grants} for c in report.by_country],
+        "windows": [
+            {
+                "window": w.window,
+                "allocation_eur": w.allocation,
+                "committed_eur": w.committed,
+                "disbursed_eur": w.disbursed,
+                "grants": w.grants,
+            }
+            for w in report.by_window
+        ],
+        "countries": [
+            {"country": c.country, "committed_eur": c.committed, "disbursed_eur": c.disbursed, "grants": c.grants}
+            for c in report.by_country
+        ],
     }
 
 
@@ -212,12 +246,14 @@ def standards_path(configured: str | None) -> Path:
 
 
 def _missing(exc: Exception) -> SetupProblem:
-    return SetupProblem(str(exc), f"STANDARDS_DIR must name a folder holding {IATI_DIR}/ as shipped in "
-                                  f"{SHIPPED_STANDARDS}")
+    return SetupProblem(
+        str(exc), f"STANDARDS_DIR must name a folder holding {IATI_DIR}/ as shipped in {SHIPPED_STANDARDS}"
+    )
 
 
-def iati_export(uow: UnitOfWork, programme_id: str | None, as_of: date | None, standards_dir: Path,
-                now: datetime) -> dict:
+def iati_export(
+    uow: UnitOfWork, programme_id: str | None, as_of: date | None, standards_dir: Path, now: datetime
+) -> dict:
     """The IATI 2.03 activities file, validated against the official schema: an invalid file is never
     returned. Its commitments and disbursements are the budget report's committed and disbursed."""
     iati_dir = standards_dir / IATI_DIR
@@ -238,17 +274,31 @@ def iati_export(uow: UnitOfWork, programme_id: str | None, as_of: date | None, s
     except iati.StandardMissing as exc:
         raise _missing(exc) from None
     if errors:
-        raise Conflict("iati.invalid", f"the IATI file does not validate against the 2.03 schema "
-                                       f"({len(errors)} error(s))", errors[:50])
+        raise Conflict(
+            "iati.invalid",
+            f"the IATI file does not validate against the 2.03 schema ({len(errors)} error(s))",
+            errors[:50],
+        )
     if code_errors:
-        raise Conflict("iati.codelist", f"the IATI file uses codes that are not on their 2.03 codelists "
-                                        f"({len(code_errors)})", code_errors[:50])
+        raise Conflict(
+            "iati.codelist",
+            f"the IATI file uses codes that are not on their 2.03 codelists ({len(code_errors)})",
+            code_errors[:50],
+        )
     gauges.GENERATION_DURATION.labels("iati").observe(time.perf_counter() - started)
     sums = iati.totals(xml)
     result = file_result("iati", f"{_stem(report, 'iati-activities', as_of, now)}.xml", xml.decode("utf-8"))
-    result.update({"activities": len(report.grants), "commitments_eur": sums.get("2", ZERO),
-                   "disbursements_eur": sums.get("3", ZERO), "committed_eur": report.committed,
-                   "disbursed_eur": report.disbursed, "schema": f"IATI {iati.IATI_VERSION}", "valid": True})
+    result.update(
+        {
+            "activities": len(report.grants),
+            "commitments_eur": sums.get("2", ZERO),
+            "disbursements_eur": sums.get("3", ZERO),
+            "committed_eur": report.committed,
+            "disbursed_eur": report.disbursed,
+            "schema": f"IATI {iati.IATI_VERSION}",
+            "valid": True,
+        }
+    )
     return result
 
 
@@ -258,8 +308,7 @@ def giving360_export(uow: UnitOfWork, programme_id: str | None, as_of: date | No
     content = giving360.giving360_json(report)
     gauges.GENERATION_DURATION.labels("360giving").observe(time.perf_counter() - started)
     result = file_result("360giving", f"{_stem(report, '360giving', as_of, now)}.json", content)
-    result.update({"grants": len(report.grants), "committed_eur": report.committed,
-                   "disbursed_eur": report.disbursed})
+    result.update({"grants": len(report.grants), "committed_eur": report.committed, "disbursed_eur": report.disbursed})
     return result
 
 
@@ -269,17 +318,28 @@ REPORT_FORMAT = "xlsx"  # what the EC contacts receive: the workbook with the ch
 
 
 def report_view(row: ReportFile, with_content: bool = False) -> dict:
-    view = {"report_id": row.report_id, "kind": row.kind, "period": row.period, "as_of": row.as_of,
-            "format": row.format, "filename": row.filename, "mimetype": row.mimetype, "size": row.size,
-            "sha256": row.sha256, "generated_at": row.generated_at, "generated_by": row.generated_by}
+    view = {
+        "report_id": row.report_id,
+        "kind": row.kind,
+        "period": row.period,
+        "as_of": row.as_of,
+        "format": row.format,
+        "filename": row.filename,
+        "mimetype": row.mimetype,
+        "size": row.size,
+        "sha256": row.sha256,
+        "generated_at": row.generated_at,
+        "generated_by": row.generated_by,
+    }
     if with_content:
         view["content_base64"] = base64.b64encode(row.content).decode("ascii")
     return view
 
 
 def _stored(session, kind: str, period: str) -> ReportFile | None:
-    return session.execute(select(ReportFile).where(ReportFile.kind == kind, ReportFile.period == period)
-                           ).scalar_one_or_none()
+    return session.execute(
+        select(ReportFile).where(ReportFile.kind == kind, ReportFile.period == period)
+    ).scalar_one_or_none()
 
 
 def generate_report(uow: UnitOfWork, kind: str, label: str, now: datetime, by: str) -> dict:
@@ -300,20 +360,39 @@ def generate_report(uow: UnitOfWork, kind: str, label: str, now: datetime, by: s
         return {**report_view(existing), "created": False}
     report, facts = build_report(uow, None, period.end)
     content = render(report, facts, REPORT_FORMAT, now.date(), extra_sections(uow, report.programme_id, period.end))
-    row = ReportFile(report_id=str(uuid.uuid4()), kind=kind, period=period.label, as_of=period.end,
-                     format=REPORT_FORMAT, filename=f"{report.programme_id.lower()}-ec-report-{kind}-{period.label}"
-                                                    f".{EXTENSIONS[REPORT_FORMAT]}",
-                     mimetype=MIMETYPES[REPORT_FORMAT], content=content, sha256=hashlib.sha256(content).hexdigest(),
-                     size=len(content), generated_at=now, generated_by=by[:200])
+    row = ReportFile(
+        report_id=str(uuid.uuid4()),
+        kind=kind,
+        period=period.label,
+        as_of=period.end,
+        format=REPORT_FORMAT,
+        filename=f"{report.programme_id.lower()}-ec-report-{kind}-{period.label}.{EXTENSIONS[REPORT_FORMAT]}",
+        mimetype=MIMETYPES[REPORT_FORMAT],
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        generated_at=now,
+        generated_by=by[:200],
+    )
     try:
         with session.begin_nested():  # another replica or request may have stored it meanwhile
             session.add(row)
     except IntegrityError:
         return {**report_view(_stored(session, kind, period.label)), "created": False}
-    uow.emit("report_generated", {
-        "report_id": row.report_id, "kind": kind, "period": period.label, "format": row.format,
-        "filename": row.filename, "sha256": row.sha256, "size": row.size, "generated_at": now,
-    }, occurred_at=now)
+    uow.emit(
+        "report_generated",
+        {
+            "report_id": row.report_id,
+            "kind": kind,
+            "period": period.label,
+            "format": row.format,
+            "filename": row.filename,
+            "sha256": row.sha256,
+            "size": row.size,
+            "generated_at": now,
+        },
+        occurred_at=now,
+    )
     return {**report_view(row), "created": True}
 
 
@@ -345,6 +424,7 @@ def get_report(uow: UnitOfWork, report_id: str) -> dict:
 
 
 # --- reconciliation, rebuild, gauges --------------------------------------------------------------------------
+
 
 def reconcile(uow: UnitOfWork, programme_id: str | None, ledger: dict, now: datetime) -> dict:
     result = compare(queries.per_grant(uow.session, programme_id), ledger["grants"])

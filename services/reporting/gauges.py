@@ -3,6 +3,7 @@
 Every replica exports the same figures (they come from the shared database): dashboards over several replicas
 should aggregate them with max by (window), not sum.
 """
+
 import threading
 import time
 from datetime import datetime, timezone
@@ -15,12 +16,18 @@ DISBURSED = Gauge("jmdi_disbursed_eur", "EUR disbursed (tranches paid) by call w
 ALLOCATION = Gauge("jmdi_window_allocation_eur", "EUR allocated to each call window", ["window"])
 COUNTRY_COMMITTED = Gauge("jmdi_country_committed_eur", "EUR committed by target country", ["country"])
 COUNTRY_DISBURSED = Gauge("jmdi_country_disbursed_eur", "EUR disbursed by target country", ["country"])
-PROJECTION_LAG = Gauge("jmdi_projection_lag_seconds",
-                       "Seconds between the last applied event's occurrence and its application")
-RECONCILIATION_DIFFERENCES = Gauge("jmdi_reconciliation_differences",
-                                   "Differences the last reconciliation with the grants ledger found")
-GENERATION_DURATION = Histogram("jmdi_report_generation_duration_seconds", "Time to build and render a report",
-                                ["format"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+PROJECTION_LAG = Gauge(
+    "jmdi_projection_lag_seconds", "Seconds between the last applied event's occurrence and its application"
+)
+RECONCILIATION_DIFFERENCES = Gauge(
+    "jmdi_reconciliation_differences", "Differences the last reconciliation with the grants ledger found"
+)
+GENERATION_DURATION = Histogram(
+    "jmdi_report_generation_duration_seconds",
+    "Time to build and render a report",
+    ["format"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 
 _lock = threading.Lock()
 _refreshed = {"seq": None, "at": 0.0}

@@ -9,6 +9,7 @@ different queues and may arrive out of order, so no fact table has a foreign key
 The ORM classes are named *Row: the plain facts the report model consumes (budget_report.GrantFact...) are
 dataclasses of their own.
 """
+
 from dataclasses import dataclass
 
 from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, Numeric, String, Table, UniqueConstraint
@@ -36,6 +37,7 @@ class ArchivedEvent(Base):
 
 
 # --- calls: programmes, calls, proposals ---------------------------------------------------------------------
+
 
 class ProgrammeRow(Base):
     __tablename__ = "programme_facts"
@@ -103,6 +105,7 @@ class ProposalOutcomeRow(Base):
 
 # --- grants: awards, contracts, amendments, payments, reports, closures --------------------------------------
 
+
 class GrantRow(Base):
     __tablename__ = "grant_facts"
     # the report's order: its grant lines are paged by this key
@@ -156,10 +159,13 @@ class BudgetRow(Base):
 
     __tablename__ = "budget_facts"
     __table__ = Table(
-        __tablename__, Base.metadata,
+        __tablename__,
+        Base.metadata,
         Column("grant_id", String(60), primary_key=True),
         Column("source", String(60), primary_key=True),
-        *_heading_columns(), *_heading_columns("_ec"))
+        *_heading_columns(),
+        *_heading_columns("_ec"),
+    )
 
 
 class ContractRow(Base):
@@ -246,12 +252,14 @@ class ReportExpenditureRow(Base):
 
     __tablename__ = "report_expenditure_facts"
     __table__ = Table(
-        __tablename__, Base.metadata,
+        __tablename__,
+        Base.metadata,
         Column("event_id", String(36), primary_key=True),
         Column("report_id", String(60), nullable=False),
         Column("grant_id", String(60), nullable=False, index=True),
         Column("accepted_on", Date, nullable=False),
-        *_heading_columns())
+        *_heading_columns(),
+    )
 
 
 class ClosureRow(Base):
@@ -341,6 +349,7 @@ class CopiedColumn:
     """A column of one fact table that holds another's column for the same key (`target.column` =
     `source.source_column` where `key` is equal): a fact the report needs on the target's row, whichever of the two
     events arrived first. The first value stays, as the source's first row does (FactWriter.flush keeps it)."""
+
     target: type
     column: str
     source: type
@@ -351,13 +360,34 @@ class CopiedColumn:
 COPIED_COLUMNS = (CopiedColumn(GrantRow, "contract_signed_on", ContractRow, "signed_on", "grant_id"),)
 
 
-PROJECTION_TABLES = (ProgrammeRow, WindowRow, CallRow, CallClosureRow, ProposalRow, ProposalOutcomeRow, GrantRow,
-                     BudgetLineRow, BudgetRow, ContractRow, AmendmentRow, PaymentRequestRow, PaymentCancellationRow,
-                     TrancheRow, GrantReportRow, ExpenditureRow, ReportExpenditureRow, ClosureRow, DecommitmentRow,
-                     ExpenditureLineRow, IndicatorResultRow, TerminationRow)
+PROJECTION_TABLES = (
+    ProgrammeRow,
+    WindowRow,
+    CallRow,
+    CallClosureRow,
+    ProposalRow,
+    ProposalOutcomeRow,
+    GrantRow,
+    BudgetLineRow,
+    BudgetRow,
+    ContractRow,
+    AmendmentRow,
+    PaymentRequestRow,
+    PaymentCancellationRow,
+    TrancheRow,
+    GrantReportRow,
+    ExpenditureRow,
+    ReportExpenditureRow,
+    ClosureRow,
+    DecommitmentRow,
+    ExpenditureLineRow,
+    IndicatorResultRow,
+    TerminationRow,
+)
 
 
 # --- generated EC reports (not a projection: a rebuild keeps them) --------------------------------------------
+
 
 class ReportFile(Base):
     """A generated report file, kept as sent. One per (kind, period): the scheduler and on-demand requests

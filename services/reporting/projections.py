@@ -4,16 +4,39 @@ Each projector only adds rows keyed by the event's own identity (grant, payment,
 applying an event twice changes nothing: the inbox guards live delivery, and a rebuild replays the archive
 into emptied tables. No projector reads the clock: a rebuild gives exactly the live rows.
 """
+
 from sqlalchemy import delete, select, text
 
 from services.common.contracts.events import Event, parse_event
 from services.common.storage.db import UnitOfWork
 
 from .domain.budget_report import budget_fact, budget_lines, expenditure_fact
-from .models import (PROJECTION_TABLES, AmendmentRow, ArchivedEvent, BudgetLineRow, BudgetRow, CallClosureRow, CallRow,
-                     ClosureRow, ContractRow, DecommitmentRow, ExpenditureLineRow, ExpenditureRow, GrantReportRow,
-                     GrantRow, IndicatorResultRow, PaymentCancellationRow, PaymentRequestRow, ProgrammeRow,
-                     ProposalOutcomeRow, ProposalRow, ReportExpenditureRow, TerminationRow, TrancheRow, WindowRow)
+from .models import (
+    PROJECTION_TABLES,
+    AmendmentRow,
+    ArchivedEvent,
+    BudgetLineRow,
+    BudgetRow,
+    CallClosureRow,
+    CallRow,
+    ClosureRow,
+    ContractRow,
+    DecommitmentRow,
+    ExpenditureLineRow,
+    ExpenditureRow,
+    GrantReportRow,
+    GrantRow,
+    IndicatorResultRow,
+    PaymentCancellationRow,
+    PaymentRequestRow,
+    ProgrammeRow,
+    ProposalOutcomeRow,
+    ProposalRow,
+    ReportExpenditureRow,
+    TerminationRow,
+    TrancheRow,
+    WindowRow,
+)
 from .repository import FactWriter
 
 
@@ -26,40 +49,76 @@ def _money_map(values: dict) -> dict:
 
 # --- calls ---------------------------------------------------------------------------------------------------
 
+
 def _call_opened(writer, evt: Event):
     d = evt.data
-    writer.add(ProgrammeRow, d["programme_id"],
-               programme_id=d["programme_id"], name=d["programme_name"], envelope=d["envelope_eur"],
-               period_start=d["programme_start"], period_end=d["programme_end"])
-    writer.add(CallRow, d["call_id"],
-               call_id=d["call_id"], programme_id=d["programme_id"], title=d["title"],
-               rule_profile=d["rule_profile"], deadline=d["deadline"], opened_at=evt.occurred_at)
+    writer.add(
+        ProgrammeRow,
+        d["programme_id"],
+        programme_id=d["programme_id"],
+        name=d["programme_name"],
+        envelope=d["envelope_eur"],
+        period_start=d["programme_start"],
+        period_end=d["programme_end"],
+    )
+    writer.add(
+        CallRow,
+        d["call_id"],
+        call_id=d["call_id"],
+        programme_id=d["programme_id"],
+        title=d["title"],
+        rule_profile=d["rule_profile"],
+        deadline=d["deadline"],
+        opened_at=evt.occurred_at,
+    )
     for position, w in enumerate(d["windows"]):
-        writer.add(WindowRow, (d["call_id"], w["window"]),
-                   call_id=d["call_id"], window=w["window"], programme_id=d["programme_id"],
-                   name=w["name"] or w["window"], allocation=w["allocation_eur"], position=position)
+        writer.add(
+            WindowRow,
+            (d["call_id"], w["window"]),
+            call_id=d["call_id"],
+            window=w["window"],
+            programme_id=d["programme_id"],
+            name=w["name"] or w["window"],
+            allocation=w["allocation_eur"],
+            position=position,
+        )
 
 
 def _call_closed(writer, evt: Event):
     d = evt.data
-    writer.add(CallClosureRow, d["call_id"],
-               call_id=d["call_id"], closed_at=d["closed_at"], proposals=d["proposals"])
+    writer.add(CallClosureRow, d["call_id"], call_id=d["call_id"], closed_at=d["closed_at"], proposals=d["proposals"])
 
 
 def _proposal_submitted(writer, evt: Event):
     d = evt.data
-    writer.add(ProposalRow, d["proposal_id"],
-               proposal_id=d["proposal_id"], reference=d["reference"], call_id=d["call_id"],
-               programme_id=d["programme_id"], window=d["window"], country=d["target_country"],
-               applicant_type=d["applicant_type"], requested=d["ec_amount_requested_eur"],
-               submitted_on=d["submitted_at"].date())
+    writer.add(
+        ProposalRow,
+        d["proposal_id"],
+        proposal_id=d["proposal_id"],
+        reference=d["reference"],
+        call_id=d["call_id"],
+        programme_id=d["programme_id"],
+        window=d["window"],
+        country=d["target_country"],
+        applicant_type=d["applicant_type"],
+        requested=d["ec_amount_requested_eur"],
+        submitted_on=d["submitted_at"].date(),
+    )
 
 
-def _outcome(writer, evt: Event, proposal_id: str, call_id: str, kind: str, outcome: str, score=None,
-             on=None):
-    writer.add(ProposalOutcomeRow, (evt.event_id, proposal_id),
-               event_id=evt.event_id, proposal_id=proposal_id, call_id=call_id, kind=kind, outcome=outcome,
-               score=score, occurred_at=evt.occurred_at, decided_on=on or evt.occurred_at.date())
+def _outcome(writer, evt: Event, proposal_id: str, call_id: str, kind: str, outcome: str, score=None, on=None):
+    writer.add(
+        ProposalOutcomeRow,
+        (evt.event_id, proposal_id),
+        event_id=evt.event_id,
+        proposal_id=proposal_id,
+        call_id=call_id,
+        kind=kind,
+        outcome=outcome,
+        score=score,
+        occurred_at=evt.occurred_at,
+        decided_on=on or evt.occurred_at.date(),
+    )
 
 
 def _proposal_withdrawn(writer, evt: Event):
@@ -74,8 +133,15 @@ def _proposal_screened(writer, evt: Event):
 
 def _proposal_evaluated(writer, evt: Event):
     d = evt.data
-    _outcome(writer, evt, d["proposal_id"], d["call_id"], "evaluated",
-             f"{d['stage']}:{'passed' if d['passed'] else 'failed'}", score=d["score"])
+    _outcome(
+        writer,
+        evt,
+        d["proposal_id"],
+        d["call_id"],
+        "evaluated",
+        f"{d['stage']}:{'passed' if d['passed'] else 'failed'}",
+        score=d["score"],
+    )
 
 
 def _ranking_published(writer, evt: Event):
@@ -95,14 +161,28 @@ def _proposal_rejected(writer, evt: Event):
 
 # --- grants --------------------------------------------------------------------------------------------------
 
+
 def _grant_awarded(writer, evt: Event):
     d = evt.data
-    writer.add(GrantRow, d["grant_id"],
-               grant_id=d["grant_id"], proposal_id=d["proposal_id"], programme_id=d["programme_id"],
-               reference=d["reference"], title=d["title"], call_id=d["call_id"], window=d["window"],
-               country=d["country"], applicant_type=d["applicant_type"], lead_organisation=d["lead_organisation"],
-               amount=d["amount_eur"], budget=_money_map(d["budget"]), decision_reference=d["decision_reference"],
-               decision_date=d["decision_date"], awarded_at=d["awarded_at"])
+    writer.add(
+        GrantRow,
+        d["grant_id"],
+        grant_id=d["grant_id"],
+        proposal_id=d["proposal_id"],
+        programme_id=d["programme_id"],
+        reference=d["reference"],
+        title=d["title"],
+        call_id=d["call_id"],
+        window=d["window"],
+        country=d["country"],
+        applicant_type=d["applicant_type"],
+        lead_organisation=d["lead_organisation"],
+        amount=d["amount_eur"],
+        budget=_money_map(d["budget"]),
+        decision_reference=d["decision_reference"],
+        decision_date=d["decision_date"],
+        awarded_at=d["awarded_at"],
+    )
     _add_budget(writer, d["grant_id"], AWARD, d["amount_eur"], d["budget"])
 
 
@@ -117,104 +197,210 @@ def _add_budget(writer, grant_id: str, source: str, amount, budget: dict):
 
 def _contract_signed(writer, evt: Event):
     d = evt.data
-    writer.add(ContractRow, d["grant_id"],
-               grant_id=d["grant_id"], amount=d["amount_eur"], start_date=d["start_date"], end_date=d["end_date"],
-               duration_months=d["duration_months"], signed_on=d["signed_at"].date())
+    writer.add(
+        ContractRow,
+        d["grant_id"],
+        grant_id=d["grant_id"],
+        amount=d["amount_eur"],
+        start_date=d["start_date"],
+        end_date=d["end_date"],
+        duration_months=d["duration_months"],
+        signed_on=d["signed_at"].date(),
+    )
 
 
 def _grant_amended(writer, evt: Event):
     d = evt.data
     # the contract carries no decision date: the amendment counts from the day it was recorded
-    writer.add(AmendmentRow, d["amendment_id"],
-               amendment_id=d["amendment_id"], grant_id=d["grant_id"], kind=d["kind"], amount=d["amount_eur"],
-               duration_months=d["duration_months"], budget=_money_map(d["budget"]), occurred_at=evt.occurred_at,
-               effective_on=evt.occurred_at.date())
+    writer.add(
+        AmendmentRow,
+        d["amendment_id"],
+        amendment_id=d["amendment_id"],
+        grant_id=d["grant_id"],
+        kind=d["kind"],
+        amount=d["amount_eur"],
+        duration_months=d["duration_months"],
+        budget=_money_map(d["budget"]),
+        occurred_at=evt.occurred_at,
+        effective_on=evt.occurred_at.date(),
+    )
     _add_budget(writer, d["grant_id"], d["amendment_id"], d["amount_eur"], d["budget"])
 
 
 def _payment_requested(writer, evt: Event):
     d = evt.data
-    writer.add(PaymentRequestRow, d["payment_id"],
-               payment_id=d["payment_id"], grant_id=d["grant_id"], tranche_number=d["tranche_number"],
-               amount=d["amount_eur"], requested_on=d["requested_at"].date())
+    writer.add(
+        PaymentRequestRow,
+        d["payment_id"],
+        payment_id=d["payment_id"],
+        grant_id=d["grant_id"],
+        tranche_number=d["tranche_number"],
+        amount=d["amount_eur"],
+        requested_on=d["requested_at"].date(),
+    )
 
 
 def _payment_cancelled(writer, evt: Event):
     d = evt.data
-    writer.add(PaymentCancellationRow, d["payment_id"],
-               payment_id=d["payment_id"], grant_id=d["grant_id"], cancelled_on=d["cancelled_at"].date())
+    writer.add(
+        PaymentCancellationRow,
+        d["payment_id"],
+        payment_id=d["payment_id"],
+        grant_id=d["grant_id"],
+        cancelled_on=d["cancelled_at"].date(),
+    )
 
 
 def _tranche_paid(writer, evt: Event):
     d = evt.data
-    writer.add(TrancheRow, d["payment_id"],
-               payment_id=d["payment_id"], grant_id=d["grant_id"], tranche_number=d["tranche_number"],
-               amount=d["amount_eur"], value_date=d["value_date"], bank_reference=d["bank_reference"],
-               paid_at=evt.occurred_at)
+    writer.add(
+        TrancheRow,
+        d["payment_id"],
+        payment_id=d["payment_id"],
+        grant_id=d["grant_id"],
+        tranche_number=d["tranche_number"],
+        amount=d["amount_eur"],
+        value_date=d["value_date"],
+        bank_reference=d["bank_reference"],
+        paid_at=evt.occurred_at,
+    )
 
 
 def _report_submitted(writer, evt: Event):
     d = evt.data
-    writer.add(GrantReportRow, evt.event_id,
-               event_id=evt.event_id, report_id=d["report_id"], grant_id=d["grant_id"], kind=d["kind"],
-               status="submitted", total=d["total_eur"], decided_on=d["submitted_at"].date())
+    writer.add(
+        GrantReportRow,
+        evt.event_id,
+        event_id=evt.event_id,
+        report_id=d["report_id"],
+        grant_id=d["grant_id"],
+        kind=d["kind"],
+        status="submitted",
+        total=d["total_eur"],
+        decided_on=d["submitted_at"].date(),
+    )
     for n, line in enumerate(d.get("lines") or (), start=1):  # a report in local currencies: its lines
-        writer.add(ExpenditureLineRow, (d["report_id"], n),
-                   report_id=d["report_id"], line_no=n, grant_id=d["grant_id"], heading=line["heading"],
-                   amount=line["amount"], currency=line["currency"], incurred_on=line["incurred_on"],
-                   description=line["description"], rate=line["rate"], rate_type=line["rate_type"],
-                   rate_month=line["rate_month"], amount_eur=line["amount_eur"])
+        writer.add(
+            ExpenditureLineRow,
+            (d["report_id"], n),
+            report_id=d["report_id"],
+            line_no=n,
+            grant_id=d["grant_id"],
+            heading=line["heading"],
+            amount=line["amount"],
+            currency=line["currency"],
+            incurred_on=line["incurred_on"],
+            description=line["description"],
+            rate=line["rate"],
+            rate_type=line["rate_type"],
+            rate_month=line["rate_month"],
+            amount_eur=line["amount_eur"],
+        )
 
 
 def _report_accepted(writer, evt: Event):
     d = evt.data
     on = d["decided_at"].date()
-    writer.add(GrantReportRow, evt.event_id,
-               event_id=evt.event_id, report_id=d["report_id"], grant_id=d["grant_id"], kind=d["kind"],
-               status=d["outcome"], total=d["total_eur"], decided_on=on)
+    writer.add(
+        GrantReportRow,
+        evt.event_id,
+        event_id=evt.event_id,
+        report_id=d["report_id"],
+        grant_id=d["grant_id"],
+        kind=d["kind"],
+        status=d["outcome"],
+        total=d["total_eur"],
+        decided_on=on,
+    )
     if d["outcome"] != "accepted":
         return  # a returned report's figures are not expenditure
     for heading, amount in d["expenditure"].items():
-        writer.add(ExpenditureRow, (evt.event_id, heading),
-                   event_id=evt.event_id, heading=heading, report_id=d["report_id"], grant_id=d["grant_id"],
-                   amount=amount, accepted_on=on)
-    writer.add(ReportExpenditureRow, evt.event_id,
-               **expenditure_fact(evt.event_id, d["report_id"], d["grant_id"], on, d["expenditure"]))
+        writer.add(
+            ExpenditureRow,
+            (evt.event_id, heading),
+            event_id=evt.event_id,
+            heading=heading,
+            report_id=d["report_id"],
+            grant_id=d["grant_id"],
+            amount=amount,
+            accepted_on=on,
+        )
+    writer.add(
+        ReportExpenditureRow,
+        evt.event_id,
+        **expenditure_fact(evt.event_id, d["report_id"], d["grant_id"], on, d["expenditure"]),
+    )
 
 
 def _grant_closed(writer, evt: Event):
     d = evt.data
-    writer.add(ClosureRow, d["grant_id"],
-               grant_id=d["grant_id"], kind=d["kind"], paid=d["paid_eur"],
-               accepted_expenditure=d["accepted_expenditure_eur"], recovery=d["recovery_eur"],
-               closed_on=d["closed_at"].date())
+    writer.add(
+        ClosureRow,
+        d["grant_id"],
+        grant_id=d["grant_id"],
+        kind=d["kind"],
+        paid=d["paid_eur"],
+        accepted_expenditure=d["accepted_expenditure_eur"],
+        recovery=d["recovery_eur"],
+        closed_on=d["closed_at"].date(),
+    )
 
 
 def _grant_decommitted(writer, evt: Event):
     d = evt.data
-    writer.add(DecommitmentRow, d["decommitment_id"],
-               decommitment_id=d["decommitment_id"], grant_id=d["grant_id"], amount=d["amount_eur"],
-               reason=d["reason"], decommitted_on=d["decommitted_at"].date())
+    writer.add(
+        DecommitmentRow,
+        d["decommitment_id"],
+        decommitment_id=d["decommitment_id"],
+        grant_id=d["grant_id"],
+        amount=d["amount_eur"],
+        reason=d["reason"],
+        decommitted_on=d["decommitted_at"].date(),
+    )
 
 
 def _results_reported(writer, evt: Event):
     d = evt.data
     for r in d["results"]:
-        writer.add(IndicatorResultRow, (d["report_id"], r["code"]),
-                   report_id=d["report_id"], code=r["code"], grant_id=d["grant_id"], reference=d["reference"],
-                   programme_id=d["programme_id"], window=d["window"], country=d["country"], report_kind=d["kind"],
-                   report_number=d["number"], period_start=d["period_start"], period_end=d["period_end"],
-                   result_type=r["result_type"], result_title=r["result_title"], title=r["title"],
-                   measure=r["measure"], unit=r["unit"], baseline_value=r["baseline_value"],
-                   baseline_year=r["baseline_year"], target_value=r["target_value"], target_date=r["target_date"],
-                   actual_value=r["actual_value"], comment=r["comment"], decided_on=d["decided_at"].date())
+        writer.add(
+            IndicatorResultRow,
+            (d["report_id"], r["code"]),
+            report_id=d["report_id"],
+            code=r["code"],
+            grant_id=d["grant_id"],
+            reference=d["reference"],
+            programme_id=d["programme_id"],
+            window=d["window"],
+            country=d["country"],
+            report_kind=d["kind"],
+            report_number=d["number"],
+            period_start=d["period_start"],
+            period_end=d["period_end"],
+            result_type=r["result_type"],
+            result_title=r["result_title"],
+            title=r["title"],
+            measure=r["measure"],
+            unit=r["unit"],
+            baseline_value=r["baseline_value"],
+            baseline_year=r["baseline_year"],
+            target_value=r["target_value"],
+            target_date=r["target_date"],
+            actual_value=r["actual_value"],
+            comment=r["comment"],
+            decided_on=d["decided_at"].date(),
+        )
 
 
 def _grant_terminated(writer, evt: Event):
     d = evt.data
-    writer.add(TerminationRow, d["grant_id"],
-               grant_id=d["grant_id"], effective_on=d["effective_date"], terminated_on=d["terminated_at"].date(),
-               reason=d["reason"])
+    writer.add(
+        TerminationRow,
+        d["grant_id"],
+        grant_id=d["grant_id"],
+        effective_on=d["effective_date"],
+        terminated_on=d["terminated_at"].date(),
+        reason=d["reason"],
+    )
 
 
 PROJECTORS = {
@@ -275,8 +461,12 @@ def replay_archive(session, after_seq: int = 0) -> int:
     number."""
     count, last_seq = 0, after_seq
     while True:  # pages by sequence number: no cursor stays open while the projectors write
-        page = session.execute(select(ArchivedEvent.seq, ArchivedEvent.body).where(ArchivedEvent.seq > last_seq)
-                               .order_by(ArchivedEvent.seq).limit(REBUILD_PAGE)).all()
+        page = session.execute(
+            select(ArchivedEvent.seq, ArchivedEvent.body)
+            .where(ArchivedEvent.seq > last_seq)
+            .order_by(ArchivedEvent.seq)
+            .limit(REBUILD_PAGE)
+        ).all()
         if not page:
             return count
         writer = FactWriter(session)

@@ -26,6 +26,7 @@ Renaming is instant whatever the size, where copying the new rows into the old t
 long as the build. The tail and the build are disjoint by seq and every event is in one of them; an event after
 the commit is archived and projected onto the new tables by the live consumer: none is applied twice or missed.
 """
+
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -35,11 +36,32 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.values.annex import HEADINGS
 
-from .models import (PROJECTION_TABLES, AmendmentRow, ArchivedEvent, BudgetLineRow, BudgetRow, CallClosureRow,
-                     CallRow, ClosureRow, ContractRow, DecommitmentRow, ExpenditureLineRow, ExpenditureRow,
-                     GrantReportRow, GrantRow, IndicatorResultRow, PaymentCancellationRow, PaymentRequestRow,
-                     ProgrammeRow, ProposalOutcomeRow, ProposalRow, ReportExpenditureRow, TerminationRow, TrancheRow,
-                     WindowRow)
+from .models import (
+    PROJECTION_TABLES,
+    AmendmentRow,
+    ArchivedEvent,
+    BudgetLineRow,
+    BudgetRow,
+    CallClosureRow,
+    CallRow,
+    ClosureRow,
+    ContractRow,
+    DecommitmentRow,
+    ExpenditureLineRow,
+    ExpenditureRow,
+    GrantReportRow,
+    GrantRow,
+    IndicatorResultRow,
+    PaymentCancellationRow,
+    PaymentRequestRow,
+    ProgrammeRow,
+    ProposalOutcomeRow,
+    ProposalRow,
+    ReportExpenditureRow,
+    TerminationRow,
+    TrancheRow,
+    WindowRow,
+)
 from .projections import AWARD, replay_archive
 
 SHADOW = "__rebuild"  # the new tables and indexes, until they take the old ones' names
@@ -54,6 +76,7 @@ def supported(session) -> bool:
 
 # --- the SQL of each fact table ----------------------------------------------------------------------------------
 
+
 def _money(expr: str) -> str:
     """EUR in a Money column: integer cents (an amount on the wire has at most two places, exactly)."""
     return f"(({expr})::numeric * 100)::bigint"
@@ -67,8 +90,10 @@ def _day(expr: str) -> str:
 
 def _money_map(json_map: str) -> str:
     """projections._money_map in SQL: heading -> amount as a string with two places, in the budget's order."""
-    return (f"(SELECT COALESCE(json_object_agg(m.key, round(m.value::numeric, 2)::text ORDER BY m.ord), '{{}}')"
-            f" FROM json_each_text({json_map}) WITH ORDINALITY AS m(key, value, ord))")
+    return (
+        f"(SELECT COALESCE(json_object_agg(m.key, round(m.value::numeric, 2)::text ORDER BY m.ord), '{{}}')"
+        f" FROM json_each_text({json_map}) WITH ORDINALITY AS m(key, value, ord))"
+    )
 
 
 def _ts(expr: str) -> str:
@@ -87,6 +112,7 @@ class FactSql:
     `rows` names them with _events); the first row of a `key` in that order wins. `unique`: the rows cannot repeat
     a key (one row per event, whose id the archive holds once, or per key of a jsonb object), so none is sorted
     away."""
+
     model: type
     event_types: tuple[str, ...]
     key: tuple[str, ...]
@@ -101,8 +127,10 @@ class FactSql:
         rows = _resolve(self.rows, staged)
         if self.unique:  # sorted all the same: the primary key is then built from rows in its order
             return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({rows}) AS r ORDER BY {key}"
-        return (f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM ({rows}) AS r "
-                f"ORDER BY {key}, seq, sub")
+        return (
+            f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM ({rows}) AS r "
+            f"ORDER BY {key}, seq, sub"
+        )
 
     def _sort_key(self, column: str) -> str:
         # the keys are sorted to find their first rows, not for their order: byte order groups text keys as the
@@ -111,8 +139,9 @@ class FactSql:
         return f'"{column}" COLLATE "C"' if text_key else f'"{column}"'
 
 
-def _fact(model: type, event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str,
-          unique: bool = False) -> FactSql:
+def _fact(
+    model: type, event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str, unique: bool = False
+) -> FactSql:
     """`rows` reads `{e}`: the events as (seq, event_id, occurred_at, d: the data as jsonb, at: the envelope's
     occurred_at as written, budget: the data's budget as json for the BUDGETED types)."""
     types = (event_types,) if isinstance(event_types, str) else event_types
@@ -123,8 +152,10 @@ def _with_contract_date(model: type, rows: str) -> FactSql:
     """The grants' rows (`rows` reads `{e}`: the grant_awarded events), next to `c`: the signing date of each
     grant's first contract_signed, whether it came before or after the award (models.COPIED_COLUMNS)."""
     signed_on = _day("d->>'signed_at'")
-    first_contracts = (f"(SELECT DISTINCT ON (d->>'grant_id') d->>'grant_id' AS grant_id, {signed_on} AS signed_on "
-                       f"FROM {_events(('contract_signed',))} ORDER BY d->>'grant_id', seq) AS c")
+    first_contracts = (
+        f"(SELECT DISTINCT ON (d->>'grant_id') d->>'grant_id' AS grant_id, {signed_on} AS signed_on "
+        f"FROM {_events(('contract_signed',))} ORDER BY d->>'grant_id', seq) AS c"
+    )
     events = f"{_events(('grant_awarded',))} LEFT JOIN {first_contracts} ON c.grant_id = e.d->>'grant_id'"
     return FactSql(model, ("grant_awarded", "contract_signed"), ("grant_id",), rows.replace("{e}", events))
 
@@ -179,10 +210,12 @@ def _parsed(event_types: tuple[str, ...]) -> str:
     field read."""
     types = ", ".join(f"'{t}'" for t in event_types)
     budgeted = ", ".join(f"'{t}'" for t in BUDGETED)
-    return (f"SELECT seq, event_id, event_type, occurred_at, b->'data' AS d, b->>'occurred_at' AS at, "
-            f"CASE WHEN event_type IN ({budgeted}) THEN json_extract_path(body, 'data', 'budget') END AS budget "
-            f"FROM (SELECT seq, event_id, event_type, occurred_at, body, body::jsonb AS b FROM {ARCHIVE} "
-            f"WHERE event_type IN ({types}) AND seq <= :upto OFFSET 0) AS a")
+    return (
+        f"SELECT seq, event_id, event_type, occurred_at, b->'data' AS d, b->>'occurred_at' AS at, "
+        f"CASE WHEN event_type IN ({budgeted}) THEN json_extract_path(body, 'data', 'budget') END AS budget "
+        f"FROM (SELECT seq, event_id, event_type, occurred_at, body, body::jsonb AS b FROM {ARCHIVE} "
+        f"WHERE event_type IN ({types}) AND seq <= :upto OFFSET 0) AS a"
+    )
 
 
 def _events_from(event_types: tuple[str, ...], staged: frozenset[str]) -> str:
@@ -191,12 +224,22 @@ def _events_from(event_types: tuple[str, ...], staged: frozenset[str]) -> str:
     return f"({_parsed(event_types)} OFFSET 0) AS e"
 
 
-def _outcome(event_type: str, kind: str, outcome: str, on: str, score: str = "NULL",
-             proposal_id: str = "d->>'proposal_id'", sub: str = "0", elements: str = "") -> str:
+def _outcome(
+    event_type: str,
+    kind: str,
+    outcome: str,
+    on: str,
+    score: str = "NULL",
+    proposal_id: str = "d->>'proposal_id'",
+    sub: str = "0",
+    elements: str = "",
+) -> str:
     """The proposal_outcomes rows of one event type (projections._outcome)."""
-    return (f"SELECT event_id, {proposal_id} AS proposal_id, d->>'call_id' AS call_id, '{kind}' AS kind, "
-            f"{outcome} AS outcome, ({score})::numeric AS score, occurred_at, {on} AS decided_on, seq, {sub} AS sub "
-            f"FROM {_events((event_type,))} {elements}")
+    return (
+        f"SELECT event_id, {proposal_id} AS proposal_id, d->>'call_id' AS call_id, '{kind}' AS kind, "
+        f"{outcome} AS outcome, ({score})::numeric AS score, occurred_at, {on} AS decided_on, seq, {sub} AS sub "
+        f"FROM {_events((event_type,))} {elements}"
+    )
 
 
 _RANKED = """CROSS JOIN LATERAL (
@@ -204,19 +247,40 @@ _RANKED = """CROSS JOIN LATERAL (
     CROSS JOIN LATERAL jsonb_array_elements(d->l.list) WITH ORDINALITY AS r(value, ord)) AS k"""
 _EXCLUDED = "CROSS JOIN LATERAL jsonb_array_elements_text(d->'excluded') WITH ORDINALITY AS x(proposal_id, ord)"
 
-_OUTCOMES = " UNION ALL ".join([
-    _outcome("proposal_withdrawn", "withdrawn", "'withdrawn'", _day("d->>'withdrawn_at'")),
-    _outcome("proposal_screened", "screened", "d->>'outcome'", _day("at")),
-    _outcome("proposal_evaluated", "evaluated",
-             "(d->>'stage') || ':' || CASE WHEN (d->>'passed')::boolean THEN 'passed' ELSE 'failed' END", _day("at"),
-             score="d->>'score'"),
-    # a ranking's lists in the projector's order: main, reserve, then the excluded
-    _outcome("ranking_published", "ranked", "k.list", _day("d->>'published_at'"), score="k.ranked->>'score'",
-             proposal_id="k.ranked->>'proposal_id'", sub="k.n * 1000000 + k.ord", elements=_RANKED),
-    _outcome("ranking_published", "ranked", "'excluded'", _day("d->>'published_at'"),
-             proposal_id="x.proposal_id", sub="3000000 + x.ord", elements=_EXCLUDED),
-    _outcome("proposal_rejected", "rejected", "'rejected'", _day("at")),
-])
+_OUTCOMES = " UNION ALL ".join(
+    [
+        _outcome("proposal_withdrawn", "withdrawn", "'withdrawn'", _day("d->>'withdrawn_at'")),
+        _outcome("proposal_screened", "screened", "d->>'outcome'", _day("at")),
+        _outcome(
+            "proposal_evaluated",
+            "evaluated",
+            "(d->>'stage') || ':' || CASE WHEN (d->>'passed')::boolean THEN 'passed' ELSE 'failed' END",
+            _day("at"),
+            score="d->>'score'",
+        ),
+        # a ranking's lists in the projector's order: main, reserve, then the excluded
+        _outcome(
+            "ranking_published",
+            "ranked",
+            "k.list",
+            _day("d->>'published_at'"),
+            score="k.ranked->>'score'",
+            proposal_id="k.ranked->>'proposal_id'",
+            sub="k.n * 1000000 + k.ord",
+            elements=_RANKED,
+        ),
+        _outcome(
+            "ranking_published",
+            "ranked",
+            "'excluded'",
+            _day("d->>'published_at'"),
+            proposal_id="x.proposal_id",
+            sub="3000000 + x.ord",
+            elements=_EXCLUDED,
+        ),
+        _outcome("proposal_rejected", "rejected", "'rejected'", _day("at")),
+    ]
+)
 
 # budget_report.budget_lines in SQL, each event's lines (a grant awarded twice: each event's lines, the first ones
 # win): integer cents, the EC's part of each heading by the largest remainders, ties in the budget's order. The window
@@ -229,8 +293,10 @@ _SAFE = 3_037_000_499  # floor(sqrt(2**63 - 1))
 
 
 def _share_of_line(op: str, function: str) -> str:
-    return (f"CASE WHEN total <= 0 THEN 0 WHEN total <= {_SAFE} AND abs(share) <= {_SAFE} AND abs(cents) <= {_SAFE} "
-            f"THEN share * cents {op} total::bigint ELSE {function}(share::numeric * cents, total)::bigint END")
+    return (
+        f"CASE WHEN total <= 0 THEN 0 WHEN total <= {_SAFE} AND abs(share) <= {_SAFE} AND abs(cents) <= {_SAFE} "
+        f"THEN share * cents {op} total::bigint ELSE {function}(share::numeric * cents, total)::bigint END"
+    )
 
 
 _BUDGET_LINES = f"""
@@ -253,38 +319,71 @@ CROSS JOIN LATERAL (
 
 # budget_report.budget_fact in SQL: one event's budget lines side by side, a column per heading (None where the
 # budget has no such heading); the first event of a (grant, source) wins, as for its lines
-_BUDGET_ROWS = (f"SELECT grant_id, source, {_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN amount END)')}, "
-                f"{_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN ec_part END)', '_ec')}, seq, 0 AS sub "
-                f"FROM {_budget_lines(BUDGETED)} GROUP BY seq, grant_id, source")
+_BUDGET_ROWS = (
+    f"SELECT grant_id, source, {_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN amount END)')}, "
+    f"{_by_heading(lambda h: f'MAX(CASE WHEN heading = {h!r} THEN ec_part END)', '_ec')}, seq, 0 AS sub "
+    f"FROM {_budget_lines(BUDGETED)} GROUP BY seq, grant_id, source"
+)
 
 _REPORT_LINES = """CROSS JOIN LATERAL jsonb_array_elements(
     CASE jsonb_typeof(d->'lines') WHEN 'array' THEN d->'lines' ELSE '[]' END) WITH ORDINALITY AS l(line, n)"""
 
 FACTS = (
-    _fact(ProgrammeRow, "call_opened", ("programme_id",), f"""
+    _fact(
+        ProgrammeRow,
+        "call_opened",
+        ("programme_id",),
+        f"""
         SELECT d->>'programme_id' AS programme_id, d->>'programme_name' AS name,
                {_money("d->>'envelope_eur'")} AS envelope, (d->>'programme_start')::date AS period_start,
-               (d->>'programme_end')::date AS period_end, seq, 0 AS sub FROM {{e}}"""),
-    _fact(CallRow, "call_opened", ("call_id",), f"""
+               (d->>'programme_end')::date AS period_end, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        CallRow,
+        "call_opened",
+        ("call_id",),
+        f"""
         SELECT d->>'call_id' AS call_id, d->>'programme_id' AS programme_id, d->>'title' AS title,
                d->>'rule_profile' AS rule_profile, {_ts("d->>'deadline'")} AS deadline, occurred_at AS opened_at,
-               seq, 0 AS sub FROM {{e}}"""),
-    _fact(WindowRow, "call_opened", ("call_id", "window"), f"""
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        WindowRow,
+        "call_opened",
+        ("call_id", "window"),
+        f"""
         SELECT d->>'call_id' AS call_id, w.value->>'window' AS "window", d->>'programme_id' AS programme_id,
                COALESCE(NULLIF(w.value->>'name', ''), w.value->>'window') AS name,
                {_money("w.value->>'allocation_eur'")} AS allocation, (w.ord - 1)::int AS position, seq, w.ord AS sub
-        FROM {{e}} CROSS JOIN LATERAL jsonb_array_elements(d->'windows') WITH ORDINALITY AS w(value, ord)"""),
-    _fact(CallClosureRow, "call_closed", ("call_id",), f"""
+        FROM {{e}} CROSS JOIN LATERAL jsonb_array_elements(d->'windows') WITH ORDINALITY AS w(value, ord)""",
+    ),
+    _fact(
+        CallClosureRow,
+        "call_closed",
+        ("call_id",),
+        f"""
         SELECT d->>'call_id' AS call_id, {_ts("d->>'closed_at'")} AS closed_at, (d->>'proposals')::int AS proposals,
-               seq, 0 AS sub FROM {{e}}"""),
-    _fact(ProposalRow, "proposal_submitted", ("proposal_id",), f"""
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        ProposalRow,
+        "proposal_submitted",
+        ("proposal_id",),
+        f"""
         SELECT d->>'proposal_id' AS proposal_id, d->>'reference' AS reference, d->>'call_id' AS call_id,
                d->>'programme_id' AS programme_id, d->>'window' AS "window", upper(d->>'target_country') AS country,
                d->>'applicant_type' AS applicant_type, {_money("d->>'ec_amount_requested_eur'")} AS requested,
-               {_day("d->>'submitted_at'")} AS submitted_on, seq, 0 AS sub FROM {{e}}"""),
-    FactSql(ProposalOutcomeRow, ("proposal_withdrawn", "proposal_screened", "proposal_evaluated",
-                                 "ranking_published", "proposal_rejected"), ("event_id", "proposal_id"), _OUTCOMES),
-    _with_contract_date(GrantRow, f"""
+               {_day("d->>'submitted_at'")} AS submitted_on, seq, 0 AS sub FROM {{e}}""",
+    ),
+    FactSql(
+        ProposalOutcomeRow,
+        ("proposal_withdrawn", "proposal_screened", "proposal_evaluated", "ranking_published", "proposal_rejected"),
+        ("event_id", "proposal_id"),
+        _OUTCOMES,
+    ),
+    _with_contract_date(
+        GrantRow,
+        f"""
         SELECT d->>'grant_id' AS grant_id, d->>'proposal_id' AS proposal_id, d->>'programme_id' AS programme_id,
                d->>'reference' AS reference, d->>'title' AS title, d->>'call_id' AS call_id,
                d->>'window' AS "window", upper(d->>'country') AS country, d->>'applicant_type' AS applicant_type,
@@ -292,68 +391,134 @@ FACTS = (
                {_money_map("budget")} AS budget, d->>'decision_reference' AS decision_reference,
                (d->>'decision_date')::date AS decision_date, {_ts("d->>'awarded_at'")} AS awarded_at,
                c.signed_on AS contract_signed_on,
-               seq, 0 AS sub FROM {{e}}"""),
-    FactSql(BudgetLineRow, BUDGETED, ("grant_id", "source", "heading"),
-            f"SELECT grant_id, source, heading, position, amount, ec_part, seq, position AS sub "
-            f"FROM {_budget_lines(BUDGETED)}"),
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    FactSql(
+        BudgetLineRow,
+        BUDGETED,
+        ("grant_id", "source", "heading"),
+        f"SELECT grant_id, source, heading, position, amount, ec_part, seq, position AS sub "
+        f"FROM {_budget_lines(BUDGETED)}",
+    ),
     FactSql(BudgetRow, BUDGETED, ("grant_id", "source"), _BUDGET_ROWS),
-    _fact(ContractRow, "contract_signed", ("grant_id",), f"""
+    _fact(
+        ContractRow,
+        "contract_signed",
+        ("grant_id",),
+        f"""
         SELECT d->>'grant_id' AS grant_id, {_money("d->>'amount_eur'")} AS amount,
                (d->>'start_date')::date AS start_date, (d->>'end_date')::date AS end_date,
                (d->>'duration_months')::int AS duration_months, {_day("d->>'signed_at'")} AS signed_on,
-               seq, 0 AS sub FROM {{e}}"""),
-    _fact(AmendmentRow, "grant_amended", ("amendment_id",), f"""
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        AmendmentRow,
+        "grant_amended",
+        ("amendment_id",),
+        f"""
         SELECT d->>'amendment_id' AS amendment_id, d->>'grant_id' AS grant_id, d->>'kind' AS kind,
                {_money("d->>'amount_eur'")} AS amount, (d->>'duration_months')::int AS duration_months,
                {_money_map("budget")} AS budget, occurred_at, {_day("at")} AS effective_on,
-               seq, 0 AS sub FROM {{e}}"""),
-    _fact(PaymentRequestRow, "payment_requested", ("payment_id",), f"""
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        PaymentRequestRow,
+        "payment_requested",
+        ("payment_id",),
+        f"""
         SELECT d->>'payment_id' AS payment_id, d->>'grant_id' AS grant_id,
                (d->>'tranche_number')::int AS tranche_number, {_money("d->>'amount_eur'")} AS amount,
-               {_day("d->>'requested_at'")} AS requested_on, seq, 0 AS sub FROM {{e}}"""),
-    _fact(PaymentCancellationRow, "payment_cancelled", ("payment_id",), f"""
+               {_day("d->>'requested_at'")} AS requested_on, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        PaymentCancellationRow,
+        "payment_cancelled",
+        ("payment_id",),
+        f"""
         SELECT d->>'payment_id' AS payment_id, d->>'grant_id' AS grant_id,
-               {_day("d->>'cancelled_at'")} AS cancelled_on, seq, 0 AS sub FROM {{e}}"""),
-    _fact(TrancheRow, "tranche_paid", ("payment_id",), f"""
+               {_day("d->>'cancelled_at'")} AS cancelled_on, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        TrancheRow,
+        "tranche_paid",
+        ("payment_id",),
+        f"""
         SELECT d->>'payment_id' AS payment_id, d->>'grant_id' AS grant_id,
                (d->>'tranche_number')::int AS tranche_number, {_money("d->>'amount_eur'")} AS amount,
                (d->>'value_date')::date AS value_date, d->>'bank_reference' AS bank_reference,
-               occurred_at AS paid_at, seq, 0 AS sub FROM {{e}}"""),
-    _fact(GrantReportRow, ("report_submitted", "report_accepted"), ("event_id",), f"""
+               occurred_at AS paid_at, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        GrantReportRow,
+        ("report_submitted", "report_accepted"),
+        ("event_id",),
+        f"""
         SELECT event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id, d->>'kind' AS kind,
                COALESCE(d->>'outcome', 'submitted') AS status, {_money("d->>'total_eur'")} AS total,
                {_day("COALESCE(d->>'decided_at', d->>'submitted_at')")} AS decided_on, seq, 0 AS sub FROM {{e}}""",
-          unique=True),
-    _fact(ExpenditureRow, "report_accepted", ("event_id", "heading"), f"""
+        unique=True,
+    ),
+    _fact(
+        ExpenditureRow,
+        "report_accepted",
+        ("event_id", "heading"),
+        f"""
         SELECT event_id, x.key AS heading, report_id, grant_id, {_money("x.value")} AS amount, accepted_on,
                seq, 0 AS sub
         FROM (SELECT seq, event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id,
                      {_day("d->>'decided_at'")} AS accepted_on, d->'expenditure' AS expenditure
               FROM {{e}} WHERE d->>'outcome' = 'accepted' OFFSET 0) AS a  -- the report's, once, not once per heading
-        CROSS JOIN LATERAL jsonb_each_text(expenditure) AS x(key, value)""", unique=True),
-    _fact(ReportExpenditureRow, "report_accepted", ("event_id",), f"""
+        CROSS JOIN LATERAL jsonb_each_text(expenditure) AS x(key, value)""",
+        unique=True,
+    ),
+    _fact(
+        ReportExpenditureRow,
+        "report_accepted",
+        ("event_id",),
+        f"""
         SELECT event_id, d->>'report_id' AS report_id, d->>'grant_id' AS grant_id,
                {_day("d->>'decided_at'")} AS accepted_on,
                {_by_heading(lambda h: _money(f"d->'expenditure'->>{h!r}"))}, seq, 0 AS sub
-        FROM {{e}} WHERE d->>'outcome' = 'accepted'""", unique=True),
-    _fact(ClosureRow, "grant_closed", ("grant_id",), f"""
+        FROM {{e}} WHERE d->>'outcome' = 'accepted'""",
+        unique=True,
+    ),
+    _fact(
+        ClosureRow,
+        "grant_closed",
+        ("grant_id",),
+        f"""
         SELECT d->>'grant_id' AS grant_id, d->>'kind' AS kind, {_money("d->>'paid_eur'")} AS paid,
                {_money("d->>'accepted_expenditure_eur'")} AS accepted_expenditure,
                {_money("d->>'recovery_eur'")} AS recovery, {_day("d->>'closed_at'")} AS closed_on,
-               seq, 0 AS sub FROM {{e}}"""),
-    _fact(DecommitmentRow, "grant_decommitted", ("decommitment_id",), f"""
+               seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        DecommitmentRow,
+        "grant_decommitted",
+        ("decommitment_id",),
+        f"""
         SELECT d->>'decommitment_id' AS decommitment_id, d->>'grant_id' AS grant_id,
                {_money("d->>'amount_eur'")} AS amount, d->>'reason' AS reason,
-               {_day("d->>'decommitted_at'")} AS decommitted_on, seq, 0 AS sub FROM {{e}}"""),
-    _fact(ExpenditureLineRow, "report_submitted", ("report_id", "line_no"), f"""
+               {_day("d->>'decommitted_at'")} AS decommitted_on, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(
+        ExpenditureLineRow,
+        "report_submitted",
+        ("report_id", "line_no"),
+        f"""
         SELECT d->>'report_id' AS report_id, l.n::int AS line_no, d->>'grant_id' AS grant_id,
                l.line->>'heading' AS heading, {_money("l.line->>'amount'")} AS amount,
                l.line->>'currency' AS currency, (l.line->>'incurred_on')::date AS incurred_on,
                COALESCE(l.line->>'description', '') AS description, (l.line->>'rate')::numeric AS rate,
                l.line->>'rate_type' AS rate_type, l.line->>'rate_month' AS rate_month,
                {_money("l.line->>'amount_eur'")} AS amount_eur, seq, 0 AS sub
-        FROM {{e}} {_REPORT_LINES}"""),
-    _fact(IndicatorResultRow, "results_reported", ("report_id", "code"), f"""
+        FROM {{e}} {_REPORT_LINES}""",
+    ),
+    _fact(
+        IndicatorResultRow,
+        "results_reported",
+        ("report_id", "code"),
+        f"""
         SELECT d->>'report_id' AS report_id, r.value->>'code' AS code, d->>'grant_id' AS grant_id,
                d->>'reference' AS reference, d->>'programme_id' AS programme_id, d->>'window' AS "window",
                upper(d->>'country') AS country, d->>'kind' AS report_kind,
@@ -365,10 +530,16 @@ FACTS = (
                (r.value->>'target_date')::date AS target_date, r.value->>'actual_value' AS actual_value,
                COALESCE(r.value->>'comment', '') AS comment, {_day("d->>'decided_at'")} AS decided_on,
                seq, r.ord AS sub
-        FROM {{e}} CROSS JOIN LATERAL jsonb_array_elements(d->'results') WITH ORDINALITY AS r(value, ord)"""),
-    _fact(TerminationRow, "grant_terminated", ("grant_id",), f"""
+        FROM {{e}} CROSS JOIN LATERAL jsonb_array_elements(d->'results') WITH ORDINALITY AS r(value, ord)""",
+    ),
+    _fact(
+        TerminationRow,
+        "grant_terminated",
+        ("grant_id",),
+        f"""
         SELECT d->>'grant_id' AS grant_id, (d->>'effective_date')::date AS effective_on,
-               {_day("d->>'terminated_at'")} AS terminated_on, d->>'reason' AS reason, seq, 0 AS sub FROM {{e}}"""),
+               {_day("d->>'terminated_at'")} AS terminated_on, d->>'reason' AS reason, seq, 0 AS sub FROM {{e}}""",
+    ),
 )
 
 
@@ -406,8 +577,14 @@ def rebuild(session) -> int:
     _stage(session, upto)
     for fact in FACTS:
         session.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
-    session.execute(text("DROP TABLE " + ", ".join([_staged_events(t) for t in STAGED_TYPES]
-                                                   + [_staged_table(n) for n in sorted(STAGED & DERIVED.keys())])))
+    session.execute(
+        text(
+            "DROP TABLE "
+            + ", ".join(
+                [_staged_events(t) for t in STAGED_TYPES] + [_staged_table(n) for n in sorted(STAGED & DERIVED.keys())]
+            )
+        )
+    )
     for table in tables:
         for index in indexes[table]:
             for statement in index.build(table):
@@ -427,11 +604,15 @@ def rebuild(session) -> int:
 def _stage(session, upto: int):
     """The events and derived rows several statements read, each computed once, into temporary tables."""
     for event_type in STAGED_TYPES:
-        session.execute(text(f"CREATE TEMP TABLE {_staged_events(event_type)} ON COMMIT DROP AS "
-                             f"{_parsed((event_type,))}"), {"upto": upto})
+        session.execute(
+            text(f"CREATE TEMP TABLE {_staged_events(event_type)} ON COMMIT DROP AS {_parsed((event_type,))}"),
+            {"upto": upto},
+        )
     for name in sorted(STAGED & DERIVED.keys()):
-        session.execute(text(f"CREATE TEMP TABLE {_staged_table(name)} ON COMMIT DROP AS "
-                             f"{_derived(name, STAGED - {name})}"), {"upto": upto})
+        session.execute(
+            text(f"CREATE TEMP TABLE {_staged_table(name)} ON COMMIT DROP AS {_derived(name, STAGED - {name})}"),
+            {"upto": upto},
+        )
 
 
 # for the rebuild's transaction only: the DISTINCT ON sorts of the largest tables and the index builds in memory;
@@ -453,8 +634,9 @@ def _lock_for_the_swap(session, tables: list[str]):
             if attempt < SWAP_ATTEMPTS:
                 session.execute(text(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}"))
             session.execute(text(f"LOCK TABLE {ARCHIVE} IN EXCLUSIVE MODE"))
-            session.execute(text("LOCK TABLE " + ", ".join(f'"{table}"' for table in tables)
-                                 + " IN ACCESS EXCLUSIVE MODE"))
+            session.execute(
+                text("LOCK TABLE " + ", ".join(f'"{table}"' for table in tables) + " IN ACCESS EXCLUSIVE MODE")
+            )
         except OperationalError as exc:
             if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
                 raise
@@ -477,6 +659,7 @@ def _snapshot(session) -> int:
 @dataclass(frozen=True)
 class Index:
     """An index of a fact table as the migrations made it, to be made again on the new table."""
+
     name: str
     definition: str  # pg_get_indexdef
     unique: bool
@@ -485,19 +668,24 @@ class Index:
     def build(self, table: str) -> list[str]:
         name = f"{self.name}{SHADOW}"
         method_and_columns = self.definition.split(" USING ", 1)[1]
-        statements = [f'CREATE {"UNIQUE " if self.unique else ""}INDEX "{name}" ON "{table}{SHADOW}" '
-                      f"USING {method_and_columns}"]
+        statements = [
+            f'CREATE {"UNIQUE " if self.unique else ""}INDEX "{name}" ON "{table}{SHADOW}" USING {method_and_columns}'
+        ]
         if self.constraint:
-            statements.append(f'ALTER TABLE "{table}{SHADOW}" ADD CONSTRAINT "{name}" {self.constraint} '
-                              f'USING INDEX "{name}"')
+            statements.append(
+                f'ALTER TABLE "{table}{SHADOW}" ADD CONSTRAINT "{name}" {self.constraint} USING INDEX "{name}"'
+            )
         return statements
 
 
 def _indexes(session, table: str) -> list[Index]:
-    rows = session.execute(text("""
+    rows = session.execute(
+        text("""
         SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique,
                CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'u' THEN 'UNIQUE' END
         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
         LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u')
-        WHERE x.indrelid = CAST(:table AS regclass) ORDER BY i.relname"""), {"table": table}).all()
+        WHERE x.indrelid = CAST(:table AS regclass) ORDER BY i.relname"""),
+        {"table": table},
+    ).all()
     return [Index(*row) for row in rows]

@@ -13,6 +13,7 @@ over its Annex III headings by the largest-remainder rule, in integer cents, fro
 `json_each_text`). The grant lines are a separate, paged query (`grant_pages`): a report's `grants` is a lazy
 sequence that reads them page by page when an export iterates them, so the memory a report holds is one page.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -28,8 +29,21 @@ from services.common.values.errors import Conflict
 from services.common.values.inert import clean_text
 
 from .domain.budget_report import (
-    HEADINGS, RATE_PLACES, ApplicantTypeLine, BudgetReport, CountryLine, Counts, DecommitmentFact, GrantLine,
-    HeadingLine, MonthLine, Payment, Programme, ProposalCounts, WindowLine, YearLine,
+    HEADINGS,
+    RATE_PLACES,
+    ApplicantTypeLine,
+    BudgetReport,
+    CountryLine,
+    Counts,
+    DecommitmentFact,
+    GrantLine,
+    HeadingLine,
+    MonthLine,
+    Payment,
+    Programme,
+    ProposalCounts,
+    WindowLine,
+    YearLine,
 )
 
 ZERO = Decimal("0.00")
@@ -146,8 +160,12 @@ budgets AS (  -- the parts stored with the budgets, for grants still committed a
     FROM counted c JOIN budget_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
     WHERE c.parts_hold),
 spent AS (  -- accepted expenditure by heading (amount, lines) of the counted grants; lines of grants not counted
-    SELECT {_each_heading("SUM(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}, "
-                          "COUNT(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}_n")},
+    SELECT {
+    _each_heading(
+        "SUM(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}, "
+        "COUNT(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}_n"
+    )
+},
            COALESCE(SUM(num_nonnulls({_each_heading("e.{h}")}))
                     FILTER (WHERE c.grant_id IS NULL AND {_OF_PROGRAMME.format(t="e")}), 0) AS unmatched
     FROM report_expenditure_facts e LEFT JOIN counted c ON c.grant_id = e.grant_id
@@ -266,11 +284,21 @@ def _money(cents) -> Decimal:
     return cents_to_money(cents or 0)
 
 
-def grant_page(session: Session, programme_id: str | None, as_of: date | None, after: tuple[str, str] | None,
-               limit: int = PAGE_SIZE) -> list[GrantLine]:
+def grant_page(
+    session: Session,
+    programme_id: str | None,
+    as_of: date | None,
+    after: tuple[str, str] | None,
+    limit: int = PAGE_SIZE,
+) -> list[GrantLine]:
     """Up to `limit` grant lines after the key (reference, grant id) `after`, in the report's order."""
-    params = {"pid": programme_id, "as_of": as_of, "after_ref": after[0] if after else None,
-              "after_id": after[1] if after else None, "limit": limit}
+    params = {
+        "pid": programme_id,
+        "as_of": as_of,
+        "after_ref": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit,
+    }
     rows = session.execute(text(_GRANT_PAGE), params).all()
     if not rows:
         return []
@@ -282,14 +310,46 @@ def grant_page(session: Session, programme_id: str | None, as_of: date | None, a
     for grant_id, amount, on in session.execute(text(_PAGE_DECOMMITMENTS), {"ids": ids, "as_of": as_of}):
         returned.setdefault(grant_id, []).append(DecommitmentFact(grant_id, _money(amount), on))
     lines = []
-    for (grant_id, reference, title, window, country, net, paid, lead, applicant_type, awarded_at, contracted,
-         decommitted, closed, terminated, eligible) in rows:
+    for (
+        grant_id,
+        reference,
+        title,
+        window,
+        country,
+        net,
+        paid,
+        lead,
+        applicant_type,
+        awarded_at,
+        contracted,
+        decommitted,
+        closed,
+        terminated,
+        eligible,
+    ) in rows:
         net, paid = _money(net), _money(paid)
-        lines.append(GrantLine(
-            grant_id, reference, title, window, country, net, paid, net - paid, lead, applicant_type, awarded_at,
-            contracted, tuple(payments.get(grant_id, ())), _money(decommitted),
-            tuple(sorted(returned.get(grant_id, ()), key=lambda d: d.decommitted_on)), closed,
-            total_eligible=_money(eligible), terminated=terminated))
+        lines.append(
+            GrantLine(
+                grant_id,
+                reference,
+                title,
+                window,
+                country,
+                net,
+                paid,
+                net - paid,
+                lead,
+                applicant_type,
+                awarded_at,
+                contracted,
+                tuple(payments.get(grant_id, ())),
+                _money(decommitted),
+                tuple(sorted(returned.get(grant_id, ()), key=lambda d: d.decommitted_on)),
+                closed,
+                total_eligible=_money(eligible),
+                terminated=terminated,
+            )
+        )
     return lines
 
 
@@ -297,8 +357,9 @@ class GrantPages:
     """The report's grant lines, read from the database a page at a time whenever they are iterated (the
     session must still be open): what a file export streams through."""
 
-    def __init__(self, session: Session, programme_id: str | None, as_of: date | None, count: int,
-                 page_size: int = PAGE_SIZE):
+    def __init__(
+        self, session: Session, programme_id: str | None, as_of: date | None, count: int, page_size: int = PAGE_SIZE
+    ):
         self.session, self.programme_id, self.as_of, self.count = session, programme_id, as_of, count
         self.page_size = page_size
 
@@ -321,6 +382,7 @@ class GrantPages:
 @dataclass
 class SqlExtras:
     """What only the read model knows, next to the report (as queries.ReportFacts carries it)."""
+
     pipeline: dict
     extras: dict
 
@@ -330,8 +392,14 @@ def _heading_order(keys) -> list[str]:
     return known + sorted(k for k in keys if k not in HEADINGS)
 
 
-def budget_report(session: Session, prog: Programme, programme_id: str | None, as_of: date | None,
-                  counts: ProposalCounts, pipeline: dict) -> tuple[BudgetReport, SqlExtras]:
+def budget_report(
+    session: Session,
+    prog: Programme,
+    programme_id: str | None,
+    as_of: date | None,
+    counts: ProposalCounts,
+    pipeline: dict,
+) -> tuple[BudgetReport, SqlExtras]:
     """The report (its grants a lazy GrantPages) and the read model's extras, from one statement.
     Raises Conflict("report.inconsistent_facts") where the Python model raises ReportError."""
     groups: dict[str, dict] = {"window": {}, "country": {}, "applicant_type": {}}
@@ -343,8 +411,9 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     # this transaction only: hash the fact tables in memory, not on disk; and no JIT, whose compilation of a
     # statement this size costs seconds (its cost estimate is high because the as-of filters are optional); one
     # round trip for both
-    session.execute(text("SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true)"),
-                    {"work_mem": WORK_MEM})
+    session.execute(
+        text("SELECT set_config('work_mem', :work_mem, true), set_config('jit', 'off', true)"), {"work_mem": WORK_MEM}
+    )
     for kind, key, a, b, c, d, e, f in session.execute(text(_TOTALS), {"pid": programme_id, "as_of": as_of}):
         if kind in groups:
             groups[kind][key] = (a, b, c, d)
@@ -371,8 +440,9 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         elif kind == "unmatched":
             unmatched_row = (a, b)
         elif kind == "over_decommitted":
-            raise Conflict("report.inconsistent_facts",
-                           f"grant {key} decommitted {_money(b)} of a {_money(a)} commitment")
+            raise Conflict(
+                "report.inconsistent_facts", f"grant {key} decommitted {_money(b)} of a {_money(a)} commitment"
+            )
         elif kind == "tranche_twice":
             raise Conflict("report.inconsistent_facts", f"a tranche of grant {key} appears twice")
     paid_days = [day for day, (_amount, count) in paid_by_day.items() if count]  # of the counted grants
@@ -384,16 +454,22 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
     net, _paid, n_grants, decommitted = overall
     committed, disbursed = _money(net), _money(sum(disbursed_m.values()))
     windows = {code: (clean_text(name), allocation) for code, (name, allocation) in prog.windows.items()}
-    window_lines = [WindowLine(code, name, allocation, *_group(groups["window"].get(code)))
-                    for code, (name, allocation) in windows.items()]
-    window_lines += [WindowLine(code, code, ZERO, *_group(values))
-                     for code, values in groups["window"].items() if code not in windows]
+    window_lines = [
+        WindowLine(code, name, allocation, *_group(groups["window"].get(code)))
+        for code, (name, allocation) in windows.items()
+    ]
+    window_lines += [
+        WindowLine(code, code, ZERO, *_group(values))
+        for code, values in groups["window"].items()
+        if code not in windows
+    ]
     committed_m = {m: _money(v) for m, v in awarded_m.items()}
     for m, v in decommitted_m.items():
         committed_m[m] = committed_m.get(m, ZERO) - _money(v)
     months = sorted(set(committed_m) | set(disbursed_m))
-    month_lines = tuple(MonthLine(m, committed_m.get(m, ZERO), _money(disbursed_m.get(m)),
-                                  _money(decommitted_m.get(m))) for m in months)
+    month_lines = tuple(
+        MonthLine(m, committed_m.get(m, ZERO), _money(disbursed_m.get(m)), _money(decommitted_m.get(m))) for m in months
+    )
     years: dict[int, list] = {}
     for line in month_lines:
         acc = years.setdefault(int(line.month[:4]), [ZERO, ZERO, ZERO])
@@ -401,31 +477,48 @@ def budget_report(session: Session, prog: Programme, programme_id: str | None, a
         acc[1] += line.disbursed
         acc[2] += line.decommitted
     headings = _heading_order(set(budgeted) | set(spent))
-    rate = ((disbursed / committed).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) if committed
-            else Decimal("0.0000"))
+    rate = (disbursed / committed).quantize(RATE_PLACES, rounding=ROUND_HALF_UP) if committed else Decimal("0.0000")
     declined, recovered, amended, unpaid, unmatched_tranches, terminated = extras_row or (0, 0, 0, 0, 0, 0)
     report = BudgetReport(
-        programme_id=prog.id, programme_name=clean_text(prog.name), budget_line=clean_text(prog.budget_line),
+        programme_id=prog.id,
+        programme_name=clean_text(prog.name),
+        budget_line=clean_text(prog.budget_line),
         currency=prog.currency,
-        as_of=as_of, envelope=prog.envelope, committed=committed, contracted=_money(contracted),
-        disbursed=disbursed, remaining=prog.envelope - committed, absorption_rate=rate,
+        as_of=as_of,
+        envelope=prog.envelope,
+        committed=committed,
+        contracted=_money(contracted),
+        disbursed=disbursed,
+        remaining=prog.envelope - committed,
+        absorption_rate=rate,
         by_window=tuple(window_lines),
         by_country=tuple(CountryLine(k, *_group(v)) for k, v in sorted(groups["country"].items())),
         by_year=tuple(YearLine(y, *acc) for y, acc in sorted(years.items())),
         by_month=month_lines,
         by_applicant_type=tuple(ApplicantTypeLine(k, *_group(v)) for k, v in sorted(groups["applicant_type"].items())),
-        by_heading=tuple(HeadingLine(h, _money(budgeted.get(h)), _money(spent.get(h)), _money(ec_part.get(h)))
-                         for h in headings),
+        by_heading=tuple(
+            HeadingLine(h, _money(budgeted.get(h)), _money(spent.get(h)), _money(ec_part.get(h))) for h in headings
+        ),
         counts=Counts(counts.proposals, counts.eligible_proposals, int(n_grants)),
         grants=GrantPages(session, programme_id, as_of, int(n_grants)),
-        reported_expenditure=_money(sum(spent.values())), decommitted=_money(decommitted),
-        programme_start=prog.period_start, programme_end=prog.period_end,
-        first_fact=date.fromisoformat(first_fact) if first_fact is not None else None)
-    extras = {"recovered_eur": _money(recovered), "payments_requested_unpaid_eur": _money(unpaid),
-              "declined_grants": int(declined), "terminated_grants": int(terminated), "amendments": int(amended),
-              "unmatched": {"tranches": int(unmatched_tranches),
-                            "expenditures": int(unmatched_row[0]) if unmatched_row else 0,
-                            "decommitments": int(unmatched_row[1]) if unmatched_row else 0}}
+        reported_expenditure=_money(sum(spent.values())),
+        decommitted=_money(decommitted),
+        programme_start=prog.period_start,
+        programme_end=prog.period_end,
+        first_fact=date.fromisoformat(first_fact) if first_fact is not None else None,
+    )
+    extras = {
+        "recovered_eur": _money(recovered),
+        "payments_requested_unpaid_eur": _money(unpaid),
+        "declined_grants": int(declined),
+        "terminated_grants": int(terminated),
+        "amendments": int(amended),
+        "unmatched": {
+            "tranches": int(unmatched_tranches),
+            "expenditures": int(unmatched_row[0]) if unmatched_row else 0,
+            "decommitments": int(unmatched_row[1]) if unmatched_row else 0,
+        },
+    }
     return report, SqlExtras(pipeline, extras)
 
 

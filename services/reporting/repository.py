@@ -1,6 +1,7 @@
 """The reporting service's writes: the event archive (append-only, in arrival order) and the fact rows of a batch,
 each table written by one multi-row statement. projections.py says which rows an event gives; rebuild_sql.py
 rebuilds them all set-based on PostgreSQL."""
+
 from datetime import datetime, timezone
 
 from sqlalchemy import exists, select, update
@@ -15,9 +16,12 @@ from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
 def archive_many(uow: UnitOfWork, events: list[Event]):
     """One multi-row insert for a batch: the archive is append-only, in arrival order."""
     archived_at = datetime.now(timezone.utc)
-    insert_rows(uow.session, ArchivedEvent, [
-        (e.event_id, e.event_type, e.producer, e.occurred_at, e.body, archived_at) for e in events],
-        columns=("event_id", "event_type", "producer", "occurred_at", "body", "archived_at"))
+    insert_rows(
+        uow.session,
+        ArchivedEvent,
+        [(e.event_id, e.event_type, e.producer, e.occurred_at, e.body, archived_at) for e in events],
+        columns=("event_id", "event_type", "producer", "occurred_at", "body", "archived_at"),
+    )
 
 
 class FactWriter:
@@ -58,8 +62,7 @@ class FactWriter:
 
     def flush(self):
         for model, rows in self.rows.items():
-            insert_rows(self.session, model, list(rows.values()), columns=self.columns(model),
-                        ignore_conflicts=True)
+            insert_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
         for copied in COPIED_COLUMNS:
             keys = set(self.rows.get(copied.target, ())) | set(self.rows.get(copied.source, ()))
             if keys:
@@ -72,6 +75,8 @@ def copy_column(copied: CopiedColumn, keys: list):
     is there (the first value stays; nothing is written for a key still waiting for its other event)."""
     target, source = copied.target.__table__, copied.source.__table__
     same_key = source.c[copied.key] == target.c[copied.key]
-    return (update(target)
-            .where(target.c[copied.key].in_(keys), target.c[copied.column].is_(None), exists().where(same_key))
-            .values({copied.column: select(source.c[copied.source_column]).where(same_key).scalar_subquery()}))
+    return (
+        update(target)
+        .where(target.c[copied.key].in_(keys), target.c[copied.column].is_(None), exists().where(same_key))
+        .values({copied.column: select(source.c[copied.source_column]).where(same_key).scalar_subquery()})
+    )

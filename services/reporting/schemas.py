@@ -1,4 +1,5 @@
 """RPC input schemas of the reporting service."""
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from services.common.values.fields import Text
@@ -23,9 +24,13 @@ class ProgrammeAsOf(Programme):
 
 class BudgetReport(ProgrammeAsOf):
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
-    grants = fields.Boolean(load_default=True, metadata={
-        "description": "JSON only: include every grant line (false: the totals and breakdowns; page the lines "
-                       "with grant_lines)"})
+    grants = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": "JSON only: include every grant line (false: the totals and breakdowns; page the lines "
+            "with grant_lines)"
+        },
+    )
 
 
 class GrantLines(ProgrammeAsOf):

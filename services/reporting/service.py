@@ -1,5 +1,6 @@
 """nameko entrypoints of the reporting service: archive and project every event; the EC budget report and its
 exports; the scheduled EC reports; reconciliation with the grants ledger; financial gauges on /metrics."""
+
 import os
 
 from nameko.web.handlers import http
@@ -31,8 +32,9 @@ class ReportingService(ServiceBase):
 
     @operation(schemas.BudgetReport)
     def budget_report(self, data):
-        return commands.budget_report(self.db, data["programme_id"], data["as_of"], data["format"],
-                                      commands.now_utc(), data["grants"])
+        return commands.budget_report(
+            self.db, data["programme_id"], data["as_of"], data["format"], commands.now_utc(), data["grants"]
+        )
 
     @operation(schemas.GrantLines)
     def grant_lines(self, data):
@@ -40,9 +42,13 @@ class ReportingService(ServiceBase):
 
     @operation(schemas.ProgrammeAsOf)
     def iati_export(self, data):
-        return commands.iati_export(self.db, data["programme_id"], data["as_of"],
-                                    commands.standards_path(self.request.config.get("STANDARDS_DIR")),
-                                    commands.now_utc())
+        return commands.iati_export(
+            self.db,
+            data["programme_id"],
+            data["as_of"],
+            commands.standards_path(self.request.config.get("STANDARDS_DIR")),
+            commands.now_utc(),
+        )
 
     @operation(schemas.ProgrammeAsOf)
     def giving360_export(self, data):
@@ -50,8 +56,9 @@ class ReportingService(ServiceBase):
 
     @operation(schemas.GenerateReport)
     def generate_report(self, data):
-        return commands.generate_report(self.db, data["kind"], data["period"], commands.now_utc(),
-                                        self.db.identity.user)
+        return commands.generate_report(
+            self.db, data["kind"], data["period"], commands.now_utc(), self.db.identity.user
+        )
 
     @operation(schemas.ListReports)
     def list_reports(self, data):
@@ -76,8 +83,9 @@ class ReportingService(ServiceBase):
 
     @exclusive_timer(RECONCILE_SCHEDULE_SECONDS)
     def reconcile_with_grants(self):
-        return commands.reconcile(self.db, None, fetch_ledger(self.grants, None, LEDGER_TIMEOUT_SECONDS),
-                                  commands.now_utc())
+        return commands.reconcile(
+            self.db, None, fetch_ledger(self.grants, None, LEDGER_TIMEOUT_SECONDS), commands.now_utc()
+        )
 
     @handles_batch(*(t for types in SUBSCRIPTIONS["reporting"].values() for t in types))
     def apply_events(self, events, uow):

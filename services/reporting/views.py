@@ -7,6 +7,7 @@ gave back (decommitted) counts from its closure date; tranches count from their 
 the acceptance of its report, proposals from their submission; a payment request stops awaiting payment when
 it is paid or cancelled.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -20,9 +21,23 @@ from sqlalchemy.orm import Session
 from services.common.storage.types import cents_to_money
 
 from .domain.budget_report import DecommitmentFact, ExpenditureFact, GrantFact, ProposalCounts, Programme, TrancheFact
-from .models import (AmendmentRow, ArchivedEvent, ClosureRow, ContractRow, DecommitmentRow, ExpenditureRow, GrantRow,
-                     PaymentCancellationRow, PaymentRequestRow, ProgrammeRow, ProposalOutcomeRow, ProposalRow,
-                     TerminationRow, TrancheRow, WindowRow)
+from .models import (
+    AmendmentRow,
+    ArchivedEvent,
+    ClosureRow,
+    ContractRow,
+    DecommitmentRow,
+    ExpenditureRow,
+    GrantRow,
+    PaymentCancellationRow,
+    PaymentRequestRow,
+    ProgrammeRow,
+    ProposalOutcomeRow,
+    ProposalRow,
+    TerminationRow,
+    TrancheRow,
+    WindowRow,
+)
 
 ZERO = Decimal("0.00")
 ALL_PROGRAMMES = "ALL"
@@ -46,6 +61,7 @@ def _on_or_before(column, as_of: date | None):
 
 # --- programme ------------------------------------------------------------------------------------------------
 
+
 def programme(session: Session, programme_id: str | None) -> Programme | None:
     """The programme with its windows (allocations of all its calls summed per window); None: every programme
     together (the only one when there is one). Returns None when no such programme is known yet."""
@@ -55,20 +71,33 @@ def programme(session: Session, programme_id: str | None) -> Programme | None:
     rows = session.execute(query).scalars().all()
     if not rows:
         return None
-    windows_query = (select(WindowRow.window, func.min(WindowRow.name), func.sum(WindowRow.allocation),
-                            func.min(WindowRow.position))
-                     .group_by(WindowRow.window).order_by(func.min(WindowRow.position), WindowRow.window))
+    windows_query = (
+        select(WindowRow.window, func.min(WindowRow.name), func.sum(WindowRow.allocation), func.min(WindowRow.position))
+        .group_by(WindowRow.window)
+        .order_by(func.min(WindowRow.position), WindowRow.window)
+    )
     if programme_id:
         windows_query = windows_query.where(WindowRow.programme_id == programme_id)
     windows = {code: (name, allocation) for code, name, allocation, _ in session.execute(windows_query)}
     if len(rows) == 1:
         row = rows[0]
-        return Programme(id=row.programme_id, name=row.name, envelope=row.envelope, windows=windows,
-                         period_start=row.period_start, period_end=row.period_end)
+        return Programme(
+            id=row.programme_id,
+            name=row.name,
+            envelope=row.envelope,
+            windows=windows,
+            period_start=row.period_start,
+            period_end=row.period_end,
+        )
     starts, ends = [r.period_start for r in rows], [r.period_end for r in rows]
-    return Programme(id=ALL_PROGRAMMES, name="All programmes", envelope=sum((r.envelope for r in rows), ZERO),
-                     windows=windows, period_start=None if None in starts else min(starts),
-                     period_end=None if None in ends else max(ends))
+    return Programme(
+        id=ALL_PROGRAMMES,
+        name="All programmes",
+        envelope=sum((r.envelope for r in rows), ZERO),
+        windows=windows,
+        period_start=None if None in starts else min(starts),
+        period_end=None if None in ends else max(ends),
+    )
 
 
 def programme_ids(session: Session) -> list[str]:
@@ -76,6 +105,7 @@ def programme_ids(session: Session) -> list[str]:
 
 
 # --- facts as of a date ---------------------------------------------------------------------------------------
+
 
 def _grant_filter(query, programme_id):
     return query.where(GrantRow.programme_id == programme_id) if programme_id else query
@@ -86,14 +116,18 @@ def _of_programme(query, grant_id_column, programme_id):
     unmatched: they cannot be attributed, but must not vanish)."""
     if not programme_id:
         return query
-    return (query.outerjoin(GrantRow, GrantRow.grant_id == grant_id_column)
-            .where(or_(GrantRow.programme_id == programme_id, GrantRow.grant_id.is_(None))))
+    return query.outerjoin(GrantRow, GrantRow.grant_id == grant_id_column).where(
+        or_(GrantRow.programme_id == programme_id, GrantRow.grant_id.is_(None))
+    )
 
 
 def _latest_amendments(session: Session, as_of: date | None) -> dict[str, AmendmentRow]:
     latest = {}
-    for row in session.execute(select(AmendmentRow).where(_on_or_before(AmendmentRow.effective_on, as_of))
-                               .order_by(AmendmentRow.occurred_at, AmendmentRow.amendment_id)).scalars():
+    for row in session.execute(
+        select(AmendmentRow)
+        .where(_on_or_before(AmendmentRow.effective_on, as_of))
+        .order_by(AmendmentRow.occurred_at, AmendmentRow.amendment_id)
+    ).scalars():
         latest[row.grant_id] = row  # later ones overwrite
     return latest
 
@@ -109,24 +143,52 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
     if prog is None:
         return None
     # plain rows, not ORM objects: a report may read 100,000 grants
-    awarded = session.execute(_grant_filter(select(
-        GrantRow.grant_id, GrantRow.reference, GrantRow.title, GrantRow.window, GrantRow.country,
-        GrantRow.applicant_type, GrantRow.lead_organisation, GrantRow.amount, GrantRow.budget,
-        GrantRow.decision_date), programme_id).where(_on_or_before(GrantRow.decision_date, as_of))).all()
+    awarded = session.execute(
+        _grant_filter(
+            select(
+                GrantRow.grant_id,
+                GrantRow.reference,
+                GrantRow.title,
+                GrantRow.window,
+                GrantRow.country,
+                GrantRow.applicant_type,
+                GrantRow.lead_organisation,
+                GrantRow.amount,
+                GrantRow.budget,
+                GrantRow.decision_date,
+            ),
+            programme_id,
+        ).where(_on_or_before(GrantRow.decision_date, as_of))
+    ).all()
     amendments = _latest_amendments(session, as_of)
-    contracted = set(session.execute(select(ContractRow.grant_id)
-                                     .where(_on_or_before(ContractRow.signed_on, as_of))).scalars())
-    closures = {row.grant_id: row for row in session.execute(
-        select(ClosureRow).where(_on_or_before(ClosureRow.closed_on, as_of))).scalars()}
-    terminations = set(session.execute(select(TerminationRow.grant_id).where(
-        _on_or_before(TerminationRow.terminated_on, as_of))).scalars())
+    contracted = set(
+        session.execute(select(ContractRow.grant_id).where(_on_or_before(ContractRow.signed_on, as_of))).scalars()
+    )
+    closures = {
+        row.grant_id: row
+        for row in session.execute(select(ClosureRow).where(_on_or_before(ClosureRow.closed_on, as_of))).scalars()
+    }
+    terminations = set(
+        session.execute(
+            select(TerminationRow.grant_id).where(_on_or_before(TerminationRow.terminated_on, as_of))
+        ).scalars()
+    )
     known = {row.grant_id for row in awarded}
 
     tranches, unmatched_tranches = [], 0
     tranche_query = _of_programme(
-        select(TrancheRow.grant_id, TrancheRow.tranche_number, TrancheRow.amount, TrancheRow.value_date,
-               TrancheRow.payment_id).where(_on_or_before(TrancheRow.value_date, as_of))
-        .order_by(TrancheRow.grant_id, TrancheRow.tranche_number), TrancheRow.grant_id, programme_id)
+        select(
+            TrancheRow.grant_id,
+            TrancheRow.tranche_number,
+            TrancheRow.amount,
+            TrancheRow.value_date,
+            TrancheRow.payment_id,
+        )
+        .where(_on_or_before(TrancheRow.value_date, as_of))
+        .order_by(TrancheRow.grant_id, TrancheRow.tranche_number),
+        TrancheRow.grant_id,
+        programme_id,
+    )
     paid_ids = set()
     for grant_id, number, amount, value_date, payment_id in session.execute(tranche_query):
         if grant_id in known:
@@ -149,18 +211,35 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
             committed, budget = ZERO, {}
         if closure is not None:
             recovered += closure.recovery
-        grants.append(GrantFact(
-            grant_id=row.grant_id, proposal_reference=row.reference, title=row.title, window=row.window,
-            country=row.country, applicant_type=row.applicant_type, lead_organisation=row.lead_organisation,
-            awarded_at=row.decision_date, committed=committed, contracted=row.grant_id in contracted,
-            budget_by_heading=budget, closed=closure is not None and closure.kind != "declined",
-            terminated=row.grant_id in terminations))
+        grants.append(
+            GrantFact(
+                grant_id=row.grant_id,
+                proposal_reference=row.reference,
+                title=row.title,
+                window=row.window,
+                country=row.country,
+                applicant_type=row.applicant_type,
+                lead_organisation=row.lead_organisation,
+                awarded_at=row.decision_date,
+                committed=committed,
+                contracted=row.grant_id in contracted,
+                budget_by_heading=budget,
+                closed=closure is not None and closure.kind != "declined",
+                terminated=row.grant_id in terminations,
+            )
+        )
     counted = {g.grant_id for g in grants}
 
     decommitments, unmatched_decommitments = [], 0
-    for grant_id, amount, decommitted_on in session.execute(_of_programme(
-            select(DecommitmentRow.grant_id, DecommitmentRow.amount, DecommitmentRow.decommitted_on)
-            .where(_on_or_before(DecommitmentRow.decommitted_on, as_of)), DecommitmentRow.grant_id, programme_id)):
+    for grant_id, amount, decommitted_on in session.execute(
+        _of_programme(
+            select(DecommitmentRow.grant_id, DecommitmentRow.amount, DecommitmentRow.decommitted_on).where(
+                _on_or_before(DecommitmentRow.decommitted_on, as_of)
+            ),
+            DecommitmentRow.grant_id,
+            programme_id,
+        )
+    ):
         if grant_id in counted:
             decommitments.append(DecommitmentFact(grant_id, amount, decommitted_on))
         else:
@@ -168,30 +247,50 @@ def report_facts(session: Session, programme_id: str | None, as_of: date | None)
 
     expenditures, unmatched_expenditures = [], 0
     expenditure_query = _of_programme(
-        select(ExpenditureRow.grant_id, ExpenditureRow.heading, ExpenditureRow.amount, ExpenditureRow.accepted_on)
-        .where(_on_or_before(ExpenditureRow.accepted_on, as_of)), ExpenditureRow.grant_id, programme_id)
+        select(
+            ExpenditureRow.grant_id, ExpenditureRow.heading, ExpenditureRow.amount, ExpenditureRow.accepted_on
+        ).where(_on_or_before(ExpenditureRow.accepted_on, as_of)),
+        ExpenditureRow.grant_id,
+        programme_id,
+    )
     for grant_id, heading, amount, accepted_on in session.execute(expenditure_query):
         if grant_id in counted:
             expenditures.append(ExpenditureFact(grant_id, heading, amount, accepted_on))
         else:
             unmatched_expenditures += 1
 
-    cancelled = set(session.execute(select(PaymentCancellationRow.payment_id)
-                                    .where(_on_or_before(PaymentCancellationRow.cancelled_on, as_of))).scalars())
-    requested_unpaid = sum((amount for payment_id, grant_id, amount in session.execute(
-        select(PaymentRequestRow.payment_id, PaymentRequestRow.grant_id, PaymentRequestRow.amount)
-        .where(_on_or_before(PaymentRequestRow.requested_on, as_of)))
-        if grant_id in counted and payment_id not in paid_ids and payment_id not in cancelled), ZERO)
+    cancelled = set(
+        session.execute(
+            select(PaymentCancellationRow.payment_id).where(_on_or_before(PaymentCancellationRow.cancelled_on, as_of))
+        ).scalars()
+    )
+    requested_unpaid = sum(
+        (
+            amount
+            for payment_id, grant_id, amount in session.execute(
+                select(PaymentRequestRow.payment_id, PaymentRequestRow.grant_id, PaymentRequestRow.amount).where(
+                    _on_or_before(PaymentRequestRow.requested_on, as_of)
+                )
+            )
+            if grant_id in counted and payment_id not in paid_ids and payment_id not in cancelled
+        ),
+        ZERO,
+    )
 
     terminated = sum(1 for grant_id in terminations if grant_id in counted)
 
     counts, pipeline = proposal_counts(session, programme_id, as_of)
     extras = {
-        "recovered_eur": recovered, "payments_requested_unpaid_eur": requested_unpaid,
-        "declined_grants": declined, "terminated_grants": terminated,
+        "recovered_eur": recovered,
+        "payments_requested_unpaid_eur": requested_unpaid,
+        "declined_grants": declined,
+        "terminated_grants": terminated,
         "amendments": sum(1 for gid in counted if gid in amendments),
-        "unmatched": {"tranches": unmatched_tranches, "expenditures": unmatched_expenditures,
-                      "decommitments": unmatched_decommitments},
+        "unmatched": {
+            "tranches": unmatched_tranches,
+            "expenditures": unmatched_expenditures,
+            "decommitments": unmatched_decommitments,
+        },
     }
     return ReportFacts(prog, grants, tranches, expenditures, counts, pipeline, extras, decommitments)
 
@@ -204,9 +303,10 @@ def proposal_counts(session: Session, programme_id: str | None, as_of: date | No
     received = set(session.execute(query).scalars())
     screening, ranking, kinds = {}, {}, defaultdict(set)
     for proposal_id, kind, outcome in session.execute(
-            select(ProposalOutcomeRow.proposal_id, ProposalOutcomeRow.kind, ProposalOutcomeRow.outcome)
-            .where(_on_or_before(ProposalOutcomeRow.decided_on, as_of))
-            .order_by(ProposalOutcomeRow.occurred_at, ProposalOutcomeRow.event_id)):
+        select(ProposalOutcomeRow.proposal_id, ProposalOutcomeRow.kind, ProposalOutcomeRow.outcome)
+        .where(_on_or_before(ProposalOutcomeRow.decided_on, as_of))
+        .order_by(ProposalOutcomeRow.occurred_at, ProposalOutcomeRow.event_id)
+    ):
         if proposal_id not in received:
             continue
         kinds[kind].add(proposal_id)
@@ -218,7 +318,8 @@ def proposal_counts(session: Session, programme_id: str | None, as_of: date | No
     withdrawn = kinds["withdrawn"]
     eligible = received - withdrawn - excluded
     pipeline = {
-        "withdrawn": len(withdrawn), "excluded_by_screening": len(excluded),
+        "withdrawn": len(withdrawn),
+        "excluded_by_screening": len(excluded),
         "evaluated": len(kinds["evaluated"]),
         "ranked_main": sum(1 for o in ranking.values() if o == "main"),
         "ranked_reserve": sum(1 for o in ranking.values() if o == "reserve"),
@@ -229,6 +330,7 @@ def proposal_counts(session: Session, programme_id: str | None, as_of: date | No
 
 # --- reconciliation -------------------------------------------------------------------------------------------
 
+
 def per_grant(session: Session, programme_id: str | None = None) -> dict[str, dict]:
     """Committed (latest amendment less decommitments; 0 once declined), paid (every tranche), recovery and
     decommitted per grant, now: what the grants ledger must agree with. Tranches of a grant whose award is
@@ -236,29 +338,41 @@ def per_grant(session: Session, programme_id: str | None = None) -> dict[str, di
     amendments = _latest_amendments(session, None)
     closures = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.kind)).all())
     recoveries = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.recovery)).all())
-    given_back = dict(session.execute(select(DecommitmentRow.grant_id, func.sum(DecommitmentRow.amount))
-                                      .group_by(DecommitmentRow.grant_id)).all())
+    given_back = dict(
+        session.execute(
+            select(DecommitmentRow.grant_id, func.sum(DecommitmentRow.amount)).group_by(DecommitmentRow.grant_id)
+        ).all()
+    )
     out = {}
-    for grant_id, reference, amount in session.execute(_grant_filter(
-            select(GrantRow.grant_id, GrantRow.reference, GrantRow.amount), programme_id)):
+    for grant_id, reference, amount in session.execute(
+        _grant_filter(select(GrantRow.grant_id, GrantRow.reference, GrantRow.amount), programme_id)
+    ):
         decommitted = given_back.get(grant_id) or ZERO
         committed = (amendments[grant_id].amount if grant_id in amendments else amount) - decommitted
-        out[grant_id] = {"reference": reference, "committed_eur": ZERO if closures.get(grant_id) == "declined"
-                         else committed, "paid_eur": ZERO, "recovery_eur": recoveries.get(grant_id, ZERO),
-                         "decommitted_eur": decommitted}
-    paid_query = _of_programme(select(TrancheRow.grant_id, func.sum(TrancheRow.amount)), TrancheRow.grant_id,
-                               programme_id).group_by(TrancheRow.grant_id)
+        out[grant_id] = {
+            "reference": reference,
+            "committed_eur": ZERO if closures.get(grant_id) == "declined" else committed,
+            "paid_eur": ZERO,
+            "recovery_eur": recoveries.get(grant_id, ZERO),
+            "decommitted_eur": decommitted,
+        }
+    paid_query = _of_programme(
+        select(TrancheRow.grant_id, func.sum(TrancheRow.amount)), TrancheRow.grant_id, programme_id
+    ).group_by(TrancheRow.grant_id)
     for grant_id, paid in session.execute(paid_query):
-        entry = out.setdefault(grant_id, {"reference": None, "committed_eur": None, "paid_eur": ZERO,
-                                          "recovery_eur": ZERO, "decommitted_eur": ZERO})
+        entry = out.setdefault(
+            grant_id,
+            {"reference": None, "committed_eur": None, "paid_eur": ZERO, "recovery_eur": ZERO, "decommitted_eur": ZERO},
+        )
         entry["paid_eur"] = paid if paid is not None else ZERO
     return out
 
 
 def last_archived(session: Session):
     """(sequence number, occurred_at) of the last archived event, or (0, None)."""
-    row = session.execute(select(ArchivedEvent.seq, ArchivedEvent.occurred_at)
-                          .order_by(ArchivedEvent.seq.desc()).limit(1)).first()
+    row = session.execute(
+        select(ArchivedEvent.seq, ArchivedEvent.occurred_at).order_by(ArchivedEvent.seq.desc()).limit(1)
+    ).first()
     return (row.seq, row.occurred_at) if row else (0, None)
 
 
@@ -307,6 +421,7 @@ def headline_totals(session: Session) -> HeadlineTotals:
         from services.common.values.errors import Conflict
 
         from . import report_sql
+
         prog = programme(session, None)
         if prog is None:
             return HeadlineTotals(windows={}, countries={})
@@ -317,7 +432,8 @@ def headline_totals(session: Session) -> HeadlineTotals:
         else:
             return HeadlineTotals(
                 windows={w.window: (w.allocation, w.committed, w.disbursed) for w in report.by_window},
-                countries={c.country: (c.committed, c.disbursed) for c in report.by_country})
+                countries={c.country: (c.committed, c.disbursed) for c in report.by_country},
+            )
     windows, countries, allocations = {}, {}, {}
     for kind, key, first, second in session.execute(text(_TOTALS_SQL)):
         if kind == "window":
@@ -328,5 +444,8 @@ def headline_totals(session: Session) -> HeadlineTotals:
             allocations[key] = cents_to_money(first)
     zero = cents_to_money(0)
     return HeadlineTotals(
-        windows={w: (allocations.get(w, zero),) + windows.get(w, (zero, zero)) for w in set(allocations) | set(windows)},
-        countries=countries)
+        windows={
+            w: (allocations.get(w, zero),) + windows.get(w, (zero, zero)) for w in set(allocations) | set(windows)
+        },
+        countries=countries,
+    )

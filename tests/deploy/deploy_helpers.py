@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 
-
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 
@@ -14,5 +13,3 @@ def load_module(path: Path, name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-

@@ -1,5 +1,6 @@
 """docker-compose.yml validates against the Compose specification schema (the published file, shipped beside this
 test: compose-spec/README.md) and wires the system as designed; Dockerfile and .dockerignore follow the rules."""
+
 import json
 import re
 from pathlib import Path
@@ -54,8 +55,17 @@ def test_application_service(service):
         assert not [k for k in env if k.startswith("SMTP_")]
     else:
         assert "ports" not in svc, "a service publishes no port: staff go through the gateway"
-        for key in ("JMDI_SERVICE_JWKS", "EVENT_PRODUCER_CHECK", "SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS",
-                    "SMTP_FROM", "EC_REPORT_RECIPIENTS", "SMTP_USER", "SMTP_PASSWORD"):
+        for key in (
+            "JMDI_SERVICE_JWKS",
+            "EVENT_PRODUCER_CHECK",
+            "SMTP_HOST",
+            "SMTP_PORT",
+            "SMTP_STARTTLS",
+            "SMTP_FROM",
+            "EC_REPORT_RECIPIENTS",
+            "SMTP_USER",
+            "SMTP_PASSWORD",
+        ):
             assert key in env, key
     assert f"127.0.0.1:{PORTS[service]}/metrics" in " ".join(svc["healthcheck"]["test"])
 
@@ -70,10 +80,18 @@ def test_infrastructure_ports_are_for_operators_on_the_host_only():
 def test_the_keys_are_made_once_each_in_its_own_volume():
     keys = COMPOSE["services"]["keys"]
     assert keys["command"][:5] == ["python", "-m", "services.common.security.keys", "init", "/keys"]
-    assert set(keys["volumes"]) == {"issuer-key:/keys/issuer", "jwks:/keys/jwks",
-                                    *(f"{s}-key:/keys/{s}" for s in SERVICE_CALLS)}
-    mounted = {v.split(":")[0] for svc in COMPOSE["services"].values() if svc is not keys
-               for v in svc.get("volumes", []) if isinstance(v, str)}
+    assert set(keys["volumes"]) == {
+        "issuer-key:/keys/issuer",
+        "jwks:/keys/jwks",
+        *(f"{s}-key:/keys/{s}" for s in SERVICE_CALLS),
+    }
+    mounted = {
+        v.split(":")[0]
+        for svc in COMPOSE["services"].values()
+        if svc is not keys
+        for v in svc.get("volumes", [])
+        if isinstance(v, str)
+    }
     assert "issuer-key" not in mounted, "no service holds the staff token issuer's key"
 
 
@@ -84,9 +102,13 @@ def test_infrastructure_healthchecks_and_mounts():
     rabbit_mounts = " ".join(s["rabbitmq"]["volumes"])
     for f in ("rabbitmq.conf", "enabled_plugins"):
         assert f"./deploy/rabbitmq/{f}:" in rabbit_mounts
-    assert "${JMDI_RABBITMQ_DEFINITIONS:?run scripts/compose-secrets first}:/etc/rabbitmq/definitions.json:ro" \
+    assert (
+        "${JMDI_RABBITMQ_DEFINITIONS:?run scripts/compose-secrets first}:/etc/rabbitmq/definitions.json:ro"
         in rabbit_mounts
-    assert any("./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/" in v for v in s["postgres"]["volumes"])
+    )
+    assert any(
+        "./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/" in v for v in s["postgres"]["volumes"]
+    )
     assert any(v.startswith("./deploy/prometheus/prometheus.compose.yml:") for v in s["prometheus"]["volumes"])
     assert any(v.startswith("./deploy/prometheus/alerts.yml:") for v in s["prometheus"]["volumes"])
     assert any(v.startswith("./deploy/grafana/provisioning:") for v in s["grafana"]["volumes"])
@@ -102,8 +124,10 @@ def test_compose_ships_no_usable_default_secret():
     assert not re.search(r"\$\{\w*(PASSWORD|SECRET|KEY)\w*:-", text), "a secret with a default"
     required = set(re.findall(r"\$\{(\w*PASSWORD\w*):\?", text))
     assert {f"{s.upper()}_AMQP_PASSWORD" for s in topology.PROCESSES} <= required
-    assert {f"{s.upper()}_DB_PASSWORD" for s in topology.PROCESSES} | {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} \
-        <= required
+    assert {f"{s.upper()}_DB_PASSWORD" for s in topology.PROCESSES} | {
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+    } <= required
     assert "${JMDI_RABBITMQ_DEFINITIONS:?" in text, "the broker's users come from this machine's definitions"
     for script in (REPO / "deploy" / "postgres" / "init-databases.sh", REPO / "deploy" / "k8s" / "postgres.yaml"):
         assert "dev-password" not in script.read_text()
@@ -114,8 +138,13 @@ def test_compose_secrets_writes_strong_passwords_and_matching_broker_definitions
     import sys
     from services.common.security.secrecy import weakness
     from tests.deploy.deploy_helpers import DEPLOY, load_module
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "compose-secrets"), "--directory", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compose-secrets"), "--directory", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     env_file = tmp_path / ".env"
     assert env_file.stat().st_mode & 0o777 == 0o600
@@ -132,8 +161,12 @@ def test_compose_secrets_writes_strong_passwords_and_matching_broker_definitions
     for service in topology.PROCESSES:
         salt = __import__("base64").b64decode(hashes[service])[:4]
         assert gd.password_hash(values[f"{service.upper()}_AMQP_PASSWORD"], salt) == hashes[service], service
-    again = subprocess.run([sys.executable, str(REPO / "scripts" / "compose-secrets"), "--directory", str(tmp_path)],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compose-secrets"), "--directory", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "keeping its secrets" in again.stdout and env_file.read_text().count("=") == len(values) + 0
 
 
@@ -160,6 +193,7 @@ def test_compose_secrets_passwords_pass_the_services_check_whatever_characters_t
     import importlib.util
     import string
     from services.common.security.secrecy import weakness
+
     loader = importlib.machinery.SourceFileLoader("jmdi_compose_secrets", str(REPO / "scripts" / "compose-secrets"))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
@@ -167,4 +201,4 @@ def test_compose_secrets_passwords_pass_the_services_check_whatever_characters_t
     assert weakness((string.ascii_letters * 2)[:43]) is not None
     made = module.password()
     assert len(made) == 64 and weakness(made) is None
-    assert weakness((string.ascii_lowercase * 3)[:64]) is None   # the fewest classes such a password can show
+    assert weakness((string.ascii_lowercase * 3)[:64]) is None  # the fewest classes such a password can show

@@ -1,6 +1,7 @@
 """deploy/grafana: the committed dashboards equal generate.py's output, every panel uses the pinned datasource,
 every PromQL query parses (promtool), and every metric name in dashboards and alert rules is a documented JMDI
 metric, a RabbitMQ (rabbitmq_prometheus 3.10) metric or `up`."""
+
 import json
 import re
 import shutil
@@ -41,21 +42,44 @@ def test_expected_dashboards_and_panels():
     assert set(DASHBOARDS) == {"service-health.json", "rabbitmq.json", "programme-finance.json"}
     assert len({d["uid"] for d in DASHBOARDS.values()}) == 3
     text = json.dumps(DASHBOARDS["service-health.json"])
-    for needle in ("jmdi_rpc_requests_total", "histogram_quantile(0.5", "histogram_quantile(0.95",
-                   "histogram_quantile(0.99", "jmdi_events_handled_total", "jmdi_workers_busy", "jmdi_workers_max",
-                   "jmdi_outbox_pending", "jmdi_outbox_oldest_pending_age_seconds", "jmdi_dead_letters",
-                   "jmdi_projection_lag_seconds", "jmdi_service_start_time_seconds", "jmdi_gateway_requests_total",
-                   "jmdi_gateway_request_duration_seconds_bucket", "jmdi_gateway_refusals_total",
-                   "jmdi_malformed_messages_total", "jmdi_process_restarts_total"):
+    for needle in (
+        "jmdi_rpc_requests_total",
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+        "jmdi_events_handled_total",
+        "jmdi_workers_busy",
+        "jmdi_workers_max",
+        "jmdi_outbox_pending",
+        "jmdi_outbox_oldest_pending_age_seconds",
+        "jmdi_dead_letters",
+        "jmdi_projection_lag_seconds",
+        "jmdi_service_start_time_seconds",
+        "jmdi_gateway_requests_total",
+        "jmdi_gateway_request_duration_seconds_bucket",
+        "jmdi_gateway_refusals_total",
+        "jmdi_malformed_messages_total",
+        "jmdi_process_restarts_total",
+    ):
         assert needle in text, needle
     text = json.dumps(DASHBOARDS["rabbitmq.json"])
-    for needle in ("rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers",
-                   "rabbitmq_channel_messages_published_total", "rabbitmq_channel_messages_delivered_total",
-                   'queue=\\"jmdi.dead-letters\\"'):
+    for needle in (
+        "rabbitmq_queue_messages_ready",
+        "rabbitmq_queue_messages_unacked",
+        "rabbitmq_queue_consumers",
+        "rabbitmq_channel_messages_published_total",
+        "rabbitmq_channel_messages_delivered_total",
+        'queue=\\"jmdi.dead-letters\\"',
+    ):
         assert needle in text, needle
     text = json.dumps(DASHBOARDS["programme-finance.json"])
-    for needle in ("jmdi_committed_eur", "jmdi_window_allocation_eur", "jmdi_disbursed_eur",
-                   "jmdi_country_committed_eur", "jmdi_country_disbursed_eur"):
+    for needle in (
+        "jmdi_committed_eur",
+        "jmdi_window_allocation_eur",
+        "jmdi_disbursed_eur",
+        "jmdi_country_committed_eur",
+        "jmdi_country_disbursed_eur",
+    ):
         assert needle in text, needle
 
 
@@ -89,10 +113,10 @@ def test_provider_points_at_mounted_dashboards():
 
 
 def test_metric_name_extraction():
-    assert metric_names('sum by (service) (rate(jmdi_rpc_requests_total{outcome="error"}[5m])) > 0.05') == \
-        {"jmdi_rpc_requests_total"}
-    assert metric_names("histogram_quantile(0.95, sum by (le) (rate(foo_bucket[$__rate_interval])))") == \
-        {"foo_bucket"}
+    assert metric_names('sum by (service) (rate(jmdi_rpc_requests_total{outcome="error"}[5m])) > 0.05') == {
+        "jmdi_rpc_requests_total"
+    }
+    assert metric_names("histogram_quantile(0.95, sum by (le) (rate(foo_bucket[$__rate_interval])))") == {"foo_bucket"}
 
 
 def test_dashboard_metrics_are_documented():
@@ -102,8 +126,7 @@ def test_dashboard_metrics_are_documented():
 
 def test_alert_rule_metrics_are_documented():
     groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
-    unknown = {(r["alert"], m) for g in groups for r in g["rules"] for m in metric_names(r["expr"])
-               if m not in KNOWN}
+    unknown = {(r["alert"], m) for g in groups for r in g["rules"] for m in metric_names(r["expr"]) if m not in KNOWN}
     assert not unknown, sorted(unknown)
 
 

@@ -1,5 +1,6 @@
 """deploy/k8s: every manifest passes `kubernetes-validate --strict` against a pinned Kubernetes version, the
 generated manifests are in sync, and the services are deployed as designed."""
+
 import shutil
 import subprocess
 import sys
@@ -26,21 +27,41 @@ def kubernetes_validate() -> str:
 
 def test_manifests_exist():
     names = {p.name for p in MANIFESTS}
-    assert {"namespace.yaml", "config.yaml", "secret.yaml", "services.yaml", "rabbitmq.yaml",
-            "rabbitmq-definitions.yaml", "postgres.yaml"} <= names
+    assert {
+        "namespace.yaml",
+        "config.yaml",
+        "secret.yaml",
+        "services.yaml",
+        "rabbitmq.yaml",
+        "rabbitmq-definitions.yaml",
+        "postgres.yaml",
+    } <= names
 
 
 def test_kubernetes_validate_strict():
-    result = subprocess.run([kubernetes_validate(), "--strict", "--kubernetes-version", KUBERNETES_VERSION,
-                             "--quiet", *map(str, MANIFESTS)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            kubernetes_validate(),
+            "--strict",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "--quiet",
+            *map(str, MANIFESTS),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_strict_validation_rejects_unknown_fields(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: jmdi, colour: blue}\n")
-    result = subprocess.run([kubernetes_validate(), "--strict", "-k", KUBERNETES_VERSION, "--quiet", str(bad)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [kubernetes_validate(), "--strict", "-k", KUBERNETES_VERSION, "--quiet", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
 
 
@@ -92,14 +113,17 @@ def test_staff_come_in_through_the_gateway_only():
     assert [p["port"] for rule in services["ingress"] for p in rule["ports"]] == ["metrics"]
     gateway_ports = [p["port"] for rule in policies["gateway"]["ingress"] for p in rule["ports"]]
     assert gateway_ports == ["http", "metrics"]
-    env = {e["name"]: e.get("value") for e in find("Deployment", "gateway")["spec"]["template"]["spec"][
-        "containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in find("Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["GATEWAY_TRUSTED_PROXIES"] == "1"
 
 
 @pytest.mark.parametrize("service", topology.SERVICES)
 def test_each_service_holds_public_keys_and_only_its_own_private_key(service):
     from services.common.security.roles import SERVICE_CALLS
+
     pod = find("Deployment", service)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
@@ -121,10 +145,16 @@ def test_secret_holds_placeholders_only():
     config = find("ConfigMap", "jmdi-config")
     assert config["data"]["DECLARE_TOPOLOGY"] == "false"
     # every secret key the manifests reference exists
-    refs = {e["valueFrom"]["secretKeyRef"]["key"] for d in DOCS if d["kind"] in ("Deployment", "StatefulSet")
-            for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", [])
-            for e in c.get("env", []) if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
-            and e["valueFrom"]["secretKeyRef"]["name"] == "jmdi-secrets"}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for d in DOCS
+        if d["kind"] in ("Deployment", "StatefulSet")
+        for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get("initContainers", [])
+        for e in c.get("env", [])
+        if "valueFrom" in e
+        and "secretKeyRef" in e["valueFrom"]
+        and e["valueFrom"]["secretKeyRef"]["name"] == "jmdi-secrets"
+    }
     assert refs <= set(secret["stringData"])
 
 

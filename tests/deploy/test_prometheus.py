@@ -1,6 +1,7 @@
 """deploy/prometheus: promtool accepts both configs and the rules, the alert unit tests pass, every required
 alert exists with severity/summary/description and is covered by a firing and a not-firing unit test.
 promtool is required: CI installs Debian's `prometheus` package; without it these tests FAIL (never skip)."""
+
 import shutil
 import subprocess
 
@@ -10,16 +11,29 @@ import yaml
 from tests.deploy.deploy_helpers import DEPLOY
 
 PROM = DEPLOY / "prometheus"
-REQUIRED_ALERTS = {"ServiceDown", "OutboxBacklogGrowing", "OutboxOldestPendingTooOld", "DeadLettersHeld",
-                   "RpcErrorRatioHigh", "ProjectionLagHigh", "NotificationFailures", "ReconciliationDifference",
-                   "QueueDepthGrowing", "MalformedMessages", "ProcessRestartingRepeatedly", "DeadLetterQueueGrowing"}
+REQUIRED_ALERTS = {
+    "ServiceDown",
+    "OutboxBacklogGrowing",
+    "OutboxOldestPendingTooOld",
+    "DeadLettersHeld",
+    "RpcErrorRatioHigh",
+    "ProjectionLagHigh",
+    "NotificationFailures",
+    "ReconciliationDifference",
+    "QueueDepthGrowing",
+    "MalformedMessages",
+    "ProcessRestartingRepeatedly",
+    "DeadLetterQueueGrowing",
+}
 
 
 def promtool(*args):
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.fail("promtool not found on PATH: install it (apt-get install -y prometheus) — "
-                    "these checks must not be skipped", pytrace=False)
+        pytest.fail(
+            "promtool not found on PATH: install it (apt-get install -y prometheus) — these checks must not be skipped",
+            pytrace=False,
+        )
     return subprocess.run([exe, *args], cwd=PROM, capture_output=True, text=True, timeout=120)
 
 
@@ -83,8 +97,12 @@ def test_scrape_targets():
     assert jobs["jmdi"]["metrics_path"] == "/metrics"
     services = yaml.safe_load((PROM / "targets" / "jmdi-services.yml").read_text())
     assert {g["labels"]["service"]: g["targets"] for g in services} == {
-        "calls": ["localhost:8001"], "grants": ["localhost:8002"], "notifications": ["localhost:8003"],
-        "reporting": ["localhost:8004"], "gateway": ["localhost:8005"]}
+        "calls": ["localhost:8001"],
+        "grants": ["localhost:8002"],
+        "notifications": ["localhost:8003"],
+        "reporting": ["localhost:8004"],
+        "gateway": ["localhost:8005"],
+    }
     assert yaml.safe_load((PROM / "targets" / "rabbitmq.yml").read_text())[0]["targets"] == ["localhost:15692"]
     # `make run`'s supervisor (restarts of crashed services), in the jmdi job of the host config only
     supervisor = yaml.safe_load((PROM / "targets" / "supervisor.yml").read_text())
@@ -92,5 +110,11 @@ def test_scrape_targets():
     assert jobs["jmdi"]["file_sd_configs"][0]["files"] == ["targets/jmdi-services.yml", "targets/supervisor.yml"]
     compose = yaml.safe_load((PROM / "prometheus.compose.yml").read_text())
     dns = {tuple(c["names"]): c["port"] for j in compose["scrape_configs"] for c in j["dns_sd_configs"]}
-    assert dns == {("calls",): 8001, ("grants",): 8002, ("notifications",): 8003, ("reporting",): 8004,
-                   ("gateway",): 8005, ("rabbitmq",): 15692}
+    assert dns == {
+        ("calls",): 8001,
+        ("grants",): 8002,
+        ("notifications",): 8003,
+        ("reporting",): 8004,
+        ("gateway",): 8005,
+        ("rabbitmq",): 15692,
+    }

@@ -1,5 +1,6 @@
 """deploy/rabbitmq: the committed definitions equal the generator's output, follow the topology map, and give
 each user least-privilege permissions (checked by evaluating the permission regexes like RabbitMQ does)."""
+
 import json
 import re
 import uuid
@@ -34,6 +35,7 @@ def test_generator_emits_given_vhost_passwords_and_prefix():
 def test_password_hash_format_matches_rabbitmq_sha256():
     import base64
     import hashlib
+
     h = base64.b64decode(gd.password_hash("pw", b"\x01\x02\x03\x04"))
     assert h[:4] == b"\x01\x02\x03\x04" and h[4:] == hashlib.sha256(b"\x01\x02\x03\x04pw").digest()
 
@@ -47,6 +49,7 @@ def test_the_committed_definitions_hold_only_the_placeholder_password_the_servic
     import base64
     from services.common.security.secrecy import weakness
     from tests.deploy.deploy_helpers import load_module
+
     gd = load_module(DEPLOY / "rabbitmq" / "generate_definitions.py", "jmdi_generate_definitions_p")
     for name in ("definitions.json", "definitions.quorum.json"):
         for user in json.loads((DEPLOY / "rabbitmq" / name).read_text())["users"]:
@@ -65,10 +68,13 @@ def test_topology_is_complete():
         assert (f"{producer}.events", queue, event_type) in bindings
     for s in topology.SERVICES:
         assert ("nameko-rpc", f"rpc-{s}", f"{s}.*") in bindings
-    assert {x["name"] for x in DEFS["exchanges"]} == \
-        {"nameko-rpc", DEAD_LETTER_EXCHANGE} | {f"{s}.events" for s in topology.SERVICES}
-    assert all(x["type"] == ("fanout" if x["name"] == DEAD_LETTER_EXCHANGE else "topic") and x["durable"]
-               for x in DEFS["exchanges"])
+    assert {x["name"] for x in DEFS["exchanges"]} == {"nameko-rpc", DEAD_LETTER_EXCHANGE} | {
+        f"{s}.events" for s in topology.SERVICES
+    }
+    assert all(
+        x["type"] == ("fanout" if x["name"] == DEAD_LETTER_EXCHANGE else "topic") and x["durable"]
+        for x in DEFS["exchanges"]
+    )
     assert (DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, "") in bindings
 
 
@@ -76,9 +82,11 @@ def test_every_consumer_queue_dead_letters_what_its_consumer_refuses():
     """services/common/messaging/guard.py rejects malformed messages without requeue: the broker moves them to the bounded
     jmdi.dead-letters queue; the services declare their queues with the same arguments."""
     from services.common.messaging.guard import queue_arguments
+
     consumers = [q for q in DEFS["queues"] if q["name"] != DEAD_LETTER_QUEUE]
-    assert all(q["arguments"] == queue_arguments({}) == {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
-               for q in consumers)
+    assert all(
+        q["arguments"] == queue_arguments({}) == {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE} for q in consumers
+    )
     (letters,) = [q for q in DEFS["queues"] if q["name"] == DEAD_LETTER_QUEUE]
     assert letters["arguments"]["x-max-length"] > 0 and letters["arguments"]["x-max-length-bytes"] > 0
     for service in topology.SERVICES:  # declaring such a queue takes write on the dead-letter exchange
@@ -89,6 +97,7 @@ def test_every_consumer_queue_dead_letters_what_its_consumer_refuses():
 
 def test_the_broker_refuses_messages_over_the_size_limit():
     from services.common.messaging.guard import DEFAULT_MAX_MESSAGE_BYTES
+
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     assert f"max_message_size = {DEFAULT_MAX_MESSAGE_BYTES}" in conf
     k8s = (DEPLOY / "k8s" / "rabbitmq.yaml").read_text()
@@ -126,12 +135,16 @@ def test_service_may_publish_only_to_own_exchange_and_rpc(service):
 
 @pytest.mark.parametrize("service", topology.SERVICES)
 def test_service_consumes_only_its_own_queues(service):
-    own = {q for c, _, _, q in topology.subscriptions() if c == service} | {f"rpc-{service}",
-                                                                          f"rpc.reply-{service}-{REPLY}"}
-    others = ({q for c, _, _, q in topology.subscriptions() if c != service}
-              | {f"rpc-{s}" for s in topology.SERVICES if s != service}
-              | {f"rpc.reply-{s}-{REPLY}" for s in topology.SERVICES if s != service}
-              | {f"rpc.reply-standalone_rpc_proxy-{REPLY}"})
+    own = {q for c, _, _, q in topology.subscriptions() if c == service} | {
+        f"rpc-{service}",
+        f"rpc.reply-{service}-{REPLY}",
+    }
+    others = (
+        {q for c, _, _, q in topology.subscriptions() if c != service}
+        | {f"rpc-{s}" for s in topology.SERVICES if s != service}
+        | {f"rpc.reply-{s}-{REPLY}" for s in topology.SERVICES if s != service}
+        | {f"rpc.reply-standalone_rpc_proxy-{REPLY}"}
+    )
     for q in own:
         assert allowed(service, "read", q) and allowed(service, "write", q) and allowed(service, "configure", q)
     for q in others:
@@ -190,8 +203,10 @@ def test_no_one_but_a_service_can_bind_to_read_rpc_requests():
     requests = ("#", "*.*", "grants.*", "grants.approve_payment", "calls.#", f"rpc.reply-gateway-{REPLY}")
     for user in ("gateway", "jmdi-monitoring"):
         for key in requests[:-1]:
-            assert not (allowed(user, "read", "nameko-rpc") and topic_allowed(user, "nameko-rpc", "read", key)), \
-                (user, key)
+            assert not (allowed(user, "read", "nameko-rpc") and topic_allowed(user, "nameko-rpc", "read", key)), (
+                user,
+                key,
+            )
     for service in topology.SERVICES:
         assert topic_allowed(service, "nameko-rpc", "read", f"{service}.*")
         for key in ("#", "*.*", *(f"{o}.*" for o in topology.SERVICES if o != service), f"rpc.reply-gateway-{REPLY}"):

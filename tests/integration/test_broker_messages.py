@@ -1,6 +1,7 @@
 """`make run` (services.common.launch.supervisor) and each service's runner say in one line why the broker cannot be used:
 "No RabbitMQ broker answers" only when nothing answers; a refused login, a missing virtual host and a user
 without access to the virtual host are each named as such. Real broker, real processes."""
+
 import os
 import secrets
 import subprocess
@@ -37,8 +38,9 @@ def broker():
 
 def run(module_args: list[str], amqp_uri: str, jwks: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "AMQP_URI": amqp_uri, "JMDI_JWKS": jwks, "JMDI_LOCAL_MODE": "true"}
-    return subprocess.run([sys.executable, "-m", *module_args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", *module_args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 MAKE_RUN = ["services.common.launch.supervisor"]
@@ -49,15 +51,19 @@ RUNNER = ["services.common.launch.runner", "calls", "--no-migrate", "--broker-wa
 def test_each_broker_problem_is_named_for_what_it_is(broker, public_keys, command):
     host = f"{broker.host}:{broker.port}"
     cases = {
-        "nothing answers": (f"amqp://guest:guest@127.0.0.1:{free_port()}/",
-                            "No RabbitMQ broker answers at amqp://guest:***@127.0.0.1:"),
-        "wrong password": (f"amqp://{broker.user}:not-the-password@{host}/{broker.vhost}",
-                           f"refused the login of user '{broker.user}'"),
-        "no such vhost": (broker.amqp_uri(f"{broker.vhost}-missing"),
-                          f"has no virtual host '{broker.vhost}-missing'"),
-        "no access to the vhost": (broker.amqp_uri(broker.vhost, broker.user_without_access, broker.user_password),
-                                   f"does not let user '{broker.user_without_access}' use virtual host "
-                                   f"'{broker.vhost}'"),
+        "nothing answers": (
+            f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+            "No RabbitMQ broker answers at amqp://guest:***@127.0.0.1:",
+        ),
+        "wrong password": (
+            f"amqp://{broker.user}:not-the-password@{host}/{broker.vhost}",
+            f"refused the login of user '{broker.user}'",
+        ),
+        "no such vhost": (broker.amqp_uri(f"{broker.vhost}-missing"), f"has no virtual host '{broker.vhost}-missing'"),
+        "no access to the vhost": (
+            broker.amqp_uri(broker.vhost, broker.user_without_access, broker.user_password),
+            f"does not let user '{broker.user_without_access}' use virtual host '{broker.vhost}'",
+        ),
     }
     for case, (uri, expected) in cases.items():
         result = run(command, uri, public_keys)

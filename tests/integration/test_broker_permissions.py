@@ -1,6 +1,7 @@
 """The broker is for services only, on the real RabbitMQ with deploy/rabbitmq's generated definitions (throwaway
 vhost and users): who may bind to nameko-rpc, publish which routing keys, claim which user_id; and the services,
 each on its own broker user, applying an event only from its producer."""
+
 import json
 import urllib.request
 import uuid
@@ -95,8 +96,13 @@ def services(system, principals):
     for queue in principals.definitions["queues"]:  # the probes' messages are not requests or events to apply
         system.broker.api("DELETE", f"queues/{quote(system.vhost, safe='')}/{quote(queue['name'], safe='')}/contents")
     for service in ("grants", "reporting"):
-        env = system.service_env(service, AMQP_URI=principals.amqp_uri(service), DECLARE_TOPOLOGY="false",
-                                 EVENT_PRODUCER_CHECK="true", EVENT_PRODUCER_USER_PREFIX=principals.prefix)
+        env = system.service_env(
+            service,
+            AMQP_URI=principals.amqp_uri(service),
+            DECLARE_TOPOLOGY="false",
+            EVENT_PRODUCER_CHECK="true",
+            EVENT_PRODUCER_USER_PREFIX=principals.prefix,
+        )
         system.processes[service] = ServiceProcess(service, env, system.log_dir).start()
     client = gateway_client(system, principals, ["programme_manager"])
     try:
@@ -110,8 +116,12 @@ def services(system, principals):
 def gateway_client(system, principals, roles):
     """Staff calls the way the gateway makes them: as the gateway's broker user, on its named reply queues."""
     token = system.token("maria.pm", roles)
-    return ClusterClient({"AMQP_URI": principals.amqp_uri("gateway"), "DECLARE_TOPOLOGY": False}, "gateway",
-                         context_data={"authorization": token}, timeout=30)
+    return ClusterClient(
+        {"AMQP_URI": principals.amqp_uri("gateway"), "DECLARE_TOPOLOGY": False},
+        "gateway",
+        context_data={"authorization": token},
+        timeout=30,
+    )
 
 
 def healthy(system, client, service):
@@ -125,8 +135,14 @@ def healthy(system, client, service):
 
 
 def publish_as(probe, event, routing_key=None, **properties):
-    return probe.publish("calls.events", routing_key or event.event_type, json.dumps(event.body),
-                         message_id=event.event_id, delivery_mode=2, **properties)
+    return probe.publish(
+        "calls.events",
+        routing_key or event.event_type,
+        json.dumps(event.body),
+        message_id=event.event_id,
+        delivery_mode=2,
+        **properties,
+    )
 
 
 def refused_letters(system, service):
@@ -139,33 +155,48 @@ def inbox_ids(system, service):
         return {row[0] for row in conn.execute(text("SELECT event_id FROM inbox"))}
 
 
-def test_an_event_from_the_wrong_producer_user_is_dead_lettered_and_counted_not_applied(system, principals,
-                                                                                      services):
+def test_an_event_from_the_wrong_producer_user_is_dead_lettered_and_counted_not_applied(system, principals, services):
     genuine = call_opened("GENUINE-2008")
     unproven, impersonated = call_opened("UNPROVEN-2008"), call_opened("ADMIN-2008")
-    smuggled = make_event("call_closed", {"call_id": "GENUINE-2008", "closed_at": genuine.data["deadline"],
-                                          "proposals": 0}, producer="calls")
+    smuggled = make_event(
+        "call_closed",
+        {"call_id": "GENUINE-2008", "closed_at": genuine.data["deadline"], "proposals": 0},
+        producer="calls",
+    )
     admin = system.broker  # the vhost's administrator: any exchange, any routing key — but not the calls user
     with principals.probe("calls") as calls:
         assert publish_as(calls, genuine, user_id=principals.user("calls"))
         # the calls user itself, smuggling one of its event types into the queue of another
         assert publish_as(calls, smuggled, routing_key="call_opened", user_id=principals.user("calls"))
-    conn = amqp.Connection(host=f"{admin.host}:{admin.port}", userid=admin.user, password=admin.password,
-                           virtual_host=system.vhost, confirm_publish=True)
+    conn = amqp.Connection(
+        host=f"{admin.host}:{admin.port}",
+        userid=admin.user,
+        password=admin.password,
+        virtual_host=system.vhost,
+        confirm_publish=True,
+    )
     conn.connect()
     try:
         channel = conn.channel()
         for event, properties in ((unproven, {}), (impersonated, {"user_id": admin.user})):
-            channel.basic_publish(amqp.Message(json.dumps(event.body), content_type="application/json",
-                                               message_id=event.event_id, **properties),
-                                  exchange="calls.events", routing_key="call_opened")
+            channel.basic_publish(
+                amqp.Message(
+                    json.dumps(event.body), content_type="application/json", message_id=event.event_id, **properties
+                ),
+                exchange="calls.events",
+                routing_key="call_opened",
+            )
     finally:
         conn.close()
 
     for service in ("grants", "reporting"):
         eventually(lambda: genuine.event_id in inbox_ids(system, service), 90, 0.5, f"{service} applied it")
-        letters = eventually(lambda: len(refused_letters(system, service)) >= 3 and refused_letters(system, service),
-                             90, 0.5, f"{service} refused three")
+        letters = eventually(
+            lambda: len(refused_letters(system, service)) >= 3 and refused_letters(system, service),
+            90,
+            0.5,
+            f"{service} refused three",
+        )
         assert len(letters) == 3
         errors = " | ".join(letter.error for letter in letters)
         assert f"call_opened carries no user_id: no proof it was published by '{principals.user('calls')}'" in errors
@@ -175,9 +206,13 @@ def test_an_event_from_the_wrong_producer_user_is_dead_lettered_and_counted_not_
         assert not {unproven.event_id, impersonated.event_id, smuggled.event_id} & applied, "never applied"
         with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
             metrics = response.read().decode()
-        counted = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                   if line.startswith("jmdi_events_refused_total{") and f'service="{service}"' in line
-                   and 'event_type="call_opened"' in line]
+        counted = [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("jmdi_events_refused_total{")
+            and f'service="{service}"' in line
+            and 'event_type="call_opened"' in line
+        ]
         assert counted == [2.0], counted
 
     # kept as evidence, never replayed
@@ -192,8 +227,13 @@ def test_the_gateway_on_its_own_broker_user_forwards_staff_calls(system, princip
     """The real gateway, as compose and Kubernetes run it: its least-privilege broker user, DECLARE_TOPOLOGY=false,
     its replies on its named reply queues."""
     port = free_port()
-    env = system.service_env("gateway", AMQP_URI=principals.amqp_uri("gateway"), DECLARE_TOPOLOGY="false",
-                             GATEWAY_PORT=str(port), GATEWAY_METRICS_PORT=str(free_port()))
+    env = system.service_env(
+        "gateway",
+        AMQP_URI=principals.amqp_uri("gateway"),
+        DECLARE_TOPOLOGY="false",
+        GATEWAY_PORT=str(port),
+        GATEWAY_METRICS_PORT=str(free_port()),
+    )
     gateway = ServiceProcess("gateway", env, system.log_dir)
     gateway.log_path = system.log_dir / "gateway-least-privilege.log"
     gateway.start()
@@ -207,6 +247,7 @@ def test_the_gateway_on_its_own_broker_user_forwards_staff_calls(system, princip
                 return StaffClient(url, system.token("olga.audit", ["auditor"])).grants.health()
             except Exception:
                 return None
+
         health = eventually(answers, 120, 0.5, "the gateway answers on its own user")
         assert (health["service"], health["status"]) == ("grants", "ok")
         with pytest.raises(NotAllowed, match="may not grants.approve_payment"):

@@ -2,6 +2,7 @@
 a call that closes itself at a short deadline (once, whichever replica's sweep gets there), submissions with
 screening, withdrawal and concurrency, then evaluation with several assessors and a conflict of interest, up to
 the published ranking — and the events reaching the services that consume them."""
+
 import re
 import threading
 from datetime import date, datetime, timedelta, timezone
@@ -39,9 +40,16 @@ def replica(system):
     log_dir = system.log_dir / "replica"
     log_dir.mkdir(exist_ok=True)
     process = ServiceProcess("calls", {**system.env, "CALLS_METRICS_PORT": str(free_port())}, log_dir).start()
-    eventually(lambda: "calls started" in process.log_path.read_text(errors="replace")
-               if process.running else pytest.fail(f"replica exited:\n{process.log_tail()}"), 90, 0.3,
-               "second calls process started")
+    eventually(
+        lambda: (
+            "calls started" in process.log_path.read_text(errors="replace")
+            if process.running
+            else pytest.fail(f"replica exited:\n{process.log_tail()}")
+        ),
+        90,
+        0.3,
+        "second calls process started",
+    )
     yield process
     process.stop()
 
@@ -54,23 +62,37 @@ def live(system, pm, replica):
     expected = shipped_period(datetime.now(timezone.utc).date())
     assert loaded["id"] == "JMDI" and loaded["period"] == expected
     deadline = datetime.now(timezone.utc) + timedelta(seconds=DEADLINE_SECONDS)
-    pm.calls.create_call(call_id=LIVE, programme_id="JMDI", title="JMDI call 2008 (live)", deadline=deadline.isoformat(),
-                         windows=[{"window": "remittances", "allocation_eur": "400000.00"},
-                                  {"window": "migrants_rights", "allocation_eur": "400000.00"}])
+    pm.calls.create_call(
+        call_id=LIVE,
+        programme_id="JMDI",
+        title="JMDI call 2008 (live)",
+        deadline=deadline.isoformat(),
+        windows=[
+            {"window": "remittances", "allocation_eur": "400000.00"},
+            {"window": "migrants_rights", "allocation_eur": "400000.00"},
+        ],
+    )
     opened = pm.calls.open_call(call_id=LIVE)
     screening = pm.calls.load_exclusion_list(
         csv="name,registration_number,reason\nStichting Diaspora Partners 6,,early-warning list\n"
-            ",REG-MA-00007,bankruptcy\n", source="EDES extract 2008-12")
+        ",REG-MA-00007,bankruptcy\n",
+        source="EDES extract 2008-12",
+    )
     spec = {  # label: (n, window, country, requested)
-        "R1": (1, "remittances", "MA", "150000.00"), "R2": (2, "remittances", "SN", "150000.00"),
-        "R3": (3, "remittances", "MA", "150000.00"), "R4": (4, "remittances", "PH", "120000.00"),
-        "R5": (5, "remittances", "GE", "100000.00"), "M1": (6, "migrants_rights", "ML", "100000.00"),
-        "M2": (7, "migrants_rights", "MA", "100000.00"), "M3": (8, "migrants_rights", "SN", "100000.00"),
+        "R1": (1, "remittances", "MA", "150000.00"),
+        "R2": (2, "remittances", "SN", "150000.00"),
+        "R3": (3, "remittances", "MA", "150000.00"),
+        "R4": (4, "remittances", "PH", "120000.00"),
+        "R5": (5, "remittances", "GE", "100000.00"),
+        "M1": (6, "migrants_rights", "ML", "100000.00"),
+        "M2": (7, "migrants_rights", "MA", "100000.00"),
+        "M3": (8, "migrants_rights", "SN", "100000.00"),
         "M4": (9, "migrants_rights", "EC", "100000.00"),
     }
-    proposals = {label: pm.calls.submit_proposal(**flows.proposal(n, call_id=LIVE, window=w, country=c,
-                                                                  requested=amount))
-                 for label, (n, w, c, amount) in spec.items()}
+    proposals = {
+        label: pm.calls.submit_proposal(**flows.proposal(n, call_id=LIVE, window=w, country=c, requested=amount))
+        for label, (n, w, c, amount) in spec.items()
+    }
     return {"opened": opened, "deadline": deadline, "screening": screening, "proposals": proposals}
 
 
@@ -85,6 +107,7 @@ def assessor(system, name):
 
 # --- programmes ------------------------------------------------------------------------------------------------
 
+
 def test_programmes_are_data_loaded_and_edited_by_rpc(system, pm, live):
     jmdi = pm.calls.get_programme(programme_id="JMDI")
     assert jmdi["ec_contribution"] == "15000000.00" and len(jmdi["eligible_countries"]) == 16
@@ -93,10 +116,15 @@ def test_programmes_are_data_loaded_and_edited_by_rpc(system, pm, live):
     assert [p["id"] for p in pm.calls.list_programmes()] == ["JMDI", "OTHER"]
 
     with pytest.raises(InvalidInput) as bad:
-        pm.calls.load_programme(programme={**flows.programme("BAD"), "ec_contribution": 15000000.0,
-                                           "eligible_countries": ["MA", "XX"], "colour": "blue"})
-    assert {"programme.ec_contribution", "programme.eligible_countries.1", "programme.colour"} <= set(
-        bad.value.errors)
+        pm.calls.load_programme(
+            programme={
+                **flows.programme("BAD"),
+                "ec_contribution": 15000000.0,
+                "eligible_countries": ["MA", "XX"],
+                "colour": "blue",
+            }
+        )
+    assert {"programme.ec_contribution", "programme.eligible_countries.1", "programme.colour"} <= set(bad.value.errors)
     with pytest.raises(InvalidInput):
         pm.calls.load_programme(programme="../../../../etc/passwd")
     with pytest.raises(NotFound):
@@ -121,14 +149,20 @@ def test_a_call_is_closed_within_its_programme_period(pm, live):
     end = date.fromisoformat(pm.calls.get_programme(programme_id="JMDI")["period"]["end"])
     late = datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)
     with pytest.raises(Conflict) as refused:
-        pm.calls.create_call(call_id="JMDI-LATE", programme_id="JMDI", title="after the programme",
-                             deadline=late.isoformat(), windows=[{"window": "remittances", "allocation_eur": "1.00"}])
+        pm.calls.create_call(
+            call_id="JMDI-LATE",
+            programme_id="JMDI",
+            title="after the programme",
+            deadline=late.isoformat(),
+            windows=[{"window": "remittances", "allocation_eur": "1.00"}],
+        )
     assert refused.value.rule == "call.deadline_outside_programme"
     with pytest.raises(NotFound):
         pm.calls.get_call(call_id="JMDI-LATE")
 
 
 # --- submissions -----------------------------------------------------------------------------------------------
+
 
 def test_a_live_call_takes_proposals_with_references_and_screening(system, pm, live):
     opened, proposals = live["opened"], live["proposals"]
@@ -141,7 +175,9 @@ def test_a_live_call_takes_proposals_with_references_and_screening(system, pm, l
     assert proposals["R2"]["reference"] == f"JMDI-{year}-SN-0001"
     # screening at submission: a co-applicant by name, a lead by registration number
     assert {label: p["screening"] for label, p in proposals.items() if p["screening"] != "clear"} == {
-        "M1": "flagged", "M2": "flagged"}
+        "M1": "flagged",
+        "M2": "flagged",
+    }
     flagged = pm.calls.get_proposal(proposal_id=proposals["M2"]["proposal_id"])
     assert flagged["screening_hits"][0]["matched_on"] == ["registration_number"]
 
@@ -151,10 +187,14 @@ def test_a_live_call_takes_proposals_with_references_and_screening(system, pm, l
     with pytest.raises(InvalidInput) as no_reason:
         pm.calls.decide_screening(proposal_id=proposals["M2"]["proposal_id"], outcome="excluded")
     assert "reason" in no_reason.value.errors
-    pm.calls.decide_screening(proposal_id=proposals["M1"]["proposal_id"], outcome="cleared",
-                              reason="a namesake, checked with the Dutch register")
-    excluded = pm.calls.decide_screening(proposal_id=proposals["M2"]["proposal_id"], outcome="excluded",
-                                         reason="insolvent (EDES)")
+    pm.calls.decide_screening(
+        proposal_id=proposals["M1"]["proposal_id"],
+        outcome="cleared",
+        reason="a namesake, checked with the Dutch register",
+    )
+    excluded = pm.calls.decide_screening(
+        proposal_id=proposals["M2"]["proposal_id"], outcome="excluded", reason="insolvent (EDES)"
+    )
     assert (excluded["status"], excluded["screening"]) == ("excluded", "excluded")
 
     withdrawn = pm.calls.withdraw_proposal(proposal_id=proposals["M3"]["proposal_id"], reason="merged")
@@ -172,9 +212,14 @@ def test_a_live_call_takes_proposals_with_references_and_screening(system, pm, l
 
 def test_a_draft_call_is_amended_then_frozen(pm, live):
     deadline = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
-    created = pm.calls.create_call(call_id=LONG, programme_id="JMDI", title="Draft", deadline=deadline,
-                                   windows=[{"window": w, "allocation_eur": "3000000.00"} for w in flows.WINDOWS],
-                                   consortium={"max_co_applicants": 3})
+    created = pm.calls.create_call(
+        call_id=LONG,
+        programme_id="JMDI",
+        title="Draft",
+        deadline=deadline,
+        windows=[{"window": w, "allocation_eur": "3000000.00"} for w in flows.WINDOWS],
+        consortium={"max_co_applicants": 3},
+    )
     assert created["status"] == "draft" and created["consortium"]["max_co_applicants"] == 3
     with pytest.raises(InvalidInput) as above_profile:
         pm.calls.amend_call(call_id=LONG, max_grant_eur="250000.00")
@@ -185,8 +230,13 @@ def test_a_draft_call_is_amended_then_frozen(pm, live):
     amended = pm.calls.amend_call(call_id=LONG, title="JMDI call 2008 (long)", min_duration_months=12)
     assert (amended["title"], amended["min_duration_months"]) == ("JMDI call 2008 (long)", 12)
     with pytest.raises(Conflict) as exists:
-        pm.calls.create_call(call_id=LONG, programme_id="JMDI", title="x", deadline=deadline,
-                             windows=[{"window": "remittances", "allocation_eur": "1.00"}])
+        pm.calls.create_call(
+            call_id=LONG,
+            programme_id="JMDI",
+            title="x",
+            deadline=deadline,
+            windows=[{"window": "remittances", "allocation_eur": "1.00"}],
+        )
     assert exists.value.rule == "call.exists"
     with pytest.raises(Conflict) as draft:
         pm.calls.submit_proposal(**flows.proposal(100, call_id=LONG))
@@ -198,23 +248,29 @@ def test_a_draft_call_is_amended_then_frozen(pm, live):
 
 
 def test_grant_bounds_are_exact_and_every_failed_rule_is_listed(system, pm, live):
-    assert pm.calls.submit_proposal(**flows.proposal(101, call_id=LONG, requested="50000.00"))["status"] == \
-        "submitted"
+    assert pm.calls.submit_proposal(**flows.proposal(101, call_id=LONG, requested="50000.00"))["status"] == "submitted"
     before = (system.count_rows("calls", "proposals"), system.outbox_events("calls"))
     with pytest.raises(Conflict) as above:
         pm.calls.submit_proposal(**flows.proposal(102, call_id=LONG, requested="200000.01"))
     assert above.value.rule == "proposal.not_eligible"
-    assert above.value.details == [{"rule": "proposal.amount_above_maximum", "field": "ec_amount_requested_eur",
-                                    "message": "200000.01 is above the maximum grant 200000.00"}]
+    assert above.value.details == [
+        {
+            "rule": "proposal.amount_above_maximum",
+            "field": "ec_amount_requested_eur",
+            "message": "200000.01 is above the maximum grant 200000.00",
+        }
+    ]
     payload = flows.proposal(103, call_id=LONG, country="FR", requested="250000.00")
     payload["duration_months"] = 6
     with pytest.raises(Conflict) as many:
         pm.calls.submit_proposal(**payload)
     assert {d["rule"] for d in many.value.details} == {
-        "proposal.amount_above_maximum", "proposal.country_not_eligible", "proposal.duration_too_short"}
+        "proposal.amount_above_maximum",
+        "proposal.country_not_eligible",
+        "proposal.duration_too_short",
+    }
     with pytest.raises(InvalidInput) as bad:
-        pm.calls.submit_proposal(**{**flows.proposal(104, call_id=LONG), "co_financing_eur": 1.5,
-                                    "window": None})
+        pm.calls.submit_proposal(**{**flows.proposal(104, call_id=LONG), "co_financing_eur": 1.5, "window": None})
     assert {"co_financing_eur", "window"} <= set(bad.value.errors)
     assert (system.count_rows("calls", "proposals"), system.outbox_events("calls")) == before
 
@@ -242,11 +298,18 @@ def test_concurrent_submissions_get_one_proposal_per_key_and_distinct_references
     same, errors = _together(8, lambda i: clients[i].calls.submit_proposal(**flows.proposal(110, call_id=LONG)))
     assert not errors and len({p["proposal_id"] for p in same}) == 1
     assert system.scalar("calls", f"SELECT count(*) FROM proposals WHERE idempotency_key = '{LONG}-110'") == 1
-    assert system.scalar("calls", "SELECT count(*) FROM outbox WHERE event_type = 'proposal_submitted' "
-                                  f"AND body LIKE '%{same[0]['proposal_id']}%'") == 1
+    assert (
+        system.scalar(
+            "calls",
+            "SELECT count(*) FROM outbox WHERE event_type = 'proposal_submitted' "
+            f"AND body LIKE '%{same[0]['proposal_id']}%'",
+        )
+        == 1
+    )
 
-    distinct, errors = _together(8, lambda i: clients[i].calls.submit_proposal(
-        **flows.proposal(120 + i, call_id=LONG, country="GH")))
+    distinct, errors = _together(
+        8, lambda i: clients[i].calls.submit_proposal(**flows.proposal(120 + i, call_id=LONG, country="GH"))
+    )
     assert not errors
     year = distinct[0]["reference"].split("-")[1]
     assert sorted(p["reference"] for p in distinct) == [f"JMDI-{year}-GH-{n:04d}" for n in range(1, 9)]
@@ -257,9 +320,14 @@ def test_concurrent_submissions_get_one_proposal_per_key_and_distinct_references
 
 # --- the deadline ----------------------------------------------------------------------------------------------
 
+
 def test_the_call_closes_itself_once_at_the_deadline(system, pm, live, replica):
-    closed = eventually(lambda: (lambda c: c if c["status"] == "closed" else None)(pm.calls.get_call(call_id=LIVE)),
-                        DEADLINE_SECONDS + 90, 0.5, "the sweep closed the call")
+    closed = eventually(
+        lambda: (lambda c: c if c["status"] == "closed" else None)(pm.calls.get_call(call_id=LIVE)),
+        DEADLINE_SECONDS + 90,
+        0.5,
+        "the sweep closed the call",
+    )
     assert datetime.fromisoformat(closed["closed_at"]) >= live["deadline"]
     assert closed["proposals"] == {"submitted": 7, "excluded": 1, "withdrawn": 1}
     assert _call_closed_events(system) == 1
@@ -275,8 +343,9 @@ def test_the_call_closes_itself_once_at_the_deadline(system, pm, live, replica):
 
 
 def _call_closed_events(system) -> int:
-    return system.scalar("calls", "SELECT count(*) FROM outbox WHERE event_type = 'call_closed' "
-                                  f"AND body LIKE '%\"{LIVE}\"%'")
+    return system.scalar(
+        "calls", f"SELECT count(*) FROM outbox WHERE event_type = 'call_closed' AND body LIKE '%\"{LIVE}\"%'"
+    )
 
 
 # --- evaluation and ranking ------------------------------------------------------------------------------------
@@ -321,21 +390,26 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
     seen = clients[on["R2"][0]].calls.get_proposal(proposal_id=proposals["R2"]["proposal_id"])
     assert seen["reference"] == proposals["R2"]["reference"]
     assert all(re.fullmatch(r".\*\*\*@.+", a["email"]) for a in seen["proposal"]["applicants"])
-    assert not any("***" in a["email"] for a in
-                   pm.calls.get_proposal(proposal_id=proposals["R2"]["proposal_id"])["proposal"]["applicants"])
+    assert not any(
+        "***" in a["email"]
+        for a in pm.calls.get_proposal(proposal_id=proposals["R2"]["proposal_id"])["proposal"]["applicants"]
+    )
 
     with pytest.raises(Conflict) as conflicted:
-        clients["amal"].calls.record_assessment(proposal_id=proposals["R1"]["proposal_id"],
-                                                scores=scores("concept_note", 5))
+        clients["amal"].calls.record_assessment(
+            proposal_id=proposals["R1"]["proposal_id"], scores=scores("concept_note", 5)
+        )
     assert conflicted.value.rule == "assessment.conflict_of_interest"
     stranger = next(n for n in ASSESSORS if n not in on["R2"])
     with pytest.raises(Conflict) as not_assigned:
-        clients[stranger].calls.record_assessment(proposal_id=proposals["R2"]["proposal_id"],
-                                                  scores=scores("concept_note", 5))
+        clients[stranger].calls.record_assessment(
+            proposal_id=proposals["R2"]["proposal_id"], scores=scores("concept_note", 5)
+        )
     assert not_assigned.value.rule == "assessment.not_assigned"
     with pytest.raises(InvalidInput) as bad_scores:
-        clients[on["R2"][0]].calls.record_assessment(proposal_id=proposals["R2"]["proposal_id"],
-                                                     scores={**scores("concept_note", 4), "1.1": 6})
+        clients[on["R2"][0]].calls.record_assessment(
+            proposal_id=proposals["R2"]["proposal_id"], scores={**scores("concept_note", 4), "1.1": 6}
+        )
     assert "scores.1.1" in bad_scores.value.errors
 
     # concept notes: R5 fails; M4's two assessors are 20 points apart on /50 -> a third one is assigned
@@ -368,11 +442,17 @@ def test_evaluation_with_a_conflict_of_interest_up_to_the_published_ranking(syst
     assert [e["reference"] for e in published["reserve"]] == [proposals["R3"]["reference"]]
     assert [e["reference"] for e in published["excluded"]] == [proposals["R4"]["reference"]]
     assert [e["reference"] for e in published["concept_note_failed"]] == [proposals["R5"]["reference"]]
-    assert published["by_country"]["MA"] == {"main": 1, "main_amount": "150000.00", "reserve": 1,
-                                             "reserve_amount": "150000.00", "excluded": 0}
+    assert published["by_country"]["MA"] == {
+        "main": 1,
+        "main_amount": "150000.00",
+        "reserve": 1,
+        "reserve_amount": "150000.00",
+        "excluded": 0,
+    }
     with pytest.raises(Conflict) as locked:
-        clients[on_fa["R2"][0]].calls.record_assessment(proposal_id=proposals["R2"]["proposal_id"],
-                                                        stage="full_application", scores=scores("full_application", 1))
+        clients[on_fa["R2"][0]].calls.record_assessment(
+            proposal_id=proposals["R2"]["proposal_id"], stage="full_application", scores=scores("full_application", 1)
+        )
     assert locked.value.rule == "assessment.scores_locked"
     with pytest.raises(Conflict) as twice:
         committee.calls.publish_ranking(call_id=LIVE, window="remittances")
@@ -403,8 +483,11 @@ def _score_all(clients, stage, on, value, label_of) -> dict:
                 pending = True
                 label = label_of[job["proposal_id"]]
                 position = on[label].index(name) if name in on.get(label, []) else 2
-                result = client.calls.record_assessment(proposal_id=job["proposal_id"], comments=f"{name} on {label}",
-                                                        scores=scores(stage, value(label, position)))
+                result = client.calls.record_assessment(
+                    proposal_id=job["proposal_id"],
+                    comments=f"{name} on {label}",
+                    scores=scores(stage, value(label, position)),
+                )
                 assert result["assessor"] == name
                 if result["third_assessor"]:
                     thirds[label] = result["third_assessor"]
@@ -417,13 +500,23 @@ def _all_delivered(system):
     """Every event the calls service wrote reaches reporting (all of them) and grants (those it takes)."""
     with system.db("calls").connect() as conn:
         events = conn.execute(text("SELECT event_id, event_type FROM outbox")).all()
-    grants_types = {"call_opened", "proposal_submitted", "proposal_withdrawn", "proposal_screened",
-                    "proposal_evaluated", "ranking_published"}
+    grants_types = {
+        "call_opened",
+        "proposal_submitted",
+        "proposal_withdrawn",
+        "proposal_screened",
+        "proposal_evaluated",
+        "ranking_published",
+    }
 
     def seen(service):
         with system.db(service).connect() as conn:
             return set(conn.execute(text("SELECT event_id FROM inbox")).scalars())
 
     eventually(lambda: {e.event_id for e in events} <= seen("reporting"), 90, 0.5, "reporting applied every event")
-    eventually(lambda: {e.event_id for e in events if e.event_type in grants_types} <= seen("grants"), 90, 0.5,
-               "grants applied the events it takes")
+    eventually(
+        lambda: {e.event_id for e in events if e.event_type in grants_types} <= seen("grants"),
+        90,
+        0.5,
+        "grants applied the events it takes",
+    )

@@ -2,6 +2,7 @@
 the parsed exclusion list) is never older than the rows it was built from, and the idempotency key answers a
 replay from the stored proposal whatever the call's state is now. On PostgreSQL (the caches keyed by the rows'
 xmin) and on SQLite (no cache: the definitions read each time)."""
+
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -43,8 +44,10 @@ def core(request, tmp_path):
 
 def run(core, use_case, *args):
     """One operation's unit of work, committed as the kit's entrypoint commits it."""
-    uow = core.unit_of_work(operation="calls.test", identity=Identity(
-        "amina.pm", ("programme_manager",), datetime.now(timezone.utc) + timedelta(hours=1)))
+    uow = core.unit_of_work(
+        operation="calls.test",
+        identity=Identity("amina.pm", ("programme_manager",), datetime.now(timezone.utc) + timedelta(hours=1)),
+    )
     try:
         result = use_case(uow, *args)
         uow.commit()
@@ -88,15 +91,22 @@ def test_a_changed_programme_is_seen_by_the_next_submission(core, open_call):
 def test_each_submission_is_screened_against_the_latest_list(core, open_call):
     now = commands.now_utc()
     assert submit(core, 1, now)["screening"] == "unscreened"  # no list yet
-    first = run(core, commands.load_exclusion_list, {"csv": "name,registration_number\nNobody Known,\n",
-                                                      "source": "first"}, now)
+    first = run(
+        core, commands.load_exclusion_list, {"csv": "name,registration_number\nNobody Known,\n", "source": "first"}, now
+    )
     assert submit(core, 2, now)["screening"] == "clear"
-    second = run(core, commands.load_exclusion_list, {"csv": "name,registration_number\n,REG-MA-00003\n",
-                                                       "source": "second"}, now)
+    second = run(
+        core,
+        commands.load_exclusion_list,
+        {"csv": "name,registration_number\n,REG-MA-00003\n", "source": "second"},
+        now,
+    )
     flagged = submit(core, 3, now)
     stored = run(core, commands.get_proposal, flagged["proposal_id"])
-    assert (flagged["screening"], stored["screening_hits"][0]["entry_registration_number"]) == \
-        ("flagged", "REG-MA-00003")
+    assert (flagged["screening"], stored["screening_hits"][0]["entry_registration_number"]) == (
+        "flagged",
+        "REG-MA-00003",
+    )
     assert second["list_id"] != first["list_id"]
     with core.engine.connect() as conn:
         screened = conn.execute(select(func.count()).where(outbox.c.event_type == "proposal_screened")).scalar_one()
@@ -108,8 +118,11 @@ def test_a_replay_is_answered_from_the_stored_proposal_even_once_the_call_is_clo
     first = submit(core, 1, now)
     run(core, commands.close_call, CALL, open_call["deadline"] + timedelta(seconds=1))
     again = submit(core, 1, now)
-    assert (again["created"], again["proposal_id"], again["reference"]) == \
-        (False, first["proposal_id"], first["reference"])
+    assert (again["created"], again["proposal_id"], again["reference"]) == (
+        False,
+        first["proposal_id"],
+        first["reference"],
+    )
     with pytest.raises(Conflict) as reused:
         submit(core, 1, now, title="Something else")
     assert reused.value.rule == "proposal.idempotency_key_reused"
@@ -117,8 +130,9 @@ def test_a_replay_is_answered_from_the_stored_proposal_even_once_the_call_is_clo
         assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [1]  # no number taken by replays
         assert conn.execute(select(func.count()).select_from(ProposalRow)).scalar_one() == 1
         submitted = conn.execute(select(func.count()).where(outbox.c.event_type == "proposal_submitted")).scalar_one()
-        audited = conn.execute(select(func.count()).where(audit_log.c.operation == "calls.test",
-                                                          audit_log.c.entity.like("proposal:%"))).scalar_one()
+        audited = conn.execute(
+            select(func.count()).where(audit_log.c.operation == "calls.test", audit_log.c.entity.like("proposal:%"))
+        ).scalar_one()
     assert (submitted, audited) == (1, 1)
 
 

@@ -3,6 +3,7 @@ reports, the demo — with the broker unreachable from the CLI's environment (AM
 
 The services run as `make run` runs them — with the checkout's local issuer and keys (var/keys) — which lets the
 demo run in the CLI's local mode, the way a developer runs it."""
+
 import json
 from decimal import Decimal
 
@@ -30,19 +31,23 @@ CALL = "CLI-2008"
 NO_BROKER = f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # nothing listens there
 
 
-
 class Jmdi:
     """`jmdi ...` as a staff member: JMDI_TOKEN for that user and roles, JMDI_URL the test System's gateway, and a
     broker address where no broker is: the CLI must not need one."""
 
     def __init__(self, system, user=None, roles=(), token=None, issuer_key=""):
-        self.env = {"JMDI_URL": system.gateway_url, "AMQP_URI": NO_BROKER, "JMDI_ISSUER_KEY": issuer_key,
-                    "JMDI_TOKEN": token if token is not None else (system.token(user, roles) if user else "")}
+        self.env = {
+            "JMDI_URL": system.gateway_url,
+            "AMQP_URI": NO_BROKER,
+            "JMDI_ISSUER_KEY": issuer_key,
+            "JMDI_TOKEN": token if token is not None else (system.token(user, roles) if user else ""),
+        }
 
     def __call__(self, *args, expect=0):
         result = CliRunner().invoke(app, [str(a) for a in args], env=self.env)
-        assert expect is None or result.exit_code == expect, \
+        assert expect is None or result.exit_code == expect, (
             f"jmdi {' '.join(map(str, args))} -> {result.exit_code}\n{result.output}"
+        )
         return result
 
     def json(self, *args, expect=0):
@@ -84,8 +89,18 @@ def opened_call(staff, tmp_path_factory):
     programme.write_text(json.dumps(flows.programme("CLI")))
     pm("programmes", "load", programme)
     windows = [f"--window={w}=3750000.00" for w in flows.WINDOWS]
-    pm("calls", "create", CALL, "--programme", "CLI", "--title", "CLI call 2008",
-       "--deadline", flows.call()["deadline"], *windows)
+    pm(
+        "calls",
+        "create",
+        CALL,
+        "--programme",
+        "CLI",
+        "--title",
+        "CLI call 2008",
+        "--deadline",
+        flows.call()["deadline"],
+        *windows,
+    )
     opened = pm.json("calls", "open", CALL)
     assert opened["status"] == "open"
     return opened
@@ -97,8 +112,20 @@ def test_errors_have_their_exit_codes_and_one_line(system, staff, opened_call):
     assert "not found: call 'NO-SUCH-CALL' not found" in missing.stderr
     again = pm("calls", "open", CALL, expect=failures.CONFLICT)
     assert again.stderr.startswith("error: refused by rule call.")
-    bad = pm("calls", "create", "CLI-BAD", "--programme", "CLI", "--title", "x", "--deadline", "tomorrow",
-             "--window", "remittances=lots", expect=failures.INVALID_INPUT)
+    bad = pm(
+        "calls",
+        "create",
+        "CLI-BAD",
+        "--programme",
+        "CLI",
+        "--title",
+        "x",
+        "--deadline",
+        "tomorrow",
+        "--window",
+        "remittances=lots",
+        expect=failures.INVALID_INPUT,
+    )
     assert "invalid input:" in bad.stderr and "deadline" in bad.stderr and "windows.0.allocation_eur" in bad.stderr
     refused = staff["reporter"]("calls", "open", CALL, expect=failures.NOT_ALLOWED)
     assert "not allowed: ec.reporter (ec_reporter) may not calls.open_call" in refused.stderr
@@ -112,8 +139,10 @@ def test_errors_have_their_exit_codes_and_one_line(system, staff, opened_call):
 
 def test_proposals_import_is_all_or_nothing_and_idempotent(system, staff, opened_call, tmp_path):
     pm = staff["pm"]
-    rows = [importer.flatten({k: v for k, v in flows.proposal(300 + n, call_id=CALL).items()
-                              if k != "idempotency_key"}) for n in range(12)]
+    rows = [
+        importer.flatten({k: v for k, v in flows.proposal(300 + n, call_id=CALL).items() if k != "idempotency_key"})
+        for n in range(12)
+    ]
     before = system.count_rows("calls", "proposals")
 
     broken = [dict(row) for row in rows]
@@ -129,8 +158,13 @@ def test_proposals_import_is_all_or_nothing_and_idempotent(system, staff, opened
     table = pm("proposals", "import", bad_file, "--call", CALL, expect=failures.INVALID_INPUT).stdout
     # every bad row, with its row number (the header is row 1) and field, whatever the kind of problem
     listed = {(e["row"], e["field"]) for e in result["rows_with_errors"]}
-    assert {(5, "applicants.0.email"), (7, "target_country"), (9, "target_country"),
-            (11, "applicants"), (12, "ec_amount_requested_eur")} <= listed, listed
+    assert {
+        (5, "applicants.0.email"),
+        (7, "target_country"),
+        (9, "target_country"),
+        (11, "applicants"),
+        (12, "ec_amount_requested_eur"),
+    } <= listed, listed
     assert "unknown ISO 3166-1 alpha-2 country code 'XX'" in table
     # the service's own eligibility rules were run on each row before anything was sent, with their reasons
     assert "proposal.country_not_eligible" in table and "consortium.no_eu_partner" in table
@@ -157,7 +191,9 @@ def test_proposals_import_is_all_or_nothing_and_idempotent(system, staff, opened
 def test_audit_shows_who_did_what_and_refusals(staff, opened_call):
     rows = staff["auditor"].json("audit", "--entity", f"call:{CALL}")
     assert [(r["service"], r["operation"], r["user"]) for r in rows][:2] == [
-        ("calls", "calls.create_call", "maria.lopez"), ("calls", "calls.open_call", "maria.lopez")]
+        ("calls", "calls.create_call", "maria.lopez"),
+        ("calls", "calls.open_call", "maria.lopez"),
+    ]
     staff["reporter"]("calls", "close", CALL, expect=failures.NOT_ALLOWED)
     refused = staff["auditor"].json("audit", "--outcome", "refused", "--who", "ec.reporter")
     assert any(r["operation"] == "calls.close_call" and r["roles"] == ["ec_reporter"] for r in refused)
@@ -192,12 +228,15 @@ def test_demo_replays_the_call_and_refuses_to_run_twice(system, tmp_path):
     # award: the unspent part is decommitted
     assert grants and {g["status"] for g in grants} == {"contracted", "closed"}
     assert all(Decimal(g["paid_eur"]) > 0 for g in grants)
-    closed = [Jmdi(system, "olga.audit", ["auditor"]).json("grants", "show", g["grant_id"])
-              for g in grants if g["status"] == "closed"]
+    closed = [
+        Jmdi(system, "olga.audit", ["auditor"]).json("grants", "show", g["grant_id"])
+        for g in grants
+        if g["status"] == "closed"
+    ]
     assert 1 <= len(closed) <= 3
     for grant in closed:
         assert grant["termination"]["effective_date"] == grant["start_date"]  # contracted and terminated today
-        assert grant["termination"]["terminated_by"] != "maria.lopez"        # not the contract's signer
+        assert grant["termination"]["terminated_by"] != "maria.lopez"  # not the contract's signer
         assert grant["closure"]["decommitted_eur"] == grant["decommitted_eur"]
         final = Decimal(grant["closure"]["ec_eligible_eur"])
         assert Decimal(grant["decommitted_eur"]) == Decimal(grant["amount_eur"]) - final > 0
@@ -213,8 +252,9 @@ def test_the_demo_never_disburses_before_it_commits(system, staff):
     paid — no payment dated before its grant's award, and month by month the cumulative disbursements never exceed
     the cumulative commitments."""
     auditor = staff["auditor"]
-    grants = [auditor.json("grants", "show", g["grant_id"]) for g in auditor.json("grants", "list", "--call",
-                                                                                   "JMDI-DEMO")]
+    grants = [
+        auditor.json("grants", "show", g["grant_id"]) for g in auditor.json("grants", "list", "--call", "JMDI-DEMO")
+    ]
     call = auditor.json("calls", "show", "JMDI-DEMO")
     assert grants and call["status"] in ("closed", "evaluated")
     for grant in grants:
@@ -235,8 +275,9 @@ def test_the_demo_never_disburses_before_it_commits(system, staff):
     assert report["terminated_grants"] == sum(1 for g in grants if g["termination"])
     for grant in grants:
         if grant["closure"]:
-            assert grant["decision_date"] <= grant["termination"]["effective_date"] <= \
-                grant["closure"]["closed_at"][:10], grant["reference"]
+            assert (
+                grant["decision_date"] <= grant["termination"]["effective_date"] <= grant["closure"]["closed_at"][:10]
+            ), grant["reference"]
     # their final reports: staff costs in the consortium's own currency where the demo has its rates, converted
     # to EUR at the month's rate, travel in EUR; and how far each indicator got before the action stopped
     currencies = {line["currency"] for line in report["expenditure_lines"]}
@@ -276,10 +317,21 @@ def test_ec_reports_from_the_cli(system, staff, tmp_path):
 
 def dummy_arguments(cmd, tmp_path) -> list[str]:
     """The required arguments of a declared command, filled with values that name nothing that exists."""
-    files = {"file": ("args.json", "{}"), "text": ("list.csv", "name,registration_number\n"),
-             "json": None, "programme": None}
-    values = {"int": "1", "pairs": "x=1", "pairs_int": "x=1", "list": "x", "list_int": "1", "json": "{}",
-              "programme": "NO-SUCH"}
+    files = {
+        "file": ("args.json", "{}"),
+        "text": ("list.csv", "name,registration_number\n"),
+        "json": None,
+        "programme": None,
+    }
+    values = {
+        "int": "1",
+        "pairs": "x=1",
+        "pairs_int": "x=1",
+        "list": "x",
+        "list_int": "1",
+        "json": "{}",
+        "programme": "NO-SUCH",
+    }
     argv = cmd.path.split(" ")
     for p in cmd.params:
         if not p.required or p.kind == "bool":
@@ -301,5 +353,10 @@ def test_every_declared_command_reaches_its_service_through_the_gateway(system, 
     as_everyone = Jmdi(system, "all.roles", everyone)
     for cmd in commands():
         result = as_everyone(*dummy_arguments(cmd, tmp_path), expect=None)
-        assert result.exit_code in (failures.OK, failures.DIFFERENCES, failures.INVALID_INPUT, failures.NOT_FOUND,
-                                    failures.CONFLICT), f"jmdi {cmd.path}: {result.exit_code} {result.output}"
+        assert result.exit_code in (
+            failures.OK,
+            failures.DIFFERENCES,
+            failures.INVALID_INPUT,
+            failures.NOT_FOUND,
+            failures.CONFLICT,
+        ), f"jmdi {cmd.path}: {result.exit_code} {result.output}"

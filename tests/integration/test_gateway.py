@@ -4,6 +4,7 @@
 This module's system is set up to be provoked: small body limits, a short request timeout, a refusal budget of 5
 a minute, and one trusted proxy, so each test is its own client by the X-Forwarded-For it sends. reporting is
 never started (a service nobody runs)."""
+
 import http.client
 import json
 import urllib.request
@@ -24,10 +25,15 @@ from tests.support.system import System
 
 pytestmark = pytest.mark.integration
 
-LIMITS = {"GATEWAY_MAX_BODY_BYTES": "65536", "GATEWAY_MAX_BULK_BODY_BYTES": "1048576",
-          "GATEWAY_REQUEST_TIMEOUT_SECONDS": "3", "GATEWAY_HEALTH_TIMEOUT_SECONDS": "2",
-          "GATEWAY_REFUSALS_PER_MINUTE": "5", "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": "1000",
-          "GATEWAY_TRUSTED_PROXIES": "1"}
+LIMITS = {
+    "GATEWAY_MAX_BODY_BYTES": "65536",
+    "GATEWAY_MAX_BULK_BODY_BYTES": "1048576",
+    "GATEWAY_REQUEST_TIMEOUT_SECONDS": "3",
+    "GATEWAY_HEALTH_TIMEOUT_SECONDS": "2",
+    "GATEWAY_REFUSALS_PER_MINUTE": "5",
+    "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": "1000",
+    "GATEWAY_TRUSTED_PROXIES": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,17 @@ class Answer:
         return self.headers.get("Content-Type", "").split(";")[0]
 
 
-def send(system, method, path, body=None, token=None, client="198.51.100.1", content_type="application/json",
-         headers=None, chunked=False) -> Answer:
+def send(
+    system,
+    method,
+    path,
+    body=None,
+    token=None,
+    client="198.51.100.1",
+    content_type="application/json",
+    headers=None,
+    chunked=False,
+) -> Answer:
     """One raw HTTP request to the gateway, as `client` (X-Forwarded-For, which the gateway trusts here)."""
     url = urlsplit(system.gateway_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
@@ -60,7 +75,7 @@ def send(system, method, path, body=None, token=None, client="198.51.100.1", con
             sent["Content-Type"] = content_type
     try:
         if chunked:
-            chunks = [body[i:i + 8192] for i in range(0, len(body), 8192)]
+            chunks = [body[i : i + 8192] for i in range(0, len(body), 8192)]
             conn.request(method, path, body=iter(chunks), headers=sent, encode_chunked=True)
         else:
             conn.request(method, path, body=body, headers=sent)
@@ -92,8 +107,9 @@ def problem(answer: Answer, status: int, code: str) -> dict:
 
 # --- every error class -------------------------------------------------------------------------------------------
 def test_typed_errors_are_problems_with_their_fields(system, pm):
-    invalid = problem(op(system, "calls.create_call", {"call_id": "", "windows": "many"}, token=pm), 422,
-                      "invalid_input")
+    invalid = problem(
+        op(system, "calls.create_call", {"call_id": "", "windows": "many"}, token=pm), 422, "invalid_input"
+    )
     assert {"call_id", "windows", "programme_id", "title", "deadline"} <= set(invalid["errors"])
     missing = problem(op(system, "calls.get_call", {"call_id": "NO-SUCH-CALL"}, token=pm), 404, "not_found")
     assert (missing["entity"], missing["key"]) == ("call", "NO-SUCH-CALL")
@@ -107,24 +123,39 @@ def test_typed_errors_are_problems_with_their_fields(system, pm):
 def test_who_is_asking_401_and_what_they_may_do_403(system):
     anonymous = problem(op(system, "calls.list_calls", {}, client="198.51.100.2"), 401, "unauthenticated")
     assert "no identity" in anonymous["detail"]
-    forged = jwt.encode({"sub": "mallory", "roles": ["programme_manager"], "iss": "jmdi", "exp": 4102444800},
-                        "not-the-secret-" + "z" * 32, algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "mallory", "roles": ["programme_manager"], "iss": "jmdi", "exp": 4102444800},
+        "not-the-secret-" + "z" * 32,
+        algorithm="HS256",
+    )
     answer = op(system, "calls.list_calls", {}, token=forged, client="198.51.100.2")
     assert problem(answer, 401, "unauthenticated")["detail"].startswith("invalid token")
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     reporter = system.token("ec.reporter", ["ec_reporter"])
-    refused = problem(op(system, "calls.open_call", {"call_id": "X"}, token=reporter, client="198.51.100.2"), 403,
-                      "not_allowed")
+    refused = problem(
+        op(system, "calls.open_call", {"call_id": "X"}, token=reporter, client="198.51.100.2"), 403, "not_allowed"
+    )
     assert refused["detail"] == "ec.reporter (ec_reporter) may not calls.open_call"
     # a service identity is no staff member: the gateway knows no service key
     service = system.service_token("reporting", "grants")
-    assert "unknown key id" in problem(op(system, "grants.ledger", {"programme_id": "GATE"}, token=service,
-                                          client="198.51.100.2"), 401, "unauthenticated")["detail"]
+    assert (
+        "unknown key id"
+        in problem(
+            op(system, "grants.ledger", {"programme_id": "GATE"}, token=service, client="198.51.100.2"),
+            401,
+            "unauthenticated",
+        )["detail"]
+    )
     # the audit rows tell a proven subject (the role refused) from a claimed one (the token did not verify)
-    rows = [r for r in system.client("olga.auditor", ["auditor"]).gateway.query_audit(outcome="refused")
-            if r["detail"].get("client") == "198.51.100.2"]
+    rows = [
+        r
+        for r in system.client("olga.auditor", ["auditor"]).gateway.query_audit(outcome="refused")
+        if r["detail"].get("client") == "198.51.100.2"
+    ]
     assert {(r["user"], r["detail"]["status"], r["detail"]["subject_verified"]) for r in rows} >= {
-        ("mallory", 401, False), ("ec.reporter", 403, True)}
+        ("mallory", 401, False),
+        ("ec.reporter", 403, True),
+    }
 
 
 def test_requests_that_are_not_json_objects_are_4xx_problems(system, pm):
@@ -134,8 +165,11 @@ def test_requests_that_are_not_json_objects_are_4xx_problems(system, pm):
     problem(op(system, "calls.get_call", b"[" * 30_000, token=pm), 400, "invalid_input")  # nested past any stack
     for not_an_object in ([{"call_id": "X"}], "X", 42, None):
         problem(op(system, "calls.get_call", json.dumps(not_an_object).encode(), token=pm), 422, "invalid_input")
-    problem(op(system, "calls.get_call", b"call_id=X", token=pm, content_type="application/x-www-form-urlencoded"),
-            415, "invalid_input")
+    problem(
+        op(system, "calls.get_call", b"call_id=X", token=pm, content_type="application/x-www-form-urlencoded"),
+        415,
+        "invalid_input",
+    )
     # an empty body is no arguments
     assert op(system, "calls.list_calls", b"", token=pm, content_type=None).status == 200
 
@@ -167,19 +201,22 @@ def test_an_internal_failure_tells_nothing_but_its_correlation_id(system, pm):
 def rpc_requests_seen(system, service: str, method: str) -> float:
     with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("jmdi_rpc_requests_total{") and f'method="{method}"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("jmdi_rpc_requests_total{") and f'method="{method}"' in line
+    )
 
 
 def test_a_body_too_large_is_refused_unread_and_never_reaches_the_service(system, pm):
     seen = rpc_requests_seen(system, "calls", "submit_proposal")
     huge = {**flows.proposal(1, call_id="GATE-2008"), "summary": "x" * 100_000}
-    declared = problem(op(system, "calls.submit_proposal", huge, token=pm, client="198.51.100.3"), 413,
-                       "invalid_input")
+    declared = problem(op(system, "calls.submit_proposal", huge, token=pm, client="198.51.100.3"), 413, "invalid_input")
     assert "65536" in declared["detail"]
     # no Content-Length to go by: the gateway stops reading at the limit
-    problem(op(system, "calls.submit_proposal", huge, token=pm, client="198.51.100.3", chunked=True), 413,
-            "invalid_input")
+    problem(
+        op(system, "calls.submit_proposal", huge, token=pm, client="198.51.100.3", chunked=True), 413, "invalid_input"
+    )
     # refused before the token was even looked at
     problem(op(system, "calls.submit_proposal", huge, client="198.51.100.3"), 413, "invalid_input")
     assert rpc_requests_seen(system, "calls", "submit_proposal") == seen
@@ -189,8 +226,12 @@ def test_a_body_too_large_is_refused_unread_and_never_reaches_the_service(system
     # the exclusion list is a bulk import: its own, larger limit
     rows = "\n".join(f"Organisation {n},REG-{n:06d},listed" for n in range(4000))
     assert len(rows) > 65536
-    loaded = op(system, "calls.load_exclusion_list", {"csv": "name,registration_number,reason\n" + rows,
-                                                       "source": "EDES extract"}, token=pm)
+    loaded = op(
+        system,
+        "calls.load_exclusion_list",
+        {"csv": "name,registration_number,reason\n" + rows, "source": "EDES extract"},
+        token=pm,
+    )
     assert loaded.status == 200, loaded.body
 
 
@@ -202,7 +243,8 @@ def test_a_client_refused_too_often_is_throttled_and_its_refusals_audited_bounde
         problem(op(system, "grants.approve_payment", {"payment_id": "P-1"}, client=mallory), 401, "unauthenticated")
     throttled = problem(op(system, "calls.list_calls", {}, token=pm, client=mallory), 429, "too_many_refusals")
     assert 1 <= int(throttled["retry_after"]) <= 60 and throttled["retry_after"] == int(
-        op(system, "calls.list_calls", {}, token=pm, client=mallory).headers["Retry-After"])
+        op(system, "calls.list_calls", {}, token=pm, client=mallory).headers["Retry-After"]
+    )
     for _ in range(20):
         assert op(system, "grants.approve_payment", {}, client=mallory).status == 429
     # another client is not affected
@@ -226,15 +268,31 @@ def test_no_answer_in_time_is_504_and_the_abandoned_request_is_never_run(system,
         assert "did not answer within 3 s" in late["detail"]
         health = system.client("ops.pm", ["programme_manager"]).gateway.health()
         assert {h["service"]: h["status"] for h in health} == {
-            "gateway": "ok", "calls": "timeout", "grants": "ok", "notifications": "ok",
-            "reporting": "service_unavailable"}
-        result = CliRunner().invoke(app, ["health"], env={"JMDI_URL": system.gateway_url, "JMDI_ISSUER_KEY": "",
-                                                          "JMDI_TOKEN": pm, "AMQP_URI": "amqp://nobody@127.0.0.1:1/"})
+            "gateway": "ok",
+            "calls": "timeout",
+            "grants": "ok",
+            "notifications": "ok",
+            "reporting": "service_unavailable",
+        }
+        result = CliRunner().invoke(
+            app,
+            ["health"],
+            env={
+                "JMDI_URL": system.gateway_url,
+                "JMDI_ISSUER_KEY": "",
+                "JMDI_TOKEN": pm,
+                "AMQP_URI": "amqp://nobody@127.0.0.1:1/",
+            },
+        )
         assert result.exit_code == failures.SYSTEM_FAILURE
         assert "not answering: calls, reporting" in result.stderr
         # the abandoned requests expire in the queue at their deadline, before anything could run them
-        eventually(lambda: system.broker.queues(system.vhost)["rpc-calls"]["messages"] == 0, 30, 0.5,
-                   "abandoned requests expired")
+        eventually(
+            lambda: system.broker.queues(system.vhost)["rpc-calls"]["messages"] == 0,
+            30,
+            0.5,
+            "abandoned requests expired",
+        )
     finally:
         system.start("calls")
         system.wait_ready("calls")
@@ -250,8 +308,11 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
     document = answer.body
     validate(document)  # OpenAPI 3.1
     assert document["openapi"] == "3.1.0"
-    assert document["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer",
-                                                                   "bearerFormat": "JWT"}
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     for each in operations():
         post = document["paths"][f"/api/v1/{each.service}/{each.name}"]["post"]
         assert post["operationId"] == each.key and post["x-roles"] == sorted(each.staff_roles)
@@ -261,8 +322,9 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
             ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             component = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
             assert set(component["properties"]) == {f.data_key or name for name, f in fields.items()}
-            assert set(component.get("required", [])) == {f.data_key or name for name, f in fields.items()
-                                                          if f.required}
+            assert set(component.get("required", [])) == {
+                f.data_key or name for name, f in fields.items() if f.required
+            }
     award = document["components"]["schemas"]["grants.AwardGrant"]["properties"]["amount_eur"]
     assert "string" in award["type"] and "number" not in award["type"]  # money is never a float
     problem_doc = document["components"]["responses"]["409"]["content"][PROBLEM_JSON]["schema"]
@@ -271,6 +333,7 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
 
 def test_the_gateway_answers_again_after_the_broker_drops_its_connections(system, pm):
     from urllib.parse import quote
+
     broker = system.broker
     connections = broker.api("GET", f"vhosts/{quote(system.vhost, safe='')}/connections")
     assert connections
@@ -282,8 +345,12 @@ def test_the_gateway_answers_again_after_the_broker_drops_its_connections(system
     assert len(before) == 1
     for connection in connections:  # every connection of the run: the gateway's and the services'
         broker.api("DELETE", f"connections/{quote(connection['name'], safe='')}")
-    answered = eventually(lambda: op(system, "calls.get_call", {"call_id": "GATE-2008"}, token=pm).status == 200,
-                          60, 0.5, "an answer through the gateway after the broker dropped every connection")
+    answered = eventually(
+        lambda: op(system, "calls.get_call", {"call_id": "GATE-2008"}, token=pm).status == 200,
+        60,
+        0.5,
+        "an answer through the gateway after the broker dropped every connection",
+    )
     assert answered
     # its replies came to a fresh reply queue (on a cluster the old name's record can outlive a dead node), and
     # the old one went with its connection

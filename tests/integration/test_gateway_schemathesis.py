@@ -4,6 +4,7 @@ wrong content types and methods) — against the running gateway and services, w
 role. None may be answered 500: every answer is a result or a typed refusal.
 
 The run is seeded (the same inputs each time) and bounded by examples per operation, never by time."""
+
 import os
 import shutil
 import subprocess
@@ -38,11 +39,30 @@ def schemathesis_cli() -> str:
 def test_no_generated_request_is_answered_with_a_server_error(system, tmp_path):
     staff_roles = sorted({r for roles in MATRIX.values() for r in roles} & set(STAFF_ROLES))
     token = system.token("schemathesis.staff", staff_roles)
-    command = [schemathesis_cli(), "run", f"{system.gateway_url}/api/v1/openapi.json",
-               "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
-               "--max-examples", str(EXAMPLES_PER_OPERATION),
-               "--seed", "2008", "--workers", "2", "--generation-database", "none", "--request-timeout", "120",
-               "--no-color", "--report", "junit", "--report-dir", str(tmp_path)]
+    command = [
+        schemathesis_cli(),
+        "run",
+        f"{system.gateway_url}/api/v1/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--seed",
+        "2008",
+        "--workers",
+        "2",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "120",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stdout[-15000:] + result.stderr[-3000:]
     # it did test every operation of the document

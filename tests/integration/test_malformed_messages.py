@@ -3,6 +3,7 @@ content type, a pickle, an undecodable body, over the size limit, an RPC without
 to every service's RPC queue and to event queues (per-event handlers and reporting's batch consumer) is logged
 once, counted, dead-lettered once into jmdi.dead-letters, and every service keeps serving. Real processes, real
 broker."""
+
 from collections import Counter
 
 import pytest
@@ -19,12 +20,13 @@ LIMIT = 65_536
 
 def metric_by_label(system, service: str, name: str, label: str) -> Counter:
     import urllib.request
+
     with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
         lines = response.read().decode().splitlines()
     found = Counter()
     for line in lines:
         if line.startswith(name + "{"):
-            labels = dict(part.split("=", 1) for part in line[len(name) + 1:line.index("}")].split(","))
+            labels = dict(part.split("=", 1) for part in line[len(name) + 1 : line.index("}")].split(","))
             found[labels[label].strip('"')] += float(line.rsplit(" ", 1)[1])
     return found
 
@@ -48,12 +50,19 @@ def test_every_malformed_message_is_dead_lettered_once_and_every_service_keeps_s
 
         expected = Counter()
         for item in sent:
-            queues = [f"rpc-{item.routing_key.split('.')[0]}"] if item.exchange == "nameko-rpc" \
+            queues = (
+                [f"rpc-{item.routing_key.split('.')[0]}"]
+                if item.exchange == "nameko-rpc"
                 else event_queues[item.routing_key]
+            )
             for queue in queues:
                 expected[(item.message_id, queue)] += 1
-        eventually(lambda: malformed.dead_letter_count(system.amqp_uri) >= sum(expected.values()), 60, 0.5,
-                   "every malformed message dead-lettered")
+        eventually(
+            lambda: malformed.dead_letter_count(system.amqp_uri) >= sum(expected.values()),
+            60,
+            0.5,
+            "every malformed message dead-lettered",
+        )
         ops = system.client("ops", ["programme_manager"])
         for service in SERVICES:  # every one still serves, the same process as before
             assert getattr(ops, service).health()["status"] == "ok"
@@ -69,43 +78,65 @@ def test_every_malformed_message_is_dead_lettered_once_and_every_service_keeps_s
             for item in sent:
                 if item.exchange != "nameko-rpc":
                     event_kinds[malformed.KINDS[item.kind]] += sum(
-                        1 for q in event_queues[item.routing_key] if q.endswith(f"--{service}.on_{item.routing_key}"))
+                        1 for q in event_queues[item.routing_key] if q.endswith(f"--{service}.on_{item.routing_key}")
+                    )
             assert reasons == rpc_kinds + event_kinds, service
             # logged once each, never with the body
             log = system.processes[service].log_path.read_text(errors="replace")
             assert log.count("malformed message on") == sum((rpc_kinds + event_kinds).values()), service
             assert "xxxxxxxxxx" not in log
         # nothing left behind in the services' queues
-        eventually(lambda: all(q.get("messages", 0) == 0 for name, q in system.broker.queues(system.vhost).items()
-                               if name.startswith(("rpc-", "evt-"))), 30, 1, "the services' queues empty")
+        eventually(
+            lambda: all(
+                q.get("messages", 0) == 0
+                for name, q in system.broker.queues(system.vhost).items()
+                if name.startswith(("rpc-", "evt-"))
+            ),
+            30,
+            1,
+            "the services' queues empty",
+        )
 
 
-def test_queues_of_an_earlier_version_are_replaced_when_empty_in_local_mode_else_the_start_says_what_to_do(
-        monkeypatch):
+def test_queues_of_an_earlier_version_are_replaced_when_empty_in_local_mode_else_the_start_says_what_to_do(monkeypatch):
     from kombu import Connection, Exchange, Queue
 
     from services.common.service.entrypoints import declare_topology
     from services.common.messaging.guard import queue_arguments
     from tests.support.infra import Broker, run_id
+
     broker = Broker()
     vhost = f"jmdi-test-{run_id()}"
     uri = broker.create_vhost(vhost)
     try:
         with Connection(uri) as conn:  # as an earlier version declared them: no arguments, one holding a message
             channel = conn.channel()
-            Queue("rpc-calls", exchange=Exchange("nameko-rpc", type="topic", durable=True), routing_key="calls.*",
-                  durable=True)(channel).declare()
+            Queue(
+                "rpc-calls",
+                exchange=Exchange("nameko-rpc", type="topic", durable=True),
+                routing_key="calls.*",
+                durable=True,
+            )(channel).declare()
             held = queue_name("calls", "call_opened", "grants")
-            Queue(held, exchange=Exchange("calls.events", type="topic", durable=True), routing_key="call_opened",
-                  durable=True)(channel).declare()
-            channel.basic_publish(channel.prepare_message(b"{}", content_type="application/json"),
-                                  exchange="calls.events", routing_key="call_opened")
+            Queue(
+                held,
+                exchange=Exchange("calls.events", type="topic", durable=True),
+                routing_key="call_opened",
+                durable=True,
+            )(channel).declare()
+            channel.basic_publish(
+                channel.prepare_message(b"{}", content_type="application/json"),
+                exchange="calls.events",
+                routing_key="call_opened",
+            )
         monkeypatch.setenv("JMDI_LOCAL_MODE", "false")
         with pytest.raises(SystemExit, match="queue rpc-calls exists with other arguments"):
             declare_topology(uri, queue_arguments({}), {}, "calls")
         monkeypatch.setenv("JMDI_LOCAL_MODE", "true")
         with pytest.raises(SystemExit, match=f"queue {held} exists with other arguments"):
-            declare_topology(uri, queue_arguments({}), {}, "calls")  # rpc-calls (empty) replaced; the one with a message kept
+            declare_topology(
+                uri, queue_arguments({}), {}, "calls"
+            )  # rpc-calls (empty) replaced; the one with a message kept
         queues = broker.queues(vhost)
         assert queues["rpc-calls"]["arguments"] == queue_arguments({})
         assert queues[held]["arguments"] == {}

@@ -8,6 +8,7 @@ call's screening, evaluation and rankings, like the rankings of the live call (i
 closed, at the end of today), are published with kombu to `calls.events` exactly as calls sends them (make_event
 validates the contract). So are the events a test re-delivers on purpose.
 """
+
 import base64
 import email
 import email.policy
@@ -82,14 +83,19 @@ def smtp():
 @pytest.fixture(scope="module")
 def system(smtp):
     env = {
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_TIMEOUT": "5",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp.port),
+        "SMTP_TIMEOUT": "5",
         "SMTP_FROM": "JMDI Programme <jmdi@undp.org>",
         "FINANCE_APPROVER_EMAILS": f"Farid Benali <{APPROVERS[0]}>, {APPROVERS[1]}",
         "EC_REPORT_RECIPIENTS": f"Jean-Marc Lefèvre <{EC_CONTACT}>",
-        "NOTIFICATIONS_DELIVERY_SECONDS": "0.3", "NOTIFICATION_RETRY_SECONDS": "0.3",
-        "NOTIFICATION_RETRY_MAX_SECONDS": "1.5", "NOTIFICATION_MAX_ATTEMPTS": "12",
+        "NOTIFICATIONS_DELIVERY_SECONDS": "0.3",
+        "NOTIFICATION_RETRY_SECONDS": "0.3",
+        "NOTIFICATION_RETRY_MAX_SECONDS": "1.5",
+        "NOTIFICATION_MAX_ATTEMPTS": "12",
         "REPORTING_RPC_TIMEOUT_SECONDS": "5",
-        "REPORT_REMINDER_INTERVAL_SECONDS": "0.5", "REPORT_REMINDER_DAYS": "30,7",
+        "REPORT_REMINDER_INTERVAL_SECONDS": "0.5",
+        "REPORT_REMINDER_DAYS": "30,7",
         "MAX_WORKERS": "4",  # smaller connection pools: PostgreSQL's 100 connections are shared on this machine
     }
     with System(extra_env=env) as running:
@@ -125,13 +131,21 @@ def closed_call(system, staff):
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
+
 def publish(system, producer: str, event_type: str, data: dict = None, event=None):
     """Publish an event the way the producer's outbox relay does (persistent JSON on its topic exchange)."""
     event = event or make_event(event_type, data, producer=producer, actor="test")
     exchange = Exchange(f"{producer}.events", type="topic", durable=True)
     with Connection(system.amqp_uri) as conn:
-        conn.Producer().publish(event.body, exchange=exchange, routing_key=event_type, serializer="json",
-                                delivery_mode=2, declare=[exchange], message_id=event.event_id)
+        conn.Producer().publish(
+            event.body,
+            exchange=exchange,
+            routing_key=event_type,
+            serializer="json",
+            delivery_mode=2,
+            declare=[exchange],
+            message_id=event.event_id,
+        )
     return event
 
 
@@ -145,14 +159,16 @@ def award(system, staff, *proposals, amount: str = "150000.00") -> list[dict]:
 
     def attempt(proposal):
         try:
-            return staff["committee"].grants.award_grant(proposal_id=proposal["proposal_id"], amount_eur=amount,
-                                                         decision_reference="SC-2009-01")
+            return staff["committee"].grants.award_grant(
+                proposal_id=proposal["proposal_id"], amount_eur=amount, decision_reference="SC-2009-01"
+            )
         except NotFound:  # grants has not heard of the proposal yet
             return None
         except Conflict as refused:  # ... or of its ranking
             if refused.rule == "award.not_ranked":
                 return None
             raise
+
     return [eventually(lambda: attempt(p), 60, message="award") for p in proposals]
 
 
@@ -160,8 +176,10 @@ def reject(staff, proposal) -> dict | None:
     """The committee's rejection, once grants has heard of the proposal (None until then)."""
     try:
         return staff["committee"].grants.reject_proposal(
-            proposal_id=proposal["proposal_id"], decision_reference="SC-2009-01",
-            reasons=["the full application scored 58/100, below the 65/100 needed for the award list"])
+            proposal_id=proposal["proposal_id"],
+            decision_reference="SC-2009-01",
+            reasons=["the full application scored 58/100, below the 65/100 needed for the award list"],
+        )
     except NotFound:
         return None
 
@@ -209,10 +227,34 @@ def outbox_count(system, event_type: str) -> int:
 
 LIFE = {"fr": 1, "en": 2}  # proposal number per lead language (co-applicants write in English)
 REJECTED = 3
-FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-             "novembre", "décembre")
-EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-             "November", "December")
+FR_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+EN_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def french_date(day: date) -> str:
@@ -225,23 +267,28 @@ def english_date(day: date) -> str:
 
 def paid(staff, grant_id: str, tranche: int, amount: str, key: str) -> tuple[dict, dict]:
     """A finance officer's request and a finance approver's approval (four eyes): (request, payment)."""
-    request = staff["officer"].grants.request_payment(grant_id=grant_id, tranche_number=tranche, amount_eur=amount,
-                                                      idempotency_key=key)
-    return request, staff["approver"].grants.approve_payment(payment_id=request["payment_id"],
-                                                             bank_reference=f"BNK-{key}")
+    request = staff["officer"].grants.request_payment(
+        grant_id=grant_id, tranche_number=tranche, amount_eur=amount, idempotency_key=key
+    )
+    return request, staff["approver"].grants.approve_payment(
+        payment_id=request["payment_id"], bank_reference=f"BNK-{key}"
+    )
 
 
 def submitted_report(system, staff, grant_id: str, kind: str, expenditure: dict) -> dict:
     """The programme manager submits a report; the decision waits until notifications recorded it (as staff
     would, reading the report first), so the decision's message can say which tranche it unlocks."""
     report = staff["pm"].grants.submit_report(grant_id=grant_id, kind=kind, expenditure=expenditure)
-    eventually(lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE report_id = "
-                                                      f"'{report['report_id']}'"), message="report recorded")
+    eventually(
+        lambda: system.scalar(
+            "notifications", f"SELECT count(*) FROM report_dues WHERE report_id = '{report['report_id']}'"
+        ),
+        message="report recorded",
+    )
     return report
 
 
-def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system, staff, smtp, opened_call,
-                                                                         closed_call):
+def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system, staff, smtp, opened_call, closed_call):
     # a grant reports on periods that have ended: the two proposals that live it belong to a call that closed
     # long ago, which the calls service (it runs calls live) can no longer tell: its events are published here
     proposals = {lang: history.past_proposals(system, PAST, [n], language=lang)[0] for lang, n in LIFE.items()}
@@ -249,9 +296,19 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
         ref = dict(proposal_id=proposal["proposal_id"], reference=proposal["reference"], call_id=PAST)
         # the past call's screening and evaluation, which the calls service never ran
         publish(system, "calls", "proposal_screened", {**ref, "outcome": "clear", "hits": []})
-        publish(system, "calls", "proposal_evaluated", {**ref, "stage": "concept_note", "score": Decimal("38.50"),
-                                                        "max_score": 50, "threshold": Decimal("30.00"),
-                                                        "passed": True})
+        publish(
+            system,
+            "calls",
+            "proposal_evaluated",
+            {
+                **ref,
+                "stage": "concept_note",
+                "score": Decimal("38.50"),
+                "max_score": 50,
+                "threshold": Decimal("30.00"),
+                "passed": True,
+            },
+        )
     scenario.rank(system, proposals.values(), call_id=PAST)  # stands in for the evaluation's ranking
     rejected = submit(staff, REJECTED, "en")  # a proposal of the live call, rejected by the committee
     eventually(lambda: reject(staff, rejected), 60, message="rejected")
@@ -260,29 +317,38 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
 
     # French lead: 21 months from 2009-09-01, EUR 120,000 and 30,000 of EC budget a period -> 96,000 at
     # signature, 24,000 after the interim report, the balance after the final report
-    signed = contracted(staff, fr, start_date="2009-09-01", duration_months=21,
-                        annual_budgets=["120000.00", "30000.00"])
+    signed = contracted(
+        staff, fr, start_date="2009-09-01", duration_months=21, annual_budgets=["120000.00", "30000.00"]
+    )
     assert [t["planned_amount_eur"] for t in signed["schedule"]] == ["96000.00", "24000.00", "30000.00"]
     contracted(staff, en, start_date="2009-09-01", duration_months=12)  # 12 months: 120,000 at signature
     ids = ", ".join(f"'{g['grant_id']}'" for g in grants.values())
-    eventually(lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE grant_id IN ({ids})")
-               == 3, message="contracts recorded")  # the interim and final reports of one, the final of the other
+    eventually(
+        lambda: system.scalar("notifications", f"SELECT count(*) FROM report_dues WHERE grant_id IN ({ids})") == 3,
+        message="contracts recorded",
+    )  # the interim and final reports of one, the final of the other
     _request, first_fr = paid(staff, fr["grant_id"], 1, "96000.00", "fr-1")
     paid(staff, en["grant_id"], 1, "120000.00", "en-1")
 
     # the interim report accepted by a second programme manager unlocks tranche 2 (90,000 x 80% is more than
     # 70% of the 96,000 paid: in full)
-    interim = submitted_report(system, staff, fr["grant_id"], "interim",
-                               {"human_resources": "80000.00", "travel": "10000.00"})
+    interim = submitted_report(
+        system, staff, fr["grant_id"], "interim", {"human_resources": "80000.00", "travel": "10000.00"}
+    )
     staff["pm2"].grants.accept_report(report_id=interim["report_id"])
     second_request, _payment = paid(staff, fr["grant_id"], 2, "24000.00", "fr-2")
-    amended = staff["committee"].grants.amend_grant(grant_id=fr["grant_id"], kind="duration",
-                                                    new_duration_months=24, reason="Prolongation de trois mois",
-                                                    new_annual_budgets=["120000.00", "30000.00"])
+    amended = staff["committee"].grants.amend_grant(
+        grant_id=fr["grant_id"],
+        kind="duration",
+        new_duration_months=24,
+        reason="Prolongation de trois mois",
+        new_annual_budgets=["120000.00", "30000.00"],
+    )
     assert amended["end_date"] == "2011-08-31"
     # final report: (90,000 + 75,000) x 80% = 132,000 earned, 120,000 paid -> a balance of 12,000
-    final = submitted_report(system, staff, fr["grant_id"], "final",
-                             {"human_resources": "70000.00", "travel": "5000.00"})
+    final = submitted_report(
+        system, staff, fr["grant_id"], "final", {"human_resources": "70000.00", "travel": "5000.00"}
+    )
     staff["pm2"].grants.accept_report(report_id=final["report_id"])
     paid(staff, fr["grant_id"], 3, "12000.00", "fr-3")
     assert staff["pm"].grants.close_grant(grant_id=fr["grant_id"])["closure"]["kind"] == "final_payment"
@@ -291,25 +357,29 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
     # paid -> closed with a recovery order of 20,000
     expenditure = {"human_resources": "115000.00", "travel": "10000.00"}
     returned_report = submitted_report(system, staff, en["grant_id"], "final", expenditure)
-    returned = staff["pm2"].grants.return_report(report_id=returned_report["report_id"],
-                                                 reason="Bank statements for heading 2 (Travel) are missing.")
+    returned = staff["pm2"].grants.return_report(
+        report_id=returned_report["report_id"], reason="Bank statements for heading 2 (Travel) are missing."
+    )
     corrected = submitted_report(system, staff, en["grant_id"], "final", expenditure)
     staff["pm2"].grants.accept_report(report_id=corrected["report_id"])
     closed = staff["pm"].grants.close_grant(grant_id=en["grant_id"])
     assert (closed["closure"]["kind"], closed["closure"]["recovery_eur"]) == ("recovery", "20000.00")
 
-    life = ["award", "contract_signed", "evaluation_result", "grant_closed", "screening_result",
-            "submission_receipt"]
+    life = ["award", "contract_signed", "evaluation_result", "grant_closed", "screening_result", "submission_receipt"]
     expected = {
         lead(1): sorted(life + ["grant_amended"] + ["report_accepted"] * 2 + ["tranche_paid"] * 3),
         lead(2): sorted(life + ["report_accepted", "report_returned", "tranche_paid"]),
         partner(1): ["contract_signed", "grant_amended", "grant_closed"],  # what binds the whole consortium
         partner(2): ["contract_signed", "grant_closed"],
         lead(REJECTED): ["rejection", "submission_receipt"],
-        APPROVERS[0]: ["payment_requested"] * 4, APPROVERS[1]: ["payment_requested"] * 4,
+        APPROVERS[0]: ["payment_requested"] * 4,
+        APPROVERS[1]: ["payment_requested"] * 4,
     }
-    eventually(lambda: all(kinds_for(smtp, address) == kinds for address, kinds in expected.items()), 90,
-               message=f"every message delivered: {({a: kinds_for(smtp, a) for a in expected})}")
+    eventually(
+        lambda: all(kinds_for(smtp, address) == kinds for address, kinds in expected.items()),
+        90,
+        message=f"every message delivered: { ({a: kinds_for(smtp, a) for a in expected}) }",
+    )
 
     # each message once, with the notification's stable Message-ID, and staff can see it was sent
     received = smtp.mails()
@@ -318,12 +388,15 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
         listed = eventually(lambda: all_sent(staff, proposal_id=proposal["proposal_id"]), message="listed sent")
         assert {d["message_id"] for d in listed} <= {msg["Message-ID"] for _rcpt, msg in received}
     assert {d["template"] for d in deliveries(staff, grant_id=fr["grant_id"], recipient=partner(1))} == {
-        "contract_signed", "grant_amended", "grant_closed"}
+        "contract_signed",
+        "grant_amended",
+        "grant_closed",
+    }
     eventually(lambda: outbox_count(system, "notification_sent") == len(received), message="notification_sent")
     assert metric(system, "jmdi_emails_total", template="award", outcome="sent") == 2
 
     def only(address, kind, subject=""):
-        (_rcpt, msg), = [(r, m) for r, m in smtp.mails(to=address, kind=kind) if subject in m["Subject"]]
+        ((_rcpt, msg),) = [(r, m) for r, m in smtp.mails(to=address, kind=kind) if subject in m["Subject"]]
         return msg
 
     # French lead: French texts, French money and dates
@@ -333,8 +406,10 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
     msg = only(lead(1), "tranche_paid", "tranche 1")
     assert msg["Subject"] == f"Subvention {fr['reference']} : versement de la tranche 1 (96{NNBSP}000,00{NBSP}€)"
     assert f"Date de valeur :  {french_date(date.fromisoformat(first_fr['value_date']))}" in body(msg)
-    assert f"Total versé à ce jour : 96{NNBSP}000,00{NBSP}€ sur une subvention maximale de 150{NNBSP}000,00{NBSP}€" \
+    assert (
+        f"Total versé à ce jour : 96{NNBSP}000,00{NBSP}€ sur une subvention maximale de 150{NNBSP}000,00{NBSP}€"
         in body(msg)
+    )
     msg = only(lead(1), "report_accepted", "intermédiaire")
     assert f"Le préfinancement suivant, soit 24{NNBSP}000,00{NBSP}€" in body(msg)
     # the final report's acceptance quotes no planned balance (EUR 30,000 in the contract; closure paid 12,000):
@@ -374,18 +449,31 @@ def test_a_proposals_whole_life_reaches_its_applicants_in_their_language(system,
 def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, staff, smtp, opened_call):
     proposal = submit(staff, 4, "fr")
     eventually(lambda: smtp.mails(to=lead(4), kind="submission_receipt"), message="receipt")
-    evaluated = make_event("proposal_evaluated", {
-        "proposal_id": proposal["proposal_id"], "reference": proposal["reference"], "call_id": "JMDI-2008",
-        "stage": "full_application", "score": Decimal("71.00"), "max_score": 100, "threshold": Decimal("65.00"),
-        "passed": True}, producer="calls", actor="test")
+    evaluated = make_event(
+        "proposal_evaluated",
+        {
+            "proposal_id": proposal["proposal_id"],
+            "reference": proposal["reference"],
+            "call_id": "JMDI-2008",
+            "stage": "full_application",
+            "score": Decimal("71.00"),
+            "max_score": 100,
+            "threshold": Decimal("65.00"),
+            "passed": True,
+        },
+        producer="calls",
+        actor="test",
+    )
     duplicates_before = metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated")
     # one event published by hand, to deliver it again on purpose
     publish(system, "calls", "proposal_evaluated", event=evaluated)
     publish(system, "calls", "proposal_evaluated", event=evaluated)  # the broker delivers it again
-    eventually(lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated")
-               > duplicates_before, message="duplicate seen")
+    eventually(
+        lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated") > duplicates_before,
+        message="duplicate seen",
+    )
     eventually(lambda: all_sent(staff, proposal_id=proposal["proposal_id"]), message="sent")
-    (_rcpt, msg), = smtp.mails(to=lead(4), kind="evaluation_result")
+    ((_rcpt, msg),) = smtp.mails(to=lead(4), kind="evaluation_result")
     assert "Note obtenue :   71 / 100" in body(msg)
     (delivery,) = deliveries(staff, proposal_id=proposal["proposal_id"], template="evaluation_result")
     assert delivery["source_event_id"] == evaluated.event_id and msg["Message-ID"] == delivery["message_id"]
@@ -393,8 +481,10 @@ def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, 
     before = len(smtp.mails())
     system.restart("notifications")
     publish(system, "calls", "proposal_evaluated", event=evaluated)  # and once more after the restart
-    eventually(lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated") >= 1,
-               message="duplicate seen after restart")
+    eventually(
+        lambda: metric(system, "jmdi_inbox_duplicates_total", event_type="proposal_evaluated") >= 1,
+        message="duplicate seen after restart",
+    )
     # a message planned after the restart goes out, and nothing sent before it goes out again
     eventually(lambda: reject(staff, proposal), 60, message="rejected after restart")
     eventually(lambda: smtp.mails(to=lead(4), kind="rejection"), message="rejection after restart")
@@ -402,8 +492,7 @@ def test_a_redelivered_event_and_a_restarted_service_send_nothing_twice(system, 
     assert len(smtp.mails(to=lead(4), kind="evaluation_result")) == 1
 
 
-def test_mail_held_while_the_smtp_server_is_down_is_delivered_once_when_it_is_back(system, staff, smtp,
-                                                                                  opened_call):
+def test_mail_held_while_the_smtp_server_is_down_is_delivered_once_when_it_is_back(system, staff, smtp, opened_call):
     retried_before = metric(system, "jmdi_emails_total", outcome="retried")
     smtp.stop()
     try:
@@ -420,12 +509,13 @@ def test_mail_held_while_the_smtp_server_is_down_is_delivered_once_when_it_is_ba
         assert all("connection refused" in d["last_error"].lower() for d in pending)
     finally:
         smtp.start()
-    eventually(lambda: all(all_sent(staff, proposal_id=p["proposal_id"]) for p in proposals), 60,
-               message="delivered once back")
+    eventually(
+        lambda: all(all_sent(staff, proposal_id=p["proposal_id"]) for p in proposals), 60, message="delivered once back"
+    )
     assert kinds_for(smtp, lead(5)) == ["award", "submission_receipt"]
     assert kinds_for(smtp, lead(6)) == ["submission_receipt"]
     (delivery,) = deliveries(staff, grant_id=grant["grant_id"])
-    (_rcpt, msg), = smtp.mails(to=lead(5), kind="award")
+    ((_rcpt, msg),) = smtp.mails(to=lead(5), kind="award")
     assert msg["Message-ID"] == delivery["message_id"] and delivery["attempts"] >= 3
 
 
@@ -443,7 +533,7 @@ def test_a_refused_message_fails_is_reported_and_can_be_sent_again(system, staff
     reset = staff["pm"].notifications.retry_notification(notification_id=failed["notification_id"])
     assert reset["status"] == "pending" and reset["attempts"] == 0
     eventually(lambda: all_sent(staff, proposal_id=proposal["proposal_id"]), message="sent after retry")
-    (_rcpt, msg), = smtp.mails(to=lead(7))
+    ((_rcpt, msg),) = smtp.mails(to=lead(7))
     assert msg["Message-ID"] == failed["message_id"]
     with pytest.raises(Conflict) as refused:
         staff["pm"].notifications.retry_notification(notification_id=failed["notification_id"])
@@ -465,18 +555,23 @@ def _start_with_due(months: int, kind: str, due: date) -> date:
 def test_report_reminders_go_out_days_before_and_on_the_due_date_once(system, staff, smtp, closed_call):
     today = datetime.now(UTC).date()
     # reports fall due a year or more after the start: these grants belong to the call that closed long ago
-    soon, due_today = (history.past_proposals(system, PAST, [n], language=lang)[0]
-                       for n, lang in ((8, "fr"), (9, "en")))
+    soon, due_today = (
+        history.past_proposals(system, PAST, [n], language=lang)[0] for n, lang in ((8, "fr"), (9, "en"))
+    )
     scenario.rank(system, [soon, due_today], call_id=PAST)  # stands in for the past call's evaluation
     grant_soon, grant_today = (history.award(staff, p, "150000.00") for p in (soon, due_today))
-    contracted(staff, grant_soon, start_date=_start_with_due(24, "interim", today + timedelta(days=7)).isoformat(),
-               duration_months=24)
+    contracted(
+        staff,
+        grant_soon,
+        start_date=_start_with_due(24, "interim", today + timedelta(days=7)).isoformat(),
+        duration_months=24,
+    )
     contracted(staff, grant_today, start_date=_start_with_due(12, "final", today).isoformat(), duration_months=12)
 
-    (_rcpt, msg), = eventually(lambda: smtp.mails(to=lead(8), kind="report_due"), 60, message="7-day reminder")
+    ((_rcpt, msg),) = eventually(lambda: smtp.mails(to=lead(8), kind="report_due"), 60, message="7-day reminder")
     assert msg["Subject"].startswith(f"Subvention {grant_soon['reference']} : rapport intermédiaire attendu le ")
     assert msg["Subject"].endswith("(dans 7 jours)")
-    (_rcpt, msg), = eventually(lambda: smtp.mails(to=lead(9), kind="report_due"), 60, message="due-day reminder")
+    ((_rcpt, msg),) = eventually(lambda: smtp.mails(to=lead(9), kind="report_due"), 60, message="due-day reminder")
     assert msg["Subject"] == f"Grant {grant_today['reference']}: final report due today"
     assert not smtp.mails(to=partner(8), kind="report_due")  # reports are the lead applicant's task
 
@@ -499,7 +594,7 @@ def test_the_ec_report_is_sent_with_its_file_fetched_from_reporting(system, staf
 
     made = eventually(generated, 60, 0.5, "the report generated")
     assert made["created"] is True
-    (_rcpt, msg), = eventually(lambda: smtp.mails(to=EC_CONTACT), 60, message="EC report delivered")
+    ((_rcpt, msg),) = eventually(lambda: smtp.mails(to=EC_CONTACT), 60, message="EC report delivered")
     assert msg["Subject"] == "JMDI - quarterly report (1 January 2010 to 31 March 2010)"
     assert "Dear Jean-Marc Lefèvre," in body(msg)
     (attachment,) = list(msg.iter_attachments())

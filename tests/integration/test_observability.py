@@ -1,5 +1,6 @@
 """What ops see: every service's /metrics is valid Prometheus, and every dashboard panel and alert rule answers
 from a real Prometheus (Debian's package) scraping the running services after a realistic flow."""
+
 import json
 import re
 import subprocess
@@ -35,35 +36,54 @@ def flow(system):
     proposals = [pm.calls.submit_proposal(**flows.proposal(n)) for n in range(8)]
     eventually(lambda: system.count_rows("grants", "proposals") == len(proposals), 60)
     rank(system, proposals)
-    grants = [committee.grants.award_grant(proposal_id=p["proposal_id"], amount_eur="100000.00",
-                                           decision_reference="SC-2009-01")
-              for p in proposals[:4]]
+    grants = [
+        committee.grants.award_grant(
+            proposal_id=p["proposal_id"], amount_eur="100000.00", decision_reference="SC-2009-01"
+        )
+        for p in proposals[:4]
+    ]
     pay_first_tranches(system, grants)
     # a duplicate delivery, so the inbox-duplicates series moves
     with system.db("calls").connect() as conn:
         from sqlalchemy import text
+
         body = json.loads(conn.execute(text("SELECT body FROM outbox ORDER BY id DESC LIMIT 1")).scalar())
     publish(system.amqp_uri, body)
     with pytest.raises(Exception):
         pm.calls.submit_proposal(**{**flows.proposal(99), "ec_amount_requested_eur": "-1"})
     # (rankings stand in for the evaluation here and are published straight onto the bus: hence >=)
-    eventually(lambda: system.inbox_count("reporting") >= system.outbox_events("calls") + system.outbox_events("grants"),
-               60, message="reporting caught up")
+    eventually(
+        lambda: system.inbox_count("reporting") >= system.outbox_events("calls") + system.outbox_events("grants"),
+        60,
+        message="reporting caught up",
+    )
     return grants
 
 
 def pay_first_tranches(system, grants):
     for n, grant in enumerate(grants):
         # pre-financing: 80% of the first year's budget
-        pay(system, grant_id=grant["grant_id"], idempotency_key=f"obs-{n}", tranche_number=1,
-            amount_eur="40000.00", value_date=None, bank_reference=f"BNK-{n}",
-            annual_budgets=["50000.00", "50000.00"])
+        pay(
+            system,
+            grant_id=grant["grant_id"],
+            idempotency_key=f"obs-{n}",
+            tranche_number=1,
+            amount_eur="40000.00",
+            value_date=None,
+            bank_reference=f"BNK-{n}",
+            annual_budgets=["50000.00", "50000.00"],
+        )
 
 
 @pytest.mark.parametrize("service", PROCESSES)
 def test_metrics_of_every_service_pass_promtool(system, flow, service):
-    result = subprocess.run([tool("promtool"), "check", "metrics"], input=scrape(system, service),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [tool("promtool"), "check", "metrics"],
+        input=scrape(system, service),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -94,9 +114,12 @@ def on_an_incident(expr: str) -> bool:
 @pytest.fixture(scope="module")
 def prometheus(system, flow, tmp_path_factory):
     targets = {
-        "jmdi-services.yml": [{"targets": [f"127.0.0.1:{system.env[s.upper() + '_METRICS_PORT']}"],
-                               "labels": {"service": s}} for s in PROCESSES],
-        "rabbitmq.yml": [{"targets": ["127.0.0.1:15692"], "labels": {"service": "rabbitmq"}}]}
+        "jmdi-services.yml": [
+            {"targets": [f"127.0.0.1:{system.env[s.upper() + '_METRICS_PORT']}"], "labels": {"service": s}}
+            for s in PROCESSES
+        ],
+        "rabbitmq.yml": [{"targets": ["127.0.0.1:15692"], "labels": {"service": "rabbitmq"}}],
+    }
     with running_prometheus(tmp_path_factory.mktemp("prometheus"), targets) as base:
         # keep traffic going across a few scrapes, so rates over the last minute are non-zero
         for n in range(3):
@@ -132,13 +155,18 @@ def malformed_message(system, prometheus):
 @pytest.mark.parametrize("expr", list(panel_queries(on_an_incident)))
 def test_the_incident_panels_show_a_refused_message(prometheus, malformed_message, expr):
     series = answers(prometheus, expr, timeout=60)["data"]["result"]
-    assert any(s["metric"].get("service") == "grants" and s["metric"].get("reason") == "no_content_type"
-               for s in series), series
+    assert any(
+        s["metric"].get("service") == "grants" and s["metric"].get("reason") == "no_content_type" for s in series
+    ), series
 
 
 def test_a_refused_message_raises_the_malformed_messages_alert(prometheus, malformed_message):
-    alerts = eventually(lambda: (lambda a: a if "MalformedMessages" in a else None)(firing(prometheus)), 60, 1,
-                        "MalformedMessages firing")
+    alerts = eventually(
+        lambda: (lambda a: a if "MalformedMessages" in a else None)(firing(prometheus)),
+        60,
+        1,
+        "MalformedMessages firing",
+    )
     assert {"service": "grants", "reason": "no_content_type"}.items() <= alerts["MalformedMessages"][0].items()
     # the refused message waits in the dead-letter queue: that alert may fire too, nothing else
     assert set(alerts) <= {"MalformedMessages", "DeadLetterQueueGrowing"}, alerts

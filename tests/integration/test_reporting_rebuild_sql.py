@@ -2,6 +2,7 @@
 (projections.rebuild, the reference and SQLite's path), row for row, over an archive covering every projected event
 type with keys given twice and events out of order; events archived while it builds are projected once, onto the
 new tables, and were not held back; the tables keep their indexes and constraints under their own names."""
+
 import threading
 from datetime import date, datetime
 
@@ -15,7 +16,6 @@ from services.reporting.projections import PROJECTORS, project
 from services.reporting.repository import FactWriter, archive_many
 from tests.support.archive_events import archive_events, late_events
 from tests.support.reporting_db import SessionUow, reporting_database
-
 
 
 @pytest.fixture
@@ -46,19 +46,28 @@ def _value(value):
 
 def _facts(engine) -> dict:
     with engine.connect() as conn:
-        return {model.__tablename__: sorted((tuple(_value(v) for v in row) for row in
-                                             conn.execute(text(f"SELECT * FROM {model.__tablename__}"))), key=repr)
-                for model in PROJECTION_TABLES}
+        return {
+            model.__tablename__: sorted(
+                (tuple(_value(v) for v in row) for row in conn.execute(text(f"SELECT * FROM {model.__tablename__}"))),
+                key=repr,
+            )
+            for model in PROJECTION_TABLES
+        }
 
 
 def _schema(engine) -> list:
     with engine.connect() as conn:
-        return sorted(conn.execute(text(
-            "SELECT c.relname, i.relname, pg_get_indexdef(x.indexrelid), "
-            "(SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint "
-            " WHERE conindid = x.indexrelid) "
-            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")).all())
+        return sorted(
+            conn.execute(
+                text(
+                    "SELECT c.relname, i.relname, pg_get_indexdef(x.indexrelid), "
+                    "(SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint "
+                    " WHERE conindid = x.indexrelid) "
+                    "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+                )
+            ).all()
+        )
 
 
 def _rebuild_in_sql(engine) -> int:
@@ -146,9 +155,12 @@ def test_a_report_reading_the_old_tables_holds_live_events_back_for_seconds_only
     rebuilding = threading.Thread(target=_rebuild_into, args=(engine, outcome))
     rebuilding.start()
     try:
-        _wait_until(engine, "the rebuild waits for the report to swap the tables",
-                    "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND NOT granted "
-                    "AND relation = 'grant_facts'::regclass")
+        _wait_until(
+            engine,
+            "the rebuild waits for the report to swap the tables",
+            "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND NOT granted "
+            "AND relation = 'grant_facts'::regclass",
+        )
         late = late_events()
         _apply_live(engine, late)  # between two attempts: the report still reads, the archive is free
     finally:
@@ -183,6 +195,9 @@ def _wait_until(engine, what: str, count_sql: str):
 
 def _wait_for_the_rebuild_to_wait(engine):
     """Until the rebuild has committed its snapshot and waits for the advisory lock the test holds."""
-    _wait_until(engine, "the rebuild reached its build phase",
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    _wait_until(
+        engine,
+        "the rebuild reached its build phase",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+    )

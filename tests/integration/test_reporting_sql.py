@@ -3,6 +3,7 @@ model, the path SQLite takes): JSON, CSV, the XLSX sheets and the paged grant li
 as of past dates, on realistic facts plus every rule's edge (amendments with and without a budget, grants
 declined before and after a payment, recoveries, decommitments, cancelled and unpaid requests, facts of another
 programme and of grants not known here). The finance gauges read the same SQL totals."""
+
 import importlib.util
 import io
 import uuid
@@ -19,17 +20,31 @@ from services.common.values.errors import Conflict
 from services.reporting import commands, report_sql
 from services.reporting import views as queries
 from services.reporting.domain.budget_report import budget_fact, budget_lines, expenditure_fact
-from services.reporting.models import (COPIED_COLUMNS, AmendmentRow, BudgetLineRow, BudgetRow, ClosureRow,
-                                       ContractRow, DecommitmentRow, ExpenditureRow, GrantRow,
-                                       PaymentCancellationRow, PaymentRequestRow, ProgrammeRow, ProposalRow,
-                                       ReportExpenditureRow, TerminationRow, TrancheRow, WindowRow)
+from services.reporting.models import (
+    COPIED_COLUMNS,
+    AmendmentRow,
+    BudgetLineRow,
+    BudgetRow,
+    ClosureRow,
+    ContractRow,
+    DecommitmentRow,
+    ExpenditureRow,
+    GrantRow,
+    PaymentCancellationRow,
+    PaymentRequestRow,
+    ProgrammeRow,
+    ProposalRow,
+    ReportExpenditureRow,
+    TerminationRow,
+    TrancheRow,
+    WindowRow,
+)
 from services.reporting.repository import copy_column
 from tests.support.reporting_db import SessionUow, reporting_database
 from tests.support.report_facts import generate_facts
 
 UTC = timezone.utc
 D = Decimal
-
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +70,13 @@ def _insert_expenditure(session: Session, rows: list[dict]):
     reports: dict[str, dict] = {}
     for r in rows:
         reports.setdefault(r["event_id"], {**r, "expenditure": {}})["expenditure"][r["heading"]] = r["amount"]
-    session.execute(insert(ReportExpenditureRow), [
-        expenditure_fact(r["event_id"], r["report_id"], r["grant_id"], r["accepted_on"], r["expenditure"])
-        for r in reports.values()])
+    session.execute(
+        insert(ReportExpenditureRow),
+        [
+            expenditure_fact(r["event_id"], r["report_id"], r["grant_id"], r["accepted_on"], r["expenditure"])
+            for r in reports.values()
+        ],
+    )
 
 
 def _load(session: Session):
@@ -65,52 +84,158 @@ def _load(session: Session):
     not_paid_yet = {g.grant_id for g in facts.grants[-5:]}  # awarded, no payment yet
     facts.tranches[:] = [t for t in facts.tranches if t.grant_id not in not_paid_yet]
     prog = facts.programme
-    session.execute(insert(ProgrammeRow), [
-        {"programme_id": "JMDI", "name": prog.name, "envelope": prog.envelope, "period_start": None,
-         "period_end": None},
-        {"programme_id": "OTHER", "name": "Another programme", "envelope": D("1000000.00"),
-         "period_start": date(2009, 1, 1), "period_end": date(2012, 12, 31)}])
-    session.execute(insert(WindowRow), [
-        {"call_id": "JMDI-2008", "window": code, "programme_id": "JMDI", "name": name, "allocation": allocation,
-         "position": i} for i, (code, (name, allocation)) in enumerate(prog.windows.items())]
-        + [{"call_id": "OTHER-1", "window": "other_window", "programme_id": "OTHER", "name": "Other",
-            "allocation": D("1000000.00"), "position": 0}])
+    session.execute(
+        insert(ProgrammeRow),
+        [
+            {
+                "programme_id": "JMDI",
+                "name": prog.name,
+                "envelope": prog.envelope,
+                "period_start": None,
+                "period_end": None,
+            },
+            {
+                "programme_id": "OTHER",
+                "name": "Another programme",
+                "envelope": D("1000000.00"),
+                "period_start": date(2009, 1, 1),
+                "period_end": date(2012, 12, 31),
+            },
+        ],
+    )
+    session.execute(
+        insert(WindowRow),
+        [
+            {
+                "call_id": "JMDI-2008",
+                "window": code,
+                "programme_id": "JMDI",
+                "name": name,
+                "allocation": allocation,
+                "position": i,
+            }
+            for i, (code, (name, allocation)) in enumerate(prog.windows.items())
+        ]
+        + [
+            {
+                "call_id": "OTHER-1",
+                "window": "other_window",
+                "programme_id": "OTHER",
+                "name": "Other",
+                "allocation": D("1000000.00"),
+                "position": 0,
+            }
+        ],
+    )
     grants = []
     for g in facts.grants:
-        grants.append({"grant_id": g.grant_id, "proposal_id": "P-" + g.grant_id, "programme_id": "JMDI",
-                       "reference": g.proposal_reference, "title": g.title, "call_id": "JMDI-2008",
-                       "window": g.window, "country": g.country, "applicant_type": g.applicant_type,
-                       "lead_organisation": g.lead_organisation, "amount": g.committed,
-                       "budget": {h: str(v) for h, v in g.budget_by_heading.items()},
-                       "decision_reference": "D-" + g.grant_id, "decision_date": g.awarded_at,
-                       "awarded_at": _at(g.awarded_at)})
+        grants.append(
+            {
+                "grant_id": g.grant_id,
+                "proposal_id": "P-" + g.grant_id,
+                "programme_id": "JMDI",
+                "reference": g.proposal_reference,
+                "title": g.title,
+                "call_id": "JMDI-2008",
+                "window": g.window,
+                "country": g.country,
+                "applicant_type": g.applicant_type,
+                "lead_organisation": g.lead_organisation,
+                "amount": g.committed,
+                "budget": {h: str(v) for h, v in g.budget_by_heading.items()},
+                "decision_reference": "D-" + g.grant_id,
+                "decision_date": g.awarded_at,
+                "awarded_at": _at(g.awarded_at),
+            }
+        )
     # a grant of another programme, with a payment: neither in JMDI's report nor unmatched there
-    grants.append({**grants[0], "grant_id": "OTHER-G1", "proposal_id": "P-O1", "programme_id": "OTHER",
-                   "reference": "OTHER-0001", "window": "other_window", "decision_date": date(2009, 9, 1)})
+    grants.append(
+        {
+            **grants[0],
+            "grant_id": "OTHER-G1",
+            "proposal_id": "P-O1",
+            "programme_id": "OTHER",
+            "reference": "OTHER-0001",
+            "window": "other_window",
+            "decision_date": date(2009, 9, 1),
+        }
+    )
     session.execute(insert(GrantRow), grants)
     _insert_budgets(session, [(g["grant_id"], "award", g["amount"], g["budget"]) for g in grants])
-    session.execute(insert(ContractRow), [
-        {"grant_id": g.grant_id, "amount": g.committed, "start_date": g.awarded_at,
-         "end_date": g.awarded_at + timedelta(days=700), "duration_months": 24,
-         "signed_on": g.awarded_at + timedelta(days=15 + i % 40)}
-        for i, g in enumerate(facts.grants) if g.contracted and g.grant_id not in not_paid_yet])
+    session.execute(
+        insert(ContractRow),
+        [
+            {
+                "grant_id": g.grant_id,
+                "amount": g.committed,
+                "start_date": g.awarded_at,
+                "end_date": g.awarded_at + timedelta(days=700),
+                "duration_months": 24,
+                "signed_on": g.awarded_at + timedelta(days=15 + i % 40),
+            }
+            for i, g in enumerate(facts.grants)
+            if g.contracted and g.grant_id not in not_paid_yet
+        ],
+    )
     for copied in COPIED_COLUMNS:  # the contracts' dates on the grants' rows, as the fact writer sets them
         session.execute(copy_column(copied, [g["grant_id"] for g in grants]))
-    tranches = [{"payment_id": f"PAY-{t.grant_id}-{t.tranche_number}", "grant_id": t.grant_id,
-                 "tranche_number": t.tranche_number, "amount": t.amount, "value_date": t.value_date,
-                 "bank_reference": "B", "paid_at": _at(t.value_date)} for t in facts.tranches]
+    tranches = [
+        {
+            "payment_id": f"PAY-{t.grant_id}-{t.tranche_number}",
+            "grant_id": t.grant_id,
+            "tranche_number": t.tranche_number,
+            "amount": t.amount,
+            "value_date": t.value_date,
+            "bank_reference": "B",
+            "paid_at": _at(t.value_date),
+        }
+        for t in facts.tranches
+    ]
     tranches += [
-        {"payment_id": "PAY-UNKNOWN", "grant_id": "G-UNKNOWN", "tranche_number": 1, "amount": D("10.00"),
-         "value_date": date(2010, 1, 5), "bank_reference": "B", "paid_at": _at(date(2010, 1, 5))},
-        {"payment_id": "PAY-OTHER", "grant_id": "OTHER-G1", "tranche_number": 1, "amount": D("20.00"),
-         "value_date": date(2010, 1, 5), "bank_reference": "B", "paid_at": _at(date(2010, 1, 5))}]
+        {
+            "payment_id": "PAY-UNKNOWN",
+            "grant_id": "G-UNKNOWN",
+            "tranche_number": 1,
+            "amount": D("10.00"),
+            "value_date": date(2010, 1, 5),
+            "bank_reference": "B",
+            "paid_at": _at(date(2010, 1, 5)),
+        },
+        {
+            "payment_id": "PAY-OTHER",
+            "grant_id": "OTHER-G1",
+            "tranche_number": 1,
+            "amount": D("20.00"),
+            "value_date": date(2010, 1, 5),
+            "bank_reference": "B",
+            "paid_at": _at(date(2010, 1, 5)),
+        },
+    ]
     session.execute(insert(TrancheRow), tranches)
-    _insert_expenditure(session, [
-        {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{e.grant_id}/{e.accepted_at}")), "heading": e.heading,
-         "report_id": "R-" + e.grant_id, "grant_id": e.grant_id, "amount": e.amount, "accepted_on": e.accepted_at}
-        for e in facts.expenditures]
-        + [{"event_id": str(uuid.uuid4()), "heading": "travel", "report_id": "R-X", "grant_id": "G-UNKNOWN",
-            "amount": D("5.00"), "accepted_on": date(2010, 2, 1)}])
+    _insert_expenditure(
+        session,
+        [
+            {
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{e.grant_id}/{e.accepted_at}")),
+                "heading": e.heading,
+                "report_id": "R-" + e.grant_id,
+                "grant_id": e.grant_id,
+                "amount": e.amount,
+                "accepted_on": e.accepted_at,
+            }
+            for e in facts.expenditures
+        ]
+        + [
+            {
+                "event_id": str(uuid.uuid4()),
+                "heading": "travel",
+                "report_id": "R-X",
+                "grant_id": "G-UNKNOWN",
+                "amount": D("5.00"),
+                "accepted_on": date(2010, 2, 1),
+            }
+        ],
+    )
 
     paid = {}
     for t in facts.tranches:
@@ -122,56 +247,157 @@ def _load(session: Session):
     amendments = []
     for i, g in enumerate(with_payments[:12]):
         budget = {h: str((v * D("1.1")).quantize(D("0.01"))) for h, v in g.budget_by_heading.items()} if i % 2 else {}
-        amendments.append({"amendment_id": f"A-{i}", "grant_id": g.grant_id, "kind": "budget",
-                           "amount": g.committed + D("1000.01") * (i + 1), "duration_months": 30, "budget": budget,
-                           "occurred_at": _at(g.awarded_at + timedelta(days=100 + 60 * i)),
-                           "effective_on": g.awarded_at + timedelta(days=100 + 60 * i)})
+        amendments.append(
+            {
+                "amendment_id": f"A-{i}",
+                "grant_id": g.grant_id,
+                "kind": "budget",
+                "amount": g.committed + D("1000.01") * (i + 1),
+                "duration_months": 30,
+                "budget": budget,
+                "occurred_at": _at(g.awarded_at + timedelta(days=100 + 60 * i)),
+                "effective_on": g.awarded_at + timedelta(days=100 + 60 * i),
+            }
+        )
     g = with_payments[0]
-    amendments.append({"amendment_id": "A-second", "grant_id": g.grant_id, "kind": "extension",
-                       "amount": g.committed + D("7.77"), "duration_months": 36, "budget": {},
-                       "occurred_at": _at(date(2011, 3, 1)), "effective_on": date(2011, 3, 1)})
+    amendments.append(
+        {
+            "amendment_id": "A-second",
+            "grant_id": g.grant_id,
+            "kind": "extension",
+            "amount": g.committed + D("7.77"),
+            "duration_months": 36,
+            "budget": {},
+            "occurred_at": _at(date(2011, 3, 1)),
+            "effective_on": date(2011, 3, 1),
+        }
+    )
     session.execute(insert(AmendmentRow), amendments)
     _insert_budgets(session, [(a["grant_id"], a["amendment_id"], a["amount"], a["budget"]) for a in amendments])
     # closures: declined before any payment (left out), declined after a payment (commits 0), a recovery,
     # final payments that gave money back (decommitments)
     closures = [
-        {"grant_id": unpaid[0].grant_id, "kind": "declined", "paid": 0, "accepted_expenditure": 0, "recovery": 0,
-         "closed_on": unpaid[0].awarded_at + timedelta(days=30)},
-        {"grant_id": with_payments[20].grant_id, "kind": "declined", "paid": 0, "accepted_expenditure": 0,
-         "recovery": 0, "closed_on": date(2010, 12, 1)},
-        {"grant_id": with_payments[21].grant_id, "kind": "recovery", "paid": 0, "accepted_expenditure": 0,
-         "recovery": D("1234.56"), "closed_on": date(2011, 6, 1)}]
+        {
+            "grant_id": unpaid[0].grant_id,
+            "kind": "declined",
+            "paid": 0,
+            "accepted_expenditure": 0,
+            "recovery": 0,
+            "closed_on": unpaid[0].awarded_at + timedelta(days=30),
+        },
+        {
+            "grant_id": with_payments[20].grant_id,
+            "kind": "declined",
+            "paid": 0,
+            "accepted_expenditure": 0,
+            "recovery": 0,
+            "closed_on": date(2010, 12, 1),
+        },
+        {
+            "grant_id": with_payments[21].grant_id,
+            "kind": "recovery",
+            "paid": 0,
+            "accepted_expenditure": 0,
+            "recovery": D("1234.56"),
+            "closed_on": date(2011, 6, 1),
+        },
+    ]
     decommitments = []
     for i, g in enumerate(with_payments[30:40]):
         on = date(2011, 1 + i, 10)
-        closures.append({"grant_id": g.grant_id, "kind": "final_payment", "paid": 0, "accepted_expenditure": 0,
-                         "recovery": 0, "closed_on": on})
-        decommitments.append({"decommitment_id": f"DC-{i}", "grant_id": g.grant_id,
-                              "amount": D("999.99") + i, "reason": "unspent", "decommitted_on": on})
-    decommitments.append({"decommitment_id": "DC-unknown", "grant_id": "G-UNKNOWN", "amount": D("1.00"),
-                          "reason": "x", "decommitted_on": date(2011, 1, 1)})
+        closures.append(
+            {
+                "grant_id": g.grant_id,
+                "kind": "final_payment",
+                "paid": 0,
+                "accepted_expenditure": 0,
+                "recovery": 0,
+                "closed_on": on,
+            }
+        )
+        decommitments.append(
+            {
+                "decommitment_id": f"DC-{i}",
+                "grant_id": g.grant_id,
+                "amount": D("999.99") + i,
+                "reason": "unspent",
+                "decommitted_on": on,
+            }
+        )
+    decommitments.append(
+        {
+            "decommitment_id": "DC-unknown",
+            "grant_id": "G-UNKNOWN",
+            "amount": D("1.00"),
+            "reason": "x",
+            "decommitted_on": date(2011, 1, 1),
+        }
+    )
     session.execute(insert(ClosureRow), closures)
-    session.execute(insert(TerminationRow), [  # ended early: one before most as-of dates, one after
-        {"grant_id": with_payments[60].grant_id, "effective_on": date(2010, 5, 1), "terminated_on": date(2010, 5, 3),
-         "reason": "the partner withdrew"},
-        {"grant_id": with_payments[61].grant_id, "effective_on": date(2011, 2, 1), "terminated_on": date(2011, 2, 1),
-         "reason": "the context changed"}])
+    session.execute(
+        insert(TerminationRow),
+        [  # ended early: one before most as-of dates, one after
+            {
+                "grant_id": with_payments[60].grant_id,
+                "effective_on": date(2010, 5, 1),
+                "terminated_on": date(2010, 5, 3),
+                "reason": "the partner withdrew",
+            },
+            {
+                "grant_id": with_payments[61].grant_id,
+                "effective_on": date(2011, 2, 1),
+                "terminated_on": date(2011, 2, 1),
+                "reason": "the context changed",
+            },
+        ],
+    )
     session.execute(insert(DecommitmentRow), decommitments)
     # payment requests: paid (a tranche carries their payment id), cancelled, still awaiting payment
-    requests = [{"payment_id": f"PAY-{t.grant_id}-{t.tranche_number}", "grant_id": t.grant_id,
-                 "tranche_number": t.tranche_number, "amount": t.amount,
-                 "requested_on": t.value_date - timedelta(days=5)} for t in facts.tranches[:50]]
+    requests = [
+        {
+            "payment_id": f"PAY-{t.grant_id}-{t.tranche_number}",
+            "grant_id": t.grant_id,
+            "tranche_number": t.tranche_number,
+            "amount": t.amount,
+            "requested_on": t.value_date - timedelta(days=5),
+        }
+        for t in facts.tranches[:50]
+    ]
     for i, g in enumerate(with_payments[50:56]):
-        requests.append({"payment_id": f"REQ-{i}", "grant_id": g.grant_id, "tranche_number": 9,
-                         "amount": D("5000.00") + i, "requested_on": date(2010, 6, 1 + i)})
+        requests.append(
+            {
+                "payment_id": f"REQ-{i}",
+                "grant_id": g.grant_id,
+                "tranche_number": 9,
+                "amount": D("5000.00") + i,
+                "requested_on": date(2010, 6, 1 + i),
+            }
+        )
     session.execute(insert(PaymentRequestRow), requests)
-    session.execute(insert(PaymentCancellationRow), [
-        {"payment_id": "REQ-0", "grant_id": with_payments[50].grant_id, "cancelled_on": date(2010, 7, 1)},
-        {"payment_id": "REQ-1", "grant_id": with_payments[51].grant_id, "cancelled_on": date(2012, 7, 1)}])
-    session.execute(insert(ProposalRow), [
-        {"proposal_id": f"PR-{i}", "reference": f"R-{i}", "call_id": "JMDI-2008", "programme_id": "JMDI",
-         "window": "remittances", "country": "MA", "applicant_type": "ngo", "requested": D("100000.00"),
-         "submitted_on": date(2009, 3, 1) + timedelta(days=i)} for i in range(30)])
+    session.execute(
+        insert(PaymentCancellationRow),
+        [
+            {"payment_id": "REQ-0", "grant_id": with_payments[50].grant_id, "cancelled_on": date(2010, 7, 1)},
+            {"payment_id": "REQ-1", "grant_id": with_payments[51].grant_id, "cancelled_on": date(2012, 7, 1)},
+        ],
+    )
+    session.execute(
+        insert(ProposalRow),
+        [
+            {
+                "proposal_id": f"PR-{i}",
+                "reference": f"R-{i}",
+                "call_id": "JMDI-2008",
+                "programme_id": "JMDI",
+                "window": "remittances",
+                "country": "MA",
+                "applicant_type": "ngo",
+                "requested": D("100000.00"),
+                "submitted_on": date(2009, 3, 1) + timedelta(days=i),
+            }
+            for i in range(30)
+        ],
+    )
     session.commit()
     return facts
 
@@ -192,10 +418,13 @@ def _both(engine, programme_id, as_of):
         produced = date(2026, 12, 1)
         out = {}
         for fmt in ("json", "csv", "table"):
-            out[fmt] = (commands.render(reference, ref_facts, fmt, produced),
-                        commands.render(sql, sql_facts, fmt, produced))
-        out["xlsx"] = tuple(_sheets(commands.render(r, f, "xlsx", produced))
-                            for r, f in ((reference, ref_facts), (sql, sql_facts)))
+            out[fmt] = (
+                commands.render(reference, ref_facts, fmt, produced),
+                commands.render(sql, sql_facts, fmt, produced),
+            )
+        out["xlsx"] = tuple(
+            _sheets(commands.render(r, f, "xlsx", produced)) for r, f in ((reference, ref_facts), (sql, sql_facts))
+        )
         out["totals_only"] = commands.render(sql, sql_facts, "json", produced, grants=False)
         pages, after = [], None
         while True:
@@ -213,9 +442,18 @@ def _sheets(content: bytes) -> dict:
     return {ws.title: [[cell.value for cell in row] for row in ws.iter_rows()] for ws in book.worksheets}
 
 
-@pytest.mark.parametrize("programme_id, as_of", [
-    ("JMDI", None), (None, None), ("JMDI", date(2009, 12, 31)), ("JMDI", date(2010, 9, 30)),
-    ("JMDI", date(2011, 4, 15)), ("OTHER", None), ("JMDI", date(2009, 1, 1))])
+@pytest.mark.parametrize(
+    "programme_id, as_of",
+    [
+        ("JMDI", None),
+        (None, None),
+        ("JMDI", date(2009, 12, 31)),
+        ("JMDI", date(2010, 9, 30)),
+        ("JMDI", date(2011, 4, 15)),
+        ("OTHER", None),
+        ("JMDI", date(2009, 1, 1)),
+    ],
+)
 def test_sql_report_equals_the_reference(engine, loaded, programme_id, as_of):
     out = _both(engine, programme_id, as_of)
     reference_json, sql_json = out["json"]
@@ -261,25 +499,45 @@ def assert_same_conflict(session) -> Conflict:
 def test_inconsistent_facts_are_a_conflict_on_both_paths(engine, loaded):
     with Session(engine) as session:
         g = loaded.grants[-1]  # neither amended nor closed
-        session.execute(insert(DecommitmentRow), [{"decommitment_id": "DC-too-much", "grant_id": g.grant_id,
-                                                   "amount": g.committed + D("0.01"), "reason": "x",
-                                                   "decommitted_on": date(2012, 1, 1)}])
+        session.execute(
+            insert(DecommitmentRow),
+            [
+                {
+                    "decommitment_id": "DC-too-much",
+                    "grant_id": g.grant_id,
+                    "amount": g.committed + D("0.01"),
+                    "reason": "x",
+                    "decommitted_on": date(2012, 1, 1),
+                }
+            ],
+        )
         assert_same_conflict(session)
         session.rollback()
 
 
 def _tranche(grant_id: str, payment_id: str, number: int) -> dict:
-    return {"payment_id": payment_id, "grant_id": grant_id, "tranche_number": number, "amount": D("1.00"),
-            "value_date": date(2012, 2, 1), "bank_reference": "B", "paid_at": _at(date(2012, 2, 1))}
+    return {
+        "payment_id": payment_id,
+        "grant_id": grant_id,
+        "tranche_number": number,
+        "amount": D("1.00"),
+        "value_date": date(2012, 2, 1),
+        "bank_reference": "B",
+        "paid_at": _at(date(2012, 2, 1)),
+    }
 
 
 @pytest.mark.parametrize("numbers", [(None,), (70, 70)])  # again a number already paid; two tranches numbered 70
 def test_a_tranche_paid_twice_is_a_conflict_on_both_paths(engine, loaded, numbers):
     with Session(engine) as session:
         paid = loaded.tranches[0]
-        session.execute(insert(TrancheRow), [
-            _tranche(paid.grant_id, f"PAY-TWICE-{i}", paid.tranche_number if n is None else n)
-            for i, n in enumerate(numbers)])
+        session.execute(
+            insert(TrancheRow),
+            [
+                _tranche(paid.grant_id, f"PAY-TWICE-{i}", paid.tranche_number if n is None else n)
+                for i, n in enumerate(numbers)
+            ],
+        )
         assert "appears twice" in str(assert_same_conflict(session).args)
         session.rollback()
 
@@ -340,8 +598,9 @@ def test_the_migration_fills_in_the_heading_columns_the_projections_write(engine
 def test_the_migration_fills_in_the_contract_dates_the_fact_writer_copies(engine, loaded):
     """Grants projected before grant_facts.contract_signed_on existed get their contract's date from the
     migration's SQL: the same rows as the fact writer's copy gives (None for a grant not contracted)."""
-    path = (Path(__file__).resolve().parents[2]
-            / "services/reporting/migrations/versions/0009_grant_contract_signed_on.py")
+    path = (
+        Path(__file__).resolve().parents[2] / "services/reporting/migrations/versions/0009_grant_contract_signed_on.py"
+    )
     spec = importlib.util.spec_from_file_location("contract_signed_on_migration", path)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)

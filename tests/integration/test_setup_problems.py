@@ -1,5 +1,6 @@
 """A service that lacks a file of its installation says so as a set-up problem — its own error type and the CLI's
 exit code 7 — never as a programme rule or an internal error."""
+
 import pytest
 
 from jmdi import failures
@@ -25,8 +26,7 @@ def test_a_missing_iati_schema_is_a_setup_problem(system, tmp_path):
     assert str(system.standards_dir) in problem.value.what and "STANDARDS_DIR" in problem.value.remedy
 
     out = tmp_path / "iati.xml"
-    result = Jmdi(system, "ec.reporter", ["ec_reporter"])("report", "iati", "--out", out,
-                                                          expect=failures.SETUP_PROBLEM)
+    result = Jmdi(system, "ec.reporter", ["ec_reporter"])("report", "iati", "--out", out, expect=failures.SETUP_PROBLEM)
     line = result.stderr.strip()
     assert line.startswith("error: set-up problem: IATI 2.03 standard file not found at") and "rule" not in line
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -9,6 +9,7 @@ comment says "refused by rule X" — the refusal naming X. A command marked "eac
 list" runs for every assessment waiting in `assessments mine`. "The demo" section is not run here (it needs a
 fresh start): tests/integration/test_cli_staff.py runs the demo. README's copy of the page is checked in
 tests/unit/cli/test_cli_docs.py."""
+
 import json
 import os
 import re
@@ -76,8 +77,9 @@ class Walk:
     def __init__(self, system, folder: Path):
         self.system, self.folder = system, folder
         self.env = {k: v for k, v in os.environ.items() if k not in ("JMDI_TOKEN", "JMDI_ISSUER_KEY", "PYTHONWARNINGS")}
-        self.env.update(JMDI_URL=system.gateway_url, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                        JMDI_TOKEN="")
+        self.env.update(
+            JMDI_URL=system.gateway_url, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", JMDI_TOKEN=""
+        )
         self.ran: list[tuple[str, subprocess.CompletedProcess]] = []
         self.deadline = None
 
@@ -85,8 +87,7 @@ class Walk:
     def query(self, *args, user: str | None = None):
         """`jmdi [--user U] ARGS --json`, in process (quicker than a shell for the look-ups)."""
         argv = (["--user", user] if user else []) + [str(a) for a in args] + ["--json"]
-        result = CliRunner().invoke(app, argv, env={"JMDI_URL": self.system.gateway_url,
-                                                    "JMDI_TOKEN": ""})
+        result = CliRunner().invoke(app, argv, env={"JMDI_URL": self.system.gateway_url, "JMDI_TOKEN": ""})
         assert result.exit_code == 0, f"jmdi {' '.join(argv)} -> {result.exit_code}\n{result.output}"
         return json.loads(result.stdout)
 
@@ -103,16 +104,28 @@ class Walk:
     def fill(self, command: str) -> str:
         """The placeholders of one command, from what the services say now."""
         today = datetime.now(timezone.utc).date().isoformat()
-        known = {"<deadline>": lambda: DEADLINE, "<date>": lambda: today,
-                 "<reference>": lambda: self.proposal_of("Oujda")["reference"],
-                 "<organisation-id>": lambda: self.query("organisations", "list", "--registration-number",
-                                                         "MA-66723-W")[0]["organisation_id"],
-                 "<grant-id>": lambda: self.the_grant()["grant_id"],
-                 "<payment-id>": lambda: next(p["payment_id"] for p in self.query(
-                     "payments", "list", "--grant", self.the_grant()["grant_id"]) if p["status"] == "requested"),
-                 "<report-id>": lambda: self.query("report", "list")[0]["report_id"]}
-        about = {r"proposals withdraw": "Hawassa", r"--outcome excluded": "Mindelo",
-                 r"--outcome cleared": "Quito", r"awards award": "Oujda", r"awards reject": "Oran"}
+        known = {
+            "<deadline>": lambda: DEADLINE,
+            "<date>": lambda: today,
+            "<reference>": lambda: self.proposal_of("Oujda")["reference"],
+            "<organisation-id>": lambda: self.query("organisations", "list", "--registration-number", "MA-66723-W")[0][
+                "organisation_id"
+            ],
+            "<grant-id>": lambda: self.the_grant()["grant_id"],
+            "<payment-id>": lambda: next(
+                p["payment_id"]
+                for p in self.query("payments", "list", "--grant", self.the_grant()["grant_id"])
+                if p["status"] == "requested"
+            ),
+            "<report-id>": lambda: self.query("report", "list")[0]["report_id"],
+        }
+        about = {
+            r"proposals withdraw": "Hawassa",
+            r"--outcome excluded": "Mindelo",
+            r"--outcome cleared": "Quito",
+            r"awards award": "Oujda",
+            r"awards reject": "Oran",
+        }
         if "<proposal-id>" in command:
             place = next(p for pattern, p in about.items() if re.search(pattern, command))
             command = command.replace("<proposal-id>", self.proposal_of(place)["proposal_id"])
@@ -124,8 +137,9 @@ class Walk:
 
     # --- running ----------------------------------------------------------------------------------------------
     def shell(self, command: str) -> subprocess.CompletedProcess:
-        result = subprocess.run(["bash", "-c", command], cwd=self.folder, env=self.env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=600
+        )
         self.ran.append((command, result))
         return result
 
@@ -137,8 +151,9 @@ class Walk:
         if "each assessor, each proposal of their list" in step.comment:
             return self.for_each_assessment(step)
         if "within seconds" in step.comment:
-            return eventually(lambda: self.check(step, self.shell(self.fill(step.command)), quiet=True), 60, 1,
-                              step.command)
+            return eventually(
+                lambda: self.check(step, self.shell(self.fill(step.command)), quiet=True), 60, 1, step.command
+            )
         result = self.shell(self.fill(step.command))
         self.check(step, result)
         if "calls open" in step.command:
@@ -147,7 +162,7 @@ class Walk:
     def check(self, step: Step, result: subprocess.CompletedProcess, quiet: bool = False) -> bool:
         said = f"{step.command}\n-> {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         refused = REFUSED.search(step.comment)
-        if refused and result.returncode == 0 and step.comment[refused.end():].strip().startswith("if "):
+        if refused and result.returncode == 0 and step.comment[refused.end() :].strip().startswith("if "):
             return True  # "refused by rule X if ...": the page allows either outcome
         if refused:
             ok = result.returncode == 4 and f"refused by rule {refused.group(1)}" in result.stderr
@@ -161,8 +176,11 @@ class Walk:
     def for_each_assessment(self, step: Step):
         stage = re.search(r"--stage (\w+)", step.command).group(1)
         for _ in range(3):  # a third assessor may be assigned while the others score: look again
-            pending = [(who, a["proposal_id"]) for who in ASSESSORS for a in self.query(
-                "assessments", "mine", "--call", CALL, "--stage", stage, "--pending-only", user=who)]
+            pending = [
+                (who, a["proposal_id"])
+                for who in ASSESSORS
+                for a in self.query("assessments", "mine", "--call", CALL, "--stage", stage, "--pending-only", user=who)
+            ]
             for who, proposal_id in pending:
                 command = step.command.replace("<assessor>", who).replace("<proposal-id>", proposal_id)
                 self.check(step, self.shell(command))
@@ -218,8 +236,9 @@ def test_tables_show_what_a_person_needs(walked):
 
 
 def test_a_second_import_says_nothing_new_and_report_generate_says_who_received_it(walked):
-    imports = [result for command, result in walked.ran if command == "jmdi proposals import proposals.xlsx "
-                                                                       "--call JMDI-2008"]
+    imports = [
+        result for command, result in walked.ran if command == "jmdi proposals import proposals.xlsx --call JMDI-2008"
+    ]
     assert len(imports) == 2 and "all rows submitted" in imports[0].stdout
     assert "already submitted, nothing new" in imports[1].stdout
     generated = walked.output_of("jmdi report generate").stderr
@@ -230,8 +249,13 @@ def test_the_cli_outside_the_walkthrough_prints_no_warning(system):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     env.update(JMDI_URL=system.gateway_url, JMDI_TOKEN="")
     jmdi = str(Path(sys.executable).parent / "jmdi")
-    for args in (["--help"], ["roles", "--role", "auditor"], ["whoami"], ["calls", "show", "NO-SUCH-CALL"],
-                 ["token", "--user", "maria.lopez", "--role", "programme_manager"]):
+    for args in (
+        ["--help"],
+        ["roles", "--role", "auditor"],
+        ["whoami"],
+        ["calls", "show", "NO-SUCH-CALL"],
+        ["token", "--user", "maria.lopez", "--role", "programme_manager"],
+    ):
         result = subprocess.run([jmdi, *args], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode in (0, 3), (args, result.stderr)
         assert "Warning" not in result.stderr, (args, result.stderr)

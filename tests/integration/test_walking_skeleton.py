@@ -29,30 +29,70 @@ def opened_call(system, staff):
 
 def test_a_proposal_travels_from_submission_to_the_ec_totals(system, staff, opened_call):
     assert opened_call["status"] == "open"
-    submitted = [staff["pm"].calls.submit_proposal(**flows.proposal(n, window=w, country=c, requested=amount))
-                 for n, (w, c, amount) in enumerate([("remittances", "MA", "150000.00"),
-                                                     ("remittances", "SN", "120000.50"),
-                                                     ("migrants_rights", "MA", "200000.00")])]
+    submitted = [
+        staff["pm"].calls.submit_proposal(**flows.proposal(n, window=w, country=c, requested=amount))
+        for n, (w, c, amount) in enumerate(
+            [
+                ("remittances", "MA", "150000.00"),
+                ("remittances", "SN", "120000.50"),
+                ("migrants_rights", "MA", "200000.00"),
+            ]
+        )
+    ]
     rank(system, submitted)  # the steering committee awards ranked proposals only
     year = opened_call["deadline"][:4]  # references number proposals per call year and country
-    assert [p["reference"] for p in submitted] == [f"JMDI-{year}-MA-0001", f"JMDI-{year}-SN-0001",
-                                                   f"JMDI-{year}-MA-0002"]
+    assert [p["reference"] for p in submitted] == [
+        f"JMDI-{year}-MA-0001",
+        f"JMDI-{year}-SN-0001",
+        f"JMDI-{year}-MA-0002",
+    ]
 
     def award(proposal, amount):
         # grants learns the proposal from proposal_submitted: until then it is unknown there
-        return eventually(lambda: _try(staff["committee"].grants.award_grant, proposal_id=proposal["proposal_id"],
-                                       amount_eur=amount, decision_reference="SC-2009-01"), message="award")
+        return eventually(
+            lambda: _try(
+                staff["committee"].grants.award_grant,
+                proposal_id=proposal["proposal_id"],
+                amount_eur=amount,
+                decision_reference="SC-2009-01",
+            ),
+            message="award",
+        )
 
     g1 = award(submitted[0], "150000.00")
     g2 = award(submitted[1], "100000.25")
     g3 = award(submitted[2], "200000.00")
     # first-year EC budgets that make the PRAG pre-financing (80% of year one) the amounts below
-    pay(system, grant_id=g1["grant_id"], idempotency_key="pay-1", tranche_number=1, amount_eur="96000.00",
-         value_date=None, bank_reference="BNK-1", annual_budgets=["120000.00", "30000.00"])
-    pay(system, grant_id=g2["grant_id"], idempotency_key="pay-2", tranche_number=1, amount_eur="64000.16",
-         value_date=None, bank_reference="BNK-2", annual_budgets=["80000.20", "20000.05"])
-    pay(system, grant_id=g3["grant_id"], idempotency_key="pay-3", tranche_number=1, amount_eur="128000.00",
-         value_date=None, bank_reference="BNK-3", annual_budgets=["160000.00", "40000.00"])
+    pay(
+        system,
+        grant_id=g1["grant_id"],
+        idempotency_key="pay-1",
+        tranche_number=1,
+        amount_eur="96000.00",
+        value_date=None,
+        bank_reference="BNK-1",
+        annual_budgets=["120000.00", "30000.00"],
+    )
+    pay(
+        system,
+        grant_id=g2["grant_id"],
+        idempotency_key="pay-2",
+        tranche_number=1,
+        amount_eur="64000.16",
+        value_date=None,
+        bank_reference="BNK-2",
+        annual_budgets=["80000.20", "20000.05"],
+    )
+    pay(
+        system,
+        grant_id=g3["grant_id"],
+        idempotency_key="pay-3",
+        tranche_number=1,
+        amount_eur="128000.00",
+        value_date=None,
+        bank_reference="BNK-3",
+        annual_budgets=["160000.00", "40000.00"],
+    )
 
     def totals_settled():
         totals = staff["reporter"].reporting.totals(programme_id="JMDI")
@@ -63,19 +103,26 @@ def test_a_proposal_travels_from_submission_to_the_ec_totals(system, staff, open
     assert totals["committed_eur"] == "450000.25"
     assert totals["remaining_eur"] == "14549999.75"
     windows = {w["window"]: w for w in totals["windows"]}
-    assert windows["remittances"] == {"window": "remittances", "allocation_eur": "3750000.00",
-                                      "committed_eur": "250000.25", "disbursed_eur": "160000.16", "grants": 2}
+    assert windows["remittances"] == {
+        "window": "remittances",
+        "allocation_eur": "3750000.00",
+        "committed_eur": "250000.25",
+        "disbursed_eur": "160000.16",
+        "grants": 2,
+    }
     assert windows["migrants_rights"]["committed_eur"] == "200000.00"
     countries = {c["country"]: c for c in totals["countries"]}
-    assert countries["MA"] == {"country": "MA", "committed_eur": "350000.00", "disbursed_eur": "224000.00",
-                               "grants": 2}
+    assert countries["MA"] == {"country": "MA", "committed_eur": "350000.00", "disbursed_eur": "224000.00", "grants": 2}
     assert countries["SN"]["disbursed_eur"] == "64000.16"
 
     # notifications recorded a receipt per submission and an award notice per grant, in the lead's language
     # (the contracts and payments of the real payment flow are notified too: count the receipts and awards)
-    deliveries = eventually(lambda: (lambda d: d if len(d) == 6 else None)(
-        [d for d in staff["pm"].notifications.list_deliveries() if d["template"] in ("award", "submission_receipt")]),
-        message="notifications")
+    deliveries = eventually(
+        lambda: (lambda d: d if len(d) == 6 else None)(
+            [d for d in staff["pm"].notifications.list_deliveries() if d["template"] in ("award", "submission_receipt")]
+        ),
+        message="notifications",
+    )
     assert sorted(d["template"] for d in deliveries) == ["award"] * 3 + ["submission_receipt"] * 3
     assert {d["recipient"] for d in deliveries} == {"lead0@example.org", "lead1@example.org", "lead2@example.org"}
 
@@ -90,10 +137,22 @@ def test_the_same_submission_twice_creates_one_proposal(system, staff, opened_ca
 def test_a_retried_payment_never_pays_twice(system, staff, opened_call):
     proposal = staff["pm"].calls.submit_proposal(**flows.proposal(41, requested="90000.00"))
     rank(system, [proposal])
-    grant = eventually(lambda: _try(staff["committee"].grants.award_grant, proposal_id=proposal["proposal_id"],
-                                    amount_eur="90000.00", decision_reference="SC-2"))
-    payment = dict(grant_id=grant["grant_id"], idempotency_key="retry-me", tranche_number=1, amount_eur="72000.00",
-                   value_date=None, bank_reference="BNK-9")
+    grant = eventually(
+        lambda: _try(
+            staff["committee"].grants.award_grant,
+            proposal_id=proposal["proposal_id"],
+            amount_eur="90000.00",
+            decision_reference="SC-2",
+        )
+    )
+    payment = dict(
+        grant_id=grant["grant_id"],
+        idempotency_key="retry-me",
+        tranche_number=1,
+        amount_eur="72000.00",
+        value_date=None,
+        bank_reference="BNK-9",
+    )
     first = pay(system, **payment)
     second = pay(system, **payment)
     assert first == second
@@ -116,8 +175,7 @@ BAD_PROPOSALS = [
 
 
 @pytest.mark.parametrize("field,value,reason", BAD_PROPOSALS)
-def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(system, staff, opened_call, field, value,
-                                                                        reason):
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(system, staff, opened_call, field, value, reason):
     before = (system.count_rows("calls", "proposals"), system.outbox_events("calls"))
     payload = {**flows.proposal(90), field: value}
     with pytest.raises(InvalidInput) as refused:
@@ -153,13 +211,20 @@ def test_a_caller_without_the_role_is_refused_and_the_refusal_audited(system, st
     with pytest.raises(NotAllowed):
         anonymous.grants.ledger()
     # refused at the door: audited by the gateway, never seen by the service
-    assert system.scalar("gateway", "SELECT count(*) FROM audit_log WHERE outcome = 'refused' "
-                                    "AND operation = 'calls.submit_proposal' AND \"user\" = 'ec.reporter'") == 1
+    assert (
+        system.scalar(
+            "gateway",
+            "SELECT count(*) FROM audit_log WHERE outcome = 'refused' "
+            "AND operation = 'calls.submit_proposal' AND \"user\" = 'ec.reporter'",
+        )
+        == 1
+    )
     assert system.scalar("calls", "SELECT count(*) FROM audit_log WHERE outcome = 'refused'") == 0
 
 
 def test_every_service_serves_prometheus_metrics(system):
     import urllib.request
+
     for service in ("calls", "grants", "notifications", "reporting"):
         with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
             body = response.read().decode()

@@ -1,4 +1,5 @@
 """Runs a scenario of the reliability suite (reliability/) with the small sizes of `make test`."""
+
 from datetime import datetime
 
 from reliability import scenarios  # noqa: F401  (registers the scenarios)

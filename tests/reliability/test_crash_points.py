@@ -5,6 +5,7 @@ e-mail its lead receives, counted at the SMTP server — happened exactly once.
 The windows: the relay dies holding committed rows before publishing them; the relay dies after the broker
 confirmed them, before marking them sent; the broker refuses (nacks) a publish; a confirm never comes; a consumer
 dies after committing an event's change, before acking it (per-event handler and batch consumer)."""
+
 import time
 import urllib.request
 
@@ -32,8 +33,9 @@ def sink():
 
 @pytest.fixture(scope="module")
 def system(sink):
-    with System(extra_env={**sink.env(), "NOTIFICATIONS_DELIVERY_SECONDS": "0.3", "OUTBOX_SWEEP_SECONDS": "0.5"}) \
-            as running:
+    with System(
+        extra_env={**sink.env(), "NOTIFICATIONS_DELIVERY_SECONDS": "0.3", "OUTBOX_SWEEP_SECONDS": "0.5"}
+    ) as running:
         pm = running.client("maria.pm", ["programme_manager"])
         pm.calls.load_programme(programme=flows.programme())
         pm.calls.create_call(**flows.call())
@@ -44,8 +46,9 @@ def system(sink):
 def arm(system, service: str, point: str, folder) -> None:
     """Restart `service` with one crash point armed (it fires once)."""
     system.processes[service].stop()
-    system.start_with(service, {"JMDI_TEST_MODE": "true", "JMDI_TEST_CRASH_AT": point,
-                                "JMDI_TEST_CRASH_MARKERS": str(folder)})
+    system.start_with(
+        service, {"JMDI_TEST_MODE": "true", "JMDI_TEST_CRASH_AT": point, "JMDI_TEST_CRASH_MARKERS": str(folder)}
+    )
     system.wait_ready(service)
 
 
@@ -74,15 +77,18 @@ def submit_until_answered(system, n: int) -> dict:
 def duplicates_absorbed(system, service: str) -> float:
     with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("jmdi_inbox_duplicates_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("jmdi_inbox_duplicates_total{")
+    )
 
 
 def settled(system, sink) -> bool:
     queues = system.broker.queues(system.vhost)
-    return (all(system.pending_outbox(s) == 0 for s in SERVICES)
-            and system.scalar("notifications", "SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
-            and all(q.get("messages", 0) == 0 for name, q in queues.items() if name.startswith("evt-")))
+    return (
+        all(system.pending_outbox(s) == 0 for s in SERVICES)
+        and system.scalar("notifications", "SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
+        and all(q.get("messages", 0) == 0 for name, q in queues.items() if name.startswith("evt-"))
+    )
 
 
 def wait_settled(system, sink):
@@ -99,10 +105,12 @@ def wait_settled(system, sink):
 
 def exactly_once_everywhere(system, sink, proposal: dict, n: int):
     pid = proposal["proposal_id"]
-    held = {"calls": f"SELECT count(*) FROM proposals WHERE id = '{pid}'",
-            "grants": f"SELECT count(*) FROM proposals WHERE proposal_id = '{pid}'",
-            "notifications": f"SELECT count(*) FROM proposals WHERE proposal_id = '{pid}'",
-            "reporting": f"SELECT count(*) FROM proposal_facts WHERE proposal_id = '{pid}'"}
+    held = {
+        "calls": f"SELECT count(*) FROM proposals WHERE id = '{pid}'",
+        "grants": f"SELECT count(*) FROM proposals WHERE proposal_id = '{pid}'",
+        "notifications": f"SELECT count(*) FROM proposals WHERE proposal_id = '{pid}'",
+        "reporting": f"SELECT count(*) FROM proposal_facts WHERE proposal_id = '{pid}'",
+    }
     eventually(lambda: all(system.scalar(s, q) == 1 for s, q in held.items()), 90, 0.3, "proposal everywhere")
     lead = f"lead{n}@example.org"
     eventually(lambda: sink.received_by_kind().get((lead, "submission_receipt")), 90, 0.3, "receipt received")
@@ -110,8 +118,13 @@ def exactly_once_everywhere(system, sink, proposal: dict, n: int):
     (message_id,) = sink.received_by_kind()[(lead, "submission_receipt")]  # one distinct message ...
     assert sink.message_ids[message_id] == 1  # ... received once
     # one notification planned per recipient and template for this proposal (no constraint on this key)
-    assert system.scalar("notifications", f"SELECT count(*) FROM notifications WHERE proposal_id = '{pid}' "
-                                          "AND template = 'submission_receipt'") == 1
+    assert (
+        system.scalar(
+            "notifications",
+            f"SELECT count(*) FROM notifications WHERE proposal_id = '{pid}' AND template = 'submission_receipt'",
+        )
+        == 1
+    )
 
 
 def test_the_relay_dying_between_the_commit_and_the_publish(system, sink, tmp_path):
@@ -127,8 +140,9 @@ def test_the_relay_dying_after_the_publish_before_marking_it_sent(system, sink, 
     proposal = submit_until_answered(system, 502)
     crashed_and_restarted(system, "calls", tmp_path, "outbox.after_publish")
     # the restarted relay published it again: every consumer receives the copy and recognises it ...
-    eventually(lambda: all(duplicates_absorbed(system, s) > before[s] for s in CONSUMERS), 90, 0.5,
-               "the copies recognised")
+    eventually(
+        lambda: all(duplicates_absorbed(system, s) > before[s] for s in CONSUMERS), 90, 0.5, "the copies recognised"
+    )
     exactly_once_everywhere(system, sink, proposal, 502)  # ... and its effects happened once
 
 
@@ -140,8 +154,10 @@ def test_the_broker_refusing_a_publish(system, sink):
         channel.queue_bind(full, "calls.events", routing_key="proposal_submitted")
     try:
         proposal = submit_until_answered(system, 503)
-        refused = f"SELECT attempts FROM outbox WHERE event_type = 'proposal_submitted' AND published_at IS NULL " \
-                  f"AND body::json -> 'data' ->> 'proposal_id' = '{proposal['proposal_id']}'"
+        refused = (
+            f"SELECT attempts FROM outbox WHERE event_type = 'proposal_submitted' AND published_at IS NULL "
+            f"AND body::json -> 'data' ->> 'proposal_id' = '{proposal['proposal_id']}'"
+        )
         eventually(lambda: (system.scalar("calls", refused) or 0) >= 2, 60, 0.3, "the publish refused and retried")
     finally:
         with Connection(system.amqp_uri) as conn:
@@ -154,8 +170,10 @@ def test_a_confirm_that_never_comes(system, sink, tmp_path):
     try:
         proposal = submit_until_answered(system, 504)
         # after the confirm timeout the relay gives up on that publish and sends the row again
-        retried = f"SELECT attempts FROM outbox WHERE body::json -> 'data' ->> 'proposal_id' = " \
-                  f"'{proposal['proposal_id']}' AND event_type = 'proposal_submitted'"
+        retried = (
+            f"SELECT attempts FROM outbox WHERE body::json -> 'data' ->> 'proposal_id' = "
+            f"'{proposal['proposal_id']}' AND event_type = 'proposal_submitted'"
+        )
         eventually(lambda: (system.scalar("calls", retried) or 0) >= 1, 60, 0.5, "the unconfirmed publish retried")
         exactly_once_everywhere(system, sink, proposal, 504)
         assert (tmp_path / "publisher.no_confirm").exists()
@@ -185,8 +203,10 @@ def test_a_batch_consumer_dying_after_its_commit_before_its_ack(system, sink, tm
 def test_crash_points_are_inert_outside_test_mode(system, sink, tmp_path):
     # the same settings without JMDI_TEST_MODE: nothing fires, nothing is marked, the service keeps running
     system.processes["calls"].stop()
-    system.start_with("calls", {"JMDI_TEST_CRASH_AT": "outbox.before_publish,outbox.after_publish",
-                                "JMDI_TEST_CRASH_MARKERS": str(tmp_path)})
+    system.start_with(
+        "calls",
+        {"JMDI_TEST_CRASH_AT": "outbox.before_publish,outbox.after_publish", "JMDI_TEST_CRASH_MARKERS": str(tmp_path)},
+    )
     system.wait_ready("calls")
     try:
         proposal = submit_until_answered(system, 507)

@@ -1,4 +1,5 @@
 """No event lost, none applied twice: proven with real service processes, kill -9 and a real broker."""
+
 import threading
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -60,14 +61,22 @@ def applied_exactly_once(system, service: str, acknowledged: list[str]):
     expected = produced(system)
     eventually(lambda: system.inbox_count(service) >= expected, 90, 0.5, f"{service} caught up")
     ids = "', '".join(acknowledged)
-    held = {"calls": f"SELECT count(*) FROM proposals WHERE id IN ('{ids}')",
-            "grants": f"SELECT count(*) FROM proposals WHERE proposal_id IN ('{ids}')",
-            "reporting": f"SELECT count(*) FROM proposal_facts WHERE proposal_id IN ('{ids}')",
-            "notifications": f"SELECT count(DISTINCT proposal_id) FROM notifications WHERE proposal_id IN ('{ids}')"}
-    eventually(lambda: all(system.scalar(s, q) == len(acknowledged) for s, q in held.items()), 90, 0.5,
-               "every acknowledged proposal everywhere")
-    receipts = system.scalar("notifications", "SELECT count(*) FROM notifications WHERE template = "
-                                              f"'submission_receipt' AND proposal_id IN ('{ids}')")
+    held = {
+        "calls": f"SELECT count(*) FROM proposals WHERE id IN ('{ids}')",
+        "grants": f"SELECT count(*) FROM proposals WHERE proposal_id IN ('{ids}')",
+        "reporting": f"SELECT count(*) FROM proposal_facts WHERE proposal_id IN ('{ids}')",
+        "notifications": f"SELECT count(DISTINCT proposal_id) FROM notifications WHERE proposal_id IN ('{ids}')",
+    }
+    eventually(
+        lambda: all(system.scalar(s, q) == len(acknowledged) for s, q in held.items()),
+        90,
+        0.5,
+        "every acknowledged proposal everywhere",
+    )
+    receipts = system.scalar(
+        "notifications",
+        f"SELECT count(*) FROM notifications WHERE template = 'submission_receipt' AND proposal_id IN ('{ids}')",
+    )
     assert receipts == len(acknowledged)  # one per proposal (the lead): none planned twice
     assert system.pending_outbox("calls") == 0
 
@@ -100,45 +109,81 @@ def test_kill9_of_the_producer_between_commit_and_publish_loses_nothing(system, 
 
 def test_a_redelivered_event_is_acknowledged_and_not_applied_again(system, pm):
     proposal = flows.proposal(3000)
-    body = event_body("proposal_submitted", {
-        **{k: v for k, v in proposal.items() if k not in ("idempotency_key",)},
-        "proposal_id": "dup-3000", "reference": "JMDI-DUP-3000", "programme_id": "JMDI",
-        "applicant_type": "civil_society_organisation", "lead_organisation": proposal["applicants"][0]["name"],
-        "budget": {k: Decimal(v) for k, v in proposal["budget"].items()},
-        "total_eligible_cost_eur": Decimal(proposal["total_eligible_cost_eur"]),
-        "ec_amount_requested_eur": Decimal(proposal["ec_amount_requested_eur"]),
-        "co_financing_eur": Decimal(proposal["co_financing_eur"]), "submitted_at": datetime.now(timezone.utc)})
+    body = event_body(
+        "proposal_submitted",
+        {
+            **{k: v for k, v in proposal.items() if k not in ("idempotency_key",)},
+            "proposal_id": "dup-3000",
+            "reference": "JMDI-DUP-3000",
+            "programme_id": "JMDI",
+            "applicant_type": "civil_society_organisation",
+            "lead_organisation": proposal["applicants"][0]["name"],
+            "budget": {k: Decimal(v) for k, v in proposal["budget"].items()},
+            "total_eligible_cost_eur": Decimal(proposal["total_eligible_cost_eur"]),
+            "ec_amount_requested_eur": Decimal(proposal["ec_amount_requested_eur"]),
+            "co_financing_eur": Decimal(proposal["co_financing_eur"]),
+            "submitted_at": datetime.now(timezone.utc),
+        },
+    )
     consumers = ("grants", "reporting", "notifications")
-    eventually(lambda: system.scalar("notifications", "SELECT count(*) FROM notifications WHERE status = 'pending'")
-               == 0, 90, 0.5, "earlier e-mails sent")
-    applied = {s: _metric(system, s, "jmdi_events_handled_total", event_type="proposal_submitted",
-                          outcome="applied") for s in consumers}
+    eventually(
+        lambda: system.scalar("notifications", "SELECT count(*) FROM notifications WHERE status = 'pending'") == 0,
+        90,
+        0.5,
+        "earlier e-mails sent",
+    )
+    applied = {
+        s: _metric(system, s, "jmdi_events_handled_total", event_type="proposal_submitted", outcome="applied")
+        for s in consumers
+    }
     duplicates = {s: _metric(system, s, "jmdi_inbox_duplicates_total") for s in consumers}
     sent = _metric(system, "notifications", "jmdi_emails_total", template="submission_receipt", outcome="sent")
     publish(system.amqp_uri, body, times=3)
     for service in consumers:
-        eventually(lambda: _metric(system, service, "jmdi_inbox_duplicates_total") >= duplicates[service] + 2, 60,
-                   0.5, f"{service} saw the duplicates")
+        eventually(
+            lambda: _metric(system, service, "jmdi_inbox_duplicates_total") >= duplicates[service] + 2,
+            60,
+            0.5,
+            f"{service} saw the duplicates",
+        )
         # counted by the services' own counters of applications and messages sent, which no key constrains
-        assert _metric(system, service, "jmdi_events_handled_total", event_type="proposal_submitted",
-                       outcome="applied") == applied[service] + 1, service
-    eventually(lambda: _metric(system, "notifications", "jmdi_emails_total", template="submission_receipt",
-                               outcome="sent") >= sent + 1, 60, 0.5, "the receipt sent")
-    assert _metric(system, "notifications", "jmdi_emails_total", template="submission_receipt",
-                   outcome="sent") == sent + 1
+        assert (
+            _metric(system, service, "jmdi_events_handled_total", event_type="proposal_submitted", outcome="applied")
+            == applied[service] + 1
+        ), service
+    eventually(
+        lambda: (
+            _metric(system, "notifications", "jmdi_emails_total", template="submission_receipt", outcome="sent")
+            >= sent + 1
+        ),
+        60,
+        0.5,
+        "the receipt sent",
+    )
+    assert (
+        _metric(system, "notifications", "jmdi_emails_total", template="submission_receipt", outcome="sent") == sent + 1
+    )
 
 
 def test_a_poison_event_is_dead_lettered_the_others_flow_and_replay_applies_it_once(system, pm):
     ops = system.client("ops.pm", ["programme_manager"])
     proposal = flows.proposal(4000, call_id="GHOST-CALL")
-    poison = event_body("proposal_submitted", {
-        **{k: v for k, v in proposal.items() if k != "idempotency_key"},
-        "proposal_id": "ghost-4000", "reference": "JMDI-GHOST-4000", "programme_id": "JMDI",
-        "applicant_type": "civil_society_organisation", "lead_organisation": "Ghost",
-        "budget": {k: Decimal(v) for k, v in proposal["budget"].items()},
-        "total_eligible_cost_eur": Decimal(proposal["total_eligible_cost_eur"]),
-        "ec_amount_requested_eur": Decimal(proposal["ec_amount_requested_eur"]),
-        "co_financing_eur": Decimal(proposal["co_financing_eur"]), "submitted_at": datetime.now(timezone.utc)})
+    poison = event_body(
+        "proposal_submitted",
+        {
+            **{k: v for k, v in proposal.items() if k != "idempotency_key"},
+            "proposal_id": "ghost-4000",
+            "reference": "JMDI-GHOST-4000",
+            "programme_id": "JMDI",
+            "applicant_type": "civil_society_organisation",
+            "lead_organisation": "Ghost",
+            "budget": {k: Decimal(v) for k, v in proposal["budget"].items()},
+            "total_eligible_cost_eur": Decimal(proposal["total_eligible_cost_eur"]),
+            "ec_amount_requested_eur": Decimal(proposal["ec_amount_requested_eur"]),
+            "co_financing_eur": Decimal(proposal["co_financing_eur"]),
+            "submitted_at": datetime.now(timezone.utc),
+        },
+    )
     publish(system.amqp_uri, poison)
     # grants cannot budget a proposal of a call it never saw opened: retried, then kept as a dead letter
     letters = eventually(lambda: ops.grants.list_dead_letters(), 60, 0.5, "dead letter")
@@ -148,14 +193,28 @@ def test_a_poison_event_is_dead_lettered_the_others_flow_and_replay_applies_it_o
     before = system.count_rows("grants", "proposals")
     pm.calls.submit_proposal(**flows.proposal(4001))
     eventually(lambda: system.count_rows("grants", "proposals") == before + 1, 60, 0.5, "others flow")
-    assert "jmdi_dead_letters{service=\"grants\"} 1.0" in _metrics(system, "grants")
+    assert 'jmdi_dead_letters{service="grants"} 1.0' in _metrics(system, "grants")
 
     # the fix: the call's opening reaches grants; replaying the letter now applies it, once
-    publish(system.amqp_uri, event_body("call_opened", {
-        "call_id": "GHOST-CALL", "programme_id": "JMDI", "programme_name": "JMDI", "envelope_eur": Decimal("15000000"),
-        "rule_profile": "ec_prag", "title": "Late call", "deadline": datetime.now(timezone.utc) + timedelta(days=3),
-        "min_grant_eur": Decimal("50000"), "max_grant_eur": Decimal("200000"), "max_ec_share": Decimal("0.9"),
-        "windows": [{"window": w, "name": w, "allocation_eur": Decimal("100000")} for w in flows.WINDOWS]}))
+    publish(
+        system.amqp_uri,
+        event_body(
+            "call_opened",
+            {
+                "call_id": "GHOST-CALL",
+                "programme_id": "JMDI",
+                "programme_name": "JMDI",
+                "envelope_eur": Decimal("15000000"),
+                "rule_profile": "ec_prag",
+                "title": "Late call",
+                "deadline": datetime.now(timezone.utc) + timedelta(days=3),
+                "min_grant_eur": Decimal("50000"),
+                "max_grant_eur": Decimal("200000"),
+                "max_ec_share": Decimal("0.9"),
+                "windows": [{"window": w, "name": w, "allocation_eur": Decimal("100000")} for w in flows.WINDOWS],
+            },
+        ),
+    )
     eventually(lambda: system.scalar("grants", "SELECT count(*) FROM calls WHERE call_id = 'GHOST-CALL'") == 1, 60)
     assert ops.grants.replay_dead_letter(id=letters[0]["id"]) == {"id": letters[0]["id"], "outcome": "applied"}
     assert system.scalar("grants", "SELECT count(*) FROM proposals WHERE proposal_id = 'ghost-4000'") == 1

@@ -1,5 +1,6 @@
 """R13's local RabbitMQ cluster (reliability/cluster.py) starts even when a port it picked was taken before its
 node could bind it: the node is started again on other ports instead of failing the scenario."""
+
 import socket
 
 from reliability.cluster import LocalCluster

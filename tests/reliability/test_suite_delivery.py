@@ -1,4 +1,5 @@
 """The reliability suite's delivery scenarios, small: duplicates, poison and replay, consumers that never ran."""
+
 import pytest
 
 from tests.reliability.suite_runner import run_scenario

@@ -1,5 +1,6 @@
 """The reliability suite's fault scenarios, short: one kill -9, one broker connection cut, one database cut, each in
 the middle of a flow, each proving the fault happened, then every invariant and the clients' evidence."""
+
 import pytest
 
 from tests.reliability.suite_runner import run_scenario

@@ -1,5 +1,6 @@
 """The reliability suite's hardening scenarios, short: malformed messages to every queue mid-flow (R11), oversized
 messages and a flood of refused calls (R12), a three-node RabbitMQ cluster losing a node mid-flow (R13)."""
+
 import pytest
 
 from tests.reliability.suite_runner import run_scenario

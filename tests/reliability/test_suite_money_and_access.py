@@ -1,4 +1,5 @@
 """The reliability suite's money, access and input scenarios, small: races, identities, fuzzing, broker rights."""
+
 import pytest
 
 from tests.reliability.suite_runner import run_scenario

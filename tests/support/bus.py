@@ -1,4 +1,5 @@
 """Publishing events straight onto the bus, as a producer (or a misbehaving duplicate publisher) would."""
+
 import json
 
 from kombu import Connection, Exchange, Producer
@@ -13,8 +14,14 @@ def publish(amqp_uri: str, body: dict, times: int = 1):
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
         producer = Producer(conn.channel(), exchange=Exchange(exchange_name(producer_name), type="topic", durable=True))
         for _ in range(times):
-            producer.publish(json.dumps(body), routing_key=body["event_type"], content_type="application/json",
-                             content_encoding="utf-8", delivery_mode=2, declare=[producer.exchange])
+            producer.publish(
+                json.dumps(body),
+                routing_key=body["event_type"],
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                declare=[producer.exchange],
+            )
 
 
 def event_body(event_type: str, data: dict, **kwargs) -> dict:

@@ -3,6 +3,7 @@
 A fresh RabbitMQ vhost and fresh PostgreSQL databases per test run (dropped afterwards), and the services
 started as real processes the way `make run` starts them.
 """
+
 import json
 import os
 import signal
@@ -42,9 +43,12 @@ class Broker:
         self._auth = "Basic " + b64encode(f"{self.user}:{self.password}".encode()).decode()
 
     def api(self, method: str, path: str, body=None):
-        request = urllib.request.Request(MANAGEMENT_URL + "/api/" + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": self._auth, "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            MANAGEMENT_URL + "/api/" + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 payload = response.read()
@@ -56,8 +60,11 @@ class Broker:
 
     def create_vhost(self, name: str) -> str:
         self.api("PUT", f"vhosts/{quote(name, safe='')}", {})
-        self.api("PUT", f"permissions/{quote(name, safe='')}/{quote(self.user, safe='')}",
-                 {"configure": ".*", "write": ".*", "read": ".*"})
+        self.api(
+            "PUT",
+            f"permissions/{quote(name, safe='')}/{quote(self.user, safe='')}",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
         return self.amqp_uri(name)
 
     def amqp_uri(self, vhost: str, user=None, password=None) -> str:
@@ -112,8 +119,13 @@ class ServiceProcess:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.common.launch.runner", self.name],
-                                     cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.common.launch.runner", self.name],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         return self
 

@@ -1,6 +1,7 @@
 """Malformed messages, as an attacker or a broken client would publish them straight onto the bus, and the
 dead-letter queue they must end in (services/common/messaging/guard.py). Raw AMQP (py-amqp), so that every property can be
 left out or set to anything."""
+
 from __future__ import annotations
 
 import pickle
@@ -29,8 +30,13 @@ EVENT_KINDS = tuple(k for k in KINDS if k not in RPC_ONLY)
 def connect(amqp_uri: str) -> amqp.Connection:
     parts = urlsplit(amqp_uri)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    conn = amqp.Connection(host=f"{parts.hostname}:{parts.port or 5672}", userid=unquote(parts.username or "guest"),
-                           password=unquote(parts.password or "guest"), virtual_host=vhost, connect_timeout=10)
+    conn = amqp.Connection(
+        host=f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost,
+        connect_timeout=10,
+    )
     conn.connect()
     return conn
 
@@ -73,8 +79,9 @@ def message(kind: str, rpc: bool, large_bytes: int = 0) -> tuple[bytes, dict]:
 def publish_malformed(channel, kind: str, exchange: str, routing_key: str, rpc: bool, large_bytes: int) -> Sent:
     body, properties = message(kind, rpc, large_bytes)
     message_id = f"malformed-{kind}-{uuid.uuid4()}"
-    channel.basic_publish(amqp.Message(body, message_id=message_id, **properties), exchange=exchange,
-                          routing_key=routing_key)
+    channel.basic_publish(
+        amqp.Message(body, message_id=message_id, **properties), exchange=exchange, routing_key=routing_key
+    )
     return Sent(message_id, kind, exchange, routing_key)
 
 

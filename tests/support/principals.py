@@ -1,5 +1,6 @@
 """The broker's least-privilege principals for a test: deploy/rabbitmq's generated definitions loaded into a
 throwaway vhost with prefixed users and random passwords, and probes that try what each principal may not do."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ class BrokerPrincipals:
         args = [sys.executable, str(GENERATOR), "--vhost", self.vhost, "--user-prefix", self.prefix, "--output", "-"]
         for user, password in self.passwords.items():
             args += ["--password", f"{user}={password}"]
-        self.definitions = json.loads(subprocess.run(args, check=True, capture_output=True, text=True,
-                                                     timeout=60).stdout)
+        self.definitions = json.loads(
+            subprocess.run(args, check=True, capture_output=True, text=True, timeout=60).stdout
+        )
         self.broker.api("POST", "definitions", self.definitions)
         return self
 
@@ -65,8 +67,14 @@ class Probe:
 
     def __init__(self, host: str, port: int, vhost: str, user: str, password: str):
         self.user = user
-        self.conn = amqp.Connection(host=f"{host}:{port}", userid=user, password=password, virtual_host=vhost,
-                                    confirm_publish=True, connect_timeout=10)
+        self.conn = amqp.Connection(
+            host=f"{host}:{port}",
+            userid=user,
+            password=password,
+            virtual_host=vhost,
+            confirm_publish=True,
+            connect_timeout=10,
+        )
         self.conn.connect()
         self.refusal = ""
 
@@ -87,11 +95,11 @@ class Probe:
         return self._attempt(lambda ch: ch.queue_bind(queue, exchange, routing_key))
 
     def declare_reply_queue(self, name: str) -> bool:
-        return self._attempt(lambda ch: ch.queue_declare(name, durable=False, auto_delete=True,
-                                                         arguments={"x-expires": 60000}))
+        return self._attempt(
+            lambda ch: ch.queue_declare(name, durable=False, auto_delete=True, arguments={"x-expires": 60000})
+        )
 
-    def publish(self, exchange: str, routing_key: str = "probe.nothing-bound", body: str = "{}",
-                **properties) -> bool:
+    def publish(self, exchange: str, routing_key: str = "probe.nothing-bound", body: str = "{}", **properties) -> bool:
         message = amqp.Message(body, content_type="application/json", **properties)
         return self._attempt(lambda ch: ch.basic_publish(message, exchange=exchange, routing_key=routing_key))
 
@@ -110,10 +118,21 @@ class Probe:
 
 def call_opened(call_id: str):
     """A valid call_opened event (as the calls service would publish it)."""
-    return make_event("call_opened", {
-        "call_id": call_id, "programme_id": "JMDI", "programme_name": "JMDI", "envelope_eur": Decimal("15000000"),
-        "rule_profile": "ec_prag", "title": f"Call {call_id}",
-        "deadline": datetime.now(timezone.utc) + timedelta(days=30), "min_grant_eur": Decimal("50000"),
-        "max_grant_eur": Decimal("200000"), "max_ec_share": Decimal("0.9"),
-        "windows": [{"window": w, "name": w, "allocation_eur": Decimal("1000000")} for w in flows.WINDOWS]},
-        producer="calls", actor="test")
+    return make_event(
+        "call_opened",
+        {
+            "call_id": call_id,
+            "programme_id": "JMDI",
+            "programme_name": "JMDI",
+            "envelope_eur": Decimal("15000000"),
+            "rule_profile": "ec_prag",
+            "title": f"Call {call_id}",
+            "deadline": datetime.now(timezone.utc) + timedelta(days=30),
+            "min_grant_eur": Decimal("50000"),
+            "max_grant_eur": Decimal("200000"),
+            "max_ec_share": Decimal("0.9"),
+            "windows": [{"window": w, "name": w, "allocation_eur": Decimal("1000000")} for w in flows.WINDOWS],
+        },
+        producer="calls",
+        actor="test",
+    )

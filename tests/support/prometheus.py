@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's package) with deploy/prometheus's configuration and alert rules, scraping given
 targets every second, and the dashboards' panel queries to ask it: what ops see, checked from outside."""
+
 from __future__ import annotations
 
 import contextlib
@@ -42,9 +43,15 @@ def running_prometheus(workdir: Path, targets: dict[str, list[dict]]):
     expected = sum(len(entry["targets"]) for entries in targets.values() for entry in entries)
     with open(workdir / "log", "wb") as log:
         process = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=log)
+            [
+                tool("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         eventually(lambda: get(base + "/-/ready") is not None, 60, 0.5, "prometheus ready")
@@ -52,6 +59,7 @@ def running_prometheus(workdir: Path, targets: dict[str, list[dict]]):
         def all_up():
             active = get(base + "/api/v1/targets")["data"]["activeTargets"]
             return len(active) == expected and all(t["health"] == "up" for t in active)
+
         eventually(all_up, 60, 0.5, "targets up")
         yield base
     finally:
@@ -80,22 +88,27 @@ def panel_queries(selected=lambda expr: True):
 
 def instant(base: str, expr: str):
     """The panel's query as Grafana would send it with every dashboard variable set to "all"."""
-    query = (expr.replace("$__rate_interval", "1m").replace('=~"$service"', '=~".*"')
-             .replace('=~"$vhost"', '=~".*"'))
+    query = expr.replace("$__rate_interval", "1m").replace('=~"$service"', '=~".*"').replace('=~"$vhost"', '=~".*"')
     return get(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
 
 
 def answers(base: str, expr: str, timeout: float = 30):
     """The panel's data once Prometheus has some (fails naming the query if it never does)."""
+
     def has_data():
         answer = instant(base, expr)
         return answer if answer and answer["status"] == "success" and answer["data"]["result"] else None
+
     return eventually(has_data, timeout, 1, f"data for {expr}")
 
 
 def alerting_rules(base: str) -> list[dict]:
-    return [rule for group in get(base + "/api/v1/rules")["data"]["groups"] for rule in group["rules"]
-            if rule["type"] == "alerting"]
+    return [
+        rule
+        for group in get(base + "/api/v1/rules")["data"]["groups"]
+        for rule in group["rules"]
+        if rule["type"] == "alerting"
+    ]
 
 
 def firing(base: str) -> dict[str, list[dict]]:

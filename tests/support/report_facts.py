@@ -2,6 +2,7 @@
 
 Not part of the service: `services/reporting/budget_report.py` is the pure model these facts feed.
 """
+
 from __future__ import annotations
 
 import random
@@ -9,9 +10,18 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.reporting.domain.budget_report import (HEADINGS, BudgetReport, DecommitmentFact, ExpenditureFact, GrantFact,
-                                              ProposalCounts, Programme, TrancheFact, build_budget_report,
-                                              country_name)
+from services.reporting.domain.budget_report import (
+    HEADINGS,
+    BudgetReport,
+    DecommitmentFact,
+    ExpenditureFact,
+    GrantFact,
+    ProposalCounts,
+    Programme,
+    TrancheFact,
+    build_budget_report,
+    country_name,
+)
 
 JMDI_WINDOWS = {
     "remittances": ("Migrant remittances", Decimal("3750000.00")),
@@ -24,8 +34,12 @@ APPLICANT_TYPES = ("ngo", "migrant_association", "local_authority", "research_in
 
 
 def jmdi_programme(envelope: Decimal = Decimal("15000000.00")) -> Programme:
-    return Programme(id="JMDI", name="EC-UN Joint Migration and Development Initiative",
-                     envelope=envelope, windows=dict(JMDI_WINDOWS))
+    return Programme(
+        id="JMDI",
+        name="EC-UN Joint Migration and Development Initiative",
+        envelope=envelope,
+        windows=dict(JMDI_WINDOWS),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +52,39 @@ class Facts:
     decommitments: list[DecommitmentFact] = field(default_factory=list)
 
     def report(self, as_of: date | None = None) -> BudgetReport:
-        return build_budget_report(self.programme, self.grants, self.tranches, self.expenditures, self.counts,
-                                   as_of=as_of, decommitments=self.decommitments)
+        return build_budget_report(
+            self.programme,
+            self.grants,
+            self.tranches,
+            self.expenditures,
+            self.counts,
+            as_of=as_of,
+            decommitments=self.decommitments,
+        )
 
 
 _ORG_KINDS = {
     "ngo": ("Association", "Fondation", "Centre", "Réseau", "Initiative"),
-    "migrant_association": ("Association des migrants", "Diaspora Network", "Union des ressortissants",
-                            "Migrant Workers' Association"),
+    "migrant_association": (
+        "Association des migrants",
+        "Diaspora Network",
+        "Union des ressortissants",
+        "Migrant Workers' Association",
+    ),
     "local_authority": ("Commune de", "Municipality of", "Conseil régional de", "District Assembly of"),
     "research_institution": ("Institute for Migration Studies", "Université de", "Observatory on Migration"),
 }
-_TOPICS = ("Développement Local", "Migration and Development", "Solidarité", "Co-development", "Remittances",
-           "Droits des Migrants", "Return and Reintegration", "Women in Migration", "Youth and Mobility")
+_TOPICS = (
+    "Développement Local",
+    "Migration and Development",
+    "Solidarité",
+    "Co-development",
+    "Remittances",
+    "Droits des Migrants",
+    "Return and Reintegration",
+    "Women in Migration",
+    "Youth and Mobility",
+)
 _TITLE_VERBS = ("Strengthening", "Mobilising", "Supporting", "Linking", "Empowering", "Channelling")
 _TITLE_OBJECTS = {
     "remittances": "remittances for local development",
@@ -66,9 +100,15 @@ def _cents(c: int) -> Decimal:
     return Decimal(c).scaleb(-2)
 
 
-def generate_facts(seed: int, n_grants: int, n_tranches: int | None = None, *,
-                   programme: Programme | None = None, start: date = date(2009, 6, 1),
-                   expenditures: bool = True) -> Facts:
+def generate_facts(
+    seed: int,
+    n_grants: int,
+    n_tranches: int | None = None,
+    *,
+    programme: Programme | None = None,
+    start: date = date(2009, 6, 1),
+    expenditures: bool = True,
+) -> Facts:
     """Seeded, realistic JMDI facts: awards of EUR 50,000.00-200,000.00 over the 16 countries and 4 windows.
 
     `n_tranches` tranches in all (default 3 per grant), spread over the grants; each grant's tranches sum to at
@@ -130,12 +170,21 @@ def generate_facts(seed: int, n_grants: int, n_tranches: int | None = None, *,
         budget["indirect_costs"] = _cents(indirect)
 
         k = per[i]
-        grants.append(GrantFact(
-            grant_id, f"2008-{i + 1:0{width}d}",
-            f"{choice(_TITLE_VERBS)} {_TITLE_OBJECTS.get(window, window)} in {country_name(country)}",
-            window, country, applicant_type, org, awarded_at, _cents(award_cents), k > 0 or rand() < 0.8,
-            budget,
-        ))
+        grants.append(
+            GrantFact(
+                grant_id,
+                f"2008-{i + 1:0{width}d}",
+                f"{choice(_TITLE_VERBS)} {_TITLE_OBJECTS.get(window, window)} in {country_name(country)}",
+                window,
+                country,
+                applicant_type,
+                org,
+                awarded_at,
+                _cents(award_cents),
+                k > 0 or rand() < 0.8,
+                budget,
+            )
+        )
 
         remaining = award_cents
         value_date = awarded_at + days[randint(20, 75)]  # signature then pre-financing
@@ -156,8 +205,11 @@ def generate_facts(seed: int, n_grants: int, n_tranches: int | None = None, *,
                 spend_total = (award_cents - remaining - amount) * randint(70, 100) // 100
                 for h in range(heading_count):
                     if parts[h]:
-                        spent.append(ExpenditureFact(grant_id, HEADINGS[h],
-                                                     _cents(spend_total * parts[h] // direct), accepted_at))
+                        spent.append(
+                            ExpenditureFact(
+                                grant_id, HEADINGS[h], _cents(spend_total * parts[h] // direct), accepted_at
+                            )
+                        )
             tranches.append(TrancheFact(grant_id, n, _cents(amount), value_date))
             value_date = value_date + days[randint(150, 400)]
 

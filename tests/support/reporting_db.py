@@ -1,4 +1,5 @@
 """A fresh PostgreSQL database with reporting's tables, for the tests that compare its SQL with the Python model."""
+
 from __future__ import annotations
 
 import contextlib

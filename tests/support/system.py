@@ -1,4 +1,5 @@
 """The whole system for a test: its own vhost and databases, the services as real processes, staff clients."""
+
 import os
 import threading
 from datetime import timedelta
@@ -44,6 +45,7 @@ class _Operations:
         def call(*args, **kwargs):
             payload = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else kwargs
             return self._client.call(self._service, operation, payload)
+
         return call
 
 
@@ -112,22 +114,35 @@ class System:
         self.amqp_uri = self.broker.create_vhost(self.vhost)
         self.urls = {s: self.postgres.create_database(db) for s, db in self.databases.items()}
         env = dict(os.environ)
-        env.update({
-            "AMQP_URI": self.amqp_uri, "JMDI_JWKS": str(self.keys.issuer_jwks),
-            "JMDI_SERVICE_JWKS": str(self.keys.services_jwks), "EVENT_RETRY_ATTEMPTS": "3",
-            # every service is the vhost's one admin user here, as in `make run`: no producer to tell apart
-            "EVENT_PRODUCER_CHECK": "false",
-            "EVENT_RETRY_BACKOFF": "0.05", "OUTBOX_SWEEP_SECONDS": "0.5", "LOG_LEVEL": "INFO",
-            "MAIL_FOLDER": str(self.log_dir / "mail"), "PYTHONUNBUFFERED": "1",
-            # the test broker's guest login and trust-authenticated databases: development secrets
-            "JMDI_LOCAL_MODE": "true",
-        })
+        env.update(
+            {
+                "AMQP_URI": self.amqp_uri,
+                "JMDI_JWKS": str(self.keys.issuer_jwks),
+                "JMDI_SERVICE_JWKS": str(self.keys.services_jwks),
+                "EVENT_RETRY_ATTEMPTS": "3",
+                # every service is the vhost's one admin user here, as in `make run`: no producer to tell apart
+                "EVENT_PRODUCER_CHECK": "false",
+                "EVENT_RETRY_BACKOFF": "0.05",
+                "OUTBOX_SWEEP_SECONDS": "0.5",
+                "LOG_LEVEL": "INFO",
+                "MAIL_FOLDER": str(self.log_dir / "mail"),
+                "PYTHONUNBUFFERED": "1",
+                # the test broker's guest login and trust-authenticated databases: development secrets
+                "JMDI_LOCAL_MODE": "true",
+            }
+        )
         for service in PROCESSES:
             env[f"{service.upper()}_DATABASE_URL"] = self.urls[service]
             env[f"{service.upper()}_METRICS_PORT"] = str(free_port())
-        env.update({"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(free_port()),
-                    "GATEWAY_REFUSALS_PER_MINUTE": "1000000", "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": "1000000",
-                    "REFUSAL_AUDITS_PER_MINUTE": "1000000"})
+        env.update(
+            {
+                "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_PORT": str(free_port()),
+                "GATEWAY_REFUSALS_PER_MINUTE": "1000000",
+                "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": "1000000",
+                "REFUSAL_AUDITS_PER_MINUTE": "1000000",
+            }
+        )
         env.update(self.extra_env)
         self.env = env
         for service in PROCESSES:
@@ -201,8 +216,9 @@ class System:
         """A token of `service`'s own identity for a call to `target`, signed with this run's key of it."""
         return ServiceSigner(service, load_private_key(self.keys.service_key(service))).token_for(target)
 
-    def client(self, user: str | None, roles=(), token: str | None = None, timeout: float = 30,
-               headers: dict | None = None) -> StaffClient:
+    def client(
+        self, user: str | None, roles=(), token: str | None = None, timeout: float = 30, headers: dict | None = None
+    ) -> StaffClient:
         """A staff member at the gateway (no user and no token: a request without identity)."""
         if token is None and user is not None:
             token = self.token(user, roles)

@@ -8,6 +8,7 @@ Checked in every tracked text file (code, configuration, scripts, tests, docs):
 - no `Path(__file__).parents[n]` / `.parent.parent...` that reaches above the repository root.
 .ci/run proves the same by running the suite from a fresh `git clone` in an empty temporary folder.
 """
+
 import re
 import subprocess
 from pathlib import Path
@@ -39,10 +40,18 @@ def tracked_files() -> list[Path]:
         listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
         names = [n for n in listed.decode().split("\0") if n]
     except (OSError, subprocess.CalledProcessError):  # an export without git: every file but the local ones
-        names = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()
-                 and not {".git", ".venv", "var", "__pycache__"} & set(p.relative_to(REPO).parts)]
-    return [REPO / n for n in names if not n.startswith(SKIPPED)
-            and (Path(n).suffix in TEXT_SUFFIXES or Path(n).name in TEXT_NAMES) and (REPO / n).is_file()]
+        names = [
+            str(p.relative_to(REPO))
+            for p in REPO.rglob("*")
+            if p.is_file() and not {".git", ".venv", "var", "__pycache__"} & set(p.relative_to(REPO).parts)
+        ]
+    return [
+        REPO / n
+        for n in names
+        if not n.startswith(SKIPPED)
+        and (Path(n).suffix in TEXT_SUFFIXES or Path(n).name in TEXT_NAMES)
+        and (REPO / n).is_file()
+    ]
 
 
 def escapes(base: Path, relative: str) -> bool:
@@ -94,13 +103,15 @@ def test_the_check_catches_what_it_is_for(tmp_path, monkeypatch):
     (fake_repo / "tests" / "unit").mkdir(parents=True)
     monkeypatch.setattr(__import__(__name__), "REPO", fake_repo)
     module = fake_repo / "tests" / "unit" / "conftest.py"
-    module.write_text('SCHEMA = ROOT / ".." / "shared" / "x.xsd"\n'
-                      'DEFAULT = "../other/standards"\n'
-                      'ROOT = Path(__file__).resolve().parents[3]\n'
-                      'UP = Path(__file__).parent.parent.parent.parent\n'
-                      'OK = Path(__file__).resolve().parents[2] / "services"\n'
-                      f'SIBLING = "{tmp_path}/sibling/file.json"\n'
-                      'SOURCE = "/work/shared/standards/iati-2.03"\n')
+    module.write_text(
+        'SCHEMA = ROOT / ".." / "shared" / "x.xsd"\n'
+        'DEFAULT = "../other/standards"\n'
+        "ROOT = Path(__file__).resolve().parents[3]\n"
+        "UP = Path(__file__).parent.parent.parent.parent\n"
+        'OK = Path(__file__).resolve().parents[2] / "services"\n'
+        f'SIBLING = "{tmp_path}/sibling/file.json"\n'
+        'SOURCE = "/work/shared/standards/iati-2.03"\n'
+    )
     doc = fake_repo / "docs" / "api"
     doc.mkdir(parents=True)
     (doc / "page.md").write_text("[fine](../access.md) and [not](../../../elsewhere.md)\n")

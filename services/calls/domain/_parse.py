@@ -3,6 +3,7 @@
 Collecting (rather than failing on the first bad field) lets a programme manager fix a data file in one pass.
 Field names are dotted paths ("windows.2.allocation"), the shape InvalidInput already prints.
 """
+
 from __future__ import annotations
 
 import re
@@ -88,8 +89,9 @@ def money(value, field: str, errors: Errors, minimum: Decimal | None = Decimal("
     return amount
 
 
-def decimal(value, field: str, errors: Errors, low: Decimal | None = None, high: Decimal | None = None
-            ) -> Decimal | None:
+def decimal(
+    value, field: str, errors: Errors, low: Decimal | None = None, high: Decimal | None = None
+) -> Decimal | None:
     """A ratio or a number of points; floats are refused for the same reason money refuses them."""
     if value is None:
         errors.add(field, "is required")
@@ -111,8 +113,9 @@ def decimal(value, field: str, errors: Errors, low: Decimal | None = None, high:
     return number
 
 
-def integer(value, field: str, errors: Errors, low: int | None = None, high: int | None = None,
-            required: bool = True) -> int | None:
+def integer(
+    value, field: str, errors: Errors, low: int | None = None, high: int | None = None, required: bool = True
+) -> int | None:
     if value is None:
         if required:
             errors.add(field, "is required")

@@ -6,6 +6,7 @@ the same normalisation as exclusion screening. Assignment is deterministic (same
 re-run or a replica produces the same result: proposals with the fewest possible assessors go first, then by id;
 each takes the least-loaded assessors, ties broken by assessor id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,14 @@ def eligible_assessors(proposal, assessors: Iterable[str], declarations: Iterabl
     return sorted(a for a in set(assessors) if a in by_assessor and not _conflicted(by_assessor[a], proposal))
 
 
-def assign_assessors(proposals, assessors: Iterable[str], declarations: Iterable[Declaration],
-                     load: Mapping[str, int] | None = None, k: int = 2,
-                     assigned: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[str]]:
+def assign_assessors(
+    proposals,
+    assessors: Iterable[str],
+    declarations: Iterable[Declaration],
+    load: Mapping[str, int] | None = None,
+    k: int = 2,
+    assigned: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, list[str]]:
     """Map each proposal id to the assessors it gains so that it has k; `load` is the work each assessor already
     has and `assigned` the assessors a proposal already has (they count towards k and are never chosen again,
     which is how a top-up or a third assessor is found). Neither mapping is modified."""
@@ -66,18 +72,25 @@ def assign_assessors(proposals, assessors: Iterable[str], declarations: Iterable
     already = {pid: set((assigned or {}).get(pid, ())) for pid in ids}
     needed = {pid: max(0, k - len(already[pid])) for pid in ids}
 
-    candidates = {pr.id: [a for a in eligible_assessors(pr, assessors, declarations) if a not in already[pr.id]]
-                  for pr in proposals}
-    short = [{"proposal_id": pid, "eligible": len(c) + len(already[pid]), "needed": k}
-             for pid, c in sorted(candidates.items()) if len(c) < needed[pid]]
+    candidates = {
+        pr.id: [a for a in eligible_assessors(pr, assessors, declarations) if a not in already[pr.id]]
+        for pr in proposals
+    }
+    short = [
+        {"proposal_id": pid, "eligible": len(c) + len(already[pid]), "needed": k}
+        for pid, c in sorted(candidates.items())
+        if len(c) < needed[pid]
+    ]
     if short:
-        raise Conflict("assessment.not_enough_assessors",
-                       f"{len(short)} proposal(s) have fewer than {k} declared assessors free of conflicts",
-                       short)
+        raise Conflict(
+            "assessment.not_enough_assessors",
+            f"{len(short)} proposal(s) have fewer than {k} declared assessors free of conflicts",
+            short,
+        )
 
     result: dict[str, list[str]] = {}
     for pid in sorted(candidates, key=lambda pid: (len(candidates[pid]), pid)):
-        chosen = sorted(candidates[pid], key=lambda a: (current[a], a))[:needed[pid]]
+        chosen = sorted(candidates[pid], key=lambda a: (current[a], a))[: needed[pid]]
         for a in chosen:
             current[a] += 1
         result[pid] = chosen

@@ -4,6 +4,7 @@ A call copies the grant bounds and budget caps from the programme's rule profile
 applicant read when the call opened are the rules their proposal is judged by, whatever later happens to the
 profile file. Only a draft may change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
@@ -41,11 +42,17 @@ class ApplicantType(str, Enum):
     INTERNATIONAL_ORGANISATION = "international_organisation"
 
 
-DEFAULT_APPLICANT_TYPES = frozenset({
-    ApplicantType.CIVIL_SOCIETY_ORGANISATION, ApplicantType.NGO, ApplicantType.LOCAL_AUTHORITY,
-    ApplicantType.UNIVERSITY, ApplicantType.RESEARCH_INSTITUTE, ApplicantType.PRIVATE_NON_PROFIT,
-    ApplicantType.MIGRANT_ASSOCIATION,
-})
+DEFAULT_APPLICANT_TYPES = frozenset(
+    {
+        ApplicantType.CIVIL_SOCIETY_ORGANISATION,
+        ApplicantType.NGO,
+        ApplicantType.LOCAL_AUTHORITY,
+        ApplicantType.UNIVERSITY,
+        ApplicantType.RESEARCH_INSTITUTE,
+        ApplicantType.PRIVATE_NON_PROFIT,
+        ApplicantType.MIGRANT_ASSOCIATION,
+    }
+)
 
 
 class PartnerScope(str, Enum):
@@ -71,10 +78,20 @@ class CallWindow:
     allocation: Decimal
 
 
-_AMENDABLE = frozenset({
-    "title", "windows", "deadline", "min_grant", "max_grant", "max_ec_share", "eligible_applicant_types",
-    "consortium", "min_duration_months", "max_duration_months",
-})
+_AMENDABLE = frozenset(
+    {
+        "title",
+        "windows",
+        "deadline",
+        "min_grant",
+        "max_grant",
+        "max_ec_share",
+        "eligible_applicant_types",
+        "consortium",
+        "min_duration_months",
+        "max_duration_months",
+    }
+)
 
 
 @dataclass
@@ -104,10 +121,23 @@ class Call:
 
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, *, id: str, programme: Programme, profile: RuleProfile, title: str, windows, deadline,
-               min_grant=None, max_grant=None, max_ec_share=None, eligible_applicant_types=None,
-               consortium: ConsortiumRule | None = None, min_duration_months=None,
-               max_duration_months=None) -> "Call":
+    def create(
+        cls,
+        *,
+        id: str,
+        programme: Programme,
+        profile: RuleProfile,
+        title: str,
+        windows,
+        deadline,
+        min_grant=None,
+        max_grant=None,
+        max_ec_share=None,
+        eligible_applicant_types=None,
+        consortium: ConsortiumRule | None = None,
+        min_duration_months=None,
+        max_duration_months=None,
+    ) -> "Call":
         """A new draft call; unset bounds default to the profile, set ones must stay inside it."""
         errors = p.Errors()
         call = cls(
@@ -121,13 +151,12 @@ class Call:
             max_ec_share=profile.max_ec_share if max_ec_share is None else max_ec_share,
             contingency_cap=profile.contingency_cap,
             indirect_cap=profile.indirect_cap,
-            eligible_applicant_types=(DEFAULT_APPLICANT_TYPES if eligible_applicant_types is None
-                                      else eligible_applicant_types),
+            eligible_applicant_types=(
+                DEFAULT_APPLICANT_TYPES if eligible_applicant_types is None else eligible_applicant_types
+            ),
             consortium=consortium or ConsortiumRule(),
-            min_duration_months=(profile.min_duration_months if min_duration_months is None
-                                 else min_duration_months),
-            max_duration_months=(profile.max_duration_months if max_duration_months is None
-                                 else max_duration_months),
+            min_duration_months=(profile.min_duration_months if min_duration_months is None else min_duration_months),
+            max_duration_months=(profile.max_duration_months if max_duration_months is None else max_duration_months),
             rule_profile=profile.name,
         )
         errors.raise_if_any()
@@ -162,12 +191,17 @@ class Call:
                 if not programme.has_window(w.code):
                     errors.add(f"windows.{i}.code", f"window {w.code!r} is not a window of {programme.id}")
                 elif w.allocation > programme.window(w.code).allocation:
-                    errors.add(f"windows.{i}.allocation",
-                               f"exceeds the programme's allocation for {w.code!r} "
-                               f"({money_str(programme.window(w.code).allocation)})")
+                    errors.add(
+                        f"windows.{i}.allocation",
+                        f"exceeds the programme's allocation for {w.code!r} "
+                        f"({money_str(programme.window(w.code).allocation)})",
+                    )
             if total > programme.ec_contribution:
-                errors.add("windows", f"allocations sum to {money_str(total)}, more than the EC contribution "
-                                      f"{money_str(programme.ec_contribution)}")
+                errors.add(
+                    "windows",
+                    f"allocations sum to {money_str(total)}, more than the EC contribution "
+                    f"{money_str(programme.ec_contribution)}",
+                )
         if profile is not None and not errors:
             if min_grant < profile.min_grant:
                 errors.add("min_grant", f"must not be below the profile minimum {money_str(profile.min_grant)}")
@@ -177,14 +211,30 @@ class Call:
                 errors.add("max_ec_share", f"must not exceed the profile cap {profile.max_ec_share}")
         errors.raise_if_any()
         if programme is not None and not programme.period_start <= deadline.date() <= programme.period_end:
-            raise Conflict("call.deadline_outside_programme",
-                           f"the deadline {deadline.date()} is outside the programme period "
-                           f"{programme.period_start} to {programme.period_end}",
-                           [{"deadline": deadline.isoformat(), "period_start": programme.period_start.isoformat(),
-                             "period_end": programme.period_end.isoformat()}])
-        return replace(self, title=title, deadline=deadline, windows=windows, min_grant=min_grant,
-                       max_grant=max_grant, max_ec_share=share, eligible_applicant_types=types,
-                       min_duration_months=min_dur, max_duration_months=max_dur)
+            raise Conflict(
+                "call.deadline_outside_programme",
+                f"the deadline {deadline.date()} is outside the programme period "
+                f"{programme.period_start} to {programme.period_end}",
+                [
+                    {
+                        "deadline": deadline.isoformat(),
+                        "period_start": programme.period_start.isoformat(),
+                        "period_end": programme.period_end.isoformat(),
+                    }
+                ],
+            )
+        return replace(
+            self,
+            title=title,
+            deadline=deadline,
+            windows=windows,
+            min_grant=min_grant,
+            max_grant=max_grant,
+            max_ec_share=share,
+            eligible_applicant_types=types,
+            min_duration_months=min_dur,
+            max_duration_months=max_dur,
+        )
 
     # -- queries ------------------------------------------------------------------------------------------------
     @property
@@ -214,8 +264,11 @@ class Call:
         now = p.require_aware(now)
         self._require(CallStatus.DRAFT, "call.not_draft", "only a draft call can be opened")
         if now >= self.deadline:
-            raise Conflict("call.deadline_passed", f"the deadline {self.deadline.isoformat()} has passed",
-                           [{"deadline": self.deadline.isoformat(), "now": now.isoformat()}])
+            raise Conflict(
+                "call.deadline_passed",
+                f"the deadline {self.deadline.isoformat()} has passed",
+                [{"deadline": self.deadline.isoformat(), "now": now.isoformat()}],
+            )
         self.status, self.opened_at = CallStatus.OPEN, now
 
     def close(self, now: datetime) -> None:
@@ -223,8 +276,11 @@ class Call:
         now = p.require_aware(now)
         self._require(CallStatus.OPEN, "call.not_open", "only an open call can be closed")
         if now < self.deadline:
-            raise Conflict("call.deadline_not_reached", f"the deadline {self.deadline.isoformat()} is not reached",
-                           [{"deadline": self.deadline.isoformat(), "now": now.isoformat()}])
+            raise Conflict(
+                "call.deadline_not_reached",
+                f"the deadline {self.deadline.isoformat()} is not reached",
+                [{"deadline": self.deadline.isoformat(), "now": now.isoformat()}],
+            )
         self.status, self.closed_at = CallStatus.CLOSED, now
 
     def mark_evaluated(self) -> None:
@@ -243,8 +299,11 @@ class Call:
 
     def _require(self, status: CallStatus, rule: str, reason: str) -> None:
         if self.status is not status:
-            raise Conflict(rule, f"{reason} (call {self.id!r} is {self.status.value})",
-                           [{"call_id": self.id, "status": self.status.value}])
+            raise Conflict(
+                rule,
+                f"{reason} (call {self.id!r} is {self.status.value})",
+                [{"call_id": self.id, "status": self.status.value}],
+            )
 
 
 def _call_windows(raw, errors: p.Errors) -> tuple[CallWindow, ...]:
@@ -340,12 +399,23 @@ def call_from_dict(data: dict) -> Call:
     closed_at = p.utc_datetime(data["closed_at"], "closed_at", errors) if data.get("closed_at") else None
     errors.raise_if_any()
     call = Call(
-        id=data.get("id"), programme_id=data.get("programme_id"), title=data.get("title"),
-        windows=data.get("windows"), deadline=data.get("deadline"), min_grant=data.get("min_grant"),
-        max_grant=data.get("max_grant"), max_ec_share=data.get("max_ec_share"), contingency_cap=contingency,
-        indirect_cap=indirect, eligible_applicant_types=data.get("eligible_applicant_types") or frozenset(),
-        consortium=consortium, min_duration_months=data.get("min_duration_months"),
-        max_duration_months=data.get("max_duration_months"), rule_profile=data.get("rule_profile", "ec_prag"),
-        status=status, opened_at=opened_at, closed_at=closed_at,
+        id=data.get("id"),
+        programme_id=data.get("programme_id"),
+        title=data.get("title"),
+        windows=data.get("windows"),
+        deadline=data.get("deadline"),
+        min_grant=data.get("min_grant"),
+        max_grant=data.get("max_grant"),
+        max_ec_share=data.get("max_ec_share"),
+        contingency_cap=contingency,
+        indirect_cap=indirect,
+        eligible_applicant_types=data.get("eligible_applicant_types") or frozenset(),
+        consortium=consortium,
+        min_duration_months=data.get("min_duration_months"),
+        max_duration_months=data.get("max_duration_months"),
+        rule_profile=data.get("rule_profile", "ec_prag"),
+        status=status,
+        opened_at=opened_at,
+        closed_at=closed_at,
     )
     return call.validated()

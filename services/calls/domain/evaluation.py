@@ -3,6 +3,7 @@
 An assessment is validated against the grid before it is accepted, so a total can always be recomputed from the
 stored item scores; totals and averages are Decimals with two places (rounded half up like the EC grids).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,8 +68,9 @@ class Assessment:
     comments: str = ""
 
     @classmethod
-    def create(cls, grid: Grid, *, proposal_id: str, assessor: str, scores: Mapping, comments: str = "",
-               stage=None) -> "Assessment":
+    def create(
+        cls, grid: Grid, *, proposal_id: str, assessor: str, scores: Mapping, comments: str = "", stage=None
+    ) -> "Assessment":
         errors: dict[str, list[str]] = {}
         if stage is not None and Stage(stage) is not grid.stage:
             errors["stage"] = [f"{Stage(stage).value} assessment scored on the {grid.stage.value} grid"]
@@ -84,8 +86,7 @@ class Assessment:
             errors.update(exc.errors)
         if errors:
             raise InvalidInput(errors)
-        return cls(proposal_id.strip(), assessor.strip(), grid.stage, valid, assessment_total(grid, valid),
-                   comments)
+        return cls(proposal_id.strip(), assessor.strip(), grid.stage, valid, assessment_total(grid, valid), comments)
 
 
 def _totals(assessments: Iterable) -> list[Decimal]:
@@ -142,5 +143,6 @@ def evaluation_status(profile: RuleProfile, grid: Grid, assessments: Iterable[As
         missing.append("a third assessor (totals differ by more than %s)" % gap.normalize())
     complete = not missing
     score = proposal_score(items) if complete else None
-    return EvaluationStatus(len(items), complete, third, score, None if score is None else score >= grid.threshold,
-                            missing)
+    return EvaluationStatus(
+        len(items), complete, third, score, None if score is None else score >= grid.threshold, missing
+    )

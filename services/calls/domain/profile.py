@@ -4,6 +4,7 @@ The design says the profile is chosen per programme and that thresholds are conf
 grids and thresholds live in YAML and the code only interprets them. A profile may `extends:` another one
 (mappings are deep-merged, lists replaced) so that UNDP states only where it differs from PRAG.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -193,10 +194,20 @@ def profile_from_dict(data: dict) -> RuleProfile:
         errors.add("currency_conversion", f"must be one of {list(CONVERSION_RULES)}")
     errors.raise_if_any()
     return RuleProfile(
-        name=name, currency_conversion=conversion, label=label, min_grant=min_grant, max_grant=max_grant, max_ec_share=share,
-        contingency_cap=contingency, indirect_cap=indirect, min_assessors=min_assessors,
-        third_assessor_gap=gap, gap_basis=basis, grids=grids,
-        min_duration_months=min_dur, max_duration_months=max_dur,
+        name=name,
+        currency_conversion=conversion,
+        label=label,
+        min_grant=min_grant,
+        max_grant=max_grant,
+        max_ec_share=share,
+        contingency_cap=contingency,
+        indirect_cap=indirect,
+        min_assessors=min_assessors,
+        third_assessor_gap=gap,
+        gap_basis=basis,
+        grids=grids,
+        min_duration_months=min_dur,
+        max_duration_months=max_dur,
     )
 
 

@@ -3,6 +3,7 @@
 The founding documents leave some facts unconfirmed (the country list): keeping them as data means a correction
 is a data change, not a code change. The same validation serves the YAML file and RPC/storage dicts.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -99,10 +100,24 @@ def read_programme_file(path) -> dict:
         raise InvalidInput({"_file": [f"not valid YAML: {exc}"]}) from None
 
 
-FIELDS = frozenset({
-    "id", "name", "name_fr", "funder", "administered_by", "budget_line", "budget_line_fr", "currency",
-    "ec_contribution", "period", "rule_profile", "eligible_countries", "eu_member_states", "windows",
-})
+FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "name_fr",
+        "funder",
+        "administered_by",
+        "budget_line",
+        "budget_line_fr",
+        "currency",
+        "ec_contribution",
+        "period",
+        "rule_profile",
+        "eligible_countries",
+        "eu_member_states",
+        "windows",
+    }
+)
 WINDOW_FIELDS = frozenset({"code", "name_en", "name_fr", "allocation"})
 
 
@@ -152,10 +167,21 @@ def programme_from_dict(data: dict, loaded_on: date | None = None) -> Programme:
     windows = _windows(data.get("windows"), contribution, errors)
     errors.raise_if_any(None)
     return Programme(
-        id=pid, name=name, funder=funder, administered_by=administered_by, budget_line=budget_line,
-        ec_contribution=contribution, period_start=start, period_end=end, eligible_countries=eligible,
-        eu_member_states=eu, windows=windows, rule_profile=profile_name, name_fr=name_fr,
-        budget_line_fr=budget_line_fr, currency="EUR",
+        id=pid,
+        name=name,
+        funder=funder,
+        administered_by=administered_by,
+        budget_line=budget_line,
+        ec_contribution=contribution,
+        period_start=start,
+        period_end=end,
+        eligible_countries=eligible,
+        eu_member_states=eu,
+        windows=windows,
+        rule_profile=profile_name,
+        name_fr=name_fr,
+        budget_line_fr=budget_line_fr,
+        currency="EUR",
     )
 
 
@@ -215,8 +241,9 @@ def _windows(raw, contribution: Decimal | None, errors: p.Errors) -> tuple[Windo
         seen.add(code)
         windows.append(Window(code, name_en, name_fr, allocation))
     if contribution is not None and total > contribution:
-        errors.add("windows", f"allocations sum to {money_str(total)}, more than the EC contribution "
-                              f"{money_str(contribution)}")
+        errors.add(
+            "windows", f"allocations sum to {money_str(total)}, more than the EC contribution {money_str(contribution)}"
+        )
     return tuple(windows)
 
 

@@ -3,6 +3,7 @@
 Construction only checks shape (types, money, codes): whether the proposal obeys the call's rules is the job of
 `check_eligibility`, which reports every failed rule at once instead of stopping at the first.
 """
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,11 @@ def _applicant_fields(a: Applicant, prefix: str, errors: p.Errors) -> None:
     except ValueError:
         errors.add(f"{prefix}type", f"unknown applicant type {a.type!r}")
     set_(a, "country", p.country(a.country, f"{prefix}country", errors))
-    set_(a, "registration_number", p.text(a.registration_number, f"{prefix}registration_number", errors,
-                                          required=False) or "")
+    set_(
+        a,
+        "registration_number",
+        p.text(a.registration_number, f"{prefix}registration_number", errors, required=False) or "",
+    )
     if not isinstance(a.email, str) or not EMAIL_RE.match(a.email.strip()):
         errors.add(f"{prefix}email", "must be an e-mail address")
     else:
@@ -132,7 +136,7 @@ class Proposal:
     call_id: str | None = None
     reference: str | None = None
     submitted_at: datetime | None = None
-    logframe: list | None = None   # outcomes and outputs with indicators (services/common/values/logframe.py)
+    logframe: list | None = None  # outcomes and outputs with indicators (services/common/values/logframe.py)
 
     def __post_init__(self):
         errors = p.Errors()
@@ -202,9 +206,15 @@ def proposal_to_dict(proposal: Proposal) -> dict:
         "submitted_at": proposal.submitted_at.isoformat() if proposal.submitted_at else None,
         "logframe": proposal.logframe,
         "applicants": [
-            {"name": a.name, "type": a.type.value, "country": a.country,
-             "registration_number": a.registration_number, "email": a.email, "language": a.language.value,
-             "role": a.role.value}
+            {
+                "name": a.name,
+                "type": a.type.value,
+                "country": a.country,
+                "registration_number": a.registration_number,
+                "email": a.email,
+                "language": a.language.value,
+                "role": a.role.value,
+            }
             for a in proposal.applicants
         ],
     }
@@ -238,21 +248,36 @@ def proposal_from_dict(data: dict) -> Proposal:
                 errors[f"applicants.{i}"] = ["must be a mapping"]
                 continue
             try:
-                applicants.append(Applicant(
-                    name=raw.get("name"), type=raw.get("type"), country=raw.get("country"),
-                    registration_number=raw.get("registration_number"), email=raw.get("email"),
-                    language=raw.get("language", "en"), role=raw.get("role", "co_applicant"),
-                ))
+                applicants.append(
+                    Applicant(
+                        name=raw.get("name"),
+                        type=raw.get("type"),
+                        country=raw.get("country"),
+                        registration_number=raw.get("registration_number"),
+                        email=raw.get("email"),
+                        language=raw.get("language", "en"),
+                        role=raw.get("role", "co_applicant"),
+                    )
+                )
             except InvalidInput as exc:
                 errors.update({f"applicants.{i}.{k}": v for k, v in exc.errors.items()})
     try:
         proposal = Proposal(
-            id=data.get("id"), window=data.get("window"), target_country=data.get("target_country"),
-            title=data.get("title"), summary=data.get("summary"), duration_months=data.get("duration_months"),
-            budget=budget, total_eligible_cost=data.get("total_eligible_cost"),
-            ec_amount_requested=data.get("ec_amount_requested"), co_financing=data.get("co_financing"),
-            applicants=tuple(applicants), call_id=data.get("call_id"), reference=data.get("reference"),
-            submitted_at=data.get("submitted_at"), logframe=data.get("logframe"),
+            id=data.get("id"),
+            window=data.get("window"),
+            target_country=data.get("target_country"),
+            title=data.get("title"),
+            summary=data.get("summary"),
+            duration_months=data.get("duration_months"),
+            budget=budget,
+            total_eligible_cost=data.get("total_eligible_cost"),
+            ec_amount_requested=data.get("ec_amount_requested"),
+            co_financing=data.get("co_financing"),
+            applicants=tuple(applicants),
+            call_id=data.get("call_id"),
+            reference=data.get("reference"),
+            submitted_at=data.get("submitted_at"),
+            logframe=data.get("logframe"),
         )
     except InvalidInput as exc:
         for key, value in exc.errors.items():

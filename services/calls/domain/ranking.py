@@ -5,6 +5,7 @@ order never depends on input order. The main list is filled greedily: a proposal
 in what is left of the allocation goes to the reserve, and smaller proposals after it may still enter the main
 list. Proposals under the threshold are excluded (a score exactly at the threshold passes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -99,8 +100,10 @@ def _by_country(main, reserve, excluded) -> dict[str, CountryLine]:
     lines: dict[str, dict] = {}
 
     def line(country):
-        return lines.setdefault(country, {"main": 0, "main_amount": Decimal("0.00"), "reserve": 0,
-                                          "reserve_amount": Decimal("0.00"), "excluded": 0})
+        return lines.setdefault(
+            country,
+            {"main": 0, "main_amount": Decimal("0.00"), "reserve": 0, "reserve_amount": Decimal("0.00"), "excluded": 0},
+        )
 
     for s in main:
         line(s.country)["main"] += 1
@@ -115,10 +118,17 @@ def _by_country(main, reserve, excluded) -> dict[str, CountryLine]:
 
 def ranking_to_dict(ranking: Ranking) -> dict:
     """The ranking_published payload shape: money as strings, positions from 1."""
+
     def entry(position, s):
-        return {"position": position, "proposal_id": s.proposal_id, "reference": s.reference, "country": s.country,
-                "ec_amount": money_str(s.ec_amount), "score": str(s.score),
-                "submitted_at": s.submitted_at.isoformat()}
+        return {
+            "position": position,
+            "proposal_id": s.proposal_id,
+            "reference": s.reference,
+            "country": s.country,
+            "ec_amount": money_str(s.ec_amount),
+            "score": str(s.score),
+            "submitted_at": s.submitted_at.isoformat(),
+        }
 
     return {
         "window": ranking.window,
@@ -130,8 +140,13 @@ def ranking_to_dict(ranking: Ranking) -> dict:
         "reserve": [entry(i, s) for i, s in enumerate(ranking.reserve, 1)],
         "excluded": [entry(i, s) for i, s in enumerate(ranking.excluded, 1)],
         "by_country": {
-            c: {"main": l.main, "main_amount": money_str(l.main_amount), "reserve": l.reserve,
-                "reserve_amount": money_str(l.reserve_amount), "excluded": l.excluded}
+            c: {
+                "main": l.main,
+                "main_amount": money_str(l.main_amount),
+                "reserve": l.reserve,
+                "reserve_amount": money_str(l.reserve_amount),
+                "excluded": l.excluded,
+            }
             for c, l in ranking.by_country.items()
         },
     }

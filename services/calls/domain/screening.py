@@ -10,6 +10,7 @@ of a small organisation's name, and dropping them would make "Association Femmes
 "Femmes et Migration". A hit is a flag for a person to review, not an automatic rejection.
 Registration numbers are compared with case, spaces and punctuation removed; an empty number never matches.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,11 +21,42 @@ from dataclasses import dataclass
 
 from services.common.values.errors import InvalidInput
 
-LEGAL_FORMS = frozenset({
-    "asbl", "aisbl", "vzw", "ivzw", "sarl", "sa", "sas", "sarlau", "eurl", "scs", "snc", "ltd", "limited", "llc",
-    "inc", "incorporated", "corp", "plc", "gmbh", "ggmbh", "ev", "ag", "bv", "nv", "srl", "spa", "onlus", "cic",
-    "cio", "pvt", "co", "cie",
-})
+LEGAL_FORMS = frozenset(
+    {
+        "asbl",
+        "aisbl",
+        "vzw",
+        "ivzw",
+        "sarl",
+        "sa",
+        "sas",
+        "sarlau",
+        "eurl",
+        "scs",
+        "snc",
+        "ltd",
+        "limited",
+        "llc",
+        "inc",
+        "incorporated",
+        "corp",
+        "plc",
+        "gmbh",
+        "ggmbh",
+        "ev",
+        "ag",
+        "bv",
+        "nv",
+        "srl",
+        "spa",
+        "onlus",
+        "cic",
+        "cio",
+        "pvt",
+        "co",
+        "cie",
+    }
+)
 _PUNCT_RUN = re.compile(r"[\W_]+", re.UNICODE)
 _ABBREV_DOT = re.compile(r"(?<=\b\w)\.")  # the dot after a one-letter token: S.A.R.L., e.V.
 
@@ -86,9 +118,12 @@ class Hit:
 
     def to_dict(self) -> dict:
         return {
-            "applicant_index": self.applicant_index, "applicant_name": self.applicant_name,
-            "matched_on": list(self.matched_on), "entry_name": self.entry.name,
-            "entry_registration_number": self.entry.registration_number, "reason": self.entry.reason,
+            "applicant_index": self.applicant_index,
+            "applicant_name": self.applicant_name,
+            "matched_on": list(self.matched_on),
+            "entry_name": self.entry.name,
+            "entry_registration_number": self.entry.registration_number,
+            "reason": self.entry.reason,
             "line": self.entry.line,
         }
 

@@ -4,6 +4,7 @@ An event is an envelope (event_id, event_type, version, occurred_at, producer, a
 validates against the schema registered for its type. Money travels as a decimal string with two places.
 `make_event` refuses to build an invalid event; `parse_event` refuses to accept one.
 """
+
 import uuid
 from datetime import datetime, timezone
 
@@ -82,10 +83,12 @@ class CallOpened(Contract):
     # the rule profile's budget caps and longest duration, so grants holds amended budgets and durations to the
     # rules the proposal met. Optional like the dates below: None (an event from before they were carried) means
     # EC PRAG's caps and no duration bound
-    contingency_cap = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=4,
-                                     validate=validate.Range(min=0, max=1))
-    indirect_cap = fields.Decimal(load_default=None, allow_none=True, as_string=True, places=4,
-                                  validate=validate.Range(min=0, max=1))
+    contingency_cap = fields.Decimal(
+        load_default=None, allow_none=True, as_string=True, places=4, validate=validate.Range(min=0, max=1)
+    )
+    indirect_cap = fields.Decimal(
+        load_default=None, allow_none=True, as_string=True, places=4, validate=validate.Range(min=0, max=1)
+    )
     max_duration_months = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=120))
     # the programme period the call belongs to: grants dates awards and contracts within it, reporting shows it.
     # Optional, so events emitted before it was carried still load (version 1 stays compatible)
@@ -93,8 +96,7 @@ class CallOpened(Contract):
     programme_end = fields.Date(load_default=None, allow_none=True)
     # how expenditure in other currencies is converted (the rule profile's choice; optional like the dates:
     # None means the profile's default, ec_monthly for EC PRAG, undp_monthly for UNDP)
-    currency_conversion = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(
-        CONVERSION_RULES))
+    currency_conversion = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CONVERSION_RULES))
 
 
 class CallClosed(Contract):
@@ -441,16 +443,29 @@ class ReportGenerated(Contract):
 
 
 CONTRACTS = {
-    "call_opened": CallOpened, "call_closed": CallClosed, "proposal_submitted": ProposalSubmitted,
-    "proposal_withdrawn": ProposalWithdrawn, "proposal_screened": ProposalScreened,
-    "proposal_evaluated": ProposalEvaluated, "ranking_published": RankingPublished,
-    "grant_awarded": GrantAwarded, "proposal_rejected": ProposalRejected, "contract_signed": ContractSigned,
-    "payment_requested": PaymentRequested, "tranche_paid": TranchePaid, "report_submitted": ReportSubmitted,
-    "report_accepted": ReportAccepted, "grant_amended": GrantAmended, "grant_closed": GrantClosed,
-    "grant_decommitted": GrantDecommitted, "payment_cancelled": PaymentCancelled,
-    "rates_published": RatesPublished, "results_reported": ResultsReported,
+    "call_opened": CallOpened,
+    "call_closed": CallClosed,
+    "proposal_submitted": ProposalSubmitted,
+    "proposal_withdrawn": ProposalWithdrawn,
+    "proposal_screened": ProposalScreened,
+    "proposal_evaluated": ProposalEvaluated,
+    "ranking_published": RankingPublished,
+    "grant_awarded": GrantAwarded,
+    "proposal_rejected": ProposalRejected,
+    "contract_signed": ContractSigned,
+    "payment_requested": PaymentRequested,
+    "tranche_paid": TranchePaid,
+    "report_submitted": ReportSubmitted,
+    "report_accepted": ReportAccepted,
+    "grant_amended": GrantAmended,
+    "grant_closed": GrantClosed,
+    "grant_decommitted": GrantDecommitted,
+    "payment_cancelled": PaymentCancelled,
+    "rates_published": RatesPublished,
+    "results_reported": ResultsReported,
     "grant_terminated": GrantTerminated,
-    "notification_sent": NotificationSent, "notification_failed": NotificationFailed,
+    "notification_sent": NotificationSent,
+    "notification_failed": NotificationFailed,
     "report_generated": ReportGenerated,
 }
 VERSIONS = {event_type: 1 for event_type in CONTRACTS}
@@ -501,8 +516,15 @@ def contract_schema(event_type: str) -> Schema:
     return schema
 
 
-def make_event(event_type: str, data: dict, *, producer: str, actor: str | None = None,
-               occurred_at: datetime | None = None, event_id: str | None = None) -> Event:
+def make_event(
+    event_type: str,
+    data: dict,
+    *,
+    producer: str,
+    actor: str | None = None,
+    occurred_at: datetime | None = None,
+    event_id: str | None = None,
+) -> Event:
     """Build the wire form of an event, refusing one whose data does not match its contract."""
     if event_type not in CONTRACTS:
         raise InvalidInput({"event_type": [f"unknown event type {event_type!r}"]})
@@ -515,8 +537,7 @@ def make_event(event_type: str, data: dict, *, producer: str, actor: str | None 
         loaded = schema.load(wire_data)
     except (ValidationError, TypeError, ValueError, AttributeError) as exc:
         messages = exc.messages if isinstance(exc, ValidationError) else {"_schema": [str(exc)]}
-        raise InvalidInput({"data": messages},
-                           f"event {event_type} does not match its contract: {messages}") from exc
+        raise InvalidInput({"data": messages}, f"event {event_type} does not match its contract: {messages}") from exc
     occurred_at = occurred_at or datetime.now(timezone.utc)
     event_id = event_id or str(uuid.uuid4())
     # the envelope is ours, checked here field by field: the data above is the one part validated by a schema

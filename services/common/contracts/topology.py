@@ -4,14 +4,31 @@ Exchanges and routing keys follow nameko's convention (`<producer>.events`, rout
 queue names follow nameko's SERVICE_POOL handler naming, so each consumer's queue can be declared before any
 producer publishes (at start-up of every service, or by the broker definitions file in production).
 """
+
 CALLS_EVENTS = (
-    "call_opened", "call_closed", "proposal_submitted", "proposal_withdrawn", "proposal_screened",
-    "proposal_evaluated", "ranking_published",
+    "call_opened",
+    "call_closed",
+    "proposal_submitted",
+    "proposal_withdrawn",
+    "proposal_screened",
+    "proposal_evaluated",
+    "ranking_published",
 )
 GRANTS_EVENTS = (
-    "grant_awarded", "proposal_rejected", "contract_signed", "payment_requested", "payment_cancelled",
-    "tranche_paid", "report_submitted", "report_accepted", "grant_amended", "grant_closed", "grant_decommitted",
-    "rates_published", "results_reported", "grant_terminated",
+    "grant_awarded",
+    "proposal_rejected",
+    "contract_signed",
+    "payment_requested",
+    "payment_cancelled",
+    "tranche_paid",
+    "report_submitted",
+    "report_accepted",
+    "grant_amended",
+    "grant_closed",
+    "grant_decommitted",
+    "rates_published",
+    "results_reported",
+    "grant_terminated",
 )
 NOTIFICATIONS_EVENTS = ("notification_sent", "notification_failed")
 REPORTING_EVENTS = ("report_generated",)
@@ -29,8 +46,16 @@ PROCESSES = (*SERVICES, "gateway")
 
 # consumer service -> producer service -> event types it handles
 SUBSCRIPTIONS = {
-    "grants": {"calls": ("call_opened", "proposal_submitted", "proposal_withdrawn", "proposal_screened",
-                         "proposal_evaluated", "ranking_published")},
+    "grants": {
+        "calls": (
+            "call_opened",
+            "proposal_submitted",
+            "proposal_withdrawn",
+            "proposal_screened",
+            "proposal_evaluated",
+            "ranking_published",
+        )
+    },
     "notifications": {"calls": CALLS_EVENTS, "grants": GRANTS_EVENTS, "reporting": REPORTING_EVENTS},
     "reporting": {"calls": CALLS_EVENTS, "grants": GRANTS_EVENTS},
 }

@@ -1,4 +1,5 @@
 """Logging set-up: plain text for a terminal, JSON lines for collectors, with the nameko call-id stack."""
+
 import json
 import logging
 import sys
@@ -30,6 +31,7 @@ def _correlation_id():
     """The call-id stack of the nameko worker running in this greenthread, if any."""
     try:
         import eventlet
+
         worker_ctx = getattr(eventlet.getcurrent(), "jmdi_worker_ctx", None)
     except Exception:
         return None
@@ -54,6 +56,7 @@ class PersonalDataRedaction(logging.Filter):
 
     def filter(self, record):
         from ..security.privacy import redact_text
+
         try:
             message = record.getMessage()
         except Exception:  # a broken format string: logging reports it itself

@@ -6,6 +6,7 @@ waits for the broker (one clear line saying why it cannot be used: none answers,
 host, no access to it), applies the service's migrations, then runs it until
 SIGINT/SIGTERM, stopping workers gracefully.
 """
+
 import eventlet  # noqa: E402  (services/__init__.py has silenced its deprecation notice)
 
 eventlet.monkey_patch()  # before anything opens a socket; also greens psycopg2
@@ -24,8 +25,10 @@ from .logs import configure_logging  # noqa: E402
 
 log = logging.getLogger("jmdi.runner")
 
-NO_BROKER_HINT = ("start one with `docker compose up -d rabbitmq`, or install your distribution's rabbitmq-server "
-                  "and run `rabbitmq-server -detached`; or set AMQP_URI")
+NO_BROKER_HINT = (
+    "start one with `docker compose up -d rabbitmq`, or install your distribution's rabbitmq-server "
+    "and run `rabbitmq-server -detached`; or set AMQP_URI"
+)
 
 
 class BrokerProblem:
@@ -55,17 +58,23 @@ class BrokerProblem:
 
     def __str__(self) -> str:
         if self.kind == "login_refused":
-            return (f"The RabbitMQ broker at {self.uri} refused the login of user {self.user!r} (wrong user name or "
-                    f"password): correct the user and password in AMQP_URI (`rabbitmqctl list_users` on the broker "
-                    f"lists its users)")
+            return (
+                f"The RabbitMQ broker at {self.uri} refused the login of user {self.user!r} (wrong user name or "
+                f"password): correct the user and password in AMQP_URI (`rabbitmqctl list_users` on the broker "
+                f"lists its users)"
+            )
         if self.kind == "vhost_missing":
-            return (f"The RabbitMQ broker at {self.uri} has no virtual host {self.vhost!r}: create it "
-                    f"(`rabbitmqctl add_vhost {self.vhost}` and give {self.user!r} permissions on it) or correct "
-                    f"the virtual host at the end of AMQP_URI")
+            return (
+                f"The RabbitMQ broker at {self.uri} has no virtual host {self.vhost!r}: create it "
+                f"(`rabbitmqctl add_vhost {self.vhost}` and give {self.user!r} permissions on it) or correct "
+                f"the virtual host at the end of AMQP_URI"
+            )
         if self.kind == "vhost_refused":
-            return (f"The RabbitMQ broker at {self.uri} does not let user {self.user!r} use virtual host "
-                    f"{self.vhost!r} ({self.reason}): grant it (`rabbitmqctl set_permissions -p {self.vhost} "
-                    f"{self.user} '.*' '.*' '.*'`) or use a user that has access")
+            return (
+                f"The RabbitMQ broker at {self.uri} does not let user {self.user!r} use virtual host "
+                f"{self.vhost!r} ({self.reason}): grant it (`rabbitmqctl set_permissions -p {self.vhost} "
+                f"{self.user} '.*' '.*' '.*'`) or use a user that has access"
+            )
         return f"No RabbitMQ broker answers at {self.uri} ({self.reason}): {NO_BROKER_HINT}"
 
 
@@ -97,12 +106,16 @@ def main(argv=None):
     configure_logging(args.service, str(config.get("LOG_FORMAT", "text")), str(config.get("LOG_LEVEL", "INFO")))
 
     from ..security.secrecy import local_mode, startup_problem
+
     if local_mode():
-        log.warning("%s: LOCAL MODE (JMDI_LOCAL_MODE=true): development secrets are accepted (the broker's guest "
-                    "login, databases without passwords, the keys under var/keys); never run a deployment so",
-                    args.service)
+        log.warning(
+            "%s: LOCAL MODE (JMDI_LOCAL_MODE=true): development secrets are accepted (the broker's guest "
+            "login, databases without passwords, the keys under var/keys); never run a deployment so",
+            args.service,
+        )
     if not args.migrate_only:
         from ..security.auth import identity_problem
+
         problem = identity_problem(args.service, config) or startup_problem(args.service, config)
         if problem:
             print(f"{args.service}: {problem}", file=sys.stderr)
@@ -110,6 +123,7 @@ def main(argv=None):
 
     if not args.no_migrate:
         from ..storage.migrations import upgrade
+
         upgrade(args.service, config["DATABASE_URL"])
         log.info("migrations applied to %s", redact(config["DATABASE_URL"]))
     if args.migrate_only:
@@ -121,6 +135,7 @@ def main(argv=None):
         return 2
 
     from nameko.runners import ServiceRunner
+
     runner = ServiceRunner(config)
     runner.add_service(service_class(args.service))
 

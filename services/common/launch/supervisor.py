@@ -13,6 +13,7 @@ at most BACKOFF_MAX_SECONDS; a process that ran BACKOFF_RESET_SECONDS counts as 
 running. Every crash and restart is a log line and counts in `jmdi_process_restarts_total{process}` on the
 supervisor's own /metrics (SUPERVISOR_METRICS_PORT, default 8006).
 """
+
 import os
 import signal
 import subprocess
@@ -32,10 +33,12 @@ BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 BACKOFF_RESET_SECONDS = 60.0
 
-RESTARTS = Counter("jmdi_process_restarts", "Processes restarted by `make run`'s supervisor after they exited",
-                   ["process"])
-CRASHES_IN_A_ROW = Gauge("jmdi_process_crashes_in_a_row", "Exits of a process without a healthy run in between",
-                         ["process"])
+RESTARTS = Counter(
+    "jmdi_process_restarts", "Processes restarted by `make run`'s supervisor after they exited", ["process"]
+)
+CRASHES_IN_A_ROW = Gauge(
+    "jmdi_process_crashes_in_a_row", "Exits of a process without a healthy run in between", ["process"]
+)
 UP = Gauge("jmdi_process_up", "1 while the supervisor's process is running", ["process"])
 
 
@@ -45,8 +48,10 @@ def backoff(crashes_in_a_row: int) -> float:
 
 def local_settings(environ) -> dict:
     """What `make run` adds to the environment: local mode, /metrics on the loopback interface."""
-    return {"JMDI_LOCAL_MODE": environ.get("JMDI_LOCAL_MODE", "true"),
-            "METRICS_HOST": environ.get("METRICS_HOST", "127.0.0.1")}
+    return {
+        "JMDI_LOCAL_MODE": environ.get("JMDI_LOCAL_MODE", "true"),
+        "METRICS_HOST": environ.get("METRICS_HOST", "127.0.0.1"),
+    }
 
 
 class Child:
@@ -81,9 +86,12 @@ def main() -> int:
         return 2
     environ = {**os.environ, **local_settings(os.environ)}
     if environ["JMDI_LOCAL_MODE"].strip().lower() in ("1", "true", "yes", "on"):
-        print("LOCAL MODE (JMDI_LOCAL_MODE=true): development secrets are accepted and /metrics listens on "
-              f"{environ['METRICS_HOST']}; a deployment runs each service with its own secrets instead "
-              "(docs/access.md).", flush=True)
+        print(
+            "LOCAL MODE (JMDI_LOCAL_MODE=true): development secrets are accepted and /metrics listens on "
+            f"{environ['METRICS_HOST']}; a deployment runs each service with its own secrets instead "
+            "(docs/access.md).",
+            flush=True,
+        )
     environments = local_mode_environments(environ, PROCESSES)
     metrics_port = int(environ.get("SUPERVISOR_METRICS_PORT") or 8006)
     try:
@@ -129,8 +137,12 @@ def main() -> int:
             CRASHES_IN_A_ROW.labels(child.name).set(child.crashes)
             delay = backoff(child.crashes)
             child.restart_at = now + delay
-            print(f"{child.name} exited with status {child.proc.returncode} (crash {child.crashes} in a row); "
-                  f"restarting it in {delay:.0f} s, the others keep running", file=sys.stderr, flush=True)
+            print(
+                f"{child.name} exited with status {child.proc.returncode} (crash {child.crashes} in a row); "
+                f"restarting it in {delay:.0f} s, the others keep running",
+                file=sys.stderr,
+                flush=True,
+            )
         time.sleep(0.3)
     deadline = time.monotonic() + 25
     for child in children.values():

@@ -7,6 +7,7 @@ the commit. If a batch fails, its messages are applied one by one with the per-e
 poison message is isolated and the rest still pass. The inbox keys are the same as the per-event handlers'
 (`<service>.on_<event_type>`), so switching a service between the two modes never re-applies anything.
 """
+
 import functools
 import logging
 import time
@@ -42,6 +43,7 @@ class BatchEventHandler(Entrypoint):
     def setup(self):
         from ..runtime.config import as_bool
         from .guard import max_message_bytes, queue_arguments
+
         service = self.container.service_name
         arguments = queue_arguments(self.container.config)
         # with broker definitions (DECLARE_TOPOLOGY=false) the queues exist and a least-privilege user may not
@@ -49,9 +51,15 @@ class BatchEventHandler(Entrypoint):
         declare = as_bool(self.container.config.get("DECLARE_TOPOLOGY", True))
         self.max_message_bytes = max_message_bytes(self.container.config)
         self.queues = [
-            Queue(queue_name(producer_of(t), t, service),
-                  exchange=Exchange(exchange_name(producer_of(t)), type="topic", durable=True, no_declare=not declare),
-                  routing_key=t, durable=True, auto_delete=False, queue_arguments=arguments, no_declare=not declare)
+            Queue(
+                queue_name(producer_of(t), t, service),
+                exchange=Exchange(exchange_name(producer_of(t)), type="topic", durable=True, no_declare=not declare),
+                routing_key=t,
+                durable=True,
+                auto_delete=False,
+                queue_arguments=arguments,
+                no_declare=not declare,
+            )
             for t in self.event_types
         ]
 
@@ -82,8 +90,9 @@ class BatchEventHandler(Entrypoint):
         with Connection(self.container.config["AMQP_URI"], heartbeat=30) as conn:
             channel = conn.channel()
             channel.basic_qos(0, self.max_batch * 2, False)
-            consumer = Consumer(channel, queues=self.queues, accept=["json"], on_message=functools.partial(
-                self._on_message, pending))
+            consumer = Consumer(
+                channel, queues=self.queues, accept=["json"], on_message=functools.partial(self._on_message, pending)
+            )
             consumer.consume()
             deadline = None
             try:
@@ -103,8 +112,11 @@ class BatchEventHandler(Entrypoint):
                         inflight = None
                     if pending and deadline is None:
                         deadline = time.monotonic() + self.max_wait
-                    if (inflight is None and pending
-                            and (len(pending) >= self.max_batch or time.monotonic() >= deadline)):
+                    if (
+                        inflight is None
+                        and pending
+                        and (len(pending) >= self.max_batch or time.monotonic() >= deadline)
+                    ):
                         batch, pending[:] = list(pending), []
                         deadline = None
                         inflight = batch, self._start(batch)
@@ -119,6 +131,7 @@ class BatchEventHandler(Entrypoint):
         """The message guard first (services/common/messaging/guard.py): a malformed message is dead-lettered, not
         applied."""
         from .guard import decode, refuse
+
         body, reason = decode(message, "event", self.max_message_bytes)
         if reason:
             queue = str((message.delivery_info or {}).get("routing_key"))
@@ -137,8 +150,10 @@ class BatchEventHandler(Entrypoint):
             done.send((result, exc_info))
             return result, exc_info
 
-        deliveries = [(body, message.properties.get("user_id"), message.delivery_info.get("routing_key"))
-                      for body, message in batch]
+        deliveries = [
+            (body, message.properties.get("user_id"), message.delivery_info.get("routing_key"))
+            for body, message in batch
+        ]
         self.container.spawn_worker(self, (deliveries,), {}, handle_result=handle_result)
         return done
 
@@ -172,8 +187,12 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy) -> d
         if fresh:
             apply(fresh, uow)
             applied_at = utcnow()
-            insert_rows(uow.session, inbox, [(_consumer(service, e), e.event_id, e.event_type, applied_at)
-                                             for e in fresh], columns=("consumer", "event_id", "event_type", "applied_at"))
+            insert_rows(
+                uow.session,
+                inbox,
+                [(_consumer(service, e), e.event_id, e.event_type, applied_at) for e in fresh],
+                columns=("consumer", "event_id", "event_type", "applied_at"),
+            )
         uow.commit()
         crash_point("batch.after_apply")
     except Exception as exc:
@@ -202,9 +221,12 @@ def _consumer(service: str, evt) -> str:
 def _already_applied(uow: UnitOfWork, service: str, events) -> set:
     if not events:
         return set()
-    rows = uow.session.execute(select(inbox.c.consumer, inbox.c.event_id).where(
-        inbox.c.event_id.in_([e.event_id for e in events]),
-        inbox.c.consumer.in_({_consumer(service, e) for e in events})))
+    rows = uow.session.execute(
+        select(inbox.c.consumer, inbox.c.event_id).where(
+            inbox.c.event_id.in_([e.event_id for e in events]),
+            inbox.c.consumer.in_({_consumer(service, e) for e in events}),
+        )
+    )
     return {(r.consumer, r.event_id) for r in rows}
 
 
@@ -219,12 +241,18 @@ def handles_batch(*event_types, max_batch: int = 500, max_wait: float = 0.05):
             for body, broker_user, routed_as in deliveries:
                 refusal = self.request.producer_check.refusal(body, broker_user, routed_as)
                 if refusal:
-                    refuse_event(self.db.core, f"{self.name}.{handler_method(str(routed_as))}", body,
-                                 {"user_id": str(broker_user)}, refusal)
+                    refuse_event(
+                        self.db.core,
+                        f"{self.name}.{handler_method(str(routed_as))}",
+                        body,
+                        {"user_id": str(broker_user)},
+                        refusal,
+                    )
                 else:
                     bodies.append(body)
-            return apply_batch(self.db, self.name, bodies, lambda events, uow: fn(self, events, uow),
-                               self.request.retry_policy)
+            return apply_batch(
+                self.db, self.name, bodies, lambda events, uow: fn(self, events, uow), self.request.retry_policy
+            )
 
         wrapper.applies_batch = fn
         wrapper.batch_event_types = event_types

@@ -14,11 +14,17 @@ points and `JMDI_TEST_CRASH_MARKERS` a folder: then each named point fires once 
 created first, so the restarted process goes on) and the process dies at once, as kill -9 would (no clean-up,
 no reply, no ack). A test process may replace `crash` to raise instead.
 """
+
 import os
 from pathlib import Path
 
-POINTS = ("outbox.before_publish", "outbox.after_publish", "publisher.no_confirm", "inbox.after_apply",
-          "batch.after_apply")
+POINTS = (
+    "outbox.before_publish",
+    "outbox.after_publish",
+    "publisher.no_confirm",
+    "inbox.after_apply",
+    "batch.after_apply",
+)
 CRASH_STATUS = 86  # distinct from every status a service uses, so a test knows the point fired
 
 

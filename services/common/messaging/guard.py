@@ -21,6 +21,7 @@ service that was down lands there too, as `expired`). The service keeps serving:
 worker. Replies (reply queues have no
 dead-letter exchange) are dropped, logged and counted the same way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,7 @@ DEAD_LETTER_MAX_MESSAGES = 100_000
 DEAD_LETTER_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # the broker's max_message_size (deploy/rabbitmq/rabbitmq.conf)
 ACCEPTED_CONTENT_TYPES = frozenset({"application/json"})
-REASONS = ("too_large", "no_content_type", "unknown_content_type", "undecodable", "no_reply_to",
-           "no_correlation_id")
+REASONS = ("too_large", "no_content_type", "unknown_content_type", "undecodable", "no_reply_to", "no_correlation_id")
 
 
 def max_message_bytes(config) -> int:
@@ -75,8 +75,14 @@ def declare_dead_letters(channel, config: dict):
     """The dead-letter exchange and queue (idempotent; broker definitions declare the same)."""
     exchange = Exchange(DEAD_LETTER_EXCHANGE, type="fanout", durable=True)
     exchange(channel).declare()
-    Queue(DEAD_LETTER_QUEUE, exchange=exchange, routing_key="", durable=True, auto_delete=False,
-          queue_arguments=dead_letter_queue_arguments(config))(channel).declare()
+    Queue(
+        DEAD_LETTER_QUEUE,
+        exchange=exchange,
+        routing_key="",
+        durable=True,
+        auto_delete=False,
+        queue_arguments=dead_letter_queue_arguments(config),
+    )(channel).declare()
 
 
 def inspect(message, kind: str, limit: int) -> str | None:
@@ -116,10 +122,16 @@ def refuse(message, service: str, queue: str, reason: str):
     properties = message.properties or {}
     size = len(message.body) if message.body is not None else 0
     metrics.MALFORMED_MESSAGES.labels(service, queue, reason).inc()
-    log.warning("%s: malformed message on %s dead-lettered (%s): %d bytes, content type %r, message id %r, "
-                "routing key %r", service, queue, reason, size, str(properties.get("content_type"))[:60],
-                str(properties.get("message_id"))[:80],
-                str((message.delivery_info or {}).get("routing_key"))[:200])
+    log.warning(
+        "%s: malformed message on %s dead-lettered (%s): %d bytes, content type %r, message id %r, routing key %r",
+        service,
+        queue,
+        reason,
+        size,
+        str(properties.get("content_type"))[:60],
+        str(properties.get("message_id"))[:80],
+        str((message.delivery_info or {}).get("routing_key"))[:200],
+    )
     try:
         message.reject(requeue=False)
     except Exception as exc:  # the connection is gone: the broker gives it back, and it is refused again then
@@ -150,12 +162,12 @@ class GuardedQueueConsumer(QueueConsumer):
                 renew = getattr(provider, "renew_reply_queue", None)
                 if renew is not None:
                     name = renew()
-                    log.warning("%s: broker connection lost; replies now come to %s", self.container.service_name,
-                                name)
+                    log.warning("%s: broker connection lost; replies now come to %s", self.container.service_name, name)
         self._connected_once = True
         for provider in self._providers:
-            consumer = consumer_cls(queues=[provider.queue], on_message=partial(self._on_message, provider),
-                                    accept=self.accept)
+            consumer = consumer_cls(
+                queues=[provider.queue], on_message=partial(self._on_message, provider), accept=self.accept
+            )
             consumer.qos(prefetch_count=self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
@@ -167,20 +179,27 @@ class GuardedQueueConsumer(QueueConsumer):
         try:
             super().ack_message(message)
         except (OSError, AMQPConnectionError) as exc:
-            log.warning("%s: ack lost with the broker connection (%s): the message will be redelivered",
-                        self.container.service_name, exc)
+            log.warning(
+                "%s: ack lost with the broker connection (%s): the message will be redelivered",
+                self.container.service_name,
+                exc,
+            )
 
     def requeue_message(self, message):
         try:
             super().requeue_message(message)
         except (OSError, AMQPConnectionError) as exc:
-            log.warning("%s: requeue lost with the broker connection (%s): the broker requeues it itself",
-                        self.container.service_name, exc)
+            log.warning(
+                "%s: requeue lost with the broker connection (%s): the broker requeues it itself",
+                self.container.service_name,
+                exc,
+            )
 
     def on_connection_error(self, exc, interval):
         """nameko's line hides only the first URL's password of a failover list (several nodes): hide them all."""
-        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.", redact(str(self.amqp_uri)), exc,
-                    interval)
+        log.warning(
+            "Error connecting to broker at %s (%s). Retrying in %s seconds.", redact(str(self.amqp_uri)), exc, interval
+        )
 
     def _on_message(self, provider, message):
         body, reason = decode(message, kind_of(provider), self.max_message_bytes)
@@ -196,8 +215,13 @@ class GuardedRpcConsumer(RpcConsumer):
     def setup(self):
         super().setup()
         queue = self.queue
-        self.queue = Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key, durable=True,
-                           queue_arguments=queue_arguments(self.container.config))
+        self.queue = Queue(
+            queue.name,
+            exchange=queue.exchange,
+            routing_key=queue.routing_key,
+            durable=True,
+            queue_arguments=queue_arguments(self.container.config),
+        )
 
 
 class GuardedRpc(Rpc):

@@ -6,6 +6,7 @@ leaves the message in the dead-letter store (its own transaction) before the mes
 that write fails the message is requeued — it is never acked and dropped. An event refused for its provenance
 (provenance.py) is kept with status `refused`: evidence, which replay never applies.
 """
+
 import json
 import logging
 import time
@@ -40,8 +41,12 @@ class RetryPolicy:
 
 
 def already_applied(session, consumer: str, event_id: str) -> bool:
-    return session.execute(select(inbox.c.event_id).where(
-        inbox.c.consumer == consumer, inbox.c.event_id == event_id)).first() is not None
+    return (
+        session.execute(
+            select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == event_id)
+        ).first()
+        is not None
+    )
 
 
 def apply_once(uow: UnitOfWork, consumer: str, event: Event, apply) -> str:
@@ -51,8 +56,11 @@ def apply_once(uow: UnitOfWork, consumer: str, event: Event, apply) -> str:
             uow.rollback()
             return DUPLICATE
         apply(event, uow)
-        uow.session.execute(insert(inbox).values(consumer=consumer, event_id=event.event_id,
-                                                 event_type=event.event_type, applied_at=utcnow()))
+        uow.session.execute(
+            insert(inbox).values(
+                consumer=consumer, event_id=event.event_id, event_type=event.event_type, applied_at=utcnow()
+            )
+        )
         uow.commit()
         crash_point("inbox.after_apply")
         return APPLIED
@@ -60,8 +68,9 @@ def apply_once(uow: UnitOfWork, consumer: str, event: Event, apply) -> str:
         # a concurrent delivery of the same event committed first
         uow.rollback()
         with uow.core.engine.connect() as conn:
-            if conn.execute(select(inbox.c.event_id).where(inbox.c.consumer == consumer,
-                                                            inbox.c.event_id == event.event_id)).first():
+            if conn.execute(
+                select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == event.event_id)
+            ).first():
                 return DUPLICATE
         raise
     except BaseException:
@@ -116,17 +125,38 @@ def store_dead_letter(core: DatabaseCore, consumer: str, body, headers: dict, er
     with core.exclusive(), core.engine.begin() as conn:
         existing = None
         if event_id:
-            existing = conn.execute(select(dead_letters.c.id).where(
-                dead_letters.c.consumer == consumer, dead_letters.c.event_id == event_id[:36])).first()
+            existing = conn.execute(
+                select(dead_letters.c.id).where(
+                    dead_letters.c.consumer == consumer, dead_letters.c.event_id == event_id[:36]
+                )
+            ).first()
         if existing:
-            conn.execute(update(dead_letters).where(dead_letters.c.id == existing.id).values(
-                attempts=dead_letters.c.attempts + attempts, error=error, last_failed_at=now, status="held",
-                resolved_at=None))
+            conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id == existing.id)
+                .values(
+                    attempts=dead_letters.c.attempts + attempts,
+                    error=error,
+                    last_failed_at=now,
+                    status="held",
+                    resolved_at=None,
+                )
+            )
         else:
-            conn.execute(insert(dead_letters).values(
-                consumer=consumer, event_id=event_id[:36] if event_id else None, event_type=_event_type_of(body),
-                body=raw, headers={k: v for k, v in (headers or {}).items() if isinstance(v, (str, int, float))},
-                error=error[:4000], attempts=attempts, status="held", first_failed_at=now, last_failed_at=now))
+            conn.execute(
+                insert(dead_letters).values(
+                    consumer=consumer,
+                    event_id=event_id[:36] if event_id else None,
+                    event_type=_event_type_of(body),
+                    body=raw,
+                    headers={k: v for k, v in (headers or {}).items() if isinstance(v, (str, int, float))},
+                    error=error[:4000],
+                    attempts=attempts,
+                    status="held",
+                    first_failed_at=now,
+                    last_failed_at=now,
+                )
+            )
     refresh_dead_letter_gauge(core)
     log.error("dead-lettered %s for %s: %s", event_id, consumer, error)
 
@@ -139,11 +169,21 @@ def refuse_event(core: DatabaseCore, consumer: str, body, headers: dict, reason:
     raw = body if isinstance(body, str) else json.dumps(body, default=str)
     now = utcnow()
     with core.exclusive(), core.engine.begin() as conn:
-        conn.execute(insert(dead_letters).values(
-            consumer=consumer, event_id=None, event_type=_event_type_of(body), body=raw,
-            headers={k: v for k, v in (headers or {}).items() if isinstance(v, (str, int, float))},
-            error=f"refused: {reason}"[:4000], attempts=1, status=REFUSED, first_failed_at=now, last_failed_at=now,
-            resolved_at=now))
+        conn.execute(
+            insert(dead_letters).values(
+                consumer=consumer,
+                event_id=None,
+                event_type=_event_type_of(body),
+                body=raw,
+                headers={k: v for k, v in (headers or {}).items() if isinstance(v, (str, int, float))},
+                error=f"refused: {reason}"[:4000],
+                attempts=1,
+                status=REFUSED,
+                first_failed_at=now,
+                last_failed_at=now,
+                resolved_at=now,
+            )
+        )
     event_type = _event_type_of(body)
     metrics.EVENTS_REFUSED.labels(core.service, event_type).inc()
     metrics.EVENTS_HANDLED.labels(core.service, event_type, REFUSED).inc()
@@ -184,9 +224,15 @@ def replay_dead_letter(uow: UnitOfWork, dead_letter_id: int, handlers: dict) -> 
         outcome = apply_once(uow, row.consumer, event, apply)
     except Exception as exc:
         with uow.core.exclusive(), uow.core.engine.begin() as conn:
-            conn.execute(update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(
-                attempts=dead_letters.c.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:4000],
-                last_failed_at=utcnow()))
+            conn.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id == dead_letter_id)
+                .values(
+                    attempts=dead_letters.c.attempts + 1,
+                    error=f"{type(exc).__name__}: {exc}"[:4000],
+                    last_failed_at=utcnow(),
+                )
+            )
         raise Conflict("dead_letter.replay_failed", f"{type(exc).__name__}: {exc}") from None
     _resolve(uow.core, dead_letter_id, "replayed")
     metrics.EVENTS_HANDLED.labels(uow.core.service, event.event_type, outcome).inc()
@@ -205,6 +251,7 @@ def discard_dead_letter(core: DatabaseCore, dead_letter_id: int) -> None:
 
 def _resolve(core: DatabaseCore, dead_letter_id: int, status: str):
     with core.exclusive(), core.engine.begin() as conn:
-        conn.execute(update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(
-            status=status, resolved_at=utcnow()))
+        conn.execute(
+            update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(status=status, resolved_at=utcnow())
+        )
     refresh_dead_letter_gauge(core)

@@ -5,6 +5,7 @@ process died between commit and publish). On PostgreSQL rows are claimed with FO
 several processes of one service never publish the same row concurrently. A crash after publishing and before
 marking publishes the row again later: consumers' inboxes absorb that duplicate.
 """
+
 import json
 import logging
 import threading
@@ -24,8 +25,14 @@ log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, core: DatabaseCore, amqp_uri: str, batch_size: int = 500, sweep_seconds: float = 2.0,
-                 retention: timedelta = timedelta(days=7)):
+    def __init__(
+        self,
+        core: DatabaseCore,
+        amqp_uri: str,
+        batch_size: int = 500,
+        sweep_seconds: float = 2.0,
+        retention: timedelta = timedelta(days=7),
+    ):
         self.core = core
         self.publisher = ConfirmingPublisher(amqp_uri)
         self.batch_size = batch_size
@@ -64,9 +71,18 @@ class OutboxRelay:
         while True:
             with self.core.exclusive(), self.core.engine.begin() as conn:
                 rows = conn.execute(
-                    select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
-                           outbox.c.event_id, outbox.c.event_type)
-                    .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
+                    select(
+                        outbox.c.id,
+                        outbox.c.exchange,
+                        outbox.c.routing_key,
+                        outbox.c.body,
+                        outbox.c.headers,
+                        outbox.c.event_id,
+                        outbox.c.event_type,
+                    )
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
                 ).all()
                 if not rows:
@@ -74,17 +90,22 @@ class OutboxRelay:
                 crash_point("outbox.before_publish")
                 try:
                     self.publisher.publish_batch(
-                        [(r.exchange, r.routing_key, r.body, r.headers, r.event_id, r.event_type) for r in rows])
+                        [(r.exchange, r.routing_key, r.body, r.headers, r.event_id, r.event_type) for r in rows]
+                    )
                     failure = None
                 except PublishFailed as exc:
                     failure = exc
                     # counted here and committed: raising inside this block would roll the count back
-                    conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                                 .values(attempts=outbox.c.attempts + 1))
+                    conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_([r.id for r in rows]))
+                        .values(attempts=outbox.c.attempts + 1)
+                    )
                 else:
                     crash_point("outbox.after_publish")
-                    conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
-                                 .values(published_at=utcnow()))
+                    conn.execute(
+                        update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(published_at=utcnow())
+                    )
             if failure is not None:
                 raise failure
             for r in rows:
@@ -101,7 +122,8 @@ class OutboxRelay:
         self._last_housekeeping = now
         with self.core.exclusive(), self.core.engine.begin() as conn:
             pending, oldest = conn.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))).one()
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+            ).one()
             conn.execute(delete(outbox).where(outbox.c.published_at < utcnow() - self.retention))
         metrics.OUTBOX_PENDING.labels(self.core.service).set(pending)
         age = 0.0

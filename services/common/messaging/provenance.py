@@ -10,6 +10,7 @@ Anything else is refused: kept as a dead letter with status `refused` (never rep
 jmdi_events_refused_total. `make run` connects every service as one `guest` user, so there the check is off
 (EVENT_PRODUCER_CHECK=false) and every service says so at start; compose and Kubernetes leave it on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,19 +28,26 @@ class ProducerCheck:
 
     @classmethod
     def from_config(cls, config: dict) -> "ProducerCheck":
-        return cls(as_bool(config.get("EVENT_PRODUCER_CHECK", True)),
-                   str(config.get("EVENT_PRODUCER_USER_PREFIX") or ""))
+        return cls(
+            as_bool(config.get("EVENT_PRODUCER_CHECK", True)), str(config.get("EVENT_PRODUCER_USER_PREFIX") or "")
+        )
 
     def expected_user(self, producer: str) -> str:
         return self.user_prefix + producer
 
     def announce(self, service: str) -> None:
         if self.enabled:
-            log.info("%s applies an event only from its producer's broker user (%s)", service,
-                     self.expected_user("<producer>"))
+            log.info(
+                "%s applies an event only from its producer's broker user (%s)",
+                service,
+                self.expected_user("<producer>"),
+            )
         else:
-            log.warning("%s: event producer check OFF (local mode: one broker user for every service); "
-                        "any client of this broker could publish events", service)
+            log.warning(
+                "%s: event producer check OFF (local mode: one broker user for every service); "
+                "any client of this broker could publish events",
+                service,
+            )
 
     def refusal(self, body, broker_user, routed_as: str | None) -> str | None:
         """None when the event may be applied, else why not."""

@@ -7,6 +7,7 @@ sent until the broker has it — at several times the rate.
 Every message carries the AMQP `user_id` of the connection's broker user: RabbitMQ refuses a message whose
 user_id is anyone else's, so consumers can trust it as the publisher (provenance.py).
 """
+
 import logging
 import time
 from typing import Any
@@ -77,9 +78,16 @@ class ConfirmingPublisher:
                 self._connect()
             for exchange, routing_key, body, headers, message_id, event_type in messages:
                 self.declare_exchange(exchange)
-                msg = amqp.Message(body, content_type="application/json", content_encoding="utf-8",
-                                   delivery_mode=2, message_id=message_id, type=event_type,
-                                   application_headers=headers or {}, user_id=self._user_id)
+                msg = amqp.Message(
+                    body,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=message_id,
+                    type=event_type,
+                    application_headers=headers or {},
+                    user_id=self._user_id,
+                )
                 self._pending.add(self._next_tag)
                 self._next_tag += 1
                 self._channel.basic_publish(msg, exchange=exchange, routing_key=routing_key)

@@ -3,6 +3,7 @@
 SETTINGS is the one place that lists every environment variable the system reads; README's configuration
 table mirrors it (a test keeps them in step).
 """
+
 import os
 import re
 from pathlib import Path
@@ -38,15 +39,29 @@ SETTINGS = [
     ("GATEWAY_TRUSTED_PROXIES", "0", "reverse proxies in front of the gateway whose X-Forwarded-For it trusts"),
     ("METRICS_HOST", "0.0.0.0", "address the /metrics servers listen on (`make run`: 127.0.0.1 unless set)"),
     ("SUPERVISOR_METRICS_PORT", "8006", "`make run`: port of the supervisor's /metrics (restarts of crashed services)"),
-    ("MESSAGE_MAX_BYTES", "33554432",
-     "largest message a service consumes; larger ones are dead-lettered unread (the broker's max_message_size)"),
-    ("REFUSAL_AUDITS_PER_MINUTE", "120", "refused calls a service audits one by one per minute (the rest counted in "
-                                         "one row a minute)"),
-    ("JMDI_LOCAL_MODE", "false", "set by `make run` and the tests: accepts development secrets (guest, no "
-                                 "database password, var/keys); outside it weak or default secrets stop a service"),
+    (
+        "MESSAGE_MAX_BYTES",
+        "33554432",
+        "largest message a service consumes; larger ones are dead-lettered unread (the broker's max_message_size)",
+    ),
+    (
+        "REFUSAL_AUDITS_PER_MINUTE",
+        "120",
+        "refused calls a service audits one by one per minute (the rest counted in one row a minute)",
+    ),
+    (
+        "JMDI_LOCAL_MODE",
+        "false",
+        "set by `make run` and the tests: accepts development secrets (guest, no "
+        "database password, var/keys); outside it weak or default secrets stop a service",
+    ),
     ("MAX_WORKERS", "10", "concurrent workers per service process"),
-    ("JMDI_JWKS", "", "staff token issuer's public keys: a JWKS file or URL (Keycloak: "
-                      "<issuer>/protocol/openid-connect/certs); required outside `make run`"),
+    (
+        "JMDI_JWKS",
+        "",
+        "staff token issuer's public keys: a JWKS file or URL (Keycloak: "
+        "<issuer>/protocol/openid-connect/certs); required outside `make run`",
+    ),
     ("JMDI_ISSUER", "jmdi-local", "`iss` of staff tokens (Keycloak: https://<host>/realms/<realm>)"),
     ("JMDI_AUDIENCE", "jmdi", "`aud` staff tokens must carry (Keycloak: an audience mapper adds it)"),
     ("JMDI_ROLES_CLAIM", "realm_access.roles", "claim holding the staff roles (or resource_access.<client>.roles)"),
@@ -67,14 +82,24 @@ SETTINGS = [
     ("SMTP_USER", "", "SMTP user"),
     ("SMTP_PASSWORD", "", "SMTP password"),
     ("SMTP_STARTTLS", "false", "use STARTTLS"),
-    ("SMTP_ALLOW_PLAINTEXT_AUTH", "false", "let SMTP_USER log in without TLS (STARTTLS or port 465); never on a "
-                                           "network others share"),
+    (
+        "SMTP_ALLOW_PLAINTEXT_AUTH",
+        "false",
+        "let SMTP_USER log in without TLS (STARTTLS or port 465); never on a network others share",
+    ),
     ("SMTP_FROM", "JMDI Programme <jmdi@undp.org>", "sender address"),
     ("MAIL_FOLDER", "var/mail", "where .eml files go without SMTP_HOST"),
-    ("MAIL_TRANSPORT", "", "smtp | folder | sink; empty: smtp with SMTP_HOST, else folder; sink keeps nothing (the bench)"),
+    (
+        "MAIL_TRANSPORT",
+        "",
+        "smtp | folder | sink; empty: smtp with SMTP_HOST, else folder; sink keeps nothing (the bench)",
+    ),
     ("EC_REPORT_RECIPIENTS", "", "comma-separated EC contacts who receive generated reports"),
-    ("STANDARDS_DIR", "services/reporting/standards",
-     "folder with the IATI schema and codelists (relative to the repository; the default is the shipped copy)"),
+    (
+        "STANDARDS_DIR",
+        "services/reporting/standards",
+        "folder with the IATI schema and codelists (relative to the repository; the default is the shipped copy)",
+    ),
     ("EVENT_QUEUE_TYPE", "classic", "classic, or quorum on a RabbitMQ cluster (must match the broker definitions)"),
     ("SMTP_TIMEOUT", "30", "seconds before an SMTP conversation is given up (and retried)"),
     ("NOTIFICATIONS_TEMPLATE_DIR", "", "folder of e-mail templates staff edit; unset: the shipped templates"),
@@ -91,17 +116,32 @@ SETTINGS = [
     ("CALLS_DEADLINE_SWEEP_SECONDS", "30", "interval of the timer that closes calls at their deadline"),
     ("REPORT_SCHEDULE_SECONDS", "3600", "interval of the timer producing the monthly and quarterly EC reports"),
     ("RECONCILE_SCHEDULE_SECONDS", "3600", "interval of the automatic reconciliation with the grants ledger"),
-    ("JMDI_TEST_MODE", "false", "tests only: enables the crash points below (services/common/messaging/crashpoints.py)"),
+    (
+        "JMDI_TEST_MODE",
+        "false",
+        "tests only: enables the crash points below (services/common/messaging/crashpoints.py)",
+    ),
     ("JMDI_TEST_CRASH_AT", "", "tests only: crash points to fire, comma-separated (inert without JMDI_TEST_MODE)"),
     ("JMDI_TEST_CRASH_MARKERS", "", "tests only: folder where each fired point leaves a marker (fires once)"),
 ]
 
 # Secrets, keys and URLs holding passwords are taken from the environment exactly as given, never through YAML:
 # `s3cret #tail` would lose its tail (a YAML comment), `null`, `false` and `0` would become None, False and 0.
-RAW_SETTINGS = frozenset({
-    "AMQP_URI", "CALLS_DATABASE_URL", "GRANTS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL", "REPORTING_DATABASE_URL",
-    "GATEWAY_DATABASE_URL", "JMDI_JWKS", "JMDI_SERVICE_JWKS", "JMDI_SERVICE_KEY", "SMTP_USER", "SMTP_PASSWORD",
-})
+RAW_SETTINGS = frozenset(
+    {
+        "AMQP_URI",
+        "CALLS_DATABASE_URL",
+        "GRANTS_DATABASE_URL",
+        "NOTIFICATIONS_DATABASE_URL",
+        "REPORTING_DATABASE_URL",
+        "GATEWAY_DATABASE_URL",
+        "JMDI_JWKS",
+        "JMDI_SERVICE_JWKS",
+        "JMDI_SERVICE_KEY",
+        "SMTP_USER",
+        "SMTP_PASSWORD",
+    }
+)
 
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<default>[^}]*))?\}")
 
@@ -139,6 +179,7 @@ def load_config(service: str, env=None, path: Path | None = None) -> dict:
 def service_class(service: str):
     """The nameko service class of services/<service>/service.py (the class named like the service)."""
     import importlib
+
     module = importlib.import_module(f"services.{service}.service")
     for value in vars(module).values():
         if isinstance(value, type) and getattr(value, "name", None) == service and hasattr(value, "db"):
@@ -150,7 +191,7 @@ def absolute_sqlite_url(url: str) -> str:
     """`sqlite:///var/x.db` is relative to the repository, wherever the process was started from."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        path = REPO_ROOT / url[len(prefix):]
+        path = REPO_ROOT / url[len(prefix) :]
         path.parent.mkdir(parents=True, exist_ok=True)
         return prefix + str(path)
     return url

@@ -1,4 +1,5 @@
 """Prometheus metrics every service exposes on /metrics; label values are bounded (no ids in labels)."""
+
 import time
 
 import eventlet
@@ -6,8 +7,7 @@ import eventlet
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
-from prometheus_client import (CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 # the *_created series double the output and no dashboard or alert reads them
 disable_created_metrics()
@@ -19,23 +19,31 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 SERVICE_INFO = Gauge("jmdi_service_info", "Service identity (always 1)", ["service", "version"])
 SERVICE_START = Gauge("jmdi_service_start_time_seconds", "Unix time the service process started", ["service"])
 RPC_REQUESTS = Counter("jmdi_rpc_requests", "RPC calls by outcome", ["service", "method", "outcome"])
-RPC_DURATION = Histogram("jmdi_rpc_duration_seconds", "RPC handling time", ["service", "method"],
-                         buckets=LATENCY_BUCKETS)
+RPC_DURATION = Histogram(
+    "jmdi_rpc_duration_seconds", "RPC handling time", ["service", "method"], buckets=LATENCY_BUCKETS
+)
 EVENTS_HANDLED = Counter("jmdi_events_handled", "Events consumed by outcome", ["service", "event_type", "outcome"])
-EVENT_DURATION = Histogram("jmdi_event_handler_duration_seconds", "Event handling time", ["service", "event_type"],
-                           buckets=LATENCY_BUCKETS)
+EVENT_DURATION = Histogram(
+    "jmdi_event_handler_duration_seconds", "Event handling time", ["service", "event_type"], buckets=LATENCY_BUCKETS
+)
 EVENTS_PUBLISHED = Counter("jmdi_events_published", "Events published from the outbox", ["service", "event_type"])
 OUTBOX_PENDING = Gauge("jmdi_outbox_pending", "Outbox rows not yet published", ["service"])
-OUTBOX_OLDEST_AGE = Gauge("jmdi_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row",
-                          ["service"])
-INBOX_DUPLICATES = Counter("jmdi_inbox_duplicates", "Redelivered events skipped by the inbox",
-                           ["service", "event_type"])
-EVENTS_REFUSED = Counter("jmdi_events_refused", "Events refused, never applied: not published by their producer",
-                         ["service", "event_type"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "jmdi_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row", ["service"]
+)
+INBOX_DUPLICATES = Counter(
+    "jmdi_inbox_duplicates", "Redelivered events skipped by the inbox", ["service", "event_type"]
+)
+EVENTS_REFUSED = Counter(
+    "jmdi_events_refused", "Events refused, never applied: not published by their producer", ["service", "event_type"]
+)
 DEAD_LETTERS = Gauge("jmdi_dead_letters", "Dead letters held now", ["service"])
-MALFORMED_MESSAGES = Counter("jmdi_malformed_messages", "Messages refused before decoding and dead-lettered: "
-                             "too large, no or unknown content type, undecodable, no reply_to or correlation id",
-                             ["service", "queue", "reason"])
+MALFORMED_MESSAGES = Counter(
+    "jmdi_malformed_messages",
+    "Messages refused before decoding and dead-lettered: "
+    "too large, no or unknown content type, undecodable, no reply_to or correlation id",
+    ["service", "queue", "reason"],
+)
 WORKERS_BUSY = Gauge("jmdi_workers_busy", "Workers running now", ["service"])
 WORKERS_MAX = Gauge("jmdi_workers_max", "Worker pool size", ["service"])
 
@@ -52,6 +60,7 @@ class Instrumentation(DependencyProvider):
         self.started = {}
         SERVICE_START.labels(self.service).set(time.time())
         from importlib.metadata import PackageNotFoundError, version
+
         try:
             release = version("jmdi")
         except PackageNotFoundError:
@@ -63,13 +72,15 @@ class Instrumentation(DependencyProvider):
     def _initialise_series(self):
         """Create every bounded label combination at zero, so rates and ratios exist before the first event."""
         from ..contracts.topology import PRODUCED
+
         for entrypoint in self.container.entrypoints:
             if isinstance(entrypoint, Rpc):
                 for outcome in RPC_OUTCOMES:
                     RPC_REQUESTS.labels(self.service, entrypoint.method_name, outcome)
                 RPC_DURATION.labels(self.service, entrypoint.method_name)
             for event_type in getattr(entrypoint, "event_types", None) or (
-                    [entrypoint.event_type] if isinstance(entrypoint, EventHandler) else []):
+                [entrypoint.event_type] if isinstance(entrypoint, EventHandler) else []
+            ):
                 for outcome in EVENT_OUTCOMES:
                     EVENTS_HANDLED.labels(self.service, event_type, outcome)
                 INBOX_DUPLICATES.labels(self.service, event_type)

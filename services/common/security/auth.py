@@ -13,6 +13,7 @@ Two kinds of caller, told apart by the key that signed the token (its `kid`):
 The token travels in nameko's context data as `authorization`; every operation verifies it (entrypoints.py) and
 the gateway verifies it first: two layers, each sufficient. Every refusal is NotAllowed with the reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ DEFAULT_ROLES_CLAIM = "realm_access.roles"
 DEFAULT_USER_CLAIM = "preferred_username"
 DEFAULT_MAX_LIFETIME = timedelta(hours=12)
 CLOCK_LEEWAY_SECONDS = 30  # clocks of issuer and services may differ this much
-MAX_TOKEN_CHARS = 16_384   # a token is hostile input: bounded before it is decoded
+MAX_TOKEN_CHARS = 16_384  # a token is hostile input: bounded before it is decoded
 JWKS_REFRESH_SECONDS = 60  # an unknown key id refetches a JWKS URL at most this often (key rotation)
 SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
@@ -83,11 +84,13 @@ def _lifetime(config) -> timedelta:
 def token_settings(config) -> dict:
     """What staff tokens look like here — issuer, audience, claims, maximum lifetime — from the config or the
     environment; the verifier checks them and a local issuer writes them."""
-    return {"issuer": str(_setting(config, "JMDI_ISSUER", DEFAULT_ISSUER)),
-            "audience": str(_setting(config, "JMDI_AUDIENCE", DEFAULT_AUDIENCE)),
-            "roles_claim": str(_setting(config, "JMDI_ROLES_CLAIM", DEFAULT_ROLES_CLAIM)),
-            "user_claim": str(_setting(config, "JMDI_USER_CLAIM", DEFAULT_USER_CLAIM)),
-            "max_lifetime": _lifetime(config)}
+    return {
+        "issuer": str(_setting(config, "JMDI_ISSUER", DEFAULT_ISSUER)),
+        "audience": str(_setting(config, "JMDI_AUDIENCE", DEFAULT_AUDIENCE)),
+        "roles_claim": str(_setting(config, "JMDI_ROLES_CLAIM", DEFAULT_ROLES_CLAIM)),
+        "user_claim": str(_setting(config, "JMDI_USER_CLAIM", DEFAULT_USER_CLAIM)),
+        "max_lifetime": _lifetime(config),
+    }
 
 
 def _resolve(path: str) -> Path:
@@ -181,10 +184,18 @@ def _plain_name(value, what: str) -> str:
 class TokenVerifier:
     """Verifies staff and service tokens against public keys only. `verify(token) -> Identity` or NotAllowed."""
 
-    def __init__(self, staff_keys: KeySet, service_keys: KeySet | None, *, issuer: str = DEFAULT_ISSUER,
-                 audience: str = DEFAULT_AUDIENCE, service_name: str | None = None,
-                 max_lifetime: timedelta = DEFAULT_MAX_LIFETIME, roles_claim: str = DEFAULT_ROLES_CLAIM,
-                 user_claim: str = DEFAULT_USER_CLAIM):
+    def __init__(
+        self,
+        staff_keys: KeySet,
+        service_keys: KeySet | None,
+        *,
+        issuer: str = DEFAULT_ISSUER,
+        audience: str = DEFAULT_AUDIENCE,
+        service_name: str | None = None,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+        roles_claim: str = DEFAULT_ROLES_CLAIM,
+        user_claim: str = DEFAULT_USER_CLAIM,
+    ):
         self.staff_keys = staff_keys
         self.service_keys = service_keys
         self.issuer = issuer
@@ -199,9 +210,11 @@ class TokenVerifier:
         """From a service's nameko config (or the environment). Raises KeyProblem when keys are missing."""
         location = _setting(config, "JMDI_JWKS", "")
         if not location:
-            raise KeyProblem("JMDI_JWKS is not set: give the staff token issuer's public keys (a JWKS file or "
-                             "URL, e.g. <issuer>/protocol/openid-connect/certs), or start with `make run` "
-                             "for local mode")
+            raise KeyProblem(
+                "JMDI_JWKS is not set: give the staff token issuer's public keys (a JWKS file or "
+                "URL, e.g. <issuer>/protocol/openid-connect/certs), or start with `make run` "
+                "for local mode"
+            )
         staff = KeySet(str(location))
         service_location = _setting(config, "JMDI_SERVICE_JWKS", "")
         services = KeySet(str(service_location)) if service_location else None
@@ -244,19 +257,38 @@ class TokenVerifier:
             raise NotAllowed(f"invalid token: {self.roles_claim} is not a list of roles")
         # an OIDC provider adds roles of its own (offline_access, default-roles-…): only JMDI staff roles count
         staff_roles = tuple(role for role in roles if isinstance(role, str) and role in STAFF_ROLES)
-        return Identity(user=user, roles=staff_roles, expires_at=_expiry(claims), kind="staff",
-                        subject=str(claims["sub"]), token_id=str(claims["jti"]))
+        return Identity(
+            user=user,
+            roles=staff_roles,
+            expires_at=_expiry(claims),
+            kind="staff",
+            subject=str(claims["sub"]),
+            token_id=str(claims["jti"]),
+        )
 
     def _verify_service(self, token: str, algorithm: str, kid: str) -> Identity:
         owner = kid.split(":", 1)[0]
         if self.service_name is None:
             raise NotAllowed("invalid token: a service token is for a service")
-        claims = self._decode(token, algorithm, self.service_keys.get(kid), kid, SERVICE_ISSUER, self.service_name,
-                              SERVICE_TOKEN_MAX_LIFETIME)
+        claims = self._decode(
+            token,
+            algorithm,
+            self.service_keys.get(kid),
+            kid,
+            SERVICE_ISSUER,
+            self.service_name,
+            SERVICE_TOKEN_MAX_LIFETIME,
+        )
         if claims["sub"] != owner:
             raise NotAllowed(f"invalid token: {owner}'s key signed a token for {str(claims['sub'])[:80]!r}")
-        return Identity(user=f"service:{owner}", roles=(service_role(owner),), expires_at=_expiry(claims),
-                        kind="service", subject=owner, token_id=str(claims["jti"]))
+        return Identity(
+            user=f"service:{owner}",
+            roles=(service_role(owner),),
+            expires_at=_expiry(claims),
+            kind="service",
+            subject=owner,
+            token_id=str(claims["jti"]),
+        )
 
     @staticmethod
     def _decode(token, algorithm, key: PyJWK, kid, issuer, audience, max_lifetime) -> dict:
@@ -264,8 +296,15 @@ class TokenVerifier:
             # algorithm confusion (HS256 "signed" with a public key, RS256 for an EdDSA key...) stops here
             raise NotAllowed(f"invalid token: algorithm {algorithm[:20]} does not match key {kid[:80]!r}")
         try:
-            claims = jwt.decode(token, key.key, algorithms=[key.algorithm_name], audience=audience, issuer=issuer,
-                                leeway=CLOCK_LEEWAY_SECONDS, options={"require": REQUIRED_CLAIMS})
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],
+                audience=audience,
+                issuer=issuer,
+                leeway=CLOCK_LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
         except jwt.ExpiredSignatureError:
             raise NotAllowed("token expired") from None
         except jwt.ImmatureSignatureError:
@@ -310,17 +349,29 @@ def _expiry(claims) -> datetime:
 
 def _duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
-    return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds // 60} min" if seconds % 60 == 0 \
+    return (
+        f"{seconds // 3600} h"
+        if seconds % 3600 == 0
+        else f"{seconds // 60} min"
+        if seconds % 60 == 0
         else f"{seconds} s"
+    )
 
 
 class StaffIssuer:
     """Signs staff tokens shaped like Keycloak's access tokens. Only for `make run`'s local issuer and tests:
     in production the organisation's OIDC provider issues them and no JMDI component holds its key."""
 
-    def __init__(self, private_key, *, issuer: str = DEFAULT_ISSUER, audience: str = DEFAULT_AUDIENCE,
-                 roles_claim: str = DEFAULT_ROLES_CLAIM, user_claim: str = DEFAULT_USER_CLAIM,
-                 max_lifetime: timedelta = DEFAULT_MAX_LIFETIME):
+    def __init__(
+        self,
+        private_key,
+        *,
+        issuer: str = DEFAULT_ISSUER,
+        audience: str = DEFAULT_AUDIENCE,
+        roles_claim: str = DEFAULT_ROLES_CLAIM,
+        user_claim: str = DEFAULT_USER_CLAIM,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+    ):
         self.private_key = private_key
         self.kid = public_jwk(private_key)["kid"]
         self.issuer = issuer
@@ -339,14 +390,21 @@ class StaffIssuer:
         if unknown:
             raise ValueError(f"unknown role(s): {', '.join(unknown)}")
         if ttl > self.max_lifetime:
-            raise ValueError(f"a token lives at most {_duration(self.max_lifetime)} "
-                             "(JMDI_TOKEN_MAX_LIFETIME_SECONDS)")
+            raise ValueError(f"a token lives at most {_duration(self.max_lifetime)} (JMDI_TOKEN_MAX_LIFETIME_SECONDS)")
         now = now or datetime.now(timezone.utc)
         issued = int(now.timestamp())
-        claims = {"exp": issued + int(ttl.total_seconds()), "iat": issued, "auth_time": issued,
-                  "jti": str(uuid.uuid4()), "iss": self.issuer, "aud": self.audience,
-                  "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.issuer}/users/{user}")), "typ": "Bearer",
-                  "azp": "jmdi-cli", "scope": "openid profile"}
+        claims = {
+            "exp": issued + int(ttl.total_seconds()),
+            "iat": issued,
+            "auth_time": issued,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.issuer}/users/{user}")),
+            "typ": "Bearer",
+            "azp": "jmdi-cli",
+            "scope": "openid profile",
+        }
         _place(claims, self.user_claim, user)
         _place(claims, self.roles_claim, list(roles))
         return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"})
@@ -372,14 +430,22 @@ class ServiceSigner:
         service = config["SERVICE_NAME"]
         path = _setting(config, "JMDI_SERVICE_KEY", "")
         if not path:
-            raise KeyProblem(f"JMDI_SERVICE_KEY is not set: {service} calls other services and needs its own "
-                             "private key (python -m services.common.security.keys init, or `make run` for local mode)")
+            raise KeyProblem(
+                f"JMDI_SERVICE_KEY is not set: {service} calls other services and needs its own "
+                "private key (python -m services.common.security.keys init, or `make run` for local mode)"
+            )
         return cls(service, load_private_key(_resolve(str(path))))
 
     def token_for(self, target: str, ttl: timedelta = SERVICE_TOKEN_TTL) -> str:
         issued = int(time.time())
-        claims = {"iss": SERVICE_ISSUER, "sub": self.service, "aud": target, "iat": issued,
-                  "exp": issued + int(ttl.total_seconds()), "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": SERVICE_ISSUER,
+            "sub": self.service,
+            "aud": target,
+            "iat": issued,
+            "exp": issued + int(ttl.total_seconds()),
+            "jti": str(uuid.uuid4()),
+        }
         return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid})
 
 

@@ -6,6 +6,7 @@ needs a second person (approving a payment, validating a bank account, approving
 award, accepting the report that unlocks a tranche) compares `canonical_user` of both names — never the raw
 strings — and refuses with its own rule name (`<entity>.four_eyes`).
 """
+
 import unicodedata
 
 from ..values.errors import Conflict

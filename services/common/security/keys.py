@@ -10,6 +10,7 @@ issuer, JMDI_SERVICE_JWKS for the services).
 creates, once, the key pairs and JWKS files in DIR (compose's key volumes, a Kubernetes secret store):
 DIR/issuer/issuer.pem, DIR/<service>/service.pem, DIR/jwks/issuer.jwks.json, DIR/jwks/services.jwks.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def generate_private_key() -> Ed25519PrivateKey:
 
 
 def private_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def write_private_key(path: Path, key) -> None:
@@ -83,6 +85,7 @@ def thumbprint(jwk: dict) -> str:
     """RFC 7638 thumbprint of an OKP key (SHA-256 of the required members in lexicographic order)."""
     import base64
     import hashlib
+
     canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x")}, separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
@@ -148,19 +151,28 @@ def local_mode_environments(environ, services, keys: KeyDirectory | None = None)
     keys = keys or KeyDirectory(LOCAL_KEYS_DIR)
     signing = [name for name in services if name in SERVICE_CALLS]
     created = keys.ensure(signing, issuer=True)
-    print(f"Local mode: staff tokens are signed by the local issuer key {keys.issuer_key} (read by `jmdi` only)"
-          f"{'; created ' + ', '.join(created) if created else ''}. The services hold public keys only "
-          f"({keys.issuer_jwks.parent}); the event producer check is OFF (every service is the same broker user).",
-          flush=True)
-    shared = {**environ, "JMDI_JWKS": str(keys.issuer_jwks), "JMDI_SERVICE_JWKS": str(keys.services_jwks),
-              "EVENT_PRODUCER_CHECK": "false"}
-    return {name: {**shared, **({"JMDI_SERVICE_KEY": str(keys.service_key(name))} if name in signing else {})}
-            for name in services}
+    print(
+        f"Local mode: staff tokens are signed by the local issuer key {keys.issuer_key} (read by `jmdi` only)"
+        f"{'; created ' + ', '.join(created) if created else ''}. The services hold public keys only "
+        f"({keys.issuer_jwks.parent}); the event producer check is OFF (every service is the same broker user).",
+        flush=True,
+    )
+    shared = {
+        **environ,
+        "JMDI_JWKS": str(keys.issuer_jwks),
+        "JMDI_SERVICE_JWKS": str(keys.services_jwks),
+        "EVENT_PRODUCER_CHECK": "false",
+    }
+    return {
+        name: {**shared, **({"JMDI_SERVICE_KEY": str(keys.service_key(name))} if name in signing else {})}
+        for name in services
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.common.security.keys",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m services.common.security.keys", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create the key pairs and JWKS files (once)")
     init.add_argument("directory", type=Path)

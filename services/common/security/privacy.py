@@ -8,6 +8,7 @@ e-mail went to) only to the roles of `roles.CONTACT_DETAILS` (those who write to
 (`a***@example.org`) for everyone else. The same masks keep both out of the logs (`redact_text`, a filter of the
 kit's log handler).
 """
+
 import re
 
 from .roles import CONTACT_DETAILS, FULL_BANK_DETAILS
@@ -52,8 +53,7 @@ def redact(value, identity):
 
 def _walk(value, hidden: set[str]):
     if isinstance(value, dict):
-        return {k: (_MASKS[k](v) if k in hidden and isinstance(v, str) else _walk(v, hidden))
-                for k, v in value.items()}
+        return {k: (_MASKS[k](v) if k in hidden and isinstance(v, str) else _walk(v, hidden)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_walk(v, hidden) for v in value]
     return value

@@ -14,6 +14,7 @@ A secret is strong enough when it is none of the known defaults (guest, postgres
 the character classes it uses), with at least 10 different characters: `openssl rand -base64 32` or
 `openssl rand -hex 32` make one.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,30 @@ from ..runtime.config import REPO_ROOT, as_bool
 MIN_ENTROPY_BITS = 256
 MIN_DISTINCT_CHARACTERS = 10
 MIN_RSA_BITS = 2048
-KNOWN_DEFAULTS = frozenset({
-    "guest", "postgres", "admin", "password", "changeme", "change-me", "secret", "s3cret", "replace_me",
-    "replaceme", "default", "jmdi", "rabbitmq", "example", "test", "null", "none", "false", "true", "0",
-})
+KNOWN_DEFAULTS = frozenset(
+    {
+        "guest",
+        "postgres",
+        "admin",
+        "password",
+        "changeme",
+        "change-me",
+        "secret",
+        "s3cret",
+        "replace_me",
+        "replaceme",
+        "default",
+        "jmdi",
+        "rabbitmq",
+        "example",
+        "test",
+        "null",
+        "none",
+        "false",
+        "true",
+        "0",
+    }
+)
 KNOWN_DEFAULT_PARTS = ("dev-password", "replace_me", "changeme", "change-me", "example-secret")
 LOCAL_KEYS = REPO_ROOT / "var" / "keys"
 
@@ -61,8 +82,10 @@ def weakness(value: str | None) -> str | None:
     if folded in KNOWN_DEFAULTS or any(part in folded for part in KNOWN_DEFAULT_PARTS):
         return "a known default"
     if len(set(value)) < MIN_DISTINCT_CHARACTERS or entropy_bits(value) < MIN_ENTROPY_BITS:
-        return (f"too short (about {int(entropy_bits(value))} bits; at least {MIN_ENTROPY_BITS} bits — 32 bytes — "
-                f"of entropy: `openssl rand -base64 32`)")
+        return (
+            f"too short (about {int(entropy_bits(value))} bits; at least {MIN_ENTROPY_BITS} bits — 32 bytes — "
+            f"of entropy: `openssl rand -base64 32`)"
+        )
     return None
 
 
@@ -99,6 +122,7 @@ def _short_rsa_keys(location: str) -> list[str]:
     for entry in document.get("keys", []) if isinstance(document, dict) else []:
         if isinstance(entry, dict) and entry.get("kty") == "RSA" and isinstance(entry.get("n"), str):
             import base64
+
             modulus = base64.urlsafe_b64decode(entry["n"] + "=" * (-len(entry["n"]) % 4))
             if len(modulus.lstrip(b"\0")) * 8 < MIN_RSA_BITS:
                 short.append(str(entry.get("kid")))
@@ -147,5 +171,6 @@ def startup_problem(service: str, config: dict, env=None) -> str | None:
     found = problems(service, config, env)
     if not found:
         return None
-    return ("refusing to start with weak secrets or keys (outside local mode; `make run` is local mode): "
-            + "; ".join(found))
+    return "refusing to start with weak secrets or keys (outside local mode; `make run` is local mode): " + "; ".join(
+        found
+    )

@@ -4,6 +4,7 @@ nameko replies to an RPC (and acks an event) *before* dependency providers see t
 commit in `worker_result` could confirm a change that then fails to commit. The kit's entrypoint wrappers
 (`operation`, `handles`) therefore commit inside the worker; the provider only rolls back what a worker left.
 """
+
 from nameko.extensions import DependencyProvider
 
 from ..messaging.inbox import refresh_dead_letter_gauge
@@ -16,10 +17,12 @@ class Database(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.core = DatabaseCore(config["DATABASE_URL"], self.container.service_name,
-                                 pool_size=int(config.get("max_workers", 10)) + 2)
-        self.relay = OutboxRelay(self.core, config["AMQP_URI"],
-                                 sweep_seconds=float(config.get("OUTBOX_SWEEP_SECONDS", 2)))
+        self.core = DatabaseCore(
+            config["DATABASE_URL"], self.container.service_name, pool_size=int(config.get("max_workers", 10)) + 2
+        )
+        self.relay = OutboxRelay(
+            self.core, config["AMQP_URI"], sweep_seconds=float(config.get("OUTBOX_SWEEP_SECONDS", 2))
+        )
         self.core.on_commit_with_events.append(self.relay.wake)
 
     def start(self):

@@ -7,6 +7,7 @@
   once (inbox), retries with backoff, and dead-letters what keeps failing.
 - `ServiceBase`: the dependencies and the operations every service has (/metrics, health, dead letters, audit).
 """
+
 import functools
 import json
 import logging
@@ -23,8 +24,14 @@ from sqlalchemy import insert, select
 
 from ..contracts.topology import SERVICES, exchange_name, handler_method, producer_of, subscriptions
 from ..messaging.guard import GuardedQueueConsumer, declare_dead_letters, guarded_rpc, queue_arguments
-from ..messaging.inbox import (RetryPolicy, consume, discard_dead_letter, list_dead_letters, refuse_event,
-                               replay_dead_letter)
+from ..messaging.inbox import (
+    RetryPolicy,
+    consume,
+    discard_dead_letter,
+    list_dead_letters,
+    refuse_event,
+    replay_dead_letter,
+)
 from ..messaging.provenance import ProducerCheck
 from ..runtime import metrics
 from ..runtime.config import as_bool
@@ -62,8 +69,9 @@ class RequestContext(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.verifier = TokenVerifier.from_config(config)
-        self.retry_policy = RetryPolicy(int(config.get("EVENT_RETRY_ATTEMPTS", 5)),
-                                        float(config.get("EVENT_RETRY_BACKOFF", 0.2)))
+        self.retry_policy = RetryPolicy(
+            int(config.get("EVENT_RETRY_ATTEMPTS", 5)), float(config.get("EVENT_RETRY_BACKOFF", 0.2))
+        )
         self.producer_check = ProducerCheck.from_config(config)
         self.producer_check.announce(self.container.service_name)
         self.refusal_budget = RefusalBudget(int(config.get("REFUSAL_AUDITS_PER_MINUTE") or 120))
@@ -95,16 +103,35 @@ def declare_topology(amqp_uri: str, arguments: dict, config: dict | None = None,
     gateway answers 503 at once.) A queue left by an earlier version with other arguments (before the dead-letter
     exchange) is replaced when it is empty in local mode (`make run`); otherwise the start stops with what to do."""
     from ..security.secrecy import local_mode
+
     config = config or {}
     with Connection(amqp_uri, connect_timeout=10) as conn:
         channel = conn.channel()
         declare_dead_letters(channel, config)
         rpc_exchange = Exchange("nameko-rpc", type="topic", durable=True)
-        queues = [Queue(f"rpc-{own}", exchange=rpc_exchange, routing_key=f"{own}.*", durable=True,
-                        auto_delete=False, queue_arguments=arguments) for own in SERVICES if own == service]
-        queues += [Queue(queue_name, exchange=Exchange(exchange_name(producer), type="topic", durable=True),
-                         routing_key=event_type, durable=True, auto_delete=False, queue_arguments=arguments)
-                   for _consumer, producer, event_type, queue_name in subscriptions()]
+        queues = [
+            Queue(
+                f"rpc-{own}",
+                exchange=rpc_exchange,
+                routing_key=f"{own}.*",
+                durable=True,
+                auto_delete=False,
+                queue_arguments=arguments,
+            )
+            for own in SERVICES
+            if own == service
+        ]
+        queues += [
+            Queue(
+                queue_name,
+                exchange=Exchange(exchange_name(producer), type="topic", durable=True),
+                routing_key=event_type,
+                durable=True,
+                auto_delete=False,
+                queue_arguments=arguments,
+            )
+            for _consumer, producer, event_type, queue_name in subscriptions()
+        ]
         for queue in queues:
             try:
                 queue(channel).declare()
@@ -114,7 +141,8 @@ def declare_topology(amqp_uri: str, arguments: dict, config: dict | None = None,
                     raise SystemExit(
                         f"queue {queue.name} exists with other arguments ({exc.reply_text}): it was declared by an "
                         f"earlier version; once it is empty, delete it (`rabbitmqctl delete_queue {queue.name}`) "
-                        f"or load the broker definitions again") from None
+                        f"or load the broker definitions again"
+                    ) from None
         channel.close()
 
 
@@ -143,15 +171,25 @@ class KitEventHandler(EventHandler):
         super().setup()
         arguments = queue_arguments(self.container.config)
         if arguments:
-            self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
-                               durable=True, auto_delete=False, queue_arguments=arguments)
+            self.queue = Queue(
+                self.queue.name,
+                exchange=self.queue.exchange,
+                routing_key=self.queue.routing_key,
+                durable=True,
+                auto_delete=False,
+                queue_arguments=arguments,
+            )
 
     def handle_message(self, body, message):
         broker_user = message.properties.get("user_id")
         try:
-            self.container.spawn_worker(self, (body,), {"broker_user": broker_user},
-                                        context_data=self.unpack_message_headers(message),
-                                        handle_result=functools.partial(self.handle_result, message))
+            self.container.spawn_worker(
+                self,
+                (body,),
+                {"broker_user": broker_user},
+                context_data=self.unpack_message_headers(message),
+                handle_result=functools.partial(self.handle_result, message),
+            )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
@@ -231,30 +269,59 @@ class RefusalBudget:
             return True, flush
 
 
-def audit_refusal(db, verifier: TokenVerifier, service: str, operation: str, token, reason: str, identity=None,
-                  budget: RefusalBudget | None = None):
+def audit_refusal(
+    db,
+    verifier: TokenVerifier,
+    service: str,
+    operation: str,
+    token,
+    reason: str,
+    identity=None,
+    budget: RefusalBudget | None = None,
+):
     """A refused call leaves a trace, even though nothing else is written (within `budget`). `identity`: the
     verified caller when the token verified; otherwise the row carries who the token claims to be, marked
     `subject_verified: false`."""
     write, flush = budget.admit() if budget is not None else (True, 0)
     rows = []
     if flush:
-        rows.append(dict(at=utcnow(), user=None, roles=[], operation=f"{service}.refusals", outcome="refused",
-                         entity=None, correlation_id=None, detail={
-                             "reason": f"{flush} more refusal(s) in the previous minute were not audited one by one "
-                                       "(audit budget spent)", "suppressed": flush}))
+        rows.append(
+            dict(
+                at=utcnow(),
+                user=None,
+                roles=[],
+                operation=f"{service}.refusals",
+                outcome="refused",
+                entity=None,
+                correlation_id=None,
+                detail={
+                    "reason": f"{flush} more refusal(s) in the previous minute were not audited one by one "
+                    "(audit budget spent)",
+                    "suppressed": flush,
+                },
+            )
+        )
     if write:
         claimed_user, claimed_roles = verifier.claimed(token)
-        user, roles = (identity.user, list(identity.roles)) if identity is not None else (claimed_user,
-                                                                                          claimed_roles)
-        rows.append(dict(at=utcnow(), user=user, roles=roles, operation=f"{service}.{operation}", outcome="refused",
-                         entity=None, correlation_id=db.correlation_id,
-                         detail={"reason": reason, "claimed_user": claimed_user,
-                                 "subject_verified": identity is not None}))
+        user, roles = (identity.user, list(identity.roles)) if identity is not None else (claimed_user, claimed_roles)
+        rows.append(
+            dict(
+                at=utcnow(),
+                user=user,
+                roles=roles,
+                operation=f"{service}.{operation}",
+                outcome="refused",
+                entity=None,
+                correlation_id=db.correlation_id,
+                detail={"reason": reason, "claimed_user": claimed_user, "subject_verified": identity is not None},
+            )
+        )
     if rows:
+
         def write():
             with db.core.exclusive(), db.core.engine.begin() as conn:
                 conn.execute(insert(audit_log), rows)
+
         retrying_stale(write)
 
 
@@ -272,8 +339,9 @@ def operation(schema: type[Schema] | None = None):
                 identity = request.verifier.verify(request.token)
                 authorise(identity, self.name, name)
             except NotAllowed as exc:
-                audit_refusal(uow, request.verifier, self.name, name, request.token, str(exc), identity,
-                              request.refusal_budget)
+                audit_refusal(
+                    uow, request.verifier, self.name, name, request.token, str(exc), identity, request.refusal_budget
+                )
                 raise
             uow.identity = identity
             uow.operation = f"{self.name}.{name}"
@@ -283,8 +351,9 @@ def operation(schema: type[Schema] | None = None):
                 uow.commit()
             except NotAllowed as exc:  # a rule about the person, not the role (e.g. not its requester)
                 uow.rollback()
-                audit_refusal(uow, request.verifier, self.name, name, request.token, str(exc), identity,
-                              request.refusal_budget)
+                audit_refusal(
+                    uow, request.verifier, self.name, name, request.token, str(exc), identity, request.refusal_budget
+                )
                 raise
             except BaseException:
                 uow.rollback()
@@ -312,8 +381,9 @@ def handles(event_type: str):
             refusal = self.request.producer_check.refusal(body, broker_user, event_type)
             if refusal:
                 return refuse_event(self.db.core, consumer, body, {**headers, "user_id": str(broker_user)}, refusal)
-            return consume(self.db, consumer, body, headers, lambda evt, uow: fn(self, evt, uow),
-                           self.request.retry_policy)
+            return consume(
+                self.db, consumer, body, headers, lambda evt, uow: fn(self, evt, uow), self.request.retry_policy
+            )
 
         wrapper.applies = fn
         # requeue_on_error: if even the dead-letter store is unreachable the message goes back, never dropped
@@ -323,8 +393,9 @@ def handles(event_type: str):
 
 
 class DeadLetterQuery(Schema):
-    status = fields.String(load_default="held",
-                           validate=validate.OneOf(("held", "replayed", "discarded", "refused", "all")))
+    status = fields.String(
+        load_default="held", validate=validate.OneOf(("held", "replayed", "discarded", "refused", "all"))
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -364,8 +435,13 @@ class ServiceBase(Observed):
     @operation()
     def health(self, _data):
         from ..messaging.outbox import pending_count
-        return {"service": self.name, "status": "ok", "outbox_pending": pending_count(self.db.core),
-                "dead_letters_held": len(list_dead_letters(self.db.core, "held", 1000))}
+
+        return {
+            "service": self.name,
+            "status": "ok",
+            "outbox_pending": pending_count(self.db.core),
+            "dead_letters_held": len(list_dead_letters(self.db.core, "held", 1000)),
+        }
 
     @operation(DeadLetterQuery)
     def list_dead_letters(self, data):
@@ -387,11 +463,13 @@ class ServiceBase(Observed):
             member = getattr(type(self), attr, None)
             if getattr(member, "applies", None) is not None:
                 appliers[f"{self.name}.{attr}"] = functools.partial(
-                    lambda fn, evt, uow: fn(self, evt, uow), member.applies)
+                    lambda fn, evt, uow: fn(self, evt, uow), member.applies
+                )
             if getattr(member, "applies_batch", None) is not None:
                 for event_type in member.batch_event_types:
                     appliers[f"{self.name}.{handler_method(event_type)}"] = functools.partial(
-                        lambda fn, evt, uow: fn(self, [evt], uow), member.applies_batch)
+                        lambda fn, evt, uow: fn(self, [evt], uow), member.applies_batch
+                    )
         return appliers
 
     @operation(DeadLetterId)
@@ -408,8 +486,7 @@ class ServiceBase(Observed):
 def read_audit(core, data: dict) -> list[dict]:
     """Audit rows matching an AuditQuery, oldest first."""
     query = select(audit_log).order_by(audit_log.c.id).limit(data["limit"])
-    for column, key in ((audit_log.c.entity, "entity"), (audit_log.c.user, "user"),
-                        (audit_log.c.outcome, "outcome")):
+    for column, key in ((audit_log.c.entity, "entity"), (audit_log.c.user, "user"), (audit_log.c.outcome, "outcome")):
         if data[key]:
             query = query.where(column == data[key])
     if data["since"]:

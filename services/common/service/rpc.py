@@ -14,6 +14,7 @@ let each principal bind only its own replies and publish replies only to its cal
 - `ClusterClient(config, caller, token)`: nameko's standalone cluster proxy with such a reply queue, for code
   outside a nameko container (tools, tests).
 """
+
 import uuid
 
 import eventlet
@@ -37,14 +38,24 @@ def _listen_on_named_queue(listener):
     config = listener.container.config
     name = reply_routing_key(listener.container.service_name, uuid.uuid4())
     # with broker definitions the exchange exists, and a least-privilege user may not (re)declare it
-    exchange = Exchange(config.get(RPC_EXCHANGE_CONFIG_KEY, "nameko-rpc"), durable=True, type="topic",
-                        no_declare=not as_bool(config.get("DECLARE_TOPOLOGY", True)))
+    exchange = Exchange(
+        config.get(RPC_EXCHANGE_CONFIG_KEY, "nameko-rpc"),
+        durable=True,
+        type="topic",
+        no_declare=not as_bool(config.get("DECLARE_TOPOLOGY", True)),
+    )
     listener.routing_key = name
     # transient: on a cluster, a durable reply queue whose node died could not be declared again anywhere (404
     # "home node down") and would stop the whole consumer of the process; a transient one goes with its node and
     # is declared afresh on the node the listener reconnects to
-    listener.queue = Queue(name, exchange=exchange, routing_key=name, durable=False, auto_delete=True,
-                           queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL})
+    listener.queue = Queue(
+        name,
+        exchange=exchange,
+        routing_key=name,
+        durable=False,
+        auto_delete=True,
+        queue_arguments={"x-expires": RPC_REPLY_QUEUE_TTL},
+    )
     listener.renew_reply_queue = lambda: _renew_reply_queue(listener)
     listener.queue_consumer.register_provider(listener)
 
@@ -58,8 +69,14 @@ def _renew_reply_queue(listener):
     connection: auto-delete); callers read `routing_key` when they publish, so new requests use the new name."""
     name = reply_routing_key(listener.container.service_name, uuid.uuid4())
     queue = listener.queue
-    listener.queue = Queue(name, exchange=queue.exchange, routing_key=name, durable=False, auto_delete=True,
-                           queue_arguments=dict(queue.queue_arguments or {}))
+    listener.queue = Queue(
+        name,
+        exchange=queue.exchange,
+        routing_key=name,
+        durable=False,
+        auto_delete=True,
+        queue_arguments=dict(queue.queue_arguments or {}),
+    )
     listener.routing_key = name
     return name
 
@@ -83,10 +100,12 @@ class ClusterClient(ClusterRpcProxy):
     """`ClusterClient(config, "gateway", context_data={"authorization": token}).start().grants.list_grants()`."""
 
     def __init__(self, config: dict, caller: str, context_data=None, timeout=None):
-        self.ServiceContainer = type("NamedContainer", (StandaloneProxyBase.ServiceContainer,),
-                                     {"service_name": caller})
-        super().__init__(config, context_data=context_data, timeout=timeout,
-                         reply_listener_cls=_StandaloneNamedReplyListener)
+        self.ServiceContainer = type(
+            "NamedContainer", (StandaloneProxyBase.ServiceContainer,), {"service_name": caller}
+        )
+        super().__init__(
+            config, context_data=context_data, timeout=timeout, reply_listener_cls=_StandaloneNamedReplyListener
+        )
 
 
 class _WithToken:
@@ -144,4 +163,3 @@ class ServiceClient(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return _SignedServiceProxy(worker_ctx, self.target, self.rpc_reply_listener, self.signer)
-

@@ -5,6 +5,7 @@ makes its wire form, once; `commit()` writes every event of the unit to the outb
 state change (one statement, with the staff audit rows of those events on PostgreSQL), so both commit or neither
 does. The nameko provider that hands each worker a unit of work is services/common/service/database.py.
 """
+
 import json
 import logging
 import threading
@@ -32,8 +33,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def insert_rows(session: Session, table, rows: list, *, columns: tuple[str, ...] | None = None,
-                ignore_conflicts: bool = False, page_size: int = 1000) -> None:
+def insert_rows(
+    session: Session,
+    table,
+    rows: list,
+    *,
+    columns: tuple[str, ...] | None = None,
+    ignore_conflicts: bool = False,
+    page_size: int = 1000,
+) -> None:
     """Insert `rows` into `table` (a Table or an ORM class) in the session's transaction: dicts with the same
     keys, or tuples of the values of `columns` in that order. On PostgreSQL one multi-row
     `INSERT ... VALUES (...), (...)` per `page_size` rows (psycopg2's execute_values; its executemany costs one
@@ -87,8 +95,10 @@ def _insert_plan(table, keys: tuple[str, ...], ignore_conflicts: bool, dialect):
     if dialect.name == "postgresql" and dialect.driver == "psycopg2" and not missing_defaults:
         quote = dialect.identifier_preparer
         columns = [table.c[k] for k in keys]
-        sql = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) "
-               f"VALUES %s{' ON CONFLICT DO NOTHING' if ignore_conflicts else ''}")
+        sql = (
+            f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) "
+            f"VALUES %s{' ON CONFLICT DO NOTHING' if ignore_conflicts else ''}"
+        )
         plan = sql, tuple(c.type._cached_bind_processor(dialect) for c in columns)
     _INSERT_PLANS[cache_key] = plan
     return plan
@@ -195,10 +205,18 @@ class UnitOfWork:
         evt = make_event(event_type, data, producer=self.core.service, actor=actor, occurred_at=occurred_at)
         headers = {"nameko.correlation_id": self.correlation_id} if self.correlation_id else {}
         self.session  # noqa: B018 -- the transaction starts now if the state change has not started it
-        self._outbox_rows.append(dict(
-            event_id=evt.event_id, event_type=event_type, exchange=exchange_name(self.core.service),
-            routing_key=event_type, body=json.dumps(evt.body), headers=headers, created_at=utcnow(), attempts=0,
-        ))
+        self._outbox_rows.append(
+            dict(
+                event_id=evt.event_id,
+                event_type=event_type,
+                exchange=exchange_name(self.core.service),
+                routing_key=event_type,
+                body=json.dumps(evt.body),
+                headers=headers,
+                created_at=utcnow(),
+                attempts=0,
+            )
+        )
         self.emitted.append(evt)
         return evt
 
@@ -206,9 +224,16 @@ class UnitOfWork:
         self.session.execute(_INSERT_AUDIT, self._audit_row(operation, entity, to_wire(detail), outcome))
 
     def _audit_row(self, operation: str, entity: str | None, detail: dict, outcome: str = "done") -> dict:
-        return dict(at=utcnow(), user=self.identity.user if self.identity else self.actor,
-                    roles=list(self.identity.roles) if self.identity else [], operation=operation, outcome=outcome,
-                    entity=entity, detail=detail, correlation_id=self.correlation_id)
+        return dict(
+            at=utcnow(),
+            user=self.identity.user if self.identity else self.actor,
+            roles=list(self.identity.roles) if self.identity else [],
+            operation=operation,
+            outcome=outcome,
+            entity=entity,
+            detail=detail,
+            correlation_id=self.correlation_id,
+        )
 
     def _write_emitted(self):
         """The unit's events into the outbox and, for a staff operation, each as its audit record: who, what, on
@@ -216,13 +241,22 @@ class UnitOfWork:
         writes both tables (the outbox rows in a data-modifying WITH), elsewhere one per table."""
         if not self._outbox_rows:
             return
-        audit = [] if self.identity is None or not self.operation else [
-            self._audit_row(self.operation, entity_of(evt), {"event_type": evt.event_type, "event_id": evt.event_id,
-                                                             "data": evt.body["data"]})
-            for evt in self.emitted]
+        audit = (
+            []
+            if self.identity is None or not self.operation
+            else [
+                self._audit_row(
+                    self.operation,
+                    entity_of(evt),
+                    {"event_type": evt.event_type, "event_id": evt.event_id, "data": evt.body["data"]},
+                )
+                for evt in self.emitted
+            ]
+        )
         if audit and not self.core.is_sqlite:
-            self.session.execute(insert(audit_log).values(audit).add_cte(
-                insert(outbox).values(self._outbox_rows).cte("outbox_rows")))
+            self.session.execute(
+                insert(audit_log).values(audit).add_cte(insert(outbox).values(self._outbox_rows).cte("outbox_rows"))
+            )
             return
         self.session.execute(_INSERT_OUTBOX, self._outbox_rows)
         if audit:

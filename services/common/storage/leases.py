@@ -7,6 +7,7 @@ mid-run can never make a job act twice.
 Replicas' clocks may differ: a lease is taken over only CLOCK_SKEW_MARGIN after it expired by the taker's clock,
 so a replica whose clock runs ahead by less than that never takes a lease its holder still renews.
 """
+
 import functools
 import os
 import socket

@@ -1,4 +1,5 @@
 """Alembic per service: each service has its own migration history in services/<name>/migrations."""
+
 import zlib
 
 from alembic import command
@@ -39,8 +40,12 @@ def run_env(context, target_metadata):
     url = context.config.get_main_option("sqlalchemy.url")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -1,6 +1,19 @@
 """Tables the kit keeps in every service's own database: outbox, inbox, dead letters, leases, audit trail."""
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, text)
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 kit_metadata = MetaData()
 
@@ -8,7 +21,8 @@ kit_metadata = MetaData()
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 outbox = Table(
-    "outbox", kit_metadata,
+    "outbox",
+    kit_metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("event_type", String(60), nullable=False),
@@ -21,11 +35,16 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
 )
 # the relay only ever looks for pending rows: keep that index small
-Index("ix_outbox_pending", outbox.c.id, postgresql_where=text("published_at IS NULL"),
-      sqlite_where=text("published_at IS NULL"))
+Index(
+    "ix_outbox_pending",
+    outbox.c.id,
+    postgresql_where=text("published_at IS NULL"),
+    sqlite_where=text("published_at IS NULL"),
+)
 
 inbox = Table(
-    "inbox", kit_metadata,
+    "inbox",
+    kit_metadata,
     Column("consumer", String(120), primary_key=True),
     Column("event_id", String(36), primary_key=True),
     Column("event_type", String(60), nullable=False),
@@ -33,7 +52,8 @@ inbox = Table(
 )
 
 dead_letters = Table(
-    "dead_letters", kit_metadata,
+    "dead_letters",
+    kit_metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("consumer", String(120), nullable=False),
     Column("event_id", String(36)),
@@ -50,14 +70,16 @@ dead_letters = Table(
 )
 
 leases = Table(
-    "leases", kit_metadata,
+    "leases",
+    kit_metadata,
     Column("name", String(120), primary_key=True),
     Column("holder", String(120), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 audit_log = Table(
-    "audit_log", kit_metadata,
+    "audit_log",
+    kit_metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("user", String(200)),

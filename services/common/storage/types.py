@@ -1,4 +1,5 @@
 """Column types shared by the services' models."""
+
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime, Integer
@@ -45,6 +46,7 @@ class UtcDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         from datetime import timezone
+
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value

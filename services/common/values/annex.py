@@ -7,11 +7,17 @@ Lines 1-6 are the direct headings (line 7 is their subtotal), 8 the contingency 
 Lines 8 and 10 are capped by the call's rule profile (`BudgetCaps`): calls checks a proposal against them and
 grants an amended or reallocated budget, with the same comparison (`cap_breaches`) and the caps call_opened carries.
 """
+
 from decimal import Decimal
 from typing import NamedTuple
 
 DIRECT_HEADINGS = (
-    "human_resources", "travel", "equipment_supplies", "local_office", "other_costs_services", "other",
+    "human_resources",
+    "travel",
+    "equipment_supplies",
+    "local_office",
+    "other_costs_services",
+    "other",
 )
 HEADINGS = DIRECT_HEADINGS + ("contingency", "indirect_costs")
 HEADING_LABELS = {
@@ -37,8 +43,9 @@ class BudgetCaps(NamedTuple):
 PRAG_CAPS = BudgetCaps(Decimal("0.05"), Decimal("0.07"))
 
 
-def cap_breaches(subtotal_direct: Decimal, total_direct: Decimal, contingency: Decimal, indirect_costs: Decimal,
-                 caps: BudgetCaps) -> list[tuple[str, Decimal, Decimal]]:
+def cap_breaches(
+    subtotal_direct: Decimal, total_direct: Decimal, contingency: Decimal, indirect_costs: Decimal, caps: BudgetCaps
+) -> list[tuple[str, Decimal, Decimal]]:
     """(heading, amount, limit) for each capped heading above its cap. Exact Decimal arithmetic, the limit not
     rounded: 5% of 100,000.01 is 5,000.0005, so 5,000.01 of contingency is above it."""
     breaches = []

@@ -6,6 +6,7 @@ operators must provide) and an internal failure, which nameko delivers as Remote
 Each class is registered with nameko so the client re-raises the same type with the same arguments;
 arguments are therefore plain JSON values passed positionally.
 """
+
 from nameko.exceptions import deserialize_to_instance
 
 

@@ -1,4 +1,5 @@
 """Marshmallow fields shared by RPC schemas and event contracts."""
+
 from decimal import Decimal
 
 from marshmallow import ValidationError, fields
@@ -37,6 +38,7 @@ class UtcDateTime(fields.AwareDateTime):
 
     def _deserialize(self, value, attr, data, **kwargs):
         from datetime import timezone
+
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
             return moment.astimezone(timezone.utc)
@@ -46,6 +48,7 @@ class UtcDateTime(fields.AwareDateTime):
 
 def Text(max_length: int = MAX_TEXT, min_length: int = 1, **kwargs):
     from marshmallow import validate
+
     return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
 
 
@@ -64,6 +67,7 @@ class MoneyMap(fields.Dict):
 
     def __init__(self, keys=None, **kwargs):
         from marshmallow import validate
+
         key_field = fields.String(validate=validate.OneOf(keys)) if keys else fields.String()
         super().__init__(keys=key_field, values=Money(), **kwargs)
 
@@ -75,8 +79,10 @@ class Logframe(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         from .errors import InvalidInput
         from .logframe import parse_logframe
+
         try:
             return parse_logframe(value, "_")
         except InvalidInput as exc:
-            raise ValidationError({key[2:] if key.startswith("_.") else key: messages
-                                   for key, messages in exc.errors.items()}) from None
+            raise ValidationError(
+                {key[2:] if key.startswith("_.") else key: messages for key, messages in exc.errors.items()}
+            ) from None

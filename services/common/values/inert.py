@@ -8,6 +8,7 @@
   writes it into an XLSX cell as a string with the quote-prefix style, never a formula. Numbers stay numbers:
   a plain decimal ("-1234.56") is not text to defuse.
 """
+
 import re
 
 CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

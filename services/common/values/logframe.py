@@ -14,6 +14,7 @@ Numeric values (measure unit or percentage) are decimal strings (never floats), 
 give actual values by code. Every refusal is an InvalidInput naming the field path ("logframe.0.indicators.1.
 target_value"); nothing is guessed.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidInput
 
-RESULT_TYPES = {"output": "1", "outcome": "2"}             # IATI ResultType codelist
+RESULT_TYPES = {"output": "1", "outcome": "2"}  # IATI ResultType codelist
 MEASURES = {"unit": "1", "percentage": "2", "qualitative": "5"}  # IATI IndicatorMeasure codelist
 NUMERIC = ("unit", "percentage")
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")
@@ -33,8 +34,17 @@ MAX_VALUE_PLACES = 4
 MAX_NUMBER = Decimal("1000000000000")
 TITLE_MAX, UNIT_MAX, VALUE_MAX, SOURCE_MAX = 300, 60, 500, 500
 RESULT_KEYS = {"type", "title", "indicators"}
-INDICATOR_KEYS = {"code", "title", "measure", "unit", "baseline_value", "baseline_year", "target_value",
-                  "target_date", "source_of_verification"}
+INDICATOR_KEYS = {
+    "code",
+    "title",
+    "measure",
+    "unit",
+    "baseline_value",
+    "baseline_year",
+    "target_value",
+    "target_date",
+    "source_of_verification",
+}
 
 
 class _Errors(dict):
@@ -132,13 +142,17 @@ def parse_indicator(raw, field: str, errors: _Errors) -> dict | None:
         "baseline_year": _year(raw.get("baseline_year"), f"{field}.baseline_year", errors),
         "target_value": indicator_value(raw.get("target_value"), measure, f"{field}.target_value", errors),
         "target_date": _date(raw.get("target_date"), f"{field}.target_date", errors),
-        "source_of_verification": clean_text(raw.get("source_of_verification"),
-                                             f"{field}.source_of_verification", errors, SOURCE_MAX),
+        "source_of_verification": clean_text(
+            raw.get("source_of_verification"), f"{field}.source_of_verification", errors, SOURCE_MAX
+        ),
     }
     if measure == "percentage" and not indicator["unit"]:
         indicator["unit"] = "%"
-    if indicator["baseline_year"] and indicator["target_date"] \
-            and int(indicator["target_date"][:4]) < indicator["baseline_year"]:
+    if (
+        indicator["baseline_year"]
+        and indicator["target_date"]
+        and int(indicator["target_date"][:4]) < indicator["baseline_year"]
+    ):
         errors.add(f"{field}.target_date", "must not be before the baseline year")
     return indicator
 
@@ -176,7 +190,9 @@ def parse_logframe(raw, field: str = "logframe") -> list[dict]:
                     continue
                 if indicator["code"] is not None:
                     if indicator["code"] in seen:
-                        errors.add(f"{ipath}.code", f"{indicator['code']!r} is already used by {seen[indicator['code']]}")
+                        errors.add(
+                            f"{ipath}.code", f"{indicator['code']!r} is already used by {seen[indicator['code']]}"
+                        )
                     seen.setdefault(indicator["code"], ipath)
                 parsed.append(indicator)
         results.append({"type": kind, "title": title, "indicators": parsed})
@@ -197,8 +213,13 @@ def indicators(logframe) -> dict[str, dict]:
 def completeness(logframe) -> list[tuple[str, str, str]]:
     """What a full application's logframe lacks, as (rule, field, message); empty when it is complete."""
     if not logframe:
-        return [("logframe.missing", "logframe", "a full application carries its logframe: outcomes and outputs "
-                                                 "with their indicators")]
+        return [
+            (
+                "logframe.missing",
+                "logframe",
+                "a full application carries its logframe: outcomes and outputs with their indicators",
+            )
+        ]
     kinds = {result["type"] for result in logframe}
     problems = []
     if "outcome" not in kinds:
@@ -246,9 +267,17 @@ def change_targets(logframe, changes, field: str = "new_targets") -> list[dict]:
         raise InvalidInput(dict(errors))
     amended = []
     for result in logframe:
-        amended.append({**result, "indicators": [
-            {**ind, "target_value": wanted[ind["code"]][0], "target_date": wanted[ind["code"]][1]}
-            if ind["code"] in wanted else dict(ind) for ind in result["indicators"]]})
+        amended.append(
+            {
+                **result,
+                "indicators": [
+                    {**ind, "target_value": wanted[ind["code"]][0], "target_date": wanted[ind["code"]][1]}
+                    if ind["code"] in wanted
+                    else dict(ind)
+                    for ind in result["indicators"]
+                ],
+            }
+        )
     return amended
 
 

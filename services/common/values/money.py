@@ -1,4 +1,5 @@
 """EUR amounts: Decimal with two places end to end; a float never becomes money."""
+
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")

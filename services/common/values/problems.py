@@ -9,6 +9,7 @@ and how to fix it) and "the system failed" (SystemFailure, 500/502/503/504), wha
 Every problem carries `type`, `title`, `status`, `detail` and a stable `code`; the typed errors add their fields
 (`errors`; `entity`, `key`; `rule`, `details`). An internal failure carries the correlation id and nothing else.
 """
+
 from http import HTTPStatus
 
 from .errors import Conflict, InvalidInput, JmdiError, NotAllowed, NotFound, SetupProblem
@@ -88,8 +89,12 @@ class NoAnswer(SystemFailure):
 
 
 def _problem(status: int, code: str, detail: str | None = None, **extra) -> dict:
-    body = {"type": TYPE_PREFIX + code.replace("_", "-"), "title": HTTPStatus(status).phrase, "status": status,
-            "code": code}
+    body = {
+        "type": TYPE_PREFIX + code.replace("_", "-"),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+    }
     if detail is not None:
         body["detail"] = detail
     body.update(extra)
@@ -108,8 +113,11 @@ def problem_of(exc: BaseException, correlation_id: str | None = None) -> tuple[i
     if isinstance(exc, Conflict):
         return 409, _problem(409, "conflict", exc.reason, rule=exc.rule, details=exc.details), {}
     if isinstance(exc, TooManyRefusals):
-        return 429, _problem(429, exc.code, exc.reason, retry_after=exc.retry_after), \
-            {"Retry-After": str(exc.retry_after)}
+        return (
+            429,
+            _problem(429, exc.code, exc.reason, retry_after=exc.retry_after),
+            {"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, Unauthenticated):
         return 401, _problem(401, exc.code, exc.reason), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     if isinstance(exc, NotAllowed):

@@ -5,6 +5,7 @@ The grant contract's calendar: an interim report 60 days after each 12-month per
 the final report 3 months after the end of the action (e.g. start 2009-03-01, 36 months: interim reports due
 2010-04-29 and 2011-04-29, the final one for the period ending 2012-02-29 due 2012-05-31).
 """
+
 from __future__ import annotations
 
 import calendar
@@ -45,6 +46,7 @@ def report_due_dates(start: date, duration_months: int) -> list[DueReport]:
     for n in range(1, report_periods(duration_months)):
         end = period_end(start, 12 * n)
         dues.append(DueReport("interim", n, end, end + timedelta(days=INTERIM_DAYS)))
-    dues.append(DueReport("final", 1, period_end(start, duration_months),
-                          period_end(start, duration_months + FINAL_MONTHS)))
+    dues.append(
+        DueReport("final", 1, period_end(start, duration_months), period_end(start, duration_months + FINAL_MONTHS))
+    )
     return dues

@@ -10,6 +10,7 @@ policies the services retry with — so how long anything waits before trying ag
 | `DELIVERY` | notifications re-sending a failed e-mail (NOTIFICATION_RETRY_SECONDS, ..._MAX_SECONDS) | 60 s doubling, at most 1 h |
 | `STALE_CONNECTION_RETRIES` | an RPC whose database connection was dropped before its commit (services/common/storage/db.py `retrying_stale`; no pre-ping) | once, at once: the pool has discarded the stale connections |
 """
+
 from __future__ import annotations
 
 import random
@@ -32,8 +33,9 @@ class Backoff:
         return min(self.cap, self.base * self.factor ** max(0, attempt - 1))
 
 
-def backoff_delays(base: float, factor: float, max_attempts: int, cap: float,
-                   jitter: float = 0.0, rng: random.Random | None = None) -> list[float]:
+def backoff_delays(
+    base: float, factor: float, max_attempts: int, cap: float, jitter: float = 0.0, rng: random.Random | None = None
+) -> list[float]:
     """Seconds to wait before each retry: max_attempts attempts -> max_attempts - 1 delays.
 
     backoff_delays(30, 2, 6, 600) == [30, 60, 120, 240, 480]; each delay is capped at `cap`.

@@ -1,4 +1,5 @@
 """Plain JSON values for RPC replies and JSON columns: money as decimal strings, dates ISO, never floats."""
+
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID

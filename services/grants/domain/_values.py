@@ -2,6 +2,7 @@
 
 Kept private to the package: the public names live in the concern modules.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -72,4 +73,3 @@ def months(value, field: str = "duration_months") -> int:
 def m(value: Decimal) -> str:
     """Money on the wire: "150000.00"."""
     return money_str(value)
-

@@ -5,6 +5,7 @@ direct costs (7 + 8), 10 indirect costs (EC PRAG: ≤ 7% of line 9), 11 total el
 the call's, from its rule profile, carried by call_opened. A budget is a plain mapping heading -> Decimal with every
 heading present (missing ones read as 0.00).
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -16,6 +17,7 @@ from services.common.values.errors import Conflict, InvalidInput
 from services.common.values.money import money_str, round_money
 
 from ._values import ZERO, money
+
 
 def normalise_budget(mapping, field: str = "budget") -> dict[str, Decimal]:
     """Every Annex III heading mapped to a non-negative EUR amount; unknown headings are refused."""
@@ -65,14 +67,18 @@ def _exact(value: Decimal) -> str:
 def check_caps(budget: dict, caps: BudgetCaps) -> None:
     """The call's caps on contingency (line 8) and indirect costs (line 10), compared as calls compares a proposal
     (services/common/values/annex.py: exact, the limit not rounded)."""
-    breaches = cap_breaches(direct_subtotal(budget), total_direct(budget), budget["contingency"],
-                            budget["indirect_costs"], caps)
+    breaches = cap_breaches(
+        direct_subtotal(budget), total_direct(budget), budget["contingency"], budget["indirect_costs"], caps
+    )
     if breaches:
         heading, amount, limit = breaches[0]
         rule, message = _CAP_RULES[heading]
         share = caps.contingency if heading == "contingency" else caps.indirect
-        raise Conflict(rule, message.format(amount=money_str(amount), share=f"{share:%}") + f" ({_exact(limit)})",
-                       [{"heading": h, "amount": money_str(a), "limit": _exact(lim)} for h, a, lim in breaches])
+        raise Conflict(
+            rule,
+            message.format(amount=money_str(amount), share=f"{share:%}") + f" ({_exact(limit)})",
+            [{"heading": h, "amount": money_str(a), "limit": _exact(lim)} for h, a, lim in breaches],
+        )
 
 
 def ec_share_of(award: Decimal, budget: dict) -> Decimal:
@@ -81,6 +87,7 @@ def ec_share_of(award: Decimal, budget: dict) -> Decimal:
     if total <= 0:
         raise InvalidInput({"budget": ["total eligible costs must be above zero"]})
     if award > total:
-        raise InvalidInput({"amount": [f"the award {money_str(award)} is above the total eligible costs "
-                                       f"{money_str(total)}"]})
+        raise InvalidInput(
+            {"amount": [f"the award {money_str(award)} is above the total eligible costs {money_str(total)}"]}
+        )
     return award / total

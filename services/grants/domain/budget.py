@@ -6,6 +6,7 @@ consortium that declines gives it back, and the next reserve proposal of the ran
 grant closed below its award gives the rest back too (decommitment): that money reopens the reserve list for
 as much as it released.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,14 +56,23 @@ class WindowBudget:
 
     def commit(self, amount: Decimal) -> None:
         if amount > self.remaining:
-            raise Conflict("award.window_allocation_exceeded", _exceeded("window " + self.window, amount,
-                           self.remaining), [_figures(self.window, self.allocation, self.committed, amount)])
+            raise Conflict(
+                "award.window_allocation_exceeded",
+                _exceeded("window " + self.window, amount, self.remaining),
+                [_figures(self.window, self.allocation, self.committed, amount)],
+            )
         self.committed += amount
 
     def release(self, amount: Decimal) -> None:
         if amount > self.committed:
-            raise InvalidInput({"amount": [f"cannot release {money_str(amount)}: only "
-                                           f"{money_str(self.committed)} committed in window {self.window}"]})
+            raise InvalidInput(
+                {
+                    "amount": [
+                        f"cannot release {money_str(amount)}: only "
+                        f"{money_str(self.committed)} committed in window {self.window}"
+                    ]
+                }
+            )
         self.committed -= amount
 
 
@@ -83,14 +93,23 @@ class ProgrammeBudget:
 
     def commit(self, amount: Decimal) -> None:
         if amount > self.remaining:
-            raise Conflict("award.programme_contribution_exceeded", _exceeded("the programme", amount,
-                           self.remaining), [_figures("programme", self.contribution, self.committed, amount)])
+            raise Conflict(
+                "award.programme_contribution_exceeded",
+                _exceeded("the programme", amount, self.remaining),
+                [_figures("programme", self.contribution, self.committed, amount)],
+            )
         self.committed += amount
 
     def release(self, amount: Decimal) -> None:
         if amount > self.committed:
-            raise InvalidInput({"amount": [f"cannot release {money_str(amount)}: only "
-                                           f"{money_str(self.committed)} committed in the programme"]})
+            raise InvalidInput(
+                {
+                    "amount": [
+                        f"cannot release {money_str(amount)}: only "
+                        f"{money_str(self.committed)} committed in the programme"
+                    ]
+                }
+            )
         self.committed -= amount
 
 
@@ -154,8 +173,8 @@ class ProposalCopy:
     score: Decimal | None = None
     threshold: Decimal | None = None
     withdrawn: bool = False
-    excluded: bool = False         # screening excluded it (exclusion list)
-    rejected: bool = False         # the steering committee rejected it (proposal_rejected)
+    excluded: bool = False  # screening excluded it (exclusion list)
+    rejected: bool = False  # the steering committee rejected it (proposal_rejected)
     grant_id: str | None = None
 
     def place(self, ranking: Ranking) -> None:
@@ -204,8 +223,9 @@ class ReservePlaces:
         return self.places or amount <= self.released_available
 
 
-def reserve_places(ranking: Ranking, grant_status: dict, unavailable=(), decommitted: dict | None = None,
-                   reserve_awards=()) -> ReservePlaces:
+def reserve_places(
+    ranking: Ranking, grant_status: dict, unavailable=(), decommitted: dict | None = None, reserve_awards=()
+) -> ReservePlaces:
     """The reserve places of `ranking` given the grants made (proposal_id -> grant status), the proposals
     that can no longer be awarded (rejected, withdrawn, excluded), what each grant decommitted (proposal_id ->
     amount) and the amounts of the reserve awards in the order they were made (the first ones fill the
@@ -220,25 +240,39 @@ def reserve_places(ranking: Ranking, grant_status: dict, unavailable=(), decommi
 
 
 def _violation(rule: str, reason: str, **figures) -> dict:
-    return {"rule": rule, "reason": reason, **{k: money_str(v) if isinstance(v, Decimal) else v
-                                               for k, v in figures.items()}}
+    return {
+        "rule": rule,
+        "reason": reason,
+        **{k: money_str(v) if isinstance(v, Decimal) else v for k, v in figures.items()},
+    }
 
 
-def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits,
-                     window_budget: WindowBudget, programme_budget: ProgrammeBudget,
-                     reserve: ReservePlaces | None = None) -> list[dict]:
+def award_violations(
+    proposal: ProposalCopy,
+    amount: Decimal,
+    limits: CallLimits,
+    window_budget: WindowBudget,
+    programme_budget: ProgrammeBudget,
+    reserve: ReservePlaces | None = None,
+) -> list[dict]:
     """Every rule the award would break, most fundamental first (empty when it may be made).
 
     A reserve-list proposal needs an open reserve place (a declined grant's, or money released at closure that
     covers the award) and must be the next in line (`reserve`)."""
     amount = money(amount, "amount", positive=True)
     if window_budget.window != proposal.window:
-        raise InvalidInput({"window": [f"proposal {proposal.reference} is in window {proposal.window}, "
-                                       f"not {window_budget.window}"]})
+        raise InvalidInput(
+            {"window": [f"proposal {proposal.reference} is in window {proposal.window}, not {window_budget.window}"]}
+        )
     found = []
     if proposal.grant_id is not None:
-        found.append(_violation("award.already_awarded", f"proposal {proposal.reference} is already awarded "
-                                f"(grant {proposal.grant_id})", grant_id=proposal.grant_id))
+        found.append(
+            _violation(
+                "award.already_awarded",
+                f"proposal {proposal.reference} is already awarded (grant {proposal.grant_id})",
+                grant_id=proposal.grant_id,
+            )
+        )
     if proposal.rejected:
         found.append(_violation("award.proposal_rejected", f"proposal {proposal.reference} was rejected"))
     if proposal.excluded:
@@ -248,44 +282,98 @@ def award_violations(proposal: ProposalCopy, amount: Decimal, limits: CallLimits
     elif proposal.ranking is None:
         found.append(_violation("award.not_ranked", f"proposal {proposal.reference} is not in a published ranking"))
     elif proposal.threshold is not None and (proposal.score is None or proposal.score < proposal.threshold):
-        found.append(_violation("award.not_ranked", f"proposal {proposal.reference} scored {proposal.score}, "
-                                f"under the threshold {proposal.threshold}"))
+        found.append(
+            _violation(
+                "award.not_ranked",
+                f"proposal {proposal.reference} scored {proposal.score}, under the threshold {proposal.threshold}",
+            )
+        )
     elif proposal.ranking == RankingList.RESERVE and proposal.grant_id is None:
         if reserve is None or not reserve.open:
-            found.append(_violation("award.reserve_not_open", f"proposal {proposal.reference} is on the reserve "
-                                    "list: it may be awarded only in place of a declined grant or with money "
-                                    "the window's grants gave back at closure"))
+            found.append(
+                _violation(
+                    "award.reserve_not_open",
+                    f"proposal {proposal.reference} is on the reserve "
+                    "list: it may be awarded only in place of a declined grant or with money "
+                    "the window's grants gave back at closure",
+                )
+            )
         elif reserve.next_in_line != proposal.proposal_id:
-            found.append(_violation("award.reserve_out_of_order", f"the reserve list is awarded in rank order: "
-                                    f"proposal {reserve.next_in_line} comes before {proposal.reference}",
-                                    next_in_line=reserve.next_in_line))
+            found.append(
+                _violation(
+                    "award.reserve_out_of_order",
+                    f"the reserve list is awarded in rank order: "
+                    f"proposal {reserve.next_in_line} comes before {proposal.reference}",
+                    next_in_line=reserve.next_in_line,
+                )
+            )
         elif not reserve.admits(amount):
-            found.append(_violation("award.above_released", f"{money_str(amount)} is above the "
-                                    f"{money_str(reserve.released_available)} the window's grants gave back at "
-                                    "closure (no declined grant's place is open)", amount=amount,
-                                    released=reserve.released_available))
+            found.append(
+                _violation(
+                    "award.above_released",
+                    f"{money_str(amount)} is above the "
+                    f"{money_str(reserve.released_available)} the window's grants gave back at "
+                    "closure (no declined grant's place is open)",
+                    amount=amount,
+                    released=reserve.released_available,
+                )
+            )
     if amount < limits.min_grant:
-        found.append(_violation("award.below_min", f"{money_str(amount)} is below the call minimum "
-                                f"{money_str(limits.min_grant)}", amount=amount, limit=limits.min_grant))
+        found.append(
+            _violation(
+                "award.below_min",
+                f"{money_str(amount)} is below the call minimum {money_str(limits.min_grant)}",
+                amount=amount,
+                limit=limits.min_grant,
+            )
+        )
     if amount > limits.max_grant:
-        found.append(_violation("award.above_max", f"{money_str(amount)} is above the call maximum "
-                                f"{money_str(limits.max_grant)}", amount=amount, limit=limits.max_grant))
+        found.append(
+            _violation(
+                "award.above_max",
+                f"{money_str(amount)} is above the call maximum {money_str(limits.max_grant)}",
+                amount=amount,
+                limit=limits.max_grant,
+            )
+        )
     if amount > proposal.ec_amount_requested:
-        found.append(_violation("award.above_requested", f"{money_str(amount)} is above the "
-                                f"{money_str(proposal.ec_amount_requested)} requested", amount=amount,
-                                limit=proposal.ec_amount_requested))
+        found.append(
+            _violation(
+                "award.above_requested",
+                f"{money_str(amount)} is above the {money_str(proposal.ec_amount_requested)} requested",
+                amount=amount,
+                limit=proposal.ec_amount_requested,
+            )
+        )
     if amount > window_budget.remaining:
-        found.append(_violation("award.window_allocation_exceeded", _exceeded("window " + window_budget.window,
-                                amount, window_budget.remaining), amount=amount, remaining=window_budget.remaining))
+        found.append(
+            _violation(
+                "award.window_allocation_exceeded",
+                _exceeded("window " + window_budget.window, amount, window_budget.remaining),
+                amount=amount,
+                remaining=window_budget.remaining,
+            )
+        )
     if amount > programme_budget.remaining:
-        found.append(_violation("award.programme_contribution_exceeded", _exceeded("the programme", amount,
-                                programme_budget.remaining), amount=amount, remaining=programme_budget.remaining))
+        found.append(
+            _violation(
+                "award.programme_contribution_exceeded",
+                _exceeded("the programme", amount, programme_budget.remaining),
+                amount=amount,
+                remaining=programme_budget.remaining,
+            )
+        )
     return found
 
 
-def check_award(proposal_copy: ProposalCopy, amount: Decimal, call_limits: CallLimits,
-                window_budget: WindowBudget, programme_budget: ProgrammeBudget,
-                reserve: ReservePlaces | None = None) -> None:
+def check_award(
+    proposal_copy: ProposalCopy,
+    amount: Decimal,
+    call_limits: CallLimits,
+    window_budget: WindowBudget,
+    programme_budget: ProgrammeBudget,
+    reserve: ReservePlaces | None = None,
+) -> None:
     """Raise Conflict named after the first rule broken; `details` lists every violation."""
     found = award_violations(proposal_copy, amount, call_limits, window_budget, programme_budget, reserve)
     if found:
@@ -311,5 +399,4 @@ def _exceeded(what: str, amount: Decimal, remaining: Decimal) -> str:
 
 
 def _figures(name, total, committed, amount) -> dict:
-    return {"budget": name, "total": money_str(total), "committed": money_str(committed),
-            "amount": money_str(amount)}
+    return {"budget": name, "total": money_str(total), "committed": money_str(committed), "amount": money_str(amount)}

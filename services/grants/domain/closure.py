@@ -6,6 +6,7 @@ cent. Paid less than that: the balance is the final payment. Paid more: recovery
 Either way the commitment is reduced to the final amount: award − final amount is decommitted (EC practice),
 so the grant's commitment ends equal to what it keeps (paid − recovered, once the balance is paid).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ class Closure:
     kind: ClosureKind
     final_payment: Decimal
     recovery_amount: Decimal
-    eligible_amount: Decimal = ZERO   # the final amount: min(award, share × accepted expenditure)
-    decommitted: Decimal = ZERO       # award − final amount: given back to the window and the programme
+    eligible_amount: Decimal = ZERO  # the final amount: min(award, share × accepted expenditure)
+    decommitted: Decimal = ZERO  # award − final amount: given back to the window and the programme
 
 
 def committed_amount(award, decommitted, declined: bool = False) -> Decimal:

@@ -15,6 +15,7 @@ The conversion rules (one per programme, from its rule profile):
 Each line is converted and rounded to the cent (half up) on its own; a report's EUR figures are the sums of its
 lines. A missing rate is a refusal naming the currency and the month, never a guess.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,7 @@ from services.common.values.errors import Conflict, InvalidInput
 from services.common.values.money import MoneyError, money_str, round_money, to_money
 
 EUR = "EUR"
-RATE_PLACES = 6          # InforEuro publishes at most 4-6 decimals
+RATE_PLACES = 6  # InforEuro publishes at most 4-6 decimals
 MAX_RATE = Decimal("1e9")
 MAX_LINES = 2000
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -44,12 +45,15 @@ class ConversionRule(str, Enum):
 
 
 class RateType(str, Enum):
-    INFOREURO = "inforeuro"            # the EC's monthly accounting rates
+    INFOREURO = "inforeuro"  # the EC's monthly accounting rates
     UN_OPERATIONAL = "un_operational"  # the UN operational rates of exchange
 
 
-RATE_TYPE_OF = {ConversionRule.EC_MONTHLY: RateType.INFOREURO, ConversionRule.EC_PREFINANCING: RateType.INFOREURO,
-                ConversionRule.UNDP_MONTHLY: RateType.UN_OPERATIONAL}
+RATE_TYPE_OF = {
+    ConversionRule.EC_MONTHLY: RateType.INFOREURO,
+    ConversionRule.EC_PREFINANCING: RateType.INFOREURO,
+    ConversionRule.UNDP_MONTHLY: RateType.UN_OPERATIONAL,
+}
 # the rule of a profile that does not name one (and of calls opened before profiles named it)
 DEFAULT_RULES = {"ec_prag": ConversionRule.EC_MONTHLY, "undp": ConversionRule.UNDP_MONTHLY}
 
@@ -60,8 +64,9 @@ def conversion_rule(value: str | None, profile: str | None = None) -> Conversion
         try:
             return ConversionRule(value)
         except ValueError:
-            raise InvalidInput({"currency_conversion": [f"must be one of {[r.value for r in ConversionRule]}"]}) \
-                from None
+            raise InvalidInput(
+                {"currency_conversion": [f"must be one of {[r.value for r in ConversionRule]}"]}
+            ) from None
     return DEFAULT_RULES.get(profile or "", ConversionRule.EC_MONTHLY)
 
 
@@ -178,23 +183,37 @@ class ExpenditureLine:
     incurred_on: date
     description: str = ""
     rate: Decimal = Decimal(1)
-    rate_type: str | None = None     # None for a line in EUR
+    rate_type: str | None = None  # None for a line in EUR
     rate_month: str | None = None
     amount_eur: Decimal | None = None
 
     def to_data(self) -> dict:
-        return {"heading": self.heading, "amount": money_str(self.amount), "currency": self.currency,
-                "incurred_on": self.incurred_on.isoformat(), "description": self.description,
-                "rate": rate_str(self.rate), "rate_type": self.rate_type, "rate_month": self.rate_month,
-                "amount_eur": money_str(self.amount_eur)}
+        return {
+            "heading": self.heading,
+            "amount": money_str(self.amount),
+            "currency": self.currency,
+            "incurred_on": self.incurred_on.isoformat(),
+            "description": self.description,
+            "rate": rate_str(self.rate),
+            "rate_type": self.rate_type,
+            "rate_month": self.rate_month,
+            "amount_eur": money_str(self.amount_eur),
+        }
 
     @classmethod
     def from_data(cls, data: dict) -> "ExpenditureLine":
         incurred = data["incurred_on"]
-        return cls(data["heading"], Decimal(str(data["amount"])), data["currency"],
-                   incurred if isinstance(incurred, date) else date.fromisoformat(incurred),
-                   data.get("description") or "", Decimal(str(data.get("rate") or 1)), data.get("rate_type"),
-                   data.get("rate_month"), Decimal(str(data["amount_eur"])))
+        return cls(
+            data["heading"],
+            Decimal(str(data["amount"])),
+            data["currency"],
+            incurred if isinstance(incurred, date) else date.fromisoformat(incurred),
+            data.get("description") or "",
+            Decimal(str(data.get("rate") or 1)),
+            data.get("rate_type"),
+            data.get("rate_month"),
+            Decimal(str(data["amount_eur"])),
+        )
 
 
 def expenditure_lines(raw, headings, period_start: date, period_end: date) -> list[ExpenditureLine]:
@@ -236,8 +255,10 @@ def expenditure_lines(raw, headings, period_start: date, period_end: date) -> li
         if not isinstance(incurred, date):
             found[f"{where}.incurred_on"] = ["must be the date the cost was incurred (YYYY-MM-DD)"]
         elif not period_start <= incurred <= period_end:
-            found[f"{where}.incurred_on"] = [f"{incurred.isoformat()} is outside the report's period "
-                                             f"{period_start.isoformat()} to {period_end.isoformat()}"]
+            found[f"{where}.incurred_on"] = [
+                f"{incurred.isoformat()} is outside the report's period "
+                f"{period_start.isoformat()} to {period_end.isoformat()}"
+            ]
         description = item.get("description") or ""
         if not isinstance(description, str) or len(description) > 300 or not description.isprintable():
             found[f"{where}.description"] = ["at most 300 printable characters"]
@@ -253,16 +274,22 @@ def expenditure_lines(raw, headings, period_start: date, period_end: date) -> li
 RateLookup = Callable[[RateType, str, str], "ExchangeRate | None"]
 
 
-def convert(lines, rule: ConversionRule, lookup: RateLookup, prefinancing_month: str | None = None
-            ) -> list[ExpenditureLine]:
+def convert(
+    lines, rule: ConversionRule, lookup: RateLookup, prefinancing_month: str | None = None
+) -> list[ExpenditureLine]:
     """Convert each line to EUR under `rule`, rounding each to the cent. `lookup(rate_type, month, currency)` finds
     a published rate. Every missing rate is named (currency and month) in one Conflict; nothing is guessed."""
     rule = ConversionRule(rule)
     kind = RATE_TYPE_OF[rule]
-    if rule == ConversionRule.EC_PREFINANCING and prefinancing_month is None \
-            and any(line.currency != EUR for line in lines):
-        raise Conflict("conversion.no_prefinancing", "the programme converts at the rate of the pre-financing, "
-                       "and no pre-financing of this grant is paid yet")
+    if (
+        rule == ConversionRule.EC_PREFINANCING
+        and prefinancing_month is None
+        and any(line.currency != EUR for line in lines)
+    ):
+        raise Conflict(
+            "conversion.no_prefinancing",
+            "the programme converts at the rate of the pre-financing, and no pre-financing of this grant is paid yet",
+        )
     converted: list = []
     missing: dict = {}
     for line in lines:
@@ -278,9 +305,11 @@ def convert(lines, rule: ConversionRule, lookup: RateLookup, prefinancing_month:
         converted.append(_with(line, found.rate, kind.value, the_month, round_money(line.amount / found.rate)))
     if missing:
         named = ", ".join(f"{c} in {m}" for c, m in sorted(missing))
-        raise Conflict("conversion.rate_missing", f"no {kind.value} rate published for {named}: load the month's "
-                       "rates first", [{"currency": c, "month": m, "rate_type": kind.value, "lines": n}
-                                       for (c, m), n in sorted(missing.items())])
+        raise Conflict(
+            "conversion.rate_missing",
+            f"no {kind.value} rate published for {named}: load the month's rates first",
+            [{"currency": c, "month": m, "rate_type": kind.value, "lines": n} for (c, m), n in sorted(missing.items())],
+        )
     return converted
 
 
@@ -293,5 +322,6 @@ def by_heading(lines) -> dict:
 
 
 def _with(line: ExpenditureLine, the_rate, kind, the_month, eur) -> ExpenditureLine:
-    return ExpenditureLine(line.heading, line.amount, line.currency, line.incurred_on, line.description, the_rate,
-                           kind, the_month, eur)
+    return ExpenditureLine(
+        line.heading, line.amount, line.currency, line.incurred_on, line.description, the_rate, kind, the_month, eur
+    )

@@ -5,6 +5,7 @@ IBANs are checked as ISO 13616 says: two-letter country code, two check digits, 
 the national IBAN formats used in programme countries outside that registry (MA, DZ, CV, SN, ML: marked
 below). A changed account needs validating again (a finance officer checks the financial identification form).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,20 +18,97 @@ from ._values import text
 # country -> IBAN length (SWIFT IBAN registry)
 IBAN_LENGTHS = {
     # EU member states (EU-27 of 2008 plus HR) and the United Kingdom
-    "AT": 20, "BE": 16, "BG": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18,
-    "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IT": 27, "LT": 20, "LU": 20, "LV": 21,
-    "MT": 31, "NL": 18, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24,
+    "AT": 20,
+    "BE": 16,
+    "BG": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "EE": 20,
+    "ES": 24,
+    "FI": 18,
+    "FR": 27,
+    "GB": 22,
+    "GR": 27,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IT": 27,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MT": 31,
+    "NL": 18,
+    "PL": 28,
+    "PT": 25,
+    "RO": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
     # rest of Europe
-    "AD": 24, "AL": 28, "BA": 20, "BY": 28, "CH": 21, "FO": 18, "GI": 23, "GL": 18, "IS": 26, "LI": 21,
-    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "NO": 15, "RS": 22, "SM": 27, "TR": 26, "UA": 29, "VA": 22,
-    "XK": 20, "GE": 22, "AZ": 28, "KZ": 20,
+    "AD": 24,
+    "AL": 28,
+    "BA": 20,
+    "BY": 28,
+    "CH": 21,
+    "FO": 18,
+    "GI": 23,
+    "GL": 18,
+    "IS": 26,
+    "LI": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "NO": 15,
+    "RS": 22,
+    "SM": 27,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "XK": 20,
+    "GE": 22,
+    "AZ": 28,
+    "KZ": 20,
     # Middle East and Africa
-    "AE": 23, "BH": 22, "EG": 29, "IL": 23, "IQ": 23, "JO": 30, "KW": 30, "LB": 28, "LY": 25, "MR": 27,
-    "MU": 30, "OM": 23, "PS": 29, "QA": 29, "SA": 24, "SC": 31, "SD": 18, "ST": 25, "TN": 24, "BI": 27,
-    "DJ": 27, "SO": 23, "YE": 30,
+    "AE": 23,
+    "BH": 22,
+    "EG": 29,
+    "IL": 23,
+    "IQ": 23,
+    "JO": 30,
+    "KW": 30,
+    "LB": 28,
+    "LY": 25,
+    "MR": 27,
+    "MU": 30,
+    "OM": 23,
+    "PS": 29,
+    "QA": 29,
+    "SA": 24,
+    "SC": 31,
+    "SD": 18,
+    "ST": 25,
+    "TN": 24,
+    "BI": 27,
+    "DJ": 27,
+    "SO": 23,
+    "YE": 30,
     # Americas and Asia
-    "BR": 29, "CR": 22, "DO": 28, "GT": 28, "LC": 32, "SV": 28, "VG": 24, "NI": 28, "FK": 18, "PK": 24,
-    "TL": 23, "MN": 20, "RU": 33,
+    "BR": 29,
+    "CR": 22,
+    "DO": 28,
+    "GT": 28,
+    "LC": 32,
+    "SV": 28,
+    "VG": 24,
+    "NI": 28,
+    "FK": 18,
+    "PK": 24,
+    "TL": 23,
+    "MN": 20,
+    "RU": 33,
 }
 # Programme countries with a national IBAN outside the SWIFT registry (same ISO 13616 structure and checksum).
 NATIONAL_IBAN_LENGTHS = {"MA": 28, "DZ": 26, "CV": 25, "SN": 28, "ML": 28}
@@ -70,14 +148,20 @@ def validate_iban(iban) -> str:
 
 def format_iban(iban: str) -> str:
     """Print form, in groups of four: 'DE89 3704 0044 0532 0130 00'."""
-    return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+    return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
 def validate_bic(bic) -> str:
     value = "".join(str(bic).split()).upper() if isinstance(bic, str) else ""
     if not _BIC.match(value):
-        raise InvalidInput({"bic": ["must be 8 or 11 characters: bank (4 letters), country (2 letters), "
-                                    "location (2), optional branch (3)"]})
+        raise InvalidInput(
+            {
+                "bic": [
+                    "must be 8 or 11 characters: bank (4 letters), country (2 letters), "
+                    "location (2), optional branch (3)"
+                ]
+            }
+        )
     return value
 
 
@@ -135,8 +219,12 @@ def check_shared_account(iban: str, others: list[dict], reason: str | None) -> N
     organisation): the finance approver validating it must say why it is right, or it is refused."""
     if others and not (reason or "").strip():
         names = ", ".join(f"{o['legal_name']} ({o['country']} {o['registration_number']})" for o in others)
-        raise Conflict("organisation.iban_shared", f"the account {format_iban(iban)} is also registered for {names}: "
-                       f"validate it only if they really share it, giving the reason (shared_iban_reason)", others)
+        raise Conflict(
+            "organisation.iban_shared",
+            f"the account {format_iban(iban)} is also registered for {names}: "
+            f"validate it only if they really share it, giving the reason (shared_iban_reason)",
+            others,
+        )
 
 
 def _country(value) -> str:

@@ -6,6 +6,7 @@ A request still awaiting approval may be cancelled, with a reason, by the person
 approver (no second pair of eyes: cancelling moves no money). The cancelled request keeps its key, so the key
 cannot name another request, and frees its tranche for a new one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,9 @@ from .schedule import Tranche
 SPEND_THRESHOLD = Decimal("0.70")
 
 
-def next_payment_amount(planned, previous_payment, spent_of_previous, remaining_award=None,
-                        threshold: Decimal = SPEND_THRESHOLD) -> Decimal:
+def next_payment_amount(
+    planned, previous_payment, spent_of_previous, remaining_award=None, threshold: Decimal = SPEND_THRESHOLD
+) -> Decimal:
     """The 70% rule: if less than 70% of the previous payment was spent, the next tranche is reduced by the
     unspent amount (previous − spent). Never negative; never above the remaining award when it is given.
 
@@ -51,7 +53,7 @@ class PaymentStatus(str, Enum):
 
 @dataclass(frozen=True)
 class PaymentRequest:
-    key: str                 # the client's idempotency key; also the payment_id on events
+    key: str  # the client's idempotency key; also the payment_id on events
     grant: str
     tranche_number: int
     amount: Decimal
@@ -70,8 +72,7 @@ class PaymentRequest:
         object.__setattr__(self, "key", text(self.key, "key", 60))
         object.__setattr__(self, "requested_by", text(self.requested_by, "requested_by"))
         object.__setattr__(self, "amount", money(self.amount, "amount", positive=True))
-        if isinstance(self.tranche_number, bool) or not isinstance(self.tranche_number, int) \
-                or self.tranche_number < 1:
+        if isinstance(self.tranche_number, bool) or not isinstance(self.tranche_number, int) or self.tranche_number < 1:
             raise InvalidInput({"tranche_number": ["must be a tranche number (1, 2, ...)"]})
         aware(self.requested_at, "requested_at")
 
@@ -82,8 +83,13 @@ class PaymentRequest:
 
     def same_request(self, other: "PaymentRequest") -> bool:
         """True when `other` repeats this request (same key and same content): the retry is a no-op."""
-        return (self.key, self.grant, self.tranche_number, self.amount, self.requested_by) == \
-            (other.key, other.grant, other.tranche_number, other.amount, other.requested_by)
+        return (self.key, self.grant, self.tranche_number, self.amount, self.requested_by) == (
+            other.key,
+            other.grant,
+            other.tranche_number,
+            other.amount,
+            other.requested_by,
+        )
 
 
 def approve(request: PaymentRequest, approver: str, approved_at: datetime) -> PaymentRequest:
@@ -91,33 +97,52 @@ def approve(request: PaymentRequest, approver: str, approved_at: datetime) -> Pa
     approver = text(approver, "approver")
     if request.status != PaymentStatus.REQUESTED:
         raise Conflict("payment.not_pending", f"payment {request.key} is {request.status.value}, not requested")
-    require_second_person("payment.four_eyes", request.requested_by, approver,
-                          f"{approver} requested payment {request.key} and may not approve it",
-                          [{"requested_by": request.requested_by, "approver": approver}])
-    return replace(request, status=PaymentStatus.APPROVED, approved_by=approver,
-                   approved_at=aware(approved_at, "approved_at"))
+    require_second_person(
+        "payment.four_eyes",
+        request.requested_by,
+        approver,
+        f"{approver} requested payment {request.key} and may not approve it",
+        [{"requested_by": request.requested_by, "approver": approver}],
+    )
+    return replace(
+        request, status=PaymentStatus.APPROVED, approved_by=approver, approved_at=aware(approved_at, "approved_at")
+    )
 
 
-def cancel(request: PaymentRequest, by: str, reason: str, cancelled_at: datetime, *,
-           finance_approver: bool) -> PaymentRequest:
+def cancel(
+    request: PaymentRequest, by: str, reason: str, cancelled_at: datetime, *, finance_approver: bool
+) -> PaymentRequest:
     """Withdraw a request awaiting approval: its requester, or any finance approver, with a reason."""
     by = text(by, "cancelled_by")
     reason = text(reason, "reason", 2000)
     if request.status != PaymentStatus.REQUESTED:
-        raise Conflict("payment.not_pending", f"payment {request.key} is {request.status.value}: only a request "
-                       "awaiting approval can be cancelled")
+        raise Conflict(
+            "payment.not_pending",
+            f"payment {request.key} is {request.status.value}: only a request awaiting approval can be cancelled",
+        )
     if not finance_approver and not same_person(by, request.requested_by):
-        raise NotAllowed(f"{by} did not request payment {request.key}: only its requester "
-                         f"({request.requested_by}) or a finance approver may cancel it")
-    return replace(request, status=PaymentStatus.CANCELLED, cancelled_by=by,
-                   cancelled_at=aware(cancelled_at, "cancelled_at"), cancel_reason=reason)
+        raise NotAllowed(
+            f"{by} did not request payment {request.key}: only its requester "
+            f"({request.requested_by}) or a finance approver may cancel it"
+        )
+    return replace(
+        request,
+        status=PaymentStatus.CANCELLED,
+        cancelled_by=by,
+        cancelled_at=aware(cancelled_at, "cancelled_at"),
+        cancel_reason=reason,
+    )
 
 
 def mark_paid(request: PaymentRequest, value_date: date, bank_reference: str) -> PaymentRequest:
     if request.status != PaymentStatus.APPROVED:
         raise Conflict("payment.not_approved", f"payment {request.key} is {request.status.value}, not approved")
-    return replace(request, status=PaymentStatus.PAID, value_date=a_date(value_date, "value_date"),
-                   bank_reference=text(bank_reference, "bank_reference", 100))
+    return replace(
+        request,
+        status=PaymentStatus.PAID,
+        value_date=a_date(value_date, "value_date"),
+        bank_reference=text(bank_reference, "bank_reference", 100),
+    )
 
 
 @dataclass(frozen=True)
@@ -155,25 +180,37 @@ def check_payment(grant_state: PaymentState, tranche_number: int, amount, *, ign
     if tranche is None:
         raise NotFound("tranche", tranche_number)
     if tranche_number in state.paid:
-        raise Conflict("payment.already_paid", f"tranche {tranche_number} is already paid",
-                       [{"tranche_number": tranche_number, "paid": money_str(state.paid[tranche_number])}])
+        raise Conflict(
+            "payment.already_paid",
+            f"tranche {tranche_number} is already paid",
+            [{"tranche_number": tranche_number, "paid": money_str(state.paid[tranche_number])}],
+        )
     if tranche_number in state.pending and not ignore_pending:
         raise Conflict("payment.already_requested", f"tranche {tranche_number} already has a payment request")
     # the award is the absolute ceiling: named before the rules that only say "not yet"
     if state.paid_total + amount > state.award:
-        raise Conflict("payment.exceeds_award", f"{money_str(state.paid_total)} paid + {money_str(amount)} is "
-                       f"above the award {money_str(state.award)}",
-                       [{"paid": money_str(state.paid_total), "amount": money_str(amount),
-                         "award": money_str(state.award)}])
+        raise Conflict(
+            "payment.exceeds_award",
+            f"{money_str(state.paid_total)} paid + {money_str(amount)} is above the award {money_str(state.award)}",
+            [{"paid": money_str(state.paid_total), "amount": money_str(amount), "award": money_str(state.award)}],
+        )
     unpaid_before = [t.number for t in state.schedule if t.number < tranche_number and t.number not in state.paid]
     if unpaid_before:
-        raise Conflict("payment.out_of_order", f"tranche {tranche_number} cannot be paid before tranche(s) "
-                       f"{', '.join(map(str, unpaid_before))}", [{"unpaid_tranches": unpaid_before}])
+        raise Conflict(
+            "payment.out_of_order",
+            f"tranche {tranche_number} cannot be paid before tranche(s) {', '.join(map(str, unpaid_before))}",
+            [{"unpaid_tranches": unpaid_before}],
+        )
     if tranche.condition is not None and tranche.condition not in state.accepted_reports:
-        raise Conflict("payment.report_required", f"tranche {tranche_number} needs the {tranche.condition} "
-                       f"accepted first", [{"condition": tranche.condition}])
+        raise Conflict(
+            "payment.report_required",
+            f"tranche {tranche_number} needs the {tranche.condition} accepted first",
+            [{"condition": tranche.condition}],
+        )
     payable = state.payable.get(tranche_number)
     if payable is not None and amount > payable:
-        raise Conflict("payment.above_tranche", f"{money_str(amount)} is above the {money_str(payable)} "
-                       f"tranche {tranche_number} may carry", [{"amount": money_str(amount),
-                                                                "payable": money_str(payable)}])
+        raise Conflict(
+            "payment.above_tranche",
+            f"{money_str(amount)} is above the {money_str(payable)} tranche {tranche_number} may carry",
+            [{"amount": money_str(amount), "payable": money_str(payable)}],
+        )

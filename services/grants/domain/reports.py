@@ -5,6 +5,7 @@ period: the final report covers it), the final report within 3 months after the 
 expenditure of its own period by Annex III heading; staff accept it (it then counts and unlocks the tranche it
 conditions) or return it with a reason (the consortium submits a corrected one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -60,8 +61,10 @@ def reporting_periods(start_date: date, duration_months: int) -> list[ReportingP
     start = a_date(start_date, "start_date")
     dues = contract_due_dates(start, months(duration_months))
     # the n-th period (interim ones first, then the final one) starts 12 * (n - 1) months after the start
-    return [ReportingPeriod(due.kind, due.number, add_months(start, 12 * index), due.period_end, due.due_date)
-            for index, due in enumerate(dues)]
+    return [
+        ReportingPeriod(due.kind, due.number, add_months(start, 12 * index), due.period_end, due.due_date)
+        for index, due in enumerate(dues)
+    ]
 
 
 def report_due_dates(start_date: date, duration_months: int) -> list[ReportDue]:
@@ -82,7 +85,7 @@ class FinancialReport:
     status: ReportStatus = ReportStatus.SUBMITTED
     reason: str = ""
     decided_at: datetime | None = None
-    lines: tuple = ()   # ExpenditureLine (currencies.py), converted: the expenditure is their EUR sums
+    lines: tuple = ()  # ExpenditureLine (currencies.py), converted: the expenditure is their EUR sums
     actuals: tuple = ()  # {code, value, comment}: the logframe's indicators over the period
 
     def __post_init__(self):
@@ -109,8 +112,12 @@ def accept(report: FinancialReport, decided_at: datetime) -> FinancialReport:
 def return_report(report: FinancialReport, reason: str, decided_at: datetime) -> FinancialReport:
     """Send a report back to the consortium; the reason is required (they must know what to correct)."""
     _pending(report)
-    return replace(report, status=ReportStatus.RETURNED, reason=text(reason, "reason", 2000),
-                   decided_at=aware(decided_at, "decided_at"))
+    return replace(
+        report,
+        status=ReportStatus.RETURNED,
+        reason=text(reason, "reason", 2000),
+        decided_at=aware(decided_at, "decided_at"),
+    )
 
 
 def _pending(report: FinancialReport) -> None:

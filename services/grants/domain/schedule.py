@@ -15,6 +15,7 @@ the cent half up and the balance is computed as the remainder, so the schedule a
 Planned due dates: pre-financing `days_after_signature` after the start; later tranches `days_after_report`
 after the due date of the report that conditions them (they are plans: payment follows the accepted report).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -54,12 +55,22 @@ class Tranche:
 
     def event_values(self) -> dict:
         """The tranche as contract_signed's schedule entry, in Python values."""
-        return {"number": self.number, "kind": self.kind.value, "planned_amount_eur": self.planned_amount,
-                "condition": self.condition, "due_date": self.due_date}
+        return {
+            "number": self.number,
+            "kind": self.kind.value,
+            "planned_amount_eur": self.planned_amount,
+            "condition": self.condition,
+            "due_date": self.due_date,
+        }
 
     def to_data(self) -> dict:
-        return {"number": self.number, "kind": self.kind.value, "planned_amount_eur": money_str(self.planned_amount),
-                "condition": self.condition, "due_date": self.due_date.isoformat()}
+        return {
+            "number": self.number,
+            "kind": self.kind.value,
+            "planned_amount_eur": money_str(self.planned_amount),
+            "condition": self.condition,
+            "due_date": self.due_date.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -67,11 +78,11 @@ class PragPayments:
     """PRAG options 1 and 2 with their parameters (rates as Decimal shares)."""
 
     name: str = "ec_prag"
-    prefinancing_rate: Decimal = Decimal("0.80")          # of each 12-month period's budget (option 2)
+    prefinancing_rate: Decimal = Decimal("0.80")  # of each 12-month period's budget (option 2)
     option1_prefinancing_rate: Decimal = Decimal("0.80")  # of the award (option 1)
-    option2_min_months: int = 12                          # option 2 needs MORE than this many months ...
-    option2_min_amount: Decimal = Decimal("100000.00")    # ... and MORE than this amount
-    spend_threshold: Decimal = Decimal("0.70")            # the 70% rule on the previous payment
+    option2_min_months: int = 12  # option 2 needs MORE than this many months ...
+    option2_min_amount: Decimal = Decimal("100000.00")  # ... and MORE than this amount
+    spend_threshold: Decimal = Decimal("0.70")  # the 70% rule on the previous payment
     days_after_signature: int = 30
     days_after_report: int = 45
 
@@ -122,17 +133,25 @@ def period_budgets(award: Decimal, duration_months: int, annual_budgets) -> list
         return budgets + [award - running]
     budgets = [money(b, f"annual_budgets.{i}") for i, b in enumerate(annual_budgets)]
     if len(budgets) != len(periods):
-        raise InvalidInput({"annual_budgets": [f"{duration_months} months make {len(periods)} period(s) of up to "
-                                               f"12 months: give one budget per period, not {len(budgets)}"]})
+        raise InvalidInput(
+            {
+                "annual_budgets": [
+                    f"{duration_months} months make {len(periods)} period(s) of up to "
+                    f"12 months: give one budget per period, not {len(budgets)}"
+                ]
+            }
+        )
     total = sum(budgets, ZERO)
     if total != award:
-        raise InvalidInput({"annual_budgets": [f"the period budgets add up to {money_str(total)}, "
-                                               f"not the award {money_str(award)}"]})
+        raise InvalidInput(
+            {"annual_budgets": [f"the period budgets add up to {money_str(total)}, not the award {money_str(award)}"]}
+        )
     return budgets
 
 
-def compute_schedule(profile, award_amount, duration_months: int, annual_budgets: list | None,
-                     start_date: date) -> list[Tranche]:
+def compute_schedule(
+    profile, award_amount, duration_months: int, annual_budgets: list | None, start_date: date
+) -> list[Tranche]:
     """The planned tranches of a grant; their planned amounts add up to the award to the cent."""
     profile = payment_profile(profile)
     award = money(award_amount, "award_amount", positive=True)
@@ -150,27 +169,42 @@ def compute_schedule(profile, award_amount, duration_months: int, annual_budgets
     if isinstance(profile, PragPayments):
         if profile.uses_option2(award, duration):
             budgets = period_budgets(award, duration, annual_budgets)
-            plan.append((TrancheKind.PRE_FINANCING, round_money(budgets[0] * profile.prefinancing_rate), None,
-                         at_signature))
+            plan.append(
+                (TrancheKind.PRE_FINANCING, round_money(budgets[0] * profile.prefinancing_rate), None, at_signature)
+            )
             for interim, budget in zip(interims, budgets[1:]):
-                plan.append((TrancheKind.FURTHER_PRE_FINANCING, round_money(budget * profile.prefinancing_rate),
-                             interim.condition, after(interim.condition)))
+                plan.append(
+                    (
+                        TrancheKind.FURTHER_PRE_FINANCING,
+                        round_money(budget * profile.prefinancing_rate),
+                        interim.condition,
+                        after(interim.condition),
+                    )
+                )
         else:
             if annual_budgets is not None:
                 period_budgets(award, duration, annual_budgets)  # still checked: they must add up
-            plan.append((TrancheKind.PRE_FINANCING, round_money(award * profile.option1_prefinancing_rate), None,
-                         at_signature))
+            plan.append(
+                (TrancheKind.PRE_FINANCING, round_money(award * profile.option1_prefinancing_rate), None, at_signature)
+            )
     else:
         shares = list(profile.shares[:-1])
         middle = shares[1:]
-        first = shares[0] + sum(middle[len(interims):], Decimal(0))  # no interim report to wait for: pay at signature
+        first = shares[0] + sum(middle[len(interims) :], Decimal(0))  # no interim report to wait for: pay at signature
         plan.append((TrancheKind.PRE_FINANCING, round_money(award * first), None, at_signature))
         for interim, share in zip(interims, middle):
-            plan.append((TrancheKind.FURTHER_PRE_FINANCING, round_money(award * share), interim.condition,
-                         after(interim.condition)))
+            plan.append(
+                (
+                    TrancheKind.FURTHER_PRE_FINANCING,
+                    round_money(award * share),
+                    interim.condition,
+                    after(interim.condition),
+                )
+            )
     plan.append((TrancheKind.BALANCE, ZERO, FINAL_REPORT, after(FINAL_REPORT)))
-    tranches = [Tranche(n, kind, amount, condition, due) for n, (kind, amount, condition, due) in
-                enumerate(plan, start=1)]
+    tranches = [
+        Tranche(n, kind, amount, condition, due) for n, (kind, amount, condition, due) in enumerate(plan, start=1)
+    ]
     return fit_to_award(tranches, award)
 
 
@@ -189,8 +223,9 @@ def fit_to_award(tranches: list[Tranche], award: Decimal, fixed: dict | None = N
     for tranche in balance:
         amount = fixed.get(tranche.number, award - running)
         if amount < 0:
-            raise InvalidInput({"amount": [f"the award {money_str(award)} is below what is already paid "
-                                           f"({money_str(running)})"]})
+            raise InvalidInput(
+                {"amount": [f"the award {money_str(award)} is below what is already paid ({money_str(running)})"]}
+            )
         fitted.append(replace(tranche, planned_amount=amount))
     return fitted
 

@@ -23,6 +23,7 @@ Pending work blocks termination instead of being silently undone (each a Conflic
 request awaiting approval (`termination.payment_pending`: approve or cancel it first — the approver or the
 requester decides, with a reason, so nothing is lost), a report awaiting a decision (`termination.report_pending`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,48 +45,87 @@ class Termination:
     terminated_at: datetime
 
 
-def check_termination(*, effective_date, reason, terminated_by: str, terminated_at: datetime,
-                      start_date: date, end_date: date, today: date, signed_by: str | None,
-                      reported_until: date | None, programme_start: date | None, programme_end: date | None,
-                      pending_payments: list[str], pending_reports: list[str]) -> Termination:
+def check_termination(
+    *,
+    effective_date,
+    reason,
+    terminated_by: str,
+    terminated_at: datetime,
+    start_date: date,
+    end_date: date,
+    today: date,
+    signed_by: str | None,
+    reported_until: date | None,
+    programme_start: date | None,
+    programme_end: date | None,
+    pending_payments: list[str],
+    pending_reports: list[str],
+) -> Termination:
     """Every rule of termination on a contracted grant; returns the termination or raises the first rule broken."""
     effective = a_date(effective_date, "effective_date")
     reason = text(reason, "reason", 2000)
     by = text(terminated_by, "terminated_by")
     aware(terminated_at, "terminated_at")
-    require_second_person("termination.four_eyes", signed_by, by,
-                          f"{by} signed this grant's contract and may not terminate it: another programme manager "
-                          "decides", [{"signed_by": signed_by, "terminated_by": by}])
+    require_second_person(
+        "termination.four_eyes",
+        signed_by,
+        by,
+        f"{by} signed this grant's contract and may not terminate it: another programme manager decides",
+        [{"signed_by": signed_by, "terminated_by": by}],
+    )
     if effective > today:
-        raise Conflict("termination.effective_date_in_future", f"the effective date {effective} is after today "
-                       f"({today})", [{"effective_date": effective.isoformat(), "today": today.isoformat()}])
+        raise Conflict(
+            "termination.effective_date_in_future",
+            f"the effective date {effective} is after today ({today})",
+            [{"effective_date": effective.isoformat(), "today": today.isoformat()}],
+        )
     if effective < start_date:
-        raise Conflict("termination.before_contract_start", f"the effective date {effective} is before the "
-                       f"contract started ({start_date}); a grant whose action has not started is declined, not "
-                       f"terminated", [{"effective_date": effective.isoformat(), "start_date": start_date.isoformat()}])
-    if (programme_start is not None and effective < programme_start) or \
-            (programme_end is not None and effective > programme_end):
-        raise Conflict("termination.outside_programme_period", f"the effective date {effective} is outside the "
-                       f"programme period {programme_start or '…'} to {programme_end or '…'}",
-                       [{"effective_date": effective.isoformat()}])
+        raise Conflict(
+            "termination.before_contract_start",
+            f"the effective date {effective} is before the "
+            f"contract started ({start_date}); a grant whose action has not started is declined, not "
+            f"terminated",
+            [{"effective_date": effective.isoformat(), "start_date": start_date.isoformat()}],
+        )
+    if (programme_start is not None and effective < programme_start) or (
+        programme_end is not None and effective > programme_end
+    ):
+        raise Conflict(
+            "termination.outside_programme_period",
+            f"the effective date {effective} is outside the "
+            f"programme period {programme_start or '…'} to {programme_end or '…'}",
+            [{"effective_date": effective.isoformat()}],
+        )
     if effective > end_date:
-        raise Conflict("termination.after_action_end", f"the action ended on {end_date}: submit its final report "
-                       f"and close it", [{"effective_date": effective.isoformat(), "end_date": end_date.isoformat()}])
+        raise Conflict(
+            "termination.after_action_end",
+            f"the action ended on {end_date}: submit its final report and close it",
+            [{"effective_date": effective.isoformat(), "end_date": end_date.isoformat()}],
+        )
     if reported_until is not None and effective <= reported_until:
-        raise Conflict("termination.within_reported_period", f"the effective date {effective} falls in a period "
-                       f"already reported (until {reported_until})",
-                       [{"effective_date": effective.isoformat(), "reported_until": reported_until.isoformat()}])
+        raise Conflict(
+            "termination.within_reported_period",
+            f"the effective date {effective} falls in a period already reported (until {reported_until})",
+            [{"effective_date": effective.isoformat(), "reported_until": reported_until.isoformat()}],
+        )
     if pending_payments:
-        raise Conflict("termination.payment_pending", "a payment request awaits approval: approve or cancel it "
-                       "before terminating", [{"payment_ids": pending_payments}])
+        raise Conflict(
+            "termination.payment_pending",
+            "a payment request awaits approval: approve or cancel it before terminating",
+            [{"payment_ids": pending_payments}],
+        )
     if pending_reports:
-        raise Conflict("termination.report_pending", "a report awaits a decision: accept or return it before "
-                       "terminating", [{"report_ids": pending_reports}])
+        raise Conflict(
+            "termination.report_pending",
+            "a report awaits a decision: accept or return it before terminating",
+            [{"report_ids": pending_reports}],
+        )
     return Termination(effective, reason, by, terminated_at)
 
 
-def periods_after_termination(periods: list[ReportingPeriod], accepted: set[str],
-                              effective_date: date, start_date: date) -> list[ReportingPeriod]:
+def periods_after_termination(
+    periods: list[ReportingPeriod], accepted: set[str], effective_date: date, start_date: date
+) -> list[ReportingPeriod]:
     """The reports a terminated grant owes: the interim reports already accepted, then one final report from the
     end of the last of them to the effective date, due 3 months after it (as the final report after an action's
     planned end)."""

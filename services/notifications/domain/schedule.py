@@ -4,6 +4,7 @@ after a failed delivery attempt.
 Report deadlines follow the grant contract: the calendar is the kit's (services/common/values/report_calendar.py), the one
 grants uses too.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -15,12 +16,13 @@ from services.common.values.report_calendar import add_months as add_months
 from services.common.values.report_calendar import period_end as period_end
 from services.common.values.report_calendar import report_due_dates as report_due_dates
 from services.common.values.retry import DELIVERY, backoff_delays
+
 # deterministic ids for reminders, which have no source event: the same reminder always gets the same id
 REMINDER_NAMESPACE = uuid.UUID("5b0f6a52-8d0e-4f55-9a53-0b7c3b1f7a11")
 
 
 def parse_reminder_days(text) -> tuple[int, ...]:
-    """"30,7" -> (30, 7, 0): the days before a due date reminders go out; the due date itself always."""
+    """ "30,7" -> (30, 7, 0): the days before a due date reminders go out; the due date itself always."""
     days = {0}
     for part in str(text or "").split(","):
         part = part.strip()

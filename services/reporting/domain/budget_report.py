@@ -13,6 +13,7 @@ its closure date, so the report as of an earlier date still shows the whole awar
 their own column; by year and month they count in the period they happened, so committed by year is that
 year's awards less that year's decommitments (and the years still add up to committed).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -33,9 +34,22 @@ BUDGET_LINE_FR = "Migration et Asile"
 
 # English short names for the programme's countries (data, not rules: unknown codes print as the code).
 COUNTRY_NAMES = {
-    "MA": "Morocco", "DZ": "Algeria", "CV": "Cabo Verde", "EC": "Ecuador", "EG": "Egypt", "ET": "Ethiopia",
-    "GE": "Georgia", "GH": "Ghana", "JM": "Jamaica", "ML": "Mali", "MD": "Moldova", "NG": "Nigeria",
-    "PH": "Philippines", "SN": "Senegal", "LK": "Sri Lanka", "TN": "Tunisia",
+    "MA": "Morocco",
+    "DZ": "Algeria",
+    "CV": "Cabo Verde",
+    "EC": "Ecuador",
+    "EG": "Egypt",
+    "ET": "Ethiopia",
+    "GE": "Georgia",
+    "GH": "Ghana",
+    "JM": "Jamaica",
+    "ML": "Mali",
+    "MD": "Moldova",
+    "NG": "Nigeria",
+    "PH": "Philippines",
+    "SN": "Senegal",
+    "LK": "Sri Lanka",
+    "TN": "Tunisia",
 }
 
 
@@ -48,6 +62,7 @@ def country_name(code: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- inputs
+
 
 @dataclass(frozen=True, slots=True)
 class Programme:
@@ -108,6 +123,7 @@ class ProposalCounts:
 
 
 # -------------------------------------------------------------------------------------------------- outputs
+
 
 @dataclass(frozen=True, slots=True)
 class WindowLine:
@@ -259,8 +275,9 @@ class BudgetReport:
             return self.programme_start
         if self.first_fact is not None:
             return self.first_fact
-        firsts = [g.awarded_at for g in self.grants if g.awarded_at] + \
-            [p.value_date for g in self.grants for p in g.payments]
+        firsts = [g.awarded_at for g in self.grants if g.awarded_at] + [
+            p.value_date for g in self.grants for p in g.payments
+        ]
         return min(firsts, default=None)
 
     def window_name(self, code: str) -> str:
@@ -271,6 +288,7 @@ class BudgetReport:
 
 
 # ------------------------------------------------------------------------------------------------ building
+
 
 def _counts(counts) -> ProposalCounts:
     if counts is None:
@@ -300,9 +318,17 @@ def budget_lines(grant_id: str, source: str, amount: Decimal, budget: Mapping[st
     each heading in the budget's order with the EC's part of it (ec_part_by_heading)."""
     cents = {heading: int(Decimal(value) * 100) for heading, value in budget.items()}
     parts = _ec_cents(cents, int(Decimal(amount) * 100))
-    return [{"grant_id": grant_id, "source": source, "heading": heading, "position": position,
-             "amount": Decimal(cents[heading]).scaleb(-2), "ec_part": Decimal(parts[heading]).scaleb(-2)}
-            for position, heading in enumerate(cents, start=1)]
+    return [
+        {
+            "grant_id": grant_id,
+            "source": source,
+            "heading": heading,
+            "position": position,
+            "amount": Decimal(cents[heading]).scaleb(-2),
+            "ec_part": Decimal(parts[heading]).scaleb(-2),
+        }
+        for position, heading in enumerate(cents, start=1)
+    ]
 
 
 def budget_fact(grant_id: str, source: str, lines: list[dict]) -> dict:
@@ -314,11 +340,17 @@ def budget_fact(grant_id: str, source: str, lines: list[dict]) -> dict:
     return row
 
 
-def expenditure_fact(event_id: str, report_id: str, grant_id: str, accepted_on: date,
-                     expenditure: Mapping[str, Decimal | str]) -> dict:
+def expenditure_fact(
+    event_id: str, report_id: str, grant_id: str, accepted_on: date, expenditure: Mapping[str, Decimal | str]
+) -> dict:
     """The row of reporting's report_expenditure_facts for an accepted report: its expenditure by heading."""
-    return {"event_id": event_id, "report_id": report_id, "grant_id": grant_id, "accepted_on": accepted_on,
-            **{heading: Decimal(amount) for heading, amount in expenditure.items()}}
+    return {
+        "event_id": event_id,
+        "report_id": report_id,
+        "grant_id": grant_id,
+        "accepted_on": accepted_on,
+        **{heading: Decimal(amount) for heading, amount in expenditure.items()},
+    }
 
 
 def _ec_cents(amounts: dict[str, int], award: int) -> dict[str, int]:
@@ -345,10 +377,15 @@ def _grant_order(line: GrantLine):
     return line.reference, line.grant_id
 
 
-def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranches: Iterable[TrancheFact],
-                        expenditures: Iterable[ExpenditureFact], counts=None,
-                        as_of: date | None = None,
-                        decommitments: Iterable[DecommitmentFact] = ()) -> BudgetReport:
+def build_budget_report(
+    programme: Programme,
+    grants: Iterable[GrantFact],
+    tranches: Iterable[TrancheFact],
+    expenditures: Iterable[ExpenditureFact],
+    counts=None,
+    as_of: date | None = None,
+    decommitments: Iterable[DecommitmentFact] = (),
+) -> BudgetReport:
     """Aggregate the facts into the budget report, counting only facts dated on or before `as_of`.
 
     A grant counts when awarded_at <= as_of, a tranche when value_date <= as_of, an expenditure when
@@ -362,8 +399,9 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
     envelope = to_money(programme.envelope)
     # text reaches files for people: no control character from any row, old or new (services/common/values/inert.py);
     # the grants' own texts are cleaned by each exporter as it writes them (one pass, not one per report)
-    window_meta = {code: (clean_text(name), to_money(allocation))
-                   for code, (name, allocation) in programme.windows.items()}
+    window_meta = {
+        code: (clean_text(name), to_money(allocation)) for code, (name, allocation) in programme.windows.items()
+    }
 
     grant_by_id: dict[str, GrantFact] = {}
     for g in grants:
@@ -385,8 +423,9 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
         try:
             paid[gid] += amount
         except KeyError:
-            raise ReportError(f"tranche {t.tranche_number} of grant {gid} paid on {value_date} "
-                              f"belongs to no grant awarded by then") from None
+            raise ReportError(
+                f"tranche {t.tranche_number} of grant {gid} paid on {value_date} belongs to no grant awarded by then"
+            ) from None
         payment = Payment(t.tranche_number, amount, value_date)
         plist = payments.get(gid)
         if plist is None:
@@ -402,8 +441,9 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
         if as_of is not None and d.decommitted_on > as_of:
             continue
         if d.grant_id not in grant_by_id:
-            raise ReportError(f"decommitment of grant {d.grant_id} on {d.decommitted_on} belongs to no grant "
-                              f"awarded by then")
+            raise ReportError(
+                f"decommitment of grant {d.grant_id} on {d.decommitted_on} belongs to no grant awarded by then"
+            )
         given_back.setdefault(d.grant_id, []).append(d)
         month = d.decommitted_on.year * 100 + d.decommitted_on.month
         decommitted_by_month[month] = decommitted_by_month.get(month, ZERO) + d.amount
@@ -428,9 +468,11 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
         committed += amount
         if g.contracted:
             contracted += amount
-        for acc in (by_window.get(g.window) or by_window.setdefault(g.window, [ZERO, ZERO, 0, ZERO]),
-                    by_country.get(g.country) or by_country.setdefault(g.country, [ZERO, ZERO, 0, ZERO]),
-                    by_type.get(g.applicant_type) or by_type.setdefault(g.applicant_type, [ZERO, ZERO, 0, ZERO])):
+        for acc in (
+            by_window.get(g.window) or by_window.setdefault(g.window, [ZERO, ZERO, 0, ZERO]),
+            by_country.get(g.country) or by_country.setdefault(g.country, [ZERO, ZERO, 0, ZERO]),
+            by_type.get(g.applicant_type) or by_type.setdefault(g.applicant_type, [ZERO, ZERO, 0, ZERO]),
+        ):
             acc[0] += amount
             acc[1] += g_paid
             acc[2] += 1
@@ -455,12 +497,28 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
             if numbers != sorted(numbers):
                 listed.sort(key=_tranche_order)
             grant_payments = tuple(listed)
-        grant_lines.append(GrantLine(
-            gid, g.proposal_reference, g.title, g.window, g.country, amount, g_paid, amount - g_paid,
-            g.lead_organisation, g.applicant_type, awarded_at, g.contracted, grant_payments, g_decommitted,
-            tuple(sorted(returned, key=lambda d: d.decommitted_on)) if returned else (), g.closed,
-            total_eligible=Decimal(sum(budget_cents.values())).scaleb(-2), terminated=g.terminated,
-        ))
+        grant_lines.append(
+            GrantLine(
+                gid,
+                g.proposal_reference,
+                g.title,
+                g.window,
+                g.country,
+                amount,
+                g_paid,
+                amount - g_paid,
+                g.lead_organisation,
+                g.applicant_type,
+                awarded_at,
+                g.contracted,
+                grant_payments,
+                g_decommitted,
+                tuple(sorted(returned, key=lambda d: d.decommitted_on)) if returned else (),
+                g.closed,
+                total_eligible=Decimal(sum(budget_cents.values())).scaleb(-2),
+                terminated=g.terminated,
+            )
+        )
     for month, value in decommitted_by_month.items():
         committed_by_month[month] = committed_by_month.get(month, ZERO) - value
 
@@ -469,8 +527,9 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
         if as_of is not None and e.accepted_at > as_of:
             continue
         if e.grant_id not in grant_by_id:
-            raise ReportError(f"expenditure of grant {e.grant_id} accepted on {e.accepted_at} "
-                              f"belongs to no grant awarded by then")
+            raise ReportError(
+                f"expenditure of grant {e.grant_id} accepted on {e.accepted_at} belongs to no grant awarded by then"
+            )
         spent[e.heading] = spent.get(e.heading, ZERO) + e.amount
 
     disbursed = sum(disbursed_by_month.values(), ZERO)
@@ -480,8 +539,11 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
     committed_by_year: dict[int, Decimal] = {}
     disbursed_by_year: dict[int, Decimal] = {}
     decommitted_by_year: dict[int, Decimal] = {}
-    for by_month, by_year in ((committed_by_month, committed_by_year), (disbursed_by_month, disbursed_by_year),
-                              (decommitted_by_month, decommitted_by_year)):
+    for by_month, by_year in (
+        (committed_by_month, committed_by_year),
+        (disbursed_by_month, disbursed_by_year),
+        (decommitted_by_month, decommitted_by_year),
+    ):
         for month, value in by_month.items():
             by_year[month // 100] = by_year.get(month // 100, ZERO) + value
 
@@ -494,29 +556,50 @@ def build_budget_report(programme: Programme, grants: Iterable[GrantFact], tranc
     headings = _heading_order(set(budgeted) | set(spent))
     grant_lines.sort(key=_grant_order)
     return BudgetReport(
-        programme_id=programme.id, programme_name=clean_text(programme.name),
+        programme_id=programme.id,
+        programme_name=clean_text(programme.name),
         budget_line=clean_text(programme.budget_line),
-        currency=programme.currency, as_of=as_of, envelope=envelope, committed=committed, contracted=contracted,
-        disbursed=disbursed, remaining=envelope - committed, absorption_rate=rate,
+        currency=programme.currency,
+        as_of=as_of,
+        envelope=envelope,
+        committed=committed,
+        contracted=contracted,
+        disbursed=disbursed,
+        remaining=envelope - committed,
+        absorption_rate=rate,
         by_window=window_lines,
         by_country=tuple(CountryLine(k, *v) for k, v in sorted(by_country.items())),
-        by_year=tuple(YearLine(y, committed_by_year.get(y, ZERO), disbursed_by_year.get(y, ZERO),
-                               decommitted_by_year.get(y, ZERO)) for y in years),
-        by_month=tuple(MonthLine(f"{m // 100:04d}-{m % 100:02d}", committed_by_month.get(m, ZERO),
-                                 disbursed_by_month.get(m, ZERO), decommitted_by_month.get(m, ZERO))
-                       for m in months),
+        by_year=tuple(
+            YearLine(
+                y, committed_by_year.get(y, ZERO), disbursed_by_year.get(y, ZERO), decommitted_by_year.get(y, ZERO)
+            )
+            for y in years
+        ),
+        by_month=tuple(
+            MonthLine(
+                f"{m // 100:04d}-{m % 100:02d}",
+                committed_by_month.get(m, ZERO),
+                disbursed_by_month.get(m, ZERO),
+                decommitted_by_month.get(m, ZERO),
+            )
+            for m in months
+        ),
         by_applicant_type=tuple(ApplicantTypeLine(k, *v) for k, v in sorted(by_type.items())),
-        by_heading=tuple(HeadingLine(h, budgeted.get(h, ZERO), spent.get(h, ZERO),
-                                     Decimal(ec_cents.get(h, 0)).scaleb(-2)) for h in headings),
+        by_heading=tuple(
+            HeadingLine(h, budgeted.get(h, ZERO), spent.get(h, ZERO), Decimal(ec_cents.get(h, 0)).scaleb(-2))
+            for h in headings
+        ),
         counts=Counts(c.proposals, c.eligible_proposals, len(grant_lines)),
         grants=tuple(grant_lines),
         reported_expenditure=sum(spent.values(), ZERO),
         decommitted=sum(decommitted_by_month.values(), ZERO),
-        programme_start=programme.period_start, programme_end=programme.period_end,
+        programme_start=programme.period_start,
+        programme_end=programme.period_end,
     )
 
 
 # ------------------------------------------------------------------------------------------------------ JSON
+
 
 def _m(value: Decimal) -> str:
     return money_str(value)
@@ -545,39 +628,73 @@ def report_to_json(report: BudgetReport, grants: bool = True) -> dict:
         "reported_expenditure_eur": _m(report.reported_expenditure),
         "absorption_rate": str(report.absorption_rate),
         "windows": [
-            {"window": w.window, "name": w.name, "allocation_eur": _m(w.allocation),
-             "committed_eur": _m(w.committed), "disbursed_eur": _m(w.disbursed),
-             "available_eur": _m(w.available), "grants": w.grants, "decommitted_eur": _m(w.decommitted)}
+            {
+                "window": w.window,
+                "name": w.name,
+                "allocation_eur": _m(w.allocation),
+                "committed_eur": _m(w.committed),
+                "disbursed_eur": _m(w.disbursed),
+                "available_eur": _m(w.available),
+                "grants": w.grants,
+                "decommitted_eur": _m(w.decommitted),
+            }
             for w in report.by_window
         ],
         "countries": [
-            {"country": c.country, "name": c.name, "committed_eur": _m(c.committed),
-             "disbursed_eur": _m(c.disbursed), "grants": c.grants, "decommitted_eur": _m(c.decommitted)}
+            {
+                "country": c.country,
+                "name": c.name,
+                "committed_eur": _m(c.committed),
+                "disbursed_eur": _m(c.disbursed),
+                "grants": c.grants,
+                "decommitted_eur": _m(c.decommitted),
+            }
             for c in report.by_country
         ],
         "years": [
-            {"year": y.year, "committed_eur": _m(y.committed), "disbursed_eur": _m(y.disbursed),
-             "decommitted_eur": _m(y.decommitted)}
+            {
+                "year": y.year,
+                "committed_eur": _m(y.committed),
+                "disbursed_eur": _m(y.disbursed),
+                "decommitted_eur": _m(y.decommitted),
+            }
             for y in report.by_year
         ],
         "months": [
-            {"month": m.month, "committed_eur": _m(m.committed), "disbursed_eur": _m(m.disbursed),
-             "decommitted_eur": _m(m.decommitted)}
+            {
+                "month": m.month,
+                "committed_eur": _m(m.committed),
+                "disbursed_eur": _m(m.disbursed),
+                "decommitted_eur": _m(m.decommitted),
+            }
             for m in report.by_month
         ],
         "applicant_types": [
-            {"applicant_type": a.applicant_type, "committed_eur": _m(a.committed),
-             "disbursed_eur": _m(a.disbursed), "grants": a.grants, "decommitted_eur": _m(a.decommitted)}
+            {
+                "applicant_type": a.applicant_type,
+                "committed_eur": _m(a.committed),
+                "disbursed_eur": _m(a.disbursed),
+                "grants": a.grants,
+                "decommitted_eur": _m(a.decommitted),
+            }
             for a in report.by_applicant_type
         ],
         "headings": [
-            {"heading": h.heading, "label": h.label, "budgeted_eur": _m(h.budgeted),
-             "ec_contribution_eur": _m(h.ec_contribution), "co_financing_eur": _m(h.co_financing),
-             "reported_expenditure_eur": _m(h.reported_expenditure)}
+            {
+                "heading": h.heading,
+                "label": h.label,
+                "budgeted_eur": _m(h.budgeted),
+                "ec_contribution_eur": _m(h.ec_contribution),
+                "co_financing_eur": _m(h.co_financing),
+                "reported_expenditure_eur": _m(h.reported_expenditure),
+            }
             for h in report.by_heading
         ],
-        "counts": {"proposals": report.counts.proposals, "eligible_proposals": report.counts.eligible_proposals,
-                   "awards": report.counts.awards},
+        "counts": {
+            "proposals": report.counts.proposals,
+            "eligible_proposals": report.counts.eligible_proposals,
+            "awards": report.counts.awards,
+        },
     }
     if grants:
         data["grants"] = [grant_line_json(g) for g in report.grants]
@@ -585,10 +702,22 @@ def report_to_json(report: BudgetReport, grants: bool = True) -> dict:
 
 
 def grant_line_json(g: GrantLine) -> dict:
-    return {"grant_id": g.grant_id, "reference": clean_text(g.reference), "title": clean_text(g.title),
-             "window": g.window, "country": g.country, "lead_organisation": clean_text(g.lead_organisation),
-             "applicant_type": clean_text(g.applicant_type),
-             "awarded_at": g.awarded_at.isoformat() if g.awarded_at else None, "contracted": g.contracted,
-             "committed_eur": _m(g.committed), "paid_eur": _m(g.paid), "outstanding_eur": _m(g.outstanding),
-             "decommitted_eur": _m(g.decommitted), "closed": g.closed, "terminated": g.terminated,
-             "total_eligible_eur": _m(g.total_eligible), "co_financing_eur": _m(g.co_financing)}
+    return {
+        "grant_id": g.grant_id,
+        "reference": clean_text(g.reference),
+        "title": clean_text(g.title),
+        "window": g.window,
+        "country": g.country,
+        "lead_organisation": clean_text(g.lead_organisation),
+        "applicant_type": clean_text(g.applicant_type),
+        "awarded_at": g.awarded_at.isoformat() if g.awarded_at else None,
+        "contracted": g.contracted,
+        "committed_eur": _m(g.committed),
+        "paid_eur": _m(g.paid),
+        "outstanding_eur": _m(g.outstanding),
+        "decommitted_eur": _m(g.decommitted),
+        "closed": g.closed,
+        "terminated": g.terminated,
+        "total_eligible_eur": _m(g.total_eligible),
+        "co_financing_eur": _m(g.co_financing),
+    }

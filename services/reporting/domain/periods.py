@@ -1,5 +1,6 @@
 """Reporting periods of the EC reports: months ("2026-10"), quarters ("2026-Q3") and single days for
 on-demand reports ("2026-11-14"). A period's report shows the programme as of the period's last day."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Reconciliation of reporting's read model with the grants ledger, grant by grant, to the cent (pure)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -14,8 +15,12 @@ COMMITTED_DIFFERS = "committed_differs"
 PAID_DIFFERS = "paid_differs"
 RECOVERY_DIFFERS = "recovery_differs"
 DECOMMITTED_DIFFERS = "decommitted_differs"
-AMOUNTS = (("committed_eur", COMMITTED_DIFFERS), ("paid_eur", PAID_DIFFERS), ("recovery_eur", RECOVERY_DIFFERS),
-           ("decommitted_eur", DECOMMITTED_DIFFERS))
+AMOUNTS = (
+    ("committed_eur", COMMITTED_DIFFERS),
+    ("paid_eur", PAID_DIFFERS),
+    ("recovery_eur", RECOVERY_DIFFERS),
+    ("decommitted_eur", DECOMMITTED_DIFFERS),
+)
 TOTALLED = ("committed_eur", "paid_eur", "decommitted_eur")
 
 
@@ -51,19 +56,37 @@ def compare(reporting: Mapping[str, Mapping], ledger: Iterable[Mapping]) -> dict
                 continue  # a ledger that does not report recoveries is not compared on them
             ours, books_value = mine.get(key, ZERO), to_money(theirs[key])
             if ours != books_value:
-                differences.append({"grant_id": grant_id, "reference": reference, "kind": kind,
-                                    "reporting_eur": ours, "grants_eur": books_value,
-                                    "difference_eur": ours - books_value})
-    return {"grants_compared": len(set(books) | set(reporting)), "clean": not differences,
-            "differences": differences, "totals": totals}
+                differences.append(
+                    {
+                        "grant_id": grant_id,
+                        "reference": reference,
+                        "kind": kind,
+                        "reporting_eur": ours,
+                        "grants_eur": books_value,
+                        "difference_eur": ours - books_value,
+                    }
+                )
+    return {
+        "grants_compared": len(set(books) | set(reporting)),
+        "clean": not differences,
+        "differences": differences,
+        "totals": totals,
+    }
 
 
 def _difference(grant_id, reference, kind, mine, theirs) -> dict:
     def amounts(entry):
         if entry is None:
             return None
-        return {"committed_eur": None if entry["committed_eur"] is None else to_money(entry["committed_eur"]),
-                "paid_eur": to_money(entry["paid_eur"])}
+        return {
+            "committed_eur": None if entry["committed_eur"] is None else to_money(entry["committed_eur"]),
+            "paid_eur": to_money(entry["paid_eur"]),
+        }
 
-    return {"grant_id": grant_id, "reference": reference, "kind": kind, "reporting": amounts(mine),
-            "grants": amounts(theirs)}
+    return {
+        "grant_id": grant_id,
+        "reference": reference,
+        "kind": kind,
+        "reporting": amounts(mine),
+        "grants": amounts(theirs),
+    }

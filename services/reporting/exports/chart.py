@@ -4,6 +4,7 @@ report's own cells, so the service needs no plotting library and the chart alway
 Left: committed and disbursed by call window (the Windows sheet; bars across, so the windows' names read level).
 Right: committed (award date) and disbursed (value date) by year (the Years sheet). Both sit on the Summary sheet, under the headline figures.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,20 +40,24 @@ def bar_chart(title: str, rows: Breakdown, *, across: bool = False) -> BarChart 
     chart.y_axis.numFmt = '#,##0 "€"'
     chart.x_axis.delete = chart.y_axis.delete = False  # openpyxl hides the axes unless told
     for column, colour in ((rows.committed_column, COMMITTED_COLOUR), (rows.disbursed_column, DISBURSED_COLOUR)):
-        chart.add_data(Reference(rows.sheet, min_col=column, min_row=rows.header_row, max_row=rows.last_row),
-                       titles_from_data=True)
+        chart.add_data(
+            Reference(rows.sheet, min_col=column, min_row=rows.header_row, max_row=rows.last_row), titles_from_data=True
+        )
         chart.series[-1].graphicalProperties.solidFill = colour
         chart.series[-1].graphicalProperties.line.solidFill = colour
-    chart.set_categories(Reference(rows.sheet, min_col=rows.label_column, min_row=rows.first_row,
-                                   max_row=rows.last_row))
+    chart.set_categories(
+        Reference(rows.sheet, min_col=rows.label_column, min_row=rows.first_row, max_row=rows.last_row)
+    )
     chart.legend.position = "b"
     return chart
 
 
 def add_charts(summary: Worksheet, row: int, by_window: Breakdown, by_year: Breakdown) -> int:
     """Place the charts on the Summary sheet from `row`; returns the last row they cover."""
-    for anchor, chart in ((f"A{row}", bar_chart("Committed and disbursed by window", by_window, across=True)),
-                          (f"D{row}", bar_chart("Committed and disbursed by year", by_year))):
+    for anchor, chart in (
+        (f"A{row}", bar_chart("Committed and disbursed by window", by_window, across=True)),
+        (f"D{row}", bar_chart("Committed and disbursed by year", by_year)),
+    ):
         if chart is not None:
             summary.add_chart(chart, anchor)
     return row + ROWS_TALL

@@ -11,6 +11,7 @@ Two shapes:
 Money is written as a decimal string with two places and a point ("1234.56"), never a float and without
 thousands separators, so it round-trips exactly; the absorption rate as "0.4567".
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,13 +29,17 @@ FILES = ("summary", "windows", "countries", "headings", "years", "applicant_type
 def csv_tables(report: BudgetReport) -> dict[str, list[list[str]]]:
     """Each table as rows of strings (header first), keyed by file name without extension."""
     as_of = report.as_of.isoformat() if report.as_of else ""
-    tables = {"summary": [["Item", "Value"],
-                          ["Programme", report.programme_name],
-                          ["Budget line", report.budget_line],
-                          ["Currency", report.currency],
-                          ["Period covered", period_covered(report)],
-                          ["As of", as_of]]
-              + [[label, plain(value, kind)] for label, value, kind in summary_rows(report)]}
+    tables = {
+        "summary": [
+            ["Item", "Value"],
+            ["Programme", report.programme_name],
+            ["Budget line", report.budget_line],
+            ["Currency", report.currency],
+            ["Period covered", period_covered(report)],
+            ["As of", as_of],
+        ]
+        + [[label, plain(value, kind)] for label, value, kind in summary_rows(report)]
+    }
     for section in report_sections(report):
         kinds = [c.kind for c in section.columns]
         rows = [[c.title for c in section.columns]]

@@ -16,6 +16,7 @@ grant's tranches counted by the report; beneficiaryLocation is the grant's count
 committed). A grant that gave money back also lists its commitmentTransaction entries — the award, then each
 decommitment as a negative value on its date — which add up to amountAwarded, as the standard asks.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,26 +47,38 @@ def to_360giving(report: BudgetReport, *, prefix: str = GRANT_PREFIX, funder: di
         grant = {
             "id": f"{prefix}{_slug(g.reference)}",
             "title": g.title,
-            "description": (f"Grant {g.reference} of the {report.programme_name} under the EC budget line "
-                            f"\"{report.budget_line}\", call window \"{window}\", in {country_name(g.country)}."),
+            "description": (
+                f"Grant {g.reference} of the {report.programme_name} under the EC budget line "
+                f'"{report.budget_line}", call window "{window}", in {country_name(g.country)}.'
+            ),
             "currency": report.currency,
             "amountAwarded": g.committed,
             "amountDisbursed": g.paid,
             "awardDate": g.awarded_at.isoformat() if g.awarded_at else None,
-            "recipientOrganization": [{"id": f"{prefix}ORG-{_slug(g.lead_organisation)}",
-                                       "name": g.lead_organisation}],
+            "recipientOrganization": [{"id": f"{prefix}ORG-{_slug(g.lead_organisation)}", "name": g.lead_organisation}],
             "fundingOrganization": [funder],
             "grantProgramme": [{"code": g.window, "title": window}],
             "beneficiaryLocation": [{"countryCode": g.country, "name": country_name(g.country)}],
         }
         if g.decommitments and g.awarded_at:
             grant["commitmentTransaction"] = [
-                {"id": f"{grant['id']}-award", "transactionDate": g.awarded_at.isoformat(), "value": g.awarded,
-                 "currency": report.currency, "description": "Grant award"}] + [
-                {"id": f"{grant['id']}-decommitment-{n}", "transactionDate": d.decommitted_on.isoformat(),
-                 "value": -d.amount, "currency": report.currency,
-                 "description": "Unspent balance decommitted at closure"}
-                for n, d in enumerate(g.decommitments, start=1)]
+                {
+                    "id": f"{grant['id']}-award",
+                    "transactionDate": g.awarded_at.isoformat(),
+                    "value": g.awarded,
+                    "currency": report.currency,
+                    "description": "Grant award",
+                }
+            ] + [
+                {
+                    "id": f"{grant['id']}-decommitment-{n}",
+                    "transactionDate": d.decommitted_on.isoformat(),
+                    "value": -d.amount,
+                    "currency": report.currency,
+                    "description": "Unspent balance decommitted at closure",
+                }
+                for n, d in enumerate(g.decommitments, start=1)
+            ]
         if grant["awardDate"] is None:
             del grant["awardDate"]
         if report.as_of:
@@ -84,8 +97,7 @@ def _encode(value, indent: str | None, level: int) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f"{json.dumps(str(k), ensure_ascii=False)}: {_encode(v, indent, level + 1)}"
-                 for k, v in value.items()]
+        items = [f"{json.dumps(str(k), ensure_ascii=False)}: {_encode(v, indent, level + 1)}" for k, v in value.items()]
         return _join(items, "{", "}", indent, level)
     if isinstance(value, (list, tuple)):
         if not value:

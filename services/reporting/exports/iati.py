@@ -27,6 +27,7 @@ One <iati-activity> per grant. Choices (each a parameter of `build_iati`, with t
 So the file's commitments sum to report.committed (awards less decommitments) and its disbursements to
 report.disbursed, to the cent.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,8 +56,12 @@ XSD_FILE = "iati-activities-schema.xsd"
 # applicant type -> IATI OrganisationType code (10 government, 11 local government, 21/22/24 NGOs,
 # 80 academic/research, 90 other)
 ORGANISATION_TYPES = {
-    "ngo": "22", "migrant_association": "22", "local_authority": "11", "research_institution": "80",
-    "international_ngo": "21", "government": "10",
+    "ngo": "22",
+    "migrant_association": "22",
+    "local_authority": "11",
+    "research_institution": "80",
+    "international_ngo": "21",
+    "government": "10",
 }
 _BAD_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -87,36 +92,54 @@ def _status(grant: GrantLine) -> str:
     return "2" if grant.contracted else "1"
 
 
-def _activity(root, report: BudgetReport, grant: GrantLine, *, identifier_prefix: str, reporting_ref: str,
-              reporting_name: str, funder_ref: str, funder_name: str, funder_type: str,
-              last_updated: str) -> None:
-    act = etree.SubElement(root, "iati-activity", {
-        "{http://www.w3.org/XML/1998/namespace}lang": "en", "default-currency": report.currency,
-        "last-updated-datetime": last_updated,
-    })
+def _activity(
+    root,
+    report: BudgetReport,
+    grant: GrantLine,
+    *,
+    identifier_prefix: str,
+    reporting_ref: str,
+    reporting_name: str,
+    funder_ref: str,
+    funder_name: str,
+    funder_type: str,
+    last_updated: str,
+) -> None:
+    act = etree.SubElement(
+        root,
+        "iati-activity",
+        {
+            "{http://www.w3.org/XML/1998/namespace}lang": "en",
+            "default-currency": report.currency,
+            "last-updated-datetime": last_updated,
+        },
+    )
     etree.SubElement(act, "iati-identifier").text = activity_identifier(grant.reference, identifier_prefix)
     rep = etree.SubElement(act, "reporting-org", {"ref": reporting_ref, "type": "40"})
     _narrative(rep, reporting_name)
     _narrative(etree.SubElement(act, "title"), grant.title)
     window = report.window_name(grant.window)
     desc = etree.SubElement(act, "description", {"type": "1"})
-    _narrative(desc, f"Grant {grant.reference} of the {report.programme_name} ({report.programme_id}), call "
-                     f"window \"{window}\", in {country_name(grant.country)}; lead organisation "
-                     f"{grant.lead_organisation}. Funded by the {funder_name} under its thematic budget line "
-                     f"\"{report.budget_line}\".")
+    _narrative(
+        desc,
+        f"Grant {grant.reference} of the {report.programme_name} ({report.programme_id}), call "
+        f'window "{window}", in {country_name(grant.country)}; lead organisation '
+        f"{grant.lead_organisation}. Funded by the {funder_name} under its thematic budget line "
+        f'"{report.budget_line}".',
+    )
     funder = etree.SubElement(act, "participating-org", {"ref": funder_ref, "type": funder_type, "role": "1"})
     _narrative(funder, funder_name)
     extending = etree.SubElement(act, "participating-org", {"ref": reporting_ref, "type": "40", "role": "3"})
     _narrative(extending, reporting_name)
-    grantee = etree.SubElement(act, "participating-org", {
-        "type": ORGANISATION_TYPES.get(grant.applicant_type, "90"), "role": "4"})
+    grantee = etree.SubElement(
+        act, "participating-org", {"type": ORGANISATION_TYPES.get(grant.applicant_type, "90"), "role": "4"}
+    )
     _narrative(grantee, grant.lead_organisation or "Grantee")
     etree.SubElement(act, "activity-status", {"code": _status(grant)})
     if grant.awarded_at:
         etree.SubElement(act, "activity-date", {"type": "1", "iso-date": grant.awarded_at.isoformat()})
     if grant.payments:
-        etree.SubElement(act, "activity-date", {"type": "2",
-                                                "iso-date": grant.payments[0].value_date.isoformat()})
+        etree.SubElement(act, "activity-date", {"type": "2", "iso-date": grant.payments[0].value_date.isoformat()})
     if not grant.awarded_at and not grant.payments:
         raise ValueError(f"grant {grant.grant_id} has no date for its activity-date")
     country = etree.SubElement(act, "recipient-country", {"code": grant.country, "percentage": "100"})
@@ -128,8 +151,11 @@ def _activity(root, report: BudgetReport, grant: GrantLine, *, identifier_prefix
     if grant.awarded_at:
         budget = etree.SubElement(act, "budget", {"type": "1", "status": "2"})
         etree.SubElement(budget, "period-start", {"iso-date": grant.awarded_at.isoformat()})
-        end = grant.awarded_at.replace(year=grant.awarded_at.year + 1) if not (
-            grant.awarded_at.month == 2 and grant.awarded_at.day == 29) else grant.awarded_at + timedelta(days=365)
+        end = (
+            grant.awarded_at.replace(year=grant.awarded_at.year + 1)
+            if not (grant.awarded_at.month == 2 and grant.awarded_at.day == 29)
+            else grant.awarded_at + timedelta(days=365)
+        )
         etree.SubElement(budget, "period-end", {"iso-date": (end - timedelta(days=1)).isoformat()})
         _value(budget, grant.awarded, grant.awarded_at)
 
@@ -141,24 +167,45 @@ def _activity(root, report: BudgetReport, grant: GrantLine, *, identifier_prefix
         _narrative(etree.SubElement(tx, "description"), text)
         provider = etree.SubElement(tx, "provider-org", {"ref": reporting_ref, "type": "40"})
         _narrative(provider, reporting_name)
-        receiver = etree.SubElement(tx, "receiver-org",
-                                    {"type": ORGANISATION_TYPES.get(grant.applicant_type, "90")})
+        receiver = etree.SubElement(tx, "receiver-org", {"type": ORGANISATION_TYPES.get(grant.applicant_type, "90")})
         _narrative(receiver, grant.lead_organisation or "Grantee")
 
-    transaction("2", grant.awarded, grant.awarded_at or grant.payments[0].value_date,
-                f"Grant award {grant.reference}", f"{grant.grant_id}-commitment")
+    transaction(
+        "2",
+        grant.awarded,
+        grant.awarded_at or grant.payments[0].value_date,
+        f"Grant award {grant.reference}",
+        f"{grant.grant_id}-commitment",
+    )
     for n, d in enumerate(grant.decommitments, start=1):
-        transaction("2", -d.amount, d.decommitted_on, f"Decommitment of the unspent balance of grant "
-                    f"{grant.reference} at its closure", f"{grant.grant_id}-decommitment-{n}")
+        transaction(
+            "2",
+            -d.amount,
+            d.decommitted_on,
+            f"Decommitment of the unspent balance of grant {grant.reference} at its closure",
+            f"{grant.grant_id}-decommitment-{n}",
+        )
     for p in grant.payments:
-        transaction("3", p.amount, p.value_date, f"Tranche {p.tranche_number} of grant {grant.reference}",
-                    f"{grant.grant_id}-tranche-{p.tranche_number}")
+        transaction(
+            "3",
+            p.amount,
+            p.value_date,
+            f"Tranche {p.tranche_number} of grant {grant.reference}",
+            f"{grant.grant_id}-tranche-{p.tranche_number}",
+        )
 
 
-def build_iati(report: BudgetReport, *, generated_at: datetime | None = None,
-               identifier_prefix: str = f"{UNDP_REF}-JMDI-", reporting_ref: str = UNDP_REF,
-               reporting_name: str = UNDP_NAME, funder_ref: str = EC_REF, funder_name: str = EC_NAME,
-               funder_type: str = "15") -> bytes:
+def build_iati(
+    report: BudgetReport,
+    *,
+    generated_at: datetime | None = None,
+    identifier_prefix: str = f"{UNDP_REF}-JMDI-",
+    reporting_ref: str = UNDP_REF,
+    reporting_name: str = UNDP_NAME,
+    funder_ref: str = EC_REF,
+    funder_name: str = EC_NAME,
+    funder_type: str = "15",
+) -> bytes:
     """The IATI 2.03 activities file as UTF-8 bytes (with XML declaration). `generated_at` defaults to now
     (UTC); pass it for a reproducible file."""
     if not identifier_prefix.startswith(reporting_ref):
@@ -169,9 +216,18 @@ def build_iati(report: BudgetReport, *, generated_at: datetime | None = None,
     stamp = generated.isoformat()
     root = etree.Element("iati-activities", {"version": IATI_VERSION, "generated-datetime": stamp})
     for grant in report.grants:
-        _activity(root, report, grant, identifier_prefix=identifier_prefix, reporting_ref=reporting_ref,
-                  reporting_name=reporting_name, funder_ref=funder_ref, funder_name=funder_name,
-                  funder_type=funder_type, last_updated=stamp)
+        _activity(
+            root,
+            report,
+            grant,
+            identifier_prefix=identifier_prefix,
+            reporting_ref=reporting_ref,
+            reporting_name=reporting_name,
+            funder_ref=funder_ref,
+            funder_name=funder_name,
+            funder_type=funder_type,
+            last_updated=stamp,
+        )
     if not len(root):
         raise ValueError("an IATI activities file needs at least one activity: the report has no grant")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -229,6 +285,7 @@ def totals(xml_bytes: bytes) -> dict[str, Decimal]:
 
 # --- codelists ------------------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=64)
 def _codes(codelist_path: str) -> frozenset[str]:
     return frozenset(code.text.strip() for code in etree.parse(codelist_path).iter("code") if code.text)
@@ -240,8 +297,13 @@ def _mappings(mapping_path: str) -> tuple[tuple[str, str, str | None], ...]:
     entries = []
     for mapping in etree.parse(mapping_path).iter("mapping"):
         condition = mapping.findtext("condition")
-        entries.append((mapping.findtext("path").strip(), mapping.find("codelist").get("ref"),
-                        condition.strip() if condition else None))
+        entries.append(
+            (
+                mapping.findtext("path").strip(),
+                mapping.find("codelist").get("ref"),
+                condition.strip() if condition else None,
+            )
+        )
     return tuple(entries)
 
 

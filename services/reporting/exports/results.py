@@ -7,6 +7,7 @@ so a grant's progress is its latest period's value: progress % = (actual - basel
 exact Decimal, rounded once to two places; above 100 when the actual exceeds the target. Only unit indicators are
 added up across grants (percentages and qualitative values are not additive).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -23,22 +24,41 @@ from .iati import activity_identifier
 from .sections import INT, TEXT, Column, Section
 
 RESULT_COLUMNS = (
-    Column("Reference", TEXT, 20), Column("Country", TEXT, 8), Column("Window", TEXT, 18),
-    Column("Result", TEXT, 8), Column("Result title", TEXT, 30), Column("Code", TEXT, 8),
-    Column("Indicator", TEXT, 30), Column("Measure", TEXT, 11), Column("Unit", TEXT, 12),
-    Column("Baseline", TEXT, 12), Column("Baseline year", TEXT, 8), Column("Target", TEXT, 12),
-    Column("Target date", TEXT, 11), Column("Period", TEXT, 23), Column("Actual", TEXT, 12),
-    Column("Progress %", TEXT, 10))
+    Column("Reference", TEXT, 20),
+    Column("Country", TEXT, 8),
+    Column("Window", TEXT, 18),
+    Column("Result", TEXT, 8),
+    Column("Result title", TEXT, 30),
+    Column("Code", TEXT, 8),
+    Column("Indicator", TEXT, 30),
+    Column("Measure", TEXT, 11),
+    Column("Unit", TEXT, 12),
+    Column("Baseline", TEXT, 12),
+    Column("Baseline year", TEXT, 8),
+    Column("Target", TEXT, 12),
+    Column("Target date", TEXT, 11),
+    Column("Period", TEXT, 23),
+    Column("Actual", TEXT, 12),
+    Column("Progress %", TEXT, 10),
+)
 TOTAL_COLUMNS = (
-    Column("Window", TEXT, 18), Column("Country", TEXT, 8), Column("Code", TEXT, 8), Column("Unit", TEXT, 14),
-    Column("Grants", INT, 8), Column("Baseline", TEXT, 12), Column("Target", TEXT, 12), Column("Actual", TEXT, 12),
-    Column("Progress %", TEXT, 10))
+    Column("Window", TEXT, 18),
+    Column("Country", TEXT, 8),
+    Column("Code", TEXT, 8),
+    Column("Unit", TEXT, 14),
+    Column("Grants", INT, 8),
+    Column("Baseline", TEXT, 12),
+    Column("Target", TEXT, 12),
+    Column("Actual", TEXT, 12),
+    Column("Progress %", TEXT, 10),
+)
 
 
 def result_facts(session, programme_id: str | None, as_of: date | None) -> list[IndicatorResultRow]:
     """Every accepted report's values (decided by `as_of`), in grant, period and logframe-code order."""
-    query = select(IndicatorResultRow).order_by(IndicatorResultRow.reference, IndicatorResultRow.period_end,
-                                                IndicatorResultRow.code)
+    query = select(IndicatorResultRow).order_by(
+        IndicatorResultRow.reference, IndicatorResultRow.period_end, IndicatorResultRow.code
+    )
     if programme_id:
         query = query.where(IndicatorResultRow.programme_id == programme_id)
     if as_of is not None:
@@ -61,13 +81,34 @@ def _pct(value: Decimal | None) -> str:
 
 
 def results_section(facts) -> Section:
-    rows = [(f.reference, f.country, f.window, f.result_type, f.result_title, f.code, f.title, f.measure, f.unit,
-             f.baseline_value, str(f.baseline_year), f.target_value, f.target_date.isoformat(),
-             f"{f.period_start.isoformat()} to {f.period_end.isoformat()}", f.actual_value,
-             _pct(progress(f.baseline_value, f.target_value, f.actual_value, f.measure)))
-            for f in latest(facts)]
-    return Section("results", "Results: each indicator's latest actual value against its target", RESULT_COLUMNS,
-                   rows, totals=False)
+    rows = [
+        (
+            f.reference,
+            f.country,
+            f.window,
+            f.result_type,
+            f.result_title,
+            f.code,
+            f.title,
+            f.measure,
+            f.unit,
+            f.baseline_value,
+            str(f.baseline_year),
+            f.target_value,
+            f.target_date.isoformat(),
+            f"{f.period_start.isoformat()} to {f.period_end.isoformat()}",
+            f.actual_value,
+            _pct(progress(f.baseline_value, f.target_value, f.actual_value, f.measure)),
+        )
+        for f in latest(facts)
+    ]
+    return Section(
+        "results",
+        "Results: each indicator's latest actual value against its target",
+        RESULT_COLUMNS,
+        rows,
+        totals=False,
+    )
 
 
 def aggregate(facts) -> list[dict]:
@@ -77,22 +118,49 @@ def aggregate(facts) -> list[dict]:
     for f in sorted(latest(facts), key=lambda f: (f.window, f.country, f.code, f.unit)):
         if f.measure != "unit":
             continue
-        g = groups.setdefault((f.window, f.country, f.code, f.unit),
-                              {"grants": 0, "baseline": Decimal(0), "target": Decimal(0), "actual": Decimal(0)})
+        g = groups.setdefault(
+            (f.window, f.country, f.code, f.unit),
+            {"grants": 0, "baseline": Decimal(0), "target": Decimal(0), "actual": Decimal(0)},
+        )
         g["grants"] += 1
         g["baseline"] += Decimal(f.baseline_value)
         g["target"] += Decimal(f.target_value)
         g["actual"] += Decimal(f.actual_value)
-    return [{"window": w, "country": c, "code": code, "unit": unit, **g,
-             "progress": progress(str(g["baseline"]), str(g["target"]), str(g["actual"]), "unit")}
-            for (w, c, code, unit), g in groups.items()]
+    return [
+        {
+            "window": w,
+            "country": c,
+            "code": code,
+            "unit": unit,
+            **g,
+            "progress": progress(str(g["baseline"]), str(g["target"]), str(g["actual"]), "unit"),
+        }
+        for (w, c, code, unit), g in groups.items()
+    ]
 
 
 def totals_section(facts) -> Section:
-    rows = [(a["window"], a["country"], a["code"], a["unit"], a["grants"], _plain(a["baseline"]),
-             _plain(a["target"]), _plain(a["actual"]), _pct(a["progress"])) for a in aggregate(facts)]
-    return Section("results_totals", "Results per window and country (unit indicators sharing a code and unit)",
-                   TOTAL_COLUMNS, rows, totals=False)
+    rows = [
+        (
+            a["window"],
+            a["country"],
+            a["code"],
+            a["unit"],
+            a["grants"],
+            _plain(a["baseline"]),
+            _plain(a["target"]),
+            _plain(a["actual"]),
+            _pct(a["progress"]),
+        )
+        for a in aggregate(facts)
+    ]
+    return Section(
+        "results_totals",
+        "Results per window and country (unit indicators sharing a code and unit)",
+        TOTAL_COLUMNS,
+        rows,
+        totals=False,
+    )
 
 
 def _plain(value: Decimal) -> str:
@@ -100,6 +168,7 @@ def _plain(value: Decimal) -> str:
 
 
 # --- IATI <result> elements -----------------------------------------------------------------------------------
+
 
 def _narrative(parent, text: str):
     etree.SubElement(parent, "narrative").text = text
@@ -123,8 +192,11 @@ def _result_elements(activity, facts) -> None:
             if last.unit and last.measure == "unit":
                 _narrative(etree.SubElement(indicator, "description"), f"Unit: {last.unit}")
             numeric = last.measure != "qualitative"
-            baseline = etree.SubElement(indicator, "baseline", {"year": str(last.baseline_year),
-                                                                **({"value": last.baseline_value} if numeric else {})})
+            baseline = etree.SubElement(
+                indicator,
+                "baseline",
+                {"year": str(last.baseline_year), **({"value": last.baseline_value} if numeric else {})},
+            )
             if not numeric:
                 _narrative(etree.SubElement(baseline, "comment"), last.baseline_value)
             for f in periods:

@@ -1,4 +1,5 @@
 """Plain fixed-width text of the budget report for a terminal (the CLI may wrap it with rich)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -24,8 +25,9 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-def _table(title: str, headers: list[str], kinds: list[str], rows: list[list[str]], total: list[str] | None,
-           max_text: int) -> list[str]:
+def _table(
+    title: str, headers: list[str], kinds: list[str], rows: list[list[str]], total: list[str] | None, max_text: int
+) -> list[str]:
     widths = [len(h) for h in headers]
     for row in rows + ([total] if total else []):
         for i, cell in enumerate(row):
@@ -67,10 +69,14 @@ def render_table(report: BudgetReport, *, grant_rows: int = 20, max_text: int = 
 
     for section in report_sections(report, include_grants=grant_rows != 0):
         if section.key == "grants":  # a terminal is narrow: ids and the eligible total (EC + co-financing) elsewhere
-            shown = [i for i, c in enumerate(section.columns)
-                     if c.title not in ("Grant id", "Total eligible costs EUR")]
-            section = replace(section, columns=tuple(section.columns[i] for i in shown),
-                              rows=[tuple(row[i] for i in shown) for row in section.rows])
+            shown = [
+                i for i, c in enumerate(section.columns) if c.title not in ("Grant id", "Total eligible costs EUR")
+            ]
+            section = replace(
+                section,
+                columns=tuple(section.columns[i] for i in shown),
+                rows=[tuple(row[i] for i in shown) for row in section.rows],
+            )
         kinds = [c.kind for c in section.columns]
         rows = section.rows
         note = None

@@ -17,6 +17,7 @@ as numeric cells whose text is the Decimal's own digits (see `_money`). openpyxl
 Excel and LibreOffice do on opening. The data cells under them are the report's exact figures, so a reader that
 ignores formulas still sees every amount.
 """
+
 from __future__ import annotations
 
 import io
@@ -45,9 +46,15 @@ HEADER_ROW = 4
 FIRST_DATA_ROW = 5
 
 SHEET_NAMES = {
-    "windows": "Windows", "countries": "Countries", "headings": "Headings", "years": "Years",
-    "applicant_types": "Applicant types", "grants": "Grants",
-    "expenditure_lines": "Expenditure lines", "results": "Results", "results_totals": "Results by country",
+    "windows": "Windows",
+    "countries": "Countries",
+    "headings": "Headings",
+    "years": "Years",
+    "applicant_types": "Applicant types",
+    "grants": "Grants",
+    "expenditure_lines": "Expenditure lines",
+    "results": "Results",
+    "results_totals": "Results by country",
 }
 SHEET_TITLES = {
     "windows": "Commitments and disbursements by call window",
@@ -87,11 +94,18 @@ def _ref(sheet: str) -> str:
 def _titles(ws, report: BudgetReport, title: str, produced_on: date | None, widths: list[float]) -> None:
     """Three title rows, each merged across the table's width and wrapped (rows as tall as their lines), so
     nothing is cut at the margin."""
-    lines = [(f"{report.programme_name} — {title}", _TITLE_FONT),
-             (f"EC budget line: {report.budget_line} ({BUDGET_LINE_FR}) · Programme {report.programme_id} · "
-              f"Amounts in {report.currency}", _SUBTITLE_FONT),
-             (f"Period covered: {period_covered(report, produced_on)} · As of {as_of_text(report, produced_on)}",
-              _PERIOD_FONT)]
+    lines = [
+        (f"{report.programme_name} — {title}", _TITLE_FONT),
+        (
+            f"EC budget line: {report.budget_line} ({BUDGET_LINE_FR}) · Programme {report.programme_id} · "
+            f"Amounts in {report.currency}",
+            _SUBTITLE_FONT,
+        ),
+        (
+            f"Period covered: {period_covered(report, produced_on)} · As of {as_of_text(report, produced_on)}",
+            _PERIOD_FONT,
+        ),
+    ]
     last = get_column_letter(max(len(widths), 2))
     room = sum(widths)  # in widths of a digit of the 11-point body font
     for row, (text, font) in enumerate(lines, start=1):
@@ -158,8 +172,11 @@ def _data_sheet(wb: Workbook, report: BudgetReport, section: Section, produced_o
                 _money(ws, r, c, value).alignment = _TOP
                 continue
             # text from staff and applicants (titles, organisations) is never a formula
-            cell = text_cell(ws.cell(row=r, column=c), value) if isinstance(value, str) \
+            cell = (
+                text_cell(ws.cell(row=r, column=c), value)
+                if isinstance(value, str)
                 else ws.cell(row=r, column=c, value=value)
+            )
             cell.alignment = _TOP
             if kind == INT:
                 cell.number_format = INT_FORMAT
@@ -211,15 +228,15 @@ def _figures(ws, rows: list[tuple], first_row: int) -> dict[str, str]:
         text_cell(ws.cell(row=r, column=1), label)
         if value is None:
             continue
-        cell = (_money(ws, r, 2, value) if isinstance(value, Decimal)
-                else ws.cell(row=r, column=2, value=value))
+        cell = _money(ws, r, 2, value) if isinstance(value, Decimal) else ws.cell(row=r, column=2, value=value)
         cell.number_format = {MONEY: EUR_FORMAT, RATE: RATE_FORMAT, INT: INT_FORMAT}.get(kind, cell.number_format)
         cells[label] = f"B{r}"
     return cells
 
 
-def build_workbook(report: BudgetReport, *, with_chart: bool = True, produced_on: date | None = None,
-                   extra_sections=()) -> Workbook:
+def build_workbook(
+    report: BudgetReport, *, with_chart: bool = True, produced_on: date | None = None, extra_sections=()
+) -> Workbook:
     """The workbook, its charts (exports/chart.py) on the Summary sheet unless `with_chart` is false.
     `produced_on` dates a report of everything recorded (no as-of date). `extra_sections` (expenditure lines,
     results) get a sheet each after the breakdowns."""
@@ -243,34 +260,51 @@ def build_workbook(report: BudgetReport, *, with_chart: bool = True, produced_on
     w_committed, w_disbursed = _column_of(windows, "Committed EUR"), _column_of(windows, "Disbursed EUR")
     g_committed = _column_of(grants, "EC contribution committed EUR")
     g_contracted = _column_of(grants, "Contracted")
-    contracted = (f'SUMIFS(Grants!{g_committed}{FIRST_DATA_ROW}:{g_committed}{grt},'
-                  f'Grants!{g_contracted}{FIRST_DATA_ROW}:{g_contracted}{grt},"Yes")'
-                  if grt >= FIRST_DATA_ROW else "0")
-    cells = _figures(summary, [
-        ("Envelope (EC contribution)", report.envelope, MONEY),
-        ("Committed (awards: EC contribution)", f"={_sum('Windows', w_committed, win)}", MONEY),
-        ("Contracted", f"={contracted}", MONEY),
-        ("Disbursed (tranches paid)", f"={_sum('Windows', w_disbursed, win)}", MONEY),
-        ("Remaining (envelope − committed)", "=B5-B6", MONEY),
-        ("Absorption rate (disbursed / committed)", "=IF(B6=0,0,ROUND(B8/B6,4))", RATE),
-        ("Reported expenditure (accepted reports)",
-         f"={_sum('Headings', _column_of(headings, 'Reported expenditure EUR'), hdg)}", MONEY),
-        ("Proposals received", report.counts.proposals, INT),
-        ("Eligible proposals", report.counts.eligible_proposals, INT),
-        ("Awards", f"={_sum('Windows', _column_of(windows, 'Grants'), win)}", INT),
-        # B15, B16, B17: the awarded grants' Annex III budgets, the EC's part and the consortia's apart
-        ("Total eligible costs of the awarded grants",
-         f"={_sum('Grants', _column_of(grants, 'Total eligible costs EUR'), grt)}", MONEY),
-        ("of which EC contribution", "=B15-B17", MONEY),
-        ("of which co-financing (by the consortia)",
-         f"={_sum('Grants', _column_of(grants, 'Co-financing EUR'), grt)}", MONEY),
-    ], FIRST_DATA_ROW)
+    contracted = (
+        f"SUMIFS(Grants!{g_committed}{FIRST_DATA_ROW}:{g_committed}{grt},"
+        f'Grants!{g_contracted}{FIRST_DATA_ROW}:{g_contracted}{grt},"Yes")'
+        if grt >= FIRST_DATA_ROW
+        else "0"
+    )
+    cells = _figures(
+        summary,
+        [
+            ("Envelope (EC contribution)", report.envelope, MONEY),
+            ("Committed (awards: EC contribution)", f"={_sum('Windows', w_committed, win)}", MONEY),
+            ("Contracted", f"={contracted}", MONEY),
+            ("Disbursed (tranches paid)", f"={_sum('Windows', w_disbursed, win)}", MONEY),
+            ("Remaining (envelope − committed)", "=B5-B6", MONEY),
+            ("Absorption rate (disbursed / committed)", "=IF(B6=0,0,ROUND(B8/B6,4))", RATE),
+            (
+                "Reported expenditure (accepted reports)",
+                f"={_sum('Headings', _column_of(headings, 'Reported expenditure EUR'), hdg)}",
+                MONEY,
+            ),
+            ("Proposals received", report.counts.proposals, INT),
+            ("Eligible proposals", report.counts.eligible_proposals, INT),
+            ("Awards", f"={_sum('Windows', _column_of(windows, 'Grants'), win)}", INT),
+            # B15, B16, B17: the awarded grants' Annex III budgets, the EC's part and the consortia's apart
+            (
+                "Total eligible costs of the awarded grants",
+                f"={_sum('Grants', _column_of(grants, 'Total eligible costs EUR'), grt)}",
+                MONEY,
+            ),
+            ("of which EC contribution", "=B15-B17", MONEY),
+            (
+                "of which co-financing (by the consortia)",
+                f"={_sum('Grants', _column_of(grants, 'Co-financing EUR'), grt)}",
+                MONEY,
+            ),
+        ],
+        FIRST_DATA_ROW,
+    )
     summary.freeze_panes = f"A{FIRST_DATA_ROW}"
     chart_row = FIRST_DATA_ROW + 15
     bottom = chart_row
     if with_chart:
-        bottom = add_charts(summary, chart_row, _breakdown(wb, windows, win), _breakdown(wb, by_key["years"],
-                                                                                        last["years"]))
+        bottom = add_charts(
+            summary, chart_row, _breakdown(wb, windows, win), _breakdown(wb, by_key["years"], last["years"])
+        )
     # the print area holds the figures and the whole chart: one A4 landscape page
     summary.print_area = f"A1:H{bottom}"
     _print_setup(summary, report, one_page=True)
@@ -284,34 +318,55 @@ def build_workbook(report: BudgetReport, *, with_chart: bool = True, produced_on
 
 def _breakdown(wb: Workbook, section: Section, last_row: int) -> Breakdown:
     """The committed and disbursed columns of a breakdown sheet, for its chart."""
-    return Breakdown(wb[SHEET_NAMES[section.key]], HEADER_ROW, FIRST_DATA_ROW, last_row, 1,
-                     column_index_from_string(_column_of(section, "Committed EUR")),
-                     column_index_from_string(_column_of(section, "Disbursed EUR")))
+    return Breakdown(
+        wb[SHEET_NAMES[section.key]],
+        HEADER_ROW,
+        FIRST_DATA_ROW,
+        last_row,
+        1,
+        column_index_from_string(_column_of(section, "Committed EUR")),
+        column_index_from_string(_column_of(section, "Disbursed EUR")),
+    )
 
 
-def _checks_sheet(wb: Workbook, report: BudgetReport, produced_on: date | None, cells: dict, by_key: dict,
-                  last: dict) -> None:
+def _checks_sheet(
+    wb: Workbook, report: BudgetReport, produced_on: date | None, cells: dict, by_key: dict, last: dict
+) -> None:
     """The cross-checks of the figures (each must read 0.00): for the one who prepares the report, not the cover."""
     ws = wb.create_sheet("Checks")
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 46, 22
     _titles(ws, report, "Internal checks (each must read 0.00)", produced_on, [46, 22])
     _header(ws, ["Check", "Difference"])
-    committed, disbursed = f"Summary!{cells['Committed (awards: EC contribution)']}", \
-        f"Summary!{cells['Disbursed (tranches paid)']}"
+    committed, disbursed = (
+        f"Summary!{cells['Committed (awards: EC contribution)']}",
+        f"Summary!{cells['Disbursed (tranches paid)']}",
+    )
     countries, years, grants = by_key["countries"], by_key["years"], by_key["grants"]
     rows = [
-        ("Committed by country − by window",
-         f"={_sum('Countries', _column_of(countries, 'Committed EUR'), last['countries'])}-{committed}"),
-        ("Committed by year − by window",
-         f"={_sum('Years', _column_of(years, 'Committed EUR'), last['years'])}-{committed}"),
-        ("Committed over grants − by window",
-         f"={_sum('Grants', _column_of(grants, 'EC contribution committed EUR'), last['grants'])}-{committed}"),
-        ("Disbursed by country − by window",
-         f"={_sum('Countries', _column_of(countries, 'Disbursed EUR'), last['countries'])}-{disbursed}"),
-        ("Disbursed by year − by window",
-         f"={_sum('Years', _column_of(years, 'Disbursed EUR'), last['years'])}-{disbursed}"),
-        ("Paid over grants − disbursed",
-         f"={_sum('Grants', _column_of(grants, 'Paid EUR'), last['grants'])}-{disbursed}"),
+        (
+            "Committed by country − by window",
+            f"={_sum('Countries', _column_of(countries, 'Committed EUR'), last['countries'])}-{committed}",
+        ),
+        (
+            "Committed by year − by window",
+            f"={_sum('Years', _column_of(years, 'Committed EUR'), last['years'])}-{committed}",
+        ),
+        (
+            "Committed over grants − by window",
+            f"={_sum('Grants', _column_of(grants, 'EC contribution committed EUR'), last['grants'])}-{committed}",
+        ),
+        (
+            "Disbursed by country − by window",
+            f"={_sum('Countries', _column_of(countries, 'Disbursed EUR'), last['countries'])}-{disbursed}",
+        ),
+        (
+            "Disbursed by year − by window",
+            f"={_sum('Years', _column_of(years, 'Disbursed EUR'), last['years'])}-{disbursed}",
+        ),
+        (
+            "Paid over grants − disbursed",
+            f"={_sum('Grants', _column_of(grants, 'Paid EUR'), last['grants'])}-{disbursed}",
+        ),
     ]
     for r, (label, formula) in enumerate(rows, start=FIRST_DATA_ROW):
         ws.cell(row=r, column=1, value=label)
@@ -320,8 +375,9 @@ def _checks_sheet(wb: Workbook, report: BudgetReport, produced_on: date | None, 
     _print_setup(ws, report, one_page=True)
 
 
-def write_xlsx(report: BudgetReport, out, *, with_chart: bool = True, produced_on: date | None = None,
-               extra_sections=()) -> None:
+def write_xlsx(
+    report: BudgetReport, out, *, with_chart: bool = True, produced_on: date | None = None, extra_sections=()
+) -> None:
     """Save the workbook to a path or a binary stream (its charts unless `with_chart` is false)."""
     wb = build_workbook(report, with_chart=with_chart, produced_on=produced_on, extra_sections=extra_sections)
     wb.save(str(out) if isinstance(out, Path) else out)

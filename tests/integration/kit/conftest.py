@@ -1,6 +1,7 @@
 """The kit on its own, against a real database (SQLite and PostgreSQL) and the real broker: a fresh database per
 test, a fresh vhost per module, and a ledger of tranches paid with NO uniqueness on it — so an event applied
 twice shows as two rows, which no constraint would have stopped."""
+
 import json
 import threading
 from datetime import date
@@ -19,7 +20,8 @@ from tests.support.infra import Broker, Postgres, run_id
 effects_metadata = MetaData()
 # the consumer's own change: one row per tranche it was told of; deliberately no unique key
 tranche_ledger = Table(
-    "tranche_ledger", effects_metadata,
+    "tranche_ledger",
+    effects_metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False),
     Column("payment_id", String(60), nullable=False),
@@ -34,6 +36,7 @@ class SimulatedCrash(BaseException):
 @pytest.fixture
 def crash_at(monkeypatch, tmp_path):
     """Arm crash points in this process: they raise SimulatedCrash, once each."""
+
     def arm(*points):
         monkeypatch.setenv("JMDI_TEST_MODE", "true")
         monkeypatch.setenv("JMDI_TEST_CRASH_AT", ",".join(points))
@@ -41,7 +44,9 @@ def crash_at(monkeypatch, tmp_path):
 
         def crash():
             raise SimulatedCrash()
+
         monkeypatch.setattr(crashpoints, "crash", crash)
+
     return arm
 
 
@@ -94,9 +99,16 @@ def vhost():
 
 
 def tranche_data(n: int, amount: str = "96000.00") -> dict:
-    return {"payment_id": f"pay-{n}", "grant_id": f"grant-{n}", "reference": f"JMDI-2009-{n:04d}",
-            "tranche_number": 1, "amount_eur": Decimal(amount), "value_date": date(2009, 10, 6),
-            "bank_reference": f"BNK-{n}", "approved_by": "farid.finance"}
+    return {
+        "payment_id": f"pay-{n}",
+        "grant_id": f"grant-{n}",
+        "reference": f"JMDI-2009-{n:04d}",
+        "tranche_number": 1,
+        "amount_eur": Decimal(amount),
+        "value_date": date(2009, 10, 6),
+        "bank_reference": f"BNK-{n}",
+        "approved_by": "farid.finance",
+    }
 
 
 def tranche_paid(n: int, amount: str = "96000.00"):
@@ -105,8 +117,11 @@ def tranche_paid(n: int, amount: str = "96000.00"):
 
 def record_tranche(event, uow):
     """The consumer's change: one ledger row per tranche_paid applied."""
-    uow.session.execute(insert(tranche_ledger).values(
-        event_id=event.event_id, payment_id=event.data["payment_id"], amount=event.data["amount_eur"]))
+    uow.session.execute(
+        insert(tranche_ledger).values(
+            event_id=event.event_id, payment_id=event.data["payment_id"], amount=event.data["amount_eur"]
+        )
+    )
 
 
 def ledger_rows(core) -> dict:
@@ -121,11 +136,18 @@ def ledger_total(core) -> Decimal:
         return conn.execute(select(func.coalesce(func.sum(tranche_ledger.c.amount), 0))).scalar_one()
 
 
-def bound_queue(uri: str, name: str, routing_key: str = "tranche_paid", exchange: str = "grants.events",
-                **arguments) -> Queue:
+def bound_queue(
+    uri: str, name: str, routing_key: str = "tranche_paid", exchange: str = "grants.events", **arguments
+) -> Queue:
     """Declare a durable queue bound to a producer's exchange (as the topology does for a consumer)."""
-    queue = Queue(name, exchange=Exchange(exchange, type="topic", durable=True), routing_key=routing_key,
-                  durable=True, auto_delete=False, queue_arguments=arguments or None)
+    queue = Queue(
+        name,
+        exchange=Exchange(exchange, type="topic", durable=True),
+        routing_key=routing_key,
+        durable=True,
+        auto_delete=False,
+        queue_arguments=arguments or None,
+    )
     with Connection(uri) as conn:
         queue(conn.channel()).declare()
     return queue

@@ -1,6 +1,7 @@
 """Applying events exactly once on a real database and the real broker: the inbox (with its concurrent-duplicate
 branch), retries and dead letters, a consumer crash before its ack, and the batch consumer (duplicates inside one
 batch, a poison message among good ones, overlapping batches)."""
+
 import json
 
 import pytest
@@ -9,13 +10,30 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.messaging.batch import apply_batch
 from services.common.values.errors import Conflict
-from services.common.messaging.inbox import (APPLIED, DEAD_LETTERED, DUPLICATE, RetryPolicy, consume, discard_dead_letter,
-                                             list_dead_letters, replay_dead_letter)
+from services.common.messaging.inbox import (
+    APPLIED,
+    DEAD_LETTERED,
+    DUPLICATE,
+    RetryPolicy,
+    consume,
+    discard_dead_letter,
+    list_dead_letters,
+    replay_dead_letter,
+)
 from tests.support.bus import publish
 from tests.support.infra import run_id
 
-from .conftest import Gate, SimulatedCrash, run_together, bound_queue, delete_queue, ledger_rows, ledger_total, record_tranche, \
-    tranche_paid
+from .conftest import (
+    Gate,
+    SimulatedCrash,
+    run_together,
+    bound_queue,
+    delete_queue,
+    ledger_rows,
+    ledger_total,
+    record_tranche,
+    tranche_paid,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +42,7 @@ ONCE = RetryPolicy(1, 0)
 
 
 # --- the inbox ------------------------------------------------------------------------------------------------
+
 
 def test_an_event_is_applied_once_and_its_copies_are_recognised(databases):
     core = databases("reporting")
@@ -60,8 +79,10 @@ def test_a_failing_event_is_retried_then_kept_as_a_dead_letter_and_replayed_once
 
 def test_a_message_that_is_no_event_is_dead_lettered_at_once_and_can_be_discarded(databases):
     core = databases("reporting")
-    assert consume(core.unit_of_work(), CONSUMER, {"event_type": "tranche_paid"}, {}, record_tranche,
-                   RetryPolicy(5, 0)) == DEAD_LETTERED
+    assert (
+        consume(core.unit_of_work(), CONSUMER, {"event_type": "tranche_paid"}, {}, record_tranche, RetryPolicy(5, 0))
+        == DEAD_LETTERED
+    )
     (letter,) = list_dead_letters(core)
     assert letter["attempts"] == 1 and letter["error"].startswith("invalid event")
     discard_dead_letter(core, letter["id"])
@@ -123,8 +144,9 @@ def test_one_event_delivered_to_two_consumers_of_one_queue_at_once_takes_effect_
     assert ledger_rows(core) == {event.event_id: 1}
 
 
-def test_a_consumer_crash_after_applying_before_the_ack_is_redelivered_and_not_applied_again(databases, vhost,
-                                                                                           crash_at):
+def test_a_consumer_crash_after_applying_before_the_ack_is_redelivered_and_not_applied_again(
+    databases, vhost, crash_at
+):
     core = databases("reporting")
     queue = f"reporting.on_tranche_paid-{run_id()}"
     bound_queue(vhost, queue)
@@ -140,8 +162,9 @@ def test_a_consumer_crash_after_applying_before_the_ack_is_redelivered_and_not_a
             channel = conn.channel()
             message = channel.basic_get(queue)
             assert message is not None and message.delivery_info["redelivered"]
-            assert consume(core.unit_of_work(), CONSUMER, json.loads(message.body), {}, record_tranche,
-                           ONCE) == DUPLICATE
+            assert (
+                consume(core.unit_of_work(), CONSUMER, json.loads(message.body), {}, record_tranche, ONCE) == DUPLICATE
+            )
             channel.basic_ack(message.delivery_tag)
     finally:
         delete_queue(vhost, queue)
@@ -149,6 +172,7 @@ def test_a_consumer_crash_after_applying_before_the_ack_is_redelivered_and_not_a
 
 
 # --- the batch consumer ---------------------------------------------------------------------------------------
+
 
 def record_batch(events, uow):
     for event in events:
@@ -158,8 +182,9 @@ def record_batch(events, uow):
 def test_copies_inside_one_batch_and_from_earlier_batches_are_applied_once(databases):
     core = databases("reporting")
     first, second, third = tranche_paid(1), tranche_paid(2, "24000.00"), tranche_paid(3)
-    outcome = apply_batch(core.unit_of_work(), "reporting", [first.body, first.body, second.body, first.body],
-                          record_batch, ONCE)
+    outcome = apply_batch(
+        core.unit_of_work(), "reporting", [first.body, first.body, second.body, first.body], record_batch, ONCE
+    )
     assert outcome == {"applied": 2, "duplicate": 2, "dead_lettered": 0}
     outcome = apply_batch(core.unit_of_work(), "reporting", [second.body, third.body], record_batch, ONCE)
     assert outcome == {"applied": 1, "duplicate": 1, "dead_lettered": 0}
@@ -176,8 +201,9 @@ def test_a_poison_message_in_a_batch_is_isolated_and_the_others_are_applied(data
             raise Conflict("payment.unknown", "no such payment")
         record_batch(events, uow)
 
-    outcome = apply_batch(core.unit_of_work(), "reporting", [good.body, poison.body, {"junk": True}, other.body],
-                          apply, ONCE)
+    outcome = apply_batch(
+        core.unit_of_work(), "reporting", [good.body, poison.body, {"junk": True}, other.body], apply, ONCE
+    )
     assert outcome == {"applied": 2, "duplicate": 0, "dead_lettered": 2}
     assert set(ledger_rows(core)) == {good.event_id, other.event_id}
     assert sorted(letter["event_id"] or "" for letter in list_dead_letters(core)) == sorted(["", poison.event_id])
@@ -190,7 +216,10 @@ def test_a_crash_after_a_batch_commit_before_its_ack_applies_nothing_twice(datab
     with pytest.raises(SimulatedCrash):
         apply_batch(core.unit_of_work(), "reporting", batch, record_batch, ONCE)
     assert apply_batch(core.unit_of_work(), "reporting", batch, record_batch, ONCE) == {
-        "applied": 0, "duplicate": 5, "dead_lettered": 0}
+        "applied": 0,
+        "duplicate": 5,
+        "dead_lettered": 0,
+    }
     assert sorted(ledger_rows(core).values()) == [1] * 5
 
 
@@ -205,6 +234,7 @@ def test_overlapping_batches_applied_at_the_same_moment_apply_the_shared_event_o
 
     outcomes = run_together(
         lambda: apply_batch(core.unit_of_work(), "reporting", [one.body, shared.body], apply, ONCE),
-        lambda: apply_batch(core.unit_of_work(), "reporting", [shared.body, three.body], apply, ONCE))
+        lambda: apply_batch(core.unit_of_work(), "reporting", [shared.body, three.body], apply, ONCE),
+    )
     assert sum(o["applied"] for o in outcomes) == 3 and sum(o["duplicate"] for o in outcomes) == 1
     assert ledger_rows(core) == {one.event_id: 1, shared.event_id: 1, three.event_id: 1}

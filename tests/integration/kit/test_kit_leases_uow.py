@@ -1,4 +1,5 @@
 """Leases (timers that run once across replicas) and the unit of work, on a real database."""
+
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -32,6 +33,7 @@ def holder_of(core, name: str) -> str:
 
 # --- leases ---------------------------------------------------------------------------------------------------
 
+
 def test_a_lease_is_held_by_one_replica_and_renewed_by_it(databases):
     core = databases("calls")
     assert acquire_lease(core, "calls.close_due_calls", TTL, holder="replica-a", now=at(0))
@@ -57,8 +59,7 @@ def test_a_replica_whose_clock_runs_ahead_within_the_margin_never_takes_a_live_l
     skew = CLOCK_SKEW_MARGIN.total_seconds() - 1  # replica-b's clock is this far ahead of replica-a's
     assert acquire_lease(core, "reporting.produce_scheduled_reports", TTL, holder="replica-a", now=at(0))
     # at real time 9.5 replica-a still holds the lease (it renews at 9.8); replica-b reads 9.5 + skew > expiry
-    assert not acquire_lease(core, "reporting.produce_scheduled_reports", TTL, holder="replica-b",
-                             now=at(9.5 + skew))
+    assert not acquire_lease(core, "reporting.produce_scheduled_reports", TTL, holder="replica-b", now=at(9.5 + skew))
     assert acquire_lease(core, "reporting.produce_scheduled_reports", TTL, holder="replica-a", now=at(9.8))
     assert holder_of(core, "reporting.produce_scheduled_reports") == "replica-a"
 
@@ -83,6 +84,7 @@ def test_two_replicas_racing_for_a_lease_never_both_win(databases, lease_exists)
 
 
 # --- the unit of work -----------------------------------------------------------------------------------------
+
 
 def outbox_rows(core) -> list:
     with core.engine.connect() as conn:
@@ -126,15 +128,21 @@ def test_an_event_that_breaks_its_contract_is_refused_before_anything_is_written
 
 def test_the_events_of_a_staff_operation_are_its_audit_trail(databases):
     from services.common.security.auth import Identity
+
     core = databases("grants")
-    uow = core.unit_of_work(identity=Identity("farid.finance", ("finance_approver",), at(3600)),
-                            operation="grants.approve_payment")
+    uow = core.unit_of_work(
+        identity=Identity("farid.finance", ("finance_approver",), at(3600)), operation="grants.approve_payment"
+    )
     uow.emit("tranche_paid", tranche_data(4))
     uow.commit()
     with core.engine.connect() as conn:
         (row,) = conn.execute(select(audit_log)).all()
-    assert (row.user, row.roles, row.operation, row.entity) == ("farid.finance", ["finance_approver"],
-                                                                "grants.approve_payment", "grant:grant-4")
+    assert (row.user, row.roles, row.operation, row.entity) == (
+        "farid.finance",
+        ["finance_approver"],
+        "grants.approve_payment",
+        "grant:grant-4",
+    )
     assert row.detail["event_type"] == "tranche_paid" and row.detail["data"]["amount_eur"] == "96000.00"
 
 
@@ -146,8 +154,10 @@ def test_a_connection_dropped_in_the_pool_costs_one_retry_not_a_failed_unit_of_w
     uow.session.execute(select(1))
     uow.commit()  # its connection now waits in the pool
     with Postgres()._admin() as admin, admin.cursor() as cur:
-        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
-                    (core.engine.url.database,))
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (core.engine.url.database,),
+        )
         assert cur.fetchone()[0] >= 1
     attempts = []
 
@@ -167,8 +177,18 @@ def test_only_a_dropped_connection_is_retried(pg_databases):
 
     def work():
         attempts.append(len(attempts) + 1)
-        uow.session.execute(insert(outbox).values(event_id="x" * 37, event_type="t", exchange="e", routing_key="t",
-                                                  body="{}", headers={}, created_at=at(0), attempts=0))
+        uow.session.execute(
+            insert(outbox).values(
+                event_id="x" * 37,
+                event_type="t",
+                exchange="e",
+                routing_key="t",
+                body="{}",
+                headers={},
+                created_at=at(0),
+                attempts=0,
+            )
+        )
 
     with pytest.raises(DBAPIError):  # too long for its column: an error of the statement, not of the connection
         retrying_stale(work, uow.rollback)
@@ -180,9 +200,11 @@ def test_every_event_of_a_unit_is_written_at_commit_in_order_with_its_audit_reco
     """A unit that only emits (no other change) still commits its events; several events keep their order in the
     outbox and each is one audit record (on PostgreSQL both tables are written by one statement)."""
     from services.common.security.auth import Identity
+
     core = databases("grants")
-    uow = core.unit_of_work(identity=Identity("farid.finance", ("finance_approver",), at(3600)),
-                            operation="grants.approve_payment")
+    uow = core.unit_of_work(
+        identity=Identity("farid.finance", ("finance_approver",), at(3600)), operation="grants.approve_payment"
+    )
     first, second = uow.emit("tranche_paid", tranche_data(5)), uow.emit("tranche_paid", tranche_data(6))
     assert outbox_rows(core) == []  # nothing is visible before the commit
     uow.commit()
@@ -191,4 +213,6 @@ def test_every_event_of_a_unit_is_written_at_commit_in_order_with_its_audit_reco
         audited = conn.execute(select(audit_log.c.entity, audit_log.c.detail).order_by(audit_log.c.id)).all()
     assert written == [first.event_id, second.event_id]
     assert [(entity, detail["event_id"]) for entity, detail in audited] == [
-        ("grant:grant-5", first.event_id), ("grant:grant-6", second.event_id)]
+        ("grant:grant-5", first.event_id),
+        ("grant:grant-6", second.event_id),
+    ]

@@ -1,5 +1,6 @@
 """Each service's migration history builds exactly the tables its models declare (the kit's included, created by
 one shared function), on SQLite and PostgreSQL, and takes them all down again."""
+
 import importlib
 
 import pytest
@@ -32,6 +33,7 @@ def database_url(request, tmp_path):
         name = f"jmdi_migr_{run_id()}_{service}"
         made.append(name)
         return Postgres().create_database(name)
+
     made = []
     yield make
     for name in made:

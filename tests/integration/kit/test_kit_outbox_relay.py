@@ -1,5 +1,6 @@
 """The outbox relay and the confirming publisher on a real database and the real broker, with each crash window
 hit on purpose: the event reaches the broker at least once and its effect is applied exactly once."""
+
 import threading
 import time
 from datetime import timedelta
@@ -13,8 +14,17 @@ from services.common.messaging.publisher import PublishFailed
 from services.common.storage.tables import outbox
 from tests.support.infra import free_port, run_id
 
-from .conftest import SimulatedCrash, run_together, bound_queue, delete_queue, drain_queue, ledger_rows, ledger_total, record_tranche, \
-    tranche_data
+from .conftest import (
+    SimulatedCrash,
+    run_together,
+    bound_queue,
+    delete_queue,
+    drain_queue,
+    ledger_rows,
+    ledger_total,
+    record_tranche,
+    tranche_data,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +52,10 @@ def attempts(core) -> list[int]:
 
 def apply_all(consumer_core, bodies) -> list[str]:
     """The consumer's side: every delivered copy through the inbox."""
-    return [consume(consumer_core.unit_of_work(), "reporting.on_tranche_paid", body, {}, record_tranche,
-                    RetryPolicy(1, 0)) for body in bodies]
+    return [
+        consume(consumer_core.unit_of_work(), "reporting.on_tranche_paid", body, {}, record_tranche, RetryPolicy(1, 0))
+        for body in bodies
+    ]
 
 
 def test_committed_rows_are_published_once_and_marked_sent(databases, vhost, queue):
@@ -60,8 +72,7 @@ def test_committed_rows_are_published_once_and_marked_sent(databases, vhost, que
     assert pending_count(core) == 0
 
 
-def test_a_crash_between_the_commit_and_the_publish_is_published_after_the_restart(databases, vhost, queue,
-                                                                                     crash_at):
+def test_a_crash_between_the_commit_and_the_publish_is_published_after_the_restart(databases, vhost, queue, crash_at):
     core, consumer = databases("grants"), databases("reporting")
     crash_at("outbox.before_publish")
     commit_tranches(core, (1, 2))
@@ -78,8 +89,9 @@ def test_a_crash_between_the_commit_and_the_publish_is_published_after_the_resta
     assert sorted(ledger_rows(consumer).values()) == [1, 1] and pending_count(core) == 0
 
 
-def test_a_crash_after_the_publish_before_marking_sent_publishes_again_and_is_applied_once(databases, vhost, queue,
-                                                                                           crash_at):
+def test_a_crash_after_the_publish_before_marking_sent_publishes_again_and_is_applied_once(
+    databases, vhost, queue, crash_at
+):
     core, consumer = databases("grants"), databases("reporting")
     crash_at("outbox.after_publish")
     commit_tranches(core, (1, 2))
@@ -170,8 +182,11 @@ def test_housekeeping_forgets_rows_published_long_ago_and_keeps_pending_ones(dat
     finally:
         relay.publisher.close()
     with core.engine.connect() as conn:
-        left = [r.event_type for r in conn.execute(select(outbox.c.event_type, outbox.c.published_at))
-                if r.published_at is None]
+        left = [
+            r.event_type
+            for r in conn.execute(select(outbox.c.event_type, outbox.c.published_at))
+            if r.published_at is None
+        ]
     assert left == ["tranche_paid"] and pending_count(core) == 1
 
 

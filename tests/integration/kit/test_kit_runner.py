@@ -1,4 +1,5 @@
 """Starting and stopping services: the runner (one service) and the supervisor (`make run`), as real processes."""
+
 import os
 import signal
 import subprocess
@@ -25,9 +26,15 @@ def amqp_uri(vhost):
 
 def service_env(tmp_path, amqp_uri: str, **extra) -> dict:
     """Each service on SQLite in tmp_path; no public keys set: the supervisor's local mode makes them."""
-    env = {**os.environ, "AMQP_URI": amqp_uri, "JMDI_SECRET": "runner-test-" + "s" * 32, "PYTHONUNBUFFERED": "1",
-           "MAIL_FOLDER": str(tmp_path / "mail"), "MAX_WORKERS": "2",
-           "JMDI_LOCAL_MODE": "true"}  # the test broker's guest login
+    env = {
+        **os.environ,
+        "AMQP_URI": amqp_uri,
+        "JMDI_SECRET": "runner-test-" + "s" * 32,
+        "PYTHONUNBUFFERED": "1",
+        "MAIL_FOLDER": str(tmp_path / "mail"),
+        "MAX_WORKERS": "2",
+        "JMDI_LOCAL_MODE": "true",
+    }  # the test broker's guest login
     for service in SERVICES:
         env[f"{service.upper()}_DATABASE_URL"] = f"sqlite:///{tmp_path / (service + '.db')}"
         env[f"{service.upper()}_METRICS_PORT"] = str(free_port())
@@ -89,10 +96,17 @@ def test_each_service_name_finds_its_service_class():
 
 def test_migrate_only_creates_the_services_tables_and_exits(tmp_path, amqp_uri):
     env = with_keys(service_env(tmp_path, amqp_uri), tmp_path, "grants")
-    done = subprocess.run([sys.executable, "-m", "services.common.launch.runner", "grants", "--migrate-only"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.common.launch.runner", "grants", "--migrate-only"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     import sqlite3
+
     with sqlite3.connect(tmp_path / "grants.db") as db:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"grants", "payments", "outbox", "inbox", "dead_letters", "leases", "audit_log"} <= tables
@@ -100,19 +114,34 @@ def test_migrate_only_creates_the_services_tables_and_exits(tmp_path, amqp_uri):
 
 def test_without_a_broker_the_runner_and_the_supervisor_say_how_to_get_one(tmp_path):
     env = service_env(tmp_path, f"amqp://guest:guest@127.0.0.1:{free_port()}/")
-    runner = subprocess.run([sys.executable, "-m", "services.common.launch.runner", "calls", "--no-migrate",
-                             "--broker-wait", "0"], cwd=REPO, env=with_keys(env, tmp_path, "calls"), capture_output=True, text=True, timeout=60)
+    runner = subprocess.run(
+        [sys.executable, "-m", "services.common.launch.runner", "calls", "--no-migrate", "--broker-wait", "0"],
+        cwd=REPO,
+        env=with_keys(env, tmp_path, "calls"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert runner.returncode == 2 and NO_BROKER_HINT in runner.stderr and "guest:***@" in runner.stderr
-    supervisor = subprocess.run([sys.executable, "-m", "services.common.launch.supervisor"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=60)
+    supervisor = subprocess.run(
+        [sys.executable, "-m", "services.common.launch.supervisor"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert supervisor.returncode == 2 and NO_BROKER_HINT in supervisor.stderr
 
 
 def test_a_running_service_stops_cleanly_on_sigterm(tmp_path, amqp_uri):
     log_path = tmp_path / "calls.log"
     with open(log_path, "wb") as log:
-        proc = start(["services.common.launch.runner", "calls"], with_keys(service_env(tmp_path, amqp_uri), tmp_path, "calls"),
-                     log)
+        proc = start(
+            ["services.common.launch.runner", "calls"],
+            with_keys(service_env(tmp_path, amqp_uri), tmp_path, "calls"),
+            log,
+        )
     try:
         wait_for(proc, "calls started", log_path)
         proc.send_signal(signal.SIGTERM)
@@ -141,8 +170,12 @@ def start_with_grants_crashing(tmp_path, amqp_uri):
     """The supervisor with grants unable to open its database (a folder that does not exist): grants exits again
     and again; returns the supervisor, its /metrics port and its log."""
     port = free_port()
-    env = service_env(tmp_path, amqp_uri, GRANTS_DATABASE_URL=f"sqlite:///{tmp_path / 'missing' / 'grants.db'}",
-                      SUPERVISOR_METRICS_PORT=str(port))
+    env = service_env(
+        tmp_path,
+        amqp_uri,
+        GRANTS_DATABASE_URL=f"sqlite:///{tmp_path / 'missing' / 'grants.db'}",
+        SUPERVISOR_METRICS_PORT=str(port),
+    )
     log_path = tmp_path / "supervisor.log"
     with open(log_path, "wb") as log:
         return start(["services.common.launch.supervisor"], env, log), port, log_path
@@ -158,8 +191,10 @@ def test_the_supervisor_restarts_a_crashing_service_with_backoff_and_keeps_the_o
         wait_for(proc, "calls started", log_path, 180)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             metrics = response.read().decode()
-        assert 'jmdi_process_restarts_total{process="grants"} 2.0' in metrics \
-            or 'jmdi_process_restarts_total{process="grants"} 3.0' in metrics, metrics
+        assert (
+            'jmdi_process_restarts_total{process="grants"} 2.0' in metrics
+            or 'jmdi_process_restarts_total{process="grants"} 3.0' in metrics
+        ), metrics
         assert 'jmdi_process_up{process="calls"} 1.0' in metrics
         # a process never restarted has its series at 0 (so Prometheus sees its first restart as an increase)
         assert 'jmdi_process_restarts_total{process="calls"} 0.0' in metrics
@@ -196,6 +231,10 @@ def test_the_supervisor_panels_show_every_process(crash_loop_seen_by_prometheus,
 
 
 def test_a_crash_loop_raises_the_restart_alert_for_that_process_only(crash_loop_seen_by_prometheus):
-    alerts = eventually(lambda: (lambda a: a if "ProcessRestartingRepeatedly" in a else None)(
-        firing(crash_loop_seen_by_prometheus)), 90, 1, "ProcessRestartingRepeatedly firing")
+    alerts = eventually(
+        lambda: (lambda a: a if "ProcessRestartingRepeatedly" in a else None)(firing(crash_loop_seen_by_prometheus)),
+        90,
+        1,
+        "ProcessRestartingRepeatedly firing",
+    )
     assert [a["process"] for a in alerts["ProcessRestartingRepeatedly"]] == ["grants"]

@@ -1,4 +1,5 @@
 """Real aiosmtpd servers for the SMTP delivery tests: a recording handler and a port finder."""
+
 import socket
 
 from aiosmtpd.smtp import AuthResult

@@ -1,4 +1,5 @@
 """The dispatcher on a real database (SQLite) against a real SMTP server: retry budget, crash recovery."""
+
 import email
 import email.policy
 from datetime import datetime, timedelta, timezone
@@ -29,18 +30,34 @@ def core(tmp_path):
 
 
 def settings_for(port, **extra):
-    return NotificationSettings.from_config({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TIMEOUT": 5,
-                                             "NOTIFICATION_RETRY_SECONDS": 0, "NOTIFICATION_MAX_ATTEMPTS": 3,
-                                             **extra})
+    return NotificationSettings.from_config(
+        {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": port,
+            "SMTP_TIMEOUT": 5,
+            "NOTIFICATION_RETRY_SECONDS": 0,
+            "NOTIFICATION_MAX_ATTEMPTS": 3,
+            **extra,
+        }
+    )
 
 
 def submitted(n=1, language="fr"):
     data = flows.proposal(n, language=language)
     data = {k: v for k, v in data.items() if k != "idempotency_key"}
-    return make_event("proposal_submitted", {
-        **data, "proposal_id": f"p-{n}", "reference": f"JMDI-2009-MA-{n:04d}", "programme_id": "JMDI",
-        "applicant_type": "civil_society_organisation", "lead_organisation": data["applicants"][0]["name"],
-        "submitted_at": datetime(2009, 1, 15, 14, 30, tzinfo=timezone.utc)}, producer="calls")
+    return make_event(
+        "proposal_submitted",
+        {
+            **data,
+            "proposal_id": f"p-{n}",
+            "reference": f"JMDI-2009-MA-{n:04d}",
+            "programme_id": "JMDI",
+            "applicant_type": "civil_society_organisation",
+            "lead_organisation": data["applicants"][0]["name"],
+            "submitted_at": datetime(2009, 1, 15, 14, 30, tzinfo=timezone.utc),
+        },
+        producer="calls",
+    )
 
 
 def planned(core, settings, event):
@@ -80,12 +97,22 @@ def test_a_crash_after_the_relay_accepted_is_resent_with_the_same_message_id(cor
     claimed = dispatcher.claim()
     # the process sends, then dies before recording it: the row stays claimed ...
     from services.notifications.messages import build_message
-    settings.transport().send(build_message(claimed.template, claimed.language, claimed.context,
-                                            claimed.recipient, settings.smtp.sender, message_id=claimed.message_id))
+
+    settings.transport().send(
+        build_message(
+            claimed.template,
+            claimed.language,
+            claimed.context,
+            claimed.recipient,
+            settings.smtp.sender,
+            message_id=claimed.message_id,
+        )
+    )
     assert dispatcher.deliver_due() == 0  # ... and nobody else takes it while the claim holds
     with core.engine.begin() as conn:  # the claim runs out
-        conn.execute(update(Notification.__table__).values(
-            next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        conn.execute(
+            update(Notification.__table__).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        )
     assert dispatcher.deliver_due() == 1
     ids = [email.message_from_bytes(c, policy=email.policy.default)["Message-ID"] for _f, _t, c in mailbox.received]
     assert ids == [claimed.message_id, claimed.message_id]  # the duplicate is recognisable
@@ -100,8 +127,9 @@ def test_the_mail_folder_does_not_keep_a_resent_message_twice(core, tmp_path):
     dispatcher = Dispatcher(core.unit_of_work(), settings, settings.transport())
     assert dispatcher.deliver_due() == 1
     with core.engine.begin() as conn:  # as if the first delivery had not been recorded
-        conn.execute(update(Notification.__table__).values(status="pending", next_attempt_at=datetime.now(
-            timezone.utc)))
+        conn.execute(
+            update(Notification.__table__).values(status="pending", next_attempt_at=datetime.now(timezone.utc))
+        )
     assert dispatcher.deliver_due() == 1
     (eml,) = (tmp_path / "mail").glob("*.eml")
     assert "lead3@example.org" in eml.read_text()

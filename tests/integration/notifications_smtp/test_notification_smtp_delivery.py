@@ -1,4 +1,5 @@
 """SmtpTransport against a real aiosmtpd server on localhost (no SMTP mocks)."""
+
 import email
 import email.policy
 import socket
@@ -9,8 +10,13 @@ import pytest
 from smtp_servers import Mailbox, free_port
 from notification_samples import context
 from services.notifications.delivery import (
-    PermanentDeliveryError, SmtpSettings, SmtpTransport, TemporaryDeliveryError, backoff_delays,
-    send_with_retries, transport_from_settings,
+    PermanentDeliveryError,
+    SmtpSettings,
+    SmtpTransport,
+    TemporaryDeliveryError,
+    backoff_delays,
+    send_with_retries,
+    transport_from_settings,
 )
 from services.notifications.messages import build_message
 
@@ -24,8 +30,15 @@ def settings_for(port, **overrides):
 
 def ec_report(to="jean-marc.lefevre@ec.europa.eu", key="report_generated.9f8e.ec"):
     data = bytes(range(256)) * 40  # binary content must arrive byte for byte
-    msg = build_message("ec_report", "fr", context("ec_report"), to=to, sender=SENDER,
-                        attachments=[("jmdi-financial-report-2010Q1.xlsx", data, XLSX)], message_id=key)
+    msg = build_message(
+        "ec_report",
+        "fr",
+        context("ec_report"),
+        to=to,
+        sender=SENDER,
+        attachments=[("jmdi-financial-report-2010Q1.xlsx", data, XLSX)],
+        message_id=key,
+    )
     return msg, data
 
 
@@ -36,7 +49,7 @@ def test_message_is_received_with_subject_body_and_attachment(smtp_server):
 
     assert result.transport == "smtp" and result.refused == {}
     assert result.message_id == "<report_generated.9f8e.ec@jmdi.local>"
-    (mail_from, rcpt_tos, content), = mailbox.received
+    ((mail_from, rcpt_tos, content),) = mailbox.received
     assert mail_from == "noreply@jmdi.local"
     assert rcpt_tos == ["jean-marc.lefevre@ec.europa.eu"]
     received = email.message_from_bytes(content, policy=email.policy.default)
@@ -53,14 +66,19 @@ def test_message_is_received_with_subject_body_and_attachment(smtp_server):
 
 def test_every_kind_goes_through_smtp_in_both_languages(smtp_server):
     from services.notifications.messages import KINDS
+
     controller, mailbox = smtp_server()
-    transport = transport_from_settings(env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(controller.port),
-                                             "SMTP_TIMEOUT": "5"})
+    transport = transport_from_settings(
+        env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(controller.port), "SMTP_TIMEOUT": "5"}
+    )
     assert isinstance(transport, SmtpTransport)
     for kind in KINDS:
         for lang in ("en", "fr"):
-            transport.send(build_message(kind, lang, context(kind), "amina@amd-taroudant.ma", SENDER,
-                                         message_id=f"evt-{kind}-{lang}"))
+            transport.send(
+                build_message(
+                    kind, lang, context(kind), "amina@amd-taroudant.ma", SENDER, message_id=f"evt-{kind}-{lang}"
+                )
+            )
     ids = {email.message_from_bytes(c)["Message-ID"] for _f, _t, c in mailbox.received}
     assert len(ids) == 2 * len(KINDS)
 

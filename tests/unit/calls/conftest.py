@@ -3,6 +3,7 @@
 The repository root (and this folder, for calls_builders) is put on sys.path because these tests may run before
 any project-wide pytest configuration exists, and under --import-mode=importlib; a no-op when already importable.
 """
+
 import sys
 from datetime import date, datetime
 from pathlib import Path

@@ -6,9 +6,16 @@ from services.common.values.errors import Conflict, InvalidInput
 
 
 def proposals(n):
-    return [make_proposal(id=f"P-{i}", applicants=(lead(name=f"Lead {i}", registration_number=f"L{i}"),
-                                                    partner(name=f"Partner {i}", registration_number=f"R{i}")))
-            for i in range(1, n + 1)]
+    return [
+        make_proposal(
+            id=f"P-{i}",
+            applicants=(
+                lead(name=f"Lead {i}", registration_number=f"L{i}"),
+                partner(name=f"Partner {i}", registration_number=f"R{i}"),
+            ),
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def declared(*names):
@@ -22,7 +29,7 @@ def test_balanced_and_deterministic():
     assert all(len(v) == 2 and len(set(v)) == 2 for v in result.values())
     counts = {a: sum(a in v for v in result.values()) for a in "abcd"}
     assert counts == {"a": 3, "b": 3, "c": 3, "d": 3}
-    assert result["P-1"] == ["a", "b"] and result["P-2"] == ["c", "d"]      # least loaded, then by id
+    assert result["P-1"] == ["a", "b"] and result["P-2"] == ["c", "d"]  # least loaded, then by id
     assert assign_assessors(list(reversed(ps)), ["a", "b", "c", "d"], declared("d", "c", "b", "a")) == result
 
 
@@ -39,8 +46,15 @@ def test_only_assessors_with_a_declaration():
 
 
 def test_conflict_by_normalised_name_or_registration_number():
-    ps = [make_proposal(id="P-1", applicants=(lead(name="Migrations & Développement ASBL", registration_number="X1"),
-                                              partner(registration_number="MA-RC-4242")))]
+    ps = [
+        make_proposal(
+            id="P-1",
+            applicants=(
+                lead(name="Migrations & Développement ASBL", registration_number="X1"),
+                partner(registration_number="MA-RC-4242"),
+            ),
+        )
+    ]
     decls = [
         Declaration("a", (DeclaredInterest(name="MIGRATIONS and developpement"),)),
         Declaration("b", (DeclaredInterest(registration_number="ma rc 4242"),)),
@@ -81,17 +95,24 @@ def test_input_errors():
 
 def test_top_up_counts_assessors_already_on_a_proposal_and_never_repeats_them():
     ps = proposals(2)
-    result = assign_assessors(ps, ["a", "b", "c"], declared("a", "b", "c"), {"a": 1, "b": 1}, k=2,
-                              assigned={"P-1": ["a", "b"], "P-2": ["a"]})
+    result = assign_assessors(
+        ps, ["a", "b", "c"], declared("a", "b", "c"), {"a": 1, "b": 1}, k=2, assigned={"P-1": ["a", "b"], "P-2": ["a"]}
+    )
     assert result == {"P-1": [], "P-2": ["c"]}
 
 
 def test_a_third_assessor_is_the_least_loaded_free_of_conflicts():
     p = make_proposal(id="P-1", applicants=(lead(name="Lead 1"), partner(name="Partner 1")))
-    decls = [Declaration("a"), Declaration("b"), Declaration("c", (DeclaredInterest(name="Partner 1"),)),
-             Declaration("d"), Declaration("e")]
-    result = assign_assessors([p], ["a", "b", "c", "d", "e"], decls, {"d": 4, "e": 2}, k=3,
-                              assigned={"P-1": ["a", "b"]})
+    decls = [
+        Declaration("a"),
+        Declaration("b"),
+        Declaration("c", (DeclaredInterest(name="Partner 1"),)),
+        Declaration("d"),
+        Declaration("e"),
+    ]
+    result = assign_assessors(
+        [p], ["a", "b", "c", "d", "e"], decls, {"d": 4, "e": 2}, k=3, assigned={"P-1": ["a", "b"]}
+    )
     assert result == {"P-1": ["e"]}
 
 

@@ -5,7 +5,13 @@ import pytest
 
 from calls_builders import DEADLINE, UTC, make_call
 from services.calls.domain import (
-    ApplicantType, CallStatus, CallWindow, ConsortiumRule, PartnerScope, call_from_dict, call_to_dict,
+    ApplicantType,
+    CallStatus,
+    CallWindow,
+    ConsortiumRule,
+    PartnerScope,
+    call_from_dict,
+    call_to_dict,
 )
 from services.common.values.errors import Conflict, InvalidInput, NotFound
 
@@ -18,7 +24,10 @@ def test_new_call_is_a_draft_with_profile_defaults(call):
     assert call.window("remittances").allocation == Decimal("3750000.00")
     assert call.total_allocation == Decimal("7500000.00")
     assert (call.min_grant, call.max_grant, call.max_ec_share) == (
-        Decimal("50000.00"), Decimal("200000.00"), Decimal("0.90"))
+        Decimal("50000.00"),
+        Decimal("200000.00"),
+        Decimal("0.90"),
+    )
     assert (call.contingency_cap, call.indirect_cap) == (Decimal("0.05"), Decimal("0.07"))
     assert ApplicantType.LOCAL_AUTHORITY in call.eligible_applicant_types
     assert call.deadline.tzinfo is timezone.utc
@@ -36,11 +45,14 @@ def test_lifecycle_draft_open_closed_evaluated(call):
     assert call.status is CallStatus.EVALUATED
 
 
-@pytest.mark.parametrize("step, rule", [
-    (lambda c: c.open(OPENING), "call.not_draft"),
-    (lambda c: c.amend(title="x"), "call.not_draft"),
-    (lambda c: c.mark_evaluated(), "call.not_closed"),
-])
+@pytest.mark.parametrize(
+    "step, rule",
+    [
+        (lambda c: c.open(OPENING), "call.not_draft"),
+        (lambda c: c.amend(title="x"), "call.not_draft"),
+        (lambda c: c.mark_evaluated(), "call.not_closed"),
+    ],
+)
 def test_transitions_refused_from_open(call, step, rule):
     call.open(OPENING)
     with pytest.raises(Conflict) as exc:
@@ -61,8 +73,10 @@ def test_evaluated_is_final(call):
     call.open(OPENING)
     call.close(DEADLINE)
     call.mark_evaluated()
-    for step, rule in ((lambda: call.mark_evaluated(), "call.not_closed"), (lambda: call.close(DEADLINE),
-                                                                             "call.not_open")):
+    for step, rule in (
+        (lambda: call.mark_evaluated(), "call.not_closed"),
+        (lambda: call.close(DEADLINE), "call.not_open"),
+    ):
         with pytest.raises(Conflict) as exc:
             step()
         assert exc.value.rule == rule
@@ -127,6 +141,7 @@ def test_windows_must_belong_to_programme_and_fit(programme, profile):
 
 def test_windows_sum_cannot_exceed_contribution(programme, profile):
     import dataclasses
+
     small = dataclasses.replace(programme, ec_contribution=Decimal("5000000.00"))
     with pytest.raises(InvalidInput) as exc:
         make_call(small, profile)
@@ -143,8 +158,14 @@ def test_call_bounds_stay_inside_profile(programme, profile):
 
 def test_call_input_errors(programme, profile):
     with pytest.raises(InvalidInput) as exc:
-        make_call(programme, profile, deadline=datetime(2009, 3, 31), windows={},
-                  eligible_applicant_types=["ngo", "pirate"], title=" ")
+        make_call(
+            programme,
+            profile,
+            deadline=datetime(2009, 3, 31),
+            windows={},
+            eligible_applicant_types=["ngo", "pirate"],
+            title=" ",
+        )
     assert {"deadline", "windows", "eligible_applicant_types", "title"} <= set(exc.value.errors)
     with pytest.raises(InvalidInput):
         make_call(programme, profile, min_duration_months=20, max_duration_months=12)

@@ -1,4 +1,5 @@
 """Each rule alone (one changed field -> exactly that violation), its edges, and all rules at once."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -6,7 +7,12 @@ import pytest
 
 from calls_builders import BEFORE, DEADLINE, budget, lead, make_call, make_proposal, partner
 from services.calls.domain import (
-    ConsortiumRule, PartnerScope, Stage, check_eligibility, ec_share, ensure_eligible,
+    ConsortiumRule,
+    PartnerScope,
+    Stage,
+    check_eligibility,
+    ec_share,
+    ensure_eligible,
 )
 from services.common.values.errors import Conflict
 
@@ -22,8 +28,16 @@ def funded(ec: str, **budget_lines):
 
 
 def big_budget(total_direct_lines: str):
-    return dict(human_resources=total_direct_lines, travel="0.00", equipment_supplies="0.00", local_office="0.00",
-                other_costs_services="0.00", other="0.00", contingency="0.00", indirect_costs="0.00")
+    return dict(
+        human_resources=total_direct_lines,
+        travel="0.00",
+        equipment_supplies="0.00",
+        local_office="0.00",
+        other_costs_services="0.00",
+        other="0.00",
+        contingency="0.00",
+        indirect_costs="0.00",
+    )
 
 
 def test_valid_proposal_has_no_violations(open_call, programme):
@@ -49,21 +63,27 @@ def test_wrong_call(open_call, programme):
     assert rules(open_call, programme, make_proposal(call_id="CALL-OTHER")) == ["proposal.wrong_call"]
 
 
-@pytest.mark.parametrize("ec, expected", [
-    ("50000.00", []),
-    ("49999.99", ["proposal.amount_below_minimum"]),
-    ("200000.00", []),
-    ("200000.01", ["proposal.amount_above_maximum"]),
-])
+@pytest.mark.parametrize(
+    "ec, expected",
+    [
+        ("50000.00", []),
+        ("49999.99", ["proposal.amount_below_minimum"]),
+        ("200000.00", []),
+        ("200000.01", ["proposal.amount_above_maximum"]),
+    ],
+)
 def test_grant_bounds(open_call, programme, ec, expected):
     # eligible costs of 250,000.00 keep the EC share under 90% for every amount tested
     assert rules(open_call, programme, funded(ec, **big_budget("250000.00"))) == expected
 
 
-@pytest.mark.parametrize("ec, expected", [
-    ("90000.00", []),                                   # exactly 90% of 100,000.00
-    ("90000.01", ["proposal.ec_share_above_cap"]),
-])
+@pytest.mark.parametrize(
+    "ec, expected",
+    [
+        ("90000.00", []),  # exactly 90% of 100,000.00
+        ("90000.01", ["proposal.ec_share_above_cap"]),
+    ],
+)
 def test_ec_share_cap(open_call, programme, ec, expected):
     p = funded(ec, **big_budget("100000.00"))
     assert rules(open_call, programme, p) == expected
@@ -71,6 +91,7 @@ def test_ec_share_cap(open_call, programme, ec, expected):
 
 def test_ec_share_undp_allows_full_funding(programme):
     from services.calls.domain import load_profile
+
     call = make_call(programme, load_profile("undp"))
     call.open(BEFORE - timedelta(days=30))
     p = funded("100000.00", **big_budget("100000.00"))
@@ -84,10 +105,13 @@ def test_empty_budget(open_call, programme):
     assert ec_share(p) is None
 
 
-@pytest.mark.parametrize("contingency, expected", [
-    ("5000.00", []),
-    ("5000.01", ["budget.contingency_above_cap"]),
-])
+@pytest.mark.parametrize(
+    "contingency, expected",
+    [
+        ("5000.00", []),
+        ("5000.01", ["budget.contingency_above_cap"]),
+    ],
+)
 def test_contingency_cap_is_5_percent_of_line_7(open_call, programme, contingency, expected):
     # line 7 = 100,000.00; indirect 0 so only the contingency rule can fail
     b = budget(contingency=contingency, indirect_costs="0.00")
@@ -99,13 +123,17 @@ def test_contingency_cap_is_not_rounded_up(open_call, programme):
     # 5% of 100,000.01 is 5,000.0005: 5,000.01 is above it even though it rounds to the cap
     b = budget(other="5000.01", contingency="5000.01", indirect_costs="0.00")
     assert rules(open_call, programme, make_proposal(budget=b, ec_amount_requested="80000.00")) == [
-        "budget.contingency_above_cap"]
+        "budget.contingency_above_cap"
+    ]
 
 
-@pytest.mark.parametrize("indirect, expected", [
-    ("7350.00", []),                                    # 7% of line 9 = 105,000.00
-    ("7350.01", ["budget.indirect_above_cap"]),
-])
+@pytest.mark.parametrize(
+    "indirect, expected",
+    [
+        ("7350.00", []),  # 7% of line 9 = 105,000.00
+        ("7350.01", ["budget.indirect_above_cap"]),
+    ],
+)
 def test_indirect_cap_is_7_percent_of_line_9(open_call, programme, indirect, expected):
     p = make_proposal(budget=budget(indirect_costs=indirect), ec_amount_requested="80000.00")
     assert rules(open_call, programme, p) == expected
@@ -122,9 +150,15 @@ def test_ec_plus_cofinancing_must_equal_total(open_call, programme):
     assert rules(open_call, programme, p) == ["budget.funding_mismatch"]
 
 
-@pytest.mark.parametrize("months, expected", [
-    (6, []), (5, ["proposal.duration_too_short"]), (36, []), (37, ["proposal.duration_too_long"]),
-])
+@pytest.mark.parametrize(
+    "months, expected",
+    [
+        (6, []),
+        (5, ["proposal.duration_too_short"]),
+        (36, []),
+        (37, ["proposal.duration_too_long"]),
+    ],
+)
 def test_duration_bounds_from_profile(open_call, programme, months, expected):
     assert rules(open_call, programme, make_proposal(duration_months=months)) == expected
 
@@ -162,12 +196,14 @@ def test_consortium_scope_any_eligible_country(programme, profile):
     call.open(BEFORE - timedelta(days=1))
     assert rules(call, programme, make_proposal(applicants=(lead(), partner(country="SN")))) == []
     assert rules(call, programme, make_proposal(applicants=(lead(), partner(country="US")))) == [
-        "consortium.no_target_country_partner"]
+        "consortium.no_target_country_partner"
+    ]
 
 
 def test_consortium_rules_can_be_switched_off(programme, profile):
-    call = make_call(programme, profile, consortium=ConsortiumRule(require_eu_partner=False,
-                                                                  require_target_country_partner=False))
+    call = make_call(
+        programme, profile, consortium=ConsortiumRule(require_eu_partner=False, require_target_country_partner=False)
+    )
     call.open(BEFORE - timedelta(days=1))
     assert rules(call, programme, make_proposal(applicants=(lead(country="US"),))) == []
 
@@ -176,9 +212,11 @@ def test_exactly_one_lead_and_co_applicant_limit(programme, profile):
     call = make_call(programme, profile, consortium=ConsortiumRule(max_co_applicants=2))
     call.open(BEFORE - timedelta(days=1))
     assert rules(call, programme, make_proposal(applicants=(partner(), partner(country="FR")))) == [
-        "consortium.one_lead"]
+        "consortium.one_lead"
+    ]
     assert rules(call, programme, make_proposal(applicants=(lead(), lead(name="Two", country="MA")))) == [
-        "consortium.one_lead"]
+        "consortium.one_lead"
+    ]
     three = make_proposal(applicants=(lead(), partner(), partner(name="Third", country="SN")))
     assert rules(call, programme, three) == []
     four = make_proposal(applicants=(lead(), partner(), partner(name="Third"), partner(name="Fourth")))
@@ -188,33 +226,59 @@ def test_exactly_one_lead_and_co_applicant_limit(programme, profile):
 def test_every_failed_rule_is_returned(call, programme):
     b = budget(contingency="9000.00", indirect_costs="9000.00")
     p = make_proposal(
-        window="migrant_communities", target_country="BR", duration_months=48, budget=b,
-        total_eligible_cost="1.00", ec_amount_requested="250000.00", co_financing="0.00",
+        window="migrant_communities",
+        target_country="BR",
+        duration_months=48,
+        budget=b,
+        total_eligible_cost="1.00",
+        ec_amount_requested="250000.00",
+        co_financing="0.00",
         applicants=(lead(country="SN", type="private_for_profit"),),
     )
     found = rules(call, programme, p, DEADLINE + timedelta(days=1))
     assert found == [
-        "call.not_open", "call.deadline_passed", "proposal.window_not_in_call", "proposal.amount_above_maximum",
-        "proposal.ec_share_above_cap", "proposal.duration_too_long", "budget.contingency_above_cap",
-        "budget.indirect_above_cap", "budget.total_mismatch", "budget.funding_mismatch",
-        "proposal.country_not_eligible", "applicant.type_not_eligible", "consortium.no_eu_partner",
+        "call.not_open",
+        "call.deadline_passed",
+        "proposal.window_not_in_call",
+        "proposal.amount_above_maximum",
+        "proposal.ec_share_above_cap",
+        "proposal.duration_too_long",
+        "budget.contingency_above_cap",
+        "budget.indirect_above_cap",
+        "budget.total_mismatch",
+        "budget.funding_mismatch",
+        "proposal.country_not_eligible",
+        "applicant.type_not_eligible",
+        "consortium.no_eu_partner",
         "consortium.no_target_country_partner",
     ]
     with pytest.raises(Conflict) as exc:
         ensure_eligible(call, programme, p, DEADLINE + timedelta(days=1))
     assert exc.value.rule == "proposal.not_eligible" and len(exc.value.details) == len(found)
-    assert exc.value.details[0] == {"rule": "call.not_open", "field": "call_id",
-                                    "message": "call 'CALL-2008-1' is draft, not open"}
+    assert exc.value.details[0] == {
+        "rule": "call.not_open",
+        "field": "call_id",
+        "message": "call 'CALL-2008-1' is draft, not open",
+    }
 
 
 def test_the_logframe_is_checked_for_a_full_application_only(open_call, programme):
     from tests.support import flows
+
     without = make_proposal()
     assert check_eligibility(open_call, programme, without, BEFORE, Stage.CONCEPT_NOTE) == []
     missing = check_eligibility(open_call, programme, without, BEFORE, Stage.FULL_APPLICATION)
     assert [(v.rule, v.field) for v in missing] == [("logframe.missing", "logframe")]
     outputs_only = [r for r in flows.logframe() if r["type"] == "output"]
-    assert [v.rule for v in check_eligibility(open_call, programme, make_proposal(logframe=outputs_only), BEFORE,
-                                              Stage.FULL_APPLICATION)] == ["logframe.no_outcome"]
-    assert check_eligibility(open_call, programme, make_proposal(logframe=flows.logframe()), BEFORE,
-                             Stage.FULL_APPLICATION) == []
+    assert [
+        v.rule
+        for v in check_eligibility(
+            open_call, programme, make_proposal(logframe=outputs_only), BEFORE, Stage.FULL_APPLICATION
+        )
+    ] == ["logframe.no_outcome"]
+    assert (
+        check_eligibility(
+            open_call, programme, make_proposal(logframe=flows.logframe()), BEFORE, Stage.FULL_APPLICATION
+        )
+        == []
+    )

@@ -3,7 +3,13 @@ from decimal import Decimal
 import pytest
 
 from services.calls.domain import (
-    Assessment, Stage, assessment_total, evaluation_status, needs_third_assessor, proposal_score, section_totals,
+    Assessment,
+    Stage,
+    assessment_total,
+    evaluation_status,
+    needs_third_assessor,
+    proposal_score,
+    section_totals,
     validate_scores,
 )
 from services.common.values.errors import Conflict, InvalidInput
@@ -27,9 +33,9 @@ def test_totals_with_doubled_items(cn, fa):
     assert assessment_total(cn, all_(cn, 5)) == Decimal("50.00")
     assert assessment_total(cn, all_(cn, 1)) == Decimal("10.00")
     assert assessment_total(fa, all_(fa, 5)) == Decimal("100.00")
-    scores = all_(cn, 3) | {"1.1": 5}                # doubled item: +4 over all-3
+    scores = all_(cn, 3) | {"1.1": 5}  # doubled item: +4 over all-3
     assert assessment_total(cn, scores) == Decimal("34.00")
-    scores = all_(cn, 3) | {"1.3": 5}                # single item: +2
+    scores = all_(cn, 3) | {"1.3": 5}  # single item: +2
     assert assessment_total(cn, scores) == Decimal("32.00")
 
 
@@ -43,8 +49,7 @@ def test_scores_validation_names_criteria(cn):
     scores.update({"1.1": 6, "1.2": 0, "1.3": 2.5, "1.4": True, "9.9": 3})
     with pytest.raises(InvalidInput) as exc:
         validate_scores(cn, scores)
-    assert set(exc.value.errors) == {"scores.2.2", "scores.1.1", "scores.1.2", "scores.1.3", "scores.1.4",
-                                     "scores.9.9"}
+    assert set(exc.value.errors) == {"scores.2.2", "scores.1.1", "scores.1.2", "scores.1.3", "scores.1.4", "scores.9.9"}
     assert exc.value.errors["scores.2.2"] == ["is missing"]
     with pytest.raises(InvalidInput):
         validate_scores(cn, [3, 3])
@@ -84,14 +89,17 @@ def test_proposal_score_refuses_mixed_input(cn, fa):
         proposal_score([a, Assessment.create(cn, proposal_id="P-1", assessor="a", scores=all_(cn, 2))])
 
 
-@pytest.mark.parametrize("totals, gap, expected", [
-    (["80", "60"], "20", False),          # exactly the gap: acceptable
-    (["80.00", "59.99"], "20", True),
-    (["40", "30"], "10", False),
-    (["40", "29"], "10", True),
-    (["70"], "20", False),
-    ([], "20", False),
-])
+@pytest.mark.parametrize(
+    "totals, gap, expected",
+    [
+        (["80", "60"], "20", False),  # exactly the gap: acceptable
+        (["80.00", "59.99"], "20", True),
+        (["40", "30"], "10", False),
+        (["40", "29"], "10", True),
+        (["70"], "20", False),
+        ([], "20", False),
+    ],
+)
 def test_needs_third_assessor(totals, gap, expected):
     assert needs_third_assessor([Decimal(t) for t in totals], Decimal(gap)) is expected
 
@@ -102,13 +110,13 @@ def test_evaluation_status(profile, cn):
 
     one = evaluation_status(profile, cn, [assess("a", 4)])
     assert not one.complete and one.score is None and one.passed is None
-    close = evaluation_status(profile, cn, [assess("a", 4), assess("b", 3)])   # 40 vs 30: gap 10 on /50, ok
+    close = evaluation_status(profile, cn, [assess("a", 4), assess("b", 3)])  # 40 vs 30: gap 10 on /50, ok
     assert close.complete and close.score == Decimal("35.00") and close.passed
-    far = evaluation_status(profile, cn, [assess("a", 5), assess("b", 3)])     # 50 vs 30: > 10
+    far = evaluation_status(profile, cn, [assess("a", 5), assess("b", 3)])  # 50 vs 30: > 10
     assert far.needs_third_assessor and not far.complete
     third = evaluation_status(profile, cn, [assess("a", 5), assess("b", 3), assess("c", 2)])
     assert third.complete and not third.needs_third_assessor and third.score == Decimal("33.33")
-    low = evaluation_status(profile, cn, [assess("a", 3), assess("b", 2)])     # 30 and 20 -> 25 < 30
+    low = evaluation_status(profile, cn, [assess("a", 3), assess("b", 2)])  # 30 and 20 -> 25 < 30
     assert low.complete and low.passed is False
 
 
@@ -128,7 +136,7 @@ def test_the_gap_on_the_full_application_is_20_points(profile, fa):
     def assess(who, scores):
         return Assessment.create(fa, proposal_id="P-1", assessor=who, scores=scores)
 
-    at_gap = evaluation_status(profile, fa, [assess("a", all_(fa, 5)), assess("b", all_(fa, 4))])   # 100 vs 80
+    at_gap = evaluation_status(profile, fa, [assess("a", all_(fa, 5)), assess("b", all_(fa, 4))])  # 100 vs 80
     assert at_gap.complete and at_gap.score == Decimal("90.00")
     beyond = evaluation_status(profile, fa, [assess("a", all_(fa, 5)), assess("b", all_(fa, 4) | {"1.1": 3})])
     assert beyond.needs_third_assessor and not beyond.complete and beyond.score is None

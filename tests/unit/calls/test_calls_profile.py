@@ -75,8 +75,14 @@ def test_profile_validation_names_fields(raw):
     raw["grids"]["concept_note"]["threshold"] = "51"
     raw["grids"]["full_application"]["sections"][0]["criteria"][1]["code"] = "1.1"
     errors = errors_of(raw)
-    assert {"grant.max", "grant.max_ec_share", "budget.indirect_cap", "grids.interview",
-            "grids.concept_note.threshold", "grids.full_application.sections.0.criteria.1.code"} <= set(errors)
+    assert {
+        "grant.max",
+        "grant.max_ec_share",
+        "budget.indirect_cap",
+        "grids.interview",
+        "grids.concept_note.threshold",
+        "grids.full_application.sections.0.criteria.1.code",
+    } <= set(errors)
 
 
 def test_profile_file_with_extends_cycle(tmp_path):
@@ -94,9 +100,20 @@ def test_profile_from_a_path_extending_a_packaged_one(tmp_path):
 
 
 def test_grid_from_dict():
-    grid = grid_from_dict("concept_note", {"out_of": "10", "threshold": "6", "sections": [
-        {"code": "s", "label": "S", "criteria": [{"code": "a", "label": "A", "weight": 1},
-                                                  {"code": "b", "label": "B"}]}]})
+    grid = grid_from_dict(
+        "concept_note",
+        {
+            "out_of": "10",
+            "threshold": "6",
+            "sections": [
+                {
+                    "code": "s",
+                    "label": "S",
+                    "criteria": [{"code": "a", "label": "A", "weight": 1}, {"code": "b", "label": "B"}],
+                }
+            ],
+        },
+    )
     assert grid.codes == ("a", "b") and grid.out_of == 10
     with pytest.raises(InvalidInput):
         grid_from_dict("concept_note", {"out_of": "10", "threshold": "6", "sections": []})
@@ -104,6 +121,7 @@ def test_grid_from_dict():
 
 def test_profile_document_is_what_a_call_keeps():
     from services.calls.domain import load_profile, profile_document, profile_from_dict
+
     for name in ("ec_prag", "undp"):
         document = profile_document(name)
         assert "extends" not in document

@@ -22,8 +22,7 @@ def test_jmdi_file_holds_the_founding_facts(programme):
     assert (programme.period_start, programme.period_end) == (date(2008, 12, 1), date(2011, 11, 30))
     assert set(programme.eligible_countries) == JMDI_COUNTRIES and len(programme.eligible_countries) == 16
     assert programme.rule_profile == "ec_prag"
-    assert programme.window_codes == ("remittances", "migrant_communities", "migrant_associations",
-                                      "migrants_rights")
+    assert programme.window_codes == ("remittances", "migrant_communities", "migrant_associations", "migrants_rights")
     assert programme.total_allocated == programme.ec_contribution
     assert programme.window("remittances").name("fr") == "Transfert de fonds des immigrés"
     assert programme.window("migrants_rights").name() == "Migrants' rights"

@@ -4,16 +4,22 @@ import pytest
 
 from calls_builders import budget, lead, make_proposal, partner
 from services.calls.domain import (
-    ApplicantType, Budget, Language, Role, proposal_from_dict, proposal_reference, proposal_to_dict,
+    ApplicantType,
+    Budget,
+    Language,
+    Role,
+    proposal_from_dict,
+    proposal_reference,
+    proposal_to_dict,
 )
 from services.common.values.errors import InvalidInput
 
 
 def test_budget_derived_lines():
     b = budget()
-    assert b.subtotal_direct == Decimal("100000.00")   # line 7
-    assert b.total_direct == Decimal("105000.00")      # line 9
-    assert b.total_eligible == Decimal("112350.00")    # line 11
+    assert b.subtotal_direct == Decimal("100000.00")  # line 7
+    assert b.total_direct == Decimal("105000.00")  # line 9
+    assert b.total_eligible == Decimal("112350.00")  # line 11
     assert Budget().total_eligible == Decimal("0.00")
 
 
@@ -37,8 +43,9 @@ def test_proposal_shape():
     assert p.lead.name == "Migrations et Développement"
     assert p.consortium_countries == ("FR", "MA")
     with pytest.raises(InvalidInput) as exc:
-        make_proposal(applicants=(), duration_months=0, target_country="Morocco", ec_amount_requested=None,
-                      co_financing=1.0)
+        make_proposal(
+            applicants=(), duration_months=0, target_country="Morocco", ec_amount_requested=None, co_financing=1.0
+        )
     assert {"applicants", "duration_months", "target_country", "co_financing"} <= set(exc.value.errors)
 
 
@@ -58,8 +65,7 @@ def test_reference_format():
 
 
 def test_round_trip_through_dict():
-    p = make_proposal(reference="JMDI-2008-MA-0001", call_id="CALL-2008-1",
-                      submitted_at="2009-02-01T09:00:00+00:00")
+    p = make_proposal(reference="JMDI-2008-MA-0001", call_id="CALL-2008-1", submitted_at="2009-02-01T09:00:00+00:00")
     data = proposal_to_dict(p)
     assert data["budget"]["indirect_costs"] == "7350.00" and data["ec_amount_requested"] == "89880.00"
     assert data["applicants"][0]["role"] == "lead"

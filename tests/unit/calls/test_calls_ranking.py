@@ -11,8 +11,15 @@ T0 = datetime(2009, 3, 1, tzinfo=UTC)
 
 
 def sp(pid, score, amount, country="MA", minutes=0, window="remittances", reference=None):
-    return ScoredProposal(pid, reference or f"JMDI-2009-{country}-{pid[-4:]:0>4}", window, country,
-                          Decimal(amount), Decimal(score), T0 + timedelta(minutes=minutes))
+    return ScoredProposal(
+        pid,
+        reference or f"JMDI-2009-{country}-{pid[-4:]:0>4}",
+        window,
+        country,
+        Decimal(amount),
+        Decimal(score),
+        T0 + timedelta(minutes=minutes),
+    )
 
 
 def ids(items):
@@ -22,11 +29,11 @@ def ids(items):
 def test_threshold_and_greedy_fill():
     proposals = [
         sp("0001", "90", "150000.00"),
-        sp("0002", "85", "100000.00"),           # does not fit (150k + 100k > 200k) -> reserve
-        sp("0003", "80", "50000.00"),            # fits exactly -> main
-        sp("0004", "70", "60000.00"),            # allocation exhausted -> reserve
-        sp("0005", "60", "50000.00"),            # exactly at the threshold: ranked, reserve
-        sp("0006", "59.99", "50000.00"),         # under the threshold: excluded
+        sp("0002", "85", "100000.00"),  # does not fit (150k + 100k > 200k) -> reserve
+        sp("0003", "80", "50000.00"),  # fits exactly -> main
+        sp("0004", "70", "60000.00"),  # allocation exhausted -> reserve
+        sp("0005", "60", "50000.00"),  # exactly at the threshold: ranked, reserve
+        sp("0006", "59.99", "50000.00"),  # under the threshold: excluded
     ]
     r = rank("remittances", "200000.00", proposals, "60")
     assert ids(r.main) == ["0001", "0003"]
@@ -47,8 +54,12 @@ def test_ties_broken_by_submission_time_then_reference():
 
 
 def test_per_country_breakdown():
-    proposals = [sp("0001", "90", "100000.00", "SN"), sp("0002", "80", "100000.00", "MA"),
-                 sp("0003", "70", "100000.00", "SN"), sp("0004", "10", "100000.00", "MA")]
+    proposals = [
+        sp("0001", "90", "100000.00", "SN"),
+        sp("0002", "80", "100000.00", "MA"),
+        sp("0003", "70", "100000.00", "SN"),
+        sp("0004", "10", "100000.00", "MA"),
+    ]
     r = rank("remittances", "200000.00", proposals, "60")
     assert list(r.by_country) == ["MA", "SN"]
     ma, sn = r.by_country["MA"], r.by_country["SN"]
@@ -75,8 +86,22 @@ def test_input_errors():
 def test_ranking_to_dict():
     r = rank("remittances", "200000.00", [sp("0001", "90.5", "150000.00"), sp("0002", "80", "100000.00")], "60")
     d = ranking_to_dict(r)
-    assert d["main"] == [{"position": 1, "proposal_id": "0001", "reference": "JMDI-2009-MA-0001", "country": "MA",
-                          "ec_amount": "150000.00", "score": "90.5", "submitted_at": "2009-03-01T00:00:00+00:00"}]
+    assert d["main"] == [
+        {
+            "position": 1,
+            "proposal_id": "0001",
+            "reference": "JMDI-2009-MA-0001",
+            "country": "MA",
+            "ec_amount": "150000.00",
+            "score": "90.5",
+            "submitted_at": "2009-03-01T00:00:00+00:00",
+        }
+    ]
     assert d["reserve"][0]["position"] == 1 and d["remaining"] == "50000.00"
-    assert d["by_country"]["MA"] == {"main": 1, "main_amount": "150000.00", "reserve": 1,
-                                     "reserve_amount": "100000.00", "excluded": 0}
+    assert d["by_country"]["MA"] == {
+        "main": 1,
+        "main_amount": "150000.00",
+        "reserve": 1,
+        "reserve_amount": "100000.00",
+        "excluded": 0,
+    }

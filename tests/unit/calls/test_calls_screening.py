@@ -11,17 +11,20 @@ CSV = """name,registration_number,reason
 """
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Association Marocaine Solidarité", "association marocaine solidarite"),
-    ("  ASSOCIATION   marocaine-solidarite, asbl ", "association marocaine solidarite"),
-    ("S.A.R.L. Transferts Rapides & Cie", "transferts rapides"),
-    ("Migranten e.V.", "migranten"),
-    ("Straße GmbH", "strasse"),
-    ("Bread and Co Ltd.", "bread"),
-    ("Femmes & Migration", "femmes and migration"),
-    ("ASBL", ""),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Association Marocaine Solidarité", "association marocaine solidarite"),
+        ("  ASSOCIATION   marocaine-solidarite, asbl ", "association marocaine solidarite"),
+        ("S.A.R.L. Transferts Rapides & Cie", "transferts rapides"),
+        ("Migranten e.V.", "migranten"),
+        ("Straße GmbH", "strasse"),
+        ("Bread and Co Ltd.", "bread"),
+        ("Femmes & Migration", "femmes and migration"),
+        ("ASBL", ""),
+        ("", ""),
+    ],
+)
 def test_normalise_name(raw, expected):
     assert normalise_name(raw) == expected
 
@@ -51,11 +54,14 @@ def test_reason_column_is_optional_and_header_case_insensitive():
     assert [(e.name, e.registration_number, e.reason) for e in lst.entries] == [("Foo Ltd", "", ""), ("", "123", "")]
 
 
-@pytest.mark.parametrize("text, field", [
-    ("", "header"),
-    ("name,reason\nFoo,bar\n", "header"),
-    ("name,registration_number\n,\nASBL,--\n", "line 3"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("", "header"),
+        ("name,reason\nFoo,bar\n", "header"),
+        ("name,registration_number\n,\nASBL,--\n", "line 3"),
+    ],
+)
 def test_from_csv_errors(text, field):
     with pytest.raises(InvalidInput) as exc:
         ExclusionList.from_csv(text)
@@ -64,11 +70,13 @@ def test_from_csv_errors(text, field):
 
 def test_screen_matches_by_name_and_by_registration_number():
     lst = ExclusionList.from_csv(CSV)
-    proposal = make_proposal(applicants=(
-        lead(registration_number="fr w123456789"),
-        partner(name="ASSOCIATION MAROCAINE SOLIDARITE", registration_number="other"),
-        partner(name="Transferts rapides SARL", registration_number="MA-99-001"),
-    ))
+    proposal = make_proposal(
+        applicants=(
+            lead(registration_number="fr w123456789"),
+            partner(name="ASSOCIATION MAROCAINE SOLIDARITE", registration_number="other"),
+            partner(name="Transferts rapides SARL", registration_number="MA-99-001"),
+        )
+    )
     hits = lst.screen(proposal)
     assert [(h.applicant_index, h.matched_on, h.entry.line) for h in hits] == [
         (0, ("registration_number",), 3),
@@ -88,6 +96,7 @@ def test_an_unreadable_exclusion_file_is_invalid_input():
     import pytest
     from services.calls.domain import ExclusionList
     from services.common.values.errors import InvalidInput
+
     with pytest.raises(InvalidInput) as refused:
-        ExclusionList.from_csv("name,registration_number\n\"" + "x" * 200_000 + "\",1\n")
+        ExclusionList.from_csv('name,registration_number\n"' + "x" * 200_000 + '",1\n')
     assert "csv" in refused.value.errors

@@ -1,4 +1,5 @@
 """The demo's data: deterministic, valid for the calls service, within the PRAG budget caps, realistic spread."""
+
 import random
 from collections import Counter
 from datetime import date, timedelta
@@ -28,8 +29,17 @@ def test_every_proposal_passes_the_calls_input_schema_and_the_budget_caps():
     for consortium in built.consortia:
         loaded = SubmitProposal().load(consortium.payload)
         budget = loaded["budget"]
-        subtotal = sum(budget[h] for h in ("human_resources", "travel", "equipment_supplies", "local_office",
-                                           "other_costs_services", "other"))
+        subtotal = sum(
+            budget[h]
+            for h in (
+                "human_resources",
+                "travel",
+                "equipment_supplies",
+                "local_office",
+                "other_costs_services",
+                "other",
+            )
+        )
         direct = subtotal + budget["contingency"]
         total = direct + budget["indirect_costs"]
         assert total == loaded["total_eligible_cost_eur"]
@@ -72,6 +82,7 @@ def test_ibans_are_well_formed_for_every_programme_country():
 
 def test_a_demo_contract_ends_by_the_end_of_the_programme():
     from datetime import date
+
     assert demo.months_between(date(2026, 12, 1), date(2029, 11, 30)) == 36
     assert demo.months_between(date(2026, 12, 2), date(2029, 11, 30)) == 35
     assert demo.months_between(date(2026, 1, 31), date(2026, 2, 26)) == 0
@@ -80,6 +91,7 @@ def test_a_demo_contract_ends_by_the_end_of_the_programme():
 
 def test_every_proposal_has_a_logframe_of_two_to_four_indicators_ending_with_its_action():
     from services.common.values.logframe import parse_logframe
+
     built = scenario.build(PROGRAMME, "JMDI-2008", 60, seed=2008, starting=STARTING)
     for consortium in built.consortia:
         logframe = parse_logframe(consortium.payload["logframe"])

@@ -1,5 +1,6 @@
 """README carries the staff walkthrough as docs/staff-walkthrough.md has it (the page the walkthrough test runs),
 so the two cannot drift apart."""
+
 import re
 
 from services.common.runtime.config import REPO_ROOT

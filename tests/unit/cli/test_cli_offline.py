@@ -1,4 +1,5 @@
 """The jmdi CLI without the system: identity, arguments, errors and exit codes, files, bulk import checks."""
+
 import base64
 import json
 import tempfile
@@ -103,24 +104,50 @@ def test_outside_local_mode_nothing_is_implicit():
 
 
 # --- errors and exit codes -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("error,code,line", [
-    (InvalidInput({"amount_eur": ["Not a valid number."], "applicants": {"0": {"email": ["Not a valid email."]}}}),
-     2, "invalid input: amount_eur: Not a valid number.; applicants.0.email: Not a valid email."),
-    (NotFound("grant", "G-1"), 3, "not found: grant 'G-1' not found"),
-    (Conflict("payment.exceeds_award", "payments would exceed the award", []), 4,
-     "refused by rule payment.exceeds_award: payments would exceed the award"),
-    (NotAllowed("token expired"), 5, "not allowed: token expired"),
-    (TooManyRefusals("too many refused requests from 10.0.0.1; try again in 42 s", 42), 5,
-     "not allowed: too many refused requests from 10.0.0.1; try again in 42 s"),
-    (SystemFailure("internal error", "gateway.forward.c0ffee"), 6,
-     "internal error in the system (HTTP 500; correlation id gateway.forward.c0ffee"),
-    (ServiceUnavailable("the grants service is not running (nothing receives its requests)"), 6,
-     "the grants service is not running"),
-    (NoAnswer("the grants service did not answer within 60 s"), 6,
-     "the grants service did not answer within 60 s (JMDI_TIMEOUT sets how long jmdi waits)"),
-    (GatewayUnreachable("the gateway at http://x:8000 does not answer (refused)"), 6,
-     "the gateway at http://x:8000 does not answer"),
-])
+@pytest.mark.parametrize(
+    "error,code,line",
+    [
+        (
+            InvalidInput(
+                {"amount_eur": ["Not a valid number."], "applicants": {"0": {"email": ["Not a valid email."]}}}
+            ),
+            2,
+            "invalid input: amount_eur: Not a valid number.; applicants.0.email: Not a valid email.",
+        ),
+        (NotFound("grant", "G-1"), 3, "not found: grant 'G-1' not found"),
+        (
+            Conflict("payment.exceeds_award", "payments would exceed the award", []),
+            4,
+            "refused by rule payment.exceeds_award: payments would exceed the award",
+        ),
+        (NotAllowed("token expired"), 5, "not allowed: token expired"),
+        (
+            TooManyRefusals("too many refused requests from 10.0.0.1; try again in 42 s", 42),
+            5,
+            "not allowed: too many refused requests from 10.0.0.1; try again in 42 s",
+        ),
+        (
+            SystemFailure("internal error", "gateway.forward.c0ffee"),
+            6,
+            "internal error in the system (HTTP 500; correlation id gateway.forward.c0ffee",
+        ),
+        (
+            ServiceUnavailable("the grants service is not running (nothing receives its requests)"),
+            6,
+            "the grants service is not running",
+        ),
+        (
+            NoAnswer("the grants service did not answer within 60 s"),
+            6,
+            "the grants service did not answer within 60 s (JMDI_TIMEOUT sets how long jmdi waits)",
+        ),
+        (
+            GatewayUnreachable("the gateway at http://x:8000 does not answer (refused)"),
+            6,
+            "the gateway at http://x:8000 does not answer",
+        ),
+    ],
+)
 def test_each_failure_has_its_exit_code_and_one_line(fake, error, code, line):
     fake.replies["grants.get_grant"] = error
     result = jmdi("grants", "show", "G-1")
@@ -131,9 +158,14 @@ def test_each_failure_has_its_exit_code_and_one_line(fake, error, code, line):
 
 
 def test_a_conflict_names_every_failed_rule(fake):
-    fake.replies["calls.open_call"] = Conflict("eligibility", "2 eligibility rule(s) failed", [
-        {"rule": "country.not_eligible", "field": "target_country", "message": "FR"},
-        {"rule": "amount.outside_limits", "field": "ec_amount_requested_eur", "message": "too much"}])
+    fake.replies["calls.open_call"] = Conflict(
+        "eligibility",
+        "2 eligibility rule(s) failed",
+        [
+            {"rule": "country.not_eligible", "field": "target_country", "message": "FR"},
+            {"rule": "amount.outside_limits", "field": "ec_amount_requested_eur", "message": "too much"},
+        ],
+    )
     result = jmdi("calls", "open", "C")
     assert result.exit_code == failures.CONFLICT
     assert "country.not_eligible" in result.stderr and "amount.outside_limits" in result.stderr
@@ -143,8 +175,10 @@ def test_json_mode_prints_the_error_for_scripts(fake):
     fake.replies["grants.get_grant"] = NotFound("grant", "G-9")
     result = jmdi("grants", "show", "G-9", "--json")
     assert result.exit_code == failures.NOT_FOUND
-    assert json.loads(result.stdout) == {"error": {"code": "not_found", "message": "grant 'G-9' not found"},
-                                         "exit_code": 3}
+    assert json.loads(result.stdout) == {
+        "error": {"code": "not_found", "message": "grant 'G-9' not found"},
+        "exit_code": 3,
+    }
 
 
 def test_no_gateway_is_one_clear_line_and_exit_6():
@@ -161,28 +195,56 @@ def test_usage_errors_exit_2():
 # --- arguments --------------------------------------------------------------------------------------------------
 def test_options_become_rpc_arguments(fake):
     fake.replies["calls.create_call"] = {"call_id": "JMDI-2008", "status": "draft"}
-    result = jmdi("calls", "create", "JMDI-2008", "--programme", "JMDI", "--title", "Call 2008",
-                  "--deadline", "2009-03-01T12:00:00+00:00", "--window", "remittances=3750000.00",
-                  "--window", "migrants_rights=1000000.00", "--data", '{"max_ec_share": "0.8", "title": "old"}')
+    result = jmdi(
+        "calls",
+        "create",
+        "JMDI-2008",
+        "--programme",
+        "JMDI",
+        "--title",
+        "Call 2008",
+        "--deadline",
+        "2009-03-01T12:00:00+00:00",
+        "--window",
+        "remittances=3750000.00",
+        "--window",
+        "migrants_rights=1000000.00",
+        "--data",
+        '{"max_ec_share": "0.8", "title": "old"}',
+    )
     assert result.exit_code == 0, result.output
-    assert fake.calls == [("calls.create_call", {
-        "call_id": "JMDI-2008", "programme_id": "JMDI", "title": "Call 2008", "deadline": "2009-03-01T12:00:00+00:00",
-        "windows": [{"window": "remittances", "allocation_eur": "3750000.00"},
-                    {"window": "migrants_rights", "allocation_eur": "1000000.00"}],
-        "max_ec_share": "0.8"})]
+    assert fake.calls == [
+        (
+            "calls.create_call",
+            {
+                "call_id": "JMDI-2008",
+                "programme_id": "JMDI",
+                "title": "Call 2008",
+                "deadline": "2009-03-01T12:00:00+00:00",
+                "windows": [
+                    {"window": "remittances", "allocation_eur": "3750000.00"},
+                    {"window": "migrants_rights", "allocation_eur": "1000000.00"},
+                ],
+                "max_ec_share": "0.8",
+            },
+        )
+    ]
     assert "draft" in result.stdout
 
 
 def test_scores_are_whole_numbers_and_bad_pairs_are_usage_errors(fake):
     assert jmdi("assessments", "record", "P-1", "--score", "relevance=4", "--score", "design=5").exit_code == 0
-    assert fake.calls[-1] == ("calls.record_assessment", {"proposal_id": "P-1",
-                                                          "scores": {"relevance": 4, "design": 5}})
+    assert fake.calls[-1] == (
+        "calls.record_assessment",
+        {"proposal_id": "P-1", "scores": {"relevance": 4, "design": 5}},
+    )
     result = jmdi("assessments", "record", "P-1", "--score", "relevance=high")
     assert result.exit_code == failures.INVALID_INPUT and "not a whole number" in result.stderr
 
 
 def test_a_programme_file_is_sent_as_its_definition_and_a_bare_name_as_a_shipped_id(fake):
     import yaml
+
     path = "services/calls/data/programmes/jmdi.yaml"
     assert jmdi("programmes", "load", path).exit_code == 0
     assert jmdi("programmes", "load", "jmdi").exit_code == 0
@@ -193,12 +255,14 @@ def test_a_programme_file_is_sent_as_its_definition_and_a_bare_name_as_a_shipped
     assert from_file == {"programme": document} and document["period"] == {"start": "on_load", "months": 36}
     assert by_id == {"programme": "jmdi"}
     from services.calls.schemas import LoadProgramme
+
     assert LoadProgramme().load(from_file)["programme"]["id"] == "JMDI"
 
 
 def test_list_results_are_tables_and_json_on_request(fake):
     fake.replies["notifications.list_deliveries"] = [
-        {"notification_id": "n1", "template": "award", "recipient": "lead@example.org", "status": "sent"}]
+        {"notification_id": "n1", "template": "award", "recipient": "lead@example.org", "status": "sent"}
+    ]
     table = jmdi("notifications", "deliveries")
     assert table.exit_code == 0 and "lead@example.org" in table.stdout and "┃" in table.stdout
     as_json = jmdi("notifications", "deliveries", "--json", "--status", "sent")
@@ -207,16 +271,43 @@ def test_list_results_are_tables_and_json_on_request(fake):
 
 
 def test_audit_merges_every_service_in_time_order(fake):
-    fake.replies["calls.query_audit"] = [{"id": 1, "at": "2009-01-02T00:00:00+00:00", "user": "maria",
-                                          "roles": ["programme_manager"], "operation": "calls.open_call",
-                                          "outcome": "done", "entity": "call:C", "detail": {"event_type": "x"}}]
-    fake.replies["grants.query_audit"] = [{"id": 1, "at": "2009-01-01T00:00:00+00:00", "user": "eve", "roles": [],
-                                           "operation": "grants.approve_payment", "outcome": "refused",
-                                           "entity": None, "detail": {"reason": "no"}}]
+    fake.replies["calls.query_audit"] = [
+        {
+            "id": 1,
+            "at": "2009-01-02T00:00:00+00:00",
+            "user": "maria",
+            "roles": ["programme_manager"],
+            "operation": "calls.open_call",
+            "outcome": "done",
+            "entity": "call:C",
+            "detail": {"event_type": "x"},
+        }
+    ]
+    fake.replies["grants.query_audit"] = [
+        {
+            "id": 1,
+            "at": "2009-01-01T00:00:00+00:00",
+            "user": "eve",
+            "roles": [],
+            "operation": "grants.approve_payment",
+            "outcome": "refused",
+            "entity": None,
+            "detail": {"reason": "no"},
+        }
+    ]
     # refused at the door: only the gateway's trail has it
-    fake.replies["gateway.query_audit"] = [{"id": 7, "at": "2008-12-31T00:00:00+00:00", "user": "mallory",
-                                            "roles": [], "operation": "grants.approve_payment", "outcome": "refused",
-                                            "entity": None, "detail": {"reason": "invalid token"}}]
+    fake.replies["gateway.query_audit"] = [
+        {
+            "id": 7,
+            "at": "2008-12-31T00:00:00+00:00",
+            "user": "mallory",
+            "roles": [],
+            "operation": "grants.approve_payment",
+            "outcome": "refused",
+            "entity": None,
+            "detail": {"reason": "invalid token"},
+        }
+    ]
     result = jmdi("audit", "--outcome", "refused", "--json")
     rows = json.loads(result.stdout)
     assert [r["service"] for r in rows] == ["gateway", "grants", "calls"]
@@ -226,8 +317,10 @@ def test_audit_merges_every_service_in_time_order(fake):
 
 def test_health_names_the_service_that_does_not_answer_and_exits_6(fake):
     fake.replies["gateway.health"] = [
-        {"service": "gateway", "status": "ok"}, {"service": "calls", "status": "ok", "outbox_pending": 0},
-        {"service": "grants", "status": "timeout", "detail": "the grants service did not answer within 4 s"}]
+        {"service": "gateway", "status": "ok"},
+        {"service": "calls", "status": "ok", "outbox_pending": 0},
+        {"service": "grants", "status": "timeout", "detail": "the grants service did not answer within 4 s"},
+    ]
     result = jmdi("health")
     assert result.exit_code == failures.SYSTEM_FAILURE
     assert "not answering: grants" in result.stderr and "did not answer within 4 s" in result.stdout
@@ -240,8 +333,10 @@ def test_health_names_the_service_that_does_not_answer_and_exits_6(fake):
 def test_budget_xlsx_needs_out_and_is_written_as_bytes(fake, tmp_path):
     assert jmdi("report", "budget", "--format", "xlsx").exit_code == failures.INVALID_INPUT
     assert fake.calls == []
-    fake.replies["reporting.budget_report"] = {"format": "xlsx",
-                                               "content_base64": base64.b64encode(b"PK\x03\x04xlsx").decode()}
+    fake.replies["reporting.budget_report"] = {
+        "format": "xlsx",
+        "content_base64": base64.b64encode(b"PK\x03\x04xlsx").decode(),
+    }
     out = tmp_path / "budget.xlsx"
     result = jmdi("report", "budget", "--format", "xlsx", "--out", out, "--as-of", "2010-12-31")
     assert result.exit_code == 0, result.output
@@ -274,19 +369,27 @@ def _rows(n, changes=None):
     return rows
 
 
-CALL = {"call_id": "JMDI-2008", "programme_id": "JMDI", "min_grant_eur": "50000.00", "max_grant_eur": "200000.00",
-        "windows": [{"window": w, "allocation_eur": "3750000.00"} for w in flows.WINDOWS]}
+CALL = {
+    "call_id": "JMDI-2008",
+    "programme_id": "JMDI",
+    "min_grant_eur": "50000.00",
+    "max_grant_eur": "200000.00",
+    "windows": [{"window": w, "allocation_eur": "3750000.00"} for w in flows.WINDOWS],
+}
 
 
 def _import_fake():
     submitted = {}
 
     def submit(payload):
-        return submitted.setdefault(payload["idempotency_key"], {
-            "proposal_id": f"P{len(submitted) + 1}", "reference": f"JMDI-2008-{len(submitted) + 1:04d}"})
+        return submitted.setdefault(
+            payload["idempotency_key"],
+            {"proposal_id": f"P{len(submitted) + 1}", "reference": f"JMDI-2008-{len(submitted) + 1:04d}"},
+        )
 
-    fake = FakeConnection({"calls.get_call": CALL, "calls.get_programme": flows.programme(),
-                           "calls.submit_proposal": submit})
+    fake = FakeConnection(
+        {"calls.get_call": CALL, "calls.get_programme": flows.programme(), "calls.submit_proposal": submit}
+    )
     return fake, submitted
 
 
@@ -305,15 +408,19 @@ def test_import_submits_every_row_once_even_when_rerun(tmp_path, suffix):
 
 
 def test_import_submits_nothing_when_any_row_is_invalid(tmp_path):
-    rows = _rows(4, {1: {"target_country": "Morocco"}, 2: {"window": "tourism"},
-                    3: {"ec_amount_requested_eur": "150000.5x"}})
+    rows = _rows(
+        4, {1: {"target_country": "Morocco"}, 2: {"window": "tourism"}, 3: {"ec_amount_requested_eur": "150000.5x"}}
+    )
     path = tmp_path / "bad.csv"
     importer.write_rows(rows, path)
     fake, submitted = _import_fake()
     result = importer.import_proposals(fake, path, "JMDI-2008", quiet=True)
     assert submitted == {}
     assert [(e["row"], e["field"]) for e in result.errors] == [
-        (3, "target_country"), (4, "window"), (5, "ec_amount_requested_eur")]
+        (3, "target_country"),
+        (4, "window"),
+        (5, "ec_amount_requested_eur"),
+    ]
     assert result.exit_code == failures.INVALID_INPUT
 
 
@@ -338,34 +445,64 @@ def test_import_command_reports_rows_with_errors(tmp_path, fake):
 
 def test_whoami_reads_the_user_and_roles_where_the_sso_puts_them():
     from tests.support.tokens import KeycloakRealm
+
     token = KeycloakRealm().token("claire.dubois", ["finance_approver"])
     shown = json.loads(jmdi("whoami", "--json", env={"JMDI_TOKEN": token}).stdout)
     assert shown["mode"] == "token" and shown["user"] == "claire.dubois"
     assert shown["roles"][0] == "finance_approver"  # as claimed: whoami does not verify
     client_roles = KeycloakRealm(client="jmdi-gateway").token("ana.b", ["auditor"], roles_in="client")
-    shown = json.loads(jmdi("whoami", "--json", env={"JMDI_TOKEN": client_roles,
-                                                     "JMDI_ROLES_CLAIM": "resource_access.jmdi-gateway.roles"}).stdout)
+    shown = json.loads(
+        jmdi(
+            "whoami",
+            "--json",
+            env={"JMDI_TOKEN": client_roles, "JMDI_ROLES_CLAIM": "resource_access.jmdi-gateway.roles"},
+        ).stdout
+    )
     assert shown["roles"] == ["auditor"]
 
 
 def test_reallocation_moves_amounts_between_the_grants_headings(fake):
-    fake.replies["grants.get_grant"] = {"budget": {"human_resources": "50000.00", "travel": "6000.00",
-                                                   "other": "1000.00"}}
-    result = jmdi("amendments", "reallocate", "G-1", "--move", "human_resources:travel=1000.00",
-                  "--move", "other:local_office=250.50", "--reason", "more field visits")
+    fake.replies["grants.get_grant"] = {
+        "budget": {"human_resources": "50000.00", "travel": "6000.00", "other": "1000.00"}
+    }
+    result = jmdi(
+        "amendments",
+        "reallocate",
+        "G-1",
+        "--move",
+        "human_resources:travel=1000.00",
+        "--move",
+        "other:local_office=250.50",
+        "--reason",
+        "more field visits",
+    )
     assert result.exit_code == 0, result.output
-    assert fake.calls[-1] == ("grants.reallocate_budget", {
-        "grant_id": "G-1", "reason": "more field visits",
-        "new_budget": {"human_resources": "49000.00", "travel": "7000.00", "other": "749.50",
-                       "local_office": "250.50"}})
-    for bad, message in ((["--move", "travel=5"], "FROM:TO=AMOUNT"), (["--move", "catering:travel=5"], "no heading"),
-                         (["--move", "travel:other=1.234"], "two decimals"), ([], "give --move")):
+    assert fake.calls[-1] == (
+        "grants.reallocate_budget",
+        {
+            "grant_id": "G-1",
+            "reason": "more field visits",
+            "new_budget": {
+                "human_resources": "49000.00",
+                "travel": "7000.00",
+                "other": "749.50",
+                "local_office": "250.50",
+            },
+        },
+    )
+    for bad, message in (
+        (["--move", "travel=5"], "FROM:TO=AMOUNT"),
+        (["--move", "catering:travel=5"], "no heading"),
+        (["--move", "travel:other=1.234"], "two decimals"),
+        ([], "give --move"),
+    ):
         refused = jmdi("amendments", "reallocate", "G-1", *bad)
         assert refused.exit_code == failures.INVALID_INPUT and message in refused.stderr, (bad, refused.stderr)
 
 
 def test_a_deadline_may_be_given_from_now(fake):
     from datetime import datetime, timezone
+
     before = datetime.now(timezone.utc)
     assert jmdi("calls", "amend", "C-1", "--deadline", "+10m").exit_code == 0
     deadline = datetime.fromisoformat(fake.calls[-1][1]["deadline"])
@@ -377,11 +514,22 @@ def test_a_deadline_may_be_given_from_now(fake):
 
 
 def test_a_refusal_lists_each_rule_with_its_reason(fake, tmp_path):
-    fake.replies["calls.submit_proposal"] = Conflict("proposal.not_eligible", "2 eligibility rule(s) failed", [
-        {"rule": "proposal.amount_above_maximum", "field": "ec_amount_requested_eur",
-         "message": "250000.00 is above the maximum grant 200000.00"},
-        {"rule": "proposal.country_not_eligible", "field": "target_country",
-         "message": "FR is not an eligible country of JMDI"}])
+    fake.replies["calls.submit_proposal"] = Conflict(
+        "proposal.not_eligible",
+        "2 eligibility rule(s) failed",
+        [
+            {
+                "rule": "proposal.amount_above_maximum",
+                "field": "ec_amount_requested_eur",
+                "message": "250000.00 is above the maximum grant 200000.00",
+            },
+            {
+                "rule": "proposal.country_not_eligible",
+                "field": "target_country",
+                "message": "FR is not an eligible country of JMDI",
+            },
+        ],
+    )
     path = tmp_path / "proposal.json"
     path.write_text(json.dumps(flows.proposal(1)))
     result = jmdi("proposals", "submit", path)
@@ -389,7 +537,8 @@ def test_a_refusal_lists_each_rule_with_its_reason(fake, tmp_path):
     assert result.stderr.strip() == (
         "error: refused by rule proposal.not_eligible: 2 eligibility rule(s) failed (proposal.amount_above_maximum: "
         "250000.00 is above the maximum grant 200000.00; proposal.country_not_eligible: FR is not an eligible "
-        "country of JMDI)")
+        "country of JMDI)"
+    )
 
 
 def test_the_old_reports_group_points_to_its_new_name():

@@ -1,5 +1,6 @@
 """The role matrix covers every RPC the services expose and every operation of the gateway, and the CLI has a
 command for every staff operation."""
+
 import pytest
 
 from services.common.runtime.config import service_class
@@ -12,18 +13,26 @@ SERVICES = ("calls", "grants", "notifications", "reporting")
 def rpc_operations(service: str) -> set[str]:
     """Every nameko RPC entrypoint on the service class (nameko records them on the methods)."""
     from nameko.rpc import Rpc
+
     cls = service_class(service)
-    return {f"{service}.{name}" for name in dir(cls)
-            if any(isinstance(e, Rpc) for e in getattr(getattr(cls, name, None), "nameko_entrypoints", ()))}
+    return {
+        f"{service}.{name}"
+        for name in dir(cls)
+        if any(isinstance(e, Rpc) for e in getattr(getattr(cls, name, None), "nameko_entrypoints", ()))
+    }
 
 
 def gateway_operations() -> set[str]:
     """The gateway's own operations (health of every service, its audit of refusals)."""
     from services.gateway.http import ApiEntrypoint
     from services.gateway.service import GatewayService
-    return {e.operation for name in dir(GatewayService)
-            for e in getattr(getattr(GatewayService, name, None), "nameko_entrypoints", ())
-            if isinstance(e, ApiEntrypoint) and e.operation and not e.public}
+
+    return {
+        e.operation
+        for name in dir(GatewayService)
+        for e in getattr(getattr(GatewayService, name, None), "nameko_entrypoints", ())
+        if isinstance(e, ApiEntrypoint) and e.operation and not e.public
+    }
 
 
 IMPLEMENTED = sorted({op for service in SERVICES for op in rpc_operations(service)} | gateway_operations())
@@ -44,10 +53,38 @@ def test_the_matrix_uses_known_roles_and_read_only_roles_only_read():
     for operation, allowed in roles.MATRIX.items():
         assert allowed <= set(ROLES) | {roles.service_role(s) for s in roles.SERVICE_CALLS}, operation
     # auditors and EC reporters change nothing: the operations they may call are reads (or reports)
-    writes = ("load_", "update_", "create_", "amend_", "open_", "close_", "submit_", "withdraw_", "decide_",
-              "declare_", "assign_", "record_", "publish_", "award_", "reject_", "decline_", "register_",
-              "validate_", "sign_", "request_", "approve_", "accept_", "return_", "reallocate_", "pay_", "replay_",
-              "discard_", "retry_", "send_", "rebuild_")
+    writes = (
+        "load_",
+        "update_",
+        "create_",
+        "amend_",
+        "open_",
+        "close_",
+        "submit_",
+        "withdraw_",
+        "decide_",
+        "declare_",
+        "assign_",
+        "record_",
+        "publish_",
+        "award_",
+        "reject_",
+        "decline_",
+        "register_",
+        "validate_",
+        "sign_",
+        "request_",
+        "approve_",
+        "accept_",
+        "return_",
+        "reallocate_",
+        "pay_",
+        "replay_",
+        "discard_",
+        "retry_",
+        "send_",
+        "rebuild_",
+    )
     for operation, allowed in roles.MATRIX.items():
         name = operation.split(".", 1)[1]
         if name.startswith(writes):
@@ -62,6 +99,7 @@ def test_requesting_and_approving_a_payment_are_different_roles():
 @pytest.mark.parametrize("operation", sorted(roles.MATRIX))
 def test_every_staff_operation_has_a_cli_command(operation):
     from jmdi.table import command_for
+
     staff_roles = roles.MATRIX[operation] & set(roles.STAFF_ROLES)
     if staff_roles:
         assert command_for(operation), f"no jmdi command calls {operation}"
@@ -69,5 +107,6 @@ def test_every_staff_operation_has_a_cli_command(operation):
 
 def test_cli_commands_call_operations_in_the_matrix():
     from jmdi.table import COMMANDS
+
     unknown = [cmd.path for cmd in COMMANDS if cmd.operation not in roles.MATRIX]
     assert not unknown, f"commands calling operations no role may call: {unknown}"

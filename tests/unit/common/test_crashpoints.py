@@ -1,4 +1,5 @@
 """Crash points fire only in test mode, only where named, once per marker folder."""
+
 import pytest
 
 from services.common.messaging import crashpoints
@@ -22,8 +23,10 @@ def test_a_named_point_fires_once_per_marker_folder_in_test_mode(monkeypatch, tm
     crashpoints.crash_point("outbox.after_publish")
     crashpoints.crash_point("outbox.after_publish")  # the restarted process goes on
     crashpoints.crash_point("inbox.after_apply")
-    assert fired == [1, 1] and sorted(p.name for p in tmp_path.iterdir()) == ["inbox.after_apply",
-                                                                              "outbox.after_publish"]
+    assert fired == [1, 1] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "inbox.after_apply",
+        "outbox.after_publish",
+    ]
 
 
 @pytest.mark.parametrize("mode", [None, "", "false", "0", "production"])
@@ -47,6 +50,7 @@ def test_test_mode_without_a_marker_folder_fires_nothing(monkeypatch, fired):
 
 def test_every_point_is_called_where_the_kit_says():
     from pathlib import Path
+
     kit = Path(crashpoints.__file__).parent
     source = "".join((kit / name).read_text() for name in ("outbox.py", "publisher.py", "inbox.py", "batch.py"))
     for point in crashpoints.POINTS:

@@ -1,5 +1,6 @@
 """The kit's data protection: one notion of "the same person", inert text for files, masks by role, input free
 of control characters, logs free of e-mail addresses and IBANs."""
+
 import io
 import json
 import logging
@@ -41,8 +42,9 @@ def test_a_second_person_is_required_by_a_named_rule():
 
 
 # --- inert text -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\",\"y\")", "=cmd|' /C calc'!A0", "+33 1 23", "-2+3",
-                                  "@SUM(A1)", "\tindent", "\r=1+1"])
+@pytest.mark.parametrize(
+    "text", ['=HYPERLINK("http://x","y")', "=cmd|' /C calc'!A0", "+33 1 23", "-2+3", "@SUM(A1)", "\tindent", "\r=1+1"]
+)
 def test_formula_like_text_is_quoted_for_csv(text):
     assert formula_like(text)
     assert inert_text(text) == "'" + text
@@ -61,7 +63,7 @@ def test_control_characters_are_removed_but_tab_lf_cr_kept():
 def test_xlsx_text_cells_are_never_formulas(tmp_path):
     book = Workbook()
     sheet = book.active
-    values = ["=HYPERLINK(\"http://evil\",\"click\")", "@x", "-2+3", "plain\x0btext", "+1"]
+    values = ['=HYPERLINK("http://evil","click")', "@x", "-2+3", "plain\x0btext", "+1"]
     for row, value in enumerate(values, start=1):
         text_cell(sheet.cell(row=row, column=1), value)
     sheet.cell(row=10, column=1, value="=SUM(A1:A2)")  # a formula the report means stays one
@@ -79,7 +81,8 @@ def test_xlsx_text_cells_are_never_formulas(tmp_path):
 def test_control_characters_are_refused_at_input_naming_the_field():
     assert unstorable_text({"title": "a\x0bb", "applicants": [{"name": "ok\x1b"}], "note": "tab\tLF\nCR\r"}) == {
         "title": ["must not contain control characters (other than tab, LF, CR)"],
-        "applicants.0.name": ["must not contain control characters (other than tab, LF, CR)"]}
+        "applicants.0.name": ["must not contain control characters (other than tab, LF, CR)"],
+    }
 
     from marshmallow import Schema
 
@@ -104,9 +107,12 @@ def _as(*role_names):
     return SimpleNamespace(user="someone", roles=list(role_names))
 
 
-RESULT = {"organisation": {"iban": IBAN, "legal_name": "Association"},
-          "applicants": [{"email": "amina@example.org", "name": "Amina"}],
-          "deliveries": [{"recipient": "amina@example.org"}], "iban_shared_with": [{"organisation_id": "o-2"}]}
+RESULT = {
+    "organisation": {"iban": IBAN, "legal_name": "Association"},
+    "applicants": [{"email": "amina@example.org", "name": "Amina"}],
+    "deliveries": [{"recipient": "amina@example.org"}],
+    "iban_shared_with": [{"organisation_id": "o-2"}],
+}
 
 
 @pytest.mark.parametrize("role", sorted(roles.READERS))
@@ -134,8 +140,10 @@ def test_assessor_only_means_no_other_reading_role():
 
 # --- the logs ---------------------------------------------------------------------------------------------------
 def test_log_lines_carry_neither_addresses_nor_ibans():
-    assert redact_text(f"sent to amina@example.org, account {IBAN} / MA64 0115 1900 0001 2050 0053 4921") == \
-        "sent to a***@example.org, account MA64 **** **** 4921 / MA64 **** **** 4921"
+    assert (
+        redact_text(f"sent to amina@example.org, account {IBAN} / MA64 0115 1900 0001 2050 0053 4921")
+        == "sent to a***@example.org, account MA64 **** **** 4921 / MA64 **** **** 4921"
+    )
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(PersonalDataRedaction())
@@ -165,6 +173,7 @@ def test_a_traceback_carries_neither_addresses_nor_ibans(fmt):
     finally:
         logger.removeHandler(handler)
     written = stream.getvalue()
-    assert "ValueError: bank account MA64 **** **** 4921 of a***@example.org rejected" in \
-        (json.loads(written)["exception"] if fmt == "json" else written)
+    assert "ValueError: bank account MA64 **** **** 4921 of a***@example.org rejected" in (
+        json.loads(written)["exception"] if fmt == "json" else written
+    )
     assert "amina@" not in written and IBAN not in written and IBAN.replace(" ", "") not in written

@@ -1,5 +1,6 @@
 """The message guard's decisions (services/common/messaging/guard.py), message by message; the real consumers are proven in
 tests/integration/test_malformed_messages.py and R11-R13."""
+
 import pickle
 from types import SimpleNamespace
 
@@ -10,8 +11,12 @@ from services.common.messaging.guard import GuardedQueueConsumer, decode, max_me
 
 
 def message(body: bytes, **properties) -> Message:
-    msg = Message(body=body, content_type=properties.get("content_type"), properties=properties,
-                  delivery_info={"routing_key": "grants.health"})
+    msg = Message(
+        body=body,
+        content_type=properties.get("content_type"),
+        properties=properties,
+        delivery_info={"routing_key": "grants.health"},
+    )
     msg.accept = {"application/json"}
     return msg
 
@@ -19,17 +24,29 @@ def message(body: bytes, **properties) -> Message:
 RPC = {"content_type": "application/json", "reply_to": "rpc.reply-x-1", "correlation_id": "c1"}
 
 
-@pytest.mark.parametrize("body, properties, kind, reason", [
-    (b'{"args": [], "kwargs": {}}', {k: v for k, v in RPC.items() if k != "content_type"}, "rpc", "no_content_type"),
-    (b'{}', {**RPC, "content_type": "application/x-msgpack"}, "rpc", "unknown_content_type"),
-    (pickle.dumps({"args": []}), {**RPC, "content_type": "application/x-python-serialize"}, "rpc",
-     "unknown_content_type"),
-    (b'\xff{"args"', RPC, "rpc", "undecodable"),
-    (b'{"pad": "' + b"x" * 2000 + b'"}', RPC, "rpc", "too_large"),
-    (b'{}', {k: v for k, v in RPC.items() if k != "reply_to"}, "rpc", "no_reply_to"),
-    (b'{}', {k: v for k, v in RPC.items() if k != "correlation_id"}, "rpc", "no_correlation_id"),
-    (b'{}', {"content_type": "application/data"}, "event", "unknown_content_type"),  # kombu would trust it
-])
+@pytest.mark.parametrize(
+    "body, properties, kind, reason",
+    [
+        (
+            b'{"args": [], "kwargs": {}}',
+            {k: v for k, v in RPC.items() if k != "content_type"},
+            "rpc",
+            "no_content_type",
+        ),
+        (b"{}", {**RPC, "content_type": "application/x-msgpack"}, "rpc", "unknown_content_type"),
+        (
+            pickle.dumps({"args": []}),
+            {**RPC, "content_type": "application/x-python-serialize"},
+            "rpc",
+            "unknown_content_type",
+        ),
+        (b'\xff{"args"', RPC, "rpc", "undecodable"),
+        (b'{"pad": "' + b"x" * 2000 + b'"}', RPC, "rpc", "too_large"),
+        (b"{}", {k: v for k, v in RPC.items() if k != "reply_to"}, "rpc", "no_reply_to"),
+        (b"{}", {k: v for k, v in RPC.items() if k != "correlation_id"}, "rpc", "no_correlation_id"),
+        (b"{}", {"content_type": "application/data"}, "event", "unknown_content_type"),  # kombu would trust it
+    ],
+)
 def test_each_malformed_message_is_named(body, properties, kind, reason):
     assert decode(message(body, **properties), kind, limit=1024) == (None, reason)
 
@@ -37,7 +54,9 @@ def test_each_malformed_message_is_named(body, properties, kind, reason):
 def test_a_sound_message_is_decoded_and_events_need_no_reply_fields():
     assert decode(message(b'{"args": [], "kwargs": {}}', **RPC), "rpc", 1024) == ({"args": [], "kwargs": {}}, None)
     assert decode(message(b'{"event_id": "e1"}', content_type="application/json"), "event", 1024) == (
-        {"event_id": "e1"}, None)
+        {"event_id": "e1"},
+        None,
+    )
 
 
 def test_replies_are_left_to_the_brokers_size_limit():
@@ -77,8 +96,10 @@ def test_a_reply_listener_moves_to_a_fresh_reply_queue_after_a_lost_connection()
     from services.common.service.rpc import _listen_on_named_queue
 
     consumer = GuardedQueueConsumer()
-    consumer.container = SimpleNamespace(service_name="gateway", config={"DECLARE_TOPOLOGY": False},
-                                         max_workers=10, accept=["application/json"])
+    consumer.container = SimpleNamespace(
+        service_name="gateway", config={"DECLARE_TOPOLOGY": False}, max_workers=10, accept=["application/json"]
+    )
+
     class Provider:  # hashable, as nameko's extensions
         def __init__(self, **attributes):
             self.__dict__.update(attributes)

@@ -1,4 +1,5 @@
 """Identities: staff tokens (local issuer and Keycloak-shaped), service tokens, and every token that must be refused."""
+
 import json
 import os
 import socket
@@ -28,8 +29,12 @@ def keys(tmp_path_factory):
 
 
 def config_for(keys, service="grants", **extra):
-    return {"JMDI_JWKS": str(keys.issuer_jwks), "JMDI_SERVICE_JWKS": str(keys.services_jwks),
-            "SERVICE_NAME": service, **extra}
+    return {
+        "JMDI_JWKS": str(keys.issuer_jwks),
+        "JMDI_SERVICE_JWKS": str(keys.services_jwks),
+        "SERVICE_NAME": service,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +59,11 @@ def refused(verifier, token, reason: str):
 # --- staff tokens ------------------------------------------------------------------------------------------------
 def test_a_local_issuer_token_is_a_staff_identity(issuer, verifier):
     identity = verifier.verify(issuer.issue("maria.lopez", ["programme_manager", "committee"], timedelta(hours=2)))
-    assert (identity.user, identity.roles, identity.kind) == ("maria.lopez", ("programme_manager", "committee"),
-                                                              "staff")
+    assert (identity.user, identity.roles, identity.kind) == (
+        "maria.lopez",
+        ("programme_manager", "committee"),
+        "staff",
+    )
     assert identity.expires_at - datetime.now(timezone.utc) > timedelta(hours=1, minutes=59)
     assert identity.token_id and identity.subject != "maria.lopez"  # sub is a stable id, as Keycloak's
 
@@ -80,8 +88,9 @@ def test_the_issuer_refuses_unknown_roles_and_lifetimes_over_the_maximum(issuer)
 def keycloak_verifier(realm, tmp_path, **settings):
     path = tmp_path / "certs.json"
     path.write_text(json.dumps(realm.jwks()))
-    return TokenVerifier.from_config({"JMDI_JWKS": str(path), "JMDI_ISSUER": realm.issuer, "SERVICE_NAME": "grants",
-                                      **settings})
+    return TokenVerifier.from_config(
+        {"JMDI_JWKS": str(path), "JMDI_ISSUER": realm.issuer, "SERVICE_NAME": "grants", **settings}
+    )
 
 
 def test_keycloak_access_tokens_with_realm_roles(tmp_path):
@@ -132,9 +141,20 @@ class CertsEndpoint:
 
     def __enter__(self):
         with open(self.log, "w") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "http.server", str(self.port), "--bind",
-                                             "127.0.0.1", "--directory", str(self.directory)],
-                                            stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(self.directory),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -169,8 +189,13 @@ def test_keys_from_a_jwks_url_and_a_rotated_key_is_fetched(monkeypatch, tmp_path
 
 # --- every refused kind --------------------------------------------------------------------------------------
 def staff_claims(issuer, **changes):
-    claims = now_claims(iss=issuer.issuer, aud=issuer.audience, sub="s-1", preferred_username="mallory",
-                        realm_access={"roles": ["finance_approver"]})
+    claims = now_claims(
+        iss=issuer.issuer,
+        aud=issuer.audience,
+        sub="s-1",
+        preferred_username="mallory",
+        realm_access={"roles": ["finance_approver"]},
+    )
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -179,8 +204,16 @@ def own_sign(issuer, claims, **headers):
     return jwt.encode(claims, issuer.private_key, algorithm="EdDSA", headers={"kid": issuer.kid, **headers})
 
 
-@pytest.mark.parametrize("token,reason", [(None, "no identity"), ("", "no identity"), (12345, "malformed"),
-                                          ("this.is-not.a-jwt", "malformed"), ("x" * 20000, "malformed")])
+@pytest.mark.parametrize(
+    "token,reason",
+    [
+        (None, "no identity"),
+        ("", "no identity"),
+        (12345, "malformed"),
+        ("this.is-not.a-jwt", "malformed"),
+        ("x" * 20000, "malformed"),
+    ],
+)
 def test_missing_and_malformed_tokens(verifier, token, reason):
     refused(verifier, token, reason)
 
@@ -205,20 +238,30 @@ def test_another_key_under_the_issuers_key_id(issuer, verifier):
 def test_algorithm_confusion_hs256_signed_with_the_public_key(keys, issuer, verifier, tmp_path):
     jwk = json.loads(keys.issuer_jwks.read_text())["keys"][0]
     header = {"alg": "HS256", "typ": "JWT", "kid": issuer.kid}
-    for secret in (json.dumps(jwk).encode(), jwk["x"].encode(),
-                   issuer.private_key.public_key().public_bytes(*_pem_format())):
+    for secret in (
+        json.dumps(jwk).encode(),
+        jwk["x"].encode(),
+        issuer.private_key.public_key().public_bytes(*_pem_format()),
+    ):
         refused(verifier, hmac_signed(header, staff_claims(issuer), secret), "algorithm HS256 does not match")
     realm = KeycloakRealm()
     keycloak = keycloak_verifier(realm, tmp_path)
-    token = hmac_signed({"alg": "HS256", "typ": "JWT", "kid": realm.kid},
-                        realm.claims("mallory", ["finance_approver"]), realm.public_pem())
+    token = hmac_signed(
+        {"alg": "HS256", "typ": "JWT", "kid": realm.kid},
+        realm.claims("mallory", ["finance_approver"]),
+        realm.public_pem(),
+    )
     refused(keycloak, token, "algorithm HS256 does not match")
-    refused(keycloak, hmac_signed({"alg": "HS512", "kid": realm.kid}, realm.claims("m", []), realm.public_pem()),
-            "algorithm HS512 does not match")
+    refused(
+        keycloak,
+        hmac_signed({"alg": "HS512", "kid": realm.kid}, realm.claims("m", []), realm.public_pem()),
+        "algorithm HS512 does not match",
+    )
 
 
 def _pem_format():
     from cryptography.hazmat.primitives import serialization
+
     return serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
@@ -250,8 +293,11 @@ def test_every_required_claim(issuer, verifier, claim):
 def test_roles_are_a_list_and_a_staff_token_cannot_name_a_service(issuer, verifier):
     refused(verifier, own_sign(issuer, staff_claims(issuer, realm_access={"roles": "auditor"})), "not a list")
     assert verifier.verify(own_sign(issuer, staff_claims(issuer, realm_access=None))).roles == ()
-    refused(verifier, own_sign(issuer, staff_claims(issuer, preferred_username="service:reporting")),
-            "cannot name a service")
+    refused(
+        verifier,
+        own_sign(issuer, staff_claims(issuer, preferred_username="service:reporting")),
+        "cannot name a service",
+    )
     token = own_sign(issuer, staff_claims(issuer, realm_access={"roles": ["service:reporting", "auditor"]}))
     assert verifier.verify(token).roles == ("auditor",)
 
@@ -271,36 +317,59 @@ def test_a_service_token_is_only_for_the_service_it_calls(keys):
 
 def test_a_service_cannot_sign_as_another_service_or_as_staff(keys, issuer):
     reporting = signer(keys, "reporting")
-    as_grants = jwt.encode(now_claims(timedelta(minutes=5), iss=auth.SERVICE_ISSUER, sub="notifications",
-                                      aud="grants"), reporting.private_key, algorithm="EdDSA",
-                           headers={"kid": reporting.kid})
+    as_grants = jwt.encode(
+        now_claims(timedelta(minutes=5), iss=auth.SERVICE_ISSUER, sub="notifications", aud="grants"),
+        reporting.private_key,
+        algorithm="EdDSA",
+        headers={"kid": reporting.kid},
+    )
     refused(TokenVerifier.from_config(config_for(keys)), as_grants, "reporting's key signed a token for")
     # staff roles in a service token are ignored: the key decides who it is
-    with_roles = jwt.encode(now_claims(timedelta(minutes=5), iss=auth.SERVICE_ISSUER, sub="reporting", aud="grants",
-                                       realm_access={"roles": ["finance_approver"]}, preferred_username="claire"),
-                            reporting.private_key, algorithm="EdDSA", headers={"kid": reporting.kid})
+    with_roles = jwt.encode(
+        now_claims(
+            timedelta(minutes=5),
+            iss=auth.SERVICE_ISSUER,
+            sub="reporting",
+            aud="grants",
+            realm_access={"roles": ["finance_approver"]},
+            preferred_username="claire",
+        ),
+        reporting.private_key,
+        algorithm="EdDSA",
+        headers={"kid": reporting.kid},
+    )
     assert TokenVerifier.from_config(config_for(keys)).verify(with_roles).roles == ("service:reporting",)
     # a service's key is not a staff issuer key
-    staff_shaped = jwt.encode(staff_claims(issuer), reporting.private_key, algorithm="EdDSA",
-                              headers={"kid": issuer.kid})
+    staff_shaped = jwt.encode(
+        staff_claims(issuer), reporting.private_key, algorithm="EdDSA", headers={"kid": issuer.kid}
+    )
     refused(TokenVerifier.from_config(config_for(keys)), staff_shaped, "bad signature")
     # and another service's key id with this service's key
     notifications_kid = signer(keys, "notifications").kid
-    forged = jwt.encode(now_claims(timedelta(minutes=5), iss=auth.SERVICE_ISSUER, sub="notifications",
-                                   aud="grants"), reporting.private_key, algorithm="EdDSA",
-                        headers={"kid": notifications_kid})
+    forged = jwt.encode(
+        now_claims(timedelta(minutes=5), iss=auth.SERVICE_ISSUER, sub="notifications", aud="grants"),
+        reporting.private_key,
+        algorithm="EdDSA",
+        headers={"kid": notifications_kid},
+    )
     refused(TokenVerifier.from_config(config_for(keys)), forged, "bad signature")
 
 
 def test_service_tokens_are_short_lived(keys):
     reporting = signer(keys, "reporting")
-    refused(TokenVerifier.from_config(config_for(keys)), reporting.token_for("grants", timedelta(hours=1)),
-            "maximum of 10 min")
+    refused(
+        TokenVerifier.from_config(config_for(keys)),
+        reporting.token_for("grants", timedelta(hours=1)),
+        "maximum of 10 min",
+    )
 
 
 def test_the_matrix_grants_each_service_identity_only_what_it_needs():
-    granted = {role: sorted(op for op, roles in MATRIX.items() if role in roles)
-               for role in {r for roles in MATRIX.values() for r in roles} if role not in STAFF_ROLES}
+    granted = {
+        role: sorted(op for op, roles in MATRIX.items() if role in roles)
+        for role in {r for roles in MATRIX.values() for r in roles}
+        if role not in STAFF_ROLES
+    }
     assert granted == {"service:reporting": ["grants.ledger"], "service:notifications": ["reporting.get_report"]}
 
 
@@ -320,8 +389,9 @@ def test_no_keys_no_start(tmp_path, keys):
         ServiceSigner.from_config({"SERVICE_NAME": "reporting"})
     write_jwks(tmp_path / "unnamed.json", [public_jwk(generate_private_key())])
     with pytest.raises(KeyProblem, match="does not name its service"):
-        TokenVerifier.from_config({"JMDI_JWKS": str(keys.issuer_jwks),
-                                   "JMDI_SERVICE_JWKS": str(tmp_path / "unnamed.json")})
+        TokenVerifier.from_config(
+            {"JMDI_JWKS": str(keys.issuer_jwks), "JMDI_SERVICE_JWKS": str(tmp_path / "unnamed.json")}
+        )
 
 
 def test_local_keys_are_made_once_and_private(tmp_path):

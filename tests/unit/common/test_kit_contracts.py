@@ -1,4 +1,5 @@
 """The kit's pure parts: money, event contracts, errors across the wire, configuration, tokens."""
+
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -12,15 +13,32 @@ from services.common.values.money import MoneyError, money_str, round_money, to_
 from services.common.values.wire import to_wire
 
 
-@pytest.mark.parametrize("value,expected", [("150000", "150000.00"), (50000, "50000.00"), ("0.1", "0.10"),
-                                            (Decimal("200000.01"), "200000.01"), (" 12.5 ", "12.50")])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("150000", "150000.00"),
+        (50000, "50000.00"),
+        ("0.1", "0.10"),
+        (Decimal("200000.01"), "200000.01"),
+        (" 12.5 ", "12.50"),
+    ],
+)
 def test_money_accepts_decimal_strings_and_integers(value, expected):
     assert money_str(to_money(value)) == expected
 
 
-@pytest.mark.parametrize("value,reason", [(1.5, "float"), ("12.345", "two decimal places"), ("NaN", "finite"),
-                                          ("Infinity", "finite"), ("abc", "decimal"), (True, "float"),
-                                          ([1], "decimal string")])
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        (1.5, "float"),
+        ("12.345", "two decimal places"),
+        ("NaN", "finite"),
+        ("Infinity", "finite"),
+        ("abc", "decimal"),
+        (True, "float"),
+        ([1], "decimal string"),
+    ],
+)
 def test_money_refuses_floats_nan_and_fractions_of_cents(value, reason):
     with pytest.raises(MoneyError, match=reason):
         to_money(value)
@@ -40,8 +58,15 @@ def test_every_event_of_the_catalogue_has_a_contract_and_a_producer():
 
 
 def tranche(**overrides):
-    data = dict(payment_id="p1", grant_id="g1", reference="JMDI-2008-MA-0001", tranche_number=1,
-                amount_eur=Decimal("56000.00"), value_date=date(2009, 7, 1), bank_reference="BNK-1")
+    data = dict(
+        payment_id="p1",
+        grant_id="g1",
+        reference="JMDI-2008-MA-0001",
+        tranche_number=1,
+        amount_eur=Decimal("56000.00"),
+        value_date=date(2009, 7, 1),
+        bank_reference="BNK-1",
+    )
     data.update(overrides)
     return data
 
@@ -55,8 +80,9 @@ def test_an_event_round_trips_with_money_as_a_decimal_string():
     assert parsed.event_id == evt.event_id
 
 
-@pytest.mark.parametrize("bad", [dict(amount_eur=56000.0), dict(amount_eur=Decimal("1.001")),
-                                 dict(tranche_number="one")])
+@pytest.mark.parametrize(
+    "bad", [dict(amount_eur=56000.0), dict(amount_eur=Decimal("1.001")), dict(tranche_number="one")]
+)
 def test_a_producer_cannot_emit_an_invalid_event(bad):
     with pytest.raises(errors.InvalidInput):
         events.make_event("tranche_paid", tranche(**bad), producer="grants")
@@ -67,14 +93,17 @@ def test_only_the_owner_produces_an_event():
         events.make_event("tranche_paid", tranche(), producer="calls")
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda b: b["data"].update(amount_eur=56000.0),
-    lambda b: b["data"].update(amount_eur="-1x"),
-    lambda b: b.update(version=99),
-    lambda b: b.update(event_type="unknown"),
-    lambda b: b.pop("event_id"),
-    lambda b: b["data"].update(unexpected="field"),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b["data"].update(amount_eur=56000.0),
+        lambda b: b["data"].update(amount_eur="-1x"),
+        lambda b: b.update(version=99),
+        lambda b: b.update(event_type="unknown"),
+        lambda b: b.pop("event_id"),
+        lambda b: b["data"].update(unexpected="field"),
+    ],
+)
 def test_a_consumer_cannot_accept_an_invalid_event(mutate):
     body = events.make_event("tranche_paid", tranche(), producer="grants").body
     mutate(body)
@@ -82,12 +111,15 @@ def test_a_consumer_cannot_accept_an_invalid_event(mutate):
         events.parse_event(body)
 
 
-@pytest.mark.parametrize("exc", [
-    errors.InvalidInput({"amount_eur": ["must not be negative"]}),
-    errors.NotFound("grant", "g-1"),
-    errors.Conflict("award.above_max", "200000.01 is above the call maximum", [{"rule": "x"}]),
-    errors.NotAllowed("token expired"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        errors.InvalidInput({"amount_eur": ["must not be negative"]}),
+        errors.NotFound("grant", "g-1"),
+        errors.Conflict("award.above_max", "200000.01 is above the call maximum", [{"rule": "x"}]),
+        errors.NotAllowed("token expired"),
+    ],
+)
 def test_typed_errors_cross_the_rpc_boundary_as_themselves(exc):
     back = deserialize(serialize(exc))
     assert type(back) is type(exc)
@@ -105,8 +137,10 @@ def test_invalid_input_message_names_nested_fields():
 
 def test_config_placeholders_take_the_environment_or_the_default(tmp_path):
     path = tmp_path / "config.yml"
-    path.write_text("AMQP_URI: ${AMQP_URI:amqp://x/}\nDATABASE_URL: ${DB:sqlite:///var/t.db}\n"
-                    "WEB_SERVER_ADDRESS: ${HOST:0.0.0.0}:${PORT:8001}\nmax_workers: ${W:10}\nFLAG: ${F:true}\n")
+    path.write_text(
+        "AMQP_URI: ${AMQP_URI:amqp://x/}\nDATABASE_URL: ${DB:sqlite:///var/t.db}\n"
+        "WEB_SERVER_ADDRESS: ${HOST:0.0.0.0}:${PORT:8001}\nmax_workers: ${W:10}\nFLAG: ${F:true}\n"
+    )
     loaded = config.load_config("calls", env={"PORT": "9000", "W": "3"}, path=path)
     assert loaded["WEB_SERVER_ADDRESS"] == "0.0.0.0:9000"
     assert loaded["max_workers"] == 3 and loaded["FLAG"] is True
@@ -126,6 +160,7 @@ def test_wire_values_are_plain_json():
 
 def test_every_setting_the_services_read_is_listed():
     import re
+
     listed = {name for name, _default, _meaning in config.SETTINGS}
     read = set()
     for path in config.SERVICES_DIR.rglob("*"):
@@ -139,8 +174,11 @@ def test_every_setting_the_services_read_is_listed():
 
 def test_text_no_database_can_store_is_refused_as_input():
     from services.common.service.entrypoints import unstorable_text
+
     assert unstorable_text({"title": "Diaspora\x00", "applicants": [{"name": "\ud800"}], "ok": "Développement"}) == {
-        "title": ["must not contain NUL characters"], "applicants.0.name": ["is not valid Unicode text"]}
+        "title": ["must not contain NUL characters"],
+        "applicants.0.name": ["is not valid Unicode text"],
+    }
 
 
 def test_absurd_amounts_are_out_of_range_not_a_crash():
@@ -155,6 +193,7 @@ def test_a_date_time_with_any_offset_is_loaded_as_the_same_instant_in_utc():
     from marshmallow import ValidationError
 
     from services.common.service.entrypoints import AuditQuery
+
     loaded = AuditQuery().load({"since": "0018-09-05T12:22:06-20:34", "until": "2009-03-31T12:00:00+02:00"})
     assert loaded["since"] == datetime(18, 9, 6, 8, 56, 6, tzinfo=timezone.utc)
     assert loaded["until"].utcoffset().total_seconds() == 0 and loaded["until"].hour == 10

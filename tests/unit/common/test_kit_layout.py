@@ -6,6 +6,7 @@
 package, modules import each other without a circle. Checked twice: from the source (every import statement,
 those inside functions too), and by importing each package alone in a fresh interpreter.
 """
+
 import ast
 import subprocess
 import sys
@@ -19,8 +20,7 @@ LAYERS = ("values", "contracts", "runtime", "security", "storage", "messaging", 
 
 def kit_modules() -> dict[str, Path]:
     """'storage.db' -> its file, for every module of every package."""
-    return {f"{path.parent.name}.{path.stem}": path for path in sorted(KIT.glob("*/*.py"))
-            if path.stem != "__init__"}
+    return {f"{path.parent.name}.{path.stem}": path for path in sorted(KIT.glob("*/*.py")) if path.stem != "__init__"}
 
 
 def kit_imports(module: str, path: Path) -> set[str]:
@@ -30,7 +30,7 @@ def kit_imports(module: str, path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
             if node.level:  # relative to services.common.<package>
-                base = ["services", "common", package][:3 - (node.level - 1)]
+                base = ["services", "common", package][: 3 - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -70,7 +70,7 @@ def test_no_import_circle_between_modules():
 
     def visit(module, trail):
         if module in trail:
-            circles.append(" -> ".join(trail[trail.index(module):] + [module]))
+            circles.append(" -> ".join(trail[trail.index(module) :] + [module]))
             return
         if module in done:
             return
@@ -96,11 +96,12 @@ print(sorted({name.split(".")[2] for name in sys.modules if name.startswith("ser
 
 @pytest.mark.parametrize("package", LAYERS)
 def test_a_package_imported_alone_loads_only_packages_below_it(package):
-    done = subprocess.run([sys.executable, "-c", PROBE, package], cwd=KIT.parents[1], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, package], cwd=KIT.parents[1], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
-    assert loaded <= set(LAYERS[:LAYERS.index(package) + 1]), loaded
+    assert loaded <= set(LAYERS[: LAYERS.index(package) + 1]), loaded
 
 
 EVERY_MODULE = """
@@ -119,6 +120,7 @@ def test_every_module_imports_in_any_order(order):
         modules.reverse()
     elif order == "by_name_reversed":
         modules = sorted(modules, key=lambda m: m.split(".")[1], reverse=True)
-    done = subprocess.run([sys.executable, "-c", EVERY_MODULE, *modules], cwd=KIT.parents[1], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", EVERY_MODULE, *modules], cwd=KIT.parents[1], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr

@@ -1,4 +1,5 @@
 """`make run`'s local mode and the start-up check of every service's keys."""
+
 from services.common.contracts.topology import SERVICES
 from services.common.security.auth import identity_problem
 from services.common.security.keys import KeyDirectory
@@ -22,8 +23,9 @@ def test_local_mode_makes_the_keys_once_and_gives_each_service_only_its_own(tmp_
 
 
 def test_with_jmdi_jwks_set_there_is_no_local_mode(tmp_path):
-    envs = local_mode_environments({"JMDI_JWKS": "https://sso.example.org/certs"}, SERVICES,
-                                   keys=KeyDirectory(tmp_path))
+    envs = local_mode_environments(
+        {"JMDI_JWKS": "https://sso.example.org/certs"}, SERVICES, keys=KeyDirectory(tmp_path)
+    )
     assert all(env == {"JMDI_JWKS": "https://sso.example.org/certs"} for env in envs.values())
     assert not any(tmp_path.iterdir())
 
@@ -44,10 +46,16 @@ def test_a_service_started_without_keys_refuses_with_one_line():
     import subprocess
     import sys
     from services.common.runtime.config import REPO_ROOT
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("JMDI_")}
-    result = subprocess.run([sys.executable, "-m", "services.common.launch.runner", "grants", "--no-migrate"], cwd=REPO_ROOT,
-                            env={**env, "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"}, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.common.launch.runner", "grants", "--no-migrate"],
+        cwd=REPO_ROOT,
+        env={**env, "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("grants: JMDI_JWKS is not set")
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """The logframe's validation (every refusal names its path), targets amendments, actuals, and progress."""
+
 from decimal import Decimal
 
 import pytest
@@ -16,23 +17,26 @@ def test_a_good_logframe_is_normalised():
     assert parse_logframe(parsed) == parsed  # idempotent: the wire form parses to itself
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda lf: lf[0].update(type="impact"), "logframe.0.type"),
-    (lambda lf: lf[0]["indicators"][0].update(measure="ratio"), "logframe.0.indicators.0.measure"),
-    (lambda lf: lf[0]["indicators"][0].update(target_value=40.5), "logframe.0.indicators.0.target_value"),
-    (lambda lf: lf[0]["indicators"][0].update(target_value="-1"), "logframe.0.indicators.0.target_value"),
-    (lambda lf: lf[0]["indicators"][1].update(target_value="101"), "logframe.0.indicators.1.target_value"),
-    (lambda lf: lf[0]["indicators"][0].update(title="a\x07bell"), "logframe.0.indicators.0.title"),
-    (lambda lf: lf[0]["indicators"][0].update(title="x" * 301), "logframe.0.indicators.0.title"),
-    (lambda lf: lf[0]["indicators"][0].update(baseline_year="2008"), "logframe.0.indicators.0.baseline_year"),
-    (lambda lf: lf[0]["indicators"][0].update(target_date="31/12/2010"), "logframe.0.indicators.0.target_date"),
-    (lambda lf: lf[0]["indicators"][0].update(target_date="2007-01-01"), "logframe.0.indicators.0.target_date"),
-    (lambda lf: lf[0]["indicators"][0].pop("unit"), "logframe.0.indicators.0.unit"),
-    (lambda lf: lf[0]["indicators"][0].update(colour="red"), "logframe.0.indicators.0.colour"),
-    (lambda lf: lf[1]["indicators"][0].update(code="OC1.1"), "logframe.1.indicators.0.code"),
-    (lambda lf: lf[1]["indicators"][0].update(code="bad code!"), "logframe.1.indicators.0.code"),
-    (lambda lf: lf[1].update(indicators=[]), "logframe.1.indicators"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda lf: lf[0].update(type="impact"), "logframe.0.type"),
+        (lambda lf: lf[0]["indicators"][0].update(measure="ratio"), "logframe.0.indicators.0.measure"),
+        (lambda lf: lf[0]["indicators"][0].update(target_value=40.5), "logframe.0.indicators.0.target_value"),
+        (lambda lf: lf[0]["indicators"][0].update(target_value="-1"), "logframe.0.indicators.0.target_value"),
+        (lambda lf: lf[0]["indicators"][1].update(target_value="101"), "logframe.0.indicators.1.target_value"),
+        (lambda lf: lf[0]["indicators"][0].update(title="a\x07bell"), "logframe.0.indicators.0.title"),
+        (lambda lf: lf[0]["indicators"][0].update(title="x" * 301), "logframe.0.indicators.0.title"),
+        (lambda lf: lf[0]["indicators"][0].update(baseline_year="2008"), "logframe.0.indicators.0.baseline_year"),
+        (lambda lf: lf[0]["indicators"][0].update(target_date="31/12/2010"), "logframe.0.indicators.0.target_date"),
+        (lambda lf: lf[0]["indicators"][0].update(target_date="2007-01-01"), "logframe.0.indicators.0.target_date"),
+        (lambda lf: lf[0]["indicators"][0].pop("unit"), "logframe.0.indicators.0.unit"),
+        (lambda lf: lf[0]["indicators"][0].update(colour="red"), "logframe.0.indicators.0.colour"),
+        (lambda lf: lf[1]["indicators"][0].update(code="OC1.1"), "logframe.1.indicators.0.code"),
+        (lambda lf: lf[1]["indicators"][0].update(code="bad code!"), "logframe.1.indicators.0.code"),
+        (lambda lf: lf[1].update(indicators=[]), "logframe.1.indicators"),
+    ],
+)
 def test_a_bad_logframe_is_refused_naming_the_field(change, field):
     logframe = flows.logframe()
     change(logframe)
@@ -43,8 +47,9 @@ def test_a_bad_logframe_is_refused_naming_the_field(change, field):
 
 def test_the_full_application_needs_an_outcome_and_an_output():
     assert completeness(None)[0][0] == "logframe.missing"
-    assert [p[0] for p in completeness([r for r in parse_logframe(flows.logframe()) if r["type"] == "output"])] \
-        == ["logframe.no_outcome"]
+    assert [p[0] for p in completeness([r for r in parse_logframe(flows.logframe()) if r["type"] == "output"])] == [
+        "logframe.no_outcome"
+    ]
     assert completeness(parse_logframe(flows.logframe())) == []
 
 
@@ -61,12 +66,15 @@ def test_targets_change_by_code_and_unknown_codes_are_named():
 
 def test_actuals_are_checked_against_the_grants_indicators():
     logframe = parse_logframe(flows.logframe())
-    assert parse_actuals([{"code": "OC1.1", "value": 60}], logframe) == [{"code": "OC1.1", "value": "60",
-                                                                          "comment": ""}]
-    for bad, field in (([{"code": "NOPE", "value": "1"}], "actuals.0.code"),
-                       ([{"code": "OC1.2", "value": "100.5"}], "actuals.0.value"),
-                       ([{"code": "OC1.1", "value": 1.5}], "actuals.0.value"),
-                       ([{"code": "OC1.1", "value": "1"}, {"code": "OC1.1", "value": "2"}], "actuals.1.code")):
+    assert parse_actuals([{"code": "OC1.1", "value": 60}], logframe) == [
+        {"code": "OC1.1", "value": "60", "comment": ""}
+    ]
+    for bad, field in (
+        ([{"code": "NOPE", "value": "1"}], "actuals.0.code"),
+        ([{"code": "OC1.2", "value": "100.5"}], "actuals.0.value"),
+        ([{"code": "OC1.1", "value": 1.5}], "actuals.0.value"),
+        ([{"code": "OC1.1", "value": "1"}, {"code": "OC1.1", "value": "2"}], "actuals.1.code"),
+    ):
         with pytest.raises(InvalidInput) as refused:
             parse_actuals(bad, logframe)
         assert field in refused.value.errors

@@ -11,6 +11,7 @@ def record(msg, exc=False):
             raise ValueError("bad amount")
         except ValueError:
             import sys
+
             exc_info = sys.exc_info()
     return logging.LogRecord("nameko.containers", logging.WARNING, __file__, 1, msg, (), exc_info)
 

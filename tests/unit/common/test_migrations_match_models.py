@@ -1,5 +1,6 @@
 """Each service's migrations, applied from nothing, give exactly the tables its models and the kit declare (the kit's
 tables come from services/common/storage/kit_schema.py), and undo to nothing."""
+
 import importlib
 
 import pytest

@@ -1,5 +1,6 @@
 """Rules the services share, defined once in the kit: the retry waits, the report due dates, the Annex III
 headings — and the services use those definitions rather than copies."""
+
 from datetime import date
 
 import pytest
@@ -34,16 +35,19 @@ def test_the_report_calendar_of_a_contract():
 def test_grants_and_notifications_use_the_kits_calendar():
     from services.grants.domain import reports
     from services.notifications.domain import schedule
+
     assert schedule.report_due_dates is report_calendar.report_due_dates
     start = date(2010, 1, 31)
-    assert [(p.kind, p.end, p.due_date) for p in reports.reporting_periods(start, 30)] == \
-        [(d.kind, d.period_end, d.due_date) for d in report_calendar.report_due_dates(start, 30)]
+    assert [(p.kind, p.end, p.due_date) for p in reports.reporting_periods(start, 30)] == [
+        (d.kind, d.period_end, d.due_date) for d in report_calendar.report_due_dates(start, 30)
+    ]
 
 
 def test_every_service_uses_the_one_list_of_annex_iii_headings():
     from services.calls.domain import proposal
     from services.grants.domain import annex as grants_annex
     from services.reporting.domain import budget_report
+
     assert events.ANNEX_III_HEADINGS is annex.HEADINGS
     assert proposal.BUDGET_LINES is annex.HEADINGS and proposal.DIRECT_LINES is annex.DIRECT_HEADINGS
     assert grants_annex.HEADINGS is annex.HEADINGS and budget_report.HEADINGS is annex.HEADINGS

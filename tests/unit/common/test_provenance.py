@@ -1,4 +1,5 @@
 """Events are applied only from their producer: the checks a consumer makes before anything else."""
+
 from services.common.messaging.provenance import ProducerCheck
 from tests.support.principals import call_opened
 
@@ -13,8 +14,9 @@ def test_an_event_from_its_producers_broker_user_is_accepted():
 def test_any_other_publisher_is_refused():
     body = call_opened("C-1").body
     check = ProducerCheck(True, "jmdi-")
-    assert "published by broker user 'jmdi-grants', not by 'jmdi-calls'" in check.refusal(body, "jmdi-grants",
-                                                                                           "call_opened")
+    assert "published by broker user 'jmdi-grants', not by 'jmdi-calls'" in check.refusal(
+        body, "jmdi-grants", "call_opened"
+    )
     assert "carries no user_id" in check.refusal(body, None, "call_opened")
     assert "not by 'jmdi-calls'" in check.refusal(body, "calls", "call_opened"), "the prefix is part of the name"
 

@@ -1,5 +1,6 @@
 """No weak secret starts (services/common/security/secrecy.py), values are read raw (config.py), and the runner refuses
 to start outside local mode with one line naming every weak setting."""
+
 import base64
 import os
 import secrets
@@ -23,10 +24,13 @@ STRONG = secrets.token_urlsafe(48)
 @pytest.mark.parametrize("value", ["s3cret #tail", "null", "false", "0", "  spaced value  ", "a: b", "~", "[1]"])
 def test_secrets_are_read_raw_never_through_yaml(tmp_path, value):
     path = tmp_path / "config.yml"
-    path.write_text("AMQP_URI: ${AMQP_URI:amqp://x/}\nDATABASE_URL: ${DB:sqlite:///var/t.db}\n"
-                    "SMTP_PASSWORD: ${SMTP_PASSWORD:}\nJMDI_JWKS: ${JMDI_JWKS:}\nOTHER: ${OTHER:}\n")
-    loaded = config.load_config("notifications", env={"SMTP_PASSWORD": value, "JMDI_JWKS": value,
-                                                      "OTHER": "10"}, path=path)
+    path.write_text(
+        "AMQP_URI: ${AMQP_URI:amqp://x/}\nDATABASE_URL: ${DB:sqlite:///var/t.db}\n"
+        "SMTP_PASSWORD: ${SMTP_PASSWORD:}\nJMDI_JWKS: ${JMDI_JWKS:}\nOTHER: ${OTHER:}\n"
+    )
+    loaded = config.load_config(
+        "notifications", env={"SMTP_PASSWORD": value, "JMDI_JWKS": value, "OTHER": "10"}, path=path
+    )
     assert loaded["SMTP_PASSWORD"] == value and loaded["JMDI_JWKS"] == value
     assert loaded["OTHER"] == 10  # other settings keep their YAML types
     unset = config.load_config("notifications", env={}, path=path)
@@ -42,12 +46,24 @@ def test_every_service_reads_its_secrets_raw():
                 assert name in config.RAW_SETTINGS, (service, name)
 
 
-@pytest.mark.parametrize("value, why", [
-    (None, "missing"), ("", "missing"), ("guest", "a known default"), ("calls-dev-password", "a known default"),
-    ("REPLACE_ME", "a known default"), ("null", "a known default"), ("false", "a known default"),
-    ("0", "a known default"), ("s3cret #tail", "too short"), ("correct horse battery", "too short"),
-    ("a" * 80, "too short"), ("ab" * 40, "too short"), (secrets.token_hex(16), "too short"),
-])
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("guest", "a known default"),
+        ("calls-dev-password", "a known default"),
+        ("REPLACE_ME", "a known default"),
+        ("null", "a known default"),
+        ("false", "a known default"),
+        ("0", "a known default"),
+        ("s3cret #tail", "too short"),
+        ("correct horse battery", "too short"),
+        ("a" * 80, "too short"),
+        ("ab" * 40, "too short"),
+        (secrets.token_hex(16), "too short"),
+    ],
+)
 def test_weak_secrets_are_named(value, why):
     assert secrecy.weakness(value).startswith(why)
 
@@ -58,8 +74,10 @@ def test_secrets_of_32_random_bytes_pass(value):
 
 
 def service_config(**overrides):
-    base = {"AMQP_URI": f"amqp://calls:{STRONG}@rabbit:5672/jmdi",
-            "DATABASE_URL": f"postgresql+psycopg2://jmdi_calls:{STRONG_HEX}@db:5432/calls"}
+    base = {
+        "AMQP_URI": f"amqp://calls:{STRONG}@rabbit:5672/jmdi",
+        "DATABASE_URL": f"postgresql+psycopg2://jmdi_calls:{STRONG_HEX}@db:5432/calls",
+    }
     return {**base, **overrides}
 
 
@@ -68,9 +86,16 @@ def test_a_service_with_strong_secrets_has_no_problem():
 
 
 def test_each_weak_setting_is_named():
-    found = secrecy.problems("notifications", service_config(
-        AMQP_URI="amqp://guest:guest@localhost:5672/", DATABASE_URL="postgresql://jmdi:short@db/notifications",
-        SMTP_USER="jmdi", SMTP_PASSWORD="null"), env={})
+    found = secrecy.problems(
+        "notifications",
+        service_config(
+            AMQP_URI="amqp://guest:guest@localhost:5672/",
+            DATABASE_URL="postgresql://jmdi:short@db/notifications",
+            SMTP_USER="jmdi",
+            SMTP_PASSWORD="null",
+        ),
+        env={},
+    )
     assert [p.split(":")[0] for p in found] == ["AMQP_URI", "NOTIFICATIONS_DATABASE_URL", "SMTP_PASSWORD"]
     no_password = secrecy.problems("calls", service_config(AMQP_URI="amqp://rabbit:5672/jmdi"), env={})
     assert no_password == ["AMQP_URI: the broker password is missing"]
@@ -80,20 +105,23 @@ def test_each_weak_setting_is_named():
 def test_local_mode_keys_and_weak_rsa_keys_are_refused_outside_local_mode(tmp_path):
     import base64
     import json
+
     local = str(REPO_ROOT / "var" / "keys" / "jwks" / "issuer.jwks.json")
     assert "var/keys" in secrecy.problems("calls", service_config(JMDI_JWKS=local), env={})[0]
     weak = tmp_path / "weak.jwks.json"
     modulus = base64.urlsafe_b64encode(b"\x80" + b"\x01" * 127).rstrip(b"=").decode()  # 1024 bits
     weak.write_text(json.dumps({"keys": [{"kty": "RSA", "kid": "old", "n": modulus, "e": "AQAB"}]}))
     assert secrecy.problems("calls", service_config(JMDI_JWKS=str(weak)), env={}) == [
-        "JMDI_JWKS: RSA key old is shorter than 2048 bits"]
+        "JMDI_JWKS: RSA key old is shorter than 2048 bits"
+    ]
     keys = KeyDirectory(tmp_path / "keys")
     keys.ensure(["reporting"], issuer=True)
     key = keys.service_key("reporting")
     assert secrecy.problems("reporting", service_config(JMDI_SERVICE_KEY=str(key)), env={}) == []
     key.chmod(0o644)
-    assert "readable by every user" in secrecy.problems("reporting", service_config(JMDI_SERVICE_KEY=str(key)),
-                                                        env={})[0]
+    assert (
+        "readable by every user" in secrecy.problems("reporting", service_config(JMDI_SERVICE_KEY=str(key)), env={})[0]
+    )
 
 
 def test_local_mode_accepts_development_secrets_only_when_set_explicitly():
@@ -107,15 +135,27 @@ def runner(env_overrides: dict, tmp_path) -> subprocess.CompletedProcess:
     keys = KeyDirectory(tmp_path / "keys")
     keys.ensure([], issuer=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JMDI_", "AMQP_", "CALLS_"))}
-    env.update({"JMDI_JWKS": str(keys.issuer_jwks), "CALLS_DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}",
-                **env_overrides})
-    return subprocess.run([sys.executable, "-m", "services.common.launch.runner", "calls", "--no-migrate",
-                           "--broker-wait", "0"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "JMDI_JWKS": str(keys.issuer_jwks),
+            "CALLS_DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}",
+            **env_overrides,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "services.common.launch.runner", "calls", "--no-migrate", "--broker-wait", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("password", ["guest", "null", "s3cret #tail"])
 def test_the_runner_refuses_weak_secrets_outside_local_mode_in_one_line(tmp_path, password):
     from urllib.parse import quote
+
     result = runner({"AMQP_URI": f"amqp://calls:{quote(password)}@127.0.0.1:1/"}, tmp_path)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]

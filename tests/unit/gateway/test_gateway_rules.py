@@ -1,5 +1,6 @@
 """The gateway's rules without a running system: budgets, who the client is, problems and back, the bounded audit
 of refusals, and the HTTP client's failures."""
+
 import socket
 import threading
 import warnings
@@ -14,9 +15,17 @@ warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
 from jmdi.transport import Gateway, GatewayUnreachable  # noqa: E402
 from services.common.storage.db import DatabaseCore  # noqa: E402
 from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound  # noqa: E402
-from services.common.values.problems import (BadRequest, NoAnswer, ServiceUnavailable, SystemFailure,  # noqa: E402
-                                             TooManyRefusals, Unauthenticated, UnknownOperation, error_from_problem,
-                                             problem_of)
+from services.common.values.problems import (  # noqa: E402
+    BadRequest,
+    NoAnswer,
+    ServiceUnavailable,
+    SystemFailure,
+    TooManyRefusals,
+    Unauthenticated,
+    UnknownOperation,
+    error_from_problem,
+    problem_of,
+)
 from services.common.storage.tables import audit_log  # noqa: E402
 from services.gateway.limits import Budget, client_of  # noqa: E402
 from services.gateway.repository import RefusalAudit  # noqa: E402
@@ -67,18 +76,21 @@ def test_the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise():
 
 
 # --- problems -------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("error,status", [
-    (InvalidInput({"amount_eur": ["Not a valid number."], "applicants": {"0": {"email": ["bad"]}}}), 422),
-    (NotFound("grant", "G-1"), 404),
-    (Conflict("award.window_allocation_exceeded", "over the window", [{"rule": "x", "available": "1.00"}]), 409),
-    (Unauthenticated("token expired"), 401),
-    (NotAllowed("ec.reporter (ec_reporter) may not calls.open_call"), 403),
-    (TooManyRefusals("too many refused requests", 17), 429),
-    (BadRequest({"_body": ["is larger than the limit of 10 bytes"]}, "too large", 413), 413),
-    (UnknownOperation("/api/v1/calls/nothing"), 404),
-    (ServiceUnavailable("the grants service is not running"), 503),
-    (NoAnswer("the grants service did not answer within 60 s"), 504),
-])
+@pytest.mark.parametrize(
+    "error,status",
+    [
+        (InvalidInput({"amount_eur": ["Not a valid number."], "applicants": {"0": {"email": ["bad"]}}}), 422),
+        (NotFound("grant", "G-1"), 404),
+        (Conflict("award.window_allocation_exceeded", "over the window", [{"rule": "x", "available": "1.00"}]), 409),
+        (Unauthenticated("token expired"), 401),
+        (NotAllowed("ec.reporter (ec_reporter) may not calls.open_call"), 403),
+        (TooManyRefusals("too many refused requests", 17), 429),
+        (BadRequest({"_body": ["is larger than the limit of 10 bytes"]}, "too large", 413), 413),
+        (UnknownOperation("/api/v1/calls/nothing"), 404),
+        (ServiceUnavailable("the grants service is not running"), 503),
+        (NoAnswer("the grants service did not answer within 60 s"), 504),
+    ],
+)
 def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
     got, body, headers = problem_of(error, "gateway.forward.c1")
     assert got == status and body["status"] == status and body["code"]
@@ -142,8 +154,12 @@ def test_refusals_past_the_minutes_budget_are_counted_then_summarised(core):
 def test_refusal_rows_say_whether_their_subject_was_verified(core):
     import jwt
     from services.common.security.auth import Identity
-    forged = jwt.encode({"preferred_username": "maria.pm", "realm_access": {"roles": ["finance_approver"]}},
-                        "not-the-issuer-key-" + "k" * 32, algorithm="HS256")
+
+    forged = jwt.encode(
+        {"preferred_username": "maria.pm", "realm_access": {"roles": ["finance_approver"]}},
+        "not-the-issuer-key-" + "k" * 32,
+        algorithm="HS256",
+    )
     audit = RefusalAudit(core, rows_per_minute=10)
     audit.record("grants.approve_payment", "invalid token: bad signature", forged, "10.0.0.1", None, 401)
     verified = Identity(user="ec.reporter", roles=("ec_reporter",), expires_at=None)

@@ -1,4 +1,5 @@
 """Unit tests of the grants domain: no broker, no database. Make the repository root importable."""
+
 import sys
 from pathlib import Path
 

@@ -4,8 +4,14 @@ import pytest
 
 from services.common.values.annex import PRAG_CAPS, BudgetCaps, cap_breaches
 from services.common.values.errors import Conflict, InvalidInput
-from services.grants.domain import (Amendment, ClosureKind, check_amendment_amount, check_caps, check_reallocation,
-                                    close_grant)
+from services.grants.domain import (
+    Amendment,
+    ClosureKind,
+    check_amendment_amount,
+    check_caps,
+    check_reallocation,
+    close_grant,
+)
 
 from grants_helpers import BUDGET_250K, LIMITS, budgets
 
@@ -19,7 +25,9 @@ def moved(**changes):
 
 # --- reallocation: |change| <= 15% of each heading's original amount, total unchanged ---------------------------
 def test_exactly_15_percent_is_allowed():
-    rows = check_reallocation(BUDGET_250K, moved(travel="-4500.00", human_resources="4500.00"), PRAG_CAPS)  # 15% of 30,000
+    rows = check_reallocation(
+        BUDGET_250K, moved(travel="-4500.00", human_resources="4500.00"), PRAG_CAPS
+    )  # 15% of 30,000
     assert {r["heading"]: r["change"] for r in rows}["travel"] == "-4500.00"
 
 
@@ -45,7 +53,7 @@ def test_changing_the_total_is_not_a_reallocation():
 
 
 def test_caps_still_hold_after_a_reallocation():
-    with pytest.raises(Conflict) as err:   # contingency 11,200 > 5% of the direct subtotal 222,800 (11,140)
+    with pytest.raises(Conflict) as err:  # contingency 11,200 > 5% of the direct subtotal 222,800 (11,140)
         check_reallocation(BUDGET_250K, moved(contingency="1200.00", travel="-1200.00"), PRAG_CAPS)
     assert err.value.rule == "budget.contingency_cap"
     assert err.value.details == [{"heading": "contingency", "amount": "11200.00", "limit": "11140.00"}]
@@ -59,8 +67,7 @@ def test_the_caps_are_the_calls_a_profile_with_a_higher_contingency_cap_allows_t
 
 def test_the_caps_compare_exactly_as_calls_does_at_submission():
     """5% of a direct subtotal of 100,000.10 is 5,000.005: 5,000.01 is above it, though it rounds to 5,000.01."""
-    direct = dict.fromkeys(("travel", "equipment_supplies", "local_office", "other_costs_services", "other"),
-                           D("0.00"))
+    direct = dict.fromkeys(("travel", "equipment_supplies", "local_office", "other_costs_services", "other"), D("0.00"))
     budget = {**direct, "human_resources": D("100000.10"), "contingency": D("5000.01"), "indirect_costs": D("0.00")}
     with pytest.raises(Conflict) as err:
         check_caps(budget, PRAG_CAPS)
@@ -68,7 +75,8 @@ def test_the_caps_compare_exactly_as_calls_does_at_submission():
     check_caps(dict(budget, contingency=D("5000.00")), PRAG_CAPS)
     # the same rule, the same figures, at submission (calls' eligibility): refused there too
     assert cap_breaches(D("100000.10"), D("105000.11"), D("5000.01"), D("0.00"), PRAG_CAPS) == [
-        ("contingency", D("5000.01"), D("5000.0050"))]
+        ("contingency", D("5000.01"), D("5000.0050"))
+    ]
 
 
 # --- amendments ----------------------------------------------------------------------------------------------
@@ -102,8 +110,11 @@ def test_amount_amendment_limits():
 # --- closure ---------------------------------------------------------------------------------------------------
 def test_final_payment_when_expenditure_earns_more_than_paid():
     closure = close_grant(D("200000.00"), D("160000.00"), D("250000.00"), D("0.80"))
-    assert (closure.kind, closure.final_payment, closure.recovery_amount) == \
-        (ClosureKind.FINAL_PAYMENT, D("40000.00"), D("0.00"))
+    assert (closure.kind, closure.final_payment, closure.recovery_amount) == (
+        ClosureKind.FINAL_PAYMENT,
+        D("40000.00"),
+        D("0.00"),
+    )
 
 
 def test_final_payment_never_above_the_award():
@@ -114,13 +125,16 @@ def test_final_payment_never_above_the_award():
 def test_recovery_when_accepted_expenditure_times_share_is_below_paid():
     """Paid 160,000; accepted 180,000 at 80% = 144,000 eligible: recover 16,000."""
     closure = close_grant(D("200000.00"), D("160000.00"), D("180000.00"), D("0.80"))
-    assert (closure.kind, closure.final_payment, closure.recovery_amount) == \
-        (ClosureKind.RECOVERY, D("0.00"), D("16000.00"))
+    assert (closure.kind, closure.final_payment, closure.recovery_amount) == (
+        ClosureKind.RECOVERY,
+        D("0.00"),
+        D("16000.00"),
+    )
 
 
 def test_exactly_earned_is_a_zero_final_payment_and_rounding_half_up():
     assert close_grant(D("200000.00"), D("144000.00"), D("180000.00"), D("0.80")).final_payment == D("0.00")
-    closure = close_grant(D("100000.00"), D("0.00"), D("0.01"), D("0.5"))   # 0.005 -> 0.01
+    closure = close_grant(D("100000.00"), D("0.00"), D("0.01"), D("0.5"))  # 0.005 -> 0.01
     assert closure.final_payment == D("0.01")
 
 

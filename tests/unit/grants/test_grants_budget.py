@@ -3,8 +3,16 @@ from decimal import Decimal as D
 import pytest
 
 from services.common.values.errors import Conflict, InvalidInput
-from services.grants.domain import (RankedProposal, Ranking, RankingList, ReservePlaces, WindowBudget,
-                                    check_award, next_from_reserve, reserve_places)
+from services.grants.domain import (
+    RankedProposal,
+    Ranking,
+    RankingList,
+    ReservePlaces,
+    WindowBudget,
+    check_award,
+    next_from_reserve,
+    reserve_places,
+)
 
 from grants_helpers import LIMITS, budgets, proposal
 
@@ -29,8 +37,10 @@ def test_call_bounds_are_inclusive(amount):
 @pytest.mark.parametrize("amount,rule", [("49999.99", "award.below_min"), ("200000.01", "award.above_max")])
 def test_call_bounds(amount, rule):
     window, programme = budgets()
-    assert rule_of(lambda: check_award(proposal(ec_amount_requested=D("250000.00")), D(amount), LIMITS,
-                                       window, programme)) == rule
+    assert (
+        rule_of(lambda: check_award(proposal(ec_amount_requested=D("250000.00")), D(amount), LIMITS, window, programme))
+        == rule
+    )
 
 
 def test_not_more_than_requested():
@@ -40,37 +50,54 @@ def test_not_more_than_requested():
     assert rule_of(lambda: check_award(p, D("120000.01"), LIMITS, window, programme)) == "award.above_requested"
 
 
-@pytest.mark.parametrize("overrides", [
-    {"ranking": None, "rank": None, "score": None},                 # not in a published ranking
-    {"score": D("59.99")},                                          # under the threshold
-    {"withdrawn": True},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"ranking": None, "rank": None, "score": None},  # not in a published ranking
+        {"score": D("59.99")},  # under the threshold
+        {"withdrawn": True},
+    ],
+)
 def test_only_ranked_proposals_over_the_threshold(overrides):
     window, programme = budgets()
-    assert rule_of(lambda: check_award(proposal(**overrides), D("100000.00"), LIMITS, window, programme)) \
+    assert (
+        rule_of(lambda: check_award(proposal(**overrides), D("100000.00"), LIMITS, window, programme))
         == "award.not_ranked"
+    )
 
 
 def test_exactly_at_threshold_and_on_the_reserve_list_is_ranked():
     window, programme = budgets()
-    check_award(proposal(score=D("60"), ranking=RankingList.RESERVE), D("100000.00"), LIMITS, window, programme,
-                ReservePlaces(declined=1, from_reserve=0, next_in_line="p-1"))
+    check_award(
+        proposal(score=D("60"), ranking=RankingList.RESERVE),
+        D("100000.00"),
+        LIMITS,
+        window,
+        programme,
+        ReservePlaces(declined=1, from_reserve=0, next_in_line="p-1"),
+    )
 
 
-@pytest.mark.parametrize("overrides,rule", [
-    ({"rejected": True}, "award.proposal_rejected"),
-    ({"excluded": True}, "award.excluded"),
-])
+@pytest.mark.parametrize(
+    "overrides,rule",
+    [
+        ({"rejected": True}, "award.proposal_rejected"),
+        ({"excluded": True}, "award.excluded"),
+    ],
+)
 def test_rejected_or_excluded_proposals_are_not_awarded(overrides, rule):
     window, programme = budgets()
     assert rule_of(lambda: check_award(proposal(**overrides), D("100000.00"), LIMITS, window, programme)) == rule
 
 
-@pytest.mark.parametrize("places,rule", [
-    (None, "award.reserve_not_open"),                                            # nothing declined
-    (ReservePlaces(declined=1, from_reserve=1, next_in_line="p-1"), "award.reserve_not_open"),  # place taken
-    (ReservePlaces(declined=1, from_reserve=0, next_in_line="p-0"), "award.reserve_out_of_order"),
-])
+@pytest.mark.parametrize(
+    "places,rule",
+    [
+        (None, "award.reserve_not_open"),  # nothing declined
+        (ReservePlaces(declined=1, from_reserve=1, next_in_line="p-1"), "award.reserve_not_open"),  # place taken
+        (ReservePlaces(declined=1, from_reserve=0, next_in_line="p-0"), "award.reserve_out_of_order"),
+    ],
+)
 def test_a_reserve_proposal_only_in_place_of_a_declined_grant_and_in_rank_order(places, rule):
     window, programme = budgets()
     reserve = proposal(ranking=RankingList.RESERVE)
@@ -82,14 +109,18 @@ def test_a_reserve_proposal_only_in_place_of_a_declined_grant_and_in_rank_order(
 def test_window_allocation_to_the_cent():
     window, programme = budgets(window_remaining="100000.00")
     check_award(proposal(), D("100000.00"), LIMITS, window, programme)
-    assert rule_of(lambda: check_award(proposal(), D("100000.01"), LIMITS, window, programme)) \
+    assert (
+        rule_of(lambda: check_award(proposal(), D("100000.01"), LIMITS, window, programme))
         == "award.window_allocation_exceeded"
+    )
 
 
 def test_programme_contribution():
     window, programme = budgets(programme_remaining="99999.99")
-    assert rule_of(lambda: check_award(proposal(), D("100000.00"), LIMITS, window, programme)) \
+    assert (
+        rule_of(lambda: check_award(proposal(), D("100000.00"), LIMITS, window, programme))
         == "award.programme_contribution_exceeded"
+    )
 
 
 def test_already_awarded_comes_first_and_details_list_every_violation():
@@ -98,8 +129,12 @@ def test_already_awarded_comes_first_and_details_list_every_violation():
         check_award(proposal(grant_id="g-1"), D("300000.00"), LIMITS, window, programme)
     assert err.value.rule == "award.already_awarded"
     rules = [d["rule"] for d in err.value.details]
-    assert rules == ["award.already_awarded", "award.above_max", "award.above_requested",
-                     "award.window_allocation_exceeded"]
+    assert rules == [
+        "award.already_awarded",
+        "award.above_max",
+        "award.above_requested",
+        "award.window_allocation_exceeded",
+    ]
 
 
 def test_amount_must_be_money_and_window_must_match():
@@ -125,8 +160,13 @@ def test_window_commit_and_release():
 
 def _ranking():
     entry = lambda pid, rank, score: RankedProposal(pid, pid.upper(), rank, D(score), "MA", D("100000.00"))
-    return Ranking("call-1", "remittances", D("60"), main=(entry("a", 1, "90"), entry("b", 2, "80")),
-                   reserve=(entry("r2", 4, "65"), entry("r1", 3, "70")))
+    return Ranking(
+        "call-1",
+        "remittances",
+        D("60"),
+        main=(entry("a", 1, "90"), entry("b", 2, "80")),
+        reserve=(entry("r2", 4, "65"), entry("r1", 3, "70")),
+    )
 
 
 def test_next_from_reserve_in_rank_order_skipping_taken():

@@ -1,15 +1,30 @@
 import pytest
 
 from services.common.values.errors import InvalidInput
-from services.grants.domain import (IBAN_LENGTHS, Organisation, format_iban, iban_checksum_ok, validate_bic,
-                                    validate_iban)
+from services.grants.domain import (
+    IBAN_LENGTHS,
+    Organisation,
+    format_iban,
+    iban_checksum_ok,
+    validate_bic,
+    validate_iban,
+)
 
 VALID = [  # published example IBANs of EU and programme countries
-    "DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606", "BE68539007547034",
-    "NL91ABNA0417164300", "IT60X0542811101000000123456", "ES9121000418450200051332",
-    "GR1601101250000000012300695", "MT84MALT011000012345MTLCAST001S",
-    "TN5910006035183598478831", "GE29NB0000000101904917", "MD24AG000225100013104168",
-    "EG380019000500000000263180002", "MA64011519000001205000534921",
+    "DE89370400440532013000",
+    "GB82WEST12345698765432",
+    "FR1420041010050500013M02606",
+    "BE68539007547034",
+    "NL91ABNA0417164300",
+    "IT60X0542811101000000123456",
+    "ES9121000418450200051332",
+    "GR1601101250000000012300695",
+    "MT84MALT011000012345MTLCAST001S",
+    "TN5910006035183598478831",
+    "GE29NB0000000101904917",
+    "MD24AG000225100013104168",
+    "EG380019000500000000263180002",
+    "MA64011519000001205000534921",
 ]
 EU_27_2008 = "AT BE BG CY CZ DE DK EE ES FI FR GB GR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
 
@@ -68,10 +83,20 @@ def test_bic():
 
 
 def test_organisation_normalises_and_collects_every_error():
-    org = Organisation("Association Migrations et Développement", "RC-1234", "ma", "MA64 0115 1900 0001 2050 "
-                       "0053 4921", "Jamal Lahlou", bic="bcmamamc")
-    assert (org.country, org.iban, org.bic, org.account_validated) == ("MA", "MA64011519000001205000534921",
-                                                                       "BCMAMAMC", False)
+    org = Organisation(
+        "Association Migrations et Développement",
+        "RC-1234",
+        "ma",
+        "MA64 0115 1900 0001 2050 0053 4921",
+        "Jamal Lahlou",
+        bic="bcmamamc",
+    )
+    assert (org.country, org.iban, org.bic, org.account_validated) == (
+        "MA",
+        "MA64011519000001205000534921",
+        "BCMAMAMC",
+        False,
+    )
     with pytest.raises(InvalidInput) as err:
         Organisation("", "RC-1", "Morocco", "MA00", "")
     assert {"legal_name", "country", "iban", "signatory"} <= set(err.value.errors)
@@ -89,11 +114,18 @@ def test_account_validation_is_lost_when_the_account_changes():
 def test_an_account_shared_with_another_organisation_is_validated_only_with_a_reason():
     from services.common.values.errors import Conflict
     from services.grants.domain import check_shared_account
-    other = {"organisation_id": "o-2", "legal_name": "Réseau Diaspora Oujda", "country": "MA",
-             "registration_number": "MA-1"}
+
+    other = {
+        "organisation_id": "o-2",
+        "legal_name": "Réseau Diaspora Oujda",
+        "country": "MA",
+        "registration_number": "MA-1",
+    }
     with pytest.raises(Conflict) as refused:
         check_shared_account("MA64011519000001205000534921", [other], None)
-    assert refused.value.rule == "organisation.iban_shared" and "Réseau Diaspora Oujda (MA MA-1)" in refused.value.reason
+    assert (
+        refused.value.rule == "organisation.iban_shared" and "Réseau Diaspora Oujda (MA MA-1)" in refused.value.reason
+    )
     assert "MA64 0115 1900 0001 2050 0053 4921" in refused.value.reason and refused.value.details == [other]
     with pytest.raises(Conflict):
         check_shared_account("MA64011519000001205000534921", [other], "   ")

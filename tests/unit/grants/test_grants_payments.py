@@ -4,13 +4,22 @@ from decimal import Decimal as D
 import pytest
 
 from services.common.values.errors import Conflict, InvalidInput, NotFound
-from services.grants.domain import (PaymentRequest, PaymentState, PaymentStatus, approve, check_payment,
-                                    compute_schedule, mark_paid, next_payment_amount)
+from services.grants.domain import (
+    PaymentRequest,
+    PaymentState,
+    PaymentStatus,
+    approve,
+    check_payment,
+    compute_schedule,
+    mark_paid,
+    next_payment_amount,
+)
 
 from grants_helpers import at
 
-SCHEDULE = tuple(compute_schedule("ec_prag", D("200000.00"), 36, [D("70000.00"), D("70000.00"), D("60000.00")],
-                                  date(2009, 3, 1)))
+SCHEDULE = tuple(
+    compute_schedule("ec_prag", D("200000.00"), 36, [D("70000.00"), D("70000.00"), D("60000.00")], date(2009, 3, 1))
+)
 
 
 # --- the 70% rule -------------------------------------------------------------------------------------------
@@ -24,7 +33,7 @@ def test_exactly_70_percent_spent_is_not_reduced():
 
 
 def test_69_99_percent_spent_is_reduced_by_the_unspent_amount():
-    spent = D("39194.40")   # 69.99% of 56,000.00
+    spent = D("39194.40")  # 69.99% of 56,000.00
     assert next_payment_amount(D("56000.00"), D("56000.00"), spent) == D("56000.00") - (D("56000.00") - spent)
     assert next_payment_amount(D("56000.00"), D("56000.00"), spent) == D("39194.40")
 
@@ -35,8 +44,9 @@ def test_one_cent_under_70_percent():
 
 def test_never_negative_and_never_above_remaining():
     assert next_payment_amount(D("10000.00"), D("56000.00"), D("0.00")) == D("0.00")
-    assert next_payment_amount(D("56000.00"), D("56000.00"), D("50000.00"), remaining_award=D("12345.67")) \
-        == D("12345.67")
+    assert next_payment_amount(D("56000.00"), D("56000.00"), D("50000.00"), remaining_award=D("12345.67")) == D(
+        "12345.67"
+    )
 
 
 def test_spending_more_than_the_previous_payment_is_not_a_bonus():
@@ -50,8 +60,14 @@ def test_70_rule_refuses_floats():
 
 # --- requests and four eyes ---------------------------------------------------------------------------------
 def _request(**kw):
-    values = dict(key="k-1", grant="g-1", tranche_number=1, amount=D("56000.00"), requested_by="officer@undp.org",
-                  requested_at=at(2009, 3, 10))
+    values = dict(
+        key="k-1",
+        grant="g-1",
+        tranche_number=1,
+        amount=D("56000.00"),
+        requested_by="officer@undp.org",
+        requested_at=at(2009, 3, 10),
+    )
     values.update(kw)
     return PaymentRequest(**values)
 
@@ -108,8 +124,7 @@ def test_contract_and_account_first():
 def test_order_report_and_already_paid():
     assert rule(state(), 2, "56000.00") == "payment.out_of_order"
     assert rule(state(paid={1: D("56000.00")}), 2, "56000.00") == "payment.report_required"
-    check_payment(state(paid={1: D("56000.00")}, accepted_reports=frozenset({"interim_report:1"})), 2,
-                  D("56000.00"))
+    check_payment(state(paid={1: D("56000.00")}, accepted_reports=frozenset({"interim_report:1"})), 2, D("56000.00"))
     assert rule(state(paid={1: D("56000.00")}), 1, "56000.00") == "payment.already_paid"
     assert rule(state(pending=frozenset({1})), 1, "56000.00") == "payment.already_requested"
     with pytest.raises(NotFound):
@@ -130,8 +145,11 @@ def test_above_what_the_tranche_may_carry():
 
 def test_the_award_ceiling_is_named_before_a_missing_report():
     """Over the award is never payable; a missing report only says "not yet": the refusal names the ceiling."""
-    st = state(award=D("90000.00"), schedule=tuple(compute_schedule("ec_prag", D("90000.00"), 24, None,
-                                                                    date(2009, 3, 1))), paid={1: D("72000.00")})
+    st = state(
+        award=D("90000.00"),
+        schedule=tuple(compute_schedule("ec_prag", D("90000.00"), 24, None, date(2009, 3, 1))),
+        paid={1: D("72000.00")},
+    )
     assert rule(st, 2, "18000.01") == "payment.exceeds_award"
     assert rule(st, 2, "18000.00") == "payment.report_required"
 

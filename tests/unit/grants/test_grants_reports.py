@@ -4,17 +4,23 @@ from decimal import Decimal as D
 import pytest
 
 from services.common.values.errors import Conflict, InvalidInput
-from services.grants.domain import (FinancialReport, ReportStatus, accept, report_due_dates, reporting_periods,
-                                    return_report)
+from services.grants.domain import (
+    FinancialReport,
+    ReportStatus,
+    accept,
+    report_due_dates,
+    reporting_periods,
+    return_report,
+)
 
 from grants_helpers import at
 
 
 def test_due_dates_36_months():
     assert report_due_dates(date(2009, 3, 1), 36) == [
-        ("interim", date(2010, 2, 28), date(2010, 4, 29)),   # 60 days after the first 12 months
+        ("interim", date(2010, 2, 28), date(2010, 4, 29)),  # 60 days after the first 12 months
         ("interim", date(2011, 2, 28), date(2011, 4, 29)),
-        ("final", date(2012, 2, 29), date(2012, 5, 31)),     # 3 months after the end
+        ("final", date(2012, 2, 29), date(2012, 5, 31)),  # 3 months after the end
     ]
 
 
@@ -33,9 +39,16 @@ def test_month_end_clamping():
 
 
 def _report(**kw):
-    values = dict(report_id="r-1", grant="g-1", kind="interim", number=1, period_start=date(2009, 3, 1),
-                  period_end=date(2010, 2, 28), expenditure={"human_resources": "20000.00", "travel": D("5000.50")},
-                  submitted_at=at(2010, 4, 1))
+    values = dict(
+        report_id="r-1",
+        grant="g-1",
+        kind="interim",
+        number=1,
+        period_start=date(2009, 3, 1),
+        period_end=date(2010, 2, 28),
+        expenditure={"human_resources": "20000.00", "travel": D("5000.50")},
+        submitted_at=at(2010, 4, 1),
+    )
     values.update(kw)
     return FinancialReport(**values)
 

@@ -4,8 +4,16 @@ from decimal import Decimal as D
 import pytest
 
 from services.common.values.errors import InvalidInput, NotFound
-from services.grants.domain import (PRAG, UNDP, SharePayments, TrancheKind, compute_schedule, fit_to_award,
-                                    payment_profile, schedule_total)
+from services.grants.domain import (
+    PRAG,
+    UNDP,
+    SharePayments,
+    TrancheKind,
+    compute_schedule,
+    fit_to_award,
+    payment_profile,
+    schedule_total,
+)
 
 START = date(2009, 3, 1)
 
@@ -19,11 +27,15 @@ def test_finance_officer_example_prag_option2():
     interim reports, 40,000 balance after the final report."""
     schedule = compute_schedule("ec_prag", D("200000.00"), 36, [D("70000.00"), D("70000.00"), D("60000.00")], START)
     assert amounts(schedule) == ["56000.00", "56000.00", "48000.00", "40000.00"]
-    assert [t.kind for t in schedule] == [TrancheKind.PRE_FINANCING, TrancheKind.FURTHER_PRE_FINANCING,
-                                          TrancheKind.FURTHER_PRE_FINANCING, TrancheKind.BALANCE]
+    assert [t.kind for t in schedule] == [
+        TrancheKind.PRE_FINANCING,
+        TrancheKind.FURTHER_PRE_FINANCING,
+        TrancheKind.FURTHER_PRE_FINANCING,
+        TrancheKind.BALANCE,
+    ]
     assert [t.condition for t in schedule] == [None, "interim_report:1", "interim_report:2", "final_report"]
-    assert schedule[0].due_date == date(2009, 3, 31)          # 30 days after signature
-    assert schedule[1].due_date == date(2010, 6, 13)          # interim 1 due 2010-04-29 + 45 days
+    assert schedule[0].due_date == date(2009, 3, 31)  # 30 days after signature
+    assert schedule[1].due_date == date(2010, 6, 13)  # interim 1 due 2010-04-29 + 45 days
     assert schedule_total(schedule) == D("200000.00")
 
 
@@ -34,7 +46,7 @@ def test_option2_rounding_is_absorbed_by_the_balance():
 
 
 def test_option2_without_annual_budgets_is_pro_rata_to_months():
-    schedule = compute_schedule(PRAG, D("150000.00"), 30, None, START)   # 12 + 12 + 6 months
+    schedule = compute_schedule(PRAG, D("150000.00"), 30, None, START)  # 12 + 12 + 6 months
     assert amounts(schedule) == ["48000.00", "48000.00", "24000.00", "30000.00"]
     assert schedule_total(schedule) == D("150000.00")
 
@@ -79,6 +91,7 @@ def test_another_share_profile():
 def test_profile_choice_by_name_or_rule_profile():
     class RuleProfile:
         name = "undp"
+
     assert payment_profile(RuleProfile()) is UNDP
     assert payment_profile("ec_prag") is PRAG
     with pytest.raises(NotFound):
@@ -102,7 +115,7 @@ def test_no_float_and_positive_award():
 
 
 def test_fit_keeps_paid_amounts_and_never_exceeds_the_award():
-    schedule = compute_schedule(PRAG, D("120000.00"), 36, None, START)   # 32,000 x 3 + 24,000
+    schedule = compute_schedule(PRAG, D("120000.00"), 36, None, START)  # 32,000 x 3 + 24,000
     fitted = fit_to_award(schedule, D("120000.00"), fixed={1: D("56000.00"), 2: D("56000.00")})
     assert amounts(fitted) == ["56000.00", "56000.00", "8000.00", "0.00"]
     assert schedule_total(fitted) == D("120000.00")

@@ -1,4 +1,5 @@
 """Realistic contexts for every message kind (shared by the unit and SMTP integration tests)."""
+
 import datetime as dt
 from decimal import Decimal
 
@@ -119,8 +120,10 @@ CONTEXTS = {
         "project_title": "Transferts de fonds et investissement productif dans la vallée du Souss",
         "amendment_number": 1,
         "effective_date": dt.date(2010, 6, 1),
-        "changes": ["extension of the implementation period by three months",
-                    "transfer of EUR 12,000.00 from heading 3 to heading 1"],
+        "changes": [
+            "extension of the implementation period by three months",
+            "transfer of EUR 12,000.00 from heading 3 to heading 1",
+        ],
         "new_end_date": dt.date(2011, 6, 30),
     },
     "grant_terminated": {

@@ -10,8 +10,16 @@ import pytest
 
 from notification_samples import context
 from services.notifications.delivery import (
-    DEFAULT_SENDER, FolderTransport, PermanentDeliveryError, SmtpSettings, SmtpTransport,
-    TemporaryDeliveryError, backoff_delays, classify_smtp_error, send_with_retries, transport_from_settings,
+    DEFAULT_SENDER,
+    FolderTransport,
+    PermanentDeliveryError,
+    SmtpSettings,
+    SmtpTransport,
+    TemporaryDeliveryError,
+    backoff_delays,
+    classify_smtp_error,
+    send_with_retries,
+    transport_from_settings,
 )
 from services.notifications.messages import build_message
 
@@ -23,12 +31,26 @@ def _message(key=None, kind="tranche_paid"):
 
 
 def test_settings_from_mapping():
-    s = SmtpSettings.from_mapping({
-        "SMTP_HOST": "smtp.undp.org", "SMTP_PORT": "587", "SMTP_USER": "jmdi", "SMTP_PASSWORD": "s3cret",
-        "SMTP_STARTTLS": "true", "SMTP_FROM": "JMDI <jmdi@undp.org>", "SMTP_TIMEOUT": "10",
-    })
+    s = SmtpSettings.from_mapping(
+        {
+            "SMTP_HOST": "smtp.undp.org",
+            "SMTP_PORT": "587",
+            "SMTP_USER": "jmdi",
+            "SMTP_PASSWORD": "s3cret",
+            "SMTP_STARTTLS": "true",
+            "SMTP_FROM": "JMDI <jmdi@undp.org>",
+            "SMTP_TIMEOUT": "10",
+        }
+    )
     assert (s.host, s.port, s.user, s.password, s.starttls, s.sender, s.timeout) == (
-        "smtp.undp.org", 587, "jmdi", "s3cret", True, "JMDI <jmdi@undp.org>", 10.0)
+        "smtp.undp.org",
+        587,
+        "jmdi",
+        "s3cret",
+        True,
+        "JMDI <jmdi@undp.org>",
+        10.0,
+    )
     assert "s3cret" not in repr(s)
     d = SmtpSettings.from_mapping({})
     assert (d.host, d.port, d.user, d.starttls, d.sender) == (None, 25, None, False, DEFAULT_SENDER)
@@ -50,9 +72,17 @@ def test_the_transport_refuses_a_plaintext_login_before_connecting():
         SmtpTransport(settings).send(_message("k1"))
 
 
-@pytest.mark.parametrize("env", [{"SMTP_PORT": "smtp"}, {"SMTP_PORT": "70000"}, {"SMTP_STARTTLS": "maybe"},
-                                 {"SMTP_TIMEOUT": "0"}, {"SMTP_ALLOW_PLAINTEXT_AUTH": "perhaps"},
-                                 {"MAIL_TRANSPORT": "pigeon"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SMTP_PORT": "smtp"},
+        {"SMTP_PORT": "70000"},
+        {"SMTP_STARTTLS": "maybe"},
+        {"SMTP_TIMEOUT": "0"},
+        {"SMTP_ALLOW_PLAINTEXT_AUTH": "perhaps"},
+        {"MAIL_TRANSPORT": "pigeon"},
+    ],
+)
 def test_bad_settings_fail_at_start(env):
     with pytest.raises(ValueError):
         SmtpSettings.from_mapping(env)
@@ -63,16 +93,18 @@ def test_transport_choice(tmp_path):
     folder = transport_from_settings(env={"NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
     assert isinstance(folder, FolderTransport) and folder.path == tmp_path
     assert isinstance(transport_from_settings(SmtpSettings(host=None)), FolderTransport)
-    forced = transport_from_settings(env={"SMTP_HOST": "localhost", "MAIL_TRANSPORT": "folder",
-                                          "NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
+    forced = transport_from_settings(
+        env={"SMTP_HOST": "localhost", "MAIL_TRANSPORT": "folder", "NOTIFICATIONS_MAIL_DIR": str(tmp_path)}
+    )
     assert isinstance(forced, FolderTransport)
     with pytest.raises(ValueError):  # smtp named without a relay to talk to
         transport_from_settings(env={"MAIL_TRANSPORT": "smtp"})
 
 
 def test_the_sink_transport_accepts_a_message_and_keeps_nothing(tmp_path):
-    sink = transport_from_settings(env={"MAIL_TRANSPORT": "Sink", "SMTP_HOST": "localhost",
-                                        "NOTIFICATIONS_MAIL_DIR": str(tmp_path)})
+    sink = transport_from_settings(
+        env={"MAIL_TRANSPORT": "Sink", "SMTP_HOST": "localhost", "NOTIFICATIONS_MAIL_DIR": str(tmp_path)}
+    )
     result = sink.send(_message("sunk.key"))
     assert (result.transport, result.path, result.duplicate) == ("sink", None, False)
     assert result.message_id == str(_message("sunk.key")["Message-ID"]) and list(tmp_path.iterdir()) == []
@@ -148,6 +180,7 @@ def test_backoff_delays():
     assert backoff_delays(60, 3, 6, 900) == [60, 180, 540, 900, 900]
     assert backoff_delays(5, 2, 1, 60) == []
     import random
+
     jittered = backoff_delays(100, 2, 5, 500, jitter=0.2, rng=random.Random(7))
     assert all(lo <= d <= hi for d, (lo, hi) in zip(jittered, [(80, 120), (160, 240), (320, 480), (400, 500)]))
     assert jittered == backoff_delays(100, 2, 5, 500, jitter=0.2, rng=random.Random(7))
@@ -157,23 +190,29 @@ def test_backoff_delays():
         backoff_delays(1, 2, 0, 10)
 
 
-@pytest.mark.parametrize("exc, cls, code", [
-    (ConnectionRefusedError(111, "Connection refused"), TemporaryDeliveryError, None),
-    (socket.timeout("timed out"), TemporaryDeliveryError, None),
-    (socket.gaierror(-2, "Name or service not known"), TemporaryDeliveryError, None),
-    (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), TemporaryDeliveryError, None),
-    (smtplib.SMTPConnectError(421, b"too busy"), TemporaryDeliveryError, 421),
-    (smtplib.SMTPConnectError(554, b"no service"), PermanentDeliveryError, 554),
-    (smtplib.SMTPAuthenticationError(535, b"bad credentials"), PermanentDeliveryError, 535),
-    (smtplib.SMTPAuthenticationError(454, b"temporary auth failure"), TemporaryDeliveryError, 454),
-    (smtplib.SMTPSenderRefused(451, b"later", "noreply@jmdi.local"), TemporaryDeliveryError, 451),
-    (smtplib.SMTPDataError(552, b"too big"), PermanentDeliveryError, 552),
-    (smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"no such user")}), PermanentDeliveryError, 550),
-    (smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"no"), "b@x.org": (452, b"full")}),
-     TemporaryDeliveryError, 452),
-    (smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server."), PermanentDeliveryError, None),
-    (ssl.SSLCertVerificationError("certificate verify failed"), PermanentDeliveryError, None),
-])
+@pytest.mark.parametrize(
+    "exc, cls, code",
+    [
+        (ConnectionRefusedError(111, "Connection refused"), TemporaryDeliveryError, None),
+        (socket.timeout("timed out"), TemporaryDeliveryError, None),
+        (socket.gaierror(-2, "Name or service not known"), TemporaryDeliveryError, None),
+        (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), TemporaryDeliveryError, None),
+        (smtplib.SMTPConnectError(421, b"too busy"), TemporaryDeliveryError, 421),
+        (smtplib.SMTPConnectError(554, b"no service"), PermanentDeliveryError, 554),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), PermanentDeliveryError, 535),
+        (smtplib.SMTPAuthenticationError(454, b"temporary auth failure"), TemporaryDeliveryError, 454),
+        (smtplib.SMTPSenderRefused(451, b"later", "noreply@jmdi.local"), TemporaryDeliveryError, 451),
+        (smtplib.SMTPDataError(552, b"too big"), PermanentDeliveryError, 552),
+        (smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"no such user")}), PermanentDeliveryError, 550),
+        (
+            smtplib.SMTPRecipientsRefused({"a@x.org": (550, b"no"), "b@x.org": (452, b"full")}),
+            TemporaryDeliveryError,
+            452,
+        ),
+        (smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server."), PermanentDeliveryError, None),
+        (ssl.SSLCertVerificationError("certificate verify failed"), PermanentDeliveryError, None),
+    ],
+)
 def test_classification(exc, cls, code):
     err = classify_smtp_error(exc)
     assert type(err) is cls and err.code == code

@@ -1,4 +1,5 @@
 """Exact strings: French uses U+202F (narrow no-break space) to group thousands and U+00A0 before '€'."""
+
 import datetime as dt
 from decimal import Decimal
 
@@ -6,21 +7,28 @@ import pytest
 
 from services.common.values.money import MoneyError
 from services.notifications.formatting import (
-    format_date, format_datetime, format_money, format_number, normalize_lang,
+    format_date,
+    format_datetime,
+    format_money,
+    format_number,
+    normalize_lang,
 )
 
 NNBSP, NBSP = "\u202f", "\u00a0"
 
 
-@pytest.mark.parametrize("amount, fr, en", [
-    (Decimal("1234567.89"), f"1{NNBSP}234{NNBSP}567,89{NBSP}€", "EUR 1,234,567.89"),
-    (Decimal("150000"), f"150{NNBSP}000,00{NBSP}€", "EUR 150,000.00"),
-    ("200000.00", f"200{NNBSP}000,00{NBSP}€", "EUR 200,000.00"),
-    (50000, f"50{NNBSP}000,00{NBSP}€", "EUR 50,000.00"),
-    (Decimal("0.5"), f"0,50{NBSP}€", "EUR 0.50"),
-    (Decimal("999.99"), f"999,99{NBSP}€", "EUR 999.99"),
-    (Decimal("-4210.55"), f"-4{NNBSP}210,55{NBSP}€", "-EUR 4,210.55"),
-])
+@pytest.mark.parametrize(
+    "amount, fr, en",
+    [
+        (Decimal("1234567.89"), f"1{NNBSP}234{NNBSP}567,89{NBSP}€", "EUR 1,234,567.89"),
+        (Decimal("150000"), f"150{NNBSP}000,00{NBSP}€", "EUR 150,000.00"),
+        ("200000.00", f"200{NNBSP}000,00{NBSP}€", "EUR 200,000.00"),
+        (50000, f"50{NNBSP}000,00{NBSP}€", "EUR 50,000.00"),
+        (Decimal("0.5"), f"0,50{NBSP}€", "EUR 0.50"),
+        (Decimal("999.99"), f"999,99{NBSP}€", "EUR 999.99"),
+        (Decimal("-4210.55"), f"-4{NNBSP}210,55{NBSP}€", "-EUR 4,210.55"),
+    ],
+)
 def test_money_exact_strings(amount, fr, en):
     assert format_money(amount, "fr") == fr
     assert format_money(amount, "en") == en
@@ -49,14 +57,17 @@ def test_money_refuses_floats_and_sub_cent_amounts():
         format_money("10.001", "fr")
 
 
-@pytest.mark.parametrize("value, fr, en", [
-    (dt.date(2009, 1, 15), "15 janvier 2009", "15 January 2009"),
-    (dt.date(2009, 12, 1), "1er décembre 2009", "1 December 2009"),
-    (dt.date(2010, 2, 28), "28 février 2010", "28 February 2010"),
-    (dt.date(2011, 8, 3), "3 août 2011", "3 August 2011"),
-    ("2009-01-15", "15 janvier 2009", "15 January 2009"),
-    (dt.datetime(2009, 1, 15, 23, 59), "15 janvier 2009", "15 January 2009"),
-])
+@pytest.mark.parametrize(
+    "value, fr, en",
+    [
+        (dt.date(2009, 1, 15), "15 janvier 2009", "15 January 2009"),
+        (dt.date(2009, 12, 1), "1er décembre 2009", "1 December 2009"),
+        (dt.date(2010, 2, 28), "28 février 2010", "28 February 2010"),
+        (dt.date(2011, 8, 3), "3 août 2011", "3 August 2011"),
+        ("2009-01-15", "15 janvier 2009", "15 January 2009"),
+        (dt.datetime(2009, 1, 15, 23, 59), "15 janvier 2009", "15 January 2009"),
+    ],
+)
 def test_long_dates(value, fr, en):
     assert format_date(value, "fr") == fr
     assert format_date(value, "en") == en

@@ -7,8 +7,18 @@ import pytest
 
 from notification_samples import CONTEXTS, context
 from services.notifications.messages import (
-    DEFAULT_TEMPLATE_DIR, KINDS, MissingVariable, TemplateError, TemplateLibrary, UnknownKind,
-    build_message, key_of_message_id, message_id_for, message_key, render, template_dir_from_mapping,
+    DEFAULT_TEMPLATE_DIR,
+    KINDS,
+    MissingVariable,
+    TemplateError,
+    TemplateLibrary,
+    UnknownKind,
+    build_message,
+    key_of_message_id,
+    message_id_for,
+    message_key,
+    render,
+    template_dir_from_mapping,
 )
 
 NNBSP, NBSP = "\u202f", "\u00a0"
@@ -69,8 +79,9 @@ OPTIONAL = {
 
 def test_content_of_key_messages():
     subject, body = render("submission_receipt", "en", context("submission_receipt"))
-    assert subject == ("JMDI call for proposals JMDI/CfP/2008-01: acknowledgement of receipt of proposal "
-                       "JMDI-2009-MA-0123")
+    assert subject == (
+        "JMDI call for proposals JMDI/CfP/2008-01: acknowledgement of receipt of proposal JMDI-2009-MA-0123"
+    )
     assert "Received on:         15 January 2009 at 14:30 UTC" in body
 
     subject, body = render("award", "fr", context("award"))
@@ -85,8 +96,10 @@ def test_content_of_key_messages():
     assert "Date de valeur :  6 octobre 2009" in body
 
     _, body = render("contract_signed", "en", context("contract_signed"))
-    assert ("    1. EUR 99,973.33 - expected around 1 October 2009, pre-financing paid after signature of the "
-            "contract\n    2. EUR 68,730.00") in body
+    assert (
+        "    1. EUR 99,973.33 - expected around 1 October 2009, pre-financing paid after signature of the "
+        "contract\n    2. EUR 68,730.00"
+    ) in body
     assert "3. EUR 18,746.67 - expected around 1 July 2011, balance, after approval of the final report" in body
 
     subject, body = render("evaluation_result", "fr", context("evaluation_result"))
@@ -97,9 +110,13 @@ def test_content_of_key_messages():
 
 
 def test_branches():
-    flagged = context("screening_result", eligible=False, flagged=True,
-                      members=["Association Migrations et Développement (Taroudant)"],
-                      observations_deadline=dt.date(2009, 3, 2))
+    flagged = context(
+        "screening_result",
+        eligible=False,
+        flagged=True,
+        members=["Association Migrations et Développement (Taroudant)"],
+        observations_deadline=dt.date(2009, 3, 2),
+    )
     subject, body = render("screening_result", "en", flagged)
     assert subject == "Proposal JMDI-2009-MA-0123: additional verification required"
     assert "    - Association Migrations et Développement (Taroudant)" in body and "by 2 March 2009" in body
@@ -109,14 +126,16 @@ def test_branches():
     _, body = render("screening_result", "fr", refused)
     assert "ne peut pas être admise à l'évaluation" in body and "critères d'éligibilité" in body
 
-    failed = context("evaluation_result", stage="full_application", score=Decimal("58"), max_score=100,
-                     threshold=65, passed=False)
+    failed = context(
+        "evaluation_result", stage="full_application", score=Decimal("58"), max_score=100, threshold=65, passed=False
+    )
     subject, body = render("evaluation_result", "en", failed)
     assert subject.endswith("evaluation of your full application") and "below the threshold" in body
 
     assert render("report_due", "en", context("report_due", days_before=1))[0].endswith("(in 1 day)")
     assert render("report_due", "fr", context("report_due", days_before=0))[0] == (
-        "Subvention JMDI-G-2009-017 : rapport intermédiaire attendu aujourd'hui")
+        "Subvention JMDI-G-2009-017 : rapport intermédiaire attendu aujourd'hui"
+    )
     assert "overdue since 31 October 2010" in render("report_due", "en", context("report_due", days_before=-5))[0]
 
     subject, body = render("grant_closed", "fr", context("grant_closed"))
@@ -159,7 +178,9 @@ def test_templates_are_configuration(tmp_path):
     (tmp_path / "fr" / "award.body.txt").write_text("{{ amount|money }} le {{ reply_by|date }}\n")
     ctx = context("award")
     assert render("award", "fr", ctx, template_dir=tmp_path) == (
-        "Subvention JMDI-G-2009-017", f"187{NNBSP}450,00{NBSP}€ le 1er juillet 2009\n")
+        "Subvention JMDI-G-2009-017",
+        f"187{NNBSP}450,00{NBSP}€ le 1er juillet 2009\n",
+    )
     # a kind missing from the folder is an error, not a silent fallback to the shipped texts
     with pytest.raises(TemplateError):
         render("rejection", "en", context("rejection"), template_dir=tmp_path)
@@ -169,6 +190,7 @@ def test_templates_are_configuration(tmp_path):
     path = tmp_path / "en" / "award.subject.txt"
     path.write_text("Your grant {{ grant_reference }}\n")
     import os
+
     os.utime(path, (path.stat().st_atime + 5, path.stat().st_mtime + 5))
     assert lib.render("award", "en", ctx)[0] == "Your grant JMDI-G-2009-017"
 
@@ -192,8 +214,14 @@ def test_html_alternative_is_optional_and_escaped(tmp_path):
     (tmp_path / "en" / "rejection.subject.txt").write_text("Proposal {{ proposal_reference }}\n")
     (tmp_path / "en" / "rejection.body.txt").write_text("{{ proposal_title }}\n")
     (tmp_path / "en" / "rejection.body.html").write_text("<p>{{ proposal_title }}</p>\n")
-    msg = build_message("rejection", "en", context("rejection", proposal_title="Rights & <duties>"),
-                        to="a@example.org", sender=SENDER, template_dir=tmp_path)
+    msg = build_message(
+        "rejection",
+        "en",
+        context("rejection", proposal_title="Rights & <duties>"),
+        to="a@example.org",
+        sender=SENDER,
+        template_dir=tmp_path,
+    )
     assert msg.get_body(("plain",)).get_content() == "Rights & <duties>\n"
     assert msg.get_body(("html",)).get_content() == "<p>Rights &amp; &lt;duties&gt;</p>\n"
 
@@ -201,11 +229,18 @@ def test_html_alternative_is_optional_and_escaped(tmp_path):
 def test_build_message_headers_body_and_attachment():
     data = b"PK\x03\x04 fake xlsx bytes"
     msg = build_message(
-        "ec_report", "fr", context("ec_report"),
+        "ec_report",
+        "fr",
+        context("ec_report"),
         to="Jean-Marc Lefèvre <jean-marc.lefevre@ec.europa.eu>, reporting@ec.europa.eu",
         sender=SENDER,
-        attachments=[("jmdi-financial-report-2010Q1.xlsx", data,
-                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")],
+        attachments=[
+            (
+                "jmdi-financial-report-2010Q1.xlsx",
+                data,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )
+        ],
         message_id="report_generated.7d1c2e.ec",
     )
     assert msg["Subject"] == "JMDI - quarterly financial report (du 1er janvier 2010 au 31 mars 2010)"
@@ -217,8 +252,7 @@ def test_build_message_headers_body_and_attachment():
     parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
     # long subjects are folded (RFC 5322); Python's parser keeps the folding space, mail clients drop it
     assert parsed["Subject"].strip() == msg["Subject"]
-    assert [a.addr_spec for a in parsed["To"].addresses] == ["jean-marc.lefevre@ec.europa.eu",
-                                                            "reporting@ec.europa.eu"]
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["jean-marc.lefevre@ec.europa.eu", "reporting@ec.europa.eu"]
     body = parsed.get_body(("plain",)).get_content()
     assert f"Montant engagé :           9{NNBSP}215{NNBSP}340,00{NBSP}€" in body
     (attachment,) = list(parsed.iter_attachments())
@@ -238,8 +272,10 @@ def test_message_id_is_stable_for_an_idempotency_key():
     fresh = [build_message("tranche_paid", "en", ctx, "a@example.org", SENDER)["Message-ID"] for _ in range(2)]
     assert fresh[0] != fresh[1] and fresh[0].endswith("@jmdi.local>")
     # a complete id is used verbatim
-    assert build_message("tranche_paid", "en", ctx, "a@example.org", SENDER,
-                         message_id="<x.1@undp.org>")["Message-ID"] == "<x.1@undp.org>"
+    assert (
+        build_message("tranche_paid", "en", ctx, "a@example.org", SENDER, message_id="<x.1@undp.org>")["Message-ID"]
+        == "<x.1@undp.org>"
+    )
 
 
 def test_message_keys_are_safe_and_injective():
@@ -263,8 +299,13 @@ def test_bad_recipients_are_refused(to):
 
 
 def test_list_of_recipients():
-    msg = build_message("payment_requested", "en", context("payment_requested"),
-                        to=["approver1@undp.org", "Approver Two <approver2@undp.org>"], sender=SENDER)
+    msg = build_message(
+        "payment_requested",
+        "en",
+        context("payment_requested"),
+        to=["approver1@undp.org", "Approver Two <approver2@undp.org>"],
+        sender=SENDER,
+    )
     assert msg["To"] == "approver1@undp.org, Approver Two <approver2@undp.org>"
 
 
@@ -275,14 +316,20 @@ def test_applicants_never_read_the_exclusion_lists_entries_only_the_officers_dec
     from types import SimpleNamespace
 
     from services.notifications.contexts import screening_result
+
     proposal = SimpleNamespace(title="Transferts de fonds et investissement productif dans la vallée du Souss")
-    hit = {"applicant": "Association Migrations et Développement (Taroudant)", "matched": "ASSOC MIGRATIONS DEV",
-           "by": "name", "reason": "EDES early detection: pending investigation (source: EDES extract 2009-04)"}
+    hit = {
+        "applicant": "Association Migrations et Développement (Taroudant)",
+        "matched": "ASSOC MIGRATIONS DEV",
+        "by": "name",
+        "reason": "EDES early detection: pending investigation (source: EDES extract 2009-04)",
+    }
     base = {"proposal_id": "p-1", "reference": "JMDI-2009-MA-0123", "call_id": "JMDI-2008", "hits": [hit]}
     flagged = screening_result({**base, "outcome": "flagged", "reason": ""}, proposal)
-    excluded = screening_result({**base, "outcome": "excluded",
-                                 "reason": "The lead applicant is in a situation of exclusion (PRAG 2.6.10.1)."},
-                                proposal)
+    excluded = screening_result(
+        {**base, "outcome": "excluded", "reason": "The lead applicant is in a situation of exclusion (PRAG 2.6.10.1)."},
+        proposal,
+    )
     _, flagged_body = render("screening_result", language, context("screening_result", **flagged))
     _, excluded_body = render("screening_result", language, context("screening_result", **excluded))
     for body in (flagged_body, excluded_body):

@@ -1,5 +1,6 @@
 """The reliability suite's independent checks fail when they should: a loss and a double application planted in
 otherwise consistent data each make the check that looks for them report a problem."""
+
 import copy
 from collections import Counter
 from decimal import Decimal
@@ -26,13 +27,19 @@ def consistent():
         payments={s: {"pay1": D("80000.00")} for s in ("grants", "reporting")},
         paid_per_grant={s: {"g1": D("80000.00")} for s in evidence.MONEY_SERVICES},
         tranche_rows=Counter({("g1", 1): 1}),
-        notification_rows=Counter({("p1", "lead1@example.org", "submission_receipt"): 1,
-                                   ("g1", "lead1@example.org", "award"): 1}),
-        emails={("lead1@example.org", "submission_receipt"): {"<m1>"}, ("lead2@example.org", "submission_receipt"):
-                {"<m2>"}, ("lead1@example.org", "award"): {"<m3>"}, ("lead1@example.org", "contract_signed"): {"<m4>"},
-                ("partner1@example.org", "contract_signed"): {"<m5>"}, ("lead1@example.org", "tranche_paid"): {"<m6>"}},
-        totals={"grants ledger": (D("100000.00"), D("80000.00")),
-                "reporting totals": (D("100000.00"), D("80000.00"))})
+        notification_rows=Counter(
+            {("p1", "lead1@example.org", "submission_receipt"): 1, ("g1", "lead1@example.org", "award"): 1}
+        ),
+        emails={
+            ("lead1@example.org", "submission_receipt"): {"<m1>"},
+            ("lead2@example.org", "submission_receipt"): {"<m2>"},
+            ("lead1@example.org", "award"): {"<m3>"},
+            ("lead1@example.org", "contract_signed"): {"<m4>"},
+            ("partner1@example.org", "contract_signed"): {"<m5>"},
+            ("lead1@example.org", "tranche_paid"): {"<m6>"},
+        },
+        totals={"grants ledger": (D("100000.00"), D("80000.00")), "reporting totals": (D("100000.00"), D("80000.00"))},
+    )
     return record, seen
 
 
@@ -49,33 +56,56 @@ def planted(change):
 
 LOSSES = {
     "an acknowledged proposal reporting never got": (
-        lambda r, s: s.proposals["reporting"].discard("p2"), evidence.acknowledged_are_kept),
+        lambda r, s: s.proposals["reporting"].discard("p2"),
+        evidence.acknowledged_are_kept,
+    ),
     "an acknowledged grant lost with its outbox row": (
-        lambda r, s: [s.grants[x].pop("g1") for x in evidence.MONEY_SERVICES], evidence.acknowledged_are_kept),
+        lambda r, s: [s.grants[x].pop("g1") for x in evidence.MONEY_SERVICES],
+        evidence.acknowledged_are_kept,
+    ),
     "an approved payment the report never saw": (
-        lambda r, s: s.payments["reporting"].pop("pay1"), evidence.acknowledged_are_kept),
+        lambda r, s: s.payments["reporting"].pop("pay1"),
+        evidence.acknowledged_are_kept,
+    ),
     "a grant held with another amount than the one awarded": (
-        lambda r, s: s.grants["notifications"].update(g1=D("10000.00")), evidence.acknowledged_are_kept),
+        lambda r, s: s.grants["notifications"].update(g1=D("10000.00")),
+        evidence.acknowledged_are_kept,
+    ),
     "a payment missing from the programme totals": (
-        lambda r, s: s.totals.update({"reporting totals": (D("100000.00"), D("0.00"))}), evidence.sums_agree),
+        lambda r, s: s.totals.update({"reporting totals": (D("100000.00"), D("0.00"))}),
+        evidence.sums_agree,
+    ),
     "an e-mail never received": (
-        lambda r, s: s.emails.pop(("partner1@example.org", "contract_signed")), evidence.emails_match),
+        lambda r, s: s.emails.pop(("partner1@example.org", "contract_signed")),
+        evidence.emails_match,
+    ),
 }
 
 DOUBLES = {
     "a tranche_paid applied twice to a running total": (
-        lambda r, s: s.paid_per_grant["notifications"].update(g1=D("160000.00")), evidence.sums_agree),
+        lambda r, s: s.paid_per_grant["notifications"].update(g1=D("160000.00")),
+        evidence.sums_agree,
+    ),
     "an award applied twice under a new id": (
-        lambda r, s: s.grants["grants"].update(g2=D("100000.00")), evidence.nothing_unasked),
+        lambda r, s: s.grants["grants"].update(g2=D("100000.00")),
+        evidence.nothing_unasked,
+    ),
     "a payment applied twice into the totals": (
-        lambda r, s: s.totals.update({"grants ledger": (D("100000.00"), D("160000.00"))}), evidence.sums_agree),
+        lambda r, s: s.totals.update({"grants ledger": (D("100000.00"), D("160000.00"))}),
+        evidence.sums_agree,
+    ),
     "a tranche recorded twice in the report": (
-        lambda r, s: s.tranche_rows.update({("g1", 1): 1}), evidence.one_effect_per_key),
+        lambda r, s: s.tranche_rows.update({("g1", 1): 1}),
+        evidence.one_effect_per_key,
+    ),
     "a receipt planned twice for one proposal": (
         lambda r, s: s.notification_rows.update({("p1", "lead1@example.org", "submission_receipt"): 1}),
-        evidence.one_effect_per_key),
+        evidence.one_effect_per_key,
+    ),
     "a second distinct award e-mail to the same lead": (
-        lambda r, s: s.emails[("lead1@example.org", "award")].add("<m3-again>"), evidence.emails_match),
+        lambda r, s: s.emails[("lead1@example.org", "award")].add("<m3-again>"),
+        evidence.emails_match,
+    ),
 }
 
 

@@ -10,7 +10,10 @@ if str(REPO) not in sys.path:  # run from anywhere without a root pytest config
     sys.path.insert(0, str(REPO))
 
 from services.reporting.domain.budget_report import (  # noqa: E402
-    ExpenditureFact, GrantFact, ProposalCounts, TrancheFact,
+    ExpenditureFact,
+    GrantFact,
+    ProposalCounts,
+    TrancheFact,
 )
 from tests.support.report_facts import generate_facts, jmdi_programme  # noqa: E402
 
@@ -42,15 +45,45 @@ def small():
     """Three hand-made grants whose totals are known to the cent."""
     programme = jmdi_programme()
     grants = [
-        GrantFact("G1", "2008-0001", "Remittances for local development in Morocco", "remittances", "MA", "ngo",
-                  "Association Migration et Développement", date(2009, 7, 1), D("150000.00"), True,
-                  {"human_resources": D("100000.00"), "travel": D("66666.67")}),
-        GrantFact("G2", "2008-0002", "Rights of migrant workers in the Philippines", "migrants_rights", "PH",
-                  "local_authority", "Municipality of Naga", date(2009, 9, 15), D("50000.01"), True,
-                  {"human_resources": D("40000.00"), "indirect_costs": D("3500.00")}),
-        GrantFact("G3", "2008-0003", "Diaspora associations in Senegal", "migrant_associations", "SN",
-                  "migrant_association", "Union des ressortissants", date(2010, 2, 1), D("199999.99"), False,
-                  {"other": D("222222.21")}),
+        GrantFact(
+            "G1",
+            "2008-0001",
+            "Remittances for local development in Morocco",
+            "remittances",
+            "MA",
+            "ngo",
+            "Association Migration et Développement",
+            date(2009, 7, 1),
+            D("150000.00"),
+            True,
+            {"human_resources": D("100000.00"), "travel": D("66666.67")},
+        ),
+        GrantFact(
+            "G2",
+            "2008-0002",
+            "Rights of migrant workers in the Philippines",
+            "migrants_rights",
+            "PH",
+            "local_authority",
+            "Municipality of Naga",
+            date(2009, 9, 15),
+            D("50000.01"),
+            True,
+            {"human_resources": D("40000.00"), "indirect_costs": D("3500.00")},
+        ),
+        GrantFact(
+            "G3",
+            "2008-0003",
+            "Diaspora associations in Senegal",
+            "migrant_associations",
+            "SN",
+            "migrant_association",
+            "Union des ressortissants",
+            date(2010, 2, 1),
+            D("199999.99"),
+            False,
+            {"other": D("222222.21")},
+        ),
     ]
     tranches = [
         TrancheFact("G1", 1, D("96000.00"), date(2009, 8, 1)),

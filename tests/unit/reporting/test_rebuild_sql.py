@@ -1,6 +1,7 @@
 """Every projector has its counterpart in the set-based rebuild (services/reporting/rebuild_sql.py), so an event
 type or a fact table added to the Python projections cannot be forgotten there; the proof that each computes the
 same rows is tests/integration/test_reporting_rebuild_sql.py."""
+
 from services.reporting.models import PROJECTION_TABLES
 from services.reporting.projections import PROJECTORS
 from services.reporting.rebuild_sql import FACTS, SHADOW

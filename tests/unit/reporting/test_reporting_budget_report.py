@@ -1,4 +1,5 @@
 """The budget report model: totals reconcile to the cent, as_of filters facts, JSON uses decimal strings."""
+
 import json
 import re
 from datetime import date
@@ -7,7 +8,13 @@ from decimal import Decimal
 import pytest
 
 from services.reporting.domain.budget_report import (
-    BudgetReport, GrantFact, ProposalCounts, ReportError, TrancheFact, build_budget_report, report_to_json,
+    BudgetReport,
+    GrantFact,
+    ProposalCounts,
+    ReportError,
+    TrancheFact,
+    build_budget_report,
+    report_to_json,
 )
 from tests.support.report_facts import JMDI_COUNTRIES, JMDI_WINDOWS, generate_facts, jmdi_programme
 
@@ -24,14 +31,17 @@ def assert_reconciles(report: BudgetReport, tranches, as_of=None):
     assert report.disbursed == _sum(t.amount for t in counted)
     for field in ("committed", "disbursed"):
         total = getattr(report, field)
-        for lines in (report.by_window, report.by_country, report.by_year, report.by_month,
-                      report.by_applicant_type):
+        for lines in (report.by_window, report.by_country, report.by_year, report.by_month, report.by_applicant_type):
             assert _sum(getattr(line, field) for line in lines) == total, (field, lines)
     assert _sum(g.committed for g in report.grants) == report.committed
     assert _sum(g.paid for g in report.grants) == report.disbursed
     assert _sum(g.outstanding for g in report.grants) == report.committed - report.disbursed
-    assert sum(w.grants for w in report.by_window) == sum(c.grants for c in report.by_country) \
-        == report.counts.awards == len(report.grants)
+    assert (
+        sum(w.grants for w in report.by_window)
+        == sum(c.grants for c in report.by_country)
+        == report.counts.awards
+        == len(report.grants)
+    )
     assert report.remaining == report.envelope - report.committed
     for value in (report.committed, report.disbursed, report.contracted, report.remaining):
         assert isinstance(value, Decimal) and value == value.quantize(D("0.01"))
@@ -55,7 +65,9 @@ def test_hand_made_facts_give_known_totals(small):
     assert windows["remittances"].available == D("3600000.00")
     assert [c.country for c in report.by_country] == ["MA", "PH", "SN"]
     assert [(y.year, y.committed, y.disbursed) for y in report.by_year] == [
-        (2009, D("200000.01"), D("136000.01")), (2010, D("199999.99"), D("40000.11"))]
+        (2009, D("200000.01"), D("136000.01")),
+        (2010, D("199999.99"), D("40000.11")),
+    ]
     headings = {h.heading: h for h in report.by_heading}
     assert [h.heading for h in report.by_heading] == ["human_resources", "travel", "other", "indirect_costs"]
     assert headings["human_resources"].budgeted == D("140000.00")
@@ -63,8 +75,7 @@ def test_hand_made_facts_give_known_totals(small):
     assert headings["travel"].reported_expenditure == D("12345.67")
     assert report.reported_expenditure == D("82346.67")
     g1 = report.grants[0]
-    assert (g1.grant_id, g1.reference, g1.paid, g1.outstanding) == ("G1", "2008-0001", D("136000.10"),
-                                                                    D("13999.90"))
+    assert (g1.grant_id, g1.reference, g1.paid, g1.outstanding) == ("G1", "2008-0001", D("136000.10"), D("13999.90"))
     assert [p.tranche_number for p in g1.payments] == [1, 2]
     assert_reconciles(report, tranches)
 
@@ -115,8 +126,7 @@ def test_inconsistent_facts_are_refused(small):
 
 def test_counts_accept_a_mapping_or_none(small):
     programme, grants, tranches, expenditures, _ = small
-    report = build_budget_report(programme, grants, tranches, expenditures,
-                                 {"proposals": 10, "eligible_proposals": 4})
+    report = build_budget_report(programme, grants, tranches, expenditures, {"proposals": 10, "eligible_proposals": 4})
     assert (report.counts.proposals, report.counts.eligible_proposals) == (10, 4)
     report = build_budget_report(programme, grants, tranches, expenditures, None)
     assert report.counts.proposals == 0 and report.counts.awards == 3
@@ -135,8 +145,7 @@ def test_report_to_json_uses_decimal_strings(small):
     assert data["absorption_rate"] == "0.4400"
     assert data["as_of"] == "2011-01-01"
     assert data["counts"] == {"proposals": 547, "eligible_proposals": 310, "awards": 3}
-    assert {"window", "name", "allocation_eur", "committed_eur", "disbursed_eur", "grants"} <= set(
-        data["windows"][0])
+    assert {"window", "name", "allocation_eur", "committed_eur", "disbursed_eur", "grants"} <= set(data["windows"][0])
     assert {"country", "committed_eur", "disbursed_eur", "grants"} <= set(data["countries"][0])
     assert {"grant_id", "reference", "committed_eur", "paid_eur", "outstanding_eur"} <= set(data["grants"][0])
     assert data["years"] and data["applicant_types"] and data["headings"]
@@ -151,6 +160,7 @@ def test_report_to_json_uses_decimal_strings(small):
         elif isinstance(value, list):
             for v in value:
                 walk(v)
+
     walk(data)
     assert sum(D(w["committed_eur"]) for w in data["windows"]) == D(data["committed_eur"])
     assert sum(D(c["disbursed_eur"]) for c in data["countries"]) == D(data["disbursed_eur"])

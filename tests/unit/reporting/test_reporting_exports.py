@@ -1,4 +1,5 @@
 """Export formats: terminal table, CSV, XLSX and its charts, IATI 2.03 (schema-valid), 360Giving JSON."""
+
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ D = Decimal
 
 # ------------------------------------------------------------------------------------------------ table
 
+
 def test_render_table_shows_totals_and_breakdowns(report):
     text = table.render_table(report)
     assert report.programme_name in text and "Migration and Asylum" in text and "2011-06-30" in text
@@ -36,6 +38,7 @@ def test_render_table_shows_totals_and_breakdowns(report):
 
 
 # -------------------------------------------------------------------------------------------------- CSV
+
 
 def test_csv_directory_one_file_per_table(report, tmp_path):
     paths = csv_export.write_csv(report, tmp_path / "out")
@@ -74,6 +77,7 @@ def test_csv_stream_has_sections(report):
 
 # ------------------------------------------------------------------------------------------------- XLSX
 
+
 def _range_values(wb, ref):
     """Values of a range like Windows!D5:D8 or 'Applicant types'!B5:B9."""
     sheet, cells = ref.rsplit("!", 1)
@@ -92,17 +96,32 @@ def _evaluate(wb, formula, sheet="Summary"):
         values = _range_values(wb, match.group(1))
         criteria = _range_values(wb, match.group(2))
         return str(sum((D(v) for v, c in zip(values, criteria) if c == match.group(3)), D("0.00")))
+
     expr = re.sub(r'SUMIFS\(([^,]+),([^,]+),"([^"]+)"\)', sumifs, expr)
-    expr = re.sub(r"SUM\(([^)]+)\)",
-                  lambda m: str(sum((D(v) for v in _range_values(wb, m.group(1)) if v is not None), D("0.00"))),
-                  expr)
+    expr = re.sub(
+        r"SUM\(([^)]+)\)",
+        lambda m: str(sum((D(v) for v in _range_values(wb, m.group(1)) if v is not None), D("0.00"))),
+        expr,
+    )
     summary = wb["Summary"]
-    expr = re.sub(r"Summary!(B\d+)", lambda m: str(_evaluate(wb, summary[m.group(1)].value)
-                                                   if isinstance(summary[m.group(1)].value, str)
-                                                   else summary[m.group(1)].value), expr)
-    expr = re.sub(r"\b(B\d+)\b", lambda m: str(_evaluate(wb, ws[m.group(1)].value, sheet)
-                                              if isinstance(ws[m.group(1)].value, str) else ws[m.group(1)].value),
-                  expr)
+    expr = re.sub(
+        r"Summary!(B\d+)",
+        lambda m: str(
+            _evaluate(wb, summary[m.group(1)].value)
+            if isinstance(summary[m.group(1)].value, str)
+            else summary[m.group(1)].value
+        ),
+        expr,
+    )
+    expr = re.sub(
+        r"\b(B\d+)\b",
+        lambda m: str(
+            _evaluate(wb, ws[m.group(1)].value, sheet)
+            if isinstance(ws[m.group(1)].value, str)
+            else ws[m.group(1)].value
+        ),
+        expr,
+    )
     assert re.fullmatch(r"[-+0-9.() ]+", expr), expr
     total = D("0")
     for sign, number in re.findall(r"([-+]?)\s*\(?(-?[0-9.]+)\)?", expr):
@@ -118,8 +137,16 @@ def workbook(report, tmp_path_factory):
 
 
 def test_xlsx_sheets_titles_and_frozen_headers(workbook, report):
-    assert workbook.sheetnames == ["Summary", "Windows", "Countries", "Headings", "Years", "Applicant types",
-                                   "Grants", "Checks"]
+    assert workbook.sheetnames == [
+        "Summary",
+        "Windows",
+        "Countries",
+        "Headings",
+        "Years",
+        "Applicant types",
+        "Grants",
+        "Checks",
+    ]
     for ws in workbook.worksheets:
         assert report.programme_name in ws["A1"].value and ws["A1"].alignment.wrap_text
         assert "Migration and Asylum" in ws["A2"].value
@@ -151,16 +178,14 @@ def test_xlsx_summary_totals_are_formulas_that_add_up(workbook, report):
     assert _evaluate(workbook, labels["Disbursed (tranches paid)"].value) == report.disbursed
     assert _evaluate(workbook, labels["Contracted"].value) == report.contracted
     assert _evaluate(workbook, labels["Remaining (envelope − committed)"].value) == report.remaining
-    assert _evaluate(workbook, labels["Reported expenditure (accepted reports)"].value) \
-        == report.reported_expenditure
+    assert _evaluate(workbook, labels["Reported expenditure (accepted reports)"].value) == report.reported_expenditure
     assert _evaluate(workbook, labels["Awards"].value) == report.counts.awards
     # the EC's part and the consortia's co-financing of the awarded grants' eligible costs, apart
     eligible = sum((g.total_eligible for g in report.grants), D("0.00"))
     co_financing = sum((g.co_financing for g in report.grants), D("0.00"))
     assert _evaluate(workbook, labels["Total eligible costs of the awarded grants"].value) == eligible
     assert _evaluate(workbook, labels["of which co-financing (by the consortia)"].value) == co_financing
-    assert _evaluate(workbook, labels["of which EC contribution"].value) == eligible - co_financing \
-        == report.committed
+    assert _evaluate(workbook, labels["of which EC contribution"].value) == eligible - co_financing == report.committed
     # the internal checks are on their own sheet, not on the cover
     assert not any(label and label.startswith("Checks") for label in labels)
     checks = workbook["Checks"]
@@ -191,8 +216,12 @@ def test_xlsx_data_sheets_have_euro_formats_and_total_formulas(workbook, report)
     last_printed = get_column_letter(titles.index("Grant id"))  # the grant id (last) stays off the page
     assert grants.print_area.endswith(f"${last_printed}${len(report.grants) + 5}")
     headings = workbook["Headings"]
-    assert [c.value for c in headings[4]][2:] == ["Total eligible costs EUR", "EC contribution EUR",
-                                                   "Co-financing EUR", "Reported expenditure EUR"]
+    assert [c.value for c in headings[4]][2:] == [
+        "Total eligible costs EUR",
+        "EC contribution EUR",
+        "Co-financing EUR",
+        "Reported expenditure EUR",
+    ]
     for line, row in zip(report.by_heading, range(5, 5 + len(report.by_heading))):
         ec, co = D(str(headings.cell(row=row, column=4).value)), D(str(headings.cell(row=row, column=5).value))
         assert ec + co == D(str(headings.cell(row=row, column=3).value)) == line.budgeted
@@ -203,6 +232,7 @@ def test_xlsx_data_sheets_have_euro_formats_and_total_formulas(workbook, report)
 
 def test_xlsx_cells_hold_exact_decimal_digits(report, tmp_path):
     import zipfile
+
     path = tmp_path / "r.xlsx"
     xlsx_export.write_xlsx(report, path, with_chart=False)
     with zipfile.ZipFile(path) as zf:
@@ -214,6 +244,7 @@ def test_xlsx_cells_hold_exact_decimal_digits(report, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ chart
 
+
 def _reference(chart_, index):
     return chart_.series[index].val.numRef.f
 
@@ -222,8 +253,10 @@ def test_the_charts_draw_the_windows_and_years_sheets_from_their_cells(workbook,
     by_window, by_year = workbook["Summary"]._charts
     rows = len(report.by_window)
     # committed and disbursed of each window, titled by their header cells (the Total row is not drawn)
-    assert [_reference(by_window, i) for i in (0, 1)] == [f"'Windows'!$D$5:$D${4 + rows}",
-                                                          f"'Windows'!$E$5:$E${4 + rows}"]
+    assert [_reference(by_window, i) for i in (0, 1)] == [
+        f"'Windows'!$D$5:$D${4 + rows}",
+        f"'Windows'!$E$5:$E${4 + rows}",
+    ]
     assert by_window.series[0].tx.strRef.f == "'Windows'!D4"
     assert by_window.series[0].cat.numRef.f == f"'Windows'!$A$5:$A${4 + rows}"  # the windows' names
     assert _reference(by_year, 0).startswith("'Years'!")
@@ -260,8 +293,7 @@ def test_iati_file_validates_against_the_official_schema(report, iati_schema_dir
     assert first.find("reporting-org").get("ref") == "XM-DAC-41114"
     assert first.find("reporting-org").get("type") == "40"
     roles = {p.get("role"): p for p in first.findall("participating-org")}
-    assert roles["1"].get("ref") == "XI-IATI-EC_INTPA" and roles["4"].findtext("narrative") == \
-        grant.lead_organisation
+    assert roles["1"].get("ref") == "XI-IATI-EC_INTPA" and roles["4"].findtext("narrative") == grant.lead_organisation
     assert first.find("recipient-country").get("code") == grant.country
     assert first.find("sector").get("code") == "15190" and first.find("sector").get("vocabulary") == "1"
     assert first.find("activity-date[@type='1']").get("iso-date") == grant.awarded_at.isoformat()
@@ -319,13 +351,24 @@ def test_iati_identifiers_are_sanitised():
 
 # -------------------------------------------------------------------------------------------- 360Giving
 
+
 def test_360giving_structure_and_exact_amounts(report):
     text = giving360.giving360_json(report)
     data = giving360.loads(text)
     assert set(data) == {"grants"} and len(data["grants"]) == len(report.grants)
     first, grant = data["grants"][0], report.grants[0]
-    for key in ("id", "title", "description", "currency", "amountAwarded", "awardDate", "recipientOrganization",
-                "fundingOrganization", "amountDisbursed", "beneficiaryLocation"):
+    for key in (
+        "id",
+        "title",
+        "description",
+        "currency",
+        "amountAwarded",
+        "awardDate",
+        "recipientOrganization",
+        "fundingOrganization",
+        "amountDisbursed",
+        "beneficiaryLocation",
+    ):
         assert key in first, key
     assert first["id"].startswith("360G-JMDI-") and first["currency"] == "EUR"
     assert first["amountAwarded"] == grant.committed and isinstance(first["amountAwarded"], Decimal)
@@ -344,7 +387,7 @@ def test_360giving_structure_and_exact_amounts(report):
 
 
 def test_360giving_dumps_is_exact_json():
-    value = {"a": D("0.10"), "b": [D("1e3"), 1, True, None, "é\"x"], "c": {}, "d": D("123456789012.35")}
+    value = {"a": D("0.10"), "b": [D("1e3"), 1, True, None, 'é"x'], "c": {}, "d": D("123456789012.35")}
     text = giving360.dumps(value, indent=None)
     assert text == '{"a": 0.10, "b": [1000.00, 1, true, null, "é\\"x"], "c": {}, "d": 123456789012.35}'
     assert giving360.loads(text)["d"] == D("123456789012.35")

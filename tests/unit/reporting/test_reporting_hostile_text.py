@@ -1,6 +1,7 @@
 """Text from staff and applicants reaches files for people: every export stays produced, valid and inert whatever
 a title, an organisation's or a programme's name holds — formulas, control characters (a row stored before the
 input refused them), right-to-left overrides, long strings."""
+
 import csv
 import io
 import json
@@ -13,9 +14,19 @@ from services.common.values.inert import CONTROL_CHARACTERS, formula_like
 from tests.support.report_facts import generate_facts
 from services.reporting.exports import csv_export, giving360, iati, table, xlsx_export
 
-HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"click\")", "=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3*cmd",
-           "@SUM(A1:A9)", "\t=1+1", "\r=1+1", "Title\x0bwith a vertical tab", "bell\x07 escape\x1b[2J nul\x00",
-           "\u202etxt.exe\u202c override", "x" * 10_000]
+HOSTILE = [
+    '=HYPERLINK("http://evil.example","click")',
+    "=cmd|' /C calc'!A0",
+    "+SUM(1,2)",
+    "-2+3*cmd",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "Title\x0bwith a vertical tab",
+    "bell\x07 escape\x1b[2J nul\x00",
+    "\u202etxt.exe\u202c override",
+    "x" * 10_000,
+]
 
 
 def hostile_facts():
@@ -23,9 +34,13 @@ def hostile_facts():
     for i, grant in enumerate(facts.grants):
         grant.title = HOSTILE[i % len(HOSTILE)]
         grant.lead_organisation = HOSTILE[(i + 3) % len(HOSTILE)]
-    programme = replace(facts.programme, name="=HYPERLINK(\"http://evil\")\x0b JMDI",
-                        windows={code: ("@" + name + "\x0c", allocation)
-                                 for code, (name, allocation) in facts.programme.windows.items()})
+    programme = replace(
+        facts.programme,
+        name='=HYPERLINK("http://evil")\x0b JMDI',
+        windows={
+            code: ("@" + name + "\x0c", allocation) for code, (name, allocation) in facts.programme.windows.items()
+        },
+    )
     return replace(facts, programme=programme)
 
 
@@ -43,8 +58,11 @@ def test_every_export_is_produced_valid_and_inert(tmp_path, iati_schema_dir):
                 if cell.data_type == "f":
                     formulas += 1
                     # only the report's own formulas (totals, cross-checks), none from the data
-                    assert "HYPERLINK" not in str(cell.value) and "cmd" not in str(cell.value) \
-                        and "@" not in str(cell.value), (sheet.title, cell.coordinate, cell.value)
+                    assert (
+                        "HYPERLINK" not in str(cell.value)
+                        and "cmd" not in str(cell.value)
+                        and "@" not in str(cell.value)
+                    ), (sheet.title, cell.coordinate, cell.value)
                 elif isinstance(cell.value, str):
                     texts += 1
                     assert not CONTROL_CHARACTERS.search(cell.value), (sheet.title, cell.coordinate)

@@ -5,6 +5,7 @@ where their titles, axes and categories are drawn.
 
 LibreOffice comes from the distribution (.ci/run installs Debian's libreoffice-calc-nogui); pypdf reads the PDF.
 """
+
 import shutil
 import subprocess
 from datetime import date
@@ -31,9 +32,22 @@ def printed(report, tmp_path_factory):
     xlsx_export.write_xlsx(report, workbook, produced_on=date(2011, 7, 1))
     # a profile of its own: another LibreOffice running on the machine must not lock this one out
     profile = (folder / "profile").as_uri()
-    subprocess.run([soffice(), f"-env:UserInstallation={profile}", "--headless", "--norestore",
-                    "--convert-to", "pdf", "--outdir", str(folder), str(workbook)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            soffice(),
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(folder),
+            str(workbook),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return PdfReader(folder / "budget.pdf")
 
 

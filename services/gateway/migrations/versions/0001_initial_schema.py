@@ -5,12 +5,13 @@ Revises:
 Create Date: 2026-12-02 09:00:00
 
 """
+
 from typing import Sequence, Union
 
 from services.common.storage.kit_schema import create_audit_log_v1, drop_audit_log_v1
 
 # revision identifiers, used by Alembic.
-revision: str = '0001'
+revision: str = "0001"
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

@@ -9,6 +9,7 @@ On PostgreSQL the lines of the grants and amendments already projected are fille
 (the same largest-remainder rule as budget_report.ec_part_by_heading, in integer cents); on SQLite the report
 does not read them (a rebuild fills them).
 """
+
 from typing import Sequence, Union
 
 from alembic import op
@@ -17,8 +18,8 @@ import services.common.storage.types
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0007_budget_line_facts'
-down_revision: Union[str, Sequence[str], None] = '0006_terminations'
+revision: str = "0007_budget_line_facts"
+down_revision: Union[str, Sequence[str], None] = "0006_terminations"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -53,21 +54,22 @@ ON CONFLICT DO NOTHING
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.create_table('budget_line_facts',
-    sa.Column('grant_id', sa.String(length=60), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    sa.Column('heading', sa.String(length=40), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('amount', services.common.storage.types.Money(), nullable=False),
-    sa.Column('ec_part', services.common.storage.types.Money(), nullable=False),
-    sa.PrimaryKeyConstraint('grant_id', 'source', 'heading')
+    op.create_table(
+        "budget_line_facts",
+        sa.Column("grant_id", sa.String(length=60), nullable=False),
+        sa.Column("source", sa.String(length=60), nullable=False),
+        sa.Column("heading", sa.String(length=40), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("amount", services.common.storage.types.Money(), nullable=False),
+        sa.Column("ec_part", services.common.storage.types.Money(), nullable=False),
+        sa.PrimaryKeyConstraint("grant_id", "source", "heading"),
     )
-    op.create_index('ix_grant_facts_reference_grant_id', 'grant_facts', ['reference', 'grant_id'], unique=False)
+    op.create_index("ix_grant_facts_reference_grant_id", "grant_facts", ["reference", "grant_id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_BACKFILL)
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    op.drop_index('ix_grant_facts_reference_grant_id', table_name='grant_facts')
-    op.drop_table('budget_line_facts')
+    op.drop_index("ix_grant_facts_reference_grant_id", table_name="grant_facts")
+    op.drop_table("budget_line_facts")

@@ -9,6 +9,7 @@ Create Date: 2026-12-02 01:30:00
 Both are filled in from the rows already projected (budget_line_facts, expenditure_facts), on PostgreSQL and
 SQLite alike.
 """
+
 from typing import Sequence, Union
 
 from alembic import op
@@ -18,8 +19,8 @@ from services.common.values.annex import HEADINGS
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0008_heading_columns'
-down_revision: Union[str, Sequence[str], None] = '0007_budget_line_facts'
+revision: str = "0008_heading_columns"
+down_revision: Union[str, Sequence[str], None] = "0007_budget_line_facts"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -47,28 +48,32 @@ def _heading_columns(suffix: str = "") -> list:
 
 def upgrade() -> None:
     """Upgrade schema."""
-    op.create_table('budget_facts',
-    sa.Column('grant_id', sa.String(length=60), nullable=False),
-    sa.Column('source', sa.String(length=60), nullable=False),
-    *_heading_columns(), *_heading_columns("_ec"),
-    sa.PrimaryKeyConstraint('grant_id', 'source')
+    op.create_table(
+        "budget_facts",
+        sa.Column("grant_id", sa.String(length=60), nullable=False),
+        sa.Column("source", sa.String(length=60), nullable=False),
+        *_heading_columns(),
+        *_heading_columns("_ec"),
+        sa.PrimaryKeyConstraint("grant_id", "source"),
     )
-    op.create_table('report_expenditure_facts',
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('report_id', sa.String(length=60), nullable=False),
-    sa.Column('grant_id', sa.String(length=60), nullable=False),
-    sa.Column('accepted_on', sa.Date(), nullable=False),
-    *_heading_columns(),
-    sa.PrimaryKeyConstraint('event_id')
+    op.create_table(
+        "report_expenditure_facts",
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("report_id", sa.String(length=60), nullable=False),
+        sa.Column("grant_id", sa.String(length=60), nullable=False),
+        sa.Column("accepted_on", sa.Date(), nullable=False),
+        *_heading_columns(),
+        sa.PrimaryKeyConstraint("event_id"),
     )
-    op.create_index(op.f('ix_report_expenditure_facts_grant_id'), 'report_expenditure_facts', ['grant_id'],
-                    unique=False)
+    op.create_index(
+        op.f("ix_report_expenditure_facts_grant_id"), "report_expenditure_facts", ["grant_id"], unique=False
+    )
     op.execute(_BUDGETS)
     op.execute(_EXPENDITURE)
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    op.drop_index(op.f('ix_report_expenditure_facts_grant_id'), table_name='report_expenditure_facts')
-    op.drop_table('report_expenditure_facts')
-    op.drop_table('budget_facts')
+    op.drop_index(op.f("ix_report_expenditure_facts_grant_id"), table_name="report_expenditure_facts")
+    op.drop_table("report_expenditure_facts")
+    op.drop_table("budget_facts")
