@@ -575,5 +575,5 @@ def parse_event(body) -> Event:
             raise ValidationError({"version": [f"unsupported version {envelope['version']}"]})
         data = contract_schema(envelope["event_type"]).load(envelope["data"])
     except ValidationError as exc:
-        raise InvalidInput(exc.messages, f"event does not match its contract: {exc.messages}") from None
+        raise InvalidInput(exc.normalized_messages(), f"event does not match its contract: {exc.messages}") from None
     return Event(envelope, data, body)

@@ -13,6 +13,8 @@ import json
 import logging
 import threading
 import time
+from typing import Any
+
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -234,7 +236,7 @@ def load_input(schema: Schema, payload: dict) -> dict:
     try:
         return schema.load(payload)
     except ValidationError as exc:
-        raise InvalidInput(exc.messages) from None
+        raise InvalidInput(exc.normalized_messages()) from None
     except (TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as exc:
         # marshmallow met something no field expects (nested junk); still the caller's input, not our failure
         raise InvalidInput({"_schema": [f"unreadable input: {type(exc).__name__}"]}) from None
@@ -283,7 +285,7 @@ def audit_refusal(
     verified caller when the token verified; otherwise the row carries who the token claims to be, marked
     `subject_verified: false`."""
     write, flush = budget.admit() if budget is not None else (True, 0)
-    rows = []
+    rows: list[dict] = []
     if flush:
         rows.append(
             dict(
@@ -318,11 +320,11 @@ def audit_refusal(
         )
     if rows:
 
-        def write():
+        def insert_rows():
             with db.core.exclusive(), db.core.engine.begin() as conn:
                 conn.execute(insert(audit_log), rows)
 
-        retrying_stale(write)
+        retrying_stale(insert_rows)
 
 
 def operation(schema: type[Schema] | None = None):
@@ -460,7 +462,7 @@ class ServiceBase(Observed):
         """consumer name -> apply(event, uow), for per-event handlers and batch handlers alike."""
         appliers = {}
         for attr in dir(type(self)):
-            member = getattr(type(self), attr, None)
+            member: Any = getattr(type(self), attr, None)  # any class attribute; handlers carry `applies`
             if getattr(member, "applies", None) is not None:
                 appliers[f"{self.name}.{attr}"] = functools.partial(
                     lambda fn, evt, uow: fn(self, evt, uow), member.applies
