@@ -73,9 +73,10 @@ class Child:
         self.restart_at = None
         UP.labels(self.name).set(1)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def terminate(self) -> None:
+        """SIGTERM to the process, if it is running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
 
 def main() -> int:
@@ -111,8 +112,7 @@ def main() -> int:
             return
         stopping = True
         for child in children.values():
-            if child.running:
-                child.proc.send_signal(signal.SIGTERM)
+            child.terminate()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)

@@ -214,6 +214,7 @@ class GuardedQueueConsumer(QueueConsumer):
 
 class GuardedRpcConsumer(RpcConsumer):
     queue_consumer = GuardedQueueConsumer()
+    queue: Queue
 
     def setup(self):
         super().setup()

@@ -168,6 +168,7 @@ class KitEventHandler(EventHandler):
     user RabbitMQ saw publish it) for the producer check."""
 
     queue_consumer = GuardedQueueConsumer()
+    queue: Queue
 
     def setup(self):
         super().setup()
@@ -362,7 +363,7 @@ def operation(schema: type[Schema] | None = None):
                 raise
             return to_wire(redact(result, identity))  # masked: what this identity may not see
 
-        wrapper.input_schema = input_schema
+        wrapper.input_schema = input_schema  # type: ignore[attr-defined]  # read back by the gateway's catalogue
         return guarded_rpc(expected_exceptions=EXPECTED_ERRORS)(wrapper)
 
     return decorator
@@ -387,7 +388,7 @@ def handles(event_type: str):
                 self.db, consumer, body, headers, lambda evt, uow: fn(self, evt, uow), self.request.retry_policy
             )
 
-        wrapper.applies = fn
+        wrapper.applies = fn  # type: ignore[attr-defined]  # read back by ServiceBase._event_appliers
         # requeue_on_error: if even the dead-letter store is unreachable the message goes back, never dropped
         return KitEventHandler.decorator(producer, event_type, requeue_on_error=True)(wrapper)
 
