@@ -4,6 +4,8 @@ Marshmallow checks the shape of every argument (unknown fields refused); the dom
 and the call's rules and names the fields it refuses with the same names.
 """
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.contracts.events import ANNEX_III_HEADINGS, Applicant
@@ -88,8 +90,8 @@ class ConsortiumSchema(Strict):
 
 def _call_fields(required: bool) -> dict:
     """The amendable fields of a call; on amend_call nothing is required and an absent field is not changed."""
-    need = {"required": True} if required else {}
-    optional = {"load_default": None} if required else {}
+    need: dict[str, Any] = {"required": True} if required else {}
+    optional: dict[str, Any] = {"load_default": None} if required else {}
     return {
         "title": Text(300, **need),
         "windows": fields.List(fields.Nested(CallWindowSchema), validate=validate.Length(min=1, max=20), **need),

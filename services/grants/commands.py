@@ -176,12 +176,13 @@ def record_ranking(uow: UnitOfWork, event):
 def award_grant(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     session = uow.session
     proposal_row = repo.lock_proposal(session, data["proposal_id"])
-    call = session.get(CallCopy, proposal_row.call_id)
+    call = repo.call_copy(session, proposal_row.call_id)
     budgets = repo.lock_budgets(session, call.programme_id, call.call_id, proposal_row.window)
     # read after the budget locks: a concurrent award or decline in this window has committed by now
     ranking = repo.ranking_of(session, call.call_id, proposal_row.window)
     proposal = repo.proposal_copy(session, proposal_row, ranking)
     reserve = repo.reserve_places(session, ranking) if ranking is not None else None
+    decision_date = data["decision_date"] or now.date()
     grant, events = domain.Grant.award(
         str(uuid.uuid4()),
         proposal,
@@ -190,13 +191,14 @@ def award_grant(uow: UnitOfWork, data: dict, now: datetime) -> dict:
         budgets.window,
         budgets.programme,
         decision_reference=data["decision_reference"],
-        decision_date=data["decision_date"] or now.date(),
+        decision_date=decision_date,
         awarded_at=now,
         profile=call.rule_profile,
         reserve=reserve,
         calendar=repo.calendar(call),
     )
     budgets.store()
+    assert proposal.ranking is not None  # the award refuses a proposal in no ranking
     grant.logframe = proposal_row.logframe  # the contract keeps the proposal's logframe
     proposal_row.status, proposal_row.decision_reference = "awarded", data["decision_reference"]
     row = repo.new_grant_row(
@@ -205,7 +207,7 @@ def award_grant(uow: UnitOfWork, data: dict, now: datetime) -> dict:
         proposal.ranking.value,
         call.rule_profile,
         data["decision_reference"],
-        grant.decision_date,
+        decision_date,
         now,
     )
     session.add(row)
@@ -355,7 +357,7 @@ def list_organisations(uow: UnitOfWork, data: dict) -> list[dict]:
             query = query.where(column == data[key])
     rows = list(uow.session.execute(query).scalars())
     # one grouped query: which of these accounts is registered more than once, and for whom
-    holders: dict[str, list[str]] = {}
+    holders: dict[str | None, list[str]] = {}
     for holder, iban in uow.session.execute(
         select(OrganisationRow.id, OrganisationRow.iban).where(
             OrganisationRow.iban.in_({r.iban for r in rows if r.iban}),
@@ -647,7 +649,7 @@ def list_rates(uow: UnitOfWork, data: dict) -> list[dict]:
 
 def reallocate_budget(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     record = repo.lock_grant(uow.session, data["grant_id"])
-    limits = repo.call_limits(uow.session.get(CallCopy, record.row.call_id))
+    limits = repo.call_limits(repo.call_copy(uow.session, record.row.call_id))
     events = record.grant.reallocate(str(uuid.uuid4()), data["new_budget"], limits, data["reason"])
     return _amended(uow, record, events, now)
 
@@ -672,9 +674,13 @@ def amend_grant(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     current = record.grant.amount
     targets_before = domain.targets_of(record.grant.logframe)
     events = record.grant.amend(
-        amendment, repo.call_limits(session.get(CallCopy, row.call_id)), budgets.window, budgets.programme
+        amendment, repo.call_limits(repo.call_copy(session, row.call_id)), budgets.window, budgets.programme
     )
-    if amendment.kind == domain.AmendmentKind.AMOUNT and amendment.new_amount > current:
+    if (
+        amendment.kind == domain.AmendmentKind.AMOUNT
+        and amendment.new_amount is not None
+        and amendment.new_amount > current
+    ):
         # checked, not applied: the grant, its budgets and the events stay as they were
         pending = PendingAmendmentRow(
             id=amendment.amendment_id,
@@ -736,7 +742,7 @@ def approve_amendment(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     budgets = repo.lock_budgets(session, row.programme_id, row.call_id, row.window)
     amendment = domain.Amendment(
         pending.id,
-        pending.kind,
+        domain.AmendmentKind(pending.kind),
         pending.reason,
         {k: Decimal(v) for k, v in pending.new_budget.items()} if pending.new_budget else None,
         None,
@@ -744,7 +750,7 @@ def approve_amendment(uow: UnitOfWork, data: dict, now: datetime) -> dict:
         tuple(Decimal(v) for v in pending.new_annual_budgets) if pending.new_annual_budgets else None,
     )
     events = record.grant.amend(
-        amendment, repo.call_limits(session.get(CallCopy, row.call_id)), budgets.window, budgets.programme
+        amendment, repo.call_limits(repo.call_copy(session, row.call_id)), budgets.window, budgets.programme
     )
     budgets.store()
     pending.status, pending.decided_by, pending.decided_at = "approved", _user(uow), now
@@ -804,14 +810,14 @@ def close_grant(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     events = record.grant.close(now, budgets.window, budgets.programme, decommitment_id=decommitment_id)
     budgets.store()
     repo.save(session, record, _user(uow), now)
-    closure = record.grant.closure
+    decommitted = record.grant.decommitted  # what the closure gave back
     following = None
-    if closure.decommitted > 0:
+    if decommitted > 0:
         session.add(
             DecommitmentRow(
                 id=decommitment_id,
                 grant_id=row.id,
-                amount=closure.decommitted,
+                amount=decommitted,
                 committed_before=record.grant.amount,
                 reason=record.grant.decommitment_reason(),
                 decided_by=_user(uow),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import overload
 
 from sqlalchemy import select
 
@@ -89,6 +90,14 @@ def lock_budgets(session, programme_id: str, call_id: str, window: str) -> Budge
         domain.ProgrammeBudget(programme_row.envelope, programme_row.committed),
         domain.WindowBudget(window_row.window, window_row.allocation, window_row.committed),
     )
+
+
+def call_copy(session, call_id: str) -> CallCopy:
+    """The copy call_opened left (every proposal copy, hence every grant, has one)."""
+    call = session.get(CallCopy, call_id)
+    if call is None:
+        raise NotFound("call", call_id)
+    return call
 
 
 def call_limits(call: CallCopy) -> domain.CallLimits:
@@ -204,6 +213,10 @@ def evaluations_of(session, proposal_id: str) -> list[Evaluation]:
 # --- organisations --------------------------------------------------------------------------------------------
 
 
+@overload
+def organisation(row: OrganisationRow) -> domain.Organisation: ...
+@overload
+def organisation(row: None) -> None: ...
 def organisation(row: OrganisationRow | None) -> domain.Organisation | None:
     if row is None:
         return None
@@ -476,4 +489,6 @@ def plain(value) -> Decimal:
 def _termination(row: GrantRow) -> domain.Termination | None:
     if row.terminated_on is None:
         return None
+    # stored together with terminated_on (save)
+    assert row.termination_reason is not None and row.terminated_by is not None
     return domain.Termination(row.terminated_on, row.termination_reason, row.terminated_by, row.terminated_at)

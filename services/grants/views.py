@@ -110,9 +110,7 @@ def schedule_view(grant: domain.Grant) -> list[dict]:
 def reports_due_view(grant: domain.Grant) -> list[dict]:
     if grant.start_date is None:
         return []
-    latest = {}
-    for report in sorted(grant.reports.values(), key=lambda r: r.submitted_at):
-        latest[report.condition] = report
+    latest = {report.condition: report for report in sorted(grant.reports.values(), key=lambda r: r.submitted_at)}
     due = []
     for period in grant.reporting_periods():
         report = latest.get(period.condition)

@@ -212,6 +212,7 @@ class SmtpTransport:
             )
         smtp = None
         try:
+            assert s.host is not None  # __init__ refused settings without a host
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             smtp.ehlo()
             if s.starttls:

@@ -118,6 +118,7 @@ class NotificationsRepository:
             (r.kind, r.number): r
             for r in self.session.execute(select(ReportDue).where(ReportDue.grant_id == grant.grant_id)).scalars()
         }
+        assert grant.duration_months is not None  # contract_signed sets it with the start date
         wanted = report_due_dates(grant.start_date, grant.duration_months)
         for due in wanted:
             row = existing.get((due.kind, due.number))

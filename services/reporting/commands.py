@@ -161,7 +161,7 @@ def budget_report(
     report, facts = build_report(uow, programme_id, as_of)
     filename = f"{_stem(report, 'budget-report', as_of, now)}.{EXTENSIONS[fmt]}"
     content = render(report, facts, fmt, now.date(), extra_sections(uow, report.programme_id, as_of), grants)
-    if fmt == "json":
+    if isinstance(content, dict):  # json
         return {**content, "format": "json", "filename": filename, "mimetype": MIMETYPES["json"]}
     return file_result(fmt, filename, content)
 
@@ -360,6 +360,7 @@ def generate_report(uow: UnitOfWork, kind: str, label: str, now: datetime, by: s
         return {**report_view(existing), "created": False}
     report, facts = build_report(uow, None, period.end)
     content = render(report, facts, REPORT_FORMAT, now.date(), extra_sections(uow, report.programme_id, period.end))
+    assert isinstance(content, bytes)  # the workbook
     row = ReportFile(
         report_id=str(uuid.uuid4()),
         kind=kind,
@@ -378,7 +379,9 @@ def generate_report(uow: UnitOfWork, kind: str, label: str, now: datetime, by: s
         with session.begin_nested():  # another replica or request may have stored it meanwhile
             session.add(row)
     except IntegrityError:
-        return {**report_view(_stored(session, kind, period.label)), "created": False}
+        stored = _stored(session, kind, period.label)
+        assert stored is not None  # the row whose key the insert met
+        return {**report_view(stored), "created": False}
     uow.emit(
         "report_generated",
         {

@@ -337,8 +337,10 @@ def per_grant(session: Session, programme_id: str | None = None) -> dict[str, di
     missing here appear with committed None (whatever the programme: they cannot be attributed)."""
     amendments = _latest_amendments(session, None)
     closures = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.kind)).all())
-    recoveries = dict(session.execute(select(ClosureRow.grant_id, ClosureRow.recovery)).all())
-    given_back = dict(
+    recoveries: dict[str, Decimal | None] = dict(
+        session.execute(select(ClosureRow.grant_id, ClosureRow.recovery)).all()
+    )
+    given_back: dict[str, Decimal] = dict(
         session.execute(
             select(DecommitmentRow.grant_id, func.sum(DecommitmentRow.amount)).group_by(DecommitmentRow.grant_id)
         ).all()

@@ -11,6 +11,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from services.common.values.errors import InvalidInput
 from services.common.values.money import MoneyError, to_money
@@ -18,6 +19,7 @@ from services.common.values.money import MoneyError, to_money
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _MISSING = object()
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +47,18 @@ class Errors:
     def raise_if_any(self, message: str | None = None) -> None:
         if self.errors:
             raise InvalidInput(self.errors, message)
+
+
+def checked(value: T | None) -> T:
+    """A required value after `raise_if_any` passed: its parser recorded an error instead of returning None."""
+    assert value is not None, "a required field parsed to None without an error"
+    return value
+
+
+def unchecked(value: object) -> Any:
+    """A raw value handed to a constructor that validates its fields (naming any missing or wrong one): the
+    field types say what the fields hold once checked."""
+    return value
 
 
 def get(data: dict, key: str, errors: Errors, field: str | None = None, required: bool = True, default=None):
@@ -164,7 +178,7 @@ def require_aware(now: datetime, field: str = "now") -> datetime:
     errors = Errors()
     value = utc_datetime(now, field, errors)
     errors.raise_if_any()
-    return value
+    return checked(value)
 
 
 def country(value, field: str, errors: Errors) -> str | None:

@@ -140,8 +140,10 @@ class Call:
     ) -> "Call":
         """A new draft call; unset bounds default to the profile, set ones must stay inside it."""
         errors = p.Errors()
+        call_id = p.text(id, "id", errors)
+        errors.raise_if_any()
         call = cls(
-            id=p.text(id, "id", errors),
+            id=p.checked(call_id),
             programme_id=programme.id,
             title=title,
             windows=windows,
@@ -159,7 +161,6 @@ class Call:
             max_duration_months=(profile.max_duration_months if max_duration_months is None else max_duration_months),
             rule_profile=profile.name,
         )
-        errors.raise_if_any()
         return call.validated(programme, profile)
 
     def validated(self, programme: Programme | None = None, profile: RuleProfile | None = None) -> "Call":
@@ -202,14 +203,17 @@ class Call:
                     f"allocations sum to {money_str(total)}, more than the EC contribution "
                     f"{money_str(programme.ec_contribution)}",
                 )
-        if profile is not None and not errors:
+        errors.raise_if_any()
+        title, deadline = p.checked(title), p.checked(deadline)
+        min_grant, max_grant, share = p.checked(min_grant), p.checked(max_grant), p.checked(share)
+        if profile is not None:
             if min_grant < profile.min_grant:
                 errors.add("min_grant", f"must not be below the profile minimum {money_str(profile.min_grant)}")
             if max_grant > profile.max_grant:
                 errors.add("max_grant", f"must not exceed the profile maximum {money_str(profile.max_grant)}")
             if share > profile.max_ec_share:
                 errors.add("max_ec_share", f"must not exceed the profile cap {profile.max_ec_share}")
-        errors.raise_if_any()
+            errors.raise_if_any()
         if programme is not None and not programme.period_start <= deadline.date() <= programme.period_end:
             raise Conflict(
                 "call.deadline_outside_programme",
@@ -316,12 +320,14 @@ def _call_windows(raw, errors: p.Errors) -> tuple[CallWindow, ...]:
     result, seen = [], set()
     for i, w in enumerate(raw):
         if isinstance(w, dict):
-            w = CallWindow(w.get("code"), w.get("allocation"))
-        if not isinstance(w, CallWindow):
+            raw_code, raw_amount = w.get("code"), w.get("allocation")
+        elif isinstance(w, CallWindow):
+            raw_code, raw_amount = w.code, w.allocation
+        else:
             errors.add(f"windows.{i}", "must be a window code with an allocation")
             continue
-        code = p.code(w.code, f"windows.{i}.code", errors)
-        amount = p.money(w.allocation, f"windows.{i}.allocation", errors, minimum=Decimal("0.01"))
+        code = p.code(raw_code, f"windows.{i}.code", errors)
+        amount = p.money(raw_amount, f"windows.{i}.allocation", errors, minimum=Decimal("0.01"))
         if code in seen:
             errors.add(f"windows.{i}.code", f"duplicate window {code!r}")
             continue
@@ -399,16 +405,16 @@ def call_from_dict(data: dict) -> Call:
     closed_at = p.utc_datetime(data["closed_at"], "closed_at", errors) if data.get("closed_at") else None
     errors.raise_if_any()
     call = Call(
-        id=data.get("id"),
-        programme_id=data.get("programme_id"),
-        title=data.get("title"),
-        windows=data.get("windows"),
-        deadline=data.get("deadline"),
-        min_grant=data.get("min_grant"),
-        max_grant=data.get("max_grant"),
-        max_ec_share=data.get("max_ec_share"),
-        contingency_cap=contingency,
-        indirect_cap=indirect,
+        id=p.unchecked(data.get("id")),
+        programme_id=p.unchecked(data.get("programme_id")),
+        title=p.unchecked(data.get("title")),
+        windows=p.unchecked(data.get("windows")),
+        deadline=p.unchecked(data.get("deadline")),
+        min_grant=p.unchecked(data.get("min_grant")),
+        max_grant=p.unchecked(data.get("max_grant")),
+        max_ec_share=p.unchecked(data.get("max_ec_share")),
+        contingency_cap=p.checked(contingency),
+        indirect_cap=p.checked(indirect),
         eligible_applicant_types=data.get("eligible_applicant_types") or frozenset(),
         consortium=consortium,
         min_duration_months=data.get("min_duration_months"),

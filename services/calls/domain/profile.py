@@ -194,17 +194,17 @@ def profile_from_dict(data: dict) -> RuleProfile:
         errors.add("currency_conversion", f"must be one of {list(CONVERSION_RULES)}")
     errors.raise_if_any()
     return RuleProfile(
-        name=name,
+        name=p.checked(name),
         currency_conversion=conversion,
-        label=label,
-        min_grant=min_grant,
-        max_grant=max_grant,
-        max_ec_share=share,
-        contingency_cap=contingency,
-        indirect_cap=indirect,
-        min_assessors=min_assessors,
-        third_assessor_gap=gap,
-        gap_basis=basis,
+        label=p.checked(label),
+        min_grant=p.checked(min_grant),
+        max_grant=p.checked(max_grant),
+        max_ec_share=p.checked(share),
+        contingency_cap=p.checked(contingency),
+        indirect_cap=p.checked(indirect),
+        min_assessors=p.checked(min_assessors),
+        third_assessor_gap=p.checked(gap),
+        gap_basis=p.checked(basis),
         grids=grids,
         min_duration_months=min_dur,
         max_duration_months=max_dur,
@@ -216,7 +216,7 @@ def grid_from_dict(stage, raw: dict) -> Grid:
     errors = p.Errors()
     grid = _grid(Stage(stage), raw, "grid", errors)
     errors.raise_if_any()
-    return grid
+    return p.checked(grid)
 
 
 def _grid(stage: Stage, raw, field: str, errors: p.Errors) -> Grid | None:
@@ -274,6 +274,6 @@ def _grid(stage: Stage, raw, field: str, errors: p.Errors) -> Grid | None:
         errors.add(f"{field}.out_of", f"is {out_of} but the criteria add up to {total}")
     if out_of is not None and threshold is not None and threshold > out_of:
         errors.add(f"{field}.threshold", f"must not exceed out_of ({out_of})")
-    if len(errors.errors) > before:
+    if len(errors.errors) > before or out_of is None or threshold is None:  # (a None left an error)
         return None
     return Grid(stage, out_of, threshold, tuple(sections), tuple(criteria))

@@ -167,18 +167,18 @@ def programme_from_dict(data: dict, loaded_on: date | None = None) -> Programme:
     windows = _windows(data.get("windows"), contribution, errors)
     errors.raise_if_any(None)
     return Programme(
-        id=pid,
-        name=name,
-        funder=funder,
-        administered_by=administered_by,
-        budget_line=budget_line,
-        ec_contribution=contribution,
-        period_start=start,
-        period_end=end,
+        id=p.checked(pid),
+        name=p.checked(name),
+        funder=p.checked(funder),
+        administered_by=p.checked(administered_by),
+        budget_line=p.checked(budget_line),
+        ec_contribution=p.checked(contribution),
+        period_start=p.checked(start),
+        period_end=p.checked(end),
         eligible_countries=eligible,
         eu_member_states=eu,
         windows=windows,
-        rule_profile=profile_name,
+        rule_profile=p.checked(profile_name),
         name_fr=name_fr,
         budget_line_fr=budget_line_fr,
         currency="EUR",
@@ -236,7 +236,7 @@ def _windows(raw, contribution: Decimal | None, errors: p.Errors) -> tuple[Windo
         allocation = p.money(item.get("allocation"), f"{field}.allocation", errors)
         if allocation is not None:
             total += allocation
-        if None in (code, name_en, name_fr, allocation):
+        if code is None or name_en is None or name_fr is None or allocation is None:
             continue
         seen.add(code)
         windows.append(Window(code, name_en, name_fr, allocation))

@@ -186,7 +186,7 @@ def proposal_reference(programme_id: str, year: int, country: str, sequence: int
     c = p.country(country, "country", errors)
     p.integer(sequence, "sequence", errors, low=1, high=9999)
     errors.raise_if_any()
-    return f"{pid.upper()}-{year:04d}-{c}-{sequence:04d}"
+    return f"{p.checked(pid).upper()}-{year:04d}-{c}-{sequence:04d}"
 
 
 def proposal_to_dict(proposal: Proposal) -> dict:
@@ -250,11 +250,11 @@ def proposal_from_dict(data: dict) -> Proposal:
             try:
                 applicants.append(
                     Applicant(
-                        name=raw.get("name"),
-                        type=raw.get("type"),
-                        country=raw.get("country"),
-                        registration_number=raw.get("registration_number"),
-                        email=raw.get("email"),
+                        name=p.unchecked(raw.get("name")),
+                        type=p.unchecked(raw.get("type")),
+                        country=p.unchecked(raw.get("country")),
+                        registration_number=p.unchecked(raw.get("registration_number")),
+                        email=p.unchecked(raw.get("email")),
                         language=raw.get("language", "en"),
                         role=raw.get("role", "co_applicant"),
                     )
@@ -263,16 +263,16 @@ def proposal_from_dict(data: dict) -> Proposal:
                 errors.update({f"applicants.{i}.{k}": v for k, v in exc.errors.items()})
     try:
         proposal = Proposal(
-            id=data.get("id"),
-            window=data.get("window"),
-            target_country=data.get("target_country"),
-            title=data.get("title"),
-            summary=data.get("summary"),
-            duration_months=data.get("duration_months"),
-            budget=budget,
-            total_eligible_cost=data.get("total_eligible_cost"),
-            ec_amount_requested=data.get("ec_amount_requested"),
-            co_financing=data.get("co_financing"),
+            id=p.unchecked(data.get("id")),
+            window=p.unchecked(data.get("window")),
+            target_country=p.unchecked(data.get("target_country")),
+            title=p.unchecked(data.get("title")),
+            summary=p.unchecked(data.get("summary")),
+            duration_months=p.unchecked(data.get("duration_months")),
+            budget=p.unchecked(budget),
+            total_eligible_cost=p.unchecked(data.get("total_eligible_cost")),
+            ec_amount_requested=p.unchecked(data.get("ec_amount_requested")),
+            co_financing=p.unchecked(data.get("co_financing")),
             applicants=tuple(applicants),
             call_id=data.get("call_id"),
             reference=data.get("reference"),
@@ -287,4 +287,4 @@ def proposal_from_dict(data: dict) -> Proposal:
         proposal = None
     if errors:
         raise InvalidInput(errors)
-    return proposal
+    return p.checked(proposal)  # None only when Proposal refused its fields, which left errors

@@ -30,7 +30,8 @@ class Rate(fields.Decimal):
         if isinstance(value, float):
             raise ValidationError("must be a decimal string, not a float")
         number = super()._deserialize(value, attr, data, **kwargs)
-        if number <= 0 or number.as_tuple().exponent < -6 and number != round(number, 6):
+        exponent = number.as_tuple().exponent  # an int: allow_nan=False refused NaN and infinities
+        if number <= 0 or isinstance(exponent, int) and exponent < -6 and number != round(number, 6):
             raise ValidationError("must be above zero with at most 6 decimal places")
         return number
 
@@ -575,5 +576,5 @@ def parse_event(body) -> Event:
             raise ValidationError({"version": [f"unsupported version {envelope['version']}"]})
         data = contract_schema(envelope["event_type"]).load(envelope["data"])
     except ValidationError as exc:
-        raise InvalidInput(exc.messages, f"event does not match its contract: {exc.messages}") from None
+        raise InvalidInput(exc.normalized_messages(), f"event does not match its contract: {exc.messages}") from None
     return Event(envelope, data, body)

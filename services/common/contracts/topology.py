@@ -5,6 +5,8 @@ queue names follow nameko's SERVICE_POOL handler naming, so each consumer's queu
 producer publishes (at start-up of every service, or by the broker definitions file in production).
 """
 
+from collections.abc import Iterator
+
 CALLS_EVENTS = (
     "call_opened",
     "call_closed",
@@ -45,7 +47,7 @@ SERVICES = tuple(PRODUCED)
 PROCESSES = (*SERVICES, "gateway")
 
 # consumer service -> producer service -> event types it handles
-SUBSCRIPTIONS = {
+SUBSCRIPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "grants": {
         "calls": (
             "call_opened",
@@ -81,7 +83,7 @@ def queue_name(producer: str, event_type: str, consumer: str) -> str:
     return f"evt-{producer}-{event_type}--{consumer}.{handler_method(event_type)}"
 
 
-def subscriptions():
+def subscriptions() -> Iterator[tuple[str, str, str, str]]:
     """Yield (consumer, producer, event_type, queue) for every subscription."""
     for consumer, sources in SUBSCRIPTIONS.items():
         for producer, event_types in sources.items():

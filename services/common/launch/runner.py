@@ -129,9 +129,9 @@ def main(argv=None):
     if args.migrate_only:
         return 0
 
-    problem = broker_problem(config["AMQP_URI"], args.broker_wait)
-    if problem:
-        print(f"{args.service}: {problem}", file=sys.stderr)
+    unreachable = broker_problem(config["AMQP_URI"], args.broker_wait)
+    if unreachable:
+        print(f"{args.service}: {unreachable}", file=sys.stderr)
         return 2
 
     from nameko.runners import ServiceRunner

@@ -58,10 +58,10 @@ class Child:
     def __init__(self, name: str, env: dict):
         self.name = name
         self.env = env
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
         self.crashes = 0
-        self.restart_at = None
+        self.restart_at: float | None = None
         # every process's series from the start, at 0: Prometheus then sees the first restart as an increase
         # (the ProcessRestartingRepeatedly alert, deploy/prometheus/alerts.yml)
         RESTARTS.labels(name)
@@ -73,9 +73,10 @@ class Child:
         self.restart_at = None
         UP.labels(self.name).set(1)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def terminate(self) -> None:
+        """SIGTERM to the process, if it is running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
 
 def main() -> int:
@@ -111,8 +112,7 @@ def main() -> int:
             return
         stopping = True
         for child in children.values():
-            if child.running:
-                child.proc.send_signal(signal.SIGTERM)
+            child.terminate()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -127,7 +127,9 @@ def main() -> int:
                     print(f"{child.name}: restarting (crash {child.crashes} in a row)", file=sys.stderr, flush=True)
                     child.start()
                 continue
-            if child.proc.poll() is None:
+            proc = child.proc
+            assert proc is not None  # every child was started before this loop
+            if proc.poll() is None:
                 if child.crashes and now - child.started_at >= BACKOFF_RESET_SECONDS:
                     child.crashes = 0  # healthy again: the next crash starts the backoff from the beginning
                     CRASHES_IN_A_ROW.labels(child.name).set(0)
@@ -138,7 +140,7 @@ def main() -> int:
             delay = backoff(child.crashes)
             child.restart_at = now + delay
             print(
-                f"{child.name} exited with status {child.proc.returncode} (crash {child.crashes} in a row); "
+                f"{child.name} exited with status {proc.returncode} (crash {child.crashes} in a row); "
                 f"restarting it in {delay:.0f} s, the others keep running",
                 file=sys.stderr,
                 flush=True,

@@ -58,14 +58,17 @@ def max_message_bytes(config) -> int:
 def queue_arguments(config: dict) -> dict:
     """The arguments every consumer queue is declared with, by every declarer (services, broker definitions):
     malformed messages are dead-lettered; quorum queues (replicated, for a RabbitMQ cluster) when configured."""
-    arguments = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+    arguments: dict[str, str | int] = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
     if config.get("EVENT_QUEUE_TYPE") == "quorum":
         arguments["x-queue-type"] = "quorum"
     return arguments
 
 
 def dead_letter_queue_arguments(config: dict) -> dict:
-    arguments = {"x-max-length": DEAD_LETTER_MAX_MESSAGES, "x-max-length-bytes": DEAD_LETTER_MAX_BYTES}
+    arguments: dict[str, str | int] = {
+        "x-max-length": DEAD_LETTER_MAX_MESSAGES,
+        "x-max-length-bytes": DEAD_LETTER_MAX_BYTES,
+    }
     if config.get("EVENT_QUEUE_TYPE") == "quorum":
         arguments["x-queue-type"] = "quorum"
     return arguments
@@ -211,6 +214,7 @@ class GuardedQueueConsumer(QueueConsumer):
 
 class GuardedRpcConsumer(RpcConsumer):
     queue_consumer = GuardedQueueConsumer()
+    queue: Queue
 
     def setup(self):
         super().setup()

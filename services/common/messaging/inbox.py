@@ -87,7 +87,7 @@ def consume(uow: UnitOfWork, consumer: str, body, headers: dict, apply, policy: 
         store_dead_letter(uow.core, consumer, body, headers, f"invalid event: {exc}", attempts=1)
         metrics.EVENTS_HANDLED.labels(service, _event_type_of(body), DEAD_LETTERED).inc()
         return DEAD_LETTERED
-    error = failure = None
+    error, failure = "", None  # the last attempt's (policy.attempts is at least 1)
     for attempt in range(1, policy.attempts + 1):
         try:
             outcome = apply_once(uow, consumer, event, apply)

@@ -55,8 +55,10 @@ class ProducerCheck:
         if routed_as is not None and event_type != routed_as:
             return f"a {str(event_type)[:60]} event on the queue of {routed_as}"
         try:
-            producer = producer_of(event_type)
-        except (KeyError, TypeError):
+            producer = producer_of(event_type) if isinstance(event_type, str) else None
+        except KeyError:
+            producer = None
+        if producer is None:
             return None  # not an event of the catalogue: parse_event refuses it as invalid
         if body.get("producer") != producer:
             return f"{event_type} names producer {str(body.get('producer'))[:60]!r}; it is {producer}'s"

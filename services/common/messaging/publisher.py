@@ -92,6 +92,7 @@ class ConfirmingPublisher:
                 self._next_tag += 1
                 self._channel.basic_publish(msg, exchange=exchange, routing_key=routing_key)
             deadline = time.monotonic() + self.confirm_timeout
+            assert self._kombu is not None  # connected with the channel
             while self._pending:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

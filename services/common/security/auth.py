@@ -166,8 +166,8 @@ class KeySet:
         return list(self._keys)
 
 
-def _claim(claims: dict, path: str):
-    value = claims
+def _claim(claims: dict, path: str) -> object:
+    value: object = claims
     for part in path.split("."):
         if not isinstance(value, dict):
             return None
@@ -270,10 +270,13 @@ class TokenVerifier:
         owner = kid.split(":", 1)[0]
         if self.service_name is None:
             raise NotAllowed("invalid token: a service token is for a service")
+        key = self.service_keys.get(kid) if self.service_keys is not None else None
+        if key is None:  # verify() routes here only for a kid of the service keys
+            raise NotAllowed(f"invalid token: unknown key id {kid[:80]!r}")
         claims = self._decode(
             token,
             algorithm,
-            self.service_keys.get(kid),
+            key,
             kid,
             SERVICE_ISSUER,
             self.service_name,

@@ -10,6 +10,8 @@ kit's log handler).
 """
 
 import re
+from collections.abc import Callable
+from typing import TypeVar, overload
 
 from .roles import CONTACT_DETAILS, FULL_BANK_DETAILS
 
@@ -20,7 +22,15 @@ _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9](?:[A-Za-z0-9
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30}\b")
 
 
-def mask_iban(iban) -> str | None:
+_T = TypeVar("_T")
+
+
+# a string comes back masked, anything else (None, a number) as it was
+@overload
+def mask_iban(iban: str) -> str: ...
+@overload
+def mask_iban(iban: _T) -> _T: ...
+def mask_iban(iban: object) -> object:
     if not isinstance(iban, str) or not iban:
         return iban
     compact = "".join(iban.split())
@@ -29,14 +39,18 @@ def mask_iban(iban) -> str | None:
     return f"{compact[:4]} **** **** {compact[-4:]}"
 
 
-def mask_email(address) -> str | None:
+@overload
+def mask_email(address: str) -> str: ...
+@overload
+def mask_email(address: _T) -> _T: ...
+def mask_email(address: object) -> object:
     if not isinstance(address, str) or "@" not in address:
         return address
     local, _, domain = address.rpartition("@")
     return f"{local[:1]}***@{domain}"
 
 
-_MASKS = {"iban": mask_iban, "email": mask_email, "recipient": mask_email}
+_MASKS: dict[str, Callable[[str], str]] = {"iban": mask_iban, "email": mask_email, "recipient": mask_email}
 
 
 def hidden_keys(roles) -> set[str]:

@@ -38,9 +38,7 @@ class Database(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         correlation = "/".join(worker_ctx.call_id_stack) if worker_ctx.call_id_stack else None
-        uow = self.core.unit_of_work(operation=worker_ctx.entrypoint.method_name, correlation_id=correlation)
-        uow.worker_ctx = worker_ctx
-        return uow
+        return self.core.unit_of_work(operation=worker_ctx.entrypoint.method_name, correlation_id=correlation)
 
     def worker_teardown(self, worker_ctx):
         # whatever a failed or refused worker left uncommitted is undone here

@@ -13,6 +13,8 @@ import json
 import logging
 import threading
 import time
+from typing import Any
+
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -166,6 +168,7 @@ class KitEventHandler(EventHandler):
     user RabbitMQ saw publish it) for the producer check."""
 
     queue_consumer = GuardedQueueConsumer()
+    queue: Queue
 
     def setup(self):
         super().setup()
@@ -234,7 +237,7 @@ def load_input(schema: Schema, payload: dict) -> dict:
     try:
         return schema.load(payload)
     except ValidationError as exc:
-        raise InvalidInput(exc.messages) from None
+        raise InvalidInput(exc.normalized_messages()) from None
     except (TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as exc:
         # marshmallow met something no field expects (nested junk); still the caller's input, not our failure
         raise InvalidInput({"_schema": [f"unreadable input: {type(exc).__name__}"]}) from None
@@ -283,7 +286,7 @@ def audit_refusal(
     verified caller when the token verified; otherwise the row carries who the token claims to be, marked
     `subject_verified: false`."""
     write, flush = budget.admit() if budget is not None else (True, 0)
-    rows = []
+    rows: list[dict] = []
     if flush:
         rows.append(
             dict(
@@ -318,11 +321,11 @@ def audit_refusal(
         )
     if rows:
 
-        def write():
+        def insert_rows():
             with db.core.exclusive(), db.core.engine.begin() as conn:
                 conn.execute(insert(audit_log), rows)
 
-        retrying_stale(write)
+        retrying_stale(insert_rows)
 
 
 def operation(schema: type[Schema] | None = None):
@@ -360,7 +363,7 @@ def operation(schema: type[Schema] | None = None):
                 raise
             return to_wire(redact(result, identity))  # masked: what this identity may not see
 
-        wrapper.input_schema = input_schema
+        wrapper.input_schema = input_schema  # type: ignore[attr-defined]  # read back by the gateway's catalogue
         return guarded_rpc(expected_exceptions=EXPECTED_ERRORS)(wrapper)
 
     return decorator
@@ -385,7 +388,7 @@ def handles(event_type: str):
                 self.db, consumer, body, headers, lambda evt, uow: fn(self, evt, uow), self.request.retry_policy
             )
 
-        wrapper.applies = fn
+        wrapper.applies = fn  # type: ignore[attr-defined]  # read back by ServiceBase._event_appliers
         # requeue_on_error: if even the dead-letter store is unreachable the message goes back, never dropped
         return KitEventHandler.decorator(producer, event_type, requeue_on_error=True)(wrapper)
 
@@ -460,7 +463,7 @@ class ServiceBase(Observed):
         """consumer name -> apply(event, uow), for per-event handlers and batch handlers alike."""
         appliers = {}
         for attr in dir(type(self)):
-            member = getattr(type(self), attr, None)
+            member: Any = getattr(type(self), attr, None)  # any class attribute; handlers carry `applies`
             if getattr(member, "applies", None) is not None:
                 appliers[f"{self.name}.{attr}"] = functools.partial(
                     lambda fn, evt, uow: fn(self, evt, uow), member.applies

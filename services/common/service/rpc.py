@@ -29,7 +29,7 @@ from ..runtime.config import as_bool
 from ..security.auth import ServiceSigner
 
 
-def reply_routing_key(caller: str, unique: str) -> str:
+def reply_routing_key(caller: str, unique: uuid.UUID) -> str:
     """The reply queue's name, which is also its routing key on nameko-rpc."""
     return RPC_REPLY_QUEUE_TEMPLATE.format(caller, unique)
 

@@ -9,10 +9,11 @@ does. The nameko provider that hands each worker a unit of work is services/comm
 import json
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import create_engine, event, insert
+from sqlalchemy import Insert, create_engine, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,12 +57,16 @@ def insert_rows(
     keys = tuple(columns) if columns is not None else tuple(rows[0])
     plan = _insert_plan(table, keys, ignore_conflicts, dialect)
     if plan is None:
+        statement: Insert
         if ignore_conflicts:
             if dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                statement = pg_insert(table).on_conflict_do_nothing()
             else:
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            statement = dialect_insert(table).on_conflict_do_nothing()
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                statement = sqlite_insert(table).on_conflict_do_nothing()
         else:
             statement = insert(table)
         session.connection().execute(statement, [dict(zip(keys, r)) for r in rows] if columns is not None else rows)
@@ -159,7 +164,7 @@ class DatabaseCore:
         # SQLite allows one writer; its C driver blocks the whole eventlet hub while it waits for a lock,
         # so the embedded default serialises units of work in-process instead.
         self._sqlite_lock = threading.RLock() if self.is_sqlite else None
-        self.on_commit_with_events = []  # callbacks (the outbox relay's wake-up)
+        self.on_commit_with_events: list[Callable[[], object]] = []  # callbacks (the outbox relay's wake-up)
 
     @contextmanager
     def exclusive(self):

@@ -47,7 +47,7 @@ INDICATOR_KEYS = {
 }
 
 
-class _Errors(dict):
+class _Errors(dict[str, list[str]]):
     def add(self, field: str, message: str) -> None:
         self.setdefault(field, []).append(message)
 
@@ -91,7 +91,8 @@ def indicator_value(value, measure: str | None, field: str, errors: _Errors) -> 
     if not number.is_finite() or number < 0 or number > MAX_NUMBER:
         errors.add(field, "must be a number from 0")
         return None
-    if number.as_tuple().exponent < -MAX_VALUE_PLACES and number != round(number, MAX_VALUE_PLACES):
+    exponent = number.as_tuple().exponent  # an int: the number is finite
+    if isinstance(exponent, int) and exponent < -MAX_VALUE_PLACES and number != round(number, MAX_VALUE_PLACES):
         errors.add(field, f"must have at most {MAX_VALUE_PLACES} decimal places")
         return None
     if measure == "percentage" and number > 100:
@@ -148,11 +149,8 @@ def parse_indicator(raw, field: str, errors: _Errors) -> dict | None:
     }
     if measure == "percentage" and not indicator["unit"]:
         indicator["unit"] = "%"
-    if (
-        indicator["baseline_year"]
-        and indicator["target_date"]
-        and int(indicator["target_date"][:4]) < indicator["baseline_year"]
-    ):
+    baseline_year, target_date = indicator["baseline_year"], indicator["target_date"]
+    if isinstance(baseline_year, int) and isinstance(target_date, str) and int(target_date[:4]) < baseline_year:
         errors.add(f"{field}.target_date", "must not be before the baseline year")
     return indicator
 
@@ -164,7 +162,8 @@ def parse_logframe(raw, field: str = "logframe") -> list[dict]:
         raise InvalidInput({field: ["must be a list of results (outcomes and outputs)"]})
     if len(raw) > MAX_RESULTS:
         raise InvalidInput({field: [f"at most {MAX_RESULTS} results"]})
-    results, seen = [], {}
+    results: list[dict] = []
+    seen: dict[str, str] = {}  # indicator code -> the path that gave it first
     for i, item in enumerate(raw):
         path = f"{field}.{i}"
         if not isinstance(item, dict):

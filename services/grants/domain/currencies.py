@@ -188,6 +188,8 @@ class ExpenditureLine:
     amount_eur: Decimal | None = None
 
     def to_data(self) -> dict:
+        if self.amount_eur is None:
+            raise ValueError("an expenditure line is stored once converted to EUR")
         return {
             "heading": self.heading,
             "amount": money_str(self.amount),
@@ -265,6 +267,8 @@ def expenditure_lines(raw, headings, period_start: date, period_end: date) -> li
         if found:
             errors.update(found)
             continue
+        # nothing found wrong: each was checked above
+        assert isinstance(heading, str) and amount is not None and code is not None and isinstance(incurred, date)
         lines.append(ExpenditureLine(heading, amount, code, incurred, description.strip()))
     if errors:
         raise InvalidInput(errors)
@@ -297,6 +301,7 @@ def convert(
             converted.append(_with(line, Decimal(1), None, None, line.amount))
             continue
         the_month = prefinancing_month if rule == ConversionRule.EC_PREFINANCING else month(line.incurred_on)
+        assert the_month is not None  # no pre-financing month, no line in another currency: refused above
         found = lookup(kind, the_month, line.currency)
         if found is None:
             missing.setdefault((line.currency, the_month), 0)

@@ -39,7 +39,7 @@ from .closure import Closure, ClosureKind, close_grant, committed_amount
 from .dates import ProgrammeCalendar, check_value_date
 from .organisations import Organisation
 from .payments import PaymentRequest, PaymentState, PaymentStatus, check_payment, next_payment_amount
-from .reports import FinancialReport, ReportKind, ReportStatus, reporting_periods
+from .reports import FinancialReport, ReportingPeriod, ReportKind, ReportStatus, reporting_periods
 from .termination import Termination, check_termination, periods_after_termination
 from .schedule import PragPayments, SharePayments, Tranche, TrancheKind, compute_schedule, fit_to_award, payment_profile
 
@@ -288,6 +288,13 @@ class Grant:
     def end_date(self) -> date | None:
         return None if self.start_date is None else period_end(self.start_date, self.duration_months)
 
+    @property
+    def contract_start(self) -> date:
+        """The start date the signed contract fixed (the operations that use it require a contract first)."""
+        if self.start_date is None:
+            raise Conflict("grant.invalid_state", f"grant {self.grant_id} has no signed contract")
+        return self.start_date
+
     # ------------------------------------------------------------- payments
     @property
     def paid(self) -> dict[int, Decimal]:
@@ -474,14 +481,14 @@ class Grant:
             raise Conflict("report.contract_not_signed", "no report before the contract is signed")
         self._require(GrantStatus.CONTRACTED, GrantStatus.TERMINATED)
         report_id = text(report_id, "report_id", 60)
-        kind = ReportKind(kind) if kind in {k.value for k in ReportKind} else None
-        if kind is None:
+        report_kind = ReportKind(kind) if kind in {k.value for k in ReportKind} else None
+        if report_kind is None:
             raise InvalidInput({"kind": ["must be interim or final"]})
-        number = 1 if kind == ReportKind.FINAL else number
+        number = 1 if report_kind == ReportKind.FINAL else number
         periods = self.reporting_periods()
-        period = next((p for p in periods if p.kind == kind.value and p.number == number), None)
+        period = next((p for p in periods if p.kind == report_kind.value and p.number == number), None)
         if period is None:
-            raise InvalidInput({"number": [f"the contract has no {kind.value} report {number}"]})
+            raise InvalidInput({"number": [f"the contract has no {report_kind.value} report {number}"]})
         if report_id in self.reports:
             raise Conflict("report.already_submitted", f"report {report_id} already exists")
         live = [
@@ -519,7 +526,7 @@ class Grant:
         report = FinancialReport(
             report_id,
             self.grant_id,
-            kind,
+            report_kind,
             period.number,
             period.start,
             period.end,
@@ -529,11 +536,11 @@ class Grant:
             actuals=reported,
         )
         self.reports[report_id] = report
-        data = {
+        data: dict[str, object] = {
             "report_id": report_id,
             "grant_id": self.grant_id,
             "reference": self.reference,
-            "kind": kind.value,
+            "kind": report_kind.value,
             "number": report.number,
             "period_start": period.start,
             "period_end": period.end,
@@ -659,15 +666,17 @@ class Grant:
             budget = amendment.new_budget
             check_caps(budget, call_limits.caps)
         if amendment.kind == AmendmentKind.DURATION:
+            assert amendment.new_duration_months is not None  # an Amendment of this kind requires it
             duration = amendment.new_duration_months
             if call_limits.max_duration_months and duration > call_limits.max_duration_months:
                 raise Conflict(
                     "amendment.above_max_duration",
                     f"{duration} months is above the call's {call_limits.max_duration_months}",
                 )
-            self.calendar.check_end(period_end(self.start_date, duration), "amendment.ends_after_programme")
+            self.calendar.check_end(period_end(self.contract_start, duration), "amendment.ends_after_programme")
             annual = amendment.new_annual_budgets
         if amendment.kind == AmendmentKind.AMOUNT:
+            assert amendment.new_amount is not None  # an Amendment of this kind requires it
             amount = amendment.new_amount
             check_amendment_amount(self.amount, amount, self.paid_total, call_limits, window_budget, programme_budget)
             annual = amendment.new_annual_budgets
@@ -695,7 +704,7 @@ class Grant:
             return self.schedule
         if duration != self.duration_months:
             live = [r for r in self.reports.values() if r.status != ReportStatus.RETURNED]
-            conditions = {p.condition for p in reporting_periods(self.start_date, duration)}
+            conditions = {p.condition for p in reporting_periods(self.contract_start, duration)}
             orphan = [r.condition for r in live if r.kind == ReportKind.FINAL or r.condition not in conditions]
             if orphan:
                 raise Conflict(
@@ -703,7 +712,7 @@ class Grant:
                     "the new duration does not fit the reports already submitted",
                     [{"reports": orphan}],
                 )
-        schedule = compute_schedule(self.profile, amount, duration, annual, self.start_date)
+        schedule = compute_schedule(self.profile, amount, duration, annual, self.contract_start)
         paid = self.paid
         new_kinds = {t.number: t.kind for t in schedule}
         old_kinds = {t.number: t.kind for t in self.schedule}
@@ -733,14 +742,15 @@ class Grant:
         )
 
     # ---------------------------------------------------------- termination
-    def reporting_periods(self):
+    def reporting_periods(self) -> list[ReportingPeriod]:
         """The reports the contract asks for: every period of the action, or after an early termination the
         accepted interim reports and one final report up to the effective date."""
-        periods = reporting_periods(self.start_date, self.duration_months)
+        start = self.contract_start
+        periods = reporting_periods(start, self.duration_months)
         if self.termination is None:
             return periods
         return periods_after_termination(
-            periods, {r.condition for r in self.accepted_reports}, self.termination.effective_date, self.start_date
+            periods, {r.condition for r in self.accepted_reports}, self.termination.effective_date, start
         )
 
     def terminate(
@@ -763,7 +773,7 @@ class Grant:
         accepted = {r.condition for r in self.accepted_reports}
         reported = [
             p.end
-            for p in reporting_periods(self.start_date, self.duration_months)
+            for p in reporting_periods(self.contract_start, self.duration_months)
             if p.kind == "interim" and p.condition in accepted
         ]
         termination = check_termination(
@@ -771,8 +781,8 @@ class Grant:
             reason=reason,
             terminated_by=terminated_by,
             terminated_at=terminated_at,
-            start_date=self.start_date,
-            end_date=self.end_date,
+            start_date=self.contract_start,
+            end_date=period_end(self.contract_start, self.duration_months),
             today=aware(terminated_at, "terminated_at").date(),
             signed_by=signed_by,
             reported_until=max(reported) if reported else None,
@@ -814,7 +824,7 @@ class Grant:
             raise Conflict(
                 "termination.no_further_prefinancing",
                 f"grant {self.grant_id} was terminated on "
-                f"{self.termination.effective_date}: only the balance (after the final report) is paid",
+                f"{self.termination.effective_date if self.termination else '?'}: only the balance (after the final report) is paid",
                 [{"tranche_number": tranche_number}],
             )
 

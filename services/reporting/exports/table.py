@@ -51,7 +51,7 @@ def _table(
     return lines
 
 
-def render_table(report: BudgetReport, *, grant_rows: int = 20, max_text: int = 40, produced_on=None) -> str:
+def render_table(report: BudgetReport, *, grant_rows: int | None = 20, max_text: int = 40, produced_on=None) -> str:
     """The report as plain text: summary, then one table per breakdown, then the first `grant_rows` grants
     (0: none; None: all; their ids are in the other formats). Amounts in EUR with thousands separators,
     right-aligned."""
