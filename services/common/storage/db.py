@@ -271,22 +271,24 @@ class UnitOfWork:
                 for evt in self.emitted
             ]
         )
+        # Core statements on the session's connection: Session.execute's ORM layer costs as much again
+        connection = self.session.connection()
         if len(audit) == 1 and not self.core.is_sqlite:
             (event_row,), (audit_row,) = self._outbox_rows, audit
             statement = _one_event_and_audit(tuple(event_row), tuple(audit_row))
-            self.session.execute(
+            connection.execute(
                 statement,
                 {**{f"o_{k}": v for k, v in event_row.items()}, **{f"a_{k}": v for k, v in audit_row.items()}},
             )
             return
         if audit and not self.core.is_sqlite:
-            self.session.execute(
+            connection.execute(
                 insert(audit_log).values(audit).add_cte(insert(outbox).values(self._outbox_rows).cte("outbox_rows"))
             )
             return
-        self.session.execute(_INSERT_OUTBOX, self._outbox_rows)
+        connection.execute(_INSERT_OUTBOX, self._outbox_rows)
         if audit:
-            self.session.execute(_INSERT_AUDIT, audit)
+            connection.execute(_INSERT_AUDIT, audit)
 
     def commit(self):
         if self._session is None:
