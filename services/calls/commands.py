@@ -418,9 +418,11 @@ def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) ->
         row.screening_hits, row.screening_list_id, row.screened_at = [h.to_dict() for h in hits], context.list_id, now
     # a transient row: written by one INSERT (not the session's flush), which gives way to the key's proposal
     table = ProposalRow.__table__
-    inserted = uow.session.execute(
-        _statements(uow).insert_proposal, {c.key: getattr(row, c.key) for c in table.columns}
-    ).first()
+    inserted = (
+        uow.session.connection()
+        .execute(_statements(uow).insert_proposal, {c.key: getattr(row, c.key) for c in table.columns})
+        .first()
+    )
     if inserted is None:
         return None
     if context.exclusions is not None:
@@ -507,7 +509,7 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
     postgres = session.get_bind().dialect.name == "postgresql"
     statements = _statements(uow)
     with session.no_autoflush:
-        found = session.execute(statements.read_call, {"call_id": call_id}).first()
+        found = session.connection().execute(statements.read_call, {"call_id": call_id}).first()
         if found is None:
             raise NotFound("call", call_id)
         database = uow.core.url
@@ -546,7 +548,11 @@ def _remember(cache: dict, key, value, size: int = 64) -> None:
 
 def _next_number(uow: UnitOfWork, prefix: str, country: str) -> int:
     """One atomic upsert: concurrent submissions queue on the sequence row and never share a number."""
-    return uow.session.execute(_statements(uow).next_number, {"prefix": prefix, "country": country}).scalar_one()
+    return (
+        uow.session.connection()
+        .execute(_statements(uow).next_number, {"prefix": prefix, "country": country})
+        .scalar_one()
+    )
 
 
 def withdraw_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:

@@ -16,6 +16,7 @@ the gateway verifies it first: two layers, each sufficient. Every refusal is Not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -48,6 +49,7 @@ DEFAULT_MAX_LIFETIME = timedelta(hours=12)
 CLOCK_LEEWAY_SECONDS = 30  # clocks of issuer and services may differ this much
 MAX_TOKEN_CHARS = 16_384  # a token is hostile input: bounded before it is decoded
 JWKS_REFRESH_SECONDS = 60  # an unknown key id refetches a JWKS URL at most this often (key rotation)
+VERIFIED_TOKENS_KEPT = 4096  # identities of verified tokens kept per process (by the token's hash) until exp
 SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
 
@@ -195,6 +197,7 @@ class TokenVerifier:
         max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
         roles_claim: str = DEFAULT_ROLES_CLAIM,
         user_claim: str = DEFAULT_USER_CLAIM,
+        leeway: float = CLOCK_LEEWAY_SECONDS,
     ):
         self.staff_keys = staff_keys
         self.service_keys = service_keys
@@ -204,6 +207,10 @@ class TokenVerifier:
         self.max_lifetime = max_lifetime
         self.roles_claim = roles_claim
         self.user_claim = user_claim
+        self.leeway = leeway
+        # sha256 of a token -> (identity, exp): the same token again skips the signature and claim checks until
+        # it expires (no revocation list to consult); only tokens that verified are kept
+        self._verified: dict[bytes, tuple[Identity, float]] = {}
 
     @classmethod
     def from_config(cls, config: dict) -> "TokenVerifier":
@@ -227,6 +234,20 @@ class TokenVerifier:
         return cls(staff, services, service_name=config.get("SERVICE_NAME"), **token_settings(config))
 
     def verify(self, token) -> Identity:
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            return self._verify(token)
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        # expired as jwt.decode sees it: exp <= now - leeway (then verified again, which refuses it)
+        if cached is not None and cached[1] > time.time() - self.leeway:
+            return cached[0]
+        identity = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()  # simplest bound: the tokens still in use are verified again once
+        self._verified[digest] = (identity, identity.expires_at.timestamp())
+        return identity
+
+    def _verify(self, token) -> Identity:
         if not token:
             raise NotAllowed("no identity: pass a signed token (JMDI_TOKEN)")
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
@@ -293,8 +314,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
         )
 
-    @staticmethod
-    def _decode(token, algorithm, key: PyJWK, kid, issuer, audience, max_lifetime) -> dict:
+    def _decode(self, token, algorithm, key: PyJWK, kid, issuer, audience, max_lifetime) -> dict:
         if algorithm != key.algorithm_name:
             # algorithm confusion (HS256 "signed" with a public key, RS256 for an EdDSA key...) stops here
             raise NotAllowed(f"invalid token: algorithm {algorithm[:20]} does not match key {kid[:80]!r}")
@@ -305,7 +325,7 @@ class TokenVerifier:
                 algorithms=[key.algorithm_name],
                 audience=audience,
                 issuer=issuer,
-                leeway=CLOCK_LEEWAY_SECONDS,
+                leeway=self.leeway,
                 options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:

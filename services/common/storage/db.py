@@ -6,6 +6,7 @@ state change (one statement, with the staff audit rows of those events on Postgr
 does. The nameko provider that hands each worker a unit of work is services/common/service/database.py.
 """
 
+import functools
 import json
 import logging
 import threading
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import Insert, create_engine, event, insert
+from sqlalchemy import Insert, bindparam, create_engine, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +29,18 @@ log = logging.getLogger(__name__)
 # built once: the values are parameters, so each statement is compiled once and cached
 _INSERT_OUTBOX = insert(outbox)
 _INSERT_AUDIT = insert(audit_log)
+
+
+@functools.lru_cache(maxsize=8)
+def _one_event_and_audit(outbox_keys: tuple, audit_keys: tuple):
+    """One event's outbox row in a data-modifying WITH and its audit row in the INSERT, the values bound by name
+    (o_body, a_detail ...): SQLAlchemy compiles it once and caches it. A multi-row VALUES has no cache key, so it is
+    compiled at every commit: the common unit of one event is spared that."""
+
+    def row(table, prefix, keys):
+        return insert(table).values({k: bindparam(f"{prefix}_{k}", type_=table.c[k].type) for k in keys})
+
+    return row(audit_log, "a", audit_keys).add_cte(row(outbox, "o", outbox_keys).cte("outbox_row"))
 
 
 def utcnow() -> datetime:
@@ -258,14 +271,24 @@ class UnitOfWork:
                 for evt in self.emitted
             ]
         )
+        # Core statements on the session's connection: Session.execute's ORM layer costs as much again
+        connection = self.session.connection()
+        if len(audit) == 1 and not self.core.is_sqlite:
+            (event_row,), (audit_row,) = self._outbox_rows, audit
+            statement = _one_event_and_audit(tuple(event_row), tuple(audit_row))
+            connection.execute(
+                statement,
+                {**{f"o_{k}": v for k, v in event_row.items()}, **{f"a_{k}": v for k, v in audit_row.items()}},
+            )
+            return
         if audit and not self.core.is_sqlite:
-            self.session.execute(
+            connection.execute(
                 insert(audit_log).values(audit).add_cte(insert(outbox).values(self._outbox_rows).cte("outbox_rows"))
             )
             return
-        self.session.execute(_INSERT_OUTBOX, self._outbox_rows)
+        connection.execute(_INSERT_OUTBOX, self._outbox_rows)
         if audit:
-            self.session.execute(_INSERT_AUDIT, audit)
+            connection.execute(_INSERT_AUDIT, audit)
 
     def commit(self):
         if self._session is None:

@@ -278,6 +278,20 @@ def test_expired_and_not_yet_valid(issuer, verifier):
     refused(verifier, own_sign(issuer, staff_claims(issuer, nbf=int(time.time()) + 600)), "not yet valid")
 
 
+def test_a_token_verified_once_is_still_refused_once_expired_and_its_forgeries_always(issuer, keys):
+    verifier = TokenVerifier.from_config(config_for(keys))
+    verifier.leeway = 0  # expiry to the second, as jwt.decode sees it without leeway
+    token = issuer.issue("brief.user", ["auditor"], timedelta(seconds=2))
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # the same token again: the identity verified before
+    header, claims, signature = token.split(".")
+    middle = len(signature) // 2
+    forged = signature[:middle] + ("A" if signature[middle] != "A" else "B") + signature[middle + 1 :]
+    refused(verifier, f"{header}.{claims}.{forged}", "bad signature")
+    eventually(lambda: time.time() > first.expires_at.timestamp(), 5, 0.1, "the token's exp passed")
+    refused(verifier, token, "expired")
+
+
 def test_lifetime_over_the_maximum_is_refused_on_verification(issuer, keys):
     long_lived = own_sign(issuer, staff_claims(issuer, exp=int(time.time()) + 13 * 3600))
     refused(TokenVerifier.from_config(config_for(keys)), long_lived, "lifetime over the maximum of 12 h")
