@@ -367,6 +367,7 @@ def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) ->
         _next_number(uow, f"{programme.id.upper()}-{context.year:04d}", proposal.target_country),
     )
     lead = proposal.lead
+    assert lead is not None, "a valid proposal has exactly one lead"  # Proposal's own checks refused it otherwise
     event = uow.emit(
         "proposal_submitted",
         {
@@ -436,7 +437,7 @@ class _Statements:
 
     def __init__(self, insert, versioned: bool):
         # on PostgreSQL the rows' xmin: renewed by every change of a row, whoever makes it
-        versions = (
+        versions: tuple = (
             (
                 literal_column("calls.xmin").label("call_version"),
                 literal_column("programmes.xmin").label("programme_version"),
@@ -493,7 +494,7 @@ class SubmissionContext(NamedTuple):
     list_id: int | None
 
 
-_CALL_CONTEXTS: dict[tuple, tuple] = {}  # (database, call, row versions) -> (call, programme, stage)
+_CALL_CONTEXTS: dict[tuple, tuple[Call, Programme, Stage]] = {}  # (database, call, row versions) -> definitions
 _EXCLUSION_LISTS: dict[
     tuple, ExclusionList
 ] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
@@ -537,7 +538,8 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
                 ).scalar_one()
                 exclusions = ExclusionList(ExclusionEntry(**entry) for entry in entries)
                 _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
-    return SubmissionContext(*cached, found.year, exclusions, found.list_id)
+    call, programme, stage = cached
+    return SubmissionContext(call, programme, stage, found.year, exclusions, found.list_id)
 
 
 def _remember(cache: dict, key, value, size: int = 64) -> None:
@@ -591,9 +593,10 @@ def get_proposal(uow: UnitOfWork, proposal_id=None, reference=None) -> dict:
     if proposal_id:
         row = store.proposal_row(uow, proposal_id)
     else:
-        row = uow.session.execute(select(ProposalRow).where(ProposalRow.reference == reference)).scalar_one_or_none()
-        if row is None:
+        found = uow.session.execute(select(ProposalRow).where(ProposalRow.reference == reference)).scalar_one_or_none()
+        if found is None:
             raise NotFound("proposal", reference)
+        row = found
     if assessor_only(uow.identity.roles) and not assessor_may_see(uow, uow.identity.user, row):
         raise NotFound("proposal", proposal_id or reference)
     return views.proposal_view(row, full=True)
