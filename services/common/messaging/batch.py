@@ -26,6 +26,7 @@ from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
 from .crashpoints import crash_point
+from .frames import buffer_reads
 from .inbox import DUPLICATE, consume, refuse_event, store_dead_letter
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class BatchEventHandler(Entrypoint):
         inflight = None  # (batch, GreenEvent of its worker's result)
         with Connection(self.container.config["AMQP_URI"], heartbeat=30) as conn:
             channel = conn.channel()
+            buffer_reads(conn.connection)
             channel.basic_qos(0, self.max_batch * 2, False)
             consumer = Consumer(
                 channel, queues=self.queues, accept=["json"], on_message=functools.partial(self._on_message, pending)
