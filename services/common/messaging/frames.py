@@ -15,11 +15,11 @@ WRITE_CHUNK = 131072  # bytes of published frames gathered before one sendall
 
 
 def buffer_reads(connection) -> None:
-    """Let one recv bring many frames on a connected py-amqp connection (TCP; the TLS transport reads through
-    its own buffer and is left as it is)."""
+    """Let one recv bring many frames on a connected py-amqp connection (TCP or TLS: both transports keep what
+    a read brought beyond the frame in their read buffer)."""
     transport = connection.transport
     recv = getattr(transport, "_quick_recv", None)
-    if recv is not None and getattr(transport, "sock", None) is not None:
+    if recv is not None:
         transport._quick_recv = lambda size: recv(max(size, READ_CHUNK))
 
 
