@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, missing, validate
 
-FieldLoader = Callable[[Any, str, dict], Any]
+FieldLoader = Callable[[Any, str | None, Any], Any]  # (value, key, the data holding it)
 
 
 class _Unsure(Exception):

@@ -95,7 +95,7 @@ class ConfirmingPublisher:
                 self._connect()
             for exchange in {m[0] for m in messages}:  # before the writes are gathered: a declare waits for its answer
                 self.declare_exchange(exchange)
-            with gathered_writes(self._kombu.connection):
+            with gathered_writes(self._channel.connection):
                 for exchange, routing_key, body, headers, message_id, event_type in messages:
                     self._publish(exchange, routing_key, body, headers, message_id, event_type)
             deadline = time.monotonic() + self.confirm_timeout
