@@ -1,7 +1,8 @@
 """Applying events in batches where throughput matters (reporting's projections).
 
 One consumer per service process reads the same queues the per-event handlers would (nameko names, from
-topology.py), collects up to `max_batch` messages or waits `max_wait` seconds, and applies them in ONE transaction:
+topology.py), collects up to `max_batch` messages — until no message has come for QUIET_GAP, or for at most
+`max_wait` seconds — and applies them in ONE transaction:
 inbox rows for all of them, the service's changes for those not seen before. Messages are acknowledged only after
 the commit. If a batch fails, its messages are applied one by one with the per-event retries and dead letters, so a
 poison message is isolated and the rest still pass. The inbox keys are the same as the per-event handlers'
@@ -26,10 +27,12 @@ from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
 from .crashpoints import crash_point
+from .frames import buffer_reads
 from .inbox import DUPLICATE, consume, refuse_event, store_dead_letter
 
 log = logging.getLogger(__name__)
 INFLIGHT_POLL = 0.005  # seconds between looks for the end of the batch in flight, while reading the next
+QUIET_GAP = 0.005  # a batch starts once no message came for this long: what is waiting, without a fixed wait
 
 
 class BatchEventHandler(Entrypoint):
@@ -89,6 +92,7 @@ class BatchEventHandler(Entrypoint):
         inflight = None  # (batch, GreenEvent of its worker's result)
         with Connection(self.container.config["AMQP_URI"], heartbeat=30) as conn:
             channel = conn.channel()
+            buffer_reads(conn.connection)
             channel.basic_qos(0, self.max_batch * 2, False)
             consumer = Consumer(
                 channel, queues=self.queues, accept=["json"], on_message=functools.partial(self._on_message, pending)
@@ -100,13 +104,15 @@ class BatchEventHandler(Entrypoint):
                     if inflight is not None and len(pending) >= self.max_batch:
                         self._settle(*inflight)  # the next batch is full already: wait for the one in flight
                         inflight = None
-                    try:  # with a batch in flight, look for its end often
-                        conn.drain_events(timeout=self.max_wait if inflight is None else INFLIGHT_POLL)
+                    quiet = False
+                    try:  # with a batch in flight or messages waiting, look for its end / a pause often
+                        conn.drain_events(timeout=INFLIGHT_POLL if inflight is not None or pending else self.max_wait)
                     except TimeoutError:
-                        pass
+                        quiet = True
                     except OSError as exc:
                         if "timed out" not in str(exc):
                             raise
+                        quiet = True
                     if inflight is not None and inflight[1].ready():
                         self._settle(*inflight)
                         inflight = None
@@ -115,7 +121,7 @@ class BatchEventHandler(Entrypoint):
                     if (
                         inflight is None
                         and pending
-                        and (len(pending) >= self.max_batch or time.monotonic() >= deadline)
+                        and (quiet or len(pending) >= self.max_batch or time.monotonic() >= deadline)
                     ):
                         batch, pending[:] = list(pending), []
                         deadline = None

@@ -16,6 +16,7 @@ import amqp
 from kombu import Connection
 
 from .crashpoints import fires
+from .frames import buffer_reads, gathered_writes
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ConfirmingPublisher:
         self._kombu.connect()
         self._user_id = self._kombu.info()["userid"]  # with kombu's default (guest) applied
         self._channel = self._kombu.connection.channel()
+        buffer_reads(self._kombu.connection)
         self._channel.confirm_select()
         self._channel.events["basic_ack"].add(self._on_ack)
         self._channel.events["basic_nack"].add(self._on_nack)
@@ -67,6 +69,21 @@ class ConfirmingPublisher:
             self._channel.exchange_declare(name, "topic", durable=True, auto_delete=False)
             self._declared.add(name)
 
+    def _publish(self, exchange, routing_key, body, headers, message_id, event_type):
+        msg = amqp.Message(
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=message_id,
+            type=event_type,
+            application_headers=headers or {},
+            user_id=self._user_id,
+        )
+        self._pending.add(self._next_tag)
+        self._next_tag += 1
+        self._channel.basic_publish(msg, exchange=exchange, routing_key=routing_key)
+
     def publish_batch(self, messages):
         """Publish (exchange, routing_key, body: str, headers, message_id, type) tuples; return when all are confirmed.
 
@@ -76,21 +93,11 @@ class ConfirmingPublisher:
         try:
             if self._channel is None:
                 self._connect()
-            for exchange, routing_key, body, headers, message_id, event_type in messages:
+            for exchange in {m[0] for m in messages}:  # before the writes are gathered: a declare waits for its answer
                 self.declare_exchange(exchange)
-                msg = amqp.Message(
-                    body,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    message_id=message_id,
-                    type=event_type,
-                    application_headers=headers or {},
-                    user_id=self._user_id,
-                )
-                self._pending.add(self._next_tag)
-                self._next_tag += 1
-                self._channel.basic_publish(msg, exchange=exchange, routing_key=routing_key)
+            with gathered_writes(self._channel.connection):
+                for exchange, routing_key, body, headers, message_id, event_type in messages:
+                    self._publish(exchange, routing_key, body, headers, message_id, event_type)
             deadline = time.monotonic() + self.confirm_timeout
             assert self._kombu is not None  # connected with the channel
             while self._pending:
