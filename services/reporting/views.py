@@ -302,13 +302,12 @@ def proposal_counts(session: Session, programme_id: str | None, as_of: date | No
         query = query.where(ProposalRow.programme_id == programme_id)
     received = set(session.execute(query).scalars())
     screening, ranking, kinds = {}, {}, defaultdict(set)
+    # the outcomes of the proposals received, not every programme's (a live call's thousands slowed the report)
     for proposal_id, kind, outcome in session.execute(
         select(ProposalOutcomeRow.proposal_id, ProposalOutcomeRow.kind, ProposalOutcomeRow.outcome)
-        .where(_on_or_before(ProposalOutcomeRow.decided_on, as_of))
+        .where(_on_or_before(ProposalOutcomeRow.decided_on, as_of), ProposalOutcomeRow.proposal_id.in_(query))
         .order_by(ProposalOutcomeRow.occurred_at, ProposalOutcomeRow.event_id)
     ):
-        if proposal_id not in received:
-            continue
         kinds[kind].add(proposal_id)
         if kind == "screened":
             screening[proposal_id] = outcome  # the last screening decides (flagged, then cleared or excluded)
