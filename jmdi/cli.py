@@ -13,7 +13,7 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -41,7 +41,7 @@ app = typer.Typer(
 
 
 class State:
-    settings: Settings = None
+    settings: Settings | None = None
     connection: Connection | None = None
 
     def reset(self, settings: Settings):
@@ -131,6 +131,7 @@ EMPTY = inspect.Parameter.empty
 def _parameter(p) -> inspect.Parameter:
     pyname = p.name.replace("-", "_")
     kind = inspect.Parameter.KEYWORD_ONLY
+    hint: Any
     if p.kind == "int":
         hint = Optional[int]
     elif p.kind == "bool":
@@ -166,7 +167,7 @@ def build_payload(cmd: Cmd, values: dict, data: str | None) -> dict:
     if not isinstance(payload, dict):
         raise UsageProblem("--data must be a JSON object")
     for p in cmd.params:
-        value = convert(p.kind, values.get(p.name.replace("-", "_")), p.name)
+        value = convert(p.kind or "str", values.get(p.name.replace("-", "_")), p.name)
         if value is None:
             if p.required:
                 raise UsageProblem(f"missing option --{p.name}")
@@ -211,7 +212,7 @@ def declare(cmd: Cmd):
             annotation=Annotated[bool, typer.Option("--json", help=JSON_HELP)],
         )
     )
-    command.__signature__ = inspect.Signature(params)
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # typer reads the options here
     command.__name__ = f"{group_name}_{command_name}".replace("-", "_")
     command.__doc__ = f"{cmd.help}  [{cmd.operation}]"
     group(group_name).command(command_name, help=command.__doc__)(command)

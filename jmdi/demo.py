@@ -31,6 +31,7 @@ import threading
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -103,7 +104,7 @@ class Demo:
         self.tokens = {key: issuer.issue(user, [role], timedelta(hours=2)) for key, (user, role) in PERSONAS.items()}
         self.grants: list[dict] = []
         self.done = 0  # units of work of the running step (proposals submitted, assessments recorded...)
-        self.activity = None  # what the running step is waiting for, when it is waiting
+        self.activity: Callable[[], str] | None = None  # what the running step is waiting for, when it is waiting
         self._lock = threading.Lock()
 
     # --- plumbing -----------------------------------------------------------------------------------------------
@@ -396,9 +397,10 @@ class Demo:
             return {"grant": grant, "consortium": by_id[entry["proposal_id"]]}
 
         self.grants = self.parallel([e for r in self.rankings for e in r["main"]], award_one)
-        per_window = Counter()
+        per_window: dict[str, Decimal] = {}
         for item in self.grants:
-            per_window[item["grant"]["window"]] += Decimal(item["grant"]["amount_eur"])
+            window = item["grant"]["window"]
+            per_window[window] = per_window.get(window, Decimal("0.00")) + Decimal(item["grant"]["amount_eur"])
         return f"{len(self.grants)} grants: " + ", ".join(f"{w} EUR {v}" for w, v in sorted(per_window.items()))
 
     def contract(self):
@@ -463,7 +465,8 @@ class Demo:
     def terminate_early(self):
         """A few grants, one per window where possible, end today: terminated by the coordinator (the contract's
         signer may not), their final report up to today accepted, the balance paid if one is due, then closed."""
-        by_window = {}  # consortia that spend in a currency of their own first: their reports show the conversion
+        # consortia that spend in a currency of their own first: their reports show the conversion
+        by_window: dict[str, dict] = {}
         for item in sorted(
             self.grants, key=lambda i: (i["grant"]["country"] not in LOCAL_CURRENCY, i["grant"]["reference"])
         ):

@@ -62,4 +62,5 @@ def write(path: Path = DEMO_RATES_FILE, first: str = "2026-12", count: int = 12)
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintenance command
-    print(write(DEMO_RATES_FILE, *(sys.argv[1:2] or ["2026-12"]), *(int(a) for a in sys.argv[2:3])))
+    first = sys.argv[1] if len(sys.argv) > 1 else "2026-12"
+    print(write(DEMO_RATES_FILE, first, int(sys.argv[2]) if len(sys.argv) > 2 else 12))

@@ -127,8 +127,9 @@ def read_rows(path: Path) -> list[dict]:
 # --- shaping ------------------------------------------------------------------------------------------------------
 def row_payload(row: dict, call_id: str) -> dict:
     """One row as submit_proposal's arguments (values stay text; the schema judges them)."""
-    payload = {"call_id": call_id}
-    budget, applicants = {}, {}
+    payload: dict[str, object] = {"call_id": call_id}
+    budget: dict[str, str] = {}
+    applicants: dict[int, dict[str, str]] = {}
     for column, value in row.items():
         if value is None:
             continue
@@ -229,7 +230,7 @@ def eligibility_errors(payload: dict, call: dict | None, programme: dict | None)
     except (JmdiError, KeyError, TypeError, ValueError):
         return None  # another version of the service: its own check at submission still holds
     proposal = domain_proposal(payload, "import-check")
-    errors = {}
+    errors: dict[str, list[str]] = {}
     for violation in check_eligibility(rules, programme_rules, proposal, datetime.now(timezone.utc)):
         errors.setdefault(api_field(violation.field, PROPOSAL_FIELDS), []).append(
             f"{violation.rule}: {violation.message}"
@@ -270,7 +271,7 @@ def problems_of(exc: JmdiError) -> dict:
     if isinstance(exc, InvalidInput):
         return _flatten(exc.errors)
     if isinstance(exc, Conflict):
-        listed = {}
+        listed: dict[str, list[str]] = {}
         for detail in exc.details:
             if isinstance(detail, dict) and (detail.get("rule") or detail.get("message")):
                 rule = detail.get("rule") or exc.rule
@@ -307,7 +308,8 @@ def import_proposals(
     rows = read_rows(Path(path))
     result = ImportResult(rows=len(rows), checked_only=check_only)
     call, programme = _call_context(connection, call_id)
-    payloads, seen = [], {}
+    payloads: list[tuple[int, dict]] = []
+    seen: dict[str, int] = {}
     for number, row in enumerate(rows, start=2):  # row 1 is the header
         payload = row_payload(row, call_id)
         payload.setdefault("idempotency_key", idempotency_key(call_id, Path(path), payload))

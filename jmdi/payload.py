@@ -42,18 +42,19 @@ def json_value(text: str):
 
 
 def pairs(values: list[str], as_int: bool = False, option: str = "") -> dict:
-    out = {}
+    out: dict[str, str | int] = {}
     for item in values:
-        key, sep, value = item.partition("=")
+        key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise UsageProblem(f"--{option} expects key=value, got {item!r}")
-        value = value.strip()
-        if as_int:
-            try:
-                value = int(value)
-            except ValueError:
-                raise UsageProblem(f"--{option} {key}: {value!r} is not a whole number") from None
-        out[key.strip()] = value
+        text = text.strip()
+        if not as_int:
+            out[key.strip()] = text
+            continue
+        try:
+            out[key.strip()] = int(text)
+        except ValueError:
+            raise UsageProblem(f"--{option} {key}: {text!r} is not a whole number") from None
     return out
 
 

@@ -85,7 +85,7 @@ def parse(rows: list[dict], month: str | None) -> RatesImport:
         raw_month = row.get(month_col) if month_col else (row.get(date_col) or "")[:7] if date_col else None
         if raw_month:
             try:
-                row_month = fx.month(raw_month, month_col or date_col)
+                row_month = fx.month(raw_month, month_col or date_col or "month")
             except InvalidInput as exc:
                 problems.update(exc.errors)
             if month and row_month != month:
@@ -108,7 +108,7 @@ def parse(rows: list[dict], month: str | None) -> RatesImport:
             problems[code_col] = [f"{code} of {row_month} is also on row {seen[(row_month, code)]}"]
         for name, messages in problems.items():
             result.errors.append({"row": number, "field": name, "message": failures._join(messages)})
-        if not problems:
+        if not problems and value is not None:  # no problems: month, code and rate all parsed
             seen[(row_month, code)] = number
             result.months.setdefault(row_month, []).append({"currency": code, "rate": fx.rate_str(value)})
     return result

@@ -274,7 +274,7 @@ def build(programme: dict, call_id: str, count: int, seed: int, starting: date) 
     rng = random.Random(seed)
     countries = list(programme["eligible_countries"])
     windows = [w["code"] for w in programme["windows"]]
-    consortia = []
+    consortia: list[Consortium] = []
     for n in range(1, count + 1):
         country = countries[(n - 1) % len(countries)] if n <= len(countries) else rng.choice(countries)
         window = windows[(n - 1) % len(windows)] if n <= len(windows) else rng.choice(windows)

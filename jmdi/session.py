@@ -98,7 +98,10 @@ class Settings:
             raise NotAllowed(f"no staff role may call {service}.{operation}")
         key = tuple(needed)
         if key not in self._local_tokens:  # one token per role set, signed once per command
-            self._local_tokens[key] = self.staff_issuer().issue(self.user or local_user(), needed, LOCAL_TOKEN_TTL)
+            issuer = self.staff_issuer()
+            if issuer is None:
+                raise NotAllowed("no identity: set JMDI_TOKEN, or JMDI_ISSUER_KEY to sign local tokens")
+            self._local_tokens[key] = issuer.issue(self.user or local_user(), needed, LOCAL_TOKEN_TTL)
         return self._local_tokens[key]
 
 

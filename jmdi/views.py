@@ -14,7 +14,7 @@ def ranking_tables(result) -> list[Table]:
     """One table per window: the main list, the reserve list, those under the threshold, those whose concept note
     failed — rank, reference, country, score and the EC amount requested."""
     rankings = result.get("rankings", []) if isinstance(result, dict) else result
-    tables = []
+    tables: list[Table] = []
     for ranking in rankings or []:
         rows = []
         for listed, label in (
@@ -106,8 +106,8 @@ def assignment_tables(result) -> list[Table]:
         }
         for a in result or []
     ]
-    tables = [(None, assignments, ["reference", "stage", "window", "country", "status", "proposal_id"])]
-    grids = {}
+    tables: list[Table] = [(None, assignments, ["reference", "stage", "window", "country", "status", "proposal_id"])]
+    grids: dict[str | None, dict] = {}
     for a in result or []:
         grids.setdefault(a.get("stage"), a)
     for stage, a in grids.items():

@@ -104,6 +104,7 @@ def plain_bounds(self, field, ret=None, **kwargs) -> dict:
 def schema_name(schema) -> str:
     """Component names qualified by the service that owns the schema (calls.CreateCall, grants.GrantId ...)."""
     cls = resolve_schema_cls(schema)
+    assert isinstance(cls, type), "one schema per component: nothing here resolves to a list of them"
     # Schema.from_dict classes live in no module: their base (e.g. calls' Strict) tells the owner
     module = next((c.__module__ for c in cls.__mro__ if c.__module__.startswith("services.")), "services.common")
     owner = module.split(".")[1]
@@ -162,6 +163,7 @@ def document() -> dict:
         servers=[{"url": "/"}],
         security=[{"bearer": []}],
     )
+    assert plugin.converter is not None  # set by APISpec's init_spec above
     plugin.converter.add_attribute_function(money_property)
     plugin.converter.add_attribute_function(plain_bounds)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

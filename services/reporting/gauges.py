@@ -30,7 +30,7 @@ GENERATION_DURATION = Histogram(
 )
 
 _lock = threading.Lock()
-_refreshed = {"seq": None, "at": 0.0}
+_refreshed: dict = {"seq": None, "at": 0.0}  # the events seq the gauges show, and when they were set
 MAX_AGE_SECONDS = 60  # recompute at least this often even without new events (a rebuild, a repair)
 
 

@@ -91,7 +91,8 @@ def _encode(value, indent: str | None, level: int) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("a JSON number must be finite")
-        return money_str(value) if value.as_tuple().exponent >= -2 else str(value)
+        exponent = value.as_tuple().exponent
+        return money_str(value) if isinstance(exponent, int) and exponent >= -2 else str(value)
     if isinstance(value, float):
         raise TypeError("floats are not written: use Decimal")
     if isinstance(value, dict):

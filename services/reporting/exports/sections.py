@@ -193,7 +193,7 @@ GRANT_COLUMNS = (
 
 def column_totals(section: Section) -> tuple:
     """The total row: 'Total' in the first column, sums under money and int columns, blanks elsewhere."""
-    out = []
+    out: list[object] = []
     for i, col in enumerate(section.columns):
         if i == 0:
             out.append("Total")

@@ -24,6 +24,7 @@ import io
 import math
 from datetime import date
 from decimal import Decimal
+from collections.abc import Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -91,7 +92,7 @@ def _ref(sheet: str) -> str:
     return f"'{sheet}'" if " " in sheet else sheet
 
 
-def _titles(ws, report: BudgetReport, title: str, produced_on: date | None, widths: list[float]) -> None:
+def _titles(ws, report: BudgetReport, title: str, produced_on: date | None, widths: Sequence[float]) -> None:
     """Three title rows, each merged across the table's width and wrapped (rows as tall as their lines), so
     nothing is cut at the margin."""
     lines = [
