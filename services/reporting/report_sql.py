@@ -76,7 +76,7 @@ paid AS (
     FROM tranche_facts WHERE {_as_of("value_date")} AND {_NOT_OTHERS.format(t="tranche_facts")} GROUP BY grant_id)"""
 _PAID_RECORDED = f"""
 paid AS (
-    SELECT grant_id, paid AS amount, tranches AS n, tranches > tranche_numbers AS twice
+    SELECT grant_id, paid AS amount, tranches::bigint AS n, tranches > tranche_numbers AS twice
     FROM grant_payments WHERE {_NOT_OTHERS.format(t="grant_payments")})"""
 _PAID_BY_DAY = f"""
 paid_by_day AS (
