@@ -9,7 +9,8 @@ totals come out the same.
 
 The event -> row mapping mirrors services/reporting/projections.py: ROWS_FROM_EVENT is the one place to adapt
 when the reporting tables change; the columns a table copies from another (models.COPIED_COLUMNS) are set after
-the COPY, as the fact writer sets them after its inserts.
+the COPY, as the fact writer sets them after its inserts, and so is each grant's payments row (grant_payments,
+repository.tally_payments: computed from the tranches, as the writer computes it after a batch's inserts).
 """
 
 import csv
@@ -20,6 +21,7 @@ import time
 import uuid
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 from sqlalchemy import JSON, Date, DateTime
 
@@ -444,11 +446,16 @@ def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, lo
             for writer in writers.values():
                 writer.flush(cur)
             copied = copy_columns(cur)
+            tally_payments(cur)
         with conn.cursor() as cur:
             conn.autocommit = True
             for table in copied:  # compact again, as a table whose rows were updated long ago would be
                 cur.execute(f'VACUUM FULL "{table}"')
-            for table in [models.ArchivedEvent.__table__] + [m.__table__ for m in writers]:
+            # statistics of every table written, as the set-based rebuild leaves them (no autovacuum on the bench's
+            # server): the report's plan depends on them
+            for table in [models.ArchivedEvent.__table__, models.GrantPaymentsRow.__table__] + [
+                m.__table__ for m in writers
+            ]:
                 cur.execute(f'ANALYZE "{table.name}"')
     finally:
         conn.close()
@@ -480,6 +487,19 @@ def copy_columns(cursor) -> set[str]:
             f'WHERE s."{c.key}" = t."{c.key}"'
         )
     return {c.target.__tablename__ for c in models.COPIED_COLUMNS}
+
+
+def tally_payments(cursor):
+    """Each grant's payments row from its tranches (models.GrantPaymentsRow), with the fact writer's own statement
+    (repository.tally_payments) over every grant."""
+    from sqlalchemy.dialects import postgresql
+
+    from services.reporting.repository import tally_payments
+
+    statements = []
+    tally_payments(SimpleNamespace(execute=statements.append))
+    for statement in statements:
+        cursor.execute(str(statement.compile(dialect=postgresql.dialect())))
 
 
 def expected_totals(facts) -> dict:

@@ -221,6 +221,20 @@ class TrancheRow(Base):
     paid_at = mapped_column(UtcDateTime, nullable=False)
 
 
+class GrantPaymentsRow(Base):
+    """What a grant was paid, as one row: the sum, the number and the distinct tranche numbers of its tranche_facts
+    (every tranche recorded, whatever its value date). Not a fact of its own: the fact writer computes it again from
+    tranche_facts for the grants whose tranches a batch wrote (repository.tally_payments), whether the grant is
+    known here yet or not. The report of everything recorded (no as-of date) reads it instead of aggregating the
+    tranches by grant; a report as of a date still aggregates them."""
+
+    __tablename__ = "grant_payments"
+    grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    paid = mapped_column(Money, nullable=False)
+    tranches: Mapped[int] = mapped_column(Integer)
+    tranche_numbers: Mapped[int] = mapped_column(Integer)  # distinct: fewer than `tranches`, a number paid twice
+
+
 class GrantReportRow(Base):
     """One row per report event: submitted, then accepted or returned (a returned report may come back)."""
 
@@ -375,6 +389,7 @@ PROJECTION_TABLES = (
     PaymentRequestRow,
     PaymentCancellationRow,
     TrancheRow,
+    GrantPaymentsRow,
     GrantReportRow,
     ExpenditureRow,
     ReportExpenditureRow,

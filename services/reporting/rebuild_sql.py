@@ -49,6 +49,7 @@ from .models import (
     DecommitmentRow,
     ExpenditureLineRow,
     ExpenditureRow,
+    GrantPaymentsRow,
     GrantReportRow,
     GrantRow,
     IndicatorResultRow,
@@ -447,6 +448,18 @@ FACTS = (
                (d->>'tranche_number')::int AS tranche_number, {_money("d->>'amount_eur'")} AS amount,
                (d->>'value_date')::date AS value_date, d->>'bank_reference' AS bank_reference,
                occurred_at AS paid_at, seq, 0 AS sub FROM {{e}}""",
+    ),
+    _fact(  # repository.tally_payments: each grant's tranches as the first event of each payment gave them
+        GrantPaymentsRow,
+        "tranche_paid",
+        ("grant_id",),
+        f"""
+        SELECT grant_id, SUM(amount) AS paid, COUNT(*) AS tranches, COUNT(DISTINCT tranche_number) AS tranche_numbers,
+               MIN(seq) AS seq, 0 AS sub
+        FROM (SELECT DISTINCT ON (d->>'payment_id' COLLATE "C") d->>'grant_id' AS grant_id, seq,
+                     (d->>'tranche_number')::int AS tranche_number, {_money("d->>'amount_eur'")} AS amount
+              FROM {{e}} ORDER BY d->>'payment_id' COLLATE "C", seq) AS t
+        GROUP BY grant_id""",
     ),
     _fact(
         GrantReportRow,

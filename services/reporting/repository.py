@@ -4,13 +4,13 @@ rebuilds them all set-based on PostgreSQL."""
 
 from datetime import datetime, timezone
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, distinct, exists, func, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
 from services.common.storage.db import UnitOfWork, insert_rows
 
-from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
+from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn, GrantPaymentsRow, TrancheRow
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
@@ -31,7 +31,9 @@ class FactWriter:
     kept as tuples in the table's column order (no ORM objects): what the INSERT sends.
 
     After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
-    on either side, by one UPDATE: the two events may come in either order, in one batch or in two."""
+    on either side, by one UPDATE: the two events may come in either order, in one batch or in two. Then the
+    payments row of each grant whose tranches the batch wrote is computed again from its tranches (tally_payments):
+    a tranche given twice, or paid before its grant's award, gives the row the tranches give."""
 
     _columns: dict[type, tuple[tuple[str, ...], frozenset]] = {}  # per fact class, looked up once
 
@@ -67,6 +69,10 @@ class FactWriter:
             keys = set(self.rows.get(copied.target, ())) | set(self.rows.get(copied.source, ()))
             if keys:
                 self.session.execute(copy_column(copied, sorted(keys)))
+        tranches = self.rows.get(TrancheRow)
+        if tranches:
+            at = self.columns(TrancheRow).index("grant_id")
+            tally_payments(self.session, sorted({row[at] for row in tranches.values()}))
         self.rows.clear()
 
 
@@ -80,3 +86,23 @@ def copy_column(copied: CopiedColumn, keys: list):
         .where(target.c[copied.key].in_(keys), target.c[copied.column].is_(None), exists().where(same_key))
         .values({copied.column: select(source.c[copied.source_column]).where(same_key).scalar_subquery()})
     )
+
+
+def tally_payments(session, grant_ids: list | None = None):
+    """grant_payments of `grant_ids` (None: every grant) computed again from their tranche_facts: deleted, then one
+    row per grant with tranches (the sum, their number, their distinct numbers). The same SQL on PostgreSQL and
+    SQLite; the projector is the one writer of a grant's tranches (one batch in flight), so nothing else writes
+    the row between the two statements."""
+    tranches, payments = TrancheRow.__table__, GrantPaymentsRow.__table__
+    tally = select(
+        tranches.c.grant_id,
+        func.sum(tranches.c.amount),
+        func.count(),
+        func.count(distinct(tranches.c.tranche_number)),
+    ).group_by(tranches.c.grant_id)
+    clear = delete(payments)
+    if grant_ids is not None:
+        tally = tally.where(tranches.c.grant_id.in_(grant_ids))
+        clear = clear.where(payments.c.grant_id.in_(grant_ids))
+    session.execute(clear)
+    session.execute(insert(payments).from_select(["grant_id", "paid", "tranches", "tranche_numbers"], tally))

@@ -14,7 +14,7 @@ from services.reporting import projections, rebuild_sql
 from services.reporting.models import PROJECTION_TABLES, ArchivedEvent
 from services.reporting.projections import PROJECTORS, project
 from services.reporting.repository import FactWriter, archive_many
-from tests.support.archive_events import archive_events, late_events
+from tests.support.archive_events import _payment, archive_events, at, event, late_events
 from tests.support.reporting_db import SessionUow, reporting_database
 
 
@@ -113,6 +113,8 @@ def test_the_sql_rebuild_gives_the_python_replay_row_for_row(engine):
     assert {r[0]: r[5] for r in in_sql["contract_facts"]}["G1"] == date(2009, 6, 30)
     # the first contract's date on the grant's row, whether the contract came after its award or before it
     assert {g: row[15] for g, row in grants.items()} == {"G1": date(2009, 6, 30), "G2": None, "G3": date(2009, 6, 17)}
+    # the grant's payments row: the first tranche_paid of each payment (one before the award, one given twice)
+    assert in_sql["grant_payments"] == [("G1", 7_000_000, 2, 2)]
 
 
 def test_events_archived_during_the_build_are_projected_once_and_not_held_back(engine):
@@ -142,6 +144,9 @@ def test_events_archived_during_the_build_are_projected_once_and_not_held_back(e
     assert tranches["PAY9"][3] == 777 and tranches["PAY1"][5] == "B1"  # the late one projected; the first stays
     # G4 awarded after its contract, in a later batch: the contract's date on its row
     assert {r[0]: r[15] for r in in_sql["grant_facts"]}["G4"] == date(2011, 8, 1)
+
+    # G1's payments row: the late tranche counted, the payment given again not
+    assert in_sql["grant_payments"] == [("G1", 7_000_777, 3, 3)]
 
     _apply_live(engine, late_events()[1:2])  # PAY1 paid again after the swap: the new tables keep the first row
     assert _facts(engine) == in_sql
@@ -201,3 +206,22 @@ def _wait_for_the_rebuild_to_wait(engine):
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
         "(SELECT oid FROM pg_database WHERE datname = current_database())",
     )
+
+
+def test_payments_rows_of_unknown_grants_and_a_number_paid_twice_are_rebuilt_alike(engine):
+    """A grant not known here, paid twice under the same tranche number in two batches, and a payment given again
+    in the same batch: the writer's rows, the SQL rebuild's and the replay's agree."""
+    _apply_live(engine, archive_events())
+
+    def paid(payment: str, number: int, amount: str, day: str):
+        data = {**_payment(payment, "G9", number, amount), "value_date": date.fromisoformat(day), "bank_reference": "B"}
+        return event("tranche_paid", data, at(day))
+
+    _apply_live(engine, [paid("PAY91", 1, "10.00", "2011-01-01"), paid("PAY91", 1, "99.00", "2011-01-02")])
+    _apply_live(engine, [paid("PAY92", 1, "5.00", "2011-02-01")])
+    live = _facts(engine)
+    assert ("G9", 1500, 2, 1) in live["grant_payments"]
+    _rebuild_in_sql(engine)
+    assert _facts(engine) == live
+    _replay_in_python(engine)
+    assert _facts(engine) == live
