@@ -4,7 +4,7 @@ rebuilds them all set-based on PostgreSQL."""
 
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, distinct, exists, func, insert, select, update
+from sqlalchemy import delete, distinct, exists, func, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
@@ -24,6 +24,9 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
     )
 
 
+DERIVED_ROWS_LOCK = 0x4A4D44490002  # advisory lock id: one batch at a time computes rows from others' (rebuild: ...01)
+
+
 class FactWriter:
     """Collects the fact rows of a batch and writes each table with one multi-row INSERT that skips keys already
     there: no read before write, a handful of round trips per batch instead of two per event. The first row of
@@ -33,7 +36,9 @@ class FactWriter:
     After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
     on either side, by one UPDATE: the two events may come in either order, in one batch or in two. Then the
     payments row of each grant whose tranches the batch wrote is computed again from its tranches (tally_payments):
-    a tranche given twice, or paid before its grant's award, gives the row the tranches give."""
+    a tranche given twice, or paid before its grant's award, gives the row the tranches give. Reporting runs as
+    several replicas: on PostgreSQL these derived rows are written under an advisory lock held until the batch
+    commits, so that each batch derives from every other batch's committed facts (DERIVED_ROWS_LOCK)."""
 
     _columns: dict[type, tuple[tuple[str, ...], frozenset]] = {}  # per fact class, looked up once
 
@@ -65,6 +70,11 @@ class FactWriter:
     def flush(self):
         for model, rows in self.rows.items():
             insert_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
+        if self.session.get_bind().dialect.name == "postgresql" and self._derives_rows():
+            # Rows computed from other tables' rows must see every batch's: two replicas' batches, each blind to the
+            # other's uncommitted facts, would both miss a contract's date (award in one, contract in the other) or
+            # both count their own tranches only. One batch at a time derives, until it commits.
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DERIVED_ROWS_LOCK})
         for copied in COPIED_COLUMNS:
             keys = set(self.rows.get(copied.target, ())) | set(self.rows.get(copied.source, ()))
             if keys:
@@ -74,6 +84,10 @@ class FactWriter:
             at = self.columns(TrancheRow).index("grant_id")
             tally_payments(self.session, sorted({row[at] for row in tranches.values()}))
         self.rows.clear()
+
+    def _derives_rows(self) -> bool:
+        sides = {TrancheRow} | {c.target for c in COPIED_COLUMNS} | {c.source for c in COPIED_COLUMNS}
+        return any(self.rows.get(model) for model in sides)
 
 
 def copy_column(copied: CopiedColumn, keys: list):
@@ -91,8 +105,8 @@ def copy_column(copied: CopiedColumn, keys: list):
 def tally_payments(session, grant_ids: list | None = None):
     """grant_payments of `grant_ids` (None: every grant) computed again from their tranche_facts: deleted, then one
     row per grant with tranches (the sum, their number, their distinct numbers). The same SQL on PostgreSQL and
-    SQLite; the projector is the one writer of a grant's tranches (one batch in flight), so nothing else writes
-    the row between the two statements."""
+    SQLite. On PostgreSQL FactWriter.flush holds DERIVED_ROWS_LOCK until its commit: no other batch writes the rows
+    between the two statements, and every tranche committed before is counted. SQLite has one writer at a time."""
     tranches, payments = TrancheRow.__table__, GrantPaymentsRow.__table__
     tally = select(
         tranches.c.grant_id,
