@@ -40,7 +40,7 @@ class GatewayUnreachable(SystemFailure):
 def redact(url: str) -> str:
     parts = urlsplit(url)
     return (
-        parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+        parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")).geturl()
         if parts.password or parts.username
         else url
     )
