@@ -123,7 +123,8 @@ class Connection:
         return self.gateway.call(service, operation, payload or {}, token)
 
     def close(self):
-        pass  # one HTTP connection per request: nothing is held between them
+        if self._gateway is not None:
+            self._gateway.close()  # the persistent HTTP connections it holds
 
     def __enter__(self):
         return self

@@ -5,9 +5,11 @@ nameko runs one web server per container (WEB_SERVER_ADDRESS, here the metrics p
 with its own sharing key, so staff never reach /metrics and Prometheus never reaches the API.
 
 Every answer is JSON: the result (200) or a problem (application/problem+json, services/common/values/problems.py),
-including unknown paths and methods; each carries X-Correlation-Id. Connections serve one request each (no
-keep-alive), so a body refused unread (413) is never drained, and a client that stalls is cut after
-CLIENT_SOCKET_TIMEOUT seconds.
+including unknown paths and methods; each carries X-Correlation-Id. Connections are HTTP/1.1 persistent, within
+bounds (`ApiProtocol`): one idle longer than IDLE_TIMEOUT_SECONDS between requests is closed, one serves at most
+REQUESTS_PER_CONNECTION requests, and a response whose request body was not read to its end (413 refused unread,
+401/403/404/429 before the body) says `Connection: close` and closes, so such a body is never drained. A client
+that stalls within a request (headers, body, reading the answer) is cut after CLIENT_SOCKET_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .door import Door, correlation_id
 
 log = logging.getLogger(__name__)
 CLIENT_SOCKET_TIMEOUT = 30
+IDLE_TIMEOUT_SECONDS = 15  # defaults of the gateway's IDLE_TIMEOUT_SECONDS and REQUESTS_PER_CONNECTION
+REQUESTS_PER_CONNECTION = 1000
 
 
 def json_response(status: int, body, headers: dict | None = None, content_type: str = "application/json"):
@@ -48,6 +52,36 @@ def problem_response(exc: BaseException, correlation: str, instance: str) -> Res
     return json_response(status, problem, {**headers, "X-Correlation-Id": correlation}, PROBLEM_JSON)
 
 
+def body_read(stream) -> bool:
+    """Whether the request's body (eventlet's wsgi Input) was read to its end: its Content-Length, or a chunked
+    body's last chunk."""
+    if stream.chunked_input:
+        return stream.chunk_length == 0
+    return stream.position >= (stream.content_length or 0)
+
+
+class ApiProtocol(HttpOnlyProtocol):
+    """eventlet's HTTP/1.1 handler with persistent connections kept within bounds: the server's `keepalive` (the
+    idle timeout) and `requests_per_connection`; and never a body drained to reuse a connection — a response
+    whose request's body was not read to its end closes it (eventlet would read and discard the rest)."""
+
+    served = 0
+
+    def handle_one_response(self):
+        self.served += 1
+        if self.served >= self.server.requests_per_connection:
+            self.close_connection = 1
+        self.application = partial(self._respond, self.application)
+        super().handle_one_response()
+
+    def _respond(self, app, environ, start_response):
+        result = app(environ, start_response)
+        # decided before the first byte of the answer is written, so that it says `Connection: close`
+        if not body_read(environ["eventlet.input"]):
+            self.close_connection = 1
+        return result
+
+
 class ApiServer(WebServer):
     door = Door()
 
@@ -55,14 +89,24 @@ class ApiServer(WebServer):
     def bind_addr(self):
         return parse_address(str(self.container.config.get("GATEWAY_ADDRESS", "0.0.0.0:8000")))
 
-    def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
+    def get_wsgi_server(self, sock, wsgi_app, protocol=ApiProtocol, debug=False):
+        config = self.container.config
         server = super().get_wsgi_server(sock, wsgi_app, protocol, debug)
-        server.keepalive = False
+        # eventlet waits for each request line this long (the first included), then closes the connection
+        server.keepalive = _positive(config, "IDLE_TIMEOUT_SECONDS", IDLE_TIMEOUT_SECONDS, float)
+        server.requests_per_connection = _positive(config, "REQUESTS_PER_CONNECTION", REQUESTS_PER_CONNECTION, int)
         server.socket_timeout = CLIENT_SOCKET_TIMEOUT
         return server
 
     def get_wsgi_app(self):
         return ApiApp(self)
+
+
+def _positive(config: dict, key: str, default, kind):
+    value = kind(config.get(key, default))
+    if value <= 0:
+        raise ValueError(f"{key} must be positive")
+    return value
 
 
 class ApiApp(WsgiApp):

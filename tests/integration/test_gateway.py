@@ -1,12 +1,15 @@
 """The gateway as any HTTP client meets it, on the real services: every error class as problem+json, the limits
-(413 unread, 429 per client, timeouts), a service that is away, the OpenAPI document, `jmdi health`.
+(413 unread, 429 per client, timeouts), persistent connections and their bounds, a service that is away, the OpenAPI
+document, `jmdi health`.
 
 This module's system is set up to be provoked: small body limits, a short request timeout, a refusal budget of 5
-a minute, and one trusted proxy, so each test is its own client by the X-Forwarded-For it sends. reporting is
+a minute, connections closed after 2 s idle or 5 requests, and one trusted proxy, so each test is its own client by the X-Forwarded-For it sends. reporting is
 never started (a service nobody runs)."""
 
 import http.client
 import json
+import socket
+import time
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -15,7 +18,7 @@ import pytest
 from openapi_spec_validator import validate
 from typer.testing import CliRunner
 
-from jmdi import failures
+from jmdi import failures, transport
 from jmdi.cli import app
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
@@ -33,6 +36,8 @@ LIMITS = {
     "GATEWAY_REFUSALS_PER_MINUTE": "5",
     "GATEWAY_REFUSAL_AUDITS_PER_MINUTE": "1000",
     "GATEWAY_TRUSTED_PROXIES": "1",
+    "GATEWAY_IDLE_TIMEOUT_SECONDS": "2",
+    "GATEWAY_REQUESTS_PER_CONNECTION": "5",
 }
 
 
@@ -233,6 +238,103 @@ def test_a_body_too_large_is_refused_unread_and_never_reaches_the_service(system
         token=pm,
     )
     assert loaded.status == 200, loaded.body
+
+
+# --- persistent connections --------------------------------------------------------------------------------------
+def raw_request(
+    path: str, body: bytes = b"", token: str | None = None, client: str = "198.51.100.9", length: int | None = None
+) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: gateway\r\nX-Forwarded-For: {client}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body) if length is None else length}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    ).encode() + body
+
+
+def read_answer(stream) -> tuple[int, dict]:
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    stream.read(int(headers.get("content-length", 0)))
+    return status, headers
+
+
+def closed_within(sock, seconds: float) -> float:
+    """Seconds until the gateway closed the connection (end of file or reset); fails after `seconds`."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        assert sock.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def connect(system) -> socket.socket:
+    url = urlsplit(system.gateway_url)
+    return socket.create_connection((url.hostname, url.port), timeout=10)
+
+
+def test_one_connection_carries_requests_up_to_its_cap(system, pm):
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        for n in range(1, 6):
+            sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", pm))
+            status, headers = read_answer(stream)
+            assert status == 200
+            # the fifth and last says so, and the gateway closes the connection
+            assert headers["connection"] == ("close" if n == 5 else "keep-alive")
+            assert headers.get("keep-alive") == (None if n == 5 else "timeout=2")
+        assert closed_within(sock, 5) < 1
+
+
+def test_a_body_refused_unread_closes_the_connection_without_reading_the_rest(system, pm):
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", pm))
+        assert read_answer(stream)[0] == 200
+        # 100,000 bytes announced, 1,000 sent: draining the rest would wait for the client
+        sock.sendall(raw_request("/api/v1/calls/submit_proposal", b"x" * 1000, pm, length=100_000))
+        status, headers = read_answer(stream)
+        assert status == 413 and headers["connection"] == "close"
+        assert closed_within(sock, 5) < 1
+    with connect(system) as sock, sock.makefile("rb") as stream:  # refused before the body was read: the same
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", "not-a-token", client="198.51.100.10"))
+        status, headers = read_answer(stream)
+        assert status == 401 and headers["connection"] == "close"
+        assert closed_within(sock, 5) < 1
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout(system, pm):
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", pm))
+        assert read_answer(stream)[0] == 200
+        assert 1.5 < closed_within(sock, 10) < 5
+    with connect(system) as sock:  # a client that connects and never sends a request: the same
+        assert 1.5 < closed_within(sock, 10) < 5
+
+
+def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(system, pm, monkeypatch):
+    client = system.client("maria.pm", ["programme_manager"])
+    gateway = client.transport
+    for _ in range(4):
+        client.calls.list_calls()
+    assert len(gateway._open) == 1
+    first = gateway._local.connection
+    # idle past the gateway's timeout, with the client's own checks off: the request is written to a connection
+    # the gateway has closed, and sent again on a new one — once, the gateway having answered nothing
+    monkeypatch.setattr(transport._Connection, "dropped", lambda self: False)
+    time.sleep(2.5)
+    seen = rpc_requests_seen(system, "calls", "submit_proposal")
+    client.calls.submit_proposal(flows.proposal(3, call_id="GATE-2008"))
+    assert gateway._local.connection is not first and len(gateway._open) == 1
+    assert rpc_requests_seen(system, "calls", "submit_proposal") == seen + 1
+    monkeypatch.undo()
+    time.sleep(2.5)  # with them: the closed connection is not written to
+    second = gateway._local.connection
+    client.calls.list_calls()
+    assert gateway._local.connection is not second
 
 
 def test_a_client_refused_too_often_is_throttled_and_its_refusals_audited_boundedly(system, pm):

@@ -34,7 +34,7 @@ class StaffClient:
         return _Operations(self, service)
 
     def close(self):
-        pass  # one connection per request: nothing is held
+        self.transport.close()  # its persistent connections (one per thread that called)
 
 
 class _Operations:
