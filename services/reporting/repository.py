@@ -8,18 +8,29 @@ from sqlalchemy import exists, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
-from services.common.storage.db import UnitOfWork, insert_rows
+from services.common.storage.db import JsonText, UnitOfWork, copy_rows, insert_rows
 
 from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
-    """One multi-row insert for a batch: the archive is append-only, in arrival order."""
+    """One COPY for a batch: the archive is append-only, in arrival order; each body as the text it came in (an
+    event already archived breaks the unique event_id and fails the batch, as an INSERT would)."""
     archived_at = datetime.now(timezone.utc)
-    insert_rows(
+    copy_rows(
         uow.session,
         ArchivedEvent,
-        [(e.event_id, e.event_type, e.producer, e.occurred_at, e.body, archived_at) for e in events],
+        [
+            (
+                e.event_id,
+                e.event_type,
+                e.producer,
+                e.occurred_at,
+                e.body if e.text is None else JsonText(e.text),
+                archived_at,
+            )
+            for e in events
+        ],
         columns=("event_id", "event_type", "producer", "occurred_at", "body", "archived_at"),
     )
 

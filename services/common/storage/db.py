@@ -7,14 +7,17 @@ does. The nameko provider that hands each worker a unit of work is services/comm
 """
 
 import functools
+import io
 import json
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from contextlib import contextmanager, suppress
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from uuid import UUID
 
-from sqlalchemy import Insert, bindparam, create_engine, event, insert
+from sqlalchemy import JSON, Insert, bindparam, create_engine, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,11 +94,114 @@ def insert_rows(
         rows = [tuple(row[k] for k in keys) for row in rows]
     if any(p is not None for p in processors):
         rows = [tuple(v if p is None else p(v) for v, p in zip(row, processors)) for row in rows]
-    cursor = session.connection().connection.cursor()
-    try:
+    with _driver_cursor(session, sql) as cursor:
         execute_values(cursor, sql, rows, page_size=page_size)
+
+
+@contextmanager
+def _driver_cursor(session: Session, statement: str):
+    """A psycopg2 cursor of the session's connection; the driver's errors come out as SQLAlchemy's (IntegrityError,
+    OperationalError...), as from a statement SQLAlchemy ran, so callers tell a duplicate or a lost database apart
+    the same way; a lost connection is invalidated, not handed out again."""
+    connection = session.connection()
+    dialect = connection.dialect
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, connection.connection, cursor)
+        if gone:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=dialect
+        ) from exc
     finally:
-        cursor.close()
+        with suppress(Exception):  # a cursor of a lost connection may refuse to close
+            cursor.close()
+
+
+class JsonText(str):
+    """A JSON column's value already in its wire form (the text a message brought): `copy_rows` writes it as it
+    is instead of serialising the parsed value again; elsewhere it is parsed back and bound as usual."""
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """A bound value in COPY's text format (None is \\N; backslash, tab, newline and CR escaped)."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is str or kind is JsonText or (kind is not bool and isinstance(value, str)):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    if kind is int or kind is Decimal or kind is float:
+        return str(value)
+    if kind is datetime or kind is date or isinstance(value, date):
+        return value.isoformat()
+    if kind is bool:
+        return "t" if value else "f"
+    if isinstance(value, (int, Decimal, float, UUID)):
+        return str(value)
+    raise TypeError(f"no COPY text form for {kind.__name__}")
+
+
+def copy_rows(session: Session, table, rows: list, *, columns: tuple[str, ...]) -> None:
+    """Append `rows` (tuples of the values of `columns`) to `table` in the session's transaction: on PostgreSQL
+    with psycopg2 one `COPY ... FROM STDIN` (text format, the column types' own bind processing applied), about a
+    fifth of the client's work of a multi-row INSERT; elsewhere `insert_rows`. For tables where a row that is there
+    already is an error, as it is for an INSERT: COPY has no ON CONFLICT, and a unique key it breaks fails the
+    statement (and so the transaction) the same way."""
+    if not rows:
+        return
+    table = getattr(table, "__table__", table)
+    dialect = session.get_bind().dialect
+    plan = _copy_plan(table, tuple(columns), dialect)
+    if plan is None:
+        rows = [tuple(json.loads(v) if type(v) is JsonText else v for v in row) for row in rows]
+        insert_rows(session, table, rows, columns=columns)
+        return
+    session.flush()  # what the session holds goes first, as an ORM statement would have it
+    sql, processors = plan
+    text = _copy_text
+    if any(p is not None for p in processors):
+        lines = ["\t".join([text(v if p is None else p(v)) for v, p in zip(row, processors)]) for row in rows]
+    else:
+        lines = ["\t".join([text(v) for v in row]) for row in rows]
+    lines.append("")
+    with _driver_cursor(session, sql) as cursor:
+        cursor.copy_expert(sql, io.StringIO("\n".join(lines)))
+
+
+_COPY_PLANS: dict = {}
+
+
+def _copy_plan(table, keys: tuple[str, ...], dialect):
+    """The COPY statement and the columns' bind processors (a JSON column's JsonText passed through), built once
+    per table and columns; None where the multi-row INSERT's plan is None."""
+    cache_key = (table, keys, dialect.name, dialect.driver)
+    if cache_key in _COPY_PLANS:
+        return _COPY_PLANS[cache_key]
+    plan = None
+    if _insert_plan(table, keys, False, dialect) is not None:
+        quote = dialect.identifier_preparer
+        columns = [table.c[k] for k in keys]
+        sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) FROM STDIN"
+        processors = []
+        for column in columns:
+            process = column.type._cached_bind_processor(dialect)
+            if process is not None and isinstance(column.type, JSON):
+                process = functools.partial(_json_value, process)
+            processors.append(process)
+        plan = sql, tuple(processors)
+    _COPY_PLANS[cache_key] = plan
+    return plan
+
+
+def _json_value(process, value):
+    return value if type(value) is JsonText else process(value)
 
 
 _INSERT_PLANS: dict = {}
