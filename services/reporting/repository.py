@@ -8,16 +8,16 @@ from sqlalchemy import exists, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
-from services.common.storage.db import JsonText, UnitOfWork, copy_rows, insert_rows
+from services.common.storage.db import JsonText, UnitOfWork, insert_rows
 
 from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
-    """One COPY for a batch: the archive is append-only, in arrival order; each body as the text it came in (an
-    event already archived breaks the unique event_id and fails the batch, as an INSERT would)."""
+    """One multi-row insert for a batch: the archive is append-only, in arrival order; each body as the text it
+    came in where the consumer kept it (Event.text), not serialised again from the parsed body."""
     archived_at = datetime.now(timezone.utc)
-    copy_rows(
+    insert_rows(
         uow.session,
         ArchivedEvent,
         [

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from ..contracts.events import parse_event
 from ..contracts.topology import exchange_name, handler_method, producer_of, queue_name
 from ..runtime import metrics
-from ..storage.db import UnitOfWork, copy_rows, utcnow
+from ..storage.db import UnitOfWork, insert_rows, utcnow
 from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
@@ -196,7 +196,7 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy, text
         if fresh:
             apply(fresh, uow)
             applied_at = utcnow()
-            copy_rows(  # the inbox check above: none of these keys is there (a concurrent batch's fails this one)
+            insert_rows(
                 uow.session,
                 inbox,
                 [(_consumer(service, e), e.event_id, e.event_type, applied_at) for e in fresh],
@@ -258,7 +258,7 @@ def handles_batch(*event_types, max_batch: int = 500, max_wait: float = 0.05):
     def decorator(fn):
         @functools.wraps(fn)
         def wrapper(self, deliveries):
-            """deliveries: (body, AMQP user_id, routing key); events not from their producer are refused."""
+            """deliveries: (body, AMQP user_id, routing key, text); events not from their producer are refused."""
             bodies, texts = [], []
             for body, broker_user, routed_as, text in deliveries:
                 refusal = self.request.producer_check.refusal(body, broker_user, routed_as)

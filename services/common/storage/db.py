@@ -7,7 +7,6 @@ does. The nameko provider that hands each worker a unit of work is services/comm
 """
 
 import functools
-import io
 import json
 import logging
 import threading
@@ -15,7 +14,6 @@ from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from uuid import UUID
 
 from sqlalchemy import JSON, Insert, bindparam, create_engine, event, insert
 from sqlalchemy.exc import DBAPIError
@@ -60,11 +58,12 @@ def insert_rows(
     page_size: int = 1000,
 ) -> None:
     """Insert `rows` into `table` (a Table or an ORM class) in the session's transaction: dicts with the same
-    keys, or tuples of the values of `columns` in that order. On PostgreSQL one multi-row
-    `INSERT ... VALUES (...), (...)` per `page_size` rows (psycopg2's execute_values; its executemany costs one
-    round trip per row), the column types' own bind processing applied; `ignore_conflicts` adds ON CONFLICT DO
-    NOTHING (the first row of a key wins, in the table as within the rows). Elsewhere (SQLite) the same through
-    SQLAlchemy."""
+    keys, or tuples of the values of `columns` in that order. On PostgreSQL with psycopg2 one multi-row
+    `INSERT ... VALUES (...), (...)` per `page_size` rows, the column types' own bind processing applied and the
+    values written as SQL literals here (`_literal`: a fifth of the client's work of psycopg2's execute_values,
+    which adapts each row with a mogrify call; its executemany costs one round trip per row). A JSON column takes a
+    `JsonText` as the JSON text it is. `ignore_conflicts` adds ON CONFLICT DO NOTHING (the first row of a key wins,
+    in the table as within the rows). Elsewhere (SQLite) the same through SQLAlchemy."""
     if not rows:
         return
     session.flush()  # what the session holds goes first, as an ORM statement would have it
@@ -85,17 +84,60 @@ def insert_rows(
                 statement = sqlite_insert(table).on_conflict_do_nothing()
         else:
             statement = insert(table)
-        session.connection().execute(statement, [dict(zip(keys, r)) for r in rows] if columns is not None else rows)
+        if columns is None:
+            rows = [tuple(row[k] for k in keys) for row in rows]
+        rows = [tuple(json.loads(v) if type(v) is JsonText else v for v in row) for row in rows]
+        session.connection().execute(statement, [dict(zip(keys, r)) for r in rows])
         return
-    from psycopg2.extras import execute_values
-
-    sql, processors = plan
+    (head, tail), processors = plan
     if columns is None:
         rows = [tuple(row[k] for k in keys) for row in rows]
+    literal = _literal
     if any(p is not None for p in processors):
         rows = [tuple(v if p is None else p(v) for v, p in zip(row, processors)) for row in rows]
-    with _driver_cursor(session, sql) as cursor:
-        execute_values(cursor, sql, rows, page_size=page_size)
+    try:
+        values = ["(" + ",".join([literal(v) for v in row]) + ")" for row in rows]
+    except TypeError:  # a value of another type: psycopg2 adapts it
+        from psycopg2.extras import execute_values
+
+        with _driver_cursor(session, head) as cursor:
+            execute_values(cursor, head + "%s" + tail, rows, page_size=page_size)
+        return
+    with _driver_cursor(session, head) as cursor:
+        for start in range(0, len(values), page_size):
+            statement_text = head + ",".join(values[start : start + page_size]) + tail
+            if "\x00" in statement_text:  # libpq would cut the statement there; PostgreSQL keeps no NUL in text
+                raise ValueError("a value to insert contains a NUL (0x00) character")
+            cursor.execute(statement_text)
+
+
+class JsonText(str):
+    """A JSON column's value already in its wire form (the text a message brought): `insert_rows` writes it as it
+    is instead of serialising the parsed value again; through SQLAlchemy (SQLite) it is parsed back first."""
+
+
+def _literal(value) -> str:
+    """A bound value as a PostgreSQL literal for a multi-row VALUES (the column's type resolves an untyped one).
+    Strings with a quote or backslash as E'...' with both doubled, whatever standard_conforming_strings says;
+    TypeError for other types (the caller lets psycopg2 adapt them)."""
+    if value is None:
+        return "NULL"
+    kind = type(value)
+    if kind is str or kind is JsonText:
+        if "'" in value or "\\" in value:
+            return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+        return "'" + value + "'"
+    if kind is int:
+        return str(value)
+    if kind is Decimal or kind is datetime or kind is date:
+        return "'" + (str(value) if kind is Decimal else value.isoformat()) + "'"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float:
+        return "'" + repr(value) + "'"
+    if isinstance(value, str):  # a str subclass (an enum's value...)
+        return _literal(str.__str__(value))
+    raise TypeError(f"no literal form here for {kind.__name__}")
 
 
 @contextmanager
@@ -120,97 +162,17 @@ def _driver_cursor(session: Session, statement: str):
             cursor.close()
 
 
-class JsonText(str):
-    """A JSON column's value already in its wire form (the text a message brought): `copy_rows` writes it as it
-    is instead of serialising the parsed value again; elsewhere it is parsed back and bound as usual."""
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value) -> str:
-    """A bound value in COPY's text format (None is \\N; backslash, tab, newline and CR escaped)."""
-    if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is str or kind is JsonText or (kind is not bool and isinstance(value, str)):
-        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return value.translate(_COPY_ESCAPES)
-        return value
-    if kind is int or kind is Decimal or kind is float:
-        return str(value)
-    if kind is datetime or kind is date or isinstance(value, date):
-        return value.isoformat()
-    if kind is bool:
-        return "t" if value else "f"
-    if isinstance(value, (int, Decimal, float, UUID)):
-        return str(value)
-    raise TypeError(f"no COPY text form for {kind.__name__}")
-
-
-def copy_rows(session: Session, table, rows: list, *, columns: tuple[str, ...]) -> None:
-    """Append `rows` (tuples of the values of `columns`) to `table` in the session's transaction: on PostgreSQL
-    with psycopg2 one `COPY ... FROM STDIN` (text format, the column types' own bind processing applied), about a
-    fifth of the client's work of a multi-row INSERT; elsewhere `insert_rows`. For tables where a row that is there
-    already is an error, as it is for an INSERT: COPY has no ON CONFLICT, and a unique key it breaks fails the
-    statement (and so the transaction) the same way."""
-    if not rows:
-        return
-    table = getattr(table, "__table__", table)
-    dialect = session.get_bind().dialect
-    plan = _copy_plan(table, tuple(columns), dialect)
-    if plan is None:
-        rows = [tuple(json.loads(v) if type(v) is JsonText else v for v in row) for row in rows]
-        insert_rows(session, table, rows, columns=columns)
-        return
-    session.flush()  # what the session holds goes first, as an ORM statement would have it
-    sql, processors = plan
-    text = _copy_text
-    if any(p is not None for p in processors):
-        lines = ["\t".join([text(v if p is None else p(v)) for v, p in zip(row, processors)]) for row in rows]
-    else:
-        lines = ["\t".join([text(v) for v in row]) for row in rows]
-    lines.append("")
-    with _driver_cursor(session, sql) as cursor:
-        cursor.copy_expert(sql, io.StringIO("\n".join(lines)))
-
-
-_COPY_PLANS: dict = {}
-
-
-def _copy_plan(table, keys: tuple[str, ...], dialect):
-    """The COPY statement and the columns' bind processors (a JSON column's JsonText passed through), built once
-    per table and columns; None where the multi-row INSERT's plan is None."""
-    cache_key = (table, keys, dialect.name, dialect.driver)
-    if cache_key in _COPY_PLANS:
-        return _COPY_PLANS[cache_key]
-    plan = None
-    if _insert_plan(table, keys, False, dialect) is not None:
-        quote = dialect.identifier_preparer
-        columns = [table.c[k] for k in keys]
-        sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) FROM STDIN"
-        processors = []
-        for column in columns:
-            process = column.type._cached_bind_processor(dialect)
-            if process is not None and isinstance(column.type, JSON):
-                process = functools.partial(_json_value, process)
-            processors.append(process)
-        plan = sql, tuple(processors)
-    _COPY_PLANS[cache_key] = plan
-    return plan
+_INSERT_PLANS: dict = {}
 
 
 def _json_value(process, value):
     return value if type(value) is JsonText else process(value)
 
 
-_INSERT_PLANS: dict = {}
-
-
 def _insert_plan(table, keys: tuple[str, ...], ignore_conflicts: bool, dialect):
-    """The statement and the columns' bind processors for a multi-row insert of `keys` into `table`, built once
-    per table and columns; None where execute_values does not apply (not psycopg2, or a column default the rows
-    leave to SQLAlchemy)."""
+    """The statement's head and tail and the columns' bind processors (a JSON column's JsonText passed through) for
+    a multi-row insert of `keys` into `table`, built once per table and columns; None where it does not apply (not
+    psycopg2, or a column default the rows leave to SQLAlchemy)."""
     cache_key = (table, keys, ignore_conflicts, dialect.name, dialect.driver)
     if cache_key in _INSERT_PLANS:
         return _INSERT_PLANS[cache_key]
@@ -219,11 +181,14 @@ def _insert_plan(table, keys: tuple[str, ...], ignore_conflicts: bool, dialect):
     if dialect.name == "postgresql" and dialect.driver == "psycopg2" and not missing_defaults:
         quote = dialect.identifier_preparer
         columns = [table.c[k] for k in keys]
-        sql = (
-            f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) "
-            f"VALUES %s{' ON CONFLICT DO NOTHING' if ignore_conflicts else ''}"
-        )
-        plan = sql, tuple(c.type._cached_bind_processor(dialect) for c in columns)
+        head = f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in columns)}) VALUES "
+        processors = []
+        for column in columns:
+            process = column.type._cached_bind_processor(dialect)
+            if process is not None and isinstance(column.type, JSON):
+                process = functools.partial(_json_value, process)
+            processors.append(process)
+        plan = (head, " ON CONFLICT DO NOTHING" if ignore_conflicts else ""), tuple(processors)
     _INSERT_PLANS[cache_key] = plan
     return plan
 
