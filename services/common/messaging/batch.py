@@ -12,6 +12,7 @@ poison message is isolated and the rest still pass. The inbox keys are the same 
 import functools
 import logging
 import time
+from collections import Counter
 
 import eventlet
 from eventlet.event import Event as GreenEvent
@@ -213,12 +214,13 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy, text
         return outcomes
     outcomes["applied"] += len(fresh)
     outcomes["duplicate"] += len(events) - len(fresh)
-    for evt in fresh:
-        metrics.EVENTS_HANDLED.labels(service, evt.event_type, "applied").inc()
-    for evt in events:
-        if evt not in fresh:
-            metrics.INBOX_DUPLICATES.labels(service, evt.event_type).inc()
-            metrics.EVENTS_HANDLED.labels(service, evt.event_type, DUPLICATE).inc()
+    # the counters once per event type, not once per event
+    for event_type, count in Counter(evt.event_type for evt in fresh).items():
+        metrics.EVENTS_HANDLED.labels(service, event_type, "applied").inc(count)
+    fresh_ids = {id(evt) for evt in fresh}
+    for event_type, count in Counter(evt.event_type for evt in events if id(evt) not in fresh_ids).items():
+        metrics.INBOX_DUPLICATES.labels(service, event_type).inc(count)
+        metrics.EVENTS_HANDLED.labels(service, event_type, DUPLICATE).inc(count)
     metrics.EVENT_DURATION.labels(service, "batch").observe(time.perf_counter() - started)
     return outcomes
 
