@@ -8,16 +8,17 @@ from sqlalchemy import exists, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
-from services.common.storage.db import JsonText, UnitOfWork, insert_rows
+from services.common.storage.db import JsonText, UnitOfWork, copy_rows
 
 from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
-    """One multi-row insert for a batch: the archive is append-only, in arrival order; each body as the text it
-    came in where the consumer kept it (Event.text), not serialised again from the parsed body."""
+    """One COPY for a batch (db.copy_rows): the archive is append-only, in arrival order; each body as the text it
+    came in where the consumer kept it (Event.text), not serialised again from the parsed body. An event archived
+    already breaks the unique event_id and fails the batch, as an INSERT would."""
     archived_at = datetime.now(timezone.utc)
-    insert_rows(
+    copy_rows(
         uow.session,
         ArchivedEvent,
         [
@@ -36,10 +37,10 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
 
 
 class FactWriter:
-    """Collects the fact rows of a batch and writes each table with one multi-row INSERT that skips keys already
-    there: no read before write, a handful of round trips per batch instead of two per event. The first row of
-    a key wins, within the batch as against the table — the same as applying the events one by one. Rows are
-    kept as tuples in the table's column order (no ORM objects): what the INSERT sends.
+    """Collects the fact rows of a batch and writes each table with one COPY into a temporary table and one INSERT
+    from it that skips keys already there (db.copy_rows): no read before write, a handful of round trips per
+    batch instead of two per event. The first row of a key wins, within the batch as against the table — the same
+    as applying the events one by one. Rows are kept as tuples in the table's column order (no ORM objects).
 
     After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
     on either side, by one UPDATE: the two events may come in either order, in one batch or in two."""
@@ -73,7 +74,7 @@ class FactWriter:
 
     def flush(self):
         for model, rows in self.rows.items():
-            insert_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
+            copy_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
         for copied in COPIED_COLUMNS:
             keys = set(self.rows.get(copied.target, ())) | set(self.rows.get(copied.source, ()))
             if keys:

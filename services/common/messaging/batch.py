@@ -23,7 +23,7 @@ from sqlalchemy import select
 from ..contracts.events import parse_event
 from ..contracts.topology import exchange_name, handler_method, producer_of, queue_name
 from ..runtime import metrics
-from ..storage.db import UnitOfWork, insert_rows, utcnow
+from ..storage.db import UnitOfWork, copy_rows, utcnow
 from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
@@ -197,7 +197,7 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy, text
         if fresh:
             apply(fresh, uow)
             applied_at = utcnow()
-            insert_rows(
+            copy_rows(  # none of these keys is there (the check above); a concurrent batch's fails this one
                 uow.session,
                 inbox,
                 [(_consumer(service, e), e.event_id, e.event_type, applied_at) for e in fresh],
