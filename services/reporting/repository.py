@@ -8,18 +8,30 @@ from sqlalchemy import delete, distinct, exists, func, insert, select, text, upd
 from sqlalchemy import inspect as sa_inspect
 
 from services.common.contracts.events import Event
-from services.common.storage.db import UnitOfWork, insert_rows
+from services.common.storage.db import JsonText, UnitOfWork, copy_rows
 
 from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn, GrantPaymentsRow, TrancheRow
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
-    """One multi-row insert for a batch: the archive is append-only, in arrival order."""
+    """One COPY for a batch (db.copy_rows): the archive is append-only, in arrival order; each body as the text it
+    came in where the consumer kept it (Event.text), not serialised again from the parsed body. An event archived
+    already breaks the unique event_id and fails the batch, as an INSERT would."""
     archived_at = datetime.now(timezone.utc)
-    insert_rows(
+    copy_rows(
         uow.session,
         ArchivedEvent,
-        [(e.event_id, e.event_type, e.producer, e.occurred_at, e.body, archived_at) for e in events],
+        [
+            (
+                e.event_id,
+                e.event_type,
+                e.producer,
+                e.occurred_at,
+                e.body if e.text is None else JsonText(e.text),
+                archived_at,
+            )
+            for e in events
+        ],
         columns=("event_id", "event_type", "producer", "occurred_at", "body", "archived_at"),
     )
 
@@ -28,10 +40,10 @@ DERIVED_ROWS_LOCK = 0x4A4D44490002  # advisory lock id: one batch at a time comp
 
 
 class FactWriter:
-    """Collects the fact rows of a batch and writes each table with one multi-row INSERT that skips keys already
-    there: no read before write, a handful of round trips per batch instead of two per event. The first row of
-    a key wins, within the batch as against the table — the same as applying the events one by one. Rows are
-    kept as tuples in the table's column order (no ORM objects): what the INSERT sends.
+    """Collects the fact rows of a batch and writes each table with one COPY into a temporary table and one INSERT
+    from it that skips keys already there (db.copy_rows): no read before write, a handful of round trips per
+    batch instead of two per event. The first row of a key wins, within the batch as against the table — the same
+    as applying the events one by one. Rows are kept as tuples in the table's column order (no ORM objects).
 
     After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
     on either side, by one UPDATE: the two events may come in either order, in one batch or in two. Then the
@@ -69,7 +81,7 @@ class FactWriter:
 
     def flush(self):
         for model, rows in self.rows.items():
-            insert_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
+            copy_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
         if self.session.get_bind().dialect.name == "postgresql" and self._derives_rows():
             # Rows computed from other tables' rows must see every batch's: two replicas' batches, each blind to the
             # other's uncommitted facts, would both miss a contract's date (award in one, contract in the other) or

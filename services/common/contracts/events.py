@@ -490,9 +490,10 @@ _ENVELOPE = Envelope()
 
 
 class Event:
-    """A validated event: `data` holds Python values (Decimal, date, datetime); `body` the wire form."""
+    """A validated event: `data` holds Python values (Decimal, date, datetime); `body` the wire form; `text` the
+    JSON text it was received as, where the receiver kept it (None otherwise)."""
 
-    __slots__ = ("event_id", "event_type", "version", "occurred_at", "producer", "actor", "data", "body")
+    __slots__ = ("event_id", "event_type", "version", "occurred_at", "producer", "actor", "data", "body", "text")
 
     def __init__(self, envelope: dict, data: dict, body: dict):
         self.event_id = str(envelope["event_id"])
@@ -503,6 +504,7 @@ class Event:
         self.actor = envelope["actor"]
         self.data = data
         self.body = body
+        self.text: str | None = None
 
     def __repr__(self):
         return f"<Event {self.event_type} {self.event_id}>"

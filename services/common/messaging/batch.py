@@ -12,6 +12,7 @@ poison message is isolated and the rest still pass. The inbox keys are the same 
 import functools
 import logging
 import time
+from collections import Counter
 
 import eventlet
 from eventlet.event import Event as GreenEvent
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from ..contracts.events import parse_event
 from ..contracts.topology import exchange_name, handler_method, producer_of, queue_name
 from ..runtime import metrics
-from ..storage.db import UnitOfWork, insert_rows, utcnow
+from ..storage.db import UnitOfWork, copy_rows, utcnow
 from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
@@ -157,7 +158,7 @@ class BatchEventHandler(Entrypoint):
             return result, exc_info
 
         deliveries = [
-            (body, message.properties.get("user_id"), message.delivery_info.get("routing_key"))
+            (body, message.properties.get("user_id"), message.delivery_info.get("routing_key"), _text(message))
             for body, message in batch
         ]
         self.container.spawn_worker(self, (deliveries,), {}, handle_result=handle_result)
@@ -175,13 +176,16 @@ class BatchEventHandler(Entrypoint):
                 message.requeue()
 
 
-def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy) -> dict:
-    """Apply a batch in one transaction; on failure fall back to one-by-one with retries and dead letters."""
+def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy, texts: list | None = None) -> dict:
+    """Apply a batch in one transaction; on failure fall back to one-by-one with retries and dead letters.
+    `texts`: each body's JSON text as received (or None), kept on its event (`Event.text`) for the archive."""
     started = time.perf_counter()
     events, outcomes = [], {"applied": 0, "duplicate": 0, "dead_lettered": 0}
-    for body in bodies:
+    for body, text in zip(bodies, texts or [None] * len(bodies)):
         try:
-            events.append(parse_event(body))
+            evt = parse_event(body)
+            evt.text = text
+            events.append(evt)
         except InvalidInput as exc:
             consumer = f"{service}.batch"
             store_dead_letter(uow.core, consumer, body, {}, f"invalid event: {exc}", attempts=1)
@@ -193,7 +197,7 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy) -> d
         if fresh:
             apply(fresh, uow)
             applied_at = utcnow()
-            insert_rows(
+            copy_rows(  # none of these keys is there (the check above); a concurrent batch's fails this one
                 uow.session,
                 inbox,
                 [(_consumer(service, e), e.event_id, e.event_type, applied_at) for e in fresh],
@@ -210,14 +214,28 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy) -> d
         return outcomes
     outcomes["applied"] += len(fresh)
     outcomes["duplicate"] += len(events) - len(fresh)
-    for evt in fresh:
-        metrics.EVENTS_HANDLED.labels(service, evt.event_type, "applied").inc()
-    for evt in events:
-        if evt not in fresh:
-            metrics.INBOX_DUPLICATES.labels(service, evt.event_type).inc()
-            metrics.EVENTS_HANDLED.labels(service, evt.event_type, DUPLICATE).inc()
+    # the counters once per event type, not once per event
+    for event_type, count in Counter(evt.event_type for evt in fresh).items():
+        metrics.EVENTS_HANDLED.labels(service, event_type, "applied").inc(count)
+    fresh_ids = {id(evt) for evt in fresh}
+    for event_type, count in Counter(evt.event_type for evt in events if id(evt) not in fresh_ids).items():
+        metrics.INBOX_DUPLICATES.labels(service, event_type).inc(count)
+        metrics.EVENTS_HANDLED.labels(service, event_type, DUPLICATE).inc(count)
     metrics.EVENT_DURATION.labels(service, "batch").observe(time.perf_counter() - started)
     return outcomes
+
+
+def _text(message) -> str | None:
+    """The JSON text a decoded message brought (guard.decode accepts application/json only), or None."""
+    raw = message.body
+    if isinstance(raw, str):
+        return raw
+    if (message.content_encoding or "utf-8").lower() in ("utf-8", "utf8"):
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 def _consumer(service: str, evt) -> str:
@@ -242,9 +260,9 @@ def handles_batch(*event_types, max_batch: int = 500, max_wait: float = 0.05):
     def decorator(fn):
         @functools.wraps(fn)
         def wrapper(self, deliveries):
-            """deliveries: (body, AMQP user_id, routing key); events not from their producer are refused."""
-            bodies = []
-            for body, broker_user, routed_as in deliveries:
+            """deliveries: (body, AMQP user_id, routing key, text); events not from their producer are refused."""
+            bodies, texts = [], []
+            for body, broker_user, routed_as, text in deliveries:
                 refusal = self.request.producer_check.refusal(body, broker_user, routed_as)
                 if refusal:
                     refuse_event(
@@ -256,8 +274,9 @@ def handles_batch(*event_types, max_batch: int = 500, max_wait: float = 0.05):
                     )
                 else:
                     bodies.append(body)
+                    texts.append(text)
             return apply_batch(
-                self.db, self.name, bodies, lambda events, uow: fn(self, events, uow), self.request.retry_policy
+                self.db, self.name, bodies, lambda events, uow: fn(self, events, uow), self.request.retry_policy, texts
             )
 
         wrapper.applies_batch = fn
