@@ -4,9 +4,13 @@ A contract schema is compiled once into a plan of its fields: each value is turn
 `_deserialize` and checked by its own validators (strings with Length/OneOf checked inline, the same
 comparisons), so a loaded value is the one marshmallow gives. The plan only accepts: anything it is not sure of
 (a missing required key, a None where none is allowed, an unknown key, a value a field or validator refuses, a
-schema or field with hooks, renamed keys or options the plan does not model) makes `load` return None, and the
-caller loads with marshmallow, which then accepts the same result or raises its own typed error. Malformed events
-are therefore refused exactly as before, with the same messages.
+schema or field with hooks other than a schema's own validators, renamed keys or options the plan does not
+model) makes `load` return None, and the caller loads with marshmallow, which then accepts the same result or raises
+its own typed error. Malformed input is therefore refused exactly as before, with the same messages. A list's items
+and a nested schema are loaded by their own plans (their own validators checked after them, as marshmallow does);
+a schema's `@validates_schema` methods are called on the loaded dict as marshmallow calls them, any refusal making
+the plan unsure. Used for events (parse_event, and the load of an event's wire form when it is emitted) and for
+the operations' input (entrypoints.load_input).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields, missing, validate
+from marshmallow.decorators import VALIDATES_SCHEMA
 
 FieldLoader = Callable[[Any, str | None, Any], Any]  # (value, key, the data holding it)
 
@@ -80,9 +85,52 @@ def _present_loader(field: fields.Field | None) -> FieldLoader | None:
     return load
 
 
+def _list_loader(field: fields.List) -> FieldLoader | None:
+    """A JSON list whose items each load by the inner field's plan, as `List._deserialize` loads it."""
+    items = _present_loader(field.inner)
+    if items is None:
+        return None
+    check = field._validate if field.validators else None
+
+    def load(value, _name, _data):
+        if type(value) is not list:
+            raise _Unsure
+        out = [items(each, None, None) for each in value]
+        if check is not None:
+            check(out)
+        return out
+
+    return load
+
+
+def _nested_loader(field: fields.Nested) -> FieldLoader | None:
+    """One nested object (not many) loaded by its schema's plan, as `Nested._deserialize` loads it."""
+    if field.many or field.unknown not in (None, RAISE):
+        return None
+    schema = field.schema
+    plan = compile_schema(schema) if isinstance(schema, Schema) and schema.unknown == RAISE else None
+    if plan is None:
+        return None
+    check = field._validate if field.validators else None
+
+    def load(value, _name, _data):
+        out = plan(value)
+        if out is None:
+            raise _Unsure
+        if check is not None:
+            check(out)
+        return out
+
+    return load
+
+
 def _field_loader(field: fields.Field) -> FieldLoader | None:
     if getattr(field, "pre_load", None) or getattr(field, "post_load", None):
         return None
+    if type(field) is fields.List:
+        return _list_loader(field)
+    if type(field) is fields.Nested:
+        return _nested_loader(field)
     inline = _string_loader(field) if type(field) is fields.String else None
     if inline is not None:
         return inline
@@ -108,8 +156,16 @@ def _field_loader(field: fields.Field) -> FieldLoader | None:
 def compile_schema(schema: Schema) -> Callable[[Any], dict | None] | None:
     """`load(data)` -> the dict marshmallow's `schema.load(data)` gives, or None (unsure: ask marshmallow);
     None instead of a function when the schema uses what the plan does not model."""
-    if schema.many or schema.partial or schema.unknown != RAISE or any(schema._hooks.values()):
+    if schema.many or schema.partial or schema.unknown != RAISE:
         return None
+    if any(hooks for tag, hooks in schema._hooks.items() if tag != VALIDATES_SCHEMA):
+        return None
+    validators = []
+    for attr_name, hook_many, options in schema._hooks[VALIDATES_SCHEMA]:
+        if hook_many:
+            return None
+        validators.append((getattr(schema, attr_name), bool(options.get("pass_original", False))))
+    unknown, partial = schema.unknown, schema.partial
     plan = []
     for name, field in schema.load_fields.items():
         loader = _field_loader(field)
@@ -137,6 +193,11 @@ def compile_schema(schema: Schema) -> Callable[[Any], dict | None] | None:
                     out[name] = None
                 else:
                     out[name] = loader(value, name, data)
+            for validator, pass_original in validators:  # as Schema._run_validator calls them
+                if pass_original:
+                    validator(out, data, partial=partial, many=False, unknown=unknown)
+                else:
+                    validator(out, partial=partial, many=False, unknown=unknown)
         except Exception:  # a field refused the value (or failed on it): marshmallow says how
             return None
         return out
