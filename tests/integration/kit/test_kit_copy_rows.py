@@ -10,13 +10,9 @@ import pytest
 from sqlalchemy import JSON, Column, Date, Integer, LargeBinary, MetaData, String, Table, select, text
 from sqlalchemy.exc import IntegrityError
 
-from services.common.messaging.batch import apply_batch
 from services.common.storage.db import JsonText, copy_rows, insert_rows
 from services.common.storage.types import Money, UtcDateTime
 
-from services.common.messaging.inbox import RetryPolicy
-
-from .conftest import tranche_paid
 
 pytestmark = pytest.mark.integration
 
@@ -93,21 +89,6 @@ def test_a_key_already_there_fails_the_copy(databases):
         uow.commit()
     uow.rollback()
     assert [r[0] for r in _read(core)] == [1]
-
-
-def test_a_batch_keeps_each_events_received_text(databases):
-    core = databases("reporting")
-    seen = []
-    events = [tranche_paid(n) for n in range(3)]
-    texts = [json.dumps(e.body, indent=1) for e in events]
-
-    def apply(batch, uow):
-        seen.extend((e.event_id, e.text) for e in batch)
-
-    texts[1] = None  # a body whose text was not kept
-    outcome = apply_batch(core.unit_of_work(), "reporting", [e.body for e in events], apply, RetryPolicy(1, 0), texts)
-    assert outcome["applied"] == 3
-    assert seen == [(e.event_id, t) for e, t in zip(events, texts)]
 
 
 def test_with_conflicts_ignored_the_first_row_of_a_key_wins_in_the_table_as_within_the_rows(databases):
