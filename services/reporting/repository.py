@@ -37,6 +37,8 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
 
 
 DERIVED_ROWS_LOCK = 0x4A4D44490002  # advisory lock id: one batch at a time computes rows from others' (rebuild: ...01)
+# the fact tables other rows are derived from: a batch writing none of them takes no lock
+DERIVED_FROM = frozenset({TrancheRow, *(c.target for c in COPIED_COLUMNS), *(c.source for c in COPIED_COLUMNS)})
 
 
 class FactWriter:
@@ -82,7 +84,7 @@ class FactWriter:
     def flush(self):
         for model, rows in self.rows.items():
             copy_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
-        if self.session.get_bind().dialect.name == "postgresql" and self._derives_rows():
+        if self.session.get_bind().dialect.name == "postgresql" and any(self.rows.get(m) for m in DERIVED_FROM):
             # Rows computed from other tables' rows must see every batch's: two replicas' batches, each blind to the
             # other's uncommitted facts, would both miss a contract's date (award in one, contract in the other) or
             # both count their own tranches only. One batch at a time derives, until it commits.
@@ -96,10 +98,6 @@ class FactWriter:
             at = self.columns(TrancheRow).index("grant_id")
             tally_payments(self.session, sorted({row[at] for row in tranches.values()}))
         self.rows.clear()
-
-    def _derives_rows(self) -> bool:
-        sides = {TrancheRow} | {c.target for c in COPIED_COLUMNS} | {c.source for c in COPIED_COLUMNS}
-        return any(self.rows.get(model) for model in sides)
 
 
 def copy_column(copied: CopiedColumn, keys: list):
