@@ -196,6 +196,25 @@ def test_refusal_rows_say_whether_their_subject_was_verified(core):
     assert verified_row["detail"]["subject_verified"] is True
 
 
+def test_a_forged_tokens_escape_sequences_never_reach_the_audit_trail(core):
+    import jwt
+
+    forged = jwt.encode(
+        {
+            "preferred_username": "\x1b[2J\x1b]0;owned\x07claire\nfinance",
+            "realm_access": {"roles": ["auditor\x1b[31m"]},
+        },
+        "not-the-issuer-key-" + "k" * 32,
+        algorithm="HS256",
+    )
+    audit = RefusalAudit(core, rows_per_minute=10)
+    audit.record("grants.list_payments", "invalid token: bad signature", forged, "10.0.0.1", None, 401)
+    (row,) = rows(core)
+    # what `jmdi audit` prints to an auditor's terminal: the claim as text, no escape sequence, one line
+    assert row["user"] == row["detail"]["claimed_user"] == "[2J]0;ownedclaire finance"
+    assert row["roles"] == ["auditor[31m"]
+
+
 # --- the HTTP client ------------------------------------------------------------------------------------------------
 def test_the_client_says_which_gateway_does_not_answer():
     with socket.socket() as probe:
