@@ -6,6 +6,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from services.common.values.inert import clean_text
+
 
 def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
@@ -29,9 +31,11 @@ def note(message: str) -> None:
 
 
 def _escape(text: str) -> str:
+    """Text from the system as the terminal shows it: rich markup escaped, control characters dropped (an escape
+    sequence in stored text, such as a forged token's user name in the audit trail, would drive the terminal)."""
     from rich.markup import escape
 
-    return escape(str(text))
+    return escape(clean_text(str(text)))
 
 
 def _cell(value) -> str:

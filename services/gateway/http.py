@@ -8,8 +8,10 @@ Every answer is JSON: the result (200) or a problem (application/problem+json, s
 including unknown paths and methods; each carries X-Correlation-Id. Connections are HTTP/1.1 persistent, within
 bounds (`ApiProtocol`): one idle longer than IDLE_TIMEOUT_SECONDS between requests is closed, one serves at most
 REQUESTS_PER_CONNECTION requests, and a response whose request body was not read to its end (413 refused unread,
-401/403/404/429 before the body) says `Connection: close` and closes, so such a body is never drained. A client
-that stalls within a request (headers, body, reading the answer) is cut after CLIENT_SOCKET_TIMEOUT seconds.
+401/403/404/429 before the body) says `Connection: close` and closes, so such a body is never drained. The idle
+timeout bounds the wait for a request's whole head (request line and headers), not only its first byte: a client
+that trickles its head a byte at a time (slowloris) is closed like an idle one. A client that stalls within a
+request (body, reading the answer) is cut after CLIENT_SOCKET_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import time
 from functools import partial
 
+import eventlet
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp, parse_address
@@ -60,6 +63,11 @@ def body_read(stream) -> bool:
     return stream.position >= (stream.content_length or 0)
 
 
+class _HeadNotInTime(BaseException):
+    """A request's line and headers did not arrive within the idle timeout (a BaseException, like eventlet's
+    Timeout, so that no handler of Exception on the way swallows it)."""
+
+
 class ApiProtocol(HttpOnlyProtocol):
     """eventlet's HTTP/1.1 handler with persistent connections kept within bounds: the server's `keepalive` (the
     idle timeout) and `requests_per_connection`; and never a body drained to reuse a connection — a response
@@ -67,7 +75,20 @@ class ApiProtocol(HttpOnlyProtocol):
 
     served = 0
 
+    def handle_one_request(self):
+        # eventlet applies the idle timeout to each read of the request line and CLIENT_SOCKET_TIMEOUT to each read
+        # of the headers, so a byte every few seconds would hold the connection for ever: the whole head must
+        # arrive within the idle timeout. handle_one_response (the head is complete) cancels the deadline.
+        self.head_deadline = eventlet.Timeout(self.server.keepalive, _HeadNotInTime())
+        try:
+            super().handle_one_request()
+        except _HeadNotInTime:
+            self.close_connection = 1
+        finally:
+            self.head_deadline.cancel()
+
     def handle_one_response(self):
+        self.head_deadline.cancel()
         self.served += 1
         if self.served >= self.server.requests_per_connection:
             self.close_connection = 1

@@ -29,8 +29,9 @@ with at most two places ("150000.00"), never a JSON float; dates are ISO 8601.
 Failures are `application/problem+json` (RFC 9457) with a stable `code`: 400/413/415/422 the request is wrong
 (`errors` maps each field to its messages), 401 no valid token, 403 the role may not, 404 not found (`entity`,
 `key`) or no such operation, 409 a programme rule refused it (`rule`, `details`), 429 too many refused requests
-from this client (`Retry-After`), 500 internal failure (only a `correlation_id`), 503 the service or the broker
-is away, 504 no answer in time (the operation may still complete)."""
+from this client (`Retry-After`), 500 internal failure (only a `correlation_id`) or, with code `setup_problem`, an
+installation that lacks a file or setting (what is missing and the `remedy`, for the operators), 503 the service
+or the broker is away, 504 no answer in time (the operation may still complete)."""
 
 PROBLEM = {
     "type": "object",
@@ -53,6 +54,7 @@ PROBLEM = {
                 "not_allowed",
                 "too_many_refusals",
                 "internal_error",
+                "setup_problem",
                 "service_unavailable",
                 "timeout",
             ],
@@ -64,6 +66,7 @@ PROBLEM = {
         "details": {"type": "array", "description": "every violation, with its figures"},
         "retry_after": {"type": "integer"},
         "correlation_id": {"type": "string", "description": "finds the request in the services' logs"},
+        "remedy": {"type": "string", "description": "setup_problem: what the operators do to fix the installation"},
     },
 }
 FAILURES = {
@@ -76,7 +79,7 @@ FAILURES = {
     "415": "the body is not application/json",
     "422": "the arguments do not validate",
     "429": "too many refused requests from this client",
-    "500": "internal failure",
+    "500": "internal failure, or the installation lacks a file or setting (setup_problem)",
     "503": "the service or the message broker is not available",
     "504": "no answer within the request timeout",
 }

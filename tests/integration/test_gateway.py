@@ -315,6 +315,27 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(system, pm):
         assert 1.5 < closed_within(sock, 10) < 5
 
 
+def test_a_client_trickling_its_request_head_is_closed_like_an_idle_one(system, pm):
+    # slowloris: a byte every 0.4 s never leaves a read waiting as long as the idle timeout (2 s) or the socket
+    # timeout (30 s), yet the head is never complete
+    head = raw_request("/api/v1/calls/list_calls", b"{}", pm)
+    with connect(system) as sock:
+        sock.settimeout(0.4)
+        started = time.monotonic()
+        for byte in head[: len(head) // 2]:
+            try:
+                sock.sendall(bytes([byte]))
+                assert sock.recv(1) == b"", "the gateway answered a request it has not received"
+                break  # closed
+            except TimeoutError:
+                continue  # still open
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            finally:
+                assert time.monotonic() - started < 6, "the connection is still open, its head still incomplete"
+        assert time.monotonic() - started < 4
+
+
 def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(system, pm, monkeypatch):
     client = system.client("maria.pm", ["programme_manager"])
     gateway = client.transport

@@ -37,7 +37,7 @@ SETTINGS = [
     ("GATEWAY_REFUSALS_PER_MINUTE", "30", "refused requests a client may make in a minute before it gets 429"),
     ("GATEWAY_REFUSAL_AUDITS_PER_MINUTE", "120", "refusals audited one by one per minute (the rest counted)"),
     ("GATEWAY_TRUSTED_PROXIES", "0", "reverse proxies in front of the gateway whose X-Forwarded-For it trusts"),
-    ("GATEWAY_IDLE_TIMEOUT_SECONDS", "15", "the gateway closes a client's connection idle this long between requests"),
+    ("GATEWAY_IDLE_TIMEOUT_SECONDS", "15", "closes a connection idle this long, or this long sending a request's head"),
     ("GATEWAY_REQUESTS_PER_CONNECTION", "1000", "requests a connection may carry before the gateway closes it"),
     ("METRICS_HOST", "0.0.0.0", "address the /metrics servers listen on (`make run`: 127.0.0.1 unless set)"),
     ("SUPERVISOR_METRICS_PORT", "8006", "`make run`: port of the supervisor's /metrics (restarts of crashed services)"),

@@ -33,6 +33,7 @@ from jwt.exceptions import PyJWKError
 
 from ..runtime.config import REPO_ROOT
 from ..values.errors import NotAllowed
+from ..values.inert import clean_text
 from .keys import KeyProblem, load_private_key, public_jwk, service_kid
 from .roles import SERVICE_CALLS, STAFF_ROLES, service_role
 
@@ -317,7 +318,7 @@ class TokenVerifier:
     def _decode(self, token, algorithm, key: PyJWK, kid, issuer, audience, max_lifetime) -> dict:
         if algorithm != key.algorithm_name:
             # algorithm confusion (HS256 "signed" with a public key, RS256 for an EdDSA key...) stops here
-            raise NotAllowed(f"invalid token: algorithm {algorithm[:20]} does not match key {kid[:80]!r}")
+            raise NotAllowed(f"invalid token: algorithm {_printable(algorithm[:20])} does not match key {kid[:80]!r}")
         try:
             claims = jwt.decode(
                 token,
@@ -362,8 +363,14 @@ def claimed(token, user_claim: str = DEFAULT_USER_CLAIM, roles_claim: str = DEFA
         return None, []
     user = _claim(claims, user_claim) or claims.get("sub")
     roles = _claim(claims, roles_claim)
-    roles = [str(r)[:60] for r in roles][:10] if isinstance(roles, list) else []
-    return (str(user)[:200] if user else None), roles
+    roles = [_printable(str(r)[:60]) for r in roles][:10] if isinstance(roles, list) else []
+    return (_printable(str(user)[:200]) if user else None), roles
+
+
+def _printable(text: str) -> str:
+    """An unverified token's text as the audit trail and a terminal may show it: no control character (an escape
+    sequence in a forged token's user name would otherwise reach `jmdi audit`'s terminal), one line."""
+    return clean_text(text).replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
 def _expiry(claims) -> datetime:

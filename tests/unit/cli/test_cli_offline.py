@@ -544,3 +544,15 @@ def test_a_refusal_lists_each_rule_with_its_reason(fake, tmp_path):
 def test_the_old_reports_group_points_to_its_new_name():
     result = jmdi("reports", "submit", "G-1", "--kind", "interim")
     assert result.exit_code == failures.INVALID_INPUT and "jmdi grantee-reports" in result.stderr
+
+
+def test_text_from_the_system_reaches_the_terminal_without_control_characters(capsys):
+    from jmdi import output
+
+    row = {"user": "\x1b[2J\x1b]0;owned\x07claire", "what": "refused"}
+    output.show([row])
+    output.show(row)
+    output.error_line("no such user \x1b[31mred")
+    captured = capsys.readouterr()
+    assert "claire" in captured.out and "red" in captured.err
+    assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out

@@ -235,6 +235,13 @@ def test_another_key_under_the_issuers_key_id(issuer, verifier):
     refused(verifier, token, "bad signature")
 
 
+def test_a_forged_algorithm_is_named_without_its_control_characters(issuer, verifier):
+    token = assemble({"alg": "\x1b[2JHS256", "typ": "JWT", "kid": issuer.kid}, staff_claims(issuer), b"x")
+    with pytest.raises(NotAllowed) as refusal:
+        verifier.verify(token)
+    assert "algorithm [2JHS256 does not match" in str(refusal.value)
+
+
 def test_algorithm_confusion_hs256_signed_with_the_public_key(keys, issuer, verifier, tmp_path):
     jwk = json.loads(keys.issuer_jwks.read_text())["keys"][0]
     header = {"alg": "HS256", "typ": "JWT", "kid": issuer.kid}

@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
 
 from jmdi.transport import Gateway, GatewayUnreachable  # noqa: E402
 from services.common.storage.db import DatabaseCore  # noqa: E402
-from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound  # noqa: E402
+from services.common.values.errors import Conflict, InvalidInput, NotAllowed, NotFound, SetupProblem  # noqa: E402
 from services.common.values.problems import (  # noqa: E402
     BadRequest,
     NoAnswer,
@@ -29,6 +29,7 @@ from services.common.values.problems import (  # noqa: E402
 from services.common.storage.tables import audit_log  # noqa: E402
 from services.gateway.limits import Budget, client_of  # noqa: E402
 from services.gateway.repository import RefusalAudit  # noqa: E402
+from services.gateway.views import PROBLEM  # noqa: E402
 
 
 class Clock:
@@ -105,6 +106,30 @@ def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
         assert headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidInput({"amount_eur": ["Not a valid number."]}),
+        NotFound("grant", "G-1"),
+        Conflict("award.window_allocation_exceeded", "over the window", [{"rule": "x"}]),
+        Unauthenticated("token expired"),
+        NotAllowed("may not"),
+        TooManyRefusals("too many refused requests", 17),
+        BadRequest({"_body": ["not JSON"]}, "not JSON"),
+        UnknownOperation("/api/v1/calls/nothing"),
+        SetupProblem("the IATI schema is missing under STANDARDS_DIR", "install it"),
+        ServiceUnavailable("the grants service is not running"),
+        NoAnswer("no answer"),
+        ZeroDivisionError("internal"),
+    ],
+)
+def test_each_problem_is_what_the_openapi_document_describes(error):
+    # a staff tool validating answers against the document must accept every problem the gateway sends
+    _, body, _ = problem_of(error, "gateway.forward.c3")
+    assert body["code"] in PROBLEM["properties"]["code"]["enum"]
+    assert set(body) <= set(PROBLEM["properties"]), set(body) - set(PROBLEM["properties"])
+
+
 def test_an_internal_failure_reveals_only_its_correlation_id():
     status, body, _ = problem_of(ZeroDivisionError("secret table name in here"), "gateway.forward.c2")
     assert status == 500
@@ -169,6 +194,25 @@ def test_refusal_rows_say_whether_their_subject_was_verified(core):
     assert unverified_row["detail"]["claimed_user"] == "maria.pm"
     assert verified_row["user"] == "ec.reporter" and verified_row["roles"] == ["ec_reporter"]
     assert verified_row["detail"]["subject_verified"] is True
+
+
+def test_a_forged_tokens_escape_sequences_never_reach_the_audit_trail(core):
+    import jwt
+
+    forged = jwt.encode(
+        {
+            "preferred_username": "\x1b[2J\x1b]0;owned\x07claire\nfinance",
+            "realm_access": {"roles": ["auditor\x1b[31m"]},
+        },
+        "not-the-issuer-key-" + "k" * 32,
+        algorithm="HS256",
+    )
+    audit = RefusalAudit(core, rows_per_minute=10)
+    audit.record("grants.list_payments", "invalid token: bad signature", forged, "10.0.0.1", None, 401)
+    (row,) = rows(core)
+    # what `jmdi audit` prints to an auditor's terminal: the claim as text, no escape sequence, one line
+    assert row["user"] == row["detail"]["claimed_user"] == "[2J]0;ownedclaire finance"
+    assert row["roles"] == ["auditor[31m"]
 
 
 # --- the HTTP client ------------------------------------------------------------------------------------------------
