@@ -1,8 +1,10 @@
 """Delivering planned notifications, outside the transactions that planned them.
 
-Each round claims one due row at a time (FOR UPDATE SKIP LOCKED on PostgreSQL, so replicas share the work and
-never take the same row): the claim counts the attempt and pushes `next_attempt_at` past the time one delivery
-can take, then commits. The message is built and handed to the relay with a Message-ID derived from the
+Each round claims due rows a few at a time (`CLAIM_BATCH`, one transaction; FOR UPDATE SKIP LOCKED on PostgreSQL,
+so replicas share the work and never take the same row): the claim counts the attempt and pushes `next_attempt_at`
+past the time one delivery can take, then commits. The claimed rows are then delivered one after the other; one
+whose claim no longer leaves the time a delivery can take (the ones before it were slow) is released unsent, so a
+claim never runs out while its message is being sent. The message is built and handed to the relay with a Message-ID derived from the
 notification id, then the outcome is recorded in a second transaction (with notification_sent or
 notification_failed in the outbox). A process that dies between the relay's acceptance and that second commit
 leaves the row claimed; when the claim runs out it is sent again with the same Message-ID, which is how the
@@ -20,9 +22,9 @@ import email.utils
 import logging
 import re
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from services.common.security.privacy import mask_email
@@ -36,6 +38,8 @@ from .models import Notification
 from .settings import NotificationSettings
 
 log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 20  # rows claimed per transaction; each is released unsent if its claim runs short
 
 
 class AttachmentUnavailable(Exception):
@@ -67,37 +71,75 @@ class Dispatcher:
         self.fetch_report = fetch_report  # report_id -> reply of reporting.get_report
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Deliver due notifications one by one, up to `limit` in this round; returns how many were tried."""
+        """Deliver due notifications, up to `limit` in this round; returns how many were tried."""
         tried = 0
         while tried < limit:
-            notification = self.claim()
-            if notification is None:
+            claimed = self.claim_due(min(CLAIM_BATCH, limit - tried))
+            if not claimed:
                 break
-            self.deliver(notification)
-            tried += 1
+            for notification in claimed:
+                if self._claim_holds(notification):
+                    self.deliver(notification)
+                    tried += 1
+                else:
+                    self.release(notification)
         return tried
 
     def claim(self) -> Notification | None:
+        claimed = self.claim_due(1)
+        return claimed[0] if claimed else None
+
+    def claim_due(self, count: int) -> list[Notification]:
+        """Up to `count` due rows, claimed in one transaction (each attempt counted, each row reserved)."""
         session, now = self.uow.session, utcnow()
         try:
-            notification = session.execute(
-                select(Notification)
-                .where(Notification.status == "pending", Notification.next_attempt_at <= now)
-                .order_by(Notification.next_attempt_at, Notification.created_at)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if notification is None:
+            claimed = list(
+                session.execute(
+                    select(Notification)
+                    .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+                    .order_by(Notification.next_attempt_at, Notification.created_at)
+                    .limit(count)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not claimed:
                 self.uow.rollback()
-                return None
-            notification.attempts += 1
-            notification.next_attempt_at = now + timedelta(seconds=self.settings.claim_seconds)
-            notification.message_id = message_id_for(f"notification-{notification.id}")
+                return []
+            until = now + timedelta(seconds=self.settings.claim_seconds)
+            for notification in claimed:
+                notification.attempts += 1
+                notification.next_attempt_at = until
+                notification.message_id = message_id_for(f"notification-{notification.id}")
             self.uow.commit()  # rows stay readable after commit (expire_on_commit=False)
         except BaseException:
             self.uow.rollback()
             raise
-        return notification
+        return claimed
+
+    def _claim_holds(self, notification: Notification) -> bool:
+        """Whether the claim still leaves the time one delivery can take (SMTP + RPC, and a margin)."""
+        until = notification.next_attempt_at
+        if until.tzinfo is None:  # SQLite gives naive UTC back
+            until = until.replace(tzinfo=timezone.utc)
+        return utcnow() + timedelta(seconds=self.settings.delivery_seconds) < until
+
+    def release(self, claimed: Notification):
+        """A claimed row not tried: due again now, its attempt not counted (unless another claim has it since)."""
+        try:
+            self.uow.session.execute(
+                update(Notification)
+                .where(
+                    Notification.id == claimed.id,
+                    Notification.status == "pending",
+                    Notification.attempts == claimed.attempts,
+                )
+                .values(attempts=claimed.attempts - 1, next_attempt_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            self.uow.commit()
+        except BaseException:
+            self.uow.rollback()
+            raise
 
     def deliver(self, notification: Notification):
         try:

@@ -99,9 +99,14 @@ class NotificationSettings:
         )
 
     @property
+    def delivery_seconds(self) -> float:
+        """The longest one delivery can take (SMTP + RPC), with a margin."""
+        return self.smtp.timeout + self.rpc_timeout + 5
+
+    @property
     def claim_seconds(self) -> float:
-        """How long a claimed notification stays reserved: longer than one delivery can take (SMTP + RPC)."""
-        return 2 * (self.smtp.timeout + self.rpc_timeout) + 10
+        """How long a claimed notification stays reserved: twice what one delivery can take."""
+        return 2 * self.delivery_seconds
 
     def transport(self):
         return transport_from_settings(self.smtp)

@@ -133,3 +133,61 @@ def test_the_mail_folder_does_not_keep_a_resent_message_twice(core, tmp_path):
     assert dispatcher.deliver_due() == 1
     (eml,) = (tmp_path / "mail").glob("*.eml")
     assert "lead3@example.org" in eml.read_text()
+
+
+def test_due_rows_are_claimed_together_and_each_sent_once(core, smtp_server):
+    controller, mailbox = smtp_server()
+    settings = settings_for(controller.port)
+    for n in (1, 2, 3):
+        planned(core, settings, submitted(n, "en"))
+    dispatcher = Dispatcher(core.unit_of_work(), settings, settings.transport())
+    assert dispatcher.deliver_due(limit=2) == 2  # the limit caps the claim too: the third stays due, unclaimed
+    (waiting,) = [r for r in rows(core) if r.status == "pending"]
+    assert waiting.attempts == 0 and waiting.message_id is None
+    assert dispatcher.deliver_due() == 1
+    assert dispatcher.deliver_due() == 0
+    assert sorted((r.status, r.attempts) for r in rows(core)) == [("sent", 1)] * 3
+    assert len(mailbox.received) == 3 and len(events(core, "notification_sent")) == 3
+
+
+def test_a_claimed_row_whose_claim_ran_short_is_released_unsent(core, smtp_server):
+    controller, mailbox = smtp_server()
+    settings = settings_for(controller.port)
+    for n in (1, 2):
+        planned(core, settings, submitted(n, "en"))
+    dispatcher = Dispatcher(core.unit_of_work(), settings, settings.transport())
+    first, second = dispatcher.claim_due(5)
+    assert dispatcher.claim_due(5) == []  # both reserved
+    # the deliveries before the second took so long that its claim no longer covers one more
+    short = datetime.now(timezone.utc) + timedelta(seconds=settings.delivery_seconds - 1)
+    second.next_attempt_at = short
+    with core.engine.begin() as conn:
+        conn.execute(update(Notification.__table__).where(Notification.id == second.id).values(next_attempt_at=short))
+    assert dispatcher._claim_holds(first) and not dispatcher._claim_holds(second)
+    dispatcher.release(second)
+    (row,) = [r for r in rows(core) if r.id == second.id]
+    assert (row.status, row.attempts) == ("pending", 0)  # due again, the attempt not counted
+    assert row.next_attempt_at.replace(tzinfo=timezone.utc) <= datetime.now(timezone.utc)
+    assert mailbox.received == []
+    dispatcher.deliver(first)  # the first is still ours: sent; the second is due again
+    assert dispatcher.deliver_due() == 1
+    assert sorted((r.status, r.attempts) for r in rows(core)) == [("sent", 1)] * 2
+    assert len(mailbox.received) == 2
+
+
+def test_a_release_after_the_claim_ran_out_and_another_replica_took_the_row_changes_nothing(core, smtp_server):
+    controller, _mailbox = smtp_server()
+    settings = settings_for(controller.port)
+    planned(core, settings, submitted(1, "en"))
+    ours = Dispatcher(core.unit_of_work(), settings, settings.transport())
+    (claimed,) = ours.claim_due(5)
+    with core.engine.begin() as conn:  # the claim runs out ...
+        conn.execute(
+            update(Notification.__table__).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        )
+    other = Dispatcher(core.unit_of_work(), settings, settings.transport())
+    (taken,) = other.claim_due(5)  # ... and another replica claims the row
+    assert taken.id == claimed.id and taken.attempts == 2
+    ours.release(claimed)
+    (row,) = rows(core)
+    assert row.attempts == 2 and row.next_attempt_at.replace(tzinfo=timezone.utc) > datetime.now(timezone.utc)
