@@ -10,8 +10,10 @@ bounds (`ApiProtocol`): one idle longer than IDLE_TIMEOUT_SECONDS between reques
 REQUESTS_PER_CONNECTION requests, and a response whose request body was not read to its end (413 refused unread,
 401/403/404/429 before the body) says `Connection: close` and closes, so such a body is never drained. The idle
 timeout bounds the wait for a request's whole head (request line and headers), not only its first byte: a client
-that trickles its head a byte at a time (slowloris) is closed like an idle one. A client that stalls within a
-request (body, reading the answer) is cut after CLIENT_SOCKET_TIMEOUT seconds.
+that trickles its head a byte at a time (slowloris) is closed like an idle one. The whole body, too, has a deadline
+(limits.Limits.body_deadline: the idle timeout, longer for a large body at 10 kB/s), missed: 408 and the connection
+closed (door.py). A client that stalls within a request (a read of the body, reading the answer) is cut after
+CLIENT_SOCKET_TIMEOUT seconds.
 """
 
 from __future__ import annotations

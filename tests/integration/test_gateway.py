@@ -336,6 +336,40 @@ def test_a_client_trickling_its_request_head_is_closed_like_an_idle_one(system, 
         assert time.monotonic() - started < 4
 
 
+def test_a_client_trickling_its_body_gets_408_within_the_body_deadline_and_is_closed(system, pm):
+    # a valid token, a head sent at once, then a byte every 0.4 s: no read waits as long as the socket timeout
+    # (30 s), yet the body (200 bytes: the deadline is the idle timeout, 2 s) is never complete
+    body = json.dumps({"status": "x" * 180}).encode()
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"", pm, length=len(body)))
+        sock.settimeout(0.4)
+        started = time.monotonic()
+        answered = False
+        for byte in body[:-1]:
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(1, socket.MSG_PEEK):
+                    answered = True
+                    break
+            except TimeoutError:
+                continue  # still reading
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            finally:
+                assert time.monotonic() - started < 6, "the body is still being read past its deadline"
+        assert answered, "the gateway closed the connection without an answer"
+        assert 1.5 < time.monotonic() - started < 4
+        sock.settimeout(5)
+        status, headers = read_answer(stream)
+        assert status == 408 and headers["connection"] == "close"
+        assert headers["content-type"].startswith(PROBLEM_JSON)
+        assert closed_within(sock, 5) < 1
+    # a body sent at once, on a new connection, is read as ever
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", pm))
+        assert read_answer(stream)[0] == 200
+
+
 def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(system, pm, monkeypatch):
     client = system.client("maria.pm", ["programme_manager"])
     gateway = client.transport

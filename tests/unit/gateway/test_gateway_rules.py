@@ -18,6 +18,7 @@ from services.common.values.errors import Conflict, InvalidInput, NotAllowed, No
 from services.common.values.problems import (  # noqa: E402
     BadRequest,
     NoAnswer,
+    RequestTimeout,
     ServiceUnavailable,
     SystemFailure,
     TooManyRefusals,
@@ -27,7 +28,7 @@ from services.common.values.problems import (  # noqa: E402
     problem_of,
 )
 from services.common.storage.tables import audit_log  # noqa: E402
-from services.gateway.limits import Budget, client_of  # noqa: E402
+from services.gateway.limits import Budget, Limits, client_of  # noqa: E402
 from services.gateway.repository import RefusalAudit  # noqa: E402
 from services.gateway.views import PROBLEM  # noqa: E402
 
@@ -88,6 +89,7 @@ def test_the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise():
         (TooManyRefusals("too many refused requests", 17), 429),
         (BadRequest({"_body": ["is larger than the limit of 10 bytes"]}, "too large", 413), 413),
         (UnknownOperation("/api/v1/calls/nothing"), 404),
+        (RequestTimeout("the request body did not arrive within 2 s (7 bytes received)"), 408),
         (ServiceUnavailable("the grants service is not running"), 503),
         (NoAnswer("the grants service did not answer within 60 s"), 504),
     ],
@@ -117,6 +119,7 @@ def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
         TooManyRefusals("too many refused requests", 17),
         BadRequest({"_body": ["not JSON"]}, "not JSON"),
         UnknownOperation("/api/v1/calls/nothing"),
+        RequestTimeout("the request body did not arrive within 2 s"),
         SetupProblem("the IATI schema is missing under STANDARDS_DIR", "install it"),
         ServiceUnavailable("the grants service is not running"),
         NoAnswer("no answer"),
@@ -128,6 +131,14 @@ def test_each_problem_is_what_the_openapi_document_describes(error):
     _, body, _ = problem_of(error, "gateway.forward.c3")
     assert body["code"] in PROBLEM["properties"]["code"]["enum"]
     assert set(body) <= set(PROBLEM["properties"]), set(body) - set(PROBLEM["properties"])
+
+
+def test_a_body_has_the_idle_timeout_or_longer_at_the_least_rate_to_arrive():
+    limits = Limits.from_config({"IDLE_TIMEOUT_SECONDS": "15"})
+    assert limits.body_deadline(200, 1 << 20) == 15  # a small body: the idle timeout
+    assert limits.body_deadline(1_000_000, 1 << 20) == 100  # 1 MB at 10 kB/s
+    assert limits.body_deadline(None, 1 << 20) == (1 << 20) / 10_000  # chunked: as large as the limit
+    assert limits.body_deadline(50 << 20, 1 << 20) == (1 << 20) / 10_000  # never more than the limit's time
 
 
 def test_an_internal_failure_reveals_only_its_correlation_id():
