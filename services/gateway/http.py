@@ -14,6 +14,10 @@ that trickles its head a byte at a time (slowloris) is closed like an idle one. 
 (limits.Limits.body_deadline: the idle timeout, longer for a large body at 10 kB/s), missed: 408 and the connection
 closed (door.py). A client that stalls within a request (a read of the body, reading the answer) is cut after
 CLIENT_SOCKET_TIMEOUT seconds.
+
+At most MAX_CONNECTIONS connections are served at once (`ApiServer.run`): the server accepts the next only when
+one has closed, so those beyond wait in the listen backlog (and past it, the kernel refuses or delays them) instead
+of each holding a green thread and memory.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from functools import partial
 
 import eventlet
 from eventlet.event import Event
+from eventlet.semaphore import Semaphore
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 CLIENT_SOCKET_TIMEOUT = 30
 IDLE_TIMEOUT_SECONDS = 15  # defaults of the gateway's IDLE_TIMEOUT_SECONDS and REQUESTS_PER_CONNECTION
 REQUESTS_PER_CONNECTION = 1000
+MAX_CONNECTIONS = 500  # default of the gateway's MAX_CONNECTIONS
 
 
 def json_response(status: int, body, headers: dict | None = None, content_type: str = "application/json"):
@@ -119,7 +125,27 @@ class ApiServer(WebServer):
         server.keepalive = _positive(config, "IDLE_TIMEOUT_SECONDS", IDLE_TIMEOUT_SECONDS, float)
         server.requests_per_connection = _positive(config, "REQUESTS_PER_CONNECTION", REQUESTS_PER_CONNECTION, int)
         server.socket_timeout = CLIENT_SOCKET_TIMEOUT
+        self.slots = Semaphore(_positive(config, "MAX_CONNECTIONS", MAX_CONNECTIONS, int))
         return server
+
+    def run(self):
+        # nameko's loop, but a connection is accepted only with a free slot, given back when it closes
+        while self._is_accepting:
+            self.slots.acquire()
+            try:
+                sock, addr = self._sock.accept()
+                sock.settimeout(self._serv.socket_timeout)
+                self.container.spawn_managed_thread(partial(self._serve, sock, addr))
+            except BaseException:
+                self.slots.release()
+                raise
+
+    def _serve(self, sock, addr):
+        try:
+            self.process_request(sock, addr)
+        finally:
+            sock.close()  # eventlet has closed it, unless the connection failed before
+            self.slots.release()
 
     def get_wsgi_app(self):
         return ApiApp(self)

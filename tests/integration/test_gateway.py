@@ -392,6 +392,34 @@ def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(sy
     assert gateway._local.connection is not second
 
 
+def test_connections_beyond_the_cap_wait_until_one_closes():
+    # a gateway alone, 3 connections at most, and an idle timeout long enough to hold them through the test
+    limits = {"GATEWAY_MAX_CONNECTIONS": "3", "GATEWAY_IDLE_TIMEOUT_SECONDS": "30"}
+    document = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: gateway\r\nConnection: keep-alive\r\n\r\n"
+    with System(services=(), extra_env=limits) as alone:
+        for client in alone.clients:  # the readiness probe's persistent connection
+            client.close()
+        held = [connect(alone) for _ in range(3)]
+        try:
+            for sock in held:  # each served, then kept open
+                with sock.makefile("rb") as stream:
+                    sock.sendall(document)
+                    assert read_answer(stream)[0] == 200
+            with connect(alone) as fourth, fourth.makefile("rb") as stream:
+                fourth.sendall(document)  # connected (the listen backlog) but not served
+                fourth.settimeout(3)
+                with pytest.raises(TimeoutError):
+                    fourth.recv(1, socket.MSG_PEEK)
+                held.pop().close()
+                fourth.settimeout(5)
+                started = time.monotonic()
+                assert read_answer(stream)[0] == 200
+                assert time.monotonic() - started < 2
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_a_client_refused_too_often_is_throttled_and_its_refusals_audited_boundedly(system, pm):
     auditor = system.client("olga.auditor", ["auditor"])
     before = len(auditor.gateway.query_audit(outcome="refused"))
