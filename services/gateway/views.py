@@ -60,7 +60,11 @@ PROBLEM = {
                 "timeout",
             ],
         },
-        "errors": {"type": "object", "description": "field (nested for nested fields) -> messages"},
+        "errors": {
+            "type": "object",
+            "description": "field (nested for nested fields) -> messages: the first 50 fields with errors",
+        },
+        "errors_omitted": {"type": "integer", "description": "how many more fields had errors (not in `errors`)"},
         "entity": {"type": "string"},
         "key": {},
         "rule": {"type": "string", "description": "the programme rule that refused the operation"},

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from jmdi import failures, transport
 from jmdi.cli import app
+from services.common.values.errors import InvalidInput
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
 from tests.support import flows
@@ -123,6 +124,18 @@ def test_typed_errors_are_problems_with_their_fields(system, pm):
     assert op(system, "calls.open_call", {"call_id": "GATE-2008"}, token=pm).status == 200
     again = problem(op(system, "calls.open_call", {"call_id": "GATE-2008"}, token=pm), 409, "conflict")
     assert again["rule"].startswith("call.") and isinstance(again["details"], list) and again["detail"]
+
+
+def test_a_422_lists_the_first_50_fields_and_counts_the_rest(system, pm):
+    body = {f"u{n}": 0 for n in range(5000)}  # 50 kB (the body limit here: 64 kB)
+    answer = op(system, "calls.create_call", body, token=pm)
+    refused = problem(answer, 422, "invalid_input")
+    assert list(refused["errors"]) == [f"u{n}" for n in range(50)]
+    assert refused["errors_omitted"] == 4950
+    assert len(answer.raw) < 10_000
+    with pytest.raises(InvalidInput) as back:  # and a client gets the count back
+        system.client("maria.pm", ["programme_manager"]).calls.create_call(**body)
+    assert back.value.omitted == 4950
 
 
 def test_who_is_asking_401_and_what_they_may_do_403(system):

@@ -118,7 +118,8 @@ def problem_of(exc: BaseException, correlation_id: str | None = None) -> tuple[i
     if isinstance(exc, BadRequest):
         return exc.status, _problem(exc.status, "invalid_input", exc.message, errors=exc.errors), {}
     if isinstance(exc, InvalidInput):
-        return 422, _problem(422, "invalid_input", exc.message, errors=exc.errors), {}
+        omitted = {"errors_omitted": exc.omitted} if exc.omitted else {}
+        return 422, _problem(422, "invalid_input", exc.message, errors=exc.errors, **omitted), {}
     if isinstance(exc, NotFound):
         return 404, _problem(404, "not_found", str(exc), entity=exc.entity, key=exc.key), {}
     if isinstance(exc, Conflict):
@@ -162,7 +163,7 @@ def error_from_problem(status: int, body) -> Exception:
     if status == 408 and code == RequestTimeout.code:
         return RequestTimeout(detail)
     if status == 422 and isinstance(problem.get("errors"), dict):
-        return InvalidInput(problem["errors"], detail)
+        return InvalidInput(problem["errors"], detail, int(problem.get("errors_omitted") or 0))
     if 400 <= status < 500 and isinstance(problem.get("errors"), dict):
         return BadRequest(problem["errors"], detail, status)
     if 400 <= status < 500:
