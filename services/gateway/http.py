@@ -167,6 +167,7 @@ class ApiApp(WsgiApp):
         request = Request(environ, shallow=True)
         request.jmdi_correlation_id = correlation_id()
         request.jmdi_service = "none"
+        allow = None
         try:
             request.jmdi_client = door.client(request)
             door.check_budget(request.jmdi_client)
@@ -174,7 +175,7 @@ class ApiApp(WsgiApp):
             try:
                 provider, values = adapter.match()
             except MethodNotAllowed as exc:
-                allowed = ", ".join(sorted(exc.valid_methods or ()))
+                allowed = allow = ", ".join(sorted(exc.valid_methods or ()))
                 raise BadRequest(
                     {"_method": [f"use {allowed}"]}, f"method not allowed here: use {allowed}", 405
                 ) from None
@@ -184,6 +185,8 @@ class ApiApp(WsgiApp):
             response = provider.handle_request(request)
         except Exception as exc:  # every failure is a problem document, never an HTML page or a traceback
             response = problem_response(exc, request.jmdi_correlation_id, request.path)
+            if allow is not None:
+                response.headers["Allow"] = allow  # RFC 9110 §15.5.6
         metrics.REQUESTS.labels(request.jmdi_service, str(response.status_code)).inc()
         metrics.DURATION.labels(request.jmdi_service).observe(time.perf_counter() - started)
         return response(environ, start_response)

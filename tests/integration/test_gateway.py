@@ -198,6 +198,7 @@ def test_unknown_paths_and_methods_are_problems(system, pm):
     problem(send(system, "GET", "/admin", token=pm), 404, "unknown_operation")
     wrong_method = problem(send(system, "GET", "/api/v1/calls/list_calls", token=pm), 405, "invalid_input")
     assert "POST" in wrong_method["detail"]
+    assert send(system, "PUT", "/api/v1/openapi.json").headers["Allow"] == "GET, HEAD"
 
 
 def test_an_internal_failure_tells_nothing_but_its_correlation_id(system, pm):
@@ -515,6 +516,7 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
         post = document["paths"][f"/api/v1/{each.service}/{each.name}"]["post"]
         assert post["operationId"] == each.key and post["x-roles"] == sorted(each.staff_roles)
         assert post["responses"]["422"] == {"$ref": "#/components/responses/422"}
+        assert post["responses"]["405"] == {"$ref": "#/components/responses/405"}
         fields = each.schema.fields
         if fields:
             ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -525,6 +527,8 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
             }
     award = document["components"]["schemas"]["grants.AwardGrant"]["properties"]["amount_eur"]
     assert "string" in award["type"] and "number" not in award["type"]  # money is never a float
+    assert "405" in document["paths"]["/api/v1/openapi.json"]["get"]["responses"]
+    assert "Allow" in document["components"]["responses"]["405"]["headers"]
     problem_doc = document["components"]["responses"]["409"]["content"][PROBLEM_JSON]["schema"]
     assert problem_doc == {"$ref": "#/components/schemas/Problem"}
 
