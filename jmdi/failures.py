@@ -46,6 +46,8 @@ def describe(exc: BaseException) -> tuple[int, str, dict]:
     if isinstance(exc, InvalidInput):
         fields = _flatten(exc.errors)
         line = "invalid input: " + "; ".join(f"{f}: {_join(m)}" for f, m in fields.items())
+        if exc.omitted:
+            line += f"; and {exc.omitted} more fields"
         return INVALID_INPUT, line, exc.to_dict()
     if isinstance(exc, NotFound):
         return NOT_FOUND, f"not found: {exc}", exc.to_dict()

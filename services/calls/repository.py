@@ -51,7 +51,8 @@ def fields_named(renames=(), prefix: str = ""):
     try:
         yield
     except InvalidInput as exc:
-        raise InvalidInput({prefix + api_field(str(k), renames): v for k, v in exc.errors.items()}) from None
+        errors = {prefix + api_field(str(k), renames): v for k, v in exc.errors.items()}
+        raise InvalidInput(errors, None, exc.omitted) from None
 
 
 # --- loading ---------------------------------------------------------------------------------------------------

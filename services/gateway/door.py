@@ -6,7 +6,8 @@ In order, each step refusing with a typed error (problem+json, see services/comm
 3. a declared body larger than the operation's limit: 413, nothing read;
 4. no token, or one that does not verify: 401;
 5. a role the matrix does not allow for the operation: 403 (the first layer; the service checks again);
-6. a body that is not JSON (415), larger than announced (413), malformed (400) or not an object (422).
+6. a body that does not arrive in time (408, limits.Limits.body_deadline), that is not JSON (415), larger than
+   announced (413), malformed (400) or not an object (422).
 Refusals 1-5 count against the client's budget; 3-5 leave an audit row (repository.py, bounded).
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
+
+import eventlet
 from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider, SharedExtension
@@ -22,7 +25,13 @@ from services.common.security.auth import Identity, TokenVerifier
 from services.common.security.roles import authorise
 from services.common.storage.db import DatabaseCore
 from services.common.values.errors import NotAllowed
-from services.common.values.problems import BadRequest, TooManyRefusals, Unauthenticated, UnknownOperation
+from services.common.values.problems import (
+    BadRequest,
+    RequestTimeout,
+    TooManyRefusals,
+    Unauthenticated,
+    UnknownOperation,
+)
 
 from . import catalogue, metrics
 from .limits import Budget, Limits, client_of
@@ -107,16 +116,22 @@ class Door(SharedExtension):
         return Admitted(service, operation, identity, token, _decode(request, body), self.limits.timeout(op), client)
 
     def _read_body(self, request, limit: int, key: str, client: str) -> bytes:
-        # straight from the WSGI server, which ends the stream at Content-Length and decodes chunked bodies
+        # straight from the WSGI server, which ends the stream at Content-Length and decodes chunked bodies; the
+        # server times each read only (a byte every few seconds would hold the connection for ever), so the whole
+        # body has a deadline; missed, the answer is 408 and, the body unread, the connection is closed (http.py)
         stream, chunks, size = request.environ["wsgi.input"], [], 0
-        while True:
-            chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:  # sent more than it announced (or chunked): stop reading here
-                raise self._refuse(client, "too_large", key, request, 413, _too_large(limit))
+        seconds = self.limits.body_deadline(request.content_length, limit)
+        with eventlet.Timeout(seconds, False):
+            while True:
+                chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:  # sent more than it announced (or chunked): stop reading here
+                    raise self._refuse(client, "too_large", key, request, 413, _too_large(limit))
+        metrics.REFUSALS.labels("body_timeout").inc()
+        raise RequestTimeout(f"the request body did not arrive within {seconds:g} s ({size} bytes received)")
 
     # --- refusals ----------------------------------------------------------------------------------------------
     def _count(self, client: str, reason: str, token=None) -> bool:

@@ -10,8 +10,14 @@ bounds (`ApiProtocol`): one idle longer than IDLE_TIMEOUT_SECONDS between reques
 REQUESTS_PER_CONNECTION requests, and a response whose request body was not read to its end (413 refused unread,
 401/403/404/429 before the body) says `Connection: close` and closes, so such a body is never drained. The idle
 timeout bounds the wait for a request's whole head (request line and headers), not only its first byte: a client
-that trickles its head a byte at a time (slowloris) is closed like an idle one. A client that stalls within a
-request (body, reading the answer) is cut after CLIENT_SOCKET_TIMEOUT seconds.
+that trickles its head a byte at a time (slowloris) is closed like an idle one. The whole body, too, has a deadline
+(limits.Limits.body_deadline: the idle timeout, longer for a large body at 10 kB/s), missed: 408 and the connection
+closed (door.py). A client that stalls within a request (a read of the body, reading the answer) is cut after
+CLIENT_SOCKET_TIMEOUT seconds.
+
+At most MAX_CONNECTIONS connections are served at once (`ApiServer.run`): the server accepts the next only when
+one has closed, so those beyond wait in the listen backlog (and past it, the kernel refuses or delays them) instead
+of each holding a green thread and memory.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from functools import partial
 
 import eventlet
 from eventlet.event import Event
+from eventlet.semaphore import Semaphore
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp, parse_address
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 CLIENT_SOCKET_TIMEOUT = 30
 IDLE_TIMEOUT_SECONDS = 15  # defaults of the gateway's IDLE_TIMEOUT_SECONDS and REQUESTS_PER_CONNECTION
 REQUESTS_PER_CONNECTION = 1000
+MAX_CONNECTIONS = 500  # default of the gateway's MAX_CONNECTIONS
 
 
 def json_response(status: int, body, headers: dict | None = None, content_type: str = "application/json"):
@@ -117,7 +125,27 @@ class ApiServer(WebServer):
         server.keepalive = _positive(config, "IDLE_TIMEOUT_SECONDS", IDLE_TIMEOUT_SECONDS, float)
         server.requests_per_connection = _positive(config, "REQUESTS_PER_CONNECTION", REQUESTS_PER_CONNECTION, int)
         server.socket_timeout = CLIENT_SOCKET_TIMEOUT
+        self.slots = Semaphore(_positive(config, "MAX_CONNECTIONS", MAX_CONNECTIONS, int))
         return server
+
+    def run(self):
+        # nameko's loop, but a connection is accepted only with a free slot, given back when it closes
+        while self._is_accepting:
+            self.slots.acquire()
+            try:
+                sock, addr = self._sock.accept()
+                sock.settimeout(self._serv.socket_timeout)
+                self.container.spawn_managed_thread(partial(self._serve, sock, addr))
+            except BaseException:
+                self.slots.release()
+                raise
+
+    def _serve(self, sock, addr):
+        try:
+            self.process_request(sock, addr)
+        finally:
+            sock.close()  # eventlet has closed it, unless the connection failed before
+            self.slots.release()
 
     def get_wsgi_app(self):
         return ApiApp(self)
@@ -139,6 +167,7 @@ class ApiApp(WsgiApp):
         request = Request(environ, shallow=True)
         request.jmdi_correlation_id = correlation_id()
         request.jmdi_service = "none"
+        allow = None
         try:
             request.jmdi_client = door.client(request)
             door.check_budget(request.jmdi_client)
@@ -146,7 +175,7 @@ class ApiApp(WsgiApp):
             try:
                 provider, values = adapter.match()
             except MethodNotAllowed as exc:
-                allowed = ", ".join(sorted(exc.valid_methods or ()))
+                allowed = allow = ", ".join(sorted(exc.valid_methods or ()))
                 raise BadRequest(
                     {"_method": [f"use {allowed}"]}, f"method not allowed here: use {allowed}", 405
                 ) from None
@@ -156,6 +185,8 @@ class ApiApp(WsgiApp):
             response = provider.handle_request(request)
         except Exception as exc:  # every failure is a problem document, never an HTML page or a traceback
             response = problem_response(exc, request.jmdi_correlation_id, request.path)
+            if allow is not None:
+                response.headers["Allow"] = allow  # RFC 9110 §15.5.6
         metrics.REQUESTS.labels(request.jmdi_service, str(response.status_code)).inc()
         metrics.DURATION.labels(request.jmdi_service).observe(time.perf_counter() - started)
         return response(environ, start_response)

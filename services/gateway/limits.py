@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from .catalogue import Operation
 
+MIN_BODY_BYTES_PER_SECOND = 10_000  # a client sending its body slower than this (on average) is cut (408)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -26,6 +28,7 @@ class Limits:
     refusals_per_minute: int
     refusal_audits_per_minute: int
     trusted_proxies: int
+    idle_timeout: float = 15.0
 
     @classmethod
     def from_config(cls, config: dict) -> "Limits":
@@ -44,10 +47,17 @@ class Limits:
             refusals_per_minute=number("REFUSALS_PER_MINUTE", 30),
             refusal_audits_per_minute=number("REFUSAL_AUDITS_PER_MINUTE", 120),
             trusted_proxies=number("TRUSTED_PROXIES", 0),
+            idle_timeout=number("IDLE_TIMEOUT_SECONDS", 15, float),
         )
 
     def body_limit(self, op: Operation | None) -> int:
         return self.max_bulk_body_bytes if op is not None and op.bulk else self.max_body_bytes
+
+    def body_deadline(self, declared: int | None, limit: int) -> float:
+        """Seconds a request's whole body may take to arrive: the idle timeout, or longer for a large body at the
+        least rate of MIN_BODY_BYTES_PER_SECOND (a chunked body, of no declared size, may be as large as its limit)."""
+        size = limit if declared is None else min(declared, limit)
+        return max(self.idle_timeout, size / MIN_BODY_BYTES_PER_SECOND)
 
     def timeout(self, op: Operation | None) -> float:
         return self.long_request_timeout if op is not None and op.long else self.request_timeout

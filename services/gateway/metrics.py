@@ -9,7 +9,7 @@ from services.common.runtime.metrics import LATENCY_BUCKETS
 
 KNOWN_SERVICES = (*SERVICES, "gateway")
 
-REFUSAL_REASONS = ("unauthenticated", "forbidden", "too_large", "unknown_operation", "throttled")
+REFUSAL_REASONS = ("unauthenticated", "forbidden", "too_large", "unknown_operation", "throttled", "body_timeout")
 
 REQUESTS = Counter(
     "jmdi_gateway_requests", "Staff HTTP requests by target service and answer status", ["target", "status"]

@@ -28,10 +28,11 @@ with at most two places ("150000.00"), never a JSON float; dates are ISO 8601.
 
 Failures are `application/problem+json` (RFC 9457) with a stable `code`: 400/413/415/422 the request is wrong
 (`errors` maps each field to its messages), 401 no valid token, 403 the role may not, 404 not found (`entity`,
-`key`) or no such operation, 409 a programme rule refused it (`rule`, `details`), 429 too many refused requests
+`key`) or no such operation, 405 another method than the path's (`Allow` names it), 408 the body did not arrive in
+time (code `request_timeout`), 409 a programme rule refused it (`rule`, `details`), 429 too many refused requests
 from this client (`Retry-After`), 500 internal failure (only a `correlation_id`) or, with code `setup_problem`, an
-installation that lacks a file or setting (what is missing and the `remedy`, for the operators), 503 the service
-or the broker is away, 504 no answer in time (the operation may still complete)."""
+installation that lacks a file or setting (what is missing and the `remedy`, for the operators), 503 the service or
+the broker is away, 504 no answer in time (the operation may still complete)."""
 
 PROBLEM = {
     "type": "object",
@@ -47,6 +48,7 @@ PROBLEM = {
             "type": "string",
             "enum": [
                 "invalid_input",
+                "request_timeout",
                 "not_found",
                 "unknown_operation",
                 "conflict",
@@ -59,7 +61,11 @@ PROBLEM = {
                 "timeout",
             ],
         },
-        "errors": {"type": "object", "description": "field (nested for nested fields) -> messages"},
+        "errors": {
+            "type": "object",
+            "description": "field (nested for nested fields) -> messages: the first 50 fields with errors",
+        },
+        "errors_omitted": {"type": "integer", "description": "how many more fields had errors (not in `errors`)"},
         "entity": {"type": "string"},
         "key": {},
         "rule": {"type": "string", "description": "the programme rule that refused the operation"},
@@ -74,6 +80,8 @@ FAILURES = {
     "401": "no token, or one that does not verify",
     "403": "the caller's roles may not call this operation",
     "404": "an entity named in the arguments does not exist",
+    "405": "another method than the path's (POST; GET for this document), named in `Allow`",
+    "408": "the body did not arrive in time (request_timeout); the connection is closed",
     "409": "a programme rule refused the operation",
     "413": "the body is larger than the operation's limit",
     "415": "the body is not application/json",
@@ -145,7 +153,7 @@ def _has_fields(schema) -> bool:
 
 
 def service_operation(op: Operation) -> dict:
-    failures = ["400", "401", "403", "404", "409", "413", "415", "422", "429", "500", "503", "504"]
+    failures = ["400", "401", "403", "404", "405", "408", "409", "413", "415", "422", "429", "500", "503", "504"]
     schema = op.schema if _has_fields(op.schema) else None
     return _operation(op.key, op.summary, op.staff_roles, schema, failures)
 
@@ -172,13 +180,16 @@ def document() -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Problem", PROBLEM)
     for code, meaning in FAILURES.items():
-        spec.components.response(
-            code,
-            {"description": meaning, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}},
-        )
+        response = {
+            "description": meaning,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if code == "405":
+            response["headers"] = {"Allow": {"description": "the methods the path takes", "schema": {"type": "string"}}}
+        spec.components.response(code, response)
     for op in operations():
         spec.path(path=f"{PREFIX}/{op.service}/{op.name}", operations={"post": service_operation(op)})
-    common = ["401", "403", "413", "415", "422", "429", "500"]
+    common = ["401", "403", "405", "408", "413", "415", "422", "429", "500"]
     from services.common.security.roles import allowed_roles
 
     spec.path(
@@ -215,6 +226,7 @@ def document() -> dict:
                 "security": [],
                 "responses": {
                     "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}},
+                    "405": {"$ref": "#/components/responses/405"},
                     "429": {"$ref": "#/components/responses/429"},
                 },
             }

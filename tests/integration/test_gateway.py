@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from jmdi import failures, transport
 from jmdi.cli import app
+from services.common.values.errors import InvalidInput
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
 from tests.support import flows
@@ -125,6 +126,18 @@ def test_typed_errors_are_problems_with_their_fields(system, pm):
     assert again["rule"].startswith("call.") and isinstance(again["details"], list) and again["detail"]
 
 
+def test_a_422_lists_the_first_50_fields_and_counts_the_rest(system, pm):
+    body = {f"u{n}": 0 for n in range(5000)}  # 50 kB (the body limit here: 64 kB)
+    answer = op(system, "calls.create_call", body, token=pm)
+    refused = problem(answer, 422, "invalid_input")
+    assert list(refused["errors"]) == [f"u{n}" for n in range(50)]
+    assert refused["errors_omitted"] == 4950
+    assert len(answer.raw) < 10_000
+    with pytest.raises(InvalidInput) as back:  # and a client gets the count back
+        system.client("maria.pm", ["programme_manager"]).calls.create_call(**body)
+    assert back.value.omitted == 4950
+
+
 def test_who_is_asking_401_and_what_they_may_do_403(system):
     anonymous = problem(op(system, "calls.list_calls", {}, client="198.51.100.2"), 401, "unauthenticated")
     assert "no identity" in anonymous["detail"]
@@ -185,6 +198,7 @@ def test_unknown_paths_and_methods_are_problems(system, pm):
     problem(send(system, "GET", "/admin", token=pm), 404, "unknown_operation")
     wrong_method = problem(send(system, "GET", "/api/v1/calls/list_calls", token=pm), 405, "invalid_input")
     assert "POST" in wrong_method["detail"]
+    assert send(system, "PUT", "/api/v1/openapi.json").headers["Allow"] == "GET, HEAD"
 
 
 def test_an_internal_failure_tells_nothing_but_its_correlation_id(system, pm):
@@ -336,6 +350,40 @@ def test_a_client_trickling_its_request_head_is_closed_like_an_idle_one(system, 
         assert time.monotonic() - started < 4
 
 
+def test_a_client_trickling_its_body_gets_408_within_the_body_deadline_and_is_closed(system, pm):
+    # a valid token, a head sent at once, then a byte every 0.4 s: no read waits as long as the socket timeout
+    # (30 s), yet the body (200 bytes: the deadline is the idle timeout, 2 s) is never complete
+    body = json.dumps({"status": "x" * 180}).encode()
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"", pm, length=len(body)))
+        sock.settimeout(0.4)
+        started = time.monotonic()
+        answered = False
+        for byte in body[:-1]:
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(1, socket.MSG_PEEK):
+                    answered = True
+                    break
+            except TimeoutError:
+                continue  # still reading
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            finally:
+                assert time.monotonic() - started < 6, "the body is still being read past its deadline"
+        assert answered, "the gateway closed the connection without an answer"
+        assert 1.5 < time.monotonic() - started < 4
+        sock.settimeout(5)
+        status, headers = read_answer(stream)
+        assert status == 408 and headers["connection"] == "close"
+        assert headers["content-type"].startswith(PROBLEM_JSON)
+        assert closed_within(sock, 5) < 1
+    # a body sent at once, on a new connection, is read as ever
+    with connect(system) as sock, sock.makefile("rb") as stream:
+        sock.sendall(raw_request("/api/v1/calls/list_calls", b"{}", pm))
+        assert read_answer(stream)[0] == 200
+
+
 def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(system, pm, monkeypatch):
     client = system.client("maria.pm", ["programme_manager"])
     gateway = client.transport
@@ -356,6 +404,34 @@ def test_the_client_reuses_its_connection_and_sends_again_after_an_idle_close(sy
     second = gateway._local.connection
     client.calls.list_calls()
     assert gateway._local.connection is not second
+
+
+def test_connections_beyond_the_cap_wait_until_one_closes():
+    # a gateway alone, 3 connections at most, and an idle timeout long enough to hold them through the test
+    limits = {"GATEWAY_MAX_CONNECTIONS": "3", "GATEWAY_IDLE_TIMEOUT_SECONDS": "30"}
+    document = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: gateway\r\nConnection: keep-alive\r\n\r\n"
+    with System(services=(), extra_env=limits) as alone:
+        for client in alone.clients:  # the readiness probe's persistent connection
+            client.close()
+        held = [connect(alone) for _ in range(3)]
+        try:
+            for sock in held:  # each served, then kept open
+                with sock.makefile("rb") as stream:
+                    sock.sendall(document)
+                    assert read_answer(stream)[0] == 200
+            with connect(alone) as fourth, fourth.makefile("rb") as stream:
+                fourth.sendall(document)  # connected (the listen backlog) but not served
+                fourth.settimeout(3)
+                with pytest.raises(TimeoutError):
+                    fourth.recv(1, socket.MSG_PEEK)
+                held.pop().close()
+                fourth.settimeout(5)
+                started = time.monotonic()
+                assert read_answer(stream)[0] == 200
+                assert time.monotonic() - started < 2
+        finally:
+            for sock in held:
+                sock.close()
 
 
 def test_a_client_refused_too_often_is_throttled_and_its_refusals_audited_boundedly(system, pm):
@@ -440,6 +516,7 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
         post = document["paths"][f"/api/v1/{each.service}/{each.name}"]["post"]
         assert post["operationId"] == each.key and post["x-roles"] == sorted(each.staff_roles)
         assert post["responses"]["422"] == {"$ref": "#/components/responses/422"}
+        assert post["responses"]["405"] == {"$ref": "#/components/responses/405"}
         fields = each.schema.fields
         if fields:
             ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -450,6 +527,8 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
             }
     award = document["components"]["schemas"]["grants.AwardGrant"]["properties"]["amount_eur"]
     assert "string" in award["type"] and "number" not in award["type"]  # money is never a float
+    assert "405" in document["paths"]["/api/v1/openapi.json"]["get"]["responses"]
+    assert "Allow" in document["components"]["responses"]["405"]["headers"]
     problem_doc = document["components"]["responses"]["409"]["content"][PROBLEM_JSON]["schema"]
     assert problem_doc == {"$ref": "#/components/schemas/Problem"}
 

@@ -39,6 +39,7 @@ SETTINGS = [
     ("GATEWAY_TRUSTED_PROXIES", "0", "reverse proxies in front of the gateway whose X-Forwarded-For it trusts"),
     ("GATEWAY_IDLE_TIMEOUT_SECONDS", "15", "closes a connection idle this long, or this long sending a request's head"),
     ("GATEWAY_REQUESTS_PER_CONNECTION", "1000", "requests a connection may carry before the gateway closes it"),
+    ("GATEWAY_MAX_CONNECTIONS", "500", "connections the gateway serves at once; more wait in the listen backlog"),
     ("METRICS_HOST", "0.0.0.0", "address the /metrics servers listen on (`make run`: 127.0.0.1 unless set)"),
     ("SUPERVISOR_METRICS_PORT", "8006", "`make run`: port of the supervisor's /metrics (restarts of crashed services)"),
     (

@@ -18,7 +18,7 @@ from typing import Any
 
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 from nameko.exceptions import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
@@ -44,7 +44,7 @@ from ..security.privacy import redact
 from ..security.roles import authorise
 from ..storage.db import retrying_stale, utcnow
 from ..storage.tables import audit_log
-from ..values.errors import EXPECTED_ERRORS, InvalidInput, NotAllowed
+from ..values.errors import EXPECTED_ERRORS, MAX_REPORTED_ERRORS, InvalidInput, NotAllowed
 from ..values.fields import UtcDateTime
 from ..values.inert import CONTROL_CHARACTERS, has_control_characters
 from ..values.wire import to_wire
@@ -269,6 +269,7 @@ def load_input(schema: Schema, payload: dict, plan: Callable[[Any], dict | None]
         loaded = plan(payload)
         if loaded is not None:
             return loaded
+    too_many_unknown(schema, payload)
     try:
         return schema.load(payload)
     except ValidationError as exc:
@@ -276,6 +277,19 @@ def load_input(schema: Schema, payload: dict, plan: Callable[[Any], dict | None]
     except (TypeError, ValueError, AttributeError, RecursionError, ArithmeticError) as exc:
         # marshmallow met something no field expects (nested junk); still the caller's input, not our failure
         raise InvalidInput({"_schema": [f"unreadable input: {type(exc).__name__}"]}) from None
+
+
+def too_many_unknown(schema: Schema, payload) -> None:
+    """More unknown fields than an answer reports: refused on them alone, before marshmallow builds an error for
+    each of them and validates the rest."""
+    if schema.unknown != RAISE or not isinstance(payload, dict) or len(payload) <= MAX_REPORTED_ERRORS:
+        return
+    known = {f.data_key or name for name, f in schema.load_fields.items()}
+    unknown = [key for key in payload if key not in known]
+    if len(unknown) > MAX_REPORTED_ERRORS:
+        message = [schema.error_messages["unknown"]]
+        kept = unknown[:MAX_REPORTED_ERRORS]
+        raise InvalidInput({str(key): message for key in kept}, None, len(unknown) - len(kept))
 
 
 def claimed_identity(token) -> tuple[str | None, list[str]]:

@@ -21,23 +21,54 @@ class JmdiError(Exception):
 
 @deserialize_to_instance
 class InvalidInput(JmdiError):
-    """The request does not validate; `errors` maps each field (dotted path) to its messages."""
+    """The request does not validate; `errors` maps each field (nested for nested fields) to its messages: the
+    first MAX_REPORTED_ERRORS fields only, `omitted` counts the rest (a body of 60,000 unknown keys is one small
+    answer, not megabytes)."""
 
     code = "invalid_input"
 
-    def __init__(self, errors: dict, message: str | None = None):
+    def __init__(self, errors: dict, message: str | None = None, omitted: int = 0):
+        errors, more = cap_errors(errors)
         self.errors = errors
+        self.omitted = int(omitted) + more
         self.message = message or "invalid input: " + "; ".join(
             f"{field}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
             for field, msgs in _flatten(errors).items()
-        )
-        super().__init__(errors, self.message)
+        ) + (f"; and {self.omitted} more fields" if self.omitted else "")
+        super().__init__(errors, self.message, self.omitted)
 
     def __str__(self) -> str:
         return self.message
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "errors": self.errors}
+        return {"code": self.code, "message": self.message, "errors": self.errors, "omitted": self.omitted}
+
+
+MAX_REPORTED_ERRORS = 50
+
+
+def cap_errors(errors, limit: int = MAX_REPORTED_ERRORS) -> tuple:
+    """(the first `limit` fields' errors, nested as given; how many more fields had errors)."""
+    if not isinstance(errors, dict):
+        return errors, 0
+    kept, omitted = 0, 0
+
+    def walk(found: dict) -> dict:
+        nonlocal kept, omitted
+        out = {}
+        for key, value in found.items():
+            if isinstance(value, dict):
+                inner = walk(value)
+                if inner:
+                    out[key] = inner
+            elif kept < limit:
+                out[key] = value
+                kept += 1
+            else:
+                omitted += 1
+        return out
+
+    return walk(errors), omitted
 
 
 @deserialize_to_instance

@@ -42,6 +42,15 @@ class BadRequest(InvalidInput):
         super().__init__(errors, message)
 
 
+class RequestTimeout(BadRequest):
+    """The request's body did not arrive in time (408): the client sends too slowly, or stalled."""
+
+    code = "request_timeout"
+
+    def __init__(self, message: str):
+        super().__init__({"_body": [message]}, message, 408)
+
+
 class UnknownOperation(JmdiError):
     """No such service or operation behind the gateway (404): a client newer or older than the system."""
 
@@ -104,10 +113,13 @@ def _problem(status: int, code: str, detail: str | None = None, **extra) -> dict
 def problem_of(exc: BaseException, correlation_id: str | None = None) -> tuple[int, dict, dict]:
     """(status, problem body, extra headers) for any exception; unknown ones are internal failures that reveal
     nothing but the correlation id."""
+    if isinstance(exc, RequestTimeout):
+        return 408, _problem(408, exc.code, exc.message, errors=exc.errors), {}
     if isinstance(exc, BadRequest):
         return exc.status, _problem(exc.status, "invalid_input", exc.message, errors=exc.errors), {}
     if isinstance(exc, InvalidInput):
-        return 422, _problem(422, "invalid_input", exc.message, errors=exc.errors), {}
+        omitted = {"errors_omitted": exc.omitted} if exc.omitted else {}
+        return 422, _problem(422, "invalid_input", exc.message, errors=exc.errors, **omitted), {}
     if isinstance(exc, NotFound):
         return 404, _problem(404, "not_found", str(exc), entity=exc.entity, key=exc.key), {}
     if isinstance(exc, Conflict):
@@ -148,8 +160,10 @@ def error_from_problem(status: int, body) -> Exception:
         return UnknownOperation(str(problem.get("instance") or detail.removeprefix("no such operation: ")))
     if status == 409 and code == "conflict":
         return Conflict(str(problem.get("rule")), detail, problem.get("details") or [])
+    if status == 408 and code == RequestTimeout.code:
+        return RequestTimeout(detail)
     if status == 422 and isinstance(problem.get("errors"), dict):
-        return InvalidInput(problem["errors"], detail)
+        return InvalidInput(problem["errors"], detail, int(problem.get("errors_omitted") or 0))
     if 400 <= status < 500 and isinstance(problem.get("errors"), dict):
         return BadRequest(problem["errors"], detail, status)
     if 400 <= status < 500:

@@ -4,6 +4,7 @@ Against marshmallow: the same dict for what both accept, and every refusal marsh
 one-pass check of the input's text against `unstorable_text`'s verdict."""
 
 import copy
+import time
 import json
 import random
 from datetime import datetime, timezone
@@ -179,3 +180,21 @@ def test_the_one_pass_text_check_agrees_with_unstorable_text():
 
         payload = {rng.choice(TEXTS): value(0) for _ in range(rng.randint(1, 4))}
         assert _storable_fast(payload) == (unstorable_text(payload) == {}), payload
+
+
+def test_more_unknown_fields_than_an_answer_reports_are_refused_on_them_alone():
+    schema = schemas.CreateCall()
+    payload = {f"unknown_{n}": n for n in range(60_000)}
+    payload["call_id"] = ""  # invalid too, yet not what is reported: the unknown fields suffice
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput) as refusal:
+        load_input(schema, payload, compile_schema(schema))
+    assert time.perf_counter() - started < 1
+    assert list(refusal.value.errors) == [f"unknown_{n}" for n in range(50)]
+    assert refusal.value.errors["unknown_0"] == ["Unknown field."]
+    assert refusal.value.omitted == 60_000 - 50
+    # 50 unknown fields or fewer: validated as ever, every error reported
+    few = {f"unknown_{n}": n for n in range(3)} | {"call_id": ""}
+    with pytest.raises(InvalidInput) as refusal:
+        load_input(schema, few, None)
+    assert {"unknown_0", "call_id", "title"} <= set(refusal.value.errors) and refusal.value.omitted == 0

@@ -1,6 +1,7 @@
 """The gateway's rules without a running system: budgets, who the client is, problems and back, the bounded audit
 of refusals, and the HTTP client's failures."""
 
+import json
 import socket
 import threading
 import warnings
@@ -18,6 +19,7 @@ from services.common.values.errors import Conflict, InvalidInput, NotAllowed, No
 from services.common.values.problems import (  # noqa: E402
     BadRequest,
     NoAnswer,
+    RequestTimeout,
     ServiceUnavailable,
     SystemFailure,
     TooManyRefusals,
@@ -27,7 +29,7 @@ from services.common.values.problems import (  # noqa: E402
     problem_of,
 )
 from services.common.storage.tables import audit_log  # noqa: E402
-from services.gateway.limits import Budget, client_of  # noqa: E402
+from services.gateway.limits import Budget, Limits, client_of  # noqa: E402
 from services.gateway.repository import RefusalAudit  # noqa: E402
 from services.gateway.views import PROBLEM  # noqa: E402
 
@@ -81,6 +83,7 @@ def test_the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise():
     "error,status",
     [
         (InvalidInput({"amount_eur": ["Not a valid number."], "applicants": {"0": {"email": ["bad"]}}}), 422),
+        (InvalidInput({f"k{n}": ["Unknown field."] for n in range(60)}), 422),
         (NotFound("grant", "G-1"), 404),
         (Conflict("award.window_allocation_exceeded", "over the window", [{"rule": "x", "available": "1.00"}]), 409),
         (Unauthenticated("token expired"), 401),
@@ -88,6 +91,7 @@ def test_the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise():
         (TooManyRefusals("too many refused requests", 17), 429),
         (BadRequest({"_body": ["is larger than the limit of 10 bytes"]}, "too large", 413), 413),
         (UnknownOperation("/api/v1/calls/nothing"), 404),
+        (RequestTimeout("the request body did not arrive within 2 s (7 bytes received)"), 408),
         (ServiceUnavailable("the grants service is not running"), 503),
         (NoAnswer("the grants service did not answer within 60 s"), 504),
     ],
@@ -98,7 +102,7 @@ def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
     back = error_from_problem(got, body)
     assert type(back) is type(error)
     assert str(back) == str(error)
-    for field in ("errors", "entity", "key", "rule", "details", "retry_after"):
+    for field in ("errors", "omitted", "entity", "key", "rule", "details", "retry_after"):
         assert getattr(back, field, None) == getattr(error, field, None)
     if status == 429:
         assert headers == {"Retry-After": "17"}
@@ -110,6 +114,7 @@ def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
     "error",
     [
         InvalidInput({"amount_eur": ["Not a valid number."]}),
+        InvalidInput({f"k{n}": ["Unknown field."] for n in range(60)}),
         NotFound("grant", "G-1"),
         Conflict("award.window_allocation_exceeded", "over the window", [{"rule": "x"}]),
         Unauthenticated("token expired"),
@@ -117,6 +122,7 @@ def test_each_error_is_a_problem_and_comes_back_as_itself(error, status):
         TooManyRefusals("too many refused requests", 17),
         BadRequest({"_body": ["not JSON"]}, "not JSON"),
         UnknownOperation("/api/v1/calls/nothing"),
+        RequestTimeout("the request body did not arrive within 2 s"),
         SetupProblem("the IATI schema is missing under STANDARDS_DIR", "install it"),
         ServiceUnavailable("the grants service is not running"),
         NoAnswer("no answer"),
@@ -128,6 +134,25 @@ def test_each_problem_is_what_the_openapi_document_describes(error):
     _, body, _ = problem_of(error, "gateway.forward.c3")
     assert body["code"] in PROBLEM["properties"]["code"]["enum"]
     assert set(body) <= set(PROBLEM["properties"]), set(body) - set(PROBLEM["properties"])
+
+
+def test_an_invalid_input_reports_its_first_50_fields_and_counts_the_rest():
+    errors = {"a": ["bad"], "nested": {str(n): {"email": ["bad"]} for n in range(60)}, "z": ["bad"]}
+    error = InvalidInput(errors)
+    assert error.errors["a"] == ["bad"] and "z" not in error.errors
+    assert len(error.errors["nested"]) == 49 and error.omitted == 12  # 10 nested and "z"
+    assert error.message.endswith("; and 12 more fields")
+    status, body, _ = problem_of(error, "c")
+    assert body["errors_omitted"] == 12 and len(json.dumps(body)) < 5000
+    assert "errors_omitted" not in problem_of(InvalidInput({"a": ["bad"]}), "c")[1]
+
+
+def test_a_body_has_the_idle_timeout_or_longer_at_the_least_rate_to_arrive():
+    limits = Limits.from_config({"IDLE_TIMEOUT_SECONDS": "15"})
+    assert limits.body_deadline(200, 1 << 20) == 15  # a small body: the idle timeout
+    assert limits.body_deadline(1_000_000, 1 << 20) == 100  # 1 MB at 10 kB/s
+    assert limits.body_deadline(None, 1 << 20) == (1 << 20) / 10_000  # chunked: as large as the limit
+    assert limits.body_deadline(50 << 20, 1 << 20) == (1 << 20) / 10_000  # never more than the limit's time
 
 
 def test_an_internal_failure_reveals_only_its_correlation_id():
