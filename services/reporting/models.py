@@ -229,6 +229,8 @@ class GrantPaymentsRow(Base):
     tranches by grant; a report as of a date still aggregates them."""
 
     __tablename__ = "grant_payments"
+    # room on each page for the rows' updated versions (HOT updates, pruned without VACUUM: migration 0011)
+    __table_args__ = {"postgresql_with": {"fillfactor": 70}}
     grant_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     paid = mapped_column(Money, nullable=False)
     tranches: Mapped[int] = mapped_column(Integer)

@@ -587,6 +587,7 @@ def rebuild(session) -> int:
     indexes = {table: _indexes(session, table) for table in tables}
     for table in tables:  # without indexes while filled: they are built once, at the end
         session.execute(text(f'CREATE TABLE "{table}{SHADOW}" (LIKE "{table}" INCLUDING ALL EXCLUDING INDEXES)'))
+        _keep_storage_parameters(session, table)
     _stage(session, upto)
     for fact in FACTS:
         session.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
@@ -612,6 +613,15 @@ def rebuild(session) -> int:
         for index in indexes[table]:
             session.execute(text(f'ALTER INDEX "{index.name}{SHADOW}" RENAME TO "{index.name}"'))
     return replayed + replay_archive(session, after_seq=upto)
+
+
+def _keep_storage_parameters(session, table: str):
+    """The table's storage parameters (LIKE does not copy them) on its new table: grant_payments' fillfactor."""
+    options = session.execute(
+        text("SELECT reloptions FROM pg_class WHERE oid = CAST(:table AS regclass)"), {"table": f'"{table}"'}
+    ).scalar()
+    if options:
+        session.execute(text(f'ALTER TABLE "{table}{SHADOW}" SET ({", ".join(options)})'))
 
 
 def _stage(session, upto: int):

@@ -11,13 +11,14 @@ from services.common.service.entrypoints import ServiceBase, operation
 from services.common.service.rpc import ServiceClient
 from services.common.storage.leases import exclusive_timer
 
-from . import commands, gauges, projections, repository, schemas
+from . import commands, gauges, projections, repository, schemas, upkeep
 from .ledger import fetch_ledger
 
 # nameko fixes a timer's interval when the class is defined, so these come from the environment (tests
 # shorten them); the lease makes each tick run in one replica only
 REPORT_SCHEDULE_SECONDS = float(os.environ.get("REPORT_SCHEDULE_SECONDS") or 3600)
 RECONCILE_SCHEDULE_SECONDS = float(os.environ.get("RECONCILE_SCHEDULE_SECONDS") or 3600)
+ANALYSE_CHECK_SECONDS = float(os.environ.get("ANALYSE_CHECK_SECONDS") or 10)
 LEDGER_TIMEOUT_SECONDS = 60
 
 
@@ -86,6 +87,11 @@ class ReportingService(ServiceBase):
         return commands.reconcile(
             self.db, None, fetch_ledger(self.grants, None, LEDGER_TIMEOUT_SECONDS), commands.now_utc()
         )
+
+    @exclusive_timer(ANALYSE_CHECK_SECONDS)
+    def analyse_fact_tables(self):
+        """The fact tables' statistics after the live batches (upkeep: no autovacuum needed for the report's plan)."""
+        return upkeep.analyse_stale(self.db.session)
 
     @handles_batch(*(t for types in SUBSCRIPTIONS["reporting"].values() for t in types))
     def apply_events(self, events, uow):
