@@ -108,7 +108,8 @@ class Door(SharedExtension):
 
     def _read_body(self, request, limit: int, key: str, client: str) -> bytes:
         # straight from the WSGI server, which ends the stream at Content-Length and decodes chunked bodies
-        stream, chunks, size = request.environ["wsgi.input"], [], 0
+        stream, size = request.environ["wsgi.input"], 0
+        chunks: list[bytes] = []
         while True:
             chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
             if not chunk:
