@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 DATASOURCE_UID = "jmdi-prometheus"
@@ -163,7 +164,12 @@ def service_variable() -> dict:
 
 
 def dashboard(
-    uid: str, title: str, description: str, panels: list[dict], variables: list[dict] = (), time_from: str = "now-6h"
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[dict],
+    variables: Sequence[dict] = (),
+    time_from: str = "now-6h",
 ) -> dict:
     return {
         "uid": uid,

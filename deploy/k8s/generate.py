@@ -272,6 +272,8 @@ def _definitions_module():
     spec = importlib.util.spec_from_file_location(
         "generate_definitions", HERE.parent / "rabbitmq" / "generate_definitions.py"
     )
+    if spec is None or spec.loader is None:
+        raise ImportError("deploy/rabbitmq/generate_definitions.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -38,6 +38,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -308,10 +309,17 @@ def render(definitions: dict) -> str:
     return json.dumps(definitions, indent=2, sort_keys=False) + "\n"
 
 
+class Committed(TypedDict):
+    """build()'s arguments for a committed file."""
+
+    queue_type: str
+    default_password: str
+
+
 HERE = Path(__file__).resolve().parent
-COMMITTED = {
-    HERE / "definitions.json": dict(queue_type="classic", default_password=PLACEHOLDER_PASSWORD),
-    HERE / "definitions.quorum.json": dict(queue_type="quorum", default_password=PLACEHOLDER_PASSWORD),
+COMMITTED: dict[Path, Committed] = {
+    HERE / "definitions.json": {"queue_type": "classic", "default_password": PLACEHOLDER_PASSWORD},
+    HERE / "definitions.quorum.json": {"queue_type": "quorum", "default_password": PLACEHOLDER_PASSWORD},
 }
 
 

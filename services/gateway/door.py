@@ -119,7 +119,8 @@ class Door(SharedExtension):
         # straight from the WSGI server, which ends the stream at Content-Length and decodes chunked bodies; the
         # server times each read only (a byte every few seconds would hold the connection for ever), so the whole
         # body has a deadline; missed, the answer is 408 and, the body unread, the connection is closed (http.py)
-        stream, chunks, size = request.environ["wsgi.input"], [], 0
+        stream, size = request.environ["wsgi.input"], 0
+        chunks: list[bytes] = []
         seconds = self.limits.body_deadline(request.content_length, limit)
         with eventlet.Timeout(seconds, False):
             while True:

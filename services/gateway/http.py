@@ -25,7 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import eventlet
 from eventlet.event import Event
@@ -82,6 +84,7 @@ class ApiProtocol(HttpOnlyProtocol):
     whose request's body was not read to its end closes it (eventlet would read and discard the rest)."""
 
     served = 0
+    application: Callable[..., Any]  # the WSGI app, set by eventlet for each request (handle_one_request)
 
     def handle_one_request(self):
         # eventlet applies the idle timeout to each read of the request line and CLIENT_SOCKET_TIMEOUT to each read
@@ -158,13 +161,23 @@ def _positive(config: dict, key: str, default, kind):
     return value
 
 
+class ApiRequest(Request):
+    """A staff request and what the gateway learns of it on its way: its correlation id, the service it names (the
+    metrics label; "none" until known), the client asking (limits.client_of) and the route's values."""
+
+    jmdi_correlation_id: str
+    jmdi_service: str
+    jmdi_client: str
+    path_values: dict[str, str]
+
+
 class ApiApp(WsgiApp):
     """Routes a request to its `@api` entrypoint after the budget check; answers everything else with a problem."""
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         door = self.server.door
-        request = Request(environ, shallow=True)
+        request = ApiRequest(environ, shallow=True)
         request.jmdi_correlation_id = correlation_id()
         request.jmdi_service = "none"
         allow = None
@@ -208,7 +221,7 @@ class ApiEntrypoint(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", (JmdiError, SystemFailure))
         super().__init__(method, url, **kwargs)
 
-    def handle_request(self, request):
+    def handle_request(self, request: ApiRequest) -> Response:
         request.shallow = False
         if self.operation:
             service, operation = self.operation.split(".", 1)

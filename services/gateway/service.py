@@ -12,16 +12,17 @@ from services.common.contracts.topology import SERVICES
 from services.common.service.entrypoints import Observed, load_input, read_audit
 
 from . import schemas, views
-from .door import DoorState
-from .commands import ServiceCaller
+from .commands import Forwarder, ServiceCaller
+from .door import Door, DoorState
 from .http import api
 
 
 class GatewayService(Observed):
     name = "gateway"
 
-    db = DoorState()  # the gateway's database (its audit of refusals) and its limits
-    services = ServiceCaller()
+    # typed as what a worker gets (get_dependency), not as the providers
+    db: Door = DoorState()  # the gateway's database (its audit of refusals) and its limits
+    services: Forwarder = ServiceCaller()
 
     @api("GET", "/api/v1/openapi.json", operation="gateway.openapi", public=True)
     def openapi_document(self, _call):

@@ -11,6 +11,7 @@ dataclasses of their own.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, Numeric, String, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -20,7 +21,8 @@ from services.common.values.annex import HEADINGS
 
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:  # every class here is mapped to a Table (DeclarativeBase says any FromClause)
+        __table__: ClassVar[Table]
 
 
 class ArchivedEvent(Base):
@@ -366,9 +368,9 @@ class CopiedColumn:
     `source.source_column` where `key` is equal): a fact the report needs on the target's row, whichever of the two
     events arrived first. The first value stays, as the source's first row does (FactWriter.flush keeps it)."""
 
-    target: type
+    target: type[Base]
     column: str
-    source: type
+    source: type[Base]
     source_column: str
     key: str
 

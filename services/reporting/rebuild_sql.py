@@ -40,6 +40,7 @@ from .models import (
     PROJECTION_TABLES,
     AmendmentRow,
     ArchivedEvent,
+    Base,
     BudgetLineRow,
     BudgetRow,
     CallClosureRow,
@@ -114,7 +115,7 @@ class FactSql:
     a key (one row per event, whose id the archive holds once, or per key of a jsonb object), so none is sorted
     away."""
 
-    model: type
+    model: type[Base]
     event_types: tuple[str, ...]
     key: tuple[str, ...]
     rows: str
@@ -141,7 +142,7 @@ class FactSql:
 
 
 def _fact(
-    model: type, event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str, unique: bool = False
+    model: type[Base], event_types: str | tuple[str, ...], key: tuple[str, ...], rows: str, unique: bool = False
 ) -> FactSql:
     """`rows` reads `{e}`: the events as (seq, event_id, occurred_at, d: the data as jsonb, at: the envelope's
     occurred_at as written, budget: the data's budget as json for the BUDGETED types)."""
@@ -149,7 +150,7 @@ def _fact(
     return FactSql(model, types, key, rows.replace("{e}", _events(types)), unique)
 
 
-def _with_contract_date(model: type, rows: str) -> FactSql:
+def _with_contract_date(model: type[Base], rows: str) -> FactSql:
     """The grants' rows (`rows` reads `{e}`: the grant_awarded events), next to `c`: the signing date of each
     grant's first contract_signed, whether it came before or after the award (models.COPIED_COLUMNS)."""
     signed_on = _day("d->>'signed_at'")

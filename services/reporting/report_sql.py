@@ -49,6 +49,7 @@ from .domain.budget_report import (
 ZERO = Decimal("0.00")
 PAGE_SIZE = 2000
 WORK_MEM = "64MB"
+Cents = int | Decimal  # whole cents as raw SQL returns them
 
 # Reading as of :as_of (NULL: everything) in :pid (NULL: every programme). Amounts are integer cents.
 _AS_OF = "(CAST(:as_of AS date) IS NULL OR {column} <= CAST(:as_of AS date))"
@@ -417,7 +418,12 @@ def budget_report(
     Raises Conflict("report.inconsistent_facts") where the Python model raises ReportError."""
     groups: dict[str, dict] = {"window": {}, "country": {}, "applicant_type": {}}
     overall, contracted = (0, 0, 0, 0), 0
-    awarded_m, decommitted_m, budgeted, ec_part, spent = {}, {}, {}, {}, {}
+    # whole cents by month (YYYY-MM) or by heading; a SUM over bigint cents arrives as numeric (a Decimal)
+    awarded_m: dict[str, Cents] = {}
+    decommitted_m: dict[str, Cents] = {}
+    budgeted: dict[str, Cents] = {}
+    ec_part: dict[str, Cents] = {}
+    spent: dict[str, Cents] = {}
     paid_by_day: dict[str, list] = {}
     extras_row = unmatched_row = None
     awarded_days: list[str] = []
@@ -445,9 +451,9 @@ def budget_report(
             decommitted_m[key[:7]] = decommitted_m.get(key[:7], 0) + a
         elif kind in ("disbursed_day", "not_counted_day"):  # every payment, less those not counted
             sign = 1 if kind == "disbursed_day" else -1
-            day = paid_by_day.setdefault(key, [0, 0])
-            day[0] += sign * a
-            day[1] += sign * b
+            paid = paid_by_day.setdefault(key, [0, 0])
+            paid[0] += sign * a
+            paid[1] += sign * b
         elif kind == "heading":  # the parts stored with the budgets, then those recomputed
             budgeted[key], ec_part[key] = budgeted.get(key, 0) + a, ec_part.get(key, 0) + b
         elif kind == "spent":
@@ -463,7 +469,7 @@ def budget_report(
         elif kind == "tranche_twice":
             raise Conflict("report.inconsistent_facts", f"a tranche of grant {key} appears twice")
     paid_days = [day for day, (_amount, count) in paid_by_day.items() if count]  # of the counted grants
-    disbursed_m: dict[str, int] = {}
+    disbursed_m: dict[str, Cents] = {}
     for day in paid_days:
         disbursed_m[day[:7]] = disbursed_m.get(day[:7], 0) + paid_by_day[day][0]
     first_fact = min(awarded_days + paid_days, default=None)  # ISO dates: their order is the days'

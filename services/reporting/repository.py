@@ -12,7 +12,7 @@ from sqlalchemy import inspect as sa_inspect
 from services.common.contracts.events import Event
 from services.common.storage.db import JsonText, UnitOfWork, copy_rows
 
-from .models import COPIED_COLUMNS, ArchivedEvent, CopiedColumn, GrantPaymentsRow, TrancheRow
+from .models import COPIED_COLUMNS, ArchivedEvent, Base, CopiedColumn, GrantPaymentsRow, TrancheRow
 
 
 def archive_many(uow: UnitOfWork, events: list[Event]):
@@ -40,7 +40,9 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
 
 DERIVED_ROWS_LOCK = 0x4A4D44490002  # advisory lock id: one batch at a time computes rows from others' (rebuild: ...01)
 # the fact tables other rows are derived from: a batch writing none of them takes no lock
-DERIVED_FROM = frozenset({TrancheRow, *(c.target for c in COPIED_COLUMNS), *(c.source for c in COPIED_COLUMNS)})
+DERIVED_FROM: frozenset[type[Base]] = frozenset(
+    {TrancheRow, *(c.target for c in COPIED_COLUMNS), *(c.source for c in COPIED_COLUMNS)}
+)
 
 
 class FactWriter:

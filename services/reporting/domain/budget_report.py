@@ -16,10 +16,11 @@ year's awards less that year's decommitments (and the years still add up to comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 from services.common.values.annex import HEADINGS as HEADINGS
 from services.common.values.annex import HEADING_LABELS as HEADING_LABELS  # the one list of Annex III headings
@@ -241,6 +242,15 @@ class GrantLine:
         return max(self.total_eligible - self.committed, ZERO)
 
 
+class GrantLines(Protocol):
+    """A report's grant lines, iterated and counted: a tuple where build_budget_report makes the report, read from the
+    database a page at a time where the read model does (report_sql.GrantPages)."""
+
+    def __iter__(self) -> Iterator[GrantLine]: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetReport:
     programme_id: str
@@ -261,7 +271,7 @@ class BudgetReport:
     by_applicant_type: tuple[ApplicantTypeLine, ...]
     by_heading: tuple[HeadingLine, ...]
     counts: Counts
-    grants: tuple[GrantLine, ...]
+    grants: GrantLines
     reported_expenditure: Decimal = ZERO
     decommitted: Decimal = ZERO  # given back by closed grants (committed is net of it)
     programme_start: date | None = None  # the programme period, when known
