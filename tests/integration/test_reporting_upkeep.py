@@ -3,8 +3,6 @@
 by reporting itself once the batches since their last ANALYZE changed more than a fraction of them."""
 
 import time
-from datetime import date, datetime, timezone
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -12,9 +10,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from services.reporting import rebuild_sql, upkeep
-from services.reporting.models import TrancheRow
-from services.reporting.repository import FactWriter, tally_payments
+from services.reporting.repository import tally_payments
 from tests.support.reporting_db import reporting_database
+from tests.support.tranche_batches import write_tranches
 
 
 @pytest.fixture
@@ -24,20 +22,7 @@ def engine():
 
 
 def _tranches(session, tranches):
-    writer = FactWriter(session)
-    for payment_id, grant_id, number, amount in tranches:
-        writer.add(
-            TrancheRow,
-            payment_id,
-            payment_id=payment_id,
-            grant_id=grant_id,
-            tranche_number=number,
-            amount=Decimal(amount),
-            value_date=date(2010, 1, 1),
-            bank_reference="B",
-            paid_at=datetime(2010, 1, 1, tzinfo=timezone.utc),
-        )
-    writer.flush()
+    write_tranches(session, tranches)
     session.commit()
 
 

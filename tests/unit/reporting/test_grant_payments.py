@@ -2,39 +2,19 @@
 the grant's tranches after each batch's inserts, a payment given again not counted twice, a tranche number paid
 under two payments counted once among the distinct numbers."""
 
-from datetime import date, datetime, timezone
-from decimal import Decimal
-
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from services.reporting.models import Base, TrancheRow
-from services.reporting.repository import FactWriter
-
-
-def _batch(session, tranches):
-    writer = FactWriter(session)
-    for payment_id, grant_id, number, amount in tranches:
-        writer.add(
-            TrancheRow,
-            payment_id,
-            payment_id=payment_id,
-            grant_id=grant_id,
-            tranche_number=number,
-            amount=Decimal(amount),
-            value_date=date(2010, 1, 1),
-            bank_reference="B",
-            paid_at=datetime(2010, 1, 1, tzinfo=timezone.utc),
-        )
-    writer.flush()
+from services.reporting.models import Base
+from tests.support.tranche_batches import write_tranches
 
 
 def test_the_writer_keeps_each_grants_payments_row_on_sqlite():
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)
     with Session(engine) as session:
-        _batch(session, [("P1", "G1", 1, "10.00"), ("P2", "G1", 1, "5.50"), ("P1", "G1", 2, "1.00")])
-        _batch(session, [("P1", "G1", 3, "99.00"), ("P3", "G2", 2, "1.00"), ("P4", "G1", 2, "0.01")])
+        write_tranches(session, [("P1", "G1", 1, "10.00"), ("P2", "G1", 1, "5.50"), ("P1", "G1", 2, "1.00")])
+        write_tranches(session, [("P1", "G1", 3, "99.00"), ("P3", "G2", 2, "1.00"), ("P4", "G1", 2, "0.01")])
         rows = session.execute(text("SELECT * FROM grant_payments ORDER BY grant_id")).all()
     assert rows == [("G1", 1551, 3, 2), ("G2", 100, 1, 1)]
 
@@ -57,7 +37,7 @@ def test_the_rows_kept_batch_by_batch_are_the_rows_computed_from_every_tranche_i
         Base.metadata.create_all(engine)
         with Session(engine) as session:
             for batch in order:
-                _batch(session, batch)
+                write_tranches(session, batch)
             kept = session.execute(text("SELECT * FROM grant_payments ORDER BY grant_id")).all()
             tally_payments(session)  # every grant, from scratch
             computed = session.execute(text("SELECT * FROM grant_payments ORDER BY grant_id")).all()
