@@ -119,6 +119,7 @@ SETTINGS = [
     ("CALLS_DEADLINE_SWEEP_SECONDS", "30", "interval of the timer that closes calls at their deadline"),
     ("REPORT_SCHEDULE_SECONDS", "3600", "interval of the timer producing the monthly and quarterly EC reports"),
     ("RECONCILE_SCHEDULE_SECONDS", "3600", "interval of the automatic reconciliation with the grants ledger"),
+    ("ANALYSE_CHECK_SECONDS", "10", "reporting: how often it checks whether its fact tables need an ANALYZE"),
     (
         "JMDI_TEST_MODE",
         "false",
