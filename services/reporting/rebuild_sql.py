@@ -16,7 +16,10 @@ Build and swap, so that live events wait seconds, not the whole rebuild:
 1. a short transaction locks the archive (it waits for the batches being archived to commit) and reads its last
    seq, the snapshot: every event up to it is committed, every later one will have a higher seq;
 2. without any lock on the archive, the new tables are filled from the events up to the snapshot, indexed and
-   analysed, while live events keep being archived and projected onto the old tables;
+   analysed, while live events keep being archived and projected onto the old tables. PostgreSQL runs no
+   INSERT ... SELECT with parallel workers, so the statements are shared among BUILDERS connections at once (those
+   reading the same staged events together), each committing its new tables under their build names; a build that
+   fails or died leaves such tables, which the next step of a failure, or the next rebuild, drops;
 3. then, in the same transaction, the archive is locked (live batches wait), the old tables are dropped, the new
    ones renamed in their place (indexes and constraints under their own names), and the few events archived after
    the snapshot are projected by the Python projectors onto them; the commit lets the waiting batches go on. A
@@ -29,9 +32,11 @@ the commit is archived and projected onto the new tables by the live consumer: n
 
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import String, text
+from sqlalchemy import String, create_engine, text
+from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import OperationalError
 
 from services.common.values.annex import HEADINGS
@@ -574,7 +579,9 @@ def _read_by_several() -> frozenset[str]:
 
 
 STAGED = _read_by_several()
-STAGED_TYPES = tuple(sorted(STAGED - set(DERIVED)))
+
+
+BUILDERS = 2  # connections filling the new tables at once: PostgreSQL 15 runs no INSERT ... SELECT in parallel
 
 
 def rebuild(session) -> int:
@@ -586,25 +593,7 @@ def rebuild(session) -> int:
         session.execute(text(f"SET LOCAL {setting}"))
     tables = [model.__tablename__ for model in PROJECTION_TABLES]
     indexes = {table: _indexes(session, table) for table in tables}
-    for table in tables:  # without indexes while filled: they are built once, at the end
-        session.execute(text(f'CREATE TABLE "{table}{SHADOW}" (LIKE "{table}" INCLUDING ALL EXCLUDING INDEXES)'))
-        _keep_storage_parameters(session, table)
-    _stage(session, upto)
-    for fact in FACTS:
-        session.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
-    session.execute(
-        text(
-            "DROP TABLE "
-            + ", ".join(
-                [_staged_events(t) for t in STAGED_TYPES] + [_staged_table(n) for n in sorted(STAGED & DERIVED.keys())]
-            )
-        )
-    )
-    for table in tables:
-        for index in indexes[table]:
-            for statement in index.build(table):
-                session.execute(text(statement))
-        session.execute(text(f'ANALYZE "{table}{SHADOW}"'))
+    _build(session.get_bind().engine, upto, indexes, _groups(session, upto))
     replayed = session.execute(text(f"SELECT count(*) FROM {ARCHIVE} WHERE seq <= :upto"), {"upto": upto}).scalar()
 
     _lock_for_the_swap(session, tables)  # live batches wait from here to the commit
@@ -616,24 +605,113 @@ def rebuild(session) -> int:
     return replayed + replay_archive(session, after_seq=upto)
 
 
-def _keep_storage_parameters(session, table: str):
+def _groups(session, upto: int) -> list[list[FactSql]]:
+    """The fact statements split among BUILDERS connections: statements reading the same staged events or derived
+    rows stay together (a connection's temporary tables are its own), the heaviest sets first to the least loaded
+    builder, weighed by the size of the bodies each statement reads."""
+    sizes = dict(  # a body's stored size: how long parsing it takes, roughly (a budget weighs more than a payment)
+        session.execute(
+            text(f"SELECT event_type, sum(pg_column_size(body)) FROM {ARCHIVE} WHERE seq <= :upto GROUP BY event_type"),
+            {"upto": upto},
+        ).all()
+    )
+    sets: list[tuple[set[str], list[FactSql]]] = []  # (staged sources, statements), merged where they share one
+    for fact in FACTS:
+        staged, joined = _staged_sources(fact), [fact]
+        for other in [s for s in sets if s[0] & staged]:
+            sets.remove(other)
+            staged |= other[0]
+            joined = other[1] + joined
+        sets.append((staged, joined))
+    weight = {id(facts): sum(sizes.get(t, 0) for f in facts for t in f.event_types) for _, facts in sets}
+    groups: list[list[FactSql]] = [[] for _ in range(BUILDERS)]
+    loads = [0] * BUILDERS
+    for _, facts in sorted(sets, key=lambda s: -weight[id(s[1])]):
+        least = loads.index(min(loads))
+        groups[least].extend(facts)
+        loads[least] += weight[id(facts)]
+    order = {id(fact): n for n, fact in enumerate(FACTS)}
+    return [sorted(group, key=lambda f: order[id(f)]) for group in groups if group]
+
+
+def _staged_sources(fact: FactSql) -> set[str]:
+    """The staged event types and derived rows a statement reads, the derived rows' own staged types included."""
+    names = {
+        m.group(1) if m.group(1) in DERIVED else t
+        for m in _SOURCE.finditer(fact.rows)
+        for t in _TYPE.findall(m.group(2))
+    }
+    names = {n for n in names if n in STAGED}
+    return names | {t for n in names & DERIVED.keys() for t in DERIVED[n][0] if t in STAGED}
+
+
+def _build(engine, upto: int, indexes: dict, groups: list[list[FactSql]]):
+    """Fill, index and analyse the new tables, each group of statements on a connection of its own, at once; each
+    commits its tables (still under their build names). A failed rebuild's tables are dropped before and after."""
+    builder = create_engine(engine.url, poolclass=NullPool)  # the service's pool stays for its workers
+    try:
+        _drop_new_tables(builder)
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:  # green threads under eventlet
+            futures = [pool.submit(_build_group, builder, upto, indexes, group) for group in groups]
+            failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        if failures:
+            _drop_new_tables(builder)
+            raise failures[0]
+    finally:
+        builder.dispose()
+
+
+def _build_group(engine, upto: int, indexes: dict, facts: list[FactSql]):
+    with engine.begin() as conn:
+        for setting in _SETTINGS:
+            conn.execute(text(f"SET LOCAL {setting}"))
+        tables = [fact.model.__tablename__ for fact in facts]
+        for table in tables:  # without indexes while filled: they are built once, at the end
+            conn.execute(text(f'CREATE TABLE "{table}{SHADOW}" (LIKE "{table}" INCLUDING ALL EXCLUDING INDEXES)'))
+            _keep_storage_parameters(conn, table)
+        staged = frozenset(set().union(*(_staged_sources(fact) for fact in facts)))
+        _stage(conn, upto, staged)
+        for fact in facts:
+            conn.execute(text(fact.insert(f'"{fact.model.__tablename__}{SHADOW}"', STAGED)), {"upto": upto})
+        if staged:
+            conn.execute(text("DROP TABLE " + ", ".join(_staged_name(name) for name in sorted(staged))))
+        for table in tables:
+            for index in indexes[table]:
+                for statement in index.build(table):
+                    conn.execute(text(statement))
+            conn.execute(text(f'ANALYZE "{table}{SHADOW}"'))
+
+
+def _drop_new_tables(engine):
+    with engine.begin() as conn:
+        conn.execute(
+            text("DROP TABLE IF EXISTS " + ", ".join(f'"{m.__tablename__}{SHADOW}"' for m in PROJECTION_TABLES))
+        )
+
+
+def _keep_storage_parameters(conn, table: str):
     """The table's storage parameters (LIKE does not copy them) on its new table: grant_payments' fillfactor."""
-    options = session.execute(
+    options = conn.execute(
         text("SELECT reloptions FROM pg_class WHERE oid = CAST(:table AS regclass)"), {"table": f'"{table}"'}
     ).scalar()
     if options:
-        session.execute(text(f'ALTER TABLE "{table}{SHADOW}" SET ({", ".join(options)})'))
+        conn.execute(text(f'ALTER TABLE "{table}{SHADOW}" SET ({", ".join(options)})'))
 
 
-def _stage(session, upto: int):
-    """The events and derived rows several statements read, each computed once, into temporary tables."""
-    for event_type in STAGED_TYPES:
-        session.execute(
+def _staged_name(name: str) -> str:
+    return _staged_table(name) if name in DERIVED else _staged_events(name)
+
+
+def _stage(conn, upto: int, staged: frozenset[str]):
+    """The events and derived rows several statements read (those of `staged`), each computed once, into
+    temporary tables."""
+    for event_type in sorted(staged - DERIVED.keys()):
+        conn.execute(
             text(f"CREATE TEMP TABLE {_staged_events(event_type)} ON COMMIT DROP AS {_parsed((event_type,))}"),
             {"upto": upto},
         )
-    for name in sorted(STAGED & DERIVED.keys()):
-        session.execute(
+    for name in sorted(staged & DERIVED.keys()):
+        conn.execute(
             text(f"CREATE TEMP TABLE {_staged_table(name)} ON COMMIT DROP AS {_derived(name, STAGED - {name})}"),
             {"upto": upto},
         )

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from services.reporting import projections, rebuild_sql
@@ -225,3 +226,56 @@ def test_payments_rows_of_unknown_grants_and_a_number_paid_twice_are_rebuilt_ali
     assert _facts(engine) == live
     _replay_in_python(engine)
     assert _facts(engine) == live
+
+
+def _build_tables(engine) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT relname FROM pg_class WHERE relname LIKE '%\\_\\_rebuild%'")).scalars().all()
+
+
+def test_a_failed_build_leaves_the_live_facts_and_no_new_table(engine):
+    """The new tables are filled on several connections, each committing its own: when one fails, the others' tables
+    are dropped and the live facts stay as they were."""
+    _apply_live(engine, archive_events())
+    live = _facts(engine)
+    with engine.begin() as conn:  # a payment whose amount no statement can read (the live path refuses such events)
+        conn.execute(
+            text(
+                "UPDATE event_archive SET body = jsonb_set(body::jsonb, '{data,amount_eur}', '\"not a number\"')::json"
+                " WHERE seq = (SELECT max(seq) FROM event_archive WHERE event_type = 'tranche_paid')"
+            )
+        )
+    with pytest.raises(DataError):
+        _rebuild_in_sql(engine)
+    assert _facts(engine) == live
+    assert _build_tables(engine) == []
+
+
+def test_tables_left_by_an_interrupted_build_are_replaced(engine):
+    """A build that died after some of its connections committed left tables under the build's names: the next
+    rebuild drops them instead of failing on them."""
+    _apply_live(engine, archive_events())
+    live = _facts(engine)
+    with engine.begin() as conn:
+        conn.execute(text('CREATE TABLE "tranche_facts__rebuild" (leftover int)'))
+        conn.execute(text('CREATE TABLE "grant_facts__rebuild" (LIKE "grant_facts")'))
+    assert _rebuild_in_sql(engine) == len(archive_events())
+    assert _facts(engine) == live
+    assert _build_tables(engine) == []
+
+
+def test_statements_sharing_staged_events_are_built_on_one_connection(engine):
+    """A connection's temporary tables are its own: each staged source is read by the statements of one builder."""
+    _apply_live(engine, archive_events())
+    with Session(engine) as session:
+        groups = rebuild_sql._groups(session, 10**9)
+    assert sorted(f.model.__tablename__ for g in groups for f in g) == sorted(
+        f.model.__tablename__ for f in rebuild_sql.FACTS
+    )
+    assert 1 < len(groups) <= rebuild_sql.BUILDERS
+    readers: dict[str, set[int]] = {}
+    for n, group in enumerate(groups):
+        for fact in group:
+            for source in rebuild_sql._staged_sources(fact):
+                readers.setdefault(source, set()).add(n)
+    assert readers and all(len(builders) == 1 for builders in readers.values()), readers
