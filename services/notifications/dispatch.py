@@ -5,9 +5,12 @@ so replicas share the work and never take the same row): the claim counts the at
 past the time one delivery can take, then commits. The claimed rows are then delivered one after the other; one
 whose claim no longer leaves the time a delivery can take (the ones before it were slow) is released unsent, so a
 claim never runs out while its message is being sent. The message is built and handed to the relay with a Message-ID derived from the
-notification id, then the outcome is recorded in a second transaction (with notification_sent or
-notification_failed in the outbox). A process that dies between the relay's acceptance and that second commit
-leaves the row claimed; when the claim runs out it is sent again with the same Message-ID, which is how the
+notification id. The messages of a claim the relay accepted are recorded sent together, in one transaction after
+the claim's last delivery (one UPDATE, one multi-row INSERT of their notification_sent events into the outbox: per
+message that transaction cost more CPU than building and sending it); a failure is recorded at once, in its own
+transaction (with notification_failed when it is final). The claims of a batch all run out at the same time and
+each delivery starts only while the claim still covers it, so the recording still comes before the claims run
+out. A process that dies between the relay's acceptance and that commit leaves the rows claimed; when the claim runs out it is sent again with the same Message-ID, which is how the
 duplicate is recognised (and FolderTransport does not write it twice).
 
 Temporary failures (relay down, 4xx, report file not available yet) are retried with exponential backoff until
@@ -23,8 +26,9 @@ import logging
 import re
 import time
 from datetime import timedelta, timezone
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.exc import DBAPIError
 
 from services.common.security.privacy import mask_email
@@ -77,12 +81,19 @@ class Dispatcher:
             claimed = self.claim_due(min(CLAIM_BATCH, limit - tried))
             if not claimed:
                 break
-            for notification in claimed:
-                if self._claim_holds(notification):
-                    self.deliver(notification)
-                    tried += 1
-                else:
-                    self.release(notification)
+            sent: list[Notification] = []
+            try:
+                for notification in claimed:
+                    if self._claim_holds(notification):
+                        if self.send(notification):
+                            sent.append(notification)
+                        tried += 1
+                    else:
+                        self.record_sent_persistently(sent)  # before the claims they share can run short
+                        sent = []
+                        self.release(notification)
+            finally:
+                self.record_sent_persistently(sent)
         return tried
 
     def claim(self) -> Notification | None:
@@ -142,6 +153,12 @@ class Dispatcher:
             raise
 
     def deliver(self, notification: Notification):
+        if self.send(notification):
+            self.record_sent_persistently([notification])
+
+    def send(self, notification: Notification) -> bool:
+        """Build and hand over the message; True when the relay accepted it (its outcome is for the caller to
+        record), False when the failure has been recorded."""
         try:
             attachments = []
             if notification.attachment:
@@ -167,18 +184,22 @@ class Dispatcher:
             log.exception("delivering notification %s failed unexpectedly", notification.id)
             self.record_failure(notification, exc, temporary=True)
         else:
-            self.record_sent_persistently(notification)
+            return True
+        return False
 
-    def record_sent_persistently(self, notification: Notification, attempts: int = 8):
-        """The SMTP server has the message: recording that must outlast a short database outage, or the claim
-        expires and the message goes out again (with the same Message-ID)."""
+    def record_sent_persistently(self, notifications: list[Notification], attempts: int = 8):
+        """The SMTP server has the messages: recording that must outlast a short database outage, or the claims
+        expire and the messages go out again (with the same Message-IDs)."""
+        if not notifications:
+            return
         for attempt in range(attempts):
             try:
-                return self.record_sent(notification)
+                return self.record_sent_all(notifications)
             except DBAPIError as exc:
                 if attempt == attempts - 1:
                     raise
-                log.warning("recording notification %s as sent failed (%s); retrying", notification.id, exc)
+                ids = ", ".join(n.id for n in notifications)
+                log.warning("recording notifications %s as sent failed (%s); retrying", ids, exc)
                 time.sleep(RECORD_SENT.delay(attempt + 1))
 
     def _locked(self, notification_id: str) -> Notification | None:
@@ -187,19 +208,30 @@ class Dispatcher:
         ).scalar_one_or_none()
 
     def record_sent(self, claimed: Notification):
+        self.record_sent_all([claimed])
+
+    def record_sent_all(self, claimed: list[Notification]):
+        """The relay accepted these messages: one transaction marks them sent (one UPDATE … RETURNING) and puts
+        their notification_sent events in the outbox (one multi-row INSERT). A row already sent (another replica
+        took over an expired claim and finished) is left alone and announced once, by whoever sent it first."""
+        table = cast(Table, Notification.__table__)
         try:
-            row = self._locked(claimed.id)
-            if row is None or row.status == "sent":  # another replica took over an expired claim and finished
-                self.uow.rollback()
-                return
-            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-            self.uow.emit("notification_sent", {**_delivery(row), "sent_at": row.sent_at, "message_id": row.message_id})
+            now = utcnow()
+            rows = self.uow.session.execute(
+                update(table)
+                .where(table.c.id.in_(sorted(n.id for n in claimed)), table.c.status != "sent")
+                .values(status="sent", sent_at=now, last_error=None)
+                .returning(*(table.c[name] for name in _SENT_COLUMNS))
+            ).all()
+            for row in rows:
+                self.uow.emit("notification_sent", {**_delivery(row), "sent_at": now, "message_id": row.message_id})
             self.uow.commit()
         except BaseException:
             self.uow.rollback()
             raise
-        EMAILS.labels(row.template, "sent").inc()
-        log.info("notification %s (%s) sent to %s", row.id, row.template, mask_email(row.recipient))
+        for row in rows:
+            EMAILS.labels(row.template, "sent").inc()
+            log.info("notification %s (%s) sent to %s", row.id, row.template, mask_email(row.recipient))
 
     def record_failure(self, claimed: Notification, exc: BaseException, temporary: bool):
         error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -239,7 +271,19 @@ def _address(name: str | None, address: str) -> str:
     return email.utils.formataddr((name, address)) if name else address
 
 
-def _delivery(row: Notification) -> dict:
+_SENT_COLUMNS = (
+    "id",
+    "source_event_id",
+    "template",
+    "recipient",
+    "language",
+    "proposal_id",
+    "grant_id",
+    "message_id",
+)
+
+
+def _delivery(row) -> dict:
     return {
         "notification_id": row.id,
         "source_event_id": row.source_event_id,
