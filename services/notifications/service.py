@@ -6,8 +6,9 @@ import os
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
-from services.common.contracts.topology import SUBSCRIPTIONS, handler_method
-from services.common.service.entrypoints import ServiceBase, handles, operation
+from services.common.contracts.topology import SUBSCRIPTIONS
+from services.common.messaging.batch import handles_batch
+from services.common.service.entrypoints import ServiceBase, operation
 from services.common.service.rpc import NoAnswerInTime, ServiceClient
 from services.common.storage.db import utcnow
 from services.common.storage.leases import exclusive_timer
@@ -74,6 +75,16 @@ class NotificationsService(ServiceBase):
         self.db.actor = "system:notifications.deliver"
         Dispatcher(self.db, self.mailer.settings, self.mailer.transport, self._fetch_report).deliver_due()
 
+    @handles_batch(*(t for types in SUBSCRIPTIONS["notifications"].values() for t in types))
+    def plan_events(self, events, uow):
+        """Plan a batch of new events in one transaction (the kit's batch consumer: inbox rows for the batch, the
+        events seen before skipped; a failing batch is applied again one event at a time, so a poison event is
+        retried and dead-lettered alone). Events are planned in the order they came, so a fact recorded by one is
+        seen by the next, and an event parked for a fact is released by the event of the same batch that brings
+        it. The inbox keys are the per-event handlers' (`notifications.on_<event_type>`)."""
+        for event in events:
+            planning.plan(uow, event, self.mailer.settings)
+
     def _fetch_report(self, report_id: str):
         """reporting.get_report over RPC, as the notifications service (its own short-lived service token)."""
         timeout = self.mailer.settings.rpc_timeout
@@ -83,16 +94,3 @@ class NotificationsService(ServiceBase):
             raise AttachmentUnavailable(f"reporting.get_report({report_id}) did not answer in {timeout:g}s") from None
         except Exception as exc:  # reporting absent, no get_report yet, refused: the attachment step retries
             raise AttachmentUnavailable(f"reporting.get_report({report_id}): {type(exc).__name__}: {exc}") from exc
-
-
-def _planning_handler(event_type: str):
-    def handler(self, event, uow):
-        planning.plan(uow, event, self.mailer.settings)
-
-    handler.__name__ = handler_method(event_type)
-    return handles(event_type)(handler)
-
-
-for _event_types in SUBSCRIPTIONS["notifications"].values():
-    for _event_type in _event_types:
-        setattr(NotificationsService, handler_method(_event_type), _planning_handler(_event_type))

@@ -184,11 +184,12 @@ def test_a_confirm_that_never_comes(system, sink, tmp_path):
 
 
 def test_a_consumer_dying_after_applying_before_its_ack(system, sink, tmp_path):
-    arm(system, "notifications", "inbox.after_apply", tmp_path)
+    # grants consumes one event at a time (notifications and reporting in batches: the test below)
+    arm(system, "grants", "inbox.after_apply", tmp_path)
     proposal = submit_until_answered(system, 505)
-    crashed_and_restarted(system, "notifications", tmp_path, "inbox.after_apply")
+    crashed_and_restarted(system, "grants", tmp_path, "inbox.after_apply")
     # redelivered to the restarted process and recognised (its counter starts at 0 with the process) ...
-    eventually(lambda: duplicates_absorbed(system, "notifications") >= 1, 90, 0.5, "the redelivery recognised")
+    eventually(lambda: duplicates_absorbed(system, "grants") >= 1, 90, 0.5, "the redelivery recognised")
     exactly_once_everywhere(system, sink, proposal, 505)  # ... and its effects happened once
 
 
@@ -216,3 +217,11 @@ def test_crash_points_are_inert_outside_test_mode(system, sink, tmp_path):
         system.processes["calls"].stop()
         system.start_with("calls")
         system.wait_ready("calls")
+
+
+def test_the_notifications_batch_consumer_dying_after_its_commit_before_its_ack(system, sink, tmp_path):
+    arm(system, "notifications", "batch.after_apply", tmp_path)
+    proposal = submit_until_answered(system, 507)
+    crashed_and_restarted(system, "notifications", tmp_path, "batch.after_apply")
+    eventually(lambda: duplicates_absorbed(system, "notifications") >= 1, 90, 0.5, "the redelivered batch recognised")
+    exactly_once_everywhere(system, sink, proposal, 507)  # planned once, the receipt sent once
