@@ -133,6 +133,8 @@ summary AS (
            COUNT(*) FILTER (WHERE listed AND amended) AS amended,
            COUNT(*) FILTER (WHERE listed AND terminated) AS terminated,
            COUNT(*) FILTER (WHERE listed AND NOT parts_hold) AS recomputed,
+           COUNT(*) FILTER (WHERE listed AND (budget_source IS DISTINCT FROM 'award' OR NOT parts_hold))
+               AS budget_changes,
            COUNT(*) FILTER (WHERE listed AND decommitting) AS decommitting,
            COUNT(*) FILTER (WHERE listed AND decommitted > gross) AS over_decommitted,
            COUNT(*) FILTER (WHERE listed AND number_twice) AS number_twice,
@@ -146,6 +148,10 @@ _OF_PROGRAMME = """(CAST(:pid AS varchar) IS NULL OR NOT EXISTS (SELECT 1 FROM g
 
 def _each_heading(template: str, joiner: str = ", ") -> str:
     return joiner.join(template.format(h=h) for h in HEADINGS)
+
+
+# a heading's amount, EC part and count of budgets with it (0 where none has it: the heading is not shown)
+_BUDGET_SUMS = "COALESCE(SUM(b.{h}), 0) AS {h}, COALESCE(SUM(b.{h}_ec), 0) AS {h}_ec, COUNT(b.{h}) AS {h}_n"
 
 
 # Every total and breakdown in one statement; rows (kind, key, a, b, c, d, e, f), the key of the *_day rows a
@@ -168,10 +174,29 @@ ec_ranked AS (
     SELECT heading, amount, part, total, cents - SUM(part) OVER grant_lines AS left_over,
            ROW_NUMBER() OVER (grant_lines ORDER BY remainder DESC, position) AS rank
     FROM ec_parts WINDOW grant_lines AS (PARTITION BY grant_id)),
-budgets AS (  -- the parts stored with the budgets, for grants still committed at their budget's amount
-    SELECT {_each_heading("SUM(b.{h}) AS {h}, SUM(b.{h}_ec) AS {h}_ec")}
-    FROM counted c JOIN budget_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
-    WHERE c.parts_hold),
+-- the parts stored with the budgets, for grants still committed at their budget's amount: every award budget of
+-- the programme, less those of the few grants whose award budget does not count as it is (declined, amended,
+-- decommitted, awarded after the date), plus the amendments' budgets that do. No join of 100,000 budgets with the
+-- counted grants: one scan of the award budgets, and look-ups by key for the exceptions.
+budget_changes AS (
+    SELECT grant_id FROM grant_rows WHERE listed AND (budget_source IS DISTINCT FROM 'award' OR NOT parts_hold)
+      AND (SELECT budget_changes FROM summary) > 0
+    UNION SELECT grant_id FROM closure_facts WHERE kind = 'declined' AND {_as_of("closed_on")}
+    UNION SELECT grant_id FROM grant_facts WHERE NOT {_as_of("decision_date")}),
+budget_parts AS (
+    SELECT 1 AS sign, {_each_heading(_BUDGET_SUMS)}
+    FROM budget_facts b WHERE b.source = 'award' AND {_NOT_OTHERS.format(t="b")}
+    UNION ALL
+    SELECT -1, {_each_heading(_BUDGET_SUMS)}
+    FROM budget_facts b WHERE b.source = 'award' AND {_NOT_OTHERS.format(t="b")}
+      AND b.grant_id IN (SELECT grant_id FROM budget_changes)
+    UNION ALL
+    SELECT 1, {_each_heading(_BUDGET_SUMS)}
+    FROM grant_rows c JOIN budget_facts b ON b.grant_id = c.grant_id AND b.source = c.budget_source
+    WHERE c.listed AND c.parts_hold AND c.budget_source <> 'award' AND (SELECT amended FROM summary) > 0),
+budgets AS (
+    SELECT {_each_heading("SUM(sign * {h}) AS {h}, SUM(sign * {h}_ec) AS {h}_ec, SUM(sign * {h}_n) AS {h}_n")}
+    FROM budget_parts),
 spent AS (  -- accepted expenditure by heading (amount, lines) of the counted grants; lines of grants not counted
     SELECT {
     _each_heading(
@@ -201,8 +226,8 @@ FROM tranche_facts t WHERE t.grant_id IN (SELECT grant_id FROM not_counted) AND 
 GROUP BY 2
 UNION ALL
 SELECT 'heading', v.heading, v.amount, v.ec_part, NULL, NULL, NULL, NULL
-FROM budgets, LATERAL (VALUES {_each_heading("('{h}', {h}, {h}_ec)")}) v(heading, amount, ec_part)
-WHERE v.amount IS NOT NULL
+FROM budgets, LATERAL (VALUES {_each_heading("('{h}', {h}, {h}_ec, {h}_n)")}) v(heading, amount, ec_part, n)
+WHERE v.n > 0
 UNION ALL
 SELECT 'heading', heading, SUM(amount),
        SUM(part + CASE WHEN total > 0 AND rank <= left_over THEN 1 ELSE 0 END), NULL, NULL, NULL, NULL
