@@ -16,7 +16,7 @@ from services.common.runtime.config import REPO_ROOT
 from services.common.security.roles import assessor_only
 from services.common.storage.db import UnitOfWork
 from services.common.values.errors import Conflict, InvalidInput, NotFound
-from services.common.values.wire import to_wire
+from services.common.values.wire import wire_default
 
 from . import repository as store  # the writes (and the loads they lock)
 from . import views  # what the RPCs return
@@ -314,7 +314,7 @@ def submit_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     keyed by the row versions that read returns), the reference's upsert, the proposal's INSERT (its data and
     screening included, ON CONFLICT on the key) and the events. A key already used is answered from its proposal,
     whatever the call's state is now."""
-    fingerprint = hashlib.sha256(json.dumps(to_wire(data), sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=wire_default).encode()).hexdigest()
     try:
         created = _submit_new(uow, data, fingerprint, now)
     except (Conflict, InvalidInput, NotFound):

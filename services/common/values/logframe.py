@@ -155,8 +155,18 @@ def parse_indicator(raw, field: str, errors: _Errors) -> dict | None:
     return indicator
 
 
+class ParsedLogframe(list):
+    """A logframe `parse_logframe` returned: checked and normalised, so parsing it again gives it back as it is (a
+    submission's logframe is parsed once, by the input's load, not again by the domain proposal and the event's
+    load). Never changed in place: code that edits a logframe builds plain lists and parses them."""
+
+    __slots__ = ()
+
+
 def parse_logframe(raw, field: str = "logframe") -> list[dict]:
     """The logframe in its wire form, or InvalidInput naming every bad field by its path."""
+    if type(raw) is ParsedLogframe:  # parse_logframe's own result (a client's JSON is never one)
+        return raw
     errors = _Errors()
     if not isinstance(raw, list):
         raise InvalidInput({field: ["must be a list of results (outcomes and outputs)"]})
@@ -197,7 +207,7 @@ def parse_logframe(raw, field: str = "logframe") -> list[dict]:
         results.append({"type": kind, "title": title, "indicators": parsed})
     if errors:
         raise InvalidInput(dict(errors))
-    return results
+    return ParsedLogframe(results)
 
 
 def indicators(logframe) -> dict[str, dict]:

@@ -14,6 +14,8 @@ def to_money(value) -> Decimal:
 
     Refuses floats (they cannot carry cents exactly), NaN/Infinity and more than two decimal places.
     """
+    if value.__class__ is Decimal and value.is_finite() and value.as_tuple()[2] == -2 and value.adjusted() <= 14:
+        return value  # already EUR with two places (what quantize would give back): amounts passed along as loaded
     if isinstance(value, bool) or isinstance(value, float):
         raise MoneyError("must be a decimal string such as '150000.00', not a float")
     if isinstance(value, int):

@@ -17,3 +17,17 @@ def to_wire(value):
     if isinstance(value, UUID):
         return str(value)
     return value
+
+
+def wire_default(value):
+    """`json.dumps(value, default=wire_default)`: the text of `json.dumps(to_wire(value))` for a value whose keys
+    are strings (any loaded input), without building the wire copy first."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, set):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not a wire value")

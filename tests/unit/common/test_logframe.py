@@ -15,6 +15,9 @@ def test_a_good_logframe_is_normalised():
     oc = parsed[0]["indicators"][1]
     assert (oc["measure"], oc["unit"], oc["baseline_value"], oc["target_value"]) == ("percentage", "%", "12.5", "30")
     assert parse_logframe(parsed) == parsed  # idempotent: the wire form parses to itself
+    plain = [{**r, "indicators": [dict(i) for i in r["indicators"]]} for r in parsed]
+    assert type(plain) is list and parse_logframe(plain) == parsed  # so a parsed one is given back unparsed
+    assert parse_logframe(parsed) is parsed
 
 
 @pytest.mark.parametrize(
