@@ -653,3 +653,107 @@ def test_the_migration_fills_in_the_payments_rows_the_fact_writer_keeps(engine, 
         filled = session.execute(query).all()
         session.rollback()
     assert len(tallied) > 60 and {"G-UNKNOWN", "OTHER-G1"} <= {row[0] for row in tallied} and filled == tallied
+
+
+def test_a_heading_only_in_budgets_that_do_not_count_is_not_shown(engine):
+    """Headings come and go with the budgets that count: one only in a grant declined before payment, one only in
+    an award budget an amendment replaced, one only in a grant awarded after the date are not in the report, on
+    either path (the SQL sums every award budget and takes those grants back out)."""
+    with reporting_database("report_sql_headings") as edge, Session(edge) as session:
+        session.execute(
+            insert(ProgrammeRow),
+            [
+                {
+                    "programme_id": "EDGE",
+                    "name": "Edges",
+                    "envelope": D("900000.00"),
+                    "period_start": None,
+                    "period_end": None,
+                }
+            ],
+        )
+        session.execute(
+            insert(WindowRow),
+            [
+                {
+                    "call_id": "E-1",
+                    "window": "w1",
+                    "programme_id": "EDGE",
+                    "name": "W",
+                    "allocation": D("900000.00"),
+                    "position": 0,
+                }
+            ],
+        )
+        budgets = {
+            "E-A": {"human_resources": "60000.00"},  # counts as awarded
+            "E-B": {"human_resources": "50000.00", "equipment_supplies": "10000.00"},  # declined before payment
+            "E-C": {"human_resources": "40000.00", "travel": "20000.00"},  # replaced by an amendment's budget
+            "E-D": {"human_resources": "50000.00", "other": "10000.00"},  # awarded after the date below
+        }
+        awarded = {"E-A": date(2010, 1, 4), "E-B": date(2010, 1, 5), "E-C": date(2010, 1, 6), "E-D": date(2011, 3, 1)}
+        grants = [
+            {
+                "grant_id": g,
+                "proposal_id": "P-" + g,
+                "programme_id": "EDGE",
+                "reference": "REF-" + g,
+                "title": "Grant " + g,
+                "call_id": "E-1",
+                "window": "w1",
+                "country": "MA",
+                "applicant_type": "ngo",
+                "lead_organisation": "Association " + g,
+                "amount": sum(D(v) for v in budget.values()),
+                "budget": budget,
+                "decision_reference": "D-" + g,
+                "decision_date": awarded[g],
+                "awarded_at": _at(awarded[g]),
+            }
+            for g, budget in budgets.items()
+        ]
+        session.execute(insert(GrantRow), grants)
+        amended = {"human_resources": "60000.00"}
+        session.execute(
+            insert(AmendmentRow),
+            [
+                {
+                    "amendment_id": "E-C-1",
+                    "grant_id": "E-C",
+                    "kind": "budget",
+                    "amount": D("60000.00"),
+                    "duration_months": 24,
+                    "budget": amended,
+                    "occurred_at": _at(date(2010, 6, 1)),
+                    "effective_on": date(2010, 6, 1),
+                }
+            ],
+        )
+        _insert_budgets(
+            session,
+            [(g["grant_id"], "award", g["amount"], g["budget"]) for g in grants]
+            + [("E-C", "E-C-1", D("60000.00"), amended)],
+        )
+        session.execute(
+            insert(ClosureRow),
+            [
+                {
+                    "grant_id": "E-B",
+                    "kind": "declined",
+                    "paid": D("0.00"),
+                    "accepted_expenditure": D("0.00"),
+                    "recovery": D("0.00"),
+                    "closed_on": date(2010, 2, 1),
+                }
+            ],
+        )
+        session.commit()
+        for as_of in (None, date(2010, 12, 31)):
+            out = _both(edge, "EDGE", as_of)
+            reference_json, sql_json = out["json"]
+            assert sql_json == reference_json
+            assert out["csv"][1] == out["csv"][0]
+            assert out["xlsx"][1] == out["xlsx"][0]
+            assert out["totals_only"] == {k: v for k, v in reference_json.items() if k != "grants"}
+            shown = {h["heading"] for h in sql_json["headings"]}
+            assert shown == ({"human_resources", "other"} if as_of is None else {"human_resources"}), as_of
