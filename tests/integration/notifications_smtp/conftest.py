@@ -13,6 +13,10 @@ from aiosmtpd.controller import Controller  # noqa: E402
 
 from smtp_servers import Mailbox, authenticate, free_port  # noqa: E402
 
+from services.common.storage.db import DatabaseCore  # noqa: E402
+from services.common.storage.migrations import upgrade  # noqa: E402
+from tests.support.infra import Postgres, run_id  # noqa: E402
+
 
 @pytest.fixture
 def smtp_server():
@@ -34,3 +38,17 @@ def smtp_server():
 @pytest.fixture
 def authenticator():
     return authenticate
+
+
+@pytest.fixture
+def pg_core():
+    """notifications' database on the real PostgreSQL, migrated, fresh for the test and dropped after it."""
+    name = f"jmdi_notifications_pg_{run_id()}"
+    url = Postgres().create_database(name)
+    upgrade("notifications", url)
+    database = DatabaseCore(url, "notifications")
+    try:
+        yield database
+    finally:
+        database.dispose()
+        Postgres().drop_database(name)

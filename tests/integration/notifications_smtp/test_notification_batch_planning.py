@@ -10,14 +10,11 @@ from sqlalchemy import func, select
 from services.common.contracts.events import make_event
 from services.common.messaging.batch import apply_batch
 from services.common.messaging.inbox import RetryPolicy, list_dead_letters
-from services.common.storage.db import DatabaseCore
-from services.common.storage.migrations import upgrade
 from services.common.storage.tables import inbox
 from services.notifications.models import Notification, Proposal
 from services.notifications.planning import plan
 from services.notifications.settings import NotificationSettings
 from tests.support import flows
-from tests.support.infra import Postgres, run_id
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +23,8 @@ SETTINGS = NotificationSettings.from_config({})
 
 
 @pytest.fixture
-def core():
-    name = f"jmdi_nb_{run_id()}_notifications"
-    url = Postgres().create_database(name)
-    upgrade("notifications", url)
-    database = DatabaseCore(url, "notifications")
-    yield database
-    database.dispose()
-    Postgres().drop_database(name)
+def core(pg_core):
+    return pg_core
 
 
 def submitted(n: int, reference: str | None = None):

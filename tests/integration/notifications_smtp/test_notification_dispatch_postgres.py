@@ -9,26 +9,15 @@ import pytest
 from sqlalchemy import event, select, update
 
 from smtp_servers import Mailbox
-from services.common.storage.db import DatabaseCore
-from services.common.storage.migrations import upgrade
 from services.common.storage.tables import outbox
 from services.notifications.dispatch import Dispatcher
 from services.notifications.models import Notification
 from test_notification_dispatch import planned, settings_for, submitted
-from tests.support.infra import Postgres, run_id
 
 
 @pytest.fixture
-def core():
-    name = f"jmdi_notifications_dispatch_{run_id()}"
-    url = Postgres().create_database(name)
-    upgrade("notifications", url)
-    database = DatabaseCore(url, "notifications")
-    try:
-        yield database
-    finally:
-        database.dispose()
-        Postgres().drop_database(name)
+def core(pg_core):
+    return pg_core
 
 
 def rows(core):
