@@ -221,7 +221,7 @@ def test_crash_points_are_inert_outside_test_mode(system, sink, tmp_path):
 
 def test_the_notifications_batch_consumer_dying_after_its_commit_before_its_ack(system, sink, tmp_path):
     arm(system, "notifications", "batch.after_apply", tmp_path)
-    proposal = submit_until_answered(system, 507)
+    proposal = submit_until_answered(system, 508)
     crashed_and_restarted(system, "notifications", tmp_path, "batch.after_apply")
     eventually(lambda: duplicates_absorbed(system, "notifications") >= 1, 90, 0.5, "the redelivered batch recognised")
-    exactly_once_everywhere(system, sink, proposal, 507)  # planned once, the receipt sent once
+    exactly_once_everywhere(system, sink, proposal, 508)  # planned once, the receipt sent once
