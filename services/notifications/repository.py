@@ -39,7 +39,7 @@ _LOCK_ALL = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(:ids) AS k"
 )
 
 
-def _lock_id(key: str) -> int:
+def lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
@@ -64,12 +64,12 @@ class NotificationsRepository:
         event, or the waiter sees the fact (PostgreSQL; SQLite runs one transaction at a time anyway). Keys are
         locked in sorted order, so two batches locking overlapping keys wait for each other instead of
         deadlocking."""
-        wanted = sorted(set(keys) - self._locked, key=_lock_id)
+        wanted = sorted(set(keys) - self._locked, key=lock_id)
         if not wanted:
             return
         self._locked.update(wanted)
         if self._postgres:
-            self.session.execute(_LOCK_ALL, {"ids": [_lock_id(k) for k in wanted]})
+            self.session.execute(_LOCK_ALL, {"ids": [lock_id(k) for k in wanted]})
 
     def prefetch(self, proposal_ids: set[str], grant_ids: set[str]):
         """Lock the batch's facts, then read them, their applicants and which of them have events parked, one
