@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterable
 
 from services.common.contracts.events import Event, parse_event
 from services.common.storage.db import UnitOfWork, utcnow
@@ -21,7 +21,7 @@ from services.common.values.wire import to_wire
 
 from . import contexts
 from .domain.schedule import period_end
-from .models import Grant, Notification
+from .models import Grant
 from .repository import FactMissing, NotificationsRepository, Recipient
 from .settings import NotificationSettings
 
@@ -34,18 +34,34 @@ class Planner:
         self.facts = NotificationsRepository(uow.session)
         self.settings = settings
         self.now = now or utcnow()
-        self.planned: list[Notification] = []
+        self.planned: list[dict] = []  # notifications rows, written together by `write`
+        self._written = 0
 
-    # --- entry point ----------------------------------------------------------------------------------------
-    def apply(self, event: Event) -> list[Notification]:
+    # --- entry points ---------------------------------------------------------------------------------------
+    def apply_all(self, events: Iterable[Event]) -> list[dict]:
+        """Plan events in the order they came, with the facts they name read (and locked) up front together."""
+        events = list(events)
+        proposals = {e.data["proposal_id"] for e in events if "proposal_id" in e.data}
+        grants = {e.data["grant_id"] for e in events if "grant_id" in e.data}
+        self.facts.prefetch(proposals, grants)
+        for event in events:
+            self.apply(event)
+        self.write()
+        return self.planned
+
+    def apply(self, event: Event):
         handler = getattr(self, f"_{event.event_type}", None)
         if handler is not None:
             try:
                 handler(event, event.data)
             except FactMissing as missing:
                 self._park(event, missing.key)
+
+    def write(self):
+        """The facts changed and the messages planned since the last write, into the transaction."""
         self.facts.flush()
-        return self.planned
+        self.facts.add_notifications(self.planned[self._written :])
+        self._written = len(self.planned)
 
     # --- calls events ---------------------------------------------------------------------------------------
     def _proposal_submitted(self, event, d):
@@ -219,7 +235,7 @@ class Planner:
             proposal_id=grant.proposal_id,
             grant_id=grant.grant_id,
         )
-        self.facts.flush()
+        self.write()
         return self.planned
 
     # --- facts ----------------------------------------------------------------------------------------------
@@ -272,26 +288,30 @@ class Planner:
             seen.add(recipient.email.lower())
             variables = context(recipient.language) if callable(context) else context
             self.planned.append(
-                Notification(
-                    id=str(uuid.uuid4()),
-                    source_event_id=source_id,
-                    event_type=event_type,
-                    template=template,
-                    recipient=recipient.email,
-                    recipient_name=recipient.name,
-                    language=recipient.language,
-                    proposal_id=proposal_id,
-                    grant_id=grant_id,
-                    context=to_wire({**variables, "recipient_name": recipient.name}),
-                    attachment=attachment,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=self.now,
-                    created_at=self.now,
-                )
+                {
+                    "id": str(uuid.uuid4()),
+                    "source_event_id": source_id,
+                    "event_type": event_type,
+                    "template": template,
+                    "recipient": recipient.email,
+                    "recipient_name": recipient.name,
+                    "language": recipient.language,
+                    "proposal_id": proposal_id,
+                    "grant_id": grant_id,
+                    "context": to_wire({**variables, "recipient_name": recipient.name}),
+                    "attachment": attachment,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": self.now,
+                    "created_at": self.now,
+                }
             )
-            self.facts.add(self.planned[-1])
 
 
-def plan(uow: UnitOfWork, event: Event, settings: NotificationSettings) -> list[Notification]:
-    return Planner(uow, settings).apply(event)
+def plan(uow: UnitOfWork, event: Event, settings: NotificationSettings) -> list[dict]:
+    return plan_all(uow, [event], settings)
+
+
+def plan_all(uow: UnitOfWork, events: Iterable[Event], settings: NotificationSettings) -> list[dict]:
+    """Plan new events in one transaction (the service's batch consumer); returns the notifications rows."""
+    return Planner(uow, settings).apply_all(events)

@@ -9,9 +9,11 @@ import hashlib
 from datetime import date
 from typing import NamedTuple
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
 from services.common.contracts.events import Event
+from services.common.storage.db import insert_rows
 
 from .domain.schedule import report_due_dates
 from .models import Contact, Grant, Notification, ParkedEvent, Proposal, ReportDue
@@ -31,79 +33,136 @@ class FactMissing(Exception):
         self.key = key
 
 
+# one statement for a batch's locks, taken in the order of the array (sorted by the caller)
+_LOCK_ALL = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(:ids) AS k").bindparams(
+    bindparam("ids", type_=ARRAY(BIGINT))
+)
+
+
+def lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
 class NotificationsRepository:
+    """Reads go through per-transaction memories filled by `prefetch` (a batch's proposals, grants, contacts and
+    parked keys in one query each), so planning a batch costs a few statements, not several per event; a key the
+    batch did not announce (an event released from the parking) is read and locked on its own."""
+
     def __init__(self, session):
         self.session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+        self._locked: set[str] = set()
+        self._proposals: dict[str, Proposal | None] = {}
+        self._grants: dict[str, Grant | None] = {}
+        self._contacts: dict[str, dict[str, Contact]] = {}
+        self._parking_known: set[str] = set()  # keys whose parked events are known (`_parked`)
+        self._parked: set[str] = set()
 
-    def serialise(self, key: str):
+    def serialise(self, *keys: str):
         """Handlers of different queues run concurrently: whoever creates a fact and whoever parks an event
         waiting for it take the same transaction lock first, so the creator's release always sees the parked
-        event, or the waiter sees the fact (PostgreSQL; SQLite runs one transaction at a time anyway)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-            self.session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        event, or the waiter sees the fact (PostgreSQL; SQLite runs one transaction at a time anyway). Keys are
+        locked in sorted order, so two batches locking overlapping keys wait for each other instead of
+        deadlocking."""
+        wanted = sorted(set(keys) - self._locked, key=lock_id)
+        if not wanted:
+            return
+        self._locked.update(wanted)
+        if self._postgres:
+            self.session.execute(_LOCK_ALL, {"ids": [lock_id(k) for k in wanted]})
+
+    def prefetch(self, proposal_ids: set[str], grant_ids: set[str]):
+        """Lock the batch's facts, then read them, their applicants and which of them have events parked, one
+        query each (after the locks, so what a concurrent creator committed is seen)."""
+        self.serialise(*(f"proposal:{p}" for p in proposal_ids), *(f"grant:{g}" for g in grant_ids))
+        if grant_ids:
+            found = self.session.execute(select(Grant).where(Grant.grant_id.in_(grant_ids))).scalars()
+            self._grants.update(dict.fromkeys(grant_ids))
+            self._grants.update({g.grant_id: g for g in found})
+        if proposal_ids:
+            found = self.session.execute(select(Proposal).where(Proposal.proposal_id.in_(proposal_ids))).scalars()
+            self._proposals.update(dict.fromkeys(proposal_ids))
+            self._proposals.update({p.proposal_id: p for p in found})
+        applicants_of = proposal_ids | {g.proposal_id for g in self._grants.values() if g is not None}
+        if applicants_of:
+            self._contacts.update({p: {} for p in applicants_of})
+            for c in self.session.execute(select(Contact).where(Contact.proposal_id.in_(applicants_of))).scalars():
+                self._contacts[c.proposal_id][c.email] = c
+        keys = {f"proposal:{p}" for p in proposal_ids} | {f"grant:{g}" for g in grant_ids}
+        if keys:
+            self._parking_known |= keys
+            self._parked |= set(
+                self.session.execute(
+                    select(ParkedEvent.waits_for).where(ParkedEvent.waits_for.in_(keys)).distinct()
+                ).scalars()
+            )
 
     # --- proposals and grants -------------------------------------------------------------------------------
     def record_proposal(self, d: dict):
-        """A submitted proposal and its applicants (who later messages go to); a redelivery changes nothing."""
-        self.session.merge(
-            Proposal(
-                proposal_id=d["proposal_id"],
-                reference=d["reference"],
-                call_id=d["call_id"],
-                title=d["title"],
-                lead_organisation=d["lead_organisation"],
-                duration_months=d["duration_months"],
-                status="submitted",
-            )
-        )
+        """A submitted proposal and its applicants (who later messages go to); a copy writes the same values."""
+        values = {
+            "reference": d["reference"],
+            "call_id": d["call_id"],
+            "title": d["title"],
+            "lead_organisation": d["lead_organisation"],
+            "duration_months": d["duration_months"],
+            "status": "submitted",
+        }
+        proposal = self.find_proposal(d["proposal_id"])
+        if proposal is None:
+            self._proposals[d["proposal_id"]] = proposal = Proposal(proposal_id=d["proposal_id"], **values)
+            self.session.add(proposal)
+        else:
+            for name, value in values.items():
+                setattr(proposal, name, value)
+        contacts = self._contacts_of(d["proposal_id"])
         for applicant in d["applicants"]:
-            self.session.merge(
-                Contact(
-                    proposal_id=d["proposal_id"],
-                    email=applicant["email"],
-                    name=applicant["name"],
-                    role=applicant["role"],
-                    language=applicant["language"],
-                    reference=d["reference"],
-                )
-            )
-        self.session.flush()
+            contact = contacts.get(applicant["email"])
+            if contact is None:
+                contacts[applicant["email"]] = contact = Contact(proposal_id=d["proposal_id"], email=applicant["email"])
+                self.session.add(contact)
+            contact.name, contact.role, contact.language = applicant["name"], applicant["role"], applicant["language"]
+            contact.reference = d["reference"]
 
     def find_proposal(self, proposal_id: str) -> Proposal | None:
-        return self.session.get(Proposal, proposal_id)
+        if proposal_id not in self._proposals:
+            self._proposals[proposal_id] = self.session.get(Proposal, proposal_id)
+        return self._proposals[proposal_id]
 
     def proposal(self, proposal_id: str) -> Proposal:
-        return self._fact(Proposal, "proposal", proposal_id)
+        return self._fact(Proposal, "proposal", proposal_id, self._proposals)
 
     def record_grant(self, d: dict):
-        if self.session.get(Grant, d["grant_id"]) is None:
-            self.session.add(
-                Grant(
-                    grant_id=d["grant_id"],
-                    proposal_id=d["proposal_id"],
-                    reference=d["reference"],
-                    title=d["title"],
-                    lead_organisation=d["lead_organisation"],
-                    amount=d["amount_eur"],
-                    paid=0,
-                    status="awarded",
-                    schedule=[],
-                    amendments=0,
-                )
+        if self._fact_or_none(Grant, "grant", d["grant_id"], self._grants) is None:
+            self._grants[d["grant_id"]] = grant = Grant(
+                grant_id=d["grant_id"],
+                proposal_id=d["proposal_id"],
+                reference=d["reference"],
+                title=d["title"],
+                lead_organisation=d["lead_organisation"],
+                amount=d["amount_eur"],
+                paid=0,
+                status="awarded",
+                schedule=[],
+                amendments=0,
             )
-            self.session.flush()
+            self.session.add(grant)
 
     def grant(self, grant_id: str) -> Grant:
-        return self._fact(Grant, "grant", grant_id)
+        return self._fact(Grant, "grant", grant_id, self._grants)
 
-    def _fact(self, model, kind: str, key: str):
+    def _fact(self, model, kind: str, key: str, known: dict):
         """The proposal or grant, locked against a concurrent creator (FactMissing if it has not arrived yet)."""
-        self.serialise(f"{kind}:{key}")
-        row = self.session.get(model, key, populate_existing=True)
+        row = self._fact_or_none(model, kind, key, known)
         if row is None:
             raise FactMissing(f"{kind}:{key}")
         return row
+
+    def _fact_or_none(self, model, kind: str, key: str, known: dict):
+        if key not in known:  # not announced by the batch: locked, then read as committed now
+            self.serialise(f"{kind}:{key}")
+            known[key] = self.session.get(model, key, populate_existing=True)
+        return known[key]
 
     # --- reports due ----------------------------------------------------------------------------------------
     def report_due(self, grant_id: str, kind: str, number: int) -> ReportDue | None:
@@ -172,29 +231,35 @@ class NotificationsRepository:
                 waits_for=key, event_id=event.event_id, event_type=event.event_type, body=event.body, parked_at=now
             )
         )
+        self._parked.add(key)
 
     def take_parked(self, key: str) -> list[dict]:
         """The bodies of the events waiting for `key`, in arrival order, removed from the parking."""
-        self.session.flush()
-        parked = (
-            self.session.execute(select(ParkedEvent).where(ParkedEvent.waits_for == key).order_by(ParkedEvent.id))
-            .scalars()
-            .all()
-        )
-        bodies = []
-        for row in parked:
-            self.session.execute(delete(ParkedEvent).where(ParkedEvent.id == row.id))
-            bodies.append(row.body)
-        return bodies
+        if key in self._parking_known and key not in self._parked:
+            return []
+        self._parked.discard(key)
+        self._parking_known.add(key)
+        self.session.flush()  # events parked earlier in this transaction are rows to take too
+        taken = self.session.execute(
+            delete(ParkedEvent).where(ParkedEvent.waits_for == key).returning(ParkedEvent.id, ParkedEvent.body)
+        ).all()
+        return [body for _, body in sorted(taken, key=lambda row: row[0])]
 
     # --- recipients and messages ----------------------------------------------------------------------------
     def contacts(self, proposal_id: str, roles) -> list[Recipient]:
-        rows = self.session.execute(
-            select(Contact)
-            .where(Contact.proposal_id == proposal_id, Contact.role.in_(roles))
-            .order_by(Contact.role.desc(), Contact.email)
-        ).scalars()
-        return [Recipient(c.email, c.name, c.language) for c in rows]
+        """The applicants in `roles`, lead before co-applicants, then by address."""
+        chosen = sorted(
+            (c for c in self._contacts_of(proposal_id).values() if c.role in roles),
+            key=lambda c: c.email,
+        )
+        chosen.sort(key=lambda c: c.role, reverse=True)  # stable: by address within a role
+        return [Recipient(c.email, c.name, c.language) for c in chosen]
+
+    def _contacts_of(self, proposal_id: str) -> dict[str, Contact]:
+        if proposal_id not in self._contacts:
+            found = self.session.execute(select(Contact).where(Contact.proposal_id == proposal_id)).scalars()
+            self._contacts[proposal_id] = {c.email: c for c in found}
+        return self._contacts[proposal_id]
 
     def planned_for(self, source_id: str) -> bool:
         """Whether a message was already planned for this event or reminder key."""
@@ -205,8 +270,9 @@ class NotificationsRepository:
             is not None
         )
 
-    def add(self, notification: Notification):
-        self.session.add(notification)
+    def add_notifications(self, rows: list[dict]):
+        """The planned messages, one multi-row INSERT (after what the session holds)."""
+        insert_rows(self.session, Notification, rows)
 
     def flush(self):
         self.session.flush()

@@ -82,8 +82,7 @@ class NotificationsService(ServiceBase):
         retried and dead-lettered alone). Events are planned in the order they came, so a fact recorded by one is
         seen by the next, and an event parked for a fact is released by the event of the same batch that brings
         it. The inbox keys are the per-event handlers' (`notifications.on_<event_type>`)."""
-        for event in events:
-            planning.plan(uow, event, self.mailer.settings)
+        planning.plan_all(uow, events, self.mailer.settings)
 
     def _fetch_report(self, report_id: str):
         """reporting.get_report over RPC, as the notifications service (its own short-lived service token)."""

@@ -2,17 +2,22 @@
 among good ones is retried and dead-lettered alone, copies inside one batch and across batches are planned once,
 and an event that overtook the fact it needs is parked and released within the batch."""
 
-from datetime import datetime, timezone
+import threading
+import time
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event as sql_events
+from sqlalchemy import func, select, text
 
 from services.common.contracts.events import make_event
 from services.common.messaging.batch import apply_batch
 from services.common.messaging.inbox import RetryPolicy, list_dead_letters
 from services.common.storage.tables import inbox
-from services.notifications.models import Notification, Proposal
-from services.notifications.planning import plan
+from services.notifications.models import Grant, Notification, ParkedEvent, Proposal
+from services.notifications.planning import plan_all
+from services.notifications.repository import NotificationsRepository, lock_id
 from services.notifications.settings import NotificationSettings
 from tests.support import flows
 
@@ -54,10 +59,9 @@ def screened(n: int):
 
 def apply(core, events, poison: str | None = None) -> dict:
     def planned(fresh, uow):
-        for event in fresh:
-            plan(uow, event, SETTINGS)  # written, then undone when a later event of the batch fails
-            if event.event_id == poison:
-                raise KeyError("a planning error on this event only")
+        plan_all(uow, fresh, SETTINGS)  # written, then undone when the batch holds the poison
+        if any(event.event_id == poison for event in fresh):
+            raise KeyError("a planning error on this event only")
 
     return apply_batch(core.unit_of_work(), "notifications", [e.body for e in events], planned, ONCE)
 
@@ -99,3 +103,132 @@ def test_an_event_ahead_of_its_fact_is_parked_and_released_in_the_same_batch(cor
     with core.engine.connect() as conn:
         templates = conn.execute(select(Notification.template).order_by(Notification.template)).scalars().all()
     assert templates == ["screening_result", "submission_receipt"]
+
+
+def awarded(n: int):
+    return make_event(
+        "grant_awarded",
+        {
+            "grant_id": f"g-{n}",
+            "proposal_id": f"p-{n}",
+            "reference": f"JMDI-2009-MA-{n:04d}",
+            "call_id": "call-1",
+            "programme_id": "JMDI",
+            "window": "remittances",
+            "country": "MA",
+            "applicant_type": "civil_society_organisation",
+            "lead_organisation": "Association Tanmia",
+            "title": "Remittances for local development",
+            "amount_eur": Decimal("150000.00"),
+            "budget": {"human_resources": Decimal("150000.00")},
+            "decision_reference": "SC-2010-02",
+            "decision_date": date(2010, 2, 1),
+            "awarded_at": datetime(2010, 2, 1, 9, 0, tzinfo=timezone.utc),
+        },
+        producer="grants",
+    )
+
+
+def paid(n: int, tranche: int, amount: str):
+    return make_event(
+        "tranche_paid",
+        {
+            "payment_id": f"g-{n}-T{tranche}",
+            "grant_id": f"g-{n}",
+            "reference": f"JMDI-2009-MA-{n:04d}",
+            "tranche_number": tranche,
+            "amount_eur": Decimal(amount),
+            "value_date": date(2010, 3, 1),
+            "bank_reference": f"BNK-{n}-{tranche}",
+            "approved_by": "finance.approver",
+        },
+        producer="grants",
+    )
+
+
+def test_an_event_parked_by_an_earlier_batch_is_released_by_the_batch_that_brings_its_fact(core):
+    assert apply(core, [submitted(1)])["applied"] == 1
+    assert apply(core, [paid(1, 1, "60000.00")])["applied"] == 1  # the award has not come yet
+    with core.engine.connect() as conn:
+        assert conn.execute(select(ParkedEvent.waits_for)).scalars().all() == ["grant:g-1"]
+    assert apply(core, [awarded(1), paid(1, 2, "45000.00")])["applied"] == 2
+    with core.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ParkedEvent)).scalar() == 0
+        assert conn.execute(select(Grant.paid).where(Grant.grant_id == "g-1")).scalar() == Decimal("105000.00")
+        tranches = conn.execute(
+            select(Notification.context["tranche_number"].as_integer()).where(Notification.template == "tranche_paid")
+        ).scalars()
+        assert sorted(tranches) == [1, 2]
+
+
+def test_several_events_of_one_proposal_in_a_batch_each_see_what_the_previous_ones_recorded(core):
+    n = 7
+    assert apply(core, [submitted(n), screened(n), awarded(n), paid(n, 1, "60000.00"), paid(n, 2, "45000.00")]) == {
+        "applied": 5,
+        "duplicate": 0,
+        "dead_lettered": 0,
+    }
+    with core.engine.connect() as conn:
+        templates = conn.execute(select(Notification.template)).scalars().all()
+        assert sorted(templates) == ["award", "screening_result", "submission_receipt", "tranche_paid", "tranche_paid"]
+        assert conn.execute(select(Grant.paid)).scalar() == Decimal("105000.00")
+        assert conn.execute(select(func.count()).select_from(ParkedEvent)).scalar() == 0
+
+
+def statements_to_plan(core, events) -> int:
+    issued = []
+
+    def count(*_args):
+        issued.append(1)
+
+    sql_events.listen(core.engine, "before_cursor_execute", count)
+    try:
+        assert apply(core, events)["applied"] == len(events)
+    finally:
+        sql_events.remove(core.engine, "before_cursor_execute", count)
+    return len(issued)
+
+
+def test_planning_a_batch_costs_the_same_statements_whatever_its_size(core):
+    """The facts a batch names are locked and read together and its messages written together: a batch of 40
+    submissions, awards and payments costs as many statements as one of 4 (per event, it would be ten times)."""
+    small = [submitted(100), awarded(100), paid(100, 1, "60000.00"), paid(100, 2, "45000.00")]
+    large = [e for n in range(200, 210) for e in (submitted(n), awarded(n), paid(n, 1, "60000.00"), paid(n, 2, "1.00"))]
+    assert statements_to_plan(core, large) == statements_to_plan(core, small)
+
+
+def test_the_facts_of_a_batch_are_locked_in_one_order_whatever_order_the_events_name_them(core):
+    """Two replicas' batches naming the same proposals in opposite orders wait for each other instead of
+    deadlocking: a batch blocked on its second key already holds its first, in the sorted order."""
+    keys = sorted(["proposal:p-1", "proposal:p-2"], key=lock_id)
+    holder = core.engine.connect()
+    holder.begin()
+    holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(keys[1])})
+    blocked = core.unit_of_work()
+    pid = blocked.session.execute(text("SELECT pg_backend_pid()")).scalar()
+    worker = threading.Thread(target=NotificationsRepository(blocked.session).serialise, args=(keys[1], keys[0]))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        held = waiting = set()
+        while time.monotonic() < deadline and not waiting:
+            rows = holder.execute(
+                text(
+                    "SELECT (classid::bigint << 32) | objid::bigint, granted FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND pid = :pid"
+                ),
+                {"pid": pid},
+            ).all()
+            held = {_signed(k) for k, granted in rows if granted}
+            waiting = {_signed(k) for k, granted in rows if not granted}
+            time.sleep(0.05)
+        assert waiting == {lock_id(keys[1])} and held == {lock_id(keys[0])}
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join(10)
+        blocked.rollback()
+
+
+def _signed(key: int) -> int:
+    return key - (1 << 64) if key >= 1 << 63 else key
