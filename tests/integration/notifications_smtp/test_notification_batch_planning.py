@@ -1,6 +1,8 @@
 """Planning notifications a batch of events at a time (the service's batch consumer) on PostgreSQL: a poison event
 among good ones is retried and dead-lettered alone, copies inside one batch and across batches are planned once,
-and an event that overtook the fact it needs is parked and released within the batch."""
+and an event that overtook the fact it needs is parked and released within the batch. The last two tests run on
+SQLite too (`make run`'s database): a second submission replacing the first, a withdrawal, and grant events parked
+in the batch or an earlier one, released and paid once each."""
 
 import threading
 import time
@@ -14,8 +16,10 @@ from sqlalchemy import func, select, text
 from services.common.contracts.events import make_event
 from services.common.messaging.batch import apply_batch
 from services.common.messaging.inbox import RetryPolicy, list_dead_letters
+from services.common.storage.db import DatabaseCore
+from services.common.storage.migrations import upgrade
 from services.common.storage.tables import inbox
-from services.notifications.models import Grant, Notification, ParkedEvent, Proposal
+from services.notifications.models import Contact, Grant, Notification, ParkedEvent, Proposal
 from services.notifications.planning import plan_all
 from services.notifications.repository import NotificationsRepository, lock_id
 from services.notifications.settings import NotificationSettings
@@ -232,3 +236,108 @@ def test_the_facts_of_a_batch_are_locked_in_one_order_whatever_order_the_events_
 
 def _signed(key: int) -> int:
     return key - (1 << 64) if key >= 1 << 63 else key
+
+
+# --- the same batches on SQLite too (`make run`'s database), where no advisory lock is taken -------------------
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_core(request, tmp_path):
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_core")
+        return
+    url = f"sqlite:///{tmp_path / 'notifications.db'}"
+    upgrade("notifications", url)
+    database = DatabaseCore(url, "notifications")
+    yield database
+    database.dispose()
+
+
+def withdrawn(n: int):
+    return make_event(
+        "proposal_withdrawn",
+        {
+            "proposal_id": f"p-{n}",
+            "reference": f"JMDI-2009-MA-{n:04d}",
+            "call_id": "call-1",
+            "withdrawn_at": datetime(2009, 2, 1, tzinfo=timezone.utc),
+        },
+        producer="calls",
+    )
+
+
+def messages(core) -> list[tuple]:
+    with core.engine.connect() as conn:
+        return conn.execute(
+            select(Notification.source_event_id, Notification.template, Notification.recipient).order_by(
+                Notification.source_event_id, Notification.recipient
+            )
+        ).all()
+
+
+def parked(core) -> list:
+    with core.engine.connect() as conn:
+        return conn.execute(select(ParkedEvent.waits_for, ParkedEvent.event_id).order_by(ParkedEvent.id)).all()
+
+
+def test_several_events_of_one_proposal_in_one_batch_see_each_other_and_a_later_submission_replaces_it(any_core):
+    core = any_core
+    first = submitted(1)
+    lead = first.data["applicants"][0]
+    events = [screened(1), first, withdrawn(1), submitted(2)]  # the screening overtook the submission
+    assert apply(core, events)["applied"] == 4
+    assert {(source, template) for source, template, _ in messages(core)} == {
+        (first.event_id, "submission_receipt"),
+        (events[0].event_id, "screening_result"),
+        (events[3].event_id, "submission_receipt"),
+    }
+    assert {recipient for source, _, recipient in messages(core) if source == events[0].event_id} == {lead["email"]}
+    assert parked(core) == []
+    with core.engine.connect() as conn:
+        statuses = dict(conn.execute(select(Proposal.proposal_id, Proposal.status)).all())
+    assert statuses == {"p-1": "withdrawn", "p-2": "submitted"}
+
+    # a second proposal_submitted of the same proposal: its values replace the first's, the applicants it no
+    # longer lists stay (session.merge's semantics), and what follows in the batch is addressed to the new lead
+    again = submitted(1, reference="JMDI-2009-MA-9999")
+    again.data["applicants"] = [{**lead, "email": "new.lead@example.org", "name": "New Lead"}] + [
+        {**a, "role": "co_applicant"} for a in first.data["applicants"] if a["role"] == "lead"
+    ]
+    again = make_event("proposal_submitted", again.data, producer="calls")
+    after = screened(1)
+    assert apply(core, [again, after])["applied"] == 2
+    with core.engine.connect() as conn:
+        proposal = conn.execute(select(Proposal.reference, Proposal.status).where(Proposal.proposal_id == "p-1")).one()
+        contacts = dict(conn.execute(select(Contact.email, Contact.role).where(Contact.proposal_id == "p-1")).all())
+    assert tuple(proposal) == ("JMDI-2009-MA-9999", "submitted")
+    assert contacts == {
+        **{a["email"]: a["role"] for a in first.data["applicants"]},
+        lead["email"]: "co_applicant",
+        "new.lead@example.org": "lead",
+    }
+    assert [r for source, _, r in messages(core) if source == after.event_id] == ["new.lead@example.org"]
+
+
+def test_grant_events_parked_in_one_batch_or_an_earlier_one_are_released_and_paid_once_each(any_core):
+    core = any_core
+    assert apply(core, [submitted(1), submitted(2)])["applied"] == 2
+    early = paid(2, 1, "100.00")
+    assert apply(core, [early])["applied"] == 1  # its grant is not known yet: parked
+    assert parked(core) == [("grant:g-2", early.event_id)]
+
+    award_ahead = awarded(3)  # parked for its proposal, released by the submission later in the batch
+    batch = [
+        paid(1, 1, "60000.00"),
+        award_ahead,
+        awarded(1),
+        paid(1, 2, "45000.00"),
+        paid(3, 1, "10.00"),
+        awarded(2),
+        submitted(3),
+        paid(1, 3, "30000.00"),
+    ]
+    assert apply(core, batch)["applied"] == len(batch)
+    assert parked(core) == []
+    with core.engine.connect() as conn:
+        grants = {g: Decimal(p) for g, p in conn.execute(select(Grant.grant_id, Grant.paid)).all()}
+    assert grants == {"g-1": Decimal("135000.00"), "g-2": Decimal("100.00"), "g-3": Decimal("10.00")}
+    templates = [t for _, t, _ in messages(core)]
+    assert templates.count("award") == 3 and templates.count("tranche_paid") == 5
