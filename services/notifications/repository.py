@@ -39,6 +39,13 @@ _LOCK_ALL = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(:ids) AS k"
 )
 
 
+# the facts an event parked names (what it will need once released); read before the locks, so that they are taken
+# with the batch's, in order
+_NAMED_BY_PARKED = select(
+    ParkedEvent.body["data"]["proposal_id"].as_string(), ParkedEvent.body["data"]["grant_id"].as_string()
+).distinct()
+
+
 def lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
@@ -73,7 +80,17 @@ class NotificationsRepository:
 
     def prefetch(self, proposal_ids: set[str], grant_ids: set[str]):
         """Lock the batch's facts, then read them, their applicants and which of them have events parked, one
-        query each (after the locks, so what a concurrent creator committed is seen)."""
+        query each (after the locks, so what a concurrent creator committed is seen). The facts named by events
+        parked for the batch's (which the batch will release) are locked and read with them: taken later, on
+        their own, they would be locked out of order, and two batches could deadlock there."""
+        proposal_ids, grant_ids = set(proposal_ids), set(grant_ids)
+        batch_keys = {f"proposal:{p}" for p in proposal_ids} | {f"grant:{g}" for g in grant_ids}
+        if batch_keys:
+            for proposal_id, grant_id in self.session.execute(
+                _NAMED_BY_PARKED.where(ParkedEvent.waits_for.in_(batch_keys))
+            ):
+                proposal_ids.update([proposal_id] if proposal_id else [])
+                grant_ids.update([grant_id] if grant_id else [])
         self.serialise(*(f"proposal:{p}" for p in proposal_ids), *(f"grant:{g}" for g in grant_ids))
         if grant_ids:
             found = self.session.execute(select(Grant).where(Grant.grant_id.in_(grant_ids))).scalars()
@@ -89,7 +106,7 @@ class NotificationsRepository:
             for c in self.session.execute(select(Contact).where(Contact.proposal_id.in_(applicants_of))).scalars():
                 self._contacts[c.proposal_id][c.email] = c
         keys = {f"proposal:{p}" for p in proposal_ids} | {f"grant:{g}" for g in grant_ids}
-        if keys:
+        if keys:  # read after the locks: an event parked by a transaction that held one of them is seen
             self._parking_known |= keys
             self._parked |= set(
                 self.session.execute(

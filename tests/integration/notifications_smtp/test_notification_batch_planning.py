@@ -205,12 +205,32 @@ def test_the_facts_of_a_batch_are_locked_in_one_order_whatever_order_the_events_
     """Two replicas' batches naming the same proposals in opposite orders wait for each other instead of
     deadlocking: a batch blocked on its second key already holds its first, in the sorted order."""
     keys = sorted(["proposal:p-1", "proposal:p-2"], key=lock_id)
+    held, waiting = advisory_locks_while_blocked(
+        core, keys[1], lambda uow: NotificationsRepository(uow.session).serialise(keys[1], keys[0])
+    )
+    assert waiting == {lock_id(keys[1])} and held == {lock_id(keys[0])}
+
+
+def test_the_facts_named_by_events_a_batch_releases_are_locked_with_the_batch_s_own(core):
+    """An award parked for its proposal names its grant: the batch that brings the proposal (and so releases the
+    award) locks the grant with the proposal, in the sorted order, not later on its own while holding the
+    proposal (where two batches could each hold what the other waits for)."""
+    n = next(n for n in range(1000, 2000) if lock_id(f"grant:g-{n}") < lock_id(f"proposal:p-{n}"))
+    assert apply(core, [awarded(n)])["applied"] == 1  # parked: the proposal has not come yet
+    held, waiting = advisory_locks_while_blocked(
+        core, f"grant:g-{n}", lambda uow: plan_all(uow, [submitted(n)], SETTINGS)
+    )
+    assert waiting == {lock_id(f"grant:g-{n}")} and held == set()  # the proposal's lock comes after the grant's
+
+
+def advisory_locks_while_blocked(core, key: str, work) -> tuple[set, set]:
+    """The advisory locks `work(uow)` holds and waits for while another transaction holds `key`'s."""
     holder = core.engine.connect()
     holder.begin()
-    holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(keys[1])})
+    holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(key)})
     blocked = core.unit_of_work()
     pid = blocked.session.execute(text("SELECT pg_backend_pid()")).scalar()
-    worker = threading.Thread(target=NotificationsRepository(blocked.session).serialise, args=(keys[1], keys[0]))
+    worker = threading.Thread(target=work, args=(blocked,))
     worker.start()
     try:
         deadline = time.monotonic() + 10
@@ -226,7 +246,7 @@ def test_the_facts_of_a_batch_are_locked_in_one_order_whatever_order_the_events_
             held = {_signed(k) for k, granted in rows if granted}
             waiting = {_signed(k) for k, granted in rows if not granted}
             time.sleep(0.05)
-        assert waiting == {lock_id(keys[1])} and held == {lock_id(keys[0])}
+        return held, waiting
     finally:
         holder.rollback()
         holder.close()
