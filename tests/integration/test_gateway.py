@@ -24,6 +24,7 @@ from services.common.values.errors import InvalidInput
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
 from tests.support import flows
+from tests.support.answers import check_answer
 from tests.support.infra import eventually
 from tests.support.system import System
 
@@ -92,8 +93,12 @@ def send(
 
 
 def op(system, operation, body=None, **kwargs) -> Answer:
+    """A request to an operation; a 200 answer must be what the document declares for it."""
     service, name = operation.split(".")
-    return send(system, "POST", f"/api/v1/{service}/{name}", body, **kwargs)
+    answer = send(system, "POST", f"/api/v1/{service}/{name}", body, **kwargs)
+    if answer.status == 200:
+        check_answer(operation, answer.body)
+    return answer
 
 
 @pytest.fixture(scope="module")

@@ -90,3 +90,9 @@ DEAD_LETTERS = DeadLetter(many=True)
 REPLAYED = Replayed()
 DISCARDED = Discarded()
 AUDIT_ROWS = AuditRow(many=True)
+
+
+def Figure(description: str, nullable: bool = False) -> fields.Raw:
+    """A score or a share computed as a Decimal (its decimal text) or held as a plain number."""
+    kinds = ["string", "number", *(["null"] if nullable else [])]
+    return fields.Raw(metadata={"type": kinds, "pattern": DECIMAL_TEXT, "description": description})
