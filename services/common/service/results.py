@@ -21,9 +21,9 @@ class Open(Schema):
         unknown = INCLUDE
 
 
-def MoneyText(**kwargs) -> fields.String:
+def MoneyText(description: str = "EUR amount, a decimal string", **kwargs) -> fields.String:
     """An EUR amount as to_wire writes a Decimal: "150000.00" (never a JSON number)."""
-    return fields.String(metadata={"pattern": DECIMAL_TEXT, "description": "EUR amount, a decimal string"}, **kwargs)
+    return fields.String(metadata={"pattern": DECIMAL_TEXT, "description": description}, **kwargs)
 
 
 def DecimalText(description: str, **kwargs) -> fields.String:
