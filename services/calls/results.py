@@ -109,7 +109,7 @@ class ExclusionListLoaded(Result):
     entries = fields.Integer(required=True)
     source = fields.String(allow_none=True)
     screened = fields.Integer(required=True, metadata={"description": "pending proposals screened against it"})
-    flagged = fields.Integer(required=True)
+    flagged = fields.List(fields.String(), required=True, metadata={"description": "references of proposals it flags"})
 
 
 class Interest(Result):
