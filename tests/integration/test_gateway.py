@@ -530,6 +530,8 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
             assert set(component.get("required", [])) == {
                 f.data_key or name for name, f in fields.items() if f.required
             }
+        answer = post["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer, f"{each.key} answers an empty schema"
     award = document["components"]["schemas"]["grants.AwardGrant"]["properties"]["amount_eur"]
     assert "string" in award["type"] and "number" not in award["type"]  # money is never a float
     assert "405" in document["paths"]["/api/v1/openapi.json"]["get"]["responses"]
