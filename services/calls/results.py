@@ -142,7 +142,9 @@ class Assignments(Result):
     stage = fields.String(required=True)
     per_proposal = fields.Integer(required=True)
     assigned = Many(Assigned)
-    load = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "assessor -> load"})
+    assessor_load = fields.Dict(
+        data_key="load", keys=fields.String(), values=fields.Integer(), metadata={"description": "assessor -> load"}
+    )
 
 
 class Criterion(Result):
