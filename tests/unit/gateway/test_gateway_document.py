@@ -16,7 +16,8 @@ from tests.support.answers import check_answer
 
 def test_the_document_is_valid_openapi_and_its_component_names_are_unique():
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # apispec warns (and renames) when two schemas resolve to one name
+        # apispec warns (and renames one) when two schemas resolve to one component name
+        warnings.filterwarnings("error", message="Multiple schemas resolved", category=UserWarning)
         built = document.__wrapped__()
     validate(built)
     assert built == document()
