@@ -8,6 +8,12 @@ from services.common.service.results import DecimalText, Many, MoneyText, Result
 COUNTS = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
+def Section(description: str) -> fields.List:
+    """A section beside the budget figures: one object per row, keyed by its column titles in snake case, money as
+    decimal strings."""
+    return fields.List(fields.Dict(keys=fields.String()), metadata={"description": description})
+
+
 class WindowTotals(Result):
     window = fields.String(required=True)
     name = fields.String(allow_none=True)
@@ -141,6 +147,9 @@ class BudgetReportAnswer(File):
     terminated_grants = fields.Integer()
     amended_grants = fields.Integer()
     unmatched_facts = fields.Nested(Unmatched)
+    expenditure_lines = Section("the expenditure lines of accepted reports in their currencies (exports/lines.py)")
+    results = Section("results against the logframes, per grant and indicator (exports/results.py)")
+    results_totals = Section("results per window and country (exports/results.py)")
 
 
 class GrantLinesPage(Result):
