@@ -1,8 +1,9 @@
 """Thin nameko entrypoints with the kit's guarantees built in.
 
-- `@operation(Schema)`: an RPC that verifies the caller's token against the role matrix (refusals audited),
-  validates its input (InvalidInput naming every field), runs the use case, commits — events included — before
-  replying, and returns plain JSON (money as decimal strings).
+- `@operation(Schema, result=RESULT)`: an RPC that verifies the caller's token against the role matrix (refusals
+  audited), validates its input (InvalidInput naming every field), runs the use case, commits — events included —
+  before replying, and returns plain JSON (money as decimal strings) of the shape RESULT declares (results.py; the
+  gateway's OpenAPI document publishes it).
 - `@handles("event_type")`: an event handler on nameko's queue for that event that applies each event exactly
   once (inbox), retries with backoff, and dead-letters what keeps failing.
 - `ServiceBase`: the dependencies and the operations every service has (/metrics, health, dead letters, audit).
