@@ -43,3 +43,15 @@ def check_answer(operation: str, answer) -> None:
     assert not errors, f"{operation} answered outside its declared schema:\n" + "\n".join(
         f"  at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message[:300]}" for e in errors[:20]
     )
+
+
+def checking(call):
+    """`Gateway.call` (jmdi.transport) that checks each result it returns, for tests of the CLI in-process."""
+
+    @functools.wraps(call)
+    def checked(self, service: str, operation: str, payload=None, token=None):
+        result = call(self, service, operation, payload, token)
+        check_answer(f"{service}.{operation}", result)
+        return result
+
+    return checked
