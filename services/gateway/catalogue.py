@@ -1,6 +1,6 @@
 """Every staff operation behind the gateway, discovered from the service classes: each `@operation` of the four
 services (services/common/service/entrypoints.py) is a nameko RPC whose wrapper keeps the marshmallow schema that
-validates its input (`input_schema`); the role matrix (services/common/security/roles.py) says who may call it.
+validates its input (`input_schema`) and the schema of what it returns (`result_schema`); the role matrix (services/common/security/roles.py) says who may call it.
 
 The gateway routes, limits and documents (OpenAPI) from this one list, so a new operation is reachable and
 documented the moment a service declares it."""
@@ -39,6 +39,7 @@ class Operation:
     schema: Schema | None
     roles: frozenset  # every role the service itself accepts (the second layer)
     summary: str = ""
+    result: Schema | None = None  # what it returns (its wire form)
 
     @property
     def key(self) -> str:
@@ -86,6 +87,7 @@ def operations(services: tuple[str, ...] = SERVICES) -> tuple[Operation, ...]:
                     getattr(method, "input_schema", None),
                     frozenset(allowed_roles(service, name)),
                     _summary(method),
+                    getattr(method, "result_schema", None),
                 )
             )
     return tuple(found)

@@ -1,6 +1,6 @@
 """The staff API's OpenAPI 3.1 document, generated from the catalogue: every operation's request body is the
-marshmallow schema its service validates with (apispec's MarshmallowPlugin), its roles come from the role
-matrix, and every failure is a problem document. Served at GET /api/v1/openapi.json; nothing here is written
+marshmallow schema its service validates with and its 200 answer the schema of what it returns (apispec's
+MarshmallowPlugin, each a component), its roles come from the role matrix, and every failure is a problem document. Served at GET /api/v1/openapi.json; nothing here is written
 by hand but the conventions."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from services.common.values.fields import Money
 from services.common.values.problems import PROBLEM_JSON
 
 from .catalogue import Operation, operations
-from .schemas import AuditQuery, HealthQuery
+from .schemas import AUDIT_ROWS, HEALTH, AuditQuery, HealthQuery
 
 PREFIX = "/api/v1"
 DESCRIPTION = """\
@@ -75,6 +75,12 @@ PROBLEM = {
         "remedy": {"type": "string", "description": "setup_problem: what the operators do to fix the installation"},
     },
 }
+OPENAPI = {
+    "type": "object",
+    "description": "this document (its own schema: https://spec.openapis.org/oas/3.1/schema)",
+    "required": ["openapi", "info", "paths"],
+    "properties": {"openapi": {"type": "string"}, "info": {"type": "object"}, "paths": {"type": "object"}},
+}
 FAILURES = {
     "400": "the body is not valid JSON",
     "401": "no token, or one that does not verify",
@@ -128,14 +134,15 @@ def schema_name(schema) -> str:
     return name + (f".{'.'.join(modifiers)}" if modifiers else "")
 
 
-def _operation(op_id: str, summary: str, roles, schema, failures) -> dict:
+def _operation(op_id: str, summary: str, roles, schema, result, failures) -> dict:
     no_arguments = {"type": "object", "description": "no arguments (any given are ignored)"}
     required = schema is not None and any(f.required for f in schema.fields.values())
     body = {
         "required": required,
         "content": {"application/json": {"schema": no_arguments if schema is None else schema}},
     }
-    responses = {"200": {"description": "the operation's result", "content": {"application/json": {"schema": {}}}}}
+    answer = {} if result is None else result  # an operation declared without its result: anything
+    responses = {"200": {"description": "the operation's result", "content": {"application/json": {"schema": answer}}}}
     responses.update({code: {"$ref": f"#/components/responses/{code}"} for code in failures})
     return {
         "operationId": op_id,
@@ -155,7 +162,7 @@ def _has_fields(schema) -> bool:
 def service_operation(op: Operation) -> dict:
     failures = ["400", "401", "403", "404", "405", "408", "409", "413", "415", "422", "429", "500", "503", "504"]
     schema = op.schema if _has_fields(op.schema) else None
-    return _operation(op.key, op.summary, op.staff_roles, schema, failures)
+    return _operation(op.key, op.summary, op.staff_roles, schema, op.result, failures)
 
 
 @functools.cache
@@ -200,6 +207,7 @@ def document() -> dict:
                 "Health of the gateway and of every service, each asked with its own timeout",
                 allowed_roles("gateway", "health"),
                 HealthQuery(),
+                HEALTH,
                 common,
             )
         },
@@ -212,6 +220,7 @@ def document() -> dict:
                 "Requests the gateway refused (no token, bad token, role, size, throttling)",
                 allowed_roles("gateway", "query_audit"),
                 AuditQuery(),
+                AUDIT_ROWS,
                 common,
             )
         },
@@ -225,7 +234,7 @@ def document() -> dict:
                 "tags": ["gateway"],
                 "security": [],
                 "responses": {
-                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}},
+                    "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": OPENAPI}}},
                     "405": {"$ref": "#/components/responses/405"},
                     "429": {"$ref": "#/components/responses/429"},
                 },

@@ -3,7 +3,7 @@ awards, contracts, payments, reports, amendments, termination and closure as RPC
 
 from services.common.service.entrypoints import ServiceBase, handles, operation
 
-from . import commands, schemas, termination
+from . import commands, results, schemas, termination
 
 
 class GrantsService(ServiceBase):
@@ -35,106 +35,106 @@ class GrantsService(ServiceBase):
         commands.record_ranking(uow, event)
 
     # --- decisions ---------------------------------------------------------------------------------------------
-    @operation(schemas.AwardGrant)
+    @operation(schemas.AwardGrant, result=results.GRANT)
     def award_grant(self, data):
         return commands.award_grant(self.db, data, commands.now_utc())
 
-    @operation(schemas.RejectProposal)
+    @operation(schemas.RejectProposal, result=results.PROPOSAL_DECISION)
     def reject_proposal(self, data):
         return commands.reject_proposal(self.db, data, commands.now_utc())
 
-    @operation(schemas.DeclineGrant)
+    @operation(schemas.DeclineGrant, result=results.DECIDED)
     def decline_grant(self, data):
         return commands.decline_grant(self.db, data, commands.now_utc())
 
     # --- organisation register ---------------------------------------------------------------------------------
-    @operation(schemas.RegisterOrganisation)
+    @operation(schemas.RegisterOrganisation, result=results.ORGANISATION)
     def register_organisation(self, data):
         return commands.register_organisation(self.db, data, commands.now_utc())
 
-    @operation(schemas.ValidateBankAccount)
+    @operation(schemas.ValidateBankAccount, result=results.ORGANISATION)
     def validate_bank_account(self, data):
         return commands.validate_bank_account(self.db, data, commands.now_utc())
 
-    @operation(schemas.ListOrganisations)
+    @operation(schemas.ListOrganisations, result=results.ORGANISATIONS)
     def list_organisations(self, data):
         return commands.list_organisations(self.db, data)
 
     # --- contract, payments, reports ---------------------------------------------------------------------------
-    @operation(schemas.SignContract)
+    @operation(schemas.SignContract, result=results.GRANT)
     def sign_contract(self, data):
         return commands.sign_contract(self.db, data, commands.now_utc())
 
-    @operation(schemas.RequestPayment)
+    @operation(schemas.RequestPayment, result=results.PAYMENT)
     def request_payment(self, data):
         return commands.request_payment(self.db, data, commands.now_utc())
 
-    @operation(schemas.ApprovePayment)
+    @operation(schemas.ApprovePayment, result=results.PAYMENT)
     def approve_payment(self, data):
         return commands.approve_payment(self.db, data, commands.now_utc())
 
-    @operation(schemas.CancelPayment)
+    @operation(schemas.CancelPayment, result=results.PAYMENT)
     def cancel_payment(self, data):
         return commands.cancel_payment(self.db, data, commands.now_utc())
 
-    @operation(schemas.ListPayments)
+    @operation(schemas.ListPayments, result=results.PAYMENTS)
     def list_payments(self, data):
         return commands.list_payments(self.db, data)
 
-    @operation(schemas.SubmitReport)
+    @operation(schemas.SubmitReport, result=results.REPORT)
     def submit_report(self, data):
         return commands.submit_report(self.db, data, commands.now_utc())
 
-    @operation(schemas.ReportId)
+    @operation(schemas.ReportId, result=results.REPORT)
     def accept_report(self, data):
         return commands.decide_report(self.db, data, commands.now_utc(), accepted=True)
 
-    @operation(schemas.ReturnReport)
+    @operation(schemas.ReturnReport, result=results.REPORT)
     def return_report(self, data):
         return commands.decide_report(self.db, data, commands.now_utc(), accepted=False)
 
     # --- exchange rates ---------------------------------------------------------------------------------------
-    @operation(schemas.SetRates)
+    @operation(schemas.SetRates, result=results.RATES_SET)
     def set_rates(self, data):
         """Publish one month's exchange rates (InforEuro or UN operational); published rates never change."""
         return commands.set_rates(self.db, data, commands.now_utc())
 
-    @operation(schemas.ListRates)
+    @operation(schemas.ListRates, result=results.RATES)
     def list_rates(self, data):
         """The published exchange rates (by month, currency, kind)."""
         return commands.list_rates(self.db, data)
 
     # --- changes and closure -----------------------------------------------------------------------------------
-    @operation(schemas.ReallocateBudget)
+    @operation(schemas.ReallocateBudget, result=results.AMENDED)
     def reallocate_budget(self, data):
         return commands.reallocate_budget(self.db, data, commands.now_utc())
 
-    @operation(schemas.AmendGrant)
+    @operation(schemas.AmendGrant, result=results.AMEND_OUTCOME)
     def amend_grant(self, data):
         return commands.amend_grant(self.db, data, commands.now_utc())
 
-    @operation(schemas.TerminateGrant)
+    @operation(schemas.TerminateGrant, result=results.GRANT)
     def terminate_grant(self, data):
         """End a grant early: the final report covers up to the effective date; closure then decommits."""
         return termination.terminate_grant(self.db, data, commands.now_utc())
 
-    @operation(schemas.AmendmentId)
+    @operation(schemas.AmendmentId, result=results.AMENDED)
     def approve_amendment(self, data):
         return commands.approve_amendment(self.db, data, commands.now_utc())
 
-    @operation(schemas.GrantId)
+    @operation(schemas.GrantId, result=results.DECIDED)
     def close_grant(self, data):
         return commands.close_grant(self.db, data, commands.now_utc())
 
     # --- reads -------------------------------------------------------------------------------------------------
-    @operation(schemas.GrantId)
+    @operation(schemas.GrantId, result=results.GRANT_IN_FULL)
     def get_grant(self, data):
         return commands.get_grant(self.db, data["grant_id"])
 
-    @operation(schemas.ListGrants)
+    @operation(schemas.ListGrants, result=results.GRANTS)
     def list_grants(self, data):
         return commands.list_grants(self.db, data)
 
-    @operation(schemas.Ledger)
+    @operation(schemas.Ledger, result=results.LEDGER)
     def ledger(self, data):
         return commands.ledger(self.db, data["programme_id"])

@@ -13,7 +13,7 @@ from services.common.service.rpc import NoAnswerInTime, ServiceClient
 from services.common.storage.db import utcnow
 from services.common.storage.leases import exclusive_timer
 
-from . import commands, planning, reminders, views
+from . import commands, planning, reminders, results, views
 from .dispatch import AttachmentUnavailable, Dispatcher
 from .schemas import DeliveryQuery, NotificationId
 from .settings import NotificationSettings
@@ -48,20 +48,20 @@ class NotificationsService(ServiceBase):
     mailer = Mailer()
     reporting = ServiceClient("reporting")
 
-    @operation(DeliveryQuery)
+    @operation(DeliveryQuery, result=results.DELIVERIES)
     def list_deliveries(self, data):
         return views.list_deliveries(self.db, data)
 
-    @operation(NotificationId)
+    @operation(NotificationId, result=results.DELIVERY)
     def retry_notification(self, data):
         return commands.retry_notification(self.db, data["notification_id"])
 
-    @operation()
+    @operation(result=results.REPORT_RECIPIENTS)
     def report_recipients(self, _data):
         """Who receives what this service sends by configuration: the EC contacts of generated reports."""
         return {"ec_report": [r.email for r in self.mailer.settings.ec_report_recipients]}
 
-    @operation()
+    @operation(result=results.REMINDERS_PLANNED)
     def send_due_reminders(self, _data):
         return {"planned": reminders.plan_reminders(self.db, self.mailer.settings, utcnow().date())}
 

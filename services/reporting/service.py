@@ -11,7 +11,7 @@ from services.common.service.entrypoints import ServiceBase, operation
 from services.common.service.rpc import ServiceClient
 from services.common.storage.leases import exclusive_timer
 
-from . import commands, gauges, projections, repository, schemas, upkeep
+from . import commands, gauges, projections, repository, results, schemas, upkeep
 from .ledger import fetch_ledger
 
 # nameko fixes a timer's interval when the class is defined, so these come from the environment (tests
@@ -27,21 +27,21 @@ class ReportingService(ServiceBase):
 
     grants = ServiceClient("grants")
 
-    @operation(schemas.ProgrammeAsOf)
+    @operation(schemas.ProgrammeAsOf, result=results.TOTALS)
     def totals(self, data):
         return commands.totals(self.db, data["programme_id"], data["as_of"])
 
-    @operation(schemas.BudgetReport)
+    @operation(schemas.BudgetReport, result=results.BUDGET_REPORT)
     def budget_report(self, data):
         return commands.budget_report(
             self.db, data["programme_id"], data["as_of"], data["format"], commands.now_utc(), data["grants"]
         )
 
-    @operation(schemas.GrantLines)
+    @operation(schemas.GrantLines, result=results.GRANT_LINES)
     def grant_lines(self, data):
         return commands.grant_lines(self.db, data["programme_id"], data["as_of"], data["after"], data["limit"])
 
-    @operation(schemas.ProgrammeAsOf)
+    @operation(schemas.ProgrammeAsOf, result=results.IATI_EXPORT)
     def iati_export(self, data):
         return commands.iati_export(
             self.db,
@@ -51,30 +51,30 @@ class ReportingService(ServiceBase):
             commands.now_utc(),
         )
 
-    @operation(schemas.ProgrammeAsOf)
+    @operation(schemas.ProgrammeAsOf, result=results.GIVING360_EXPORT)
     def giving360_export(self, data):
         return commands.giving360_export(self.db, data["programme_id"], data["as_of"], commands.now_utc())
 
-    @operation(schemas.GenerateReport)
+    @operation(schemas.GenerateReport, result=results.GENERATED_REPORT)
     def generate_report(self, data):
         return commands.generate_report(
             self.db, data["kind"], data["period"], commands.now_utc(), self.db.identity.user
         )
 
-    @operation(schemas.ListReports)
+    @operation(schemas.ListReports, result=results.REPORTS)
     def list_reports(self, data):
         return commands.list_reports(self.db, data["kind"], data["limit"])
 
-    @operation(schemas.ReportId)
+    @operation(schemas.ReportId, result=results.REPORT)
     def get_report(self, data):
         return commands.get_report(self.db, data["report_id"])
 
-    @operation(schemas.Programme)
+    @operation(schemas.Programme, result=results.RECONCILIATION)
     def reconcile(self, data):
         ledger = fetch_ledger(self.grants, data["programme_id"], LEDGER_TIMEOUT_SECONDS)
         return commands.reconcile(self.db, data["programme_id"], ledger, commands.now_utc())
 
-    @operation()
+    @operation(result=results.REBUILT)
     def rebuild_projections(self, _data):
         return commands.rebuild(self.db)
 

@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 from jmdi import failures, importer
 from jmdi.cli import app
 from jmdi.table import commands
+from jmdi.transport import Gateway
 from services.common.security.auth import StaffIssuer
 from services.common.security.keys import LOCAL_KEYS_DIR, KeyDirectory
 from services.common.security.roles import MATRIX, SERVICE_CALLS, STAFF_ROLES
 from tests.support import flows
+from tests.support.answers import checking
 from tests.support.infra import free_port
 from tests.support.system import System
 
@@ -68,6 +70,14 @@ class LocalSystem(System):
 def system():
     with LocalSystem() as running:
         yield running
+
+
+@pytest.fixture(scope="module", autouse=True)
+def answers_checked():
+    """Every result the CLI receives is what the OpenAPI document declares for its operation."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Gateway, "call", checking(Gateway.call))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from services.common.values.errors import InvalidInput
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
 from tests.support import flows
+from tests.support.answers import check_answer
 from tests.support.infra import eventually
 from tests.support.system import System
 
@@ -92,8 +93,12 @@ def send(
 
 
 def op(system, operation, body=None, **kwargs) -> Answer:
+    """A request to an operation; a 200 answer must be what the document declares for it."""
     service, name = operation.split(".")
-    return send(system, "POST", f"/api/v1/{service}/{name}", body, **kwargs)
+    answer = send(system, "POST", f"/api/v1/{service}/{name}", body, **kwargs)
+    if answer.status == 200:
+        check_answer(operation, answer.body)
+    return answer
 
 
 @pytest.fixture(scope="module")
@@ -525,6 +530,8 @@ def test_the_openapi_document_is_valid_and_describes_every_operation_from_its_sc
             assert set(component.get("required", [])) == {
                 f.data_key or name for name, f in fields.items() if f.required
             }
+        answer = post["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer, f"{each.key} answers an empty schema"
     award = document["components"]["schemas"]["grants.AwardGrant"]["properties"]["amount_eur"]
     assert "string" in award["type"] and "number" not in award["type"]  # money is never a float
     assert "405" in document["paths"]["/api/v1/openapi.json"]["get"]["responses"]

@@ -13,20 +13,24 @@ from services.common.security.keys import KeyDirectory, load_private_key
 from services.common.security.roles import SERVICE_CALLS
 from services.common.storage.tables import dead_letters, inbox, outbox
 
+from .answers import check_answer
 from .infra import PROCESSES, REPO, SERVICES, Broker, Postgres, ServiceProcess, eventually, free_port, run_id
 
 
 class StaffClient:
     """A staff member's HTTP client of the gateway: `client.grants.award_grant(...)` is
     POST /api/v1/grants/award_grant with the arguments as JSON and the token as bearer; it returns the result or
-    raises the typed error the problem stands for (SystemFailure and its kinds for the system's own failures)."""
+    raises the typed error the problem stands for (SystemFailure and its kinds for the system's own failures).
+    Every result is checked against the 200 schema the OpenAPI document declares for the operation."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 30, headers: dict | None = None):
         self.transport = Gateway(url, timeout, headers)
         self.token = token
 
     def call(self, service: str, operation: str, payload: dict | None = None):
-        return self.transport.call(service, operation, payload, self.token)
+        result = self.transport.call(service, operation, payload, self.token)
+        check_answer(f"{service}.{operation}", result)
+        return result
 
     def __getattr__(self, service):
         if service.startswith("_"):

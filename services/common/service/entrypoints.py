@@ -1,8 +1,9 @@
 """Thin nameko entrypoints with the kit's guarantees built in.
 
-- `@operation(Schema)`: an RPC that verifies the caller's token against the role matrix (refusals audited),
-  validates its input (InvalidInput naming every field), runs the use case, commits — events included — before
-  replying, and returns plain JSON (money as decimal strings).
+- `@operation(Schema, result=RESULT)`: an RPC that verifies the caller's token against the role matrix (refusals
+  audited), validates its input (InvalidInput naming every field), runs the use case, commits — events included —
+  before replying, and returns plain JSON (money as decimal strings) of the shape RESULT declares (results.py; the
+  gateway's OpenAPI document publishes it).
 - `@handles("event_type")`: an event handler on nameko's queue for that event that applies each event exactly
   once (inbox), retries with backoff, and dead-letters what keeps failing.
 - `ServiceBase`: the dependencies and the operations every service has (/metrics, health, dead letters, audit).
@@ -48,6 +49,7 @@ from ..values.errors import EXPECTED_ERRORS, MAX_REPORTED_ERRORS, InvalidInput, 
 from ..values.fields import UtcDateTime
 from ..values.inert import CONTROL_CHARACTERS, has_control_characters
 from ..values.wire import to_wire
+from . import results
 from .database import Database
 
 log = logging.getLogger(__name__)
@@ -377,7 +379,8 @@ def audit_refusal(
         retrying_stale(insert_rows)
 
 
-def operation(schema: type[Schema] | None = None):
+def operation(schema: type[Schema] | None = None, result: Schema | None = None):
+    """`result`: the schema of what the operation returns (its wire form), published by the gateway's document."""
     input_schema = (schema or _Empty)()
     input_plan = compile_schema(input_schema)
 
@@ -414,6 +417,7 @@ def operation(schema: type[Schema] | None = None):
             return to_wire(redact(result, identity))  # masked: what this identity may not see
 
         wrapper.input_schema = input_schema  # type: ignore[attr-defined]  # read back by the gateway's catalogue
+        wrapper.result_schema = result  # type: ignore[attr-defined]  # likewise
         return guarded_rpc(expected_exceptions=EXPECTED_ERRORS)(wrapper)
 
     return decorator
@@ -485,7 +489,7 @@ class ServiceBase(Observed):
     request = RequestContext()
     topology = Topology()
 
-    @operation()
+    @operation(result=results.HEALTH)
     def health(self, _data):
         from ..messaging.outbox import pending_count
 
@@ -496,7 +500,7 @@ class ServiceBase(Observed):
             "dead_letters_held": len(list_dead_letters(self.db.core, "held", 1000)),
         }
 
-    @operation(DeadLetterQuery)
+    @operation(DeadLetterQuery, result=results.DEAD_LETTERS)
     def list_dead_letters(self, data):
         status = None if data["status"] == "all" else data["status"]
         rows = list_dead_letters(self.db.core, status, data["limit"])
@@ -504,7 +508,7 @@ class ServiceBase(Observed):
             row["body"] = json.loads(row["body"]) if row["body"].startswith("{") else row["body"]
         return rows
 
-    @operation(DeadLetterId)
+    @operation(DeadLetterId, result=results.REPLAYED)
     def replay_dead_letter(self, data):
         outcome = replay_dead_letter(self.db, data["id"], self._event_appliers())
         return {"id": data["id"], "outcome": outcome}
@@ -525,13 +529,13 @@ class ServiceBase(Observed):
                     )
         return appliers
 
-    @operation(DeadLetterId)
+    @operation(DeadLetterId, result=results.DISCARDED)
     def discard_dead_letter(self, data):
         discard_dead_letter(self.db.core, data["id"])
         self.db.audit(f"{self.name}.discard_dead_letter", f"dead_letter:{data['id']}", {})
         return {"id": data["id"], "status": "discarded"}
 
-    @operation(AuditQuery)
+    @operation(AuditQuery, result=results.AUDIT_ROWS)
     def query_audit(self, data):
         return read_audit(self.db.core, data)
 
