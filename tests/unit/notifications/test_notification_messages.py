@@ -336,3 +336,19 @@ def test_applicants_never_read_the_exclusion_lists_entries_only_the_officers_dec
         assert "EDES" not in body and "early detection" not in body and "ASSOC MIGRATIONS DEV" not in body
     assert "    - Association Migrations et Développement (Taroudant)" in flagged_body
     assert "    - The lead applicant is in a situation of exclusion (PRAG 2.6.10.1)." in excluded_body
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_a_subject_value_with_cr_lf_stays_inert_text(lang):
+    # the header classes are built once per process (messages._CachedHeaderRegistry): a header value of one
+    # message must still not reach another header or another message
+    injected = "JMDI-G-2009-017\r\nBcc: victim@example.org\r\n\r\nforged body"
+    msg = build_message(
+        "tranche_paid", lang, dict(context("tranche_paid"), grant_reference=injected), to="a@example.org", sender=SENDER
+    )
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert parsed["Bcc"] is None
+    assert "Bcc: victim@example.org" in parsed["Subject"] and "\n" not in parsed["Subject"]
+    assert [h for h in parsed.keys() if h.lower() == "bcc"] == []
+    clean = build_message("tranche_paid", lang, context("tranche_paid"), to="b@example.org", sender=SENDER)
+    assert "victim" not in clean.as_string() and clean["To"] == "b@example.org"
