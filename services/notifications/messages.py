@@ -41,9 +41,6 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_DIR_ENV = "NOTIFICATIONS_TEMPLATE_DIR"
 FALLBACK_LANG = "en"
 MESSAGE_ID_DOMAIN = "jmdi.local"
-# Headers are folded only past RFC 5322's hard limit: CPython's folder, breaking a subject at 78 characters
-# before an encoded word ("tranche 1 (96 000,00 €)"), keeps the space at the end of the line and the reader
-# sees two ("tranche 1  (96...").
 
 
 class _CachedHeaderRegistry(HeaderRegistry):
@@ -62,6 +59,9 @@ class _CachedHeaderRegistry(HeaderRegistry):
         return cls
 
 
+# Headers are folded only past RFC 5322's hard limit: CPython's folder, breaking a subject at 78 characters
+# before an encoded word ("tranche 1 (96 000,00 €)"), keeps the space at the end of the line and the reader
+# sees two ("tranche 1  (96...").
 MESSAGE_POLICY = default_policy.clone(max_line_length=998, header_factory=_CachedHeaderRegistry())
 
 KINDS = (
