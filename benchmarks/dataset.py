@@ -10,7 +10,8 @@ totals come out the same.
 The event -> row mapping mirrors services/reporting/projections.py: ROWS_FROM_EVENT is the one place to adapt
 when the reporting tables change; the columns a table copies from another (models.COPIED_COLUMNS) are set after
 the COPY, as the fact writer sets them after its inserts, and so is each grant's payments row (grant_payments,
-repository.tally_payments: computed from the tranches, as the writer computes it after a batch's inserts).
+repository.tally_payments: computed from the tranches, as the writer computes it after a batch's inserts) and each
+grant's standing row (grant_standing, standing.py's statement over every grant).
 """
 
 import csv
@@ -27,7 +28,7 @@ from sqlalchemy import JSON, Date, DateTime
 
 from services.common.contracts.events import parse_event
 from services.common.storage.types import Money
-from services.reporting import models
+from services.reporting import models, standing
 from services.reporting.domain.budget_report import budget_fact, budget_lines, expenditure_fact
 from tests.support.report_facts import generate_facts
 
@@ -447,15 +448,15 @@ def load(dsn: str, seed: int, grants: int, tranches: int, chunk: int = 20000, lo
                 writer.flush(cur)
             copied = copy_columns(cur)
             tally_payments(cur)
+            cur.execute(standing.fill_sql(""))  # each grant's standing row, as the fact writer keeps it
         with conn.cursor() as cur:
             conn.autocommit = True
             for table in copied:  # compact again, as a table whose rows were updated long ago would be
                 cur.execute(f'VACUUM FULL "{table}"')
             # statistics of every table written, as the set-based rebuild leaves them (no autovacuum on the bench's
             # server): the report's plan depends on them
-            for table in [models.ArchivedEvent.__table__, models.GrantPaymentsRow.__table__] + [
-                m.__table__ for m in writers
-            ]:
+            derived = (models.ArchivedEvent, models.GrantPaymentsRow, models.GrantStandingRow)
+            for table in [m.__table__ for m in derived] + [m.__table__ for m in writers]:
                 cur.execute(f'ANALYZE "{table.name}"')
     finally:
         conn.close()

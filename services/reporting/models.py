@@ -13,7 +13,19 @@ dataclasses of their own.
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import JSON, Column, Date, Index, Integer, LargeBinary, Numeric, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.storage.types import IntId, Money, UtcDateTime
@@ -362,6 +374,49 @@ class TerminationRow(Base):
     reason: Mapped[str] = mapped_column(String(2000))
 
 
+class GrantStandingRow(Base):
+    """How each grant stands in the budget report of everything recorded (no as-of date), as one row: what the
+    report's statement otherwise computes from seven fact tables for every grant on every call (report_sql's
+    `awarded`: the award as amended, declined or not, decommitted, contracted, paid, terminated, the source of its
+    budget) and its accepted expenditure by heading (sum and lines). Not a fact of its own: derived from the facts
+    by one statement (standing.py), for the grants a batch wrote (FactWriter.flush, PostgreSQL only: the SQLite
+    path computes the report in Python and leaves this table empty), for every grant by the rebuild and the
+    migration. A grant not known here (payments or expenditure before its award, or of no award) has a row too,
+    `listed` false: the report shows such money as not counted or unmatched."""
+
+    __tablename__ = "grant_standing"
+    # room on each page for the rows' updated versions (HOT updates, as grant_payments')
+    __table__ = Table(
+        __tablename__,
+        Base.metadata,
+        Column("grant_id", String(60), primary_key=True),
+        Column("programme_id", String(60), nullable=True),  # None: not known here
+        Column("listed", Boolean, nullable=False),  # the grant's award is known here
+        Column("window", String(60), nullable=True),
+        Column("country", String(2), nullable=True),
+        Column("applicant_type", String(60), nullable=True),
+        Column("decision_date", Date, nullable=True),
+        Column("closure_kind", String(20), nullable=True),
+        Column("recovery", Money, nullable=True),
+        Column("amended", Boolean, nullable=False),
+        Column("budget_source", String(60), nullable=True),  # 'award', an amendment id, None once declined
+        Column("parts_hold", Boolean, nullable=False),  # the EC parts stored with the budget lines still hold
+        Column("gross", Money, nullable=False),  # the award as amended, 0 once declined
+        Column("has_payments", Boolean, nullable=False),
+        Column("paid", Money, nullable=False),
+        Column("tranches", Integer, nullable=False),
+        Column("number_twice", Boolean, nullable=True),  # a tranche number may be there twice
+        Column("decommitted", Money, nullable=False),
+        Column("decommitting", Boolean, nullable=False),
+        Column("net", Money, nullable=False),  # gross less what was given back
+        Column("contracted", Boolean, nullable=False),
+        Column("terminated", Boolean, nullable=False),
+        *_heading_columns("_spent"),  # accepted expenditure by heading
+        *(Column(f"{heading}_lines", Integer, nullable=False) for heading in HEADINGS),
+        postgresql_with={"fillfactor": 70},
+    )
+
+
 @dataclass(frozen=True)
 class CopiedColumn:
     """A column of one fact table that holds another's column for the same key (`target.column` =
@@ -402,6 +457,7 @@ PROJECTION_TABLES = (
     ExpenditureLineRow,
     IndicatorResultRow,
     TerminationRow,
+    GrantStandingRow,  # derived from the facts above (standing.py)
 )
 
 

@@ -19,7 +19,8 @@ Build and swap, so that live events wait seconds, not the whole rebuild:
    analysed, while live events keep being archived and projected onto the old tables. PostgreSQL runs no
    INSERT ... SELECT with parallel workers, so the statements are shared among BUILDERS connections at once (those
    reading the same staged events together), each committing its new tables under their build names; a build that
-   fails or died leaves such tables, which the next step of a failure, or the next rebuild, drops;
+   fails or died leaves such tables, which the next step of a failure, or the next rebuild, drops; then the
+   grants' standing rows, derived from several of the new fact tables (standing.py), from those;
 3. then, in the same transaction, the archive is locked (live batches wait), the old tables are dropped, the new
    ones renamed in their place (indexes and constraints under their own names), and the few events archived after
    the snapshot are projected by the Python projectors onto them; the commit lets the waiting batches go on. A
@@ -58,6 +59,7 @@ from .models import (
     GrantPaymentsRow,
     GrantReportRow,
     GrantRow,
+    GrantStandingRow,
     IndicatorResultRow,
     PaymentCancellationRow,
     PaymentRequestRow,
@@ -69,6 +71,7 @@ from .models import (
     TrancheRow,
     WindowRow,
 )
+from . import standing
 from .projections import AWARD, replay_archive
 
 SHADOW = "__rebuild"  # the new tables and indexes, until they take the old ones' names
@@ -657,8 +660,29 @@ def _build(engine, upto: int, indexes: dict, groups: list[list[FactSql]]):
         if failures:
             _drop_new_tables(builder)
             raise failures[0]
+        try:
+            _derive_standing(builder, indexes)
+        except Exception:
+            _drop_new_tables(builder)
+            raise
     finally:
         builder.dispose()
+
+
+def _derive_standing(engine, indexes: dict):
+    """The grants' standing rows (standing.py) from the new fact tables, once every group has committed them:
+    the live batches' statement over every grant, on the new tables."""
+    table = GrantStandingRow.__tablename__
+    with engine.begin() as conn:
+        for setting in _SETTINGS:
+            conn.execute(text(f"SET LOCAL {setting}"))
+        conn.execute(text(f'CREATE TABLE "{table}{SHADOW}" (LIKE "{table}" INCLUDING ALL EXCLUDING INDEXES)'))
+        _keep_storage_parameters(conn, table)
+        conn.execute(text(standing.fill_sql(SHADOW)))
+        for index in indexes[table]:
+            for statement in index.build(table):
+                conn.execute(text(statement))
+        conn.execute(text(f'ANALYZE "{table}{SHADOW}"'))
 
 
 def _build_group(engine, upto: int, indexes: dict, facts: list[FactSql]):

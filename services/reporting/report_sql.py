@@ -63,8 +63,7 @@ def _as_of(column: str) -> str:
 # numbers as a 64-bit set with fewer bits than it has tranches) and by value date (a few thousand days, added up by
 # month in Python: no date arithmetic on every tranche). Two plain aggregates, not GROUPING SETS over both: the one
 # by grant may then be read in grant order (an index) and merged with the grants, the one by day hashes dates.
-# A report of everything recorded (no date) reads the payments by grant from grant_payments instead, one row per
-# grant kept by the fact writer (exact distinct numbers): the largest aggregate of the statement is then a scan.
+# A report of everything recorded (no date) reads each grant's payments from its kept row instead (grant_standing).
 # Payments of another programme's grants are left out here, as the report leaves them out: subtracted later
 # (the rows "not counted"), a live programme of 20,000 grants cost the report a fifth to a third more.
 # (`<` or `>`, not `<>`: two ranges of the programme index, nothing to read when there is one programme)
@@ -75,10 +74,6 @@ paid AS (
     SELECT grant_id, SUM(amount)::bigint AS amount, COUNT(*) AS n,
            COUNT(*) > bit_count(bit_or(1::bigint << (tranche_number & 63))::bit(64)) AS twice
     FROM tranche_facts WHERE {_as_of("value_date")} AND {_NOT_OTHERS.format(t="tranche_facts")} GROUP BY grant_id)"""
-_PAID_RECORDED = f"""
-paid AS (
-    SELECT grant_id, paid AS amount, tranches::bigint AS n, tranches > tranche_numbers AS twice
-    FROM grant_payments WHERE {_NOT_OTHERS.format(t="grant_payments")})"""
 _PAID_BY_DAY = f"""
 paid_by_day AS (
     SELECT value_date, SUM(amount)::bigint AS amount, COUNT(*) AS n
@@ -86,44 +81,62 @@ paid_by_day AS (
 
 _OF_PID = "(CAST(:pid AS varchar) IS NULL OR g.programme_id = CAST(:pid AS varchar))"
 
-# The grants a report counts: `gross` is the award as amended (0 once declined), `net` less what the grant gave
-# back by then; a grant declined before any payment is left out. Narrow rows: every breakdown reads them. The
-# grants' rows and the payments by grant are joined once, in full: the payments of grants not counted (not known
-# here, or awarded after the date) come out of the same join (`listed` false), not from a second pass.
-_COUNTED = f"""
+# How each grant stands by the date: `gross` is the award as amended (0 once declined), what it was paid and gave
+# back, contracted, terminated, the source of its budget. The grants' rows and the payments by grant are joined
+# once, in full: the payments of grants not counted (not known here, or awarded after the date) come out of the
+# same join (`listed` false), not from a second pass. `{only}` narrows every source to some grants: the report
+# reads them all (true); the upkeep of the kept rows (standing.py) the grants a batch wrote.
+AWARDED = f"""
 latest AS (
     SELECT DISTINCT ON (grant_id) grant_id, amendment_id, amount,
            json_typeof(budget) = 'object' AND budget::jsonb <> '{{}}'::jsonb AS with_budget
-    FROM amendment_facts WHERE {_as_of("effective_on")}
+    FROM amendment_facts WHERE {_as_of("effective_on")} AND {{only}}
     ORDER BY grant_id, occurred_at DESC, amendment_id DESC),
-closure AS (SELECT grant_id, kind, recovery FROM closure_facts WHERE {_as_of("closed_on")}),
+closure AS (SELECT grant_id, kind, recovery FROM closure_facts WHERE {_as_of("closed_on")} AND {{only}}),
 given_back AS (
-    SELECT grant_id, SUM(amount)::bigint AS decommitted FROM decommitment_facts WHERE {_as_of("decommitted_on")}
-    GROUP BY grant_id),
+    SELECT grant_id, SUM(amount)::bigint AS decommitted FROM decommitment_facts
+    WHERE {_as_of("decommitted_on")} AND {{only}} GROUP BY grant_id),
 awarded AS (
-    SELECT COALESCE(g.grant_id, p.grant_id) AS grant_id, g.grant_id IS NOT NULL AS listed, g."window", g.country,
-           g.applicant_type, g.decision_date, c.kind AS closure_kind, c.recovery, l.grant_id IS NOT NULL AS amended,
+    SELECT COALESCE(g.grant_id, p.grant_id) AS grant_id, g.programme_id, g.grant_id IS NOT NULL AS listed,
+           g."window", g.country, g.applicant_type, g.decision_date, c.kind AS closure_kind, c.recovery,
+           l.grant_id IS NOT NULL AS amended,
            CASE WHEN c.kind = 'declined' THEN NULL WHEN l.with_budget THEN l.amendment_id ELSE 'award' END
                AS budget_source,
-           COALESCE(l.with_budget, false) AS amended_budget,
-           CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount) END AS gross,
+           -- the EC parts stored with the budget lines hold while the commitment is the source's own amount
+           COALESCE(d.decommitted, 0) = 0 AND (COALESCE(l.with_budget, false) OR l.grant_id IS NULL) AS parts_hold,
+           CASE WHEN c.kind = 'declined' THEN 0 ELSE COALESCE(l.amount, g.amount, 0) END AS gross,
            p.grant_id IS NOT NULL AS has_payments, COALESCE(p.amount, 0) AS paid, COALESCE(p.n, 0) AS n,
            p.twice AS number_twice,
            COALESCE(d.decommitted, 0) AS decommitted, d.grant_id IS NOT NULL AS decommitting,
            g.contract_signed_on IS NOT NULL AND {_as_of("g.contract_signed_on")} AS contracted,
            tm.grant_id IS NOT NULL AS terminated
-    FROM (SELECT * FROM grant_facts g WHERE {_OF_PID} AND {_as_of("g.decision_date")}) g
+    FROM (SELECT * FROM grant_facts g WHERE {_OF_PID} AND {_as_of("g.decision_date")} AND {{only}}) g
     FULL JOIN paid p ON p.grant_id = g.grant_id
     LEFT JOIN latest l ON l.grant_id = g.grant_id
     LEFT JOIN closure c ON c.grant_id = g.grant_id
     LEFT JOIN given_back d ON d.grant_id = g.grant_id
-    LEFT JOIN termination_facts tm ON tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")}),
-grant_rows AS MATERIALIZED (
+    LEFT JOIN termination_facts tm ON tm.grant_id = g.grant_id AND {_as_of("tm.terminated_on")})"""
+
+# The grants a report counts (`net`: gross less what the grant gave back by then); a grant declined before any
+# payment is left out. Narrow rows: every breakdown reads them. As of a date they are computed (AWARDED); the
+# report of everything recorded reads them from grant_standing, one row per grant kept by the fact writer.
+_GRANT_ROWS = """grant_rows AS MATERIALIZED (
     SELECT grant_id, listed, "window", country, applicant_type, decision_date, recovery, amended, gross, paid, n,
            number_twice, decommitted, decommitting, gross - decommitted AS net, contracted, terminated, budget_source,
-           -- the EC parts stored with the budget lines hold while the commitment is the source's own amount
-           decommitted = 0 AND (amended_budget OR NOT amended) AS parts_hold
-    FROM awarded WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments),
+           parts_hold
+    FROM {source} WHERE closure_kind IS DISTINCT FROM 'declined' OR has_payments)"""
+_STANDING_AS_OF = ",\n".join((_PAID_AS_OF, AWARDED.replace("{only}", "true"), _GRANT_ROWS.format(source="awarded")))
+# kept rows: a grant of the programme, or not known here (payments of no known grant: not counted); rows there
+# for expenditure alone (no award, no payment) are only read by `spent`
+_OF_PROGRAMME_OR_UNKNOWN = (
+    "(CAST(:pid AS varchar) IS NULL OR programme_id = CAST(:pid AS varchar) OR programme_id IS NULL)"
+)
+_STANDING_RECORDED = _GRANT_ROWS.format(
+    source=f"""(SELECT *, tranches AS n FROM grant_standing
+              WHERE {_OF_PROGRAMME_OR_UNKNOWN} AND (listed OR has_payments)) s"""
+)
+
+_COUNTED = """
 counted AS NOT MATERIALIZED (SELECT * FROM grant_rows WHERE listed),
 not_counted AS NOT MATERIALIZED (SELECT grant_id, n FROM grant_rows WHERE NOT listed),
 -- one pass for the counts of the rare cases: the queries looking for them run only when there are some
@@ -154,12 +167,36 @@ def _each_heading(template: str, joiner: str = ", ") -> str:
 _BUDGET_SUMS = "COALESCE(SUM(b.{h}), 0) AS {h}, COALESCE(SUM(b.{h}_ec), 0) AS {h}_ec, COUNT(b.{h}) AS {h}_n"
 
 
+# accepted expenditure by heading (amount, lines) of the counted grants; lines of grants not counted (unmatched).
+# As of a date, from the reports' rows; everything recorded, from the kept rows' sums by grant.
+_SPENT_AS_OF = f"""spent AS (
+    SELECT {
+    _each_heading(
+        "SUM(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}, "
+        "COUNT(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}_n"
+    )
+},
+           COALESCE(SUM(num_nonnulls({_each_heading("e.{h}")}))
+                    FILTER (WHERE c.grant_id IS NULL AND {_OF_PROGRAMME.format(t="e")}), 0) AS unmatched
+    FROM report_expenditure_facts e LEFT JOIN counted c ON c.grant_id = e.grant_id
+    WHERE {_as_of("e.accepted_on")})"""
+_COUNTS_KEPT = "listed AND (closure_kind IS DISTINCT FROM 'declined' OR has_payments)"
+_SPENT_RECORDED = f"""spent AS (
+    SELECT {
+    _each_heading(
+        "SUM({h}_spent) FILTER (WHERE " + _COUNTS_KEPT + ") AS {h}, "
+        "COALESCE(SUM({h}_lines) FILTER (WHERE " + _COUNTS_KEPT + "), 0) AS {h}_n"
+    )
+},
+           COALESCE(SUM({_each_heading("{h}_lines", " + ")}) FILTER (WHERE NOT ({_COUNTS_KEPT})), 0) AS unmatched
+    FROM grant_standing WHERE {_OF_PROGRAMME_OR_UNKNOWN})"""
+
+
 # Every total and breakdown in one statement; rows (kind, key, a, b, c, d, e, f), the key of the *_day rows a
 # date (ISO), added up by month in Python. Budgets and accepted expenditure are read as one row per grant or
 # report with a column per heading (budget_facts, report_expenditure_facts), summed, then one row per heading.
 _TOTALS = f"""
-WITH {{paid}},{_PAID_BY_DAY},
-{_COUNTED},
+WITH {{standing}},{_PAID_BY_DAY},{_COUNTED},
 recomputed AS (  -- grants committed at another amount than their budget's source: their parts afresh
     SELECT c.grant_id, b.heading, b.position, b.amount, LEAST(c.net, SUM(b.amount) OVER g) AS cents,
            SUM(b.amount) OVER g AS total
@@ -197,17 +234,7 @@ budget_parts AS (
 budgets AS (
     SELECT {_each_heading("SUM(sign * {h}) AS {h}, SUM(sign * {h}_ec) AS {h}_ec, SUM(sign * {h}_n) AS {h}_n")}
     FROM budget_parts),
-spent AS (  -- accepted expenditure by heading (amount, lines) of the counted grants; lines of grants not counted
-    SELECT {
-    _each_heading(
-        "SUM(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}, "
-        "COUNT(e.{h}) FILTER (WHERE c.grant_id IS NOT NULL) AS {h}_n"
-    )
-},
-           COALESCE(SUM(num_nonnulls({_each_heading("e.{h}")}))
-                    FILTER (WHERE c.grant_id IS NULL AND {_OF_PROGRAMME.format(t="e")}), 0) AS unmatched
-    FROM report_expenditure_facts e LEFT JOIN counted c ON c.grant_id = e.grant_id
-    WHERE {_as_of("e.accepted_on")})
+{{spent}}
 SELECT CASE GROUPING("window", country, applicant_type, decision_date) WHEN 7 THEN 'window' WHEN 11 THEN 'country'
             WHEN 13 THEN 'applicant_type' WHEN 14 THEN 'awarded_day' ELSE 'all' END,
        COALESCE("window", country, applicant_type, decision_date::text), SUM(net), SUM(paid), COUNT(*),
@@ -268,8 +295,10 @@ FROM (SELECT t.grant_id FROM tranche_facts t
         AND (SELECT number_twice FROM summary) > 0
       GROUP BY t.grant_id, t.tranche_number HAVING COUNT(*) > 1 ORDER BY t.grant_id LIMIT 1) x
 """
-_TOTALS_AS_OF = _TOTALS.replace("{paid}", _PAID_AS_OF)  # as of a date: the tranches aggregated by grant
-_TOTALS_RECORDED = _TOTALS.replace("{paid}", _PAID_RECORDED)  # everything recorded: one row per grant, kept
+# as of a date: each grant's standing computed from the facts (the tranches aggregated by grant)
+_TOTALS_AS_OF = _TOTALS.replace("{standing}", _STANDING_AS_OF).replace("{spent}", _SPENT_AS_OF)
+# everything recorded: each grant's standing as kept, one row per grant
+_TOTALS_RECORDED = _TOTALS.replace("{standing}", _STANDING_RECORDED).replace("{spent}", _SPENT_RECORDED)
 
 # One page of grant lines in the report's order (reference, grant id), after the key (:after_ref, :after_id):
 # the programme's grants walked in that order, each one's amendment, closure, payments and decommitments looked

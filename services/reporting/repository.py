@@ -12,6 +12,7 @@ from sqlalchemy import inspect as sa_inspect
 from services.common.contracts.events import Event
 from services.common.storage.db import JsonText, UnitOfWork, copy_rows
 
+from . import standing
 from .models import COPIED_COLUMNS, ArchivedEvent, Base, CopiedColumn, GrantPaymentsRow, TrancheRow
 
 
@@ -41,7 +42,7 @@ def archive_many(uow: UnitOfWork, events: list[Event]):
 DERIVED_ROWS_LOCK = 0x4A4D44490002  # advisory lock id: one batch at a time computes rows from others' (rebuild: ...01)
 # the fact tables other rows are derived from: a batch writing none of them takes no lock
 DERIVED_FROM: frozenset[type[Base]] = frozenset(
-    {TrancheRow, *(c.target for c in COPIED_COLUMNS), *(c.source for c in COPIED_COLUMNS)}
+    {TrancheRow, *standing.CHANGED_BY, *(c.target for c in COPIED_COLUMNS), *(c.source for c in COPIED_COLUMNS)}
 )
 
 
@@ -54,7 +55,8 @@ class FactWriter:
     After the inserts, each copied column (models.COPIED_COLUMNS) is set on the rows of the keys the batch wrote
     on either side, by one UPDATE: the two events may come in either order, in one batch or in two. Then the
     payments row of each grant whose tranches the batch wrote is computed again from its tranches (tally_payments):
-    a tranche given twice, or paid before its grant's award, gives the row the tranches give. Reporting runs as
+    a tranche given twice, or paid before its grant's award, gives the row the tranches give; and on PostgreSQL the
+    standing row of each grant whose facts the batch wrote (standing.keep). Reporting runs as
     several replicas: on PostgreSQL these derived rows are written under an advisory lock held until the batch
     commits, so that each batch derives from every other batch's committed facts (DERIVED_ROWS_LOCK)."""
 
@@ -88,7 +90,8 @@ class FactWriter:
     def flush(self):
         for model, rows in self.rows.items():
             copy_rows(self.session, model, list(rows.values()), columns=self.columns(model), ignore_conflicts=True)
-        if self.session.get_bind().dialect.name == "postgresql" and any(self.rows.get(m) for m in DERIVED_FROM):
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        if postgres and any(self.rows.get(m) for m in DERIVED_FROM):
             # Rows computed from other tables' rows must see every batch's: two replicas' batches, each blind to the
             # other's uncommitted facts, would both miss a contract's date (award in one, contract in the other) or
             # both count their own tranches only. One batch at a time derives, until it commits.
@@ -99,9 +102,16 @@ class FactWriter:
                 self.session.execute(copy_column(copied, sorted(keys)))
         tranches = self.rows.get(TrancheRow)
         if tranches:
-            at = self.columns(TrancheRow).index("grant_id")
-            tally_payments(self.session, sorted({row[at] for row in tranches.values()}))
+            tally_payments(self.session, self._grant_ids(TrancheRow))
+        if postgres:
+            standing_changed = sorted({grant for model in standing.CHANGED_BY for grant in self._grant_ids(model)})
+            if standing_changed:
+                standing.keep(self.session, standing_changed)
         self.rows.clear()
+
+    def _grant_ids(self, model) -> list:
+        at = self.columns(model).index("grant_id")
+        return sorted({row[at] for row in self.rows.get(model, {}).values()})
 
 
 def copy_column(copied: CopiedColumn, keys: list):
