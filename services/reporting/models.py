@@ -408,7 +408,6 @@ class GrantStandingRow(Base):
         Column("number_twice", Boolean, nullable=True),  # a tranche number may be there twice
         Column("decommitted", Money, nullable=False),
         Column("decommitting", Boolean, nullable=False),
-        Column("net", Money, nullable=False),  # gross less what was given back
         Column("contracted", Boolean, nullable=False),
         Column("terminated", Boolean, nullable=False),
         *_heading_columns("_spent"),  # accepted expenditure by heading

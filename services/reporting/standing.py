@@ -61,7 +61,7 @@ SELECT COALESCE(a.grant_id, s.grant_id), a.programme_id, COALESCE(a.listed, fals
        a.applicant_type, a.decision_date, a.closure_kind, a.recovery, COALESCE(a.amended, false), a.budget_source,
        COALESCE(a.parts_hold, true), COALESCE(a.gross, 0), COALESCE(a.has_payments, false), COALESCE(a.paid, 0),
        COALESCE(a.n, 0), a.number_twice, COALESCE(a.decommitted, 0), COALESCE(a.decommitting, false),
-       COALESCE(a.gross, 0) - COALESCE(a.decommitted, 0), COALESCE(a.contracted, false),
+       COALESCE(a.contracted, false),
        COALESCE(a.terminated, false),
        {", ".join(f"s.{h}_spent" for h in HEADINGS)}, {", ".join(f"COALESCE(s.{h}_lines, 0)" for h in HEADINGS)}
 FROM awarded a FULL JOIN spending s ON s.grant_id = a.grant_id"""
