@@ -13,30 +13,15 @@ from sqlalchemy.orm import Session
 
 from services.reporting import projections, rebuild_sql
 from services.reporting.models import PROJECTION_TABLES, ArchivedEvent
-from services.reporting.projections import PROJECTORS, project
-from services.reporting.repository import FactWriter, archive_many
+from services.reporting.projections import PROJECTORS
 from tests.support.archive_events import _payment, archive_events, at, event, late_events
-from tests.support.reporting_db import SessionUow, reporting_database
+from tests.support.reporting_db import SessionUow, apply_live, reporting_database
 
 
 @pytest.fixture
 def engine():
     with reporting_database("rebuild_sql") as engine:
         yield engine
-
-
-def _apply_live(engine, events):
-    """What the batch consumer does with new events: archive and project them in one transaction (failing after a
-    minute stuck on a lock rather than hanging the test)."""
-    with Session(engine) as session:
-        session.execute(text("SET LOCAL lock_timeout = '60s'"))
-        uow = SessionUow(session)
-        archive_many(uow, events)
-        writer = FactWriter(session)
-        for evt in events:
-            project(uow, evt, writer)
-        writer.flush()
-        session.commit()
 
 
 def _value(value):
@@ -90,7 +75,7 @@ def test_every_projected_event_type_is_in_the_archive():
 
 
 def test_the_sql_rebuild_gives_the_python_replay_row_for_row(engine):
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     live = _facts(engine)
     schema = _schema(engine)
     assert all(live.values()), [name for name, rows in live.items() if not rows]
@@ -121,7 +106,7 @@ def test_the_sql_rebuild_gives_the_python_replay_row_for_row(engine):
 def test_the_rebuilt_tables_have_their_statistics_when_they_are_swapped_in(engine):
     """The builders analyse the new tables before the swap, so the first reports after it are planned with
     statistics (pg_class's row estimate, pg_statistic's columns) and reporting's upkeep has nothing left to do."""
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     _rebuild_in_sql(engine)
     with engine.connect() as conn:
         for model in PROJECTION_TABLES:
@@ -137,7 +122,7 @@ def test_the_rebuilt_tables_have_their_statistics_when_they_are_swapped_in(engin
 
 
 def test_events_archived_during_the_build_are_projected_once_and_not_held_back(engine):
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     holder = engine.connect()  # holds the rebuild's advisory lock: it stops right after taking its snapshot
     holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": rebuild_sql.REBUILD_LOCK})
     outcome: dict = {}
@@ -146,7 +131,7 @@ def test_events_archived_during_the_build_are_projected_once_and_not_held_back(e
     try:
         _wait_for_the_rebuild_to_wait(engine)
         late = late_events()
-        _apply_live(engine, late)  # archived and projected live: the archive is not locked meanwhile
+        apply_live(engine, late)  # archived and projected live: the archive is not locked meanwhile
     finally:
         holder.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": rebuild_sql.REBUILD_LOCK})
         holder.close()
@@ -167,12 +152,12 @@ def test_events_archived_during_the_build_are_projected_once_and_not_held_back(e
     # G1's payments row: the late tranche counted, the payment given again not
     assert in_sql["grant_payments"] == [("G1", 7_000_777, 3, 3)]
 
-    _apply_live(engine, late_events()[1:2])  # PAY1 paid again after the swap: the new tables keep the first row
+    apply_live(engine, late_events()[1:2])  # PAY1 paid again after the swap: the new tables keep the first row
     assert _facts(engine) == in_sql
 
 
 def test_a_report_reading_the_old_tables_holds_live_events_back_for_seconds_only(engine):
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     reader = engine.connect()  # a report under way: its transaction reads the old tables until it ends
     reader.execute(text("SELECT count(*) FROM grant_facts"))
     outcome: dict = {}
@@ -186,7 +171,7 @@ def test_a_report_reading_the_old_tables_holds_live_events_back_for_seconds_only
             "AND relation = 'grant_facts'::regclass",
         )
         late = late_events()
-        _apply_live(engine, late)  # between two attempts: the report still reads, the archive is free
+        apply_live(engine, late)  # between two attempts: the report still reads, the archive is free
     finally:
         reader.rollback()
         reader.close()
@@ -230,14 +215,14 @@ def _wait_for_the_rebuild_to_wait(engine):
 def test_payments_rows_of_unknown_grants_and_a_number_paid_twice_are_rebuilt_alike(engine):
     """A grant not known here, paid twice under the same tranche number in two batches, and a payment given again
     in the same batch: the writer's rows, the SQL rebuild's and the replay's agree."""
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
 
     def paid(payment: str, number: int, amount: str, day: str):
         data = {**_payment(payment, "G9", number, amount), "value_date": date.fromisoformat(day), "bank_reference": "B"}
         return event("tranche_paid", data, at(day))
 
-    _apply_live(engine, [paid("PAY91", 1, "10.00", "2011-01-01"), paid("PAY91", 1, "99.00", "2011-01-02")])
-    _apply_live(engine, [paid("PAY92", 1, "5.00", "2011-02-01")])
+    apply_live(engine, [paid("PAY91", 1, "10.00", "2011-01-01"), paid("PAY91", 1, "99.00", "2011-01-02")])
+    apply_live(engine, [paid("PAY92", 1, "5.00", "2011-02-01")])
     live = _facts(engine)
     assert ("G9", 1500, 2, 1) in live["grant_payments"]
     _rebuild_in_sql(engine)
@@ -254,7 +239,7 @@ def _build_tables(engine) -> list[str]:
 def test_a_failed_build_leaves_the_live_facts_and_no_new_table(engine):
     """The new tables are filled on several connections, each committing its own: when one fails, the others' tables
     are dropped and the live facts stay as they were."""
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     live = _facts(engine)
     with engine.begin() as conn:  # a payment whose amount no statement can read (the live path refuses such events)
         conn.execute(
@@ -272,7 +257,7 @@ def test_a_failed_build_leaves_the_live_facts_and_no_new_table(engine):
 def test_tables_left_by_an_interrupted_build_are_replaced(engine):
     """A build that died after some of its connections committed left tables under the build's names: the next
     rebuild drops them instead of failing on them."""
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     live = _facts(engine)
     with engine.begin() as conn:
         conn.execute(text('CREATE TABLE "tranche_facts__rebuild" (leftover int)'))
@@ -284,7 +269,7 @@ def test_tables_left_by_an_interrupted_build_are_replaced(engine):
 
 def test_statements_sharing_staged_events_are_built_on_one_connection(engine):
     """A connection's temporary tables are its own: each staged source is read by the statements of one builder."""
-    _apply_live(engine, archive_events())
+    apply_live(engine, archive_events())
     with Session(engine) as session:
         groups = rebuild_sql._groups(session, 10**9)
     assert sorted(f.model.__tablename__ for g in groups for f in g) == sorted(

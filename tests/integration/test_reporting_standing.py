@@ -8,28 +8,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.reporting import standing
-from services.reporting.projections import project
-from services.reporting.repository import FactWriter, archive_many
 from tests.support.archive_events import archive_events, late_events
-from tests.support.reporting_db import SessionUow, reporting_database
+from tests.support.reporting_db import apply_live, reporting_database
 
 
 @pytest.fixture
 def engine():
     with reporting_database("standing") as engine:
         yield engine
-
-
-def _apply(engine, events):
-    """One batch as the consumer applies it: archived and projected in one transaction."""
-    with Session(engine) as session:
-        uow = SessionUow(session)
-        archive_many(uow, events)
-        writer = FactWriter(session)
-        for evt in events:
-            project(uow, evt, writer)
-        writer.flush()
-        session.commit()
 
 
 def _kept(session) -> list:
@@ -52,7 +38,7 @@ def _versions(session) -> dict:
 def test_the_kept_rows_are_the_rows_computed_from_the_facts_after_every_batch(engine, batch):
     events = archive_events() + late_events()
     for start in range(0, len(events), batch):
-        _apply(engine, events[start : start + batch])
+        apply_live(engine, events[start : start + batch])
         with Session(engine) as session:
             kept = _kept(session)
             assert kept == _from_scratch(session), f"after the events up to {start + batch}"
@@ -67,13 +53,13 @@ def test_the_kept_rows_are_the_rows_computed_from_the_facts_after_every_batch(en
 
 def test_a_row_is_written_again_only_where_its_values_change(engine):
     events = archive_events()
-    _apply(engine, events)
+    apply_live(engine, events)
     with Session(engine) as session:
         before = _versions(session)
     tranche = next(e for e in events if e.event_type == "tranche_paid" and e.data["grant_id"] == "G1")
     contract = next(e for e in events if e.event_type == "contract_signed" and e.data["grant_id"] == "G3")
     # given again (new event ids, the same payment and contract): the facts do not change, nor do the rows
-    _apply(engine, [_again(tranche), _again(contract)])
+    apply_live(engine, [_again(tranche), _again(contract)])
     with Session(engine) as session:
         assert _versions(session) == before
         assert _kept(session) == _from_scratch(session)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from services.reporting.models import Base
 from tests.support.infra import Postgres, run_id
@@ -29,3 +30,20 @@ def reporting_database(purpose: str):
     finally:
         engine.dispose()
         Postgres().drop_database(name)
+
+
+def apply_live(engine, events):
+    """What the batch consumer does with new events: archive and project them in one transaction (failing after a
+    minute stuck on a lock rather than hanging the test)."""
+    from services.reporting.projections import project
+    from services.reporting.repository import FactWriter, archive_many
+
+    with Session(engine) as session:
+        session.execute(text("SET LOCAL lock_timeout = '60s'"))
+        uow = SessionUow(session)
+        archive_many(uow, events)
+        writer = FactWriter(session)
+        for evt in events:
+            project(uow, evt, writer)
+        writer.flush()
+        session.commit()
