@@ -337,7 +337,27 @@ def service_health() -> dict:
                 target(f"sum by (service) (jmdi_workers_max{{{SVC}}})", "{{service}} max", "B"),
             ],
             description="Summed over replicas. Busy close to max means the service is saturated.",
-            w=24,
+            w=12,
+        ),
+        timeseries(
+            "Garbage-collector pause time / s",
+            [
+                target(
+                    f"sum by (service) (rate(jmdi_gc_pause_seconds_sum{{{SVC}}}[$__rate_interval]))",
+                    "{{service}}",
+                    "A",
+                ),
+                target(
+                    f"histogram_quantile(0.99, sum by (service, le) "
+                    f"(rate(jmdi_gc_pause_seconds_bucket{{{SVC}}}[$__rate_interval])))",
+                    "{{service}} p99 pause",
+                    "B",
+                ),
+            ],
+            unit="s",
+            description="Seconds per second each service spent in Python's cyclic garbage collector, and its "
+            "longest pauses (p99). Objects from start-up are frozen out of the collector's reach.",
+            w=12,
         ),
         row("Reliability"),
         timeseries("Outbox pending", [target(f"max by (service) (jmdi_outbox_pending{{{SVC}}})", "{{service}}")], w=8),

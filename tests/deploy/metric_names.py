@@ -9,6 +9,7 @@ HISTOGRAMS = {
     "jmdi_event_handler_duration_seconds",
     "jmdi_report_generation_duration_seconds",
     "jmdi_gateway_request_duration_seconds",
+    "jmdi_gc_pause_seconds",
 }
 JMDI = {
     "jmdi_service_info",

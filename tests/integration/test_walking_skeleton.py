@@ -229,6 +229,8 @@ def test_every_service_serves_prometheus_metrics(system):
         with urllib.request.urlopen(system.metrics_url(service), timeout=10) as response:
             body = response.read().decode()
         assert f'jmdi_service_info{{service="{service}"' in body
+        # the runner froze start-up's objects and times every collection since (services/common/runtime/heap.py)
+        assert f'jmdi_gc_pause_seconds_count{{generation="2",service="{service}"}}' in body
 
 
 def _try(fn, **kwargs):

@@ -148,6 +148,9 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     runner.start()
+    from ..runtime.heap import settle
+
+    settle(args.service)  # after start: the extensions' set-up objects are frozen with the libraries'
     log.info("%s started (metrics on %s)", args.service, config.get("WEB_SERVER_ADDRESS"))
     runner_thread = eventlet.spawn(runner.wait)
     while not stopping.ready() and not runner_thread.dead:
