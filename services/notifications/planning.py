@@ -5,7 +5,9 @@ one Notification row per (event, recipient, template), delivered later by the di
 keeps the facts later messages quote (proposal, grant, contract dates, reports due).
 
 An event that refers to a proposal or grant this service has not heard of yet (its queue overtook the one of
-proposal_submitted or grant_awarded) is parked and planned as soon as that fact arrives.
+proposal_submitted or grant_awarded) is parked and planned as soon as that fact arrives. When the fact comes later
+in the same batch (a backlog read from several queues at once), the event waits in memory instead: no parking row
+written, flushed and deleted again. What still waits when the batch ends (its fact's own event waits too) is parked.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Planner:
         self.now = now or utcnow()
         self.planned: list[dict] = []  # notifications rows, written together by `write`
         self._written = 0
+        self._coming: set[str] = set()  # the facts the batch brings (keys as FactMissing names them)
+        self._waiting: dict[str, list[Event]] = {}  # events of the batch ahead of their fact, in arrival order
 
     # --- entry points ---------------------------------------------------------------------------------------
     def apply_all(self, events: Iterable[Event]) -> list[dict]:
@@ -44,8 +48,13 @@ class Planner:
         proposals = {e.data["proposal_id"] for e in events if "proposal_id" in e.data}
         grants = {e.data["grant_id"] for e in events if "grant_id" in e.data}
         self.facts.prefetch(proposals, grants)
+        self._coming = {key for key in map(_fact_brought_by, events) if key}
         for event in events:
             self.apply(event)
+        for key, waiting in self._waiting.items():  # their fact's event was itself parked
+            for event in waiting:
+                self._park(event, key)
+        self._waiting.clear()
         self.write()
         return self.planned
 
@@ -55,7 +64,10 @@ class Planner:
             try:
                 handler(event, event.data)
             except FactMissing as missing:
-                self._park(event, missing.key)
+                if missing.key in self._coming:
+                    self._waiting.setdefault(missing.key, []).append(event)
+                else:
+                    self._park(event, missing.key)
 
     def write(self):
         """The facts changed and the messages planned since the last write, into the transaction."""
@@ -244,8 +256,11 @@ class Planner:
         self.facts.park(event, key, self.now)
 
     def _release(self, key: str):
+        """The events waiting for `key`: those parked by earlier batches first (they came first)."""
         for body in self.facts.take_parked(key):
             self.apply(parse_event(body))
+        for event in self._waiting.pop(key, ()):
+            self.apply(event)
 
     # --- recipients -----------------------------------------------------------------------------------------
     def _lead(self, proposal_id: str) -> list[Recipient]:
@@ -306,6 +321,15 @@ class Planner:
                     "created_at": self.now,
                 }
             )
+
+
+_FACTS_BROUGHT = {"proposal_submitted": ("proposal", "proposal_id"), "grant_awarded": ("grant", "grant_id")}
+
+
+def _fact_brought_by(event: Event) -> str | None:
+    """The key (as FactMissing names it) of the fact this event records, if it records one."""
+    brought = _FACTS_BROUGHT.get(event.event_type)
+    return f"{brought[0]}:{event.data[brought[1]]}" if brought else None
 
 
 def plan(uow: UnitOfWork, event: Event, settings: NotificationSettings) -> list[dict]:

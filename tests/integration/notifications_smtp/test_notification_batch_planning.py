@@ -1,8 +1,8 @@
 """Planning notifications a batch of events at a time (the service's batch consumer) on PostgreSQL: a poison event
 among good ones is retried and dead-lettered alone, copies inside one batch and across batches are planned once,
-and an event that overtook the fact it needs is parked and released within the batch. The last two tests run on
-SQLite too (`make run`'s database): a second submission replacing the first, a withdrawal, and grant events parked
-in the batch or an earlier one, released and paid once each."""
+and an event that overtook the fact it needs waits for it within the batch (in memory) or across batches (parked).
+The tests on `any_core` run on SQLite too (`make run`'s database): a second submission replacing the first, a
+withdrawal, and grant events waiting in the batch or parked by an earlier one, released and paid once each."""
 
 import threading
 import time
@@ -101,7 +101,7 @@ def test_copies_inside_a_batch_and_across_batches_are_planned_once(core):
     assert keys == [("notifications.on_proposal_submitted", 3)]  # the per-event handlers' keys
 
 
-def test_an_event_ahead_of_its_fact_is_parked_and_released_in_the_same_batch(core):
+def test_an_event_ahead_of_its_fact_is_planned_after_it_in_the_same_batch(core):
     screening, submission = screened(1), submitted(1)
     assert apply(core, [screening, submission])["applied"] == 2
     with core.engine.connect() as conn:
@@ -361,3 +361,40 @@ def test_grant_events_parked_in_one_batch_or_an_earlier_one_are_released_and_pai
     assert grants == {"g-1": Decimal("135000.00"), "g-2": Decimal("100.00"), "g-3": Decimal("10.00")}
     templates = [t for _, t, _ in messages(core)]
     assert templates.count("award") == 3 and templates.count("tranche_paid") == 5
+
+
+def test_events_ahead_of_their_fact_in_the_same_batch_wait_in_memory_not_in_the_parking(core):
+    """A backlog read from several queues at once brings payments ahead of their award and awards ahead of their
+    proposal: they wait for the fact the batch brings later without a parking row written and deleted again, so the
+    batch costs the statements of the same events in order, and each payment is planned and counted once."""
+    in_order = [
+        e for n in range(300, 310) for e in (submitted(n), awarded(n), paid(n, 1, "60000.00"), paid(n, 2, "1.00"))
+    ]
+    overtaken = [
+        e for n in range(400, 410) for e in (paid(n, 1, "60000.00"), awarded(n), paid(n, 2, "1.00"), submitted(n))
+    ]
+    assert statements_to_plan(core, overtaken) == statements_to_plan(core, in_order)
+    assert parked(core) == []
+    with core.engine.connect() as conn:
+        paid_by_grant = dict(conn.execute(select(Grant.grant_id, Grant.paid).where(Grant.grant_id.like("g-4%"))).all())
+        planned = dict(
+            conn.execute(
+                select(Notification.source_event_id, func.count()).group_by(Notification.source_event_id)
+            ).all()
+        )
+    assert paid_by_grant == {f"g-{n}": Decimal("60001.00") for n in range(400, 410)}
+    assert all(planned.get(e.event_id, 0) >= 1 for e in overtaken)
+
+
+def test_an_event_waiting_for_a_fact_whose_own_event_waits_is_parked_after_it(any_core):
+    """The payment waits for an award the batch brings, but the award waits for its proposal, which the batch does
+    not bring: both are parked, and released (the payment counted once) by the batch that brings the proposal."""
+    core = any_core
+    payment, award = paid(9, 1, "100.00"), awarded(9)
+    assert apply(core, [payment, award])["applied"] == 2
+    assert sorted(parked(core)) == [("grant:g-9", payment.event_id), ("proposal:p-9", award.event_id)]
+    assert apply(core, [submitted(9)])["applied"] == 1
+    assert parked(core) == []
+    with core.engine.connect() as conn:
+        assert conn.execute(select(Grant.paid).where(Grant.grant_id == "g-9")).scalar() == Decimal("100.00")
+    assert sorted(t for _, t, _ in messages(core)) == ["award", "submission_receipt", "tranche_paid"]
