@@ -4,14 +4,17 @@ sent together (one UPDATE, one multi-row outbox INSERT), failures on their own, 
 import email
 import email.policy
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select, update
 
 from smtp_servers import Mailbox
+from services.common.storage.db import insert_rows, utcnow
 from services.common.storage.tables import outbox
 from services.notifications.dispatch import Dispatcher
 from services.notifications.models import Notification
+from services.notifications.settings import NotificationSettings
 from test_notification_dispatch import planned, settings_for, submitted
 
 
@@ -92,3 +95,51 @@ def test_a_row_another_replica_finished_meanwhile_is_neither_changed_nor_announc
     assert after[second.id].status == "sent" and after[second.id].sent_at is None  # left as the other replica left it
     (only,) = events(core, "notification_sent")
     assert only["data"]["notification_id"] == first.id
+
+
+def test_a_claim_reads_the_rows_it_takes_not_every_row_of_the_batch_that_planned_them(core):
+    """The rows of one planning batch share next_attempt_at and created_at: a claim of 20 among 2,000 of them reads
+    about 20 rows (the pending rows indexed in the claim's order), not the batch's 2,000 sorted at every claim, and
+    a row due earlier is still claimed first."""
+    settings = NotificationSettings.from_config({})
+    batch_time, earlier = utcnow(), utcnow() - timedelta(minutes=5)
+
+    def row(n, at):
+        return {
+            "id": f"n-{n}",
+            "source_event_id": f"e-{n}",
+            "event_type": "tranche_paid",
+            "template": "tranche_paid",
+            "recipient": f"lead{n}@example.org",
+            "language": "en",
+            "context": {},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+
+    uow = core.unit_of_work()
+    insert_rows(uow.session, Notification, [row(n, batch_time) for n in range(2000)] + [row("early", earlier)])
+    uow.commit()
+    plans = []
+
+    def explain(_conn, cursor, statement, parameters, _context, _executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "SKIP LOCKED" in statement:
+            with cursor.connection.cursor() as explaining:  # same transaction
+                explaining.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+                plans.append(explaining.fetchone()[0][0]["Plan"])
+
+    event.listen(core.engine, "after_cursor_execute", explain)
+    try:
+        claimed = Dispatcher(core.unit_of_work(), settings, transport=None).claim_due(20)
+    finally:
+        event.remove(core.engine, "after_cursor_execute", explain)
+    assert len(claimed) == 20 and claimed[0].id == "n-early"
+    assert len(plans) == 1 and rows_scanned(plans[0]) <= 40
+
+
+def rows_scanned(plan: dict) -> int:
+    """The rows the plan's scans returned (EXPLAIN ANALYZE's actual rows of every scan node)."""
+    own = plan["Actual Rows"] * plan.get("Actual Loops", 1) if plan["Node Type"].endswith("Scan") else 0
+    return own + sum(rows_scanned(child) for child in plan.get("Plans", []))
