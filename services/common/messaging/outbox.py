@@ -19,19 +19,16 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
 from ..runtime import metrics
-from ..storage.db import DatabaseCore, utcnow
+from ..storage.db import INDEX_SCAN_ONLY, DatabaseCore, utcnow
 from ..storage.tables import outbox
 from ..values.retry import OUTBOX_RELAY
 from .crashpoints import crash_point
 from .publisher import ConfirmingPublisher, PublishFailed
 
 log = logging.getLogger(__name__)
-
-# transaction-local: the relay's scans of pending rows walk the partial index in order (see the module's doc)
-_INDEX_SCAN_ONLY = text("SET LOCAL enable_bitmapscan = off")
 
 
 class OutboxRelay:
@@ -87,7 +84,7 @@ class OutboxRelay:
         while True:
             with self.core.exclusive(), self.core.engine.begin() as conn:
                 if self._postgres:
-                    conn.execute(_INDEX_SCAN_ONLY)
+                    conn.execute(INDEX_SCAN_ONLY)
                 rows = conn.execute(
                     select(
                         outbox.c.id,
@@ -141,7 +138,7 @@ class OutboxRelay:
         forget = self._last_forget is None or now - self._last_forget >= self.forget_every_seconds
         with self.core.exclusive(), self.core.engine.begin() as conn:
             if self._postgres:
-                conn.execute(_INDEX_SCAN_ONLY)
+                conn.execute(INDEX_SCAN_ONLY)
             pending, oldest = conn.execute(
                 select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
             ).one()
