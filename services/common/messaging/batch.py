@@ -18,7 +18,9 @@ import eventlet
 from eventlet.event import Event as GreenEvent
 from kombu import Connection, Consumer, Exchange, Queue
 from nameko.extensions import Entrypoint
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..contracts.events import parse_event
 from ..contracts.topology import exchange_name, handler_method, producer_of, queue_name
@@ -242,15 +244,27 @@ def _consumer(service: str, evt) -> str:
     return f"{service}.{handler_method(evt.event_type)}"
 
 
+# the batch's (consumer, event id) keys looked up one by one in the inbox's primary key. `consumer IN (…) AND
+# event_id IN (…)` made PostgreSQL probe every pair of the two lists, bitmap scan and recheck them (36-46 ms and ~4,000
+# buffers for 500 events at 150,000 inbox rows, against ~2 ms and 1,500 buffers)
+_APPLIED_KEYS = sql_text(
+    "SELECT i.consumer, i.event_id FROM unnest(CAST(:consumers AS varchar[]), CAST(:event_ids AS varchar[])) "
+    "AS k(consumer, event_id) JOIN inbox AS i USING (consumer, event_id)"
+).bindparams(bindparam("consumers", type_=ARRAY(String)), bindparam("event_ids", type_=ARRAY(String)))
+
+
 def _already_applied(uow: UnitOfWork, service: str, events) -> set:
     if not events:
         return set()
-    rows = uow.session.execute(
-        select(inbox.c.consumer, inbox.c.event_id).where(
-            inbox.c.event_id.in_([e.event_id for e in events]),
-            inbox.c.consumer.in_({_consumer(service, e) for e in events}),
+    consumers, event_ids = [_consumer(service, e) for e in events], [e.event_id for e in events]
+    if uow.session.get_bind().dialect.name == "postgresql":
+        rows = uow.session.execute(_APPLIED_KEYS, {"consumers": consumers, "event_ids": event_ids})
+    else:
+        rows = uow.session.execute(
+            select(inbox.c.consumer, inbox.c.event_id).where(
+                inbox.c.event_id.in_(event_ids), inbox.c.consumer.in_(set(consumers))
+            )
         )
-    )
     return {(r.consumer, r.event_id) for r in rows}
 
 
