@@ -32,7 +32,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.exc import DBAPIError
 
 from services.common.security.privacy import mask_email
-from services.common.storage.db import INDEX_SCAN_ONLY, UnitOfWork, utcnow
+from services.common.storage.db import UnitOfWork, index_scans_only, utcnow
 from services.common.values.retry import RECORD_SENT
 
 from .delivery import PermanentDeliveryError, TemporaryDeliveryError
@@ -104,8 +104,7 @@ class Dispatcher:
         """Up to `count` due rows, claimed in one transaction (each attempt counted, each row reserved)."""
         session, now = self.uow.session, utcnow()
         try:
-            if session.get_bind().dialect.name == "postgresql":  # the index in the claim's order, whatever the stats
-                session.execute(INDEX_SCAN_ONLY)
+            index_scans_only(session.connection())  # the index in the claim's order, whatever the statistics
             claimed = list(
                 session.execute(
                     select(Notification)

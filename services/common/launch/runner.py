@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit  # noqa: E402
 from kombu import Connection  # noqa: E402
 
 from ..runtime.config import load_config, redact, service_class  # noqa: E402
+from ..runtime.heap import settle  # noqa: E402
 from .logs import configure_logging  # noqa: E402
 
 log = logging.getLogger("jmdi.runner")
@@ -148,8 +149,6 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     runner.start()
-    from ..runtime.heap import settle
-
     settle(args.service)  # after start: the extensions' set-up objects are frozen with the libraries'
     log.info("%s started (metrics on %s)", args.service, config.get("WEB_SERVER_ADDRESS"))
     runner_thread = eventlet.spawn(runner.wait)

@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, update
 
 from ..runtime import metrics
-from ..storage.db import INDEX_SCAN_ONLY, DatabaseCore, utcnow
+from ..storage.db import DatabaseCore, index_scans_only, utcnow
 from ..storage.tables import outbox
 from ..values.retry import OUTBOX_RELAY
 from .crashpoints import crash_point
@@ -53,7 +53,6 @@ class OutboxRelay:
         # the second they expire, so it runs every `forget_every_seconds`, not at every sweep
         self.forget_every_seconds = forget_every_seconds
         self._last_forget: float | None = None
-        self._postgres = core.engine.dialect.name == "postgresql"
 
     def wake(self):
         self._wake.set()
@@ -83,8 +82,7 @@ class OutboxRelay:
         published = 0
         while True:
             with self.core.exclusive(), self.core.engine.begin() as conn:
-                if self._postgres:
-                    conn.execute(INDEX_SCAN_ONLY)
+                index_scans_only(conn)
                 rows = conn.execute(
                     select(
                         outbox.c.id,
@@ -137,8 +135,7 @@ class OutboxRelay:
         self._last_housekeeping = now
         forget = self._last_forget is None or now - self._last_forget >= self.forget_every_seconds
         with self.core.exclusive(), self.core.engine.begin() as conn:
-            if self._postgres:
-                conn.execute(INDEX_SCAN_ONLY)
+            index_scans_only(conn)
             pending, oldest = conn.execute(
                 select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
             ).one()

@@ -49,12 +49,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# PostgreSQL, transaction-local: a queue's claim (`WHERE <pending> ORDER BY <index order> LIMIT n FOR UPDATE SKIP
-# LOCKED`) walks its partial index in order and stops at n rows. Without it the planner may pick a bitmap scan
-# and a sort of every pending row: what it does on a table it has no statistics for (a server without
-# autovacuum, or a burst since its last ANALYZE estimated rare), and the bitmap scan visits the heap row behind
-# every dead index entry at every claim, where an index scan marks those entries dead once
-INDEX_SCAN_ONLY = text("SET LOCAL enable_bitmapscan = off")
+_NO_BITMAP_SCANS = text("SET LOCAL enable_bitmapscan = off")
+
+
+def index_scans_only(connection) -> None:
+    """For the rest of the transaction on PostgreSQL (nothing elsewhere): a queue's claim (`WHERE <pending> ORDER BY
+    <index order> LIMIT n FOR UPDATE SKIP LOCKED`) walks its partial index in order and stops at n rows. Otherwise
+    the planner may pick a bitmap scan and a sort of every pending row: what it does on a table it has no
+    statistics for (a server without autovacuum, or a burst since its last ANALYZE estimated rare), and the bitmap
+    scan visits the heap row behind every dead index entry at every claim, where an index scan marks those entries
+    dead once."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_NO_BITMAP_SCANS)
 
 
 def insert_rows(
