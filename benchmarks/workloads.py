@@ -19,6 +19,7 @@ import psycopg2
 
 from services.common.contracts.events import make_event
 from services.common.contracts.topology import SUBSCRIPTIONS, exchange_name
+from services.common.messaging.outbox import WAKE_CHANNEL
 from services.common.storage.tables import outbox
 
 from services.reporting.models import PROJECTION_TABLES, ArchivedEvent
@@ -368,13 +369,15 @@ class GrantsEvents:
 
 
 def insert_outbox(system, rows: list[dict], producer: str = "grants") -> float:
-    """COPY the rows into the producer's outbox in one transaction; returns the wall-clock time of the commit."""
+    """COPY the rows into the producer's outbox in one transaction; returns the wall-clock time of the commit.
+    Its NOTIFY wakes the producer's relay at the commit, as the producer's own commits do."""
     writer = TableWriter(outbox)
     for r in rows:
         writer.add(r)
     conn = connection(system, producer, autocommit=False)
     with conn, conn.cursor() as cur:
         writer.flush(cur)
+        cur.execute(f"NOTIFY {WAKE_CHANNEL}")
     return time.time()
 
 

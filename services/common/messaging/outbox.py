@@ -1,7 +1,8 @@
 """The outbox relay: publishes committed outbox rows to the service's events exchange, then marks them sent.
 
-Woken right after every commit that wrote events; a periodic sweep is the safety net (broker was down, a
-process died between commit and publish). On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so
+Woken right after every commit that wrote events; on PostgreSQL also by `NOTIFY jmdi_outbox`, which a writer
+outside the service process (another replica, a repair script, the bench's feeder) sends in the transaction that
+wrote the rows. A periodic sweep is the safety net (broker was down, a process died between commit and publish). On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so
 several processes of one service never publish the same row concurrently. A crash after publishing and before
 marking publishes the row again later: consumers' inboxes absorb that duplicate.
 
@@ -18,6 +19,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from select import select as wait_readable
 
 from sqlalchemy import delete, func, select, update
 
@@ -29,6 +31,7 @@ from .crashpoints import crash_point
 from .publisher import ConfirmingPublisher, PublishFailed
 
 log = logging.getLogger(__name__)
+WAKE_CHANNEL = "jmdi_outbox"  # NOTIFY jmdi_outbox: rows committed by another process go out now, not at the sweep
 
 
 class OutboxRelay:
@@ -47,6 +50,7 @@ class OutboxRelay:
         self.sweep_seconds = sweep_seconds
         self.retention = retention
         self._wake = threading.Event()
+        self.listening = threading.Event()  # set while the PostgreSQL listener holds its LISTEN
         self._stopped = False
         self._last_housekeeping = 0.0
         # the retention DELETE reads the whole table (no index on published_at): rows kept for days need not go
@@ -76,6 +80,43 @@ class OutboxRelay:
             self._wake.wait(self.sweep_seconds)
             self._wake.clear()
         self.publisher.close()
+
+    def listen(self):
+        """Wake the relay whenever another process notifies WAKE_CHANNEL (PostgreSQL; elsewhere the sweep alone).
+        Runs beside `run`, on a connection of its own (a LISTEN holds it for good), until `stop`."""
+        if self.core.engine.dialect.name != "postgresql":
+            return
+        failures = 0
+        while not self._stopped:
+            try:
+                self._listen()
+                return
+            except Exception as exc:  # database away or the connection killed: listen again with backoff
+                failures += 1
+                log.warning("outbox relay listener: %s (attempt %d)", exc, failures)
+                self._wake.set()  # what was notified meanwhile is not lost: drain once more
+                time.sleep(OUTBOX_RELAY.delay(failures))
+
+    def _listen(self):
+        dialect, url = self.core.engine.dialect, self.core.engine.url
+        cargs, cparams = dialect.create_connect_args(url)
+        conn = dialect.connect(*cargs, **cparams)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f"LISTEN {WAKE_CHANNEL}")
+            self.listening.set()
+            while not self._stopped:
+                # the timeout only bounds how long a stop waits; select is green under eventlet's monkey patch
+                readable, _, _ = wait_readable([conn], [], [], 1.0)
+                if readable:
+                    conn.poll()
+                    if conn.notifies:
+                        conn.notifies.clear()
+                        self.wake()
+        finally:
+            self.listening.clear()
+            conn.close()
 
     def drain(self) -> int:
         """Publish every pending row; return how many were published."""

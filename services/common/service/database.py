@@ -28,6 +28,7 @@ class Database(DependencyProvider):
     def start(self):
         refresh_dead_letter_gauge(self.core)  # letters held from before a restart still alert
         self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+        self.container.spawn_managed_thread(self.relay.listen, identifier="outbox-listener")
 
     def stop(self):
         self.relay.stop()

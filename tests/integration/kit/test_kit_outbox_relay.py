@@ -6,10 +6,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from services.common.messaging.inbox import APPLIED, DUPLICATE, RetryPolicy, consume
-from services.common.messaging.outbox import OutboxRelay, pending_count
+from services.common.messaging.outbox import WAKE_CHANNEL, OutboxRelay, pending_count
 from services.common.messaging.publisher import PublishFailed
 from services.common.storage.tables import outbox
 from tests.support.infra import free_port, run_id
@@ -245,3 +245,44 @@ def test_the_relay_loop_keeps_going_through_a_broker_it_cannot_reach(databases):
         runner.join(30)
     assert attempts(core) == [1] or attempts(core)[0] >= 1
     assert not runner.is_alive() and pending_count(core) == 1  # stopped cleanly; the row waits for the broker
+
+
+def test_rows_another_process_commits_with_notify_go_out_before_the_sweep(pg_databases, vhost, queue, caplog):
+    """A writer outside the service process cannot reach the relay's in-process wake-up: its NOTIFY does. The sweep
+    is an hour away, so only the listener can have published the rows; a listener killed by the server listens
+    again."""
+    core = pg_databases("grants")
+    relay = OutboxRelay(core, vhost, sweep_seconds=3600)
+    threads = [threading.Thread(target=relay.run), threading.Thread(target=relay.listen)]
+    for thread in threads:
+        thread.start()
+    try:
+        for round_ in range(2):
+            assert relay.listening.wait(30), "the listener never listened"
+            other = core.unit_of_work(actor="repair.script")  # no relay.wake on this core's commits: none in-process
+            other.emit("tranche_paid", tranche_data(round_))
+            other.session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+            other.commit()
+            deadline = time.monotonic() + 20
+            while pending_count(core) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pending_count(core) == 0, f"round {round_}: the notified row was not published"
+            # published because it was notified: a failing listener also wakes the relay, as a safety net
+            assert round_ == 1 or "outbox relay listener" not in caplog.text, caplog.text
+            with core.engine.connect() as conn:  # the server drops the listener's connection
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :listen "
+                        "AND datname = current_database()"
+                    ),
+                    {"listen": f"LISTEN {WAKE_CHANNEL}"},
+                )
+            deadline = time.monotonic() + 20
+            while relay.listening.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        relay.stop()
+        for thread in threads:
+            thread.join(30)
+    assert [b["data"]["payment_id"] for b in drain_queue(vhost, queue)] == ["pay-0", "pay-1"]
+    assert not any(thread.is_alive() for thread in threads)
