@@ -16,10 +16,10 @@ on, so the relay's statements on pending rows run with bitmap scans off.
 
 import json
 import logging
+import select as readiness  # looked up at each call: eventlet's monkey patch may come after this import
 import threading
 import time
 from datetime import timedelta
-from select import select as wait_readable
 
 from sqlalchemy import delete, func, select, update
 
@@ -108,7 +108,7 @@ class OutboxRelay:
             self.listening.set()
             while not self._stopped:
                 # the timeout only bounds how long a stop waits; select is green under eventlet's monkey patch
-                readable, _, _ = wait_readable([conn], [], [], 1.0)
+                readable, _, _ = readiness.select([conn], [], [], 1.0)
                 if readable:
                     conn.poll()
                     if conn.notifies:
