@@ -2,9 +2,10 @@
 
 Woken right after every commit that wrote events; on PostgreSQL also by `NOTIFY jmdi_outbox`, which a writer
 outside the service process (another replica, a repair script, the bench's feeder) sends in the transaction that
-wrote the rows. A periodic sweep is the safety net (broker was down, a process died between commit and publish). On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so
-several processes of one service never publish the same row concurrently. A crash after publishing and before
-marking publishes the row again later: consumers' inboxes absorb that duplicate.
+wrote the rows. A periodic sweep is the safety net (broker was down, a process died between commit and publish).
+On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so several processes of one service never publish the
+same row concurrently. A crash after publishing and before marking publishes the row again later: consumers'
+inboxes absorb that duplicate.
 
 Published rows stay (for `retention`), and marking one leaves its entry in the partial index of pending rows
 until a VACUUM removes it. A bitmap scan of that index (what PostgreSQL's planner picks for `published_at IS

@@ -12,7 +12,7 @@ from services.common.messaging.inbox import APPLIED, DUPLICATE, RetryPolicy, con
 from services.common.messaging.outbox import WAKE_CHANNEL, OutboxRelay, pending_count
 from services.common.messaging.publisher import PublishFailed
 from services.common.storage.tables import outbox
-from tests.support.infra import free_port, run_id
+from tests.support.infra import eventually, free_port, run_id
 
 from .conftest import (
     SimulatedCrash,
@@ -256,30 +256,29 @@ def test_rows_another_process_commits_with_notify_go_out_before_the_sweep(pg_dat
     threads = [threading.Thread(target=relay.run), threading.Thread(target=relay.listen)]
     for thread in threads:
         thread.start()
+
+    def commit_notified(n: int):
+        assert relay.listening.wait(30), "the listener never listened"
+        other = core.unit_of_work(actor="repair.script")  # no relay.wake on this core's commits: none in-process
+        other.emit("tranche_paid", tranche_data(n))
+        other.session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+        other.commit()
+        eventually(lambda: pending_count(core) == 0, 20, 0.05, f"the notified row {n} published")
+
     try:
-        for round_ in range(2):
-            assert relay.listening.wait(30), "the listener never listened"
-            other = core.unit_of_work(actor="repair.script")  # no relay.wake on this core's commits: none in-process
-            other.emit("tranche_paid", tranche_data(round_))
-            other.session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
-            other.commit()
-            deadline = time.monotonic() + 20
-            while pending_count(core) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert pending_count(core) == 0, f"round {round_}: the notified row was not published"
-            # published because it was notified: a failing listener also wakes the relay, as a safety net
-            assert round_ == 1 or "outbox relay listener" not in caplog.text, caplog.text
-            with core.engine.connect() as conn:  # the server drops the listener's connection
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :listen "
-                        "AND datname = current_database()"
-                    ),
-                    {"listen": f"LISTEN {WAKE_CHANNEL}"},
-                )
-            deadline = time.monotonic() + 20
-            while relay.listening.is_set() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        commit_notified(0)
+        # published because it was notified: a failing listener also wakes the relay, as a safety net
+        assert "outbox relay listener" not in caplog.text, caplog.text
+        with core.engine.connect() as conn:  # the server drops the listener's connection
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = :listen "
+                    "AND datname = current_database()"
+                ),
+                {"listen": f"LISTEN {WAKE_CHANNEL}"},
+            )
+        eventually(lambda: "outbox relay listener" in caplog.text, 20, 0.05, "the listener noticing it was dropped")
+        commit_notified(1)
     finally:
         relay.stop()
         for thread in threads:
