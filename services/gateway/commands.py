@@ -12,29 +12,24 @@ operation's timeout:
   the gateway gave up on is not run later by a service that comes back; one already running may still finish.
 The service's typed errors come back as themselves; anything else is an internal failure (500).
 
-Requests are published by `Producers`: kombu producers on broker connections of their own, kept from one request
-to the next (nameko's Publisher makes a kombu Connection and looks up its pool for every message: about half the
-CPU of a publish), with publisher confirms and `mandatory` as before.
+Requests are published by the kit's `Producers` (kept from one request to the next, services/common/messaging/
+producers.py), with publisher confirms and `mandatory` as nameko's Publisher.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import eventlet
-from eventlet.semaphore import Semaphore
-from kombu import Connection, Producer
 from kombu.exceptions import ChannelError, OperationalError
 from nameko.amqp.publish import UndeliverableMessage
-from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, PERSISTENT
+from nameko.constants import PERSISTENT
 from nameko.exceptions import RemoteError, deserialize
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
 from nameko.rpc import get_rpc_exchange
 
+from services.common.messaging.producers import Producers
 from services.common.service.rpc import NamedReplyListener
 from services.common.values.problems import NoAnswer, ServiceUnavailable, SystemFailure
 
@@ -42,51 +37,6 @@ log = logging.getLogger(__name__)
 
 # a broker that does not take the message within a few seconds is as good as away for a person waiting
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
-PRODUCERS = 10  # at most this many publishing at once (each its connection), as nameko's pool
-
-
-class Producers:
-    """Producers with publisher confirms, each on its own broker connection (a channel waits for its own confirms:
-    one publishing green thread per producer), created when needed, kept idle between requests, at most `limit`.
-    One whose publish failed otherwise than by finding no queue is closed, not kept: the next is made afresh."""
-
-    def __init__(self, uri: str, ssl=None, limit: int = PRODUCERS):
-        self.uri, self.ssl = uri, ssl
-        self._idle: list[Producer] = []
-        self._slots = Semaphore(limit)
-
-    @contextmanager
-    def acquire(self) -> Iterator[Producer]:
-        with self._slots:
-            producer = self._idle.pop() if self._idle else self._new()
-            try:
-                yield producer
-            except ChannelError as exc:
-                if "NO_ROUTE" not in str(exc):  # a mandatory message that no queue took: the channel stays
-                    self._close(producer)
-                    raise
-                self._idle.append(producer)
-                raise
-            except BaseException:
-                self._close(producer)
-                raise
-            self._idle.append(producer)
-
-    def _new(self) -> Producer:
-        options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": True}
-        return Producer(Connection(self.uri, transport_options=options, ssl=self.ssl))
-
-    @staticmethod
-    def _close(producer: Producer):
-        try:
-            producer.connection.close()
-        except Exception:  # already broken: nothing to hand back
-            log.debug("closing a broken publisher connection", exc_info=True)
-
-    def close(self):
-        idle, self._idle = self._idle, []
-        for producer in idle:
-            self._close(producer)
 
 
 class ServiceCaller(DependencyProvider, HeaderEncoder):

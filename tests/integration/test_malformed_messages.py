@@ -142,3 +142,31 @@ def test_queues_of_an_earlier_version_are_replaced_when_empty_in_local_mode_else
         assert queues[held]["arguments"] == {}
     finally:
         broker.delete_vhost(vhost)
+
+
+def test_a_malformed_reply_is_dropped_and_counted_and_the_gateway_keeps_its_reply_queue():
+    """Replies come without acks (services/common/service/rpc.py NamedReplyListener): a malformed one is dropped,
+    never rejected, since rejecting a delivery made without ack closes the channel; the gateway keeps consuming
+    the same reply queue on the same connection."""
+    with System() as system:
+        ops = system.client("ops", ["programme_manager"])
+        assert ops.calls.health()["status"] == "ok"
+        (reply_queue,) = [q for q in system.broker.queues(system.vhost) if q.startswith("rpc.reply-gateway-")]
+        kinds = ("no_content_type", "unknown_content_type", "pickle", "undecodable")
+        malformed.send_all(system.amqp_uri, [("nameko-rpc", reply_queue, False)], large_bytes=0, kinds=kinds)
+
+        expected = Counter(malformed.KINDS[kind] for kind in kinds)
+        eventually(
+            lambda: metric_by_label(system, "gateway", "jmdi_malformed_messages_total", "reason") == expected,
+            30,
+            0.5,
+            "each malformed reply counted by the gateway",
+        )
+        for _ in range(3):  # the gateway still forwards, its replies on the same queue
+            assert ops.calls.health()["status"] == "ok"
+        queues = system.broker.queues(system.vhost)
+        assert [q for q in queues if q.startswith("rpc.reply-gateway-")] == [reply_queue]
+        assert queues[reply_queue].get("messages", 0) == 0
+        log = system.processes["gateway"].log_path.read_text(errors="replace")
+        assert log.count("malformed message on") == len(kinds)
+        assert "broker connection lost" not in log

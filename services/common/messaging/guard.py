@@ -25,15 +25,20 @@ dead-letter exchange) are dropped, logged and counted the same way.
 from __future__ import annotations
 
 import logging
+import sys
 from functools import partial
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu import Exchange, Queue
+from kombu.serialization import dumps
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_RETRY_POLICY
+from nameko.exceptions import UnserializableValueError, serialize
 from nameko.messaging import QueueConsumer
-from nameko.rpc import ReplyListener, Rpc, RpcConsumer
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from ..runtime import metrics
 from ..runtime.config import redact
+from .producers import Producers
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +125,9 @@ def decode(message, kind: str, limit: int):
         return None, "undecodable"
 
 
-def refuse(message, service: str, queue: str, reason: str):
-    """Log once, count, reject without requeue (the broker dead-letters it). Never raises."""
+def refuse(message, service: str, queue: str, reason: str, delivered_without_ack: bool = False):
+    """Log once, count, reject without requeue (the broker dead-letters it; one delivered without ack is gone
+    already: rejecting it would close the channel). Never raises."""
     properties = message.properties or {}
     size = len(message.body) if message.body is not None else 0
     metrics.MALFORMED_MESSAGES.labels(service, queue, reason).inc()
@@ -135,6 +141,8 @@ def refuse(message, service: str, queue: str, reason: str):
         str(properties.get("message_id"))[:80],
         str((message.delivery_info or {}).get("routing_key"))[:200],
     )
+    if delivered_without_ack:
+        return
     try:
         message.reject(requeue=False)
     except Exception as exc:  # the connection is gone: the broker gives it back, and it is refused again then
@@ -169,7 +177,10 @@ class GuardedQueueConsumer(QueueConsumer):
         self._connected_once = True
         for provider in self._providers:
             consumer = consumer_cls(
-                queues=[provider.queue], on_message=partial(self._on_message, provider), accept=self.accept
+                queues=[provider.queue],
+                on_message=partial(self._on_message, provider),
+                accept=self.accept,
+                no_ack=getattr(provider, "no_ack", False),
             )
             consumer.qos(prefetch_count=self.prefetch_count)
             self._consumers[provider] = consumer
@@ -207,7 +218,9 @@ class GuardedQueueConsumer(QueueConsumer):
     def _on_message(self, provider, message):
         body, reason = decode(message, kind_of(provider), self.max_message_bytes)
         if reason:
-            refuse(message, self.container.service_name, provider.queue.name, reason)
+            refuse(
+                message, self.container.service_name, provider.queue.name, reason, getattr(provider, "no_ack", False)
+            )
             return
         self.handle_message(provider, body, message)
 
@@ -218,14 +231,52 @@ class GuardedRpcConsumer(RpcConsumer):
 
     def setup(self):
         super().setup()
+        config = self.container.config
         queue = self.queue
         self.queue = Queue(
             queue.name,
             exchange=queue.exchange,
             routing_key=queue.routing_key,
             durable=True,
-            queue_arguments=queue_arguments(self.container.config),
+            queue_arguments=queue_arguments(config),
         )
+        self.reply_exchange = get_rpc_exchange(config)
+        self.replies = Producers(config[AMQP_URI_CONFIG_KEY], config.get(AMQP_SSL_CONFIG_KEY), confirms=False)
+
+    def stop(self):
+        super().stop()
+        self.replies.close()
+
+    def kill(self):
+        super().kill()
+        self.replies.close()
+
+    def handle_result(self, message, result, exc_info):
+        """nameko's reply, for less: on a producer kept from one reply to the next (nameko's Responder makes a
+        Publisher, and looks up a connection, for each), encoded once (it encodes twice: once to check), without a
+        publisher confirm. A reply the broker loses is a timeout for its caller with or without the confirm, which
+        only held the request's ack back by a round trip. Then the request is acknowledged, as nameko does."""
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        try:
+            content_type, encoding, body = dumps({"result": result, "error": error}, "json")
+        except Exception:  # as nameko: the caller is told, and the worker's result records the failure
+            exc_info = sys.exc_info()
+            error = serialize(UnserializableValueError(result))
+            result = None
+            content_type, encoding, body = dumps({"result": None, "error": error}, "json")
+        with self.replies.acquire() as producer:
+            producer.publish(
+                body,
+                content_type=content_type,
+                content_encoding=encoding,
+                exchange=self.reply_exchange,
+                routing_key=message.properties["reply_to"],
+                correlation_id=message.properties.get("correlation_id"),
+                retry=True,
+                retry_policy=DEFAULT_RETRY_POLICY,
+            )
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 class GuardedRpc(Rpc):

@@ -83,9 +83,11 @@ def _renew_reply_queue(listener):
 
 class NamedReplyListener(ReplyListener):
     """Behind the message guard (services/common/messaging/guard.py): a malformed reply is dropped, logged and
-    counted."""
+    counted. Replies come without acknowledgements: a reply is for this process alone, and its queue goes with
+    the connection, so an ack would only cost a frame each way."""
 
     queue_consumer = GuardedQueueConsumer()
+    no_ack = True
 
     def setup(self):
         _listen_on_named_queue(self)

@@ -1,5 +1,5 @@
-"""The gateway's publishers (services/gateway/commands.py `Producers`): kept from one request to the next, one per
-publishing green thread, and a broken one never handed out again."""
+"""The kit's producers (services/common/messaging/producers.py `Producers`): kept from one publish to the next, one
+per publishing green thread, and a broken one never handed out again."""
 
 import warnings
 
@@ -9,7 +9,7 @@ from kombu.exceptions import ChannelError, OperationalError
 
 warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
 
-from services.gateway.commands import Producers  # noqa: E402
+from services.common.messaging.producers import Producers  # noqa: E402
 
 
 class FakeConnection:
