@@ -125,21 +125,31 @@ class OutboxRelay:
         while True:
             with self.core.exclusive(), self.core.engine.begin() as conn:
                 index_scans_only(conn)
-                rows = conn.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.exchange,
-                        outbox.c.routing_key,
-                        outbox.c.body,
-                        outbox.c.headers,
-                        outbox.c.event_id,
-                        outbox.c.event_type,
-                    )
+                # claimed and marked sent in one statement (a crash before the COMMIT undoes the mark)
+                claim = (
+                    select(outbox.c.id)
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
                     .with_for_update(skip_locked=True)
-                ).all()
+                )
+                rows = sorted(
+                    conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_(claim.scalar_subquery()))
+                        .values(published_at=utcnow())
+                        .returning(
+                            outbox.c.id,
+                            outbox.c.exchange,
+                            outbox.c.routing_key,
+                            outbox.c.body,
+                            outbox.c.headers,
+                            outbox.c.event_id,
+                            outbox.c.event_type,
+                        )
+                    ).all(),
+                    key=lambda row: row.id,  # RETURNING keeps no order: published in the order written
+                )
                 if not rows:
                     return published
                 crash_point("outbox.before_publish")
@@ -150,17 +160,15 @@ class OutboxRelay:
                     failure = None
                 except PublishFailed as exc:
                     failure = exc
-                    # counted here and committed: raising inside this block would roll the count back
+                    # pending again, the attempt counted, and committed: raising inside this block would roll
+                    # the count back
                     conn.execute(
                         update(outbox)
                         .where(outbox.c.id.in_([r.id for r in rows]))
-                        .values(attempts=outbox.c.attempts + 1)
+                        .values(published_at=None, attempts=outbox.c.attempts + 1)
                     )
                 else:
                     crash_point("outbox.after_publish")
-                    conn.execute(
-                        update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(published_at=utcnow())
-                    )
             if failure is not None:
                 raise failure
             for r in rows:

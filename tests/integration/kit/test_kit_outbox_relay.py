@@ -171,6 +171,28 @@ def test_two_relays_of_one_service_never_publish_the_same_row(pg_databases, vhos
     assert sum(published) == 120 and len(ids) == 120 and len(set(ids)) == 120
 
 
+def test_a_drain_claims_and_marks_a_batch_in_one_statement(pg_databases, vhost, queue):
+    """The relay's round trips on PostgreSQL: the claim marks its rows sent as it locks them (undone if the
+    publish fails or the process dies before COMMIT); no separate SELECT, no UPDATE after the publish."""
+    core = pg_databases("grants")
+    commit_tranches(core, range(3))
+    relay = OutboxRelay(core, vhost)
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(core.engine, "after_cursor_execute", record)
+    try:
+        assert relay.drain() == 3
+    finally:
+        event.remove(core.engine, "after_cursor_execute", record)
+        relay.publisher.close()
+    assert statements == ["SET", "UPDATE"]
+    assert [b["data"]["payment_id"] for b in drain_queue(vhost, queue)] == ["pay-0", "pay-1", "pay-2"]
+    assert pending_count(core) == 0
+
+
 def test_the_relays_poll_stops_visiting_rows_it_published(pg_databases, vhost, queue):
     """Marked rows leave dead entries in the partial index of pending rows (no VACUUM here, as on a server without
     autovacuum): once they are dead to every transaction, a poll must not visit their heap rows again. A bitmap
@@ -181,8 +203,9 @@ def test_the_relays_poll_stops_visiting_rows_it_published(pg_databases, vhost, q
     plans = []
 
     def explain(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "SKIP LOCKED" in statement:
-            with cursor.connection.cursor() as explaining:  # same transaction: the relay's settings hold
+        if statement.lstrip().upper().startswith("UPDATE") and "SKIP LOCKED" in statement:  # the claim
+            # same transaction: the relay's settings hold (ANALYZE runs it: only while nothing is pending)
+            with cursor.connection.cursor() as explaining:
                 explaining.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
                 plans.append(explaining.fetchone()[0][0]["Plan"])
 
