@@ -180,7 +180,8 @@ def wait_drained(system, timeout: float, log) -> dict:
 P1_TARGETS = [Target("ratio", ">=", 0.70)]
 P1_WORKLOAD = (
     "deadline rush: parallel clients submitting valid proposals (calls.submit_proposal); ratio: calls "
-    "alone (the downstream services paused) to A1c, rounds interleaved; also with the whole system"
+    "alone (the downstream services paused) to A1c, rounds interleaved; also with the whole system, and calls "
+    "alone over the broker as A1c is reached (no gateway hop)"
 )
 DOWNSTREAM = ("grants", "notifications", "reporting")
 
@@ -203,12 +204,21 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
     """Rounds interleaved: A1c (when given), then calls alone, then the whole system, `cfg.rounds` times."""
     live.open_call(staff)
     pool = ClientPool(cfg.clients, lambda i, n: live.submit(staff.pm, (i + 1) * 10_000_000 + n), "p1").start()
+    # the same submissions straight over the broker, as A1c's clients call: what the gateway's hop costs
+    broker_client = system.rpc_client("bench.pm", ["programme_manager"], timeout=120)
+    over_broker = ClientPool(
+        cfg.clients, lambda i, n: live.submit(broker_client, 100_000_000 + (i + 1) * 10_000_000 + n), "p1-rpc"
+    )
+    over_broker.pause().start()
     time.sleep(cfg.warmup_s)
     pool.pause()
+    over_broker.resume()  # its clients' proxies connect and warm up, not counted
+    time.sleep(cfg.warmup_s)
+    over_broker.pause()
     if commit_echo is not None:
         commit_echo.round(1.0)  # warm-up, not counted
         commit_echo.windows.clear()
-    alone, whole, anchor_rates = [], [], []
+    alone, whole, direct, anchor_rates = [], [], [], []
     for r in range(cfg.rounds):
         if commit_echo is not None:
             anchor_rates.append(round(commit_echo.round(cfg.window_s)["rate"], 1))
@@ -217,6 +227,9 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
             with sampler.round(f"P1.{r}.alone"):
                 alone += pool.windows(1, cfg.window_s)
             pool.pause()
+            over_broker.resume()
+            direct += over_broker.windows(1, cfg.window_s)
+            over_broker.pause()
         # the downstream services first catch up with what calls produced alone: the whole system's window
         # measures the rush with them keeping up, not their backlog
         wait_drained(system, cfg.drain_timeout_s, log)
@@ -226,11 +239,14 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
         pool.pause()
         log(
             f"  P1 round {r + 1}: A1c {anchor_rates[-1] if anchor_rates else '-'} calls/s, calls alone "
-            f"{alone[-1]['rate']:.1f}, whole system {whole[-1]['rate']:.1f} proposals/s"
+            f"{alone[-1]['rate']:.1f} (over the broker {direct[-1]['rate']:.1f}), whole system "
+            f"{whole[-1]['rate']:.1f} proposals/s"
         )
+    over_broker.stop()
     rates_alone = [round(w["rate"], 1) for w in alone]
+    rates_direct = [round(w["rate"], 1) for w in direct]
     rates = [round(w["rate"], 1) for w in whole]
-    rate, rate_alone = median(rates), median(rates_alone)
+    rate, rate_alone, rate_direct = median(rates), median(rates_alone), median(rates_direct)
     anchor = median(anchor_rates) if anchor_rates else None
     value = ratio(rate_alone, anchor) if anchor else ratio(rate, echo.value)
     profile = None
@@ -244,6 +260,10 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
         "proposals_per_s": rates,
         "proposals_per_s_median": rate,
         "proposals_per_s_calls_alone": rates_alone,
+        "proposals_per_s_calls_alone_over_broker": rates_direct,
+        "windows_calls_alone_over_broker": direct,
+        "errors_over_broker": sum(over_broker.errors),
+        "last_error_over_broker": over_broker.last_error,
         "anchor_a1c_calls_per_s": anchor_rates,
         "anchor_echo_calls_per_s": echo.value,
         "anchor_echo_rounds": echo.rounds,
@@ -255,7 +275,8 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
         "last_error": pool.last_error,
         "proposals_submitted": submitted,
         "downstream_drain": drain,
-        "summary": f"calls alone {fmt_rate(rate_alone)} proposals/s, whole system {fmt_rate(rate)} vs A1c "
+        "summary": f"calls alone {fmt_rate(rate_alone)} proposals/s (over the broker, no gateway: "
+        f"{fmt_rate(rate_direct)}), whole system {fmt_rate(rate)} vs A1c "
         f"{fmt_rate(anchor)} calls/s (interleaved), A1 echo {fmt_rate(echo.value)}; {cfg.clients} clients",
     }
     return Result(
@@ -264,7 +285,9 @@ def p1_deadline_rush(system, staff, cfg, echo, sampler, log, commit_echo=None) -
         {
             "ratio": _round(value),
             "ratio_whole_system": _round(ratio(rate, anchor) if anchor else None),
+            "ratio_over_broker": _round(ratio(rate_direct, anchor) if anchor else None),
             "proposals_per_s": rate_alone,
+            "proposals_per_s_over_broker": rate_direct,
             "proposals_per_s_whole_system": rate,
         },
         P1_TARGETS,
