@@ -13,7 +13,7 @@ operation's timeout:
 The service's typed errors come back as themselves; anything else is an internal failure (500).
 
 Requests are published by the kit's `Producers` (kept from one request to the next, services/common/messaging/
-producers.py), with publisher confirms and `mandatory` as nameko's Publisher.
+producers.py), with publisher confirms and `mandatory` as nameko's Publisher, and transient.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 import uuid
 import eventlet
+from kombu.entity import TRANSIENT_DELIVERY_MODE
 from kombu.exceptions import ChannelError, OperationalError
 from nameko.amqp.publish import UndeliverableMessage
-from nameko.constants import PERSISTENT
 from nameko.exceptions import RemoteError, deserialize
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HeaderEncoder
@@ -93,13 +93,15 @@ class ServiceCaller(DependencyProvider, HeaderEncoder):
         return body.get("result")
 
     def _publish(self, body: dict, **properties):
-        """As nameko's Publisher: persistent, mandatory, confirmed, retried by PUBLISH_RETRY."""
+        """As nameko's Publisher (mandatory, confirmed, retried by PUBLISH_RETRY), but transient: a request lives
+        at most its timeout and its reply queue goes with the gateway's connection, so writing it to the broker's
+        disk (nameko's persistent default) bought nothing and cost RabbitMQ a sixth of its CPU per submission."""
         try:
             with self.producers.acquire() as producer:
                 producer.publish(
                     body,
                     exchange=self.exchange,
-                    delivery_mode=PERSISTENT,
+                    delivery_mode=TRANSIENT_DELIVERY_MODE,
                     mandatory=True,
                     serializer="json",
                     retry=True,
