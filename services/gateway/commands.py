@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+
 import eventlet
 from kombu.entity import TRANSIENT_DELIVERY_MODE
 from kombu.exceptions import ChannelError, OperationalError
