@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from jmdi import failures, transport
 from jmdi.cli import app
-from services.common.messaging.guard import DEAD_LETTER_QUEUE
 from services.common.values.errors import InvalidInput
 from services.common.values.problems import PROBLEM_JSON
 from services.gateway.catalogue import operations
@@ -500,7 +499,7 @@ def test_no_answer_in_time_is_504_and_the_abandoned_request_is_never_run(system,
         )
         # ... into the dead letters as `expired`, and transient: a request was never written to the broker's disk
         abandoned = eventually(
-            lambda: [m for m in dead_letters_peeked(system) if m[0] == "calls.create_call"],
+            lambda: [m for m in malformed.dead_letters_peeked(system.amqp_uri) if m[0] == "calls.create_call"],
             30,
             0.5,
             "the abandoned request among the dead letters",
@@ -512,19 +511,6 @@ def test_no_answer_in_time_is_504_and_the_abandoned_request_is_never_run(system,
     # the call the abandoned request would have created does not exist
     assert problem(op(system, "calls.get_call", {"call_id": "LATE-2008"}, token=pm), 404, "not_found")
     assert system.scalar("calls", "SELECT count(*) FROM calls WHERE id = 'LATE-2008'") == 0
-
-
-def dead_letters_peeked(system) -> list[tuple]:
-    """(routing key, reason, delivery mode) of every dead letter, each left in the queue (not acknowledged)."""
-    found = []
-    with malformed.connect(system.amqp_uri) as conn:
-        channel = conn.channel()
-        while (message := channel.basic_get(DEAD_LETTER_QUEUE)) is not None:
-            death = ((message.properties.get("application_headers") or {}).get("x-death") or [{}])[0]
-            found.append(
-                ((death.get("routing-keys") or [None])[0], death.get("reason"), message.properties.get("delivery_mode"))
-            )
-    return found  # the channel closes with them unacknowledged: the broker keeps them
 
 
 # --- the document ------------------------------------------------------------------------------------------------

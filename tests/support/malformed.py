@@ -100,6 +100,11 @@ def send_all(amqp_uri: str, targets, large_bytes: int, kinds=None) -> list[Sent]
     return sent
 
 
+def _death(msg) -> dict:
+    """The broker's record of why and whence a message was dead-lettered (its first `x-death` entry)."""
+    return ((msg.properties.get("application_headers") or {}).get("x-death") or [{}])[0]
+
+
 def dead_letters(amqp_uri: str) -> list[tuple[str | None, str | None]]:
     """Every message in the dead-letter queue, taken (acked): (message_id, the queue it was dead-lettered from)."""
     found = []
@@ -109,8 +114,21 @@ def dead_letters(amqp_uri: str) -> list[tuple[str | None, str | None]]:
             msg = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=True)
             if msg is None:
                 return found
-            deaths = (msg.properties.get("application_headers") or {}).get("x-death") or [{}]
-            found.append((msg.properties.get("message_id"), deaths[0].get("queue")))
+            found.append((msg.properties.get("message_id"), _death(msg).get("queue")))
+
+
+def dead_letters_peeked(amqp_uri: str) -> list[tuple]:
+    """(routing key, reason, delivery mode) of every dead letter, each left in the queue (not acknowledged: the
+    channel closes with them, and the broker keeps them)."""
+    found = []
+    with connect(amqp_uri) as conn:
+        channel = conn.channel()
+        while (msg := channel.basic_get(DEAD_LETTER_QUEUE)) is not None:
+            death = _death(msg)
+            found.append(
+                ((death.get("routing-keys") or [None])[0], death.get("reason"), msg.properties.get("delivery_mode"))
+            )
+    return found
 
 
 def dead_letter_count(amqp_uri: str) -> int:

@@ -4,7 +4,8 @@ Woken right after every commit that wrote events; on PostgreSQL also by `NOTIFY 
 outside the service process (another replica, a repair script, the bench's feeder) sends in the transaction that
 wrote the rows. A periodic sweep is the safety net (broker was down, a process died between commit and publish).
 On PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED, so several processes of one service never publish the
-same row concurrently. A crash after publishing and before marking publishes the row again later: consumers'
+same row concurrently. The claim marks its rows sent in the same statement, undone unless its transaction commits
+after the publish: a crash after publishing and before that COMMIT publishes the rows again later, and consumers'
 inboxes absorb that duplicate.
 
 Published rows stay (for `retention`), and marking one leaves its entry in the partial index of pending rows
@@ -22,7 +23,7 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from ..runtime import metrics
 from ..storage.db import DatabaseCore, index_scans_only, utcnow
@@ -48,6 +49,28 @@ class OutboxRelay:
         self.core = core
         self.publisher = ConfirmingPublisher(amqp_uri)
         self.batch_size = batch_size
+        # claimed and marked sent in one statement (a crash before the COMMIT undoes the mark); built once
+        pending = (
+            select(outbox.c.id)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        self._claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(pending.scalar_subquery()))
+            .values(published_at=bindparam("published_at"))
+            .returning(
+                outbox.c.id,
+                outbox.c.exchange,
+                outbox.c.routing_key,
+                outbox.c.body,
+                outbox.c.headers,
+                outbox.c.event_id,
+                outbox.c.event_type,
+            )
+        )
         self.sweep_seconds = sweep_seconds
         self.retention = retention
         self._wake = threading.Event()
@@ -125,29 +148,8 @@ class OutboxRelay:
         while True:
             with self.core.exclusive(), self.core.engine.begin() as conn:
                 index_scans_only(conn)
-                # claimed and marked sent in one statement (a crash before the COMMIT undoes the mark)
-                claim = (
-                    select(outbox.c.id)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
                 rows = sorted(
-                    conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id.in_(claim.scalar_subquery()))
-                        .values(published_at=utcnow())
-                        .returning(
-                            outbox.c.id,
-                            outbox.c.exchange,
-                            outbox.c.routing_key,
-                            outbox.c.body,
-                            outbox.c.headers,
-                            outbox.c.event_id,
-                            outbox.c.event_type,
-                        )
-                    ).all(),
+                    conn.execute(self._claim, {"published_at": utcnow()}).all(),
                     key=lambda row: row.id,  # RETURNING keeps no order: published in the order written
                 )
                 if not rows:
