@@ -1,44 +1,32 @@
 """Use cases of the calls service for programmes, calls, proposals and exclusion screening: load, call the domain,
 store, emit — in the caller's unit of work. Evaluation and ranking are in evaluation.py."""
 
-import hashlib
-import json
-import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 
 from services.common.runtime.config import REPO_ROOT
 from services.common.security.roles import assessor_only
 from services.common.storage.db import UnitOfWork
 from services.common.values.errors import Conflict, InvalidInput, NotFound
-from services.common.values.wire import wire_default
 
 from . import repository as store  # the writes (and the loads they lock)
 from . import views  # what the RPCs return
+from .submission import emit_screened
 from .domain import (
     Call,
     CallWindow,
     ConsortiumRule,
     Declaration,
     DeclaredInterest,
-    ExclusionEntry,
     ExclusionList,
     PartnerScope,
-    Programme,
-    Stage,
-    call_from_dict,
-    check_eligibility,
     eligible_assessors,
     profile_document,
     profile_from_dict,
     programme_from_dict,
     programme_to_dict,
-    proposal_reference,
 )
 from .domain.programme import PROGRAMMES_DIR, read_programme_file, starts_on_load
 from .models import (
@@ -48,9 +36,8 @@ from .models import (
     ExclusionListRow,
     ProgrammeRow,
     ProposalRow,
-    ReferenceSequence,
 )
-from .repository import CALL_FIELDS, PROPOSAL_FIELDS, fields_named
+from .repository import CALL_FIELDS, fields_named
 
 SCREENED_OK = ("unscreened", "clear", "cleared")  # may go on to evaluation
 
@@ -307,256 +294,6 @@ def list_calls(uow: UnitOfWork, programme_id=None, status=None) -> list[dict]:
 # --- proposals -------------------------------------------------------------------------------------------------
 
 
-def submit_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
-    """Idempotent by the client's key: the same key again (even concurrently) gives the same proposal.
-
-    A first submission is the call's read (locked FOR SHARE; programme, call and exclusion list come from caches
-    keyed by the row versions that read returns), the reference's upsert, the proposal's INSERT (its data and
-    screening included, ON CONFLICT on the key) and the events. A key already used is answered from its proposal,
-    whatever the call's state is now."""
-    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=wire_default).encode()).hexdigest()
-    try:
-        created = _submit_new(uow, data, fingerprint, now)
-    except (Conflict, InvalidInput, NotFound):
-        uow.rollback()  # refused as a new proposal: a key already used is still answered from its proposal
-        existing = _by_key(uow, data["idempotency_key"])
-        if existing is None:
-            raise
-        return _resubmitted(existing, fingerprint)
-    if created is not None:
-        return created
-    # the key's proposal was committed before (or concurrently, first): ours, if any, is undone
-    uow.rollback()
-    existing = _by_key(uow, data["idempotency_key"])
-    if existing is None:  # ON CONFLICT gave way to a committed proposal, and proposals are never deleted
-        raise RuntimeError(f"no proposal holds idempotency key {data['idempotency_key']!r} after a conflict on it")
-    return _resubmitted(existing, fingerprint)
-
-
-def _by_key(uow: UnitOfWork, key: str) -> ProposalRow | None:
-    return uow.session.execute(select(ProposalRow).where(ProposalRow.idempotency_key == key)).scalar_one_or_none()
-
-
-def _resubmitted(row: ProposalRow, fingerprint: str) -> dict:
-    if row.request_hash != fingerprint:
-        raise Conflict(
-            "proposal.idempotency_key_reused",
-            f"idempotency key already used for another submission ({row.reference})",
-            [{"proposal_id": row.id, "reference": row.reference}],
-        )
-    return {**views.proposal_view(row), "created": False}
-
-
-def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) -> dict | None:
-    """The new proposal's view, or None when its idempotency key is already taken."""
-    context = _submission_context(uow, data["call_id"])
-    call, programme = context.call, context.programme
-    proposal_id = str(uuid.uuid4())
-    proposal = store.domain_proposal({**data, "submitted_at": now}, proposal_id)
-    violations = check_eligibility(call, programme, proposal, now, context.stage)
-    if violations:
-        raise Conflict(
-            "proposal.not_eligible",
-            f"{len(violations)} eligibility rule(s) failed",
-            [{**v.to_dict(), "field": store.api_field(v.field, PROPOSAL_FIELDS)} for v in violations],
-        )
-    reference = proposal_reference(
-        programme.id,
-        context.year,
-        proposal.target_country,
-        _next_number(uow, f"{programme.id.upper()}-{context.year:04d}", proposal.target_country),
-    )
-    lead = proposal.lead
-    assert lead is not None, "a valid proposal has exactly one lead"  # Proposal's own checks refused it otherwise
-    event = uow.emit(
-        "proposal_submitted",
-        {
-            "proposal_id": proposal_id,
-            "reference": reference,
-            "call_id": call.id,
-            "programme_id": programme.id,
-            "window": proposal.window,
-            "target_country": proposal.target_country,
-            "title": proposal.title,
-            "summary": proposal.summary,
-            "duration_months": proposal.duration_months,
-            "applicant_type": lead.type.value,
-            "lead_organisation": lead.name,
-            "applicants": data["applicants"],
-            "budget": proposal.budget.to_dict(),
-            "total_eligible_cost_eur": proposal.total_eligible_cost,
-            "ec_amount_requested_eur": proposal.ec_amount_requested,
-            "co_financing_eur": proposal.co_financing,
-            "submitted_at": now,
-            "logframe": proposal.logframe,
-        },
-        occurred_at=now,
-    )
-    row = ProposalRow(
-        id=proposal_id,
-        reference=reference,
-        call_id=call.id,
-        idempotency_key=data["idempotency_key"],
-        request_hash=fingerprint,
-        window=proposal.window,
-        target_country=proposal.target_country,
-        status="submitted",
-        ec_amount_requested=proposal.ec_amount_requested,
-        data=event.body["data"],
-        submitted_at=now,
-        screening="unscreened",
-        screening_hits=[],
-        screening_list_id=None,
-        screened_at=None,
-        screening_decided_by=None,
-        screening_reason=None,
-        withdrawn_at=None,
-        withdrawal_reason=None,
-    )
-    if context.exclusions is not None:  # screened as it is stored; until a list is loaded it stays unscreened
-        hits = context.exclusions.screen(proposal)
-        row.screening = "flagged" if hits else "clear"
-        row.screening_hits, row.screening_list_id, row.screened_at = [h.to_dict() for h in hits], context.list_id, now
-    # a transient row: written by one INSERT (not the session's flush), which gives way to the key's proposal
-    table = ProposalRow.__table__
-    inserted = (
-        uow.session.connection()
-        .execute(_statements(uow).insert_proposal, {c.key: getattr(row, c.key) for c in table.columns})
-        .first()
-    )
-    if inserted is None:
-        return None
-    if context.exclusions is not None:
-        _emit_screened(uow, row, now)
-    return {**views.proposal_view(row), "created": True}
-
-
-class _Statements:
-    """The submission's statements, built once per dialect (their values are parameters, so SQLAlchemy compiles each
-    once and caches it)."""
-
-    def __init__(self, insert, versioned: bool):
-        # on PostgreSQL the rows' xmin: renewed by every change of a row, whoever makes it
-        versions: tuple = (
-            (
-                literal_column("calls.xmin").label("call_version"),
-                literal_column("programmes.xmin").label("programme_version"),
-            )
-            if versioned
-            else ()
-        )
-        latest_list = select(ExclusionListRow.id, ExclusionListRow.loaded_at).order_by(ExclusionListRow.id.desc())
-        self.read_call = (
-            select(
-                CallRow.year,
-                CallRow.programme_id,
-                *versions,
-                latest_list.with_only_columns(ExclusionListRow.id).limit(1).scalar_subquery().label("list_id"),
-                latest_list.with_only_columns(ExclusionListRow.loaded_at)
-                .limit(1)
-                .scalar_subquery()
-                .label("list_loaded_at"),
-            )
-            .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
-            .where(CallRow.id == bindparam("call_id"))
-            .with_for_update(read=True, of=CallRow)
-        )
-        self.read_definitions = (
-            select(CallRow.definition, CallRow.profile, ProgrammeRow.definition, *versions)
-            .join(ProgrammeRow, ProgrammeRow.id == CallRow.programme_id)
-            .where(CallRow.id == bindparam("call_id"))
-        )
-        proposals, sequences = ProposalRow.__table__, ReferenceSequence.__table__
-        self.insert_proposal = (
-            insert(proposals).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(proposals.c.id)
-        )
-        self.next_number = (
-            insert(sequences)
-            .values(prefix=bindparam("prefix"), country=bindparam("country"), last=1)
-            .on_conflict_do_update(index_elements=["prefix", "country"], set_={"last": sequences.c.last + 1})
-            .returning(sequences.c.last)
-        )
-
-
-_STATEMENTS = {"postgresql": _Statements(pg_insert, versioned=True), "sqlite": _Statements(sqlite_insert, False)}
-
-
-def _statements(uow: UnitOfWork) -> _Statements:
-    return _STATEMENTS[uow.session.get_bind().dialect.name]
-
-
-class SubmissionContext(NamedTuple):
-    call: Call
-    programme: Programme
-    stage: Stage  # the furthest stage a submission is checked for
-    year: int
-    exclusions: ExclusionList | None
-    list_id: int | None
-
-
-_CALL_CONTEXTS: dict[tuple, tuple[Call, Programme, Stage]] = {}  # (database, call, row versions) -> definitions
-_EXCLUSION_LISTS: dict[
-    tuple, ExclusionList
-] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
-
-
-def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
-    """The call (locked FOR SHARE: a close waits for submissions in flight), its programme and the latest exclusion
-    list, in one statement that reads the rows' versions and the list's id. On PostgreSQL the versions are the
-    rows' xmin, which every change of a row (by any writer) renews: the domain objects built from a version are
-    reused for it, and a call closed or amended, a programme changed, a list loaded is seen by the next
-    submission. SQLite has no such version: there the definitions are read each time."""
-    session = uow.session
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statements = _statements(uow)
-    with session.no_autoflush:
-        found = session.connection().execute(statements.read_call, {"call_id": call_id}).first()
-        if found is None:
-            raise NotFound("call", call_id)
-        database = uow.core.url
-        key = (database, call_id, found.call_version, found.programme_version) if postgres else None
-        cached = _CALL_CONTEXTS.get(key) if key else None
-        if cached is None:
-            call_definition, profile, programme_definition, *read_versions = session.execute(
-                statements.read_definitions, {"call_id": call_id}
-            ).one()
-            grids = profile_from_dict(profile).grids
-            cached = (
-                call_from_dict(call_definition),
-                programme_from_dict(programme_definition),
-                Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE,
-            )
-            if postgres:
-                _remember(_CALL_CONTEXTS, (database, call_id, *read_versions), cached)
-        exclusions = None
-        if found.list_id is not None:
-            list_key = (database, found.list_id, found.list_loaded_at)
-            exclusions = _EXCLUSION_LISTS.get(list_key)
-            if exclusions is None:
-                entries = session.execute(
-                    select(ExclusionListRow.entries).where(ExclusionListRow.id == found.list_id)
-                ).scalar_one()
-                exclusions = ExclusionList(ExclusionEntry(**entry) for entry in entries)
-                _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
-    call, programme, stage = cached
-    return SubmissionContext(call, programme, stage, found.year, exclusions, found.list_id)
-
-
-def _remember(cache: dict, key, value, size: int = 64) -> None:
-    if len(cache) >= size:
-        cache.clear()  # old versions are never asked for again: dropping them all is simplest
-    cache[key] = value
-
-
-def _next_number(uow: UnitOfWork, prefix: str, country: str) -> int:
-    """One atomic upsert: concurrent submissions queue on the sequence row and never share a number."""
-    return (
-        uow.session.connection()
-        .execute(_statements(uow).next_number, {"prefix": prefix, "country": country})
-        .scalar_one()
-    )
-
-
 def withdraw_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     row = store.proposal_row(uow, data["proposal_id"], lock=True)
     call = store.call_of(store.call_row(uow, row.call_id, shared=True))
@@ -695,32 +432,8 @@ def _screen(uow: UnitOfWork, row: ProposalRow, list_id: int, exclusions: Exclusi
     hits = exclusions.screen(store.stored_proposal(row))
     row.screening = "flagged" if hits else "clear"
     row.screening_hits, row.screening_list_id, row.screened_at = [h.to_dict() for h in hits], list_id, now
-    _emit_screened(uow, row, now)
+    emit_screened(uow, row, now)
     return bool(hits)
-
-
-def _emit_screened(uow: UnitOfWork, row: ProposalRow, now: datetime) -> None:
-    hits = [
-        {
-            "applicant": h["applicant_name"],
-            "matched": h["entry_name"] or h["entry_registration_number"],
-            "by": "registration_number" if "registration_number" in h["matched_on"] else "name",
-            "reason": h["reason"],
-        }
-        for h in row.screening_hits or []
-    ]
-    uow.emit(
-        "proposal_screened",
-        {
-            "proposal_id": row.id,
-            "reference": row.reference,
-            "call_id": row.call_id,
-            "outcome": row.screening,
-            "hits": hits,
-            "reason": row.screening_reason or "",
-        },
-        occurred_at=now,
-    )
 
 
 def decide_screening(uow: UnitOfWork, data: dict, now: datetime) -> dict:
@@ -742,5 +455,5 @@ def decide_screening(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     row.screening_decided_by = uow.identity.user
     if data["outcome"] == "excluded":
         row.status = "excluded"
-    _emit_screened(uow, row, now)
+    emit_screened(uow, row, now)
     return views.proposal_view(row, full=True)

@@ -7,7 +7,7 @@ import os
 from services.common.service.entrypoints import ServiceBase, operation
 from services.common.storage.leases import exclusive_timer
 
-from . import commands, evaluation, results, schemas
+from . import commands, evaluation, results, schemas, submission
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CallsService(ServiceBase):
     # --- proposals -----------------------------------------------------------------------------------------------
     @operation(schemas.SubmitProposal, result=results.SUBMITTED)
     def submit_proposal(self, data):
-        return commands.submit_proposal(self.db, data, commands.now_utc())
+        return submission.submit_proposal(self.db, data, commands.now_utc())
 
     @operation(schemas.WithdrawProposal, result=results.PROPOSAL)
     def withdraw_proposal(self, data):

@@ -8,16 +8,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
-from services.calls import commands, schemas
+from services.calls import commands, schemas, submission
 from services.calls.models import ProposalRow, ReferenceSequence
 from services.common.security.auth import Identity
 from services.common.service.entrypoints import load_input
 from services.common.storage.db import DatabaseCore
 from services.common.storage.migrations import upgrade
 from services.common.storage.tables import audit_log, outbox
-from services.common.values.errors import Conflict
+from services.common.values.errors import Conflict, InvalidInput
 from tests.support import flows
 from tests.support.infra import Postgres, run_id
 
@@ -58,7 +58,7 @@ def run(core, use_case, *args):
 
 def submit(core, n: int, now: datetime, **changes) -> dict:
     data = load_input(SUBMIT, {**flows.proposal(n, call_id=CALL, country="MA"), **changes})
-    return run(core, commands.submit_proposal, data, now)
+    return run(core, submission.submit_proposal, data, now)
 
 
 @pytest.fixture
@@ -144,3 +144,96 @@ def test_the_stored_proposal_is_the_event_that_left(core, open_call):
     event = json.loads(body)
     assert stored["proposal"] == event["data"] and event["data"]["reference"] == created["reference"]
     assert uuid.UUID(event["data"]["proposal_id"]) and created["reference"].startswith("CACHED-")
+
+
+@pytest.fixture
+def statements(core):
+    """The SQL each test's submissions send, once armed (a list it appends to)."""
+    sent: list[str] = []
+    armed = [False]
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if armed[0]:
+            sent.append(statement)
+
+    event.listen(core.engine, "before_cursor_execute", record)
+    yield sent, armed
+    event.remove(core.engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_a_later_submission_to_a_call_is_one_statement(core, open_call, statements):
+    sent, armed = statements
+    now = commands.now_utc()
+    first = submit(core, 1, now)  # reads the call: its definitions are known from now on
+    armed[0] = True
+    second = submit(core, 2, now)
+    assert len(sent) == 1 and sent[0].startswith("WITH context AS")
+    assert (first["reference"][-4:], second["reference"][-4:]) == ("0001", "0002")
+    armed[0] = False
+    stored = run(core, commands.get_proposal, second["proposal_id"])
+    with core.engine.connect() as conn:
+        (body,) = conn.execute(select(outbox.c.body).where(outbox.c.body.contains(second["proposal_id"]))).one()
+        (detail,) = conn.execute(
+            select(audit_log.c.detail).where(audit_log.c.entity == f"proposal:{second['proposal_id']}")
+        ).one()
+    event_data = json.loads(body)["data"]
+    assert stored["proposal"] == event_data == detail["data"]
+    assert event_data["reference"] == stored["reference"] == second["reference"]
+    assert "reference of" not in body + json.dumps(detail) + json.dumps(stored, default=str)
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_one_statement_writes_the_screening_event_after_the_submission(core, open_call, statements):
+    sent, armed = statements
+    now = commands.now_utc()
+    run(core, commands.load_exclusion_list, {"csv": "name,registration_number\n,REG-MA-00002\n", "source": "x"}, now)
+    submit(core, 1, now)
+    armed[0] = True
+    flagged = submit(core, 2, now)
+    assert len(sent) == 1 and flagged["screening"] == "flagged"
+    with core.engine.connect() as conn:
+        written = conn.execute(
+            select(outbox.c.event_type, outbox.c.body)
+            .where(outbox.c.body.contains(flagged["proposal_id"]))
+            .order_by(outbox.c.id)
+        ).all()
+        audited = (
+            conn.execute(
+                select(audit_log.c.detail["event_type"].as_string())
+                .where(audit_log.c.entity == f"proposal:{flagged['proposal_id']}")
+                .order_by(audit_log.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert [t for t, _ in written] == audited == ["proposal_submitted", "proposal_screened"]
+    assert {json.loads(b)["data"]["reference"] for _, b in written} == {flagged["reference"]}
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_a_key_used_again_takes_no_number(core, open_call):
+    now = commands.now_utc()
+    submit(core, 1, now)
+    second = submit(core, 2, now)  # one statement
+    again = submit(core, 2, now)  # the same key, the call unchanged: the statement inserts nothing, undone
+    assert (again["created"], again["reference"]) == (False, second["reference"])
+    third = submit(core, 3, now)
+    assert third["reference"][-4:] == "0003"
+    with core.engine.connect() as conn:
+        assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [3]
+
+
+def test_a_year_whose_numbers_are_used_up_refuses_the_next_proposal(core, open_call):
+    now = commands.now_utc()
+    submit(core, 1, now)
+    with core.engine.begin() as conn:
+        conn.execute(update(ReferenceSequence).values(last=9999))
+        events = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+    with pytest.raises(InvalidInput) as refused:
+        submit(core, 2, now)
+    assert "sequence" in refused.value.errors
+    with core.engine.connect() as conn:
+        assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [9999]
+        assert conn.execute(select(func.count()).select_from(ProposalRow)).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == events

@@ -468,18 +468,7 @@ class UnitOfWork:
         writes both tables (the outbox rows in a data-modifying WITH), elsewhere one per table."""
         if not self._outbox_rows:
             return
-        audit = (
-            []
-            if self.identity is None or not self.operation
-            else [
-                self._audit_row(
-                    self.operation,
-                    entity_of(evt),
-                    {"event_type": evt.event_type, "event_id": evt.event_id, "data": evt.body["data"]},
-                )
-                for evt in self.emitted
-            ]
-        )
+        audit = self._audit_rows(self.emitted)
         # Core statements on the session's connection: Session.execute's ORM layer costs as much again
         connection = self.session.connection()
         if len(audit) == 1 and not self.core.is_sqlite:
@@ -498,6 +487,27 @@ class UnitOfWork:
         connection.execute(_INSERT_OUTBOX, self._outbox_rows)
         if audit:
             connection.execute(_INSERT_AUDIT, audit)
+
+    def _audit_rows(self, events: list[Event]) -> list[dict]:
+        if self.identity is None or not self.operation:
+            return []
+        return [
+            self._audit_row(
+                self.operation,
+                entity_of(evt),
+                {"event_type": evt.event_type, "event_id": evt.event_id, "data": evt.body["data"]},
+            )
+            for evt in events
+        ]
+
+    def take_event_rows(self) -> tuple[list[dict], list[dict]]:
+        """The outbox rows of the events emitted so far and their audit rows, for a statement of the caller's that
+        writes them with its own state change, in this transaction: commit() then writes none of them (it still
+        wakes the relay). That statement must write them all or the caller must roll back."""
+        rows = self._outbox_rows
+        audit = self._audit_rows(self.emitted[len(self.emitted) - len(rows) :])
+        self._outbox_rows = []
+        return rows, audit
 
     def commit(self):
         if self._session is None:
