@@ -2,10 +2,11 @@
 
 On PostgreSQL a first submission to a call is read once: the call, its programme and the latest exclusion list,
 with the rows' versions. Every later submission to that call is checked against those definitions in Python and
-written by one statement (submission_write.py) that checks the versions are still the rows', takes the reference's
-number, inserts the proposal and writes its events and audit rows: BEGIN, that statement, COMMIT. Whatever that
-statement does not write (a call changed, a key already used, a refusal, the numbers of a year used up) is undone
-and submitted again the first way, which is the reference for every outcome. SQLite always goes the first way."""
+written by one statement in its own transaction (submission_write.py) that checks the versions are still the rows',
+takes the reference's number, inserts the proposal and writes its events and audit rows: one round trip. When that
+statement writes nothing (a call changed, a key already used, the numbers of a year used up), or the definitions
+held refuse the proposal, it is submitted again the first way, which is the reference for every outcome. SQLite
+always goes the first way."""
 
 import hashlib
 import json
@@ -14,10 +15,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, literal_column, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.common.storage.db import UnitOfWork
+from services.common.storage.db import UnitOfWork, statements_commit_themselves
 from services.common.values.errors import Conflict, InvalidInput, NotFound
 from services.common.values.wire import wire_default
 
@@ -53,7 +55,7 @@ def submit_proposal(uow: UnitOfWork, data: dict, now: datetime) -> dict:
     created = _submit_in_one_statement(uow, data, fingerprint, now)
     if created is not None:
         return created
-    uow.rollback()  # what that statement did, if anything, is undone: its number, its events
+    uow.rollback()  # the first way starts a transaction of its own
     try:
         created = _submit_new(uow, data, fingerprint, now)
     except (Conflict, InvalidInput, NotFound):
@@ -113,7 +115,7 @@ def _submit_new(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) ->
 
 def _submit_in_one_statement(uow: UnitOfWork, data: dict, fingerprint: str, now: datetime) -> dict | None:
     """The new proposal's view, or None when the statement wrote nothing (or the call's definitions are not known
-    to this process, or they refuse the proposal): the caller undoes what was done and goes the first way."""
+    to this process, or they refuse the proposal): the caller then goes the first way."""
     known = _KNOWN_CALLS.get((uow.core.url, data["call_id"]))
     if known is None:
         return None
@@ -129,15 +131,20 @@ def _submit_in_one_statement(uow: UnitOfWork, data: dict, fingerprint: str, now:
     if context.exclusions is not None:
         emit_screened(uow, row, now)
     events, audit = uow.take_event_rows()
-    reference = write_submission(
-        uow.session.connection(),
-        {c.key: getattr(row, c.key) for c in ProposalRow.__table__.columns if c.key != "reference"},
-        events,
-        audit,
-        stand_in=stand_in,
-        prefix=_reference_prefix(context),
-        versions=versions,
-    )
+    # the statement is its own transaction: the unit of work's commit then has nothing left to send
+    try:
+        with statements_commit_themselves(uow.session.connection()) as connection:
+            reference = write_submission(
+                connection,
+                {c.key: getattr(row, c.key) for c in ProposalRow.__table__.columns if c.key != "reference"},
+                events,
+                audit,
+                stand_in=stand_in,
+                prefix=_reference_prefix(context),
+                versions=versions,
+            )
+    except IntegrityError:  # the key's submission committed meanwhile: nothing was written
+        return None
     if reference is None:
         return None
     row.reference, row.data["reference"] = reference, reference

@@ -1,13 +1,14 @@
-"""A submission's write on PostgreSQL as one statement, for a call whose definitions the process already holds.
+"""A submission's write on PostgreSQL as one statement in its own transaction (autocommit: no BEGIN, no COMMIT),
+for a call whose definitions the process already holds.
 
 The statement checks that the call's and the programme's rows are still the versions (xmin) the definitions were
 built from and that no newer exclusion list was loaded, holding the call FOR SHARE as the first way's read does (a
-close waits for it). It then takes the reference's number (the sequence row's upsert), inserts the proposal (ON
-CONFLICT on the idempotency key), and writes the proposal's events to the outbox, in the order emitted, and their
-audit rows. The reference exists only once the number is taken, so the proposal's data, the events' bodies and the
-audit details are bound with a stand-in the statement replaces by the reference. It returns the reference, or
-nothing when it inserted no proposal (a row changed, the key already used, a year's numbers used up): then it
-wrote nothing that the caller's rollback does not undo."""
+close waits for it). It then takes the reference's number (the sequence row's upsert), inserts the proposal, and
+writes the proposal's events to the outbox, in the order emitted, and their audit rows. The reference exists only
+once the number is taken, so the proposal's data, the events' bodies and the audit details are bound with a
+stand-in the statement replaces by the reference. It writes all of that or nothing: it returns the reference, or
+None having written nothing (a row changed, the key already used, a year's numbers used up), or fails on the
+idempotency key's unique index, having written nothing, when another submission of the key committed meanwhile."""
 
 import functools
 from typing import NamedTuple
@@ -41,7 +42,8 @@ def write_submission(
     prefix: str,
     versions: RowVersions,
 ) -> str | None:
-    """The proposal's reference, or None if nothing was inserted. `proposal` holds every column but the reference;
+    """The proposal's reference, or None if nothing was written. `connection` is in autocommit; `proposal` holds
+    every column but the reference;
     `events` and `audit` are the unit of work's outbox and audit rows (UnitOfWork.take_event_rows)."""
     statement = _statement(tuple(proposal), tuple(events[0]), len(events), tuple(audit[0]) if audit else (), len(audit))
     values = {
@@ -114,14 +116,18 @@ def _statement(proposal_keys: tuple, event_keys: tuple, events: int, audit_keys:
         " AND programmes.xmin = CAST(:programme_version AS xid)"
         " AND (SELECT max(exclusion_lists.id) FROM exclusion_lists) IS NOT DISTINCT FROM CAST(:list_id AS BIGINT)"
         " FOR SHARE OF calls)",
+        # no number for a key already used, nor past 9999 (proposal_reference's bound: the first way refuses it)
         f"number AS (INSERT INTO {_QUOTE.format_table(sequences)} (prefix, country, last)"
-        " SELECT :prefix, :p_target_country, 1 FROM context"
-        f" ON CONFLICT (prefix, country) DO UPDATE SET last = {sequences.name}.last + 1 RETURNING last)",
-        # proposal_reference's form; a number past 9999 inserts nothing, and the first way refuses it
+        " SELECT :prefix, :p_target_country, 1 FROM context WHERE NOT EXISTS"
+        f" (SELECT FROM {_QUOTE.format_table(proposals)} WHERE idempotency_key = :p_idempotency_key)"
+        f" ON CONFLICT (prefix, country) DO UPDATE SET last = {sequences.name}.last + 1"
+        f" WHERE {sequences.name}.last < 9999 RETURNING last)",
+        # proposal_reference's form
         "reference AS (SELECT :prefix || '-' || :p_target_country || '-' || lpad(CAST(last AS TEXT), 4, '0')"
-        " AS reference FROM number WHERE last <= 9999)",
+        " AS reference FROM number)",
+        # no ON CONFLICT: a key committed meanwhile fails the statement, its number with it
         f"proposal AS (INSERT INTO {_QUOTE.format_table(proposals)} ({proposal_names}) SELECT {proposal_values}"
-        " FROM reference ON CONFLICT (idempotency_key) DO NOTHING RETURNING reference)",
+        " FROM reference RETURNING reference)",
         f"events AS ({_rows_of(outbox, event_keys, events, 'o', 'body', 'proposal')})",
     ]
     if audits:

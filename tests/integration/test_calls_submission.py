@@ -4,11 +4,13 @@ replay from the stored proposal whatever the call's state is now. On PostgreSQL 
 xmin) and on SQLite (no cache: the definitions read each time)."""
 
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 
 from services.calls import commands, schemas, submission
 from services.calls.models import ProposalRow, ReferenceSequence
@@ -237,3 +239,40 @@ def test_a_year_whose_numbers_are_used_up_refuses_the_next_proposal(core, open_c
         assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [9999]
         assert conn.execute(select(func.count()).select_from(ProposalRow)).scalar_one() == 1
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == events
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_one_key_submitted_twice_at_once_takes_one_number(core, open_call):
+    """Both submissions pass the statement's check that the key is unused and queue on the sequence row; the one
+    that gets it second fails on the key's unique index once the first commits, its number undone with it, and is
+    answered from the first's proposal."""
+    now = commands.now_utc()
+    submit(core, 1, now)  # the call's definitions are known: the next submissions are one statement each
+    with core.engine.connect() as holder:
+        holder.execute(select(ReferenceSequence).with_for_update())  # the sequence row, held
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(submit, core, 2, now) for _ in range(2)]
+            deadline = time.monotonic() + 10
+            while _waiting_for_locks(core) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert _waiting_for_locks(core) == 2
+            holder.commit()  # both queue behind it: the first inserts, the second meets its committed key
+            results = [answer.result(timeout=10) for answer in answers]
+    assert sorted(r["created"] for r in results) == [False, True]
+    assert results[0]["proposal_id"] == results[1]["proposal_id"] and results[0]["reference"][-4:] == "0002"
+    with core.engine.connect() as conn:
+        assert conn.execute(select(ReferenceSequence.last)).scalars().all() == [2]
+        assert conn.execute(select(func.count()).select_from(ProposalRow)).scalar_one() == 2
+        assert (
+            conn.execute(select(func.count()).where(outbox.c.body.contains(results[0]["proposal_id"]))).scalar_one()
+            == 1
+        )
+
+
+def _waiting_for_locks(core) -> int:
+    with core.engine.connect() as conn:  # not the holder's: a transaction sees pg_stat_activity as it first read it
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()

@@ -52,6 +52,21 @@ def utcnow() -> datetime:
 _NO_BITMAP_SCANS = text("SET LOCAL enable_bitmapscan = off")
 
 
+@contextmanager
+def statements_commit_themselves(connection):
+    """Within the block, each statement on `connection` (PostgreSQL, psycopg2) is its own transaction: no BEGIN
+    and no COMMIT round trip, for a write that is one statement. For a connection that has sent nothing yet in its
+    transaction. It sets the driver's autocommit itself: SQLAlchemy's AUTOCOMMIT isolation level would leave the
+    pooled connection's level set explicitly, which psycopg2 then pays for with a SET at every switch."""
+    driver = connection.connection.dbapi_connection
+    driver.autocommit = True
+    try:
+        yield connection
+    finally:
+        if not driver.closed:
+            driver.autocommit = False
+
+
 def index_scans_only(connection) -> None:
     """For the rest of the transaction on PostgreSQL (nothing elsewhere): a queue's claim (`WHERE <pending> ORDER BY
     <index order> LIMIT n FOR UPDATE SKIP LOCKED`) walks its partial index in order and stops at n rows. Otherwise

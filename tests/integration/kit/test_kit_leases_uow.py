@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 
-from services.common.storage.db import retrying_stale
+from services.common.storage.db import retrying_stale, statements_commit_themselves
 from services.common.storage.leases import CLOCK_SKEW_MARGIN, acquire_lease
 from services.common.storage.tables import audit_log, leases, outbox
 from services.common.values.errors import InvalidInput
@@ -144,6 +144,25 @@ def test_the_events_of_a_staff_operation_are_its_audit_trail(databases):
         "grant:grant-4",
     )
     assert row.detail["event_type"] == "tranche_paid" and row.detail["data"]["amount_eur"] == "96000.00"
+
+
+def test_a_statement_that_commits_itself_writes_the_units_events_and_the_unit_still_wakes_the_relay(pg_databases):
+    """take_event_rows hands the caller the outbox rows (commit() then writes none of them) and, inside
+    statements_commit_themselves, a statement is committed as it runs; the connection goes back to transactions."""
+    core = pg_databases("grants")
+    woken = []
+    core.on_commit_with_events.append(lambda: woken.append(1))
+    uow = core.unit_of_work(actor="farid.finance")
+    uow.emit("tranche_paid", tranche_data(5))
+    (row,), audit = uow.take_event_rows()
+    with statements_commit_themselves(uow.session.connection()) as conn:
+        conn.execute(insert(outbox).values(row))
+        assert [r.event_type for r in outbox_rows(core)] == ["tranche_paid"]  # seen by others before commit()
+    conn.execute(insert(tranche_ledger).values(event_id="after", payment_id="pay-5", amount="1.00"))
+    assert ledger_rows(core) == {}  # a transaction again: not seen until it commits
+    uow.commit()
+    assert len(outbox_rows(core)) == 1 and audit == [] and woken == [1]  # no audit for a unit without an operation
+    assert ledger_rows(core) == {"after": 1}
 
 
 def test_a_connection_dropped_in_the_pool_costs_one_retry_not_a_failed_unit_of_work(pg_databases):
