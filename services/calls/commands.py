@@ -1,5 +1,6 @@
 """Use cases of the calls service for programmes, calls, proposals and exclusion screening: load, call the domain,
-store, emit — in the caller's unit of work. Evaluation and ranking are in evaluation.py."""
+store, emit — in the caller's unit of work. Submitting a proposal is in submission.py, evaluation and ranking in
+evaluation.py."""
 
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -13,7 +14,6 @@ from services.common.values.errors import Conflict, InvalidInput, NotFound
 
 from . import repository as store  # the writes (and the loads they lock)
 from . import views  # what the RPCs return
-from .submission import emit_screened
 from .domain import (
     Call,
     CallWindow,
@@ -38,6 +38,7 @@ from .models import (
     ProposalRow,
 )
 from .repository import CALL_FIELDS, fields_named
+from .submission import emit_screened
 
 SCREENED_OK = ("unscreened", "clear", "cleared")  # may go on to evaluation
 

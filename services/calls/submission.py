@@ -319,21 +319,20 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
         if found is None:
             raise NotFound("call", call_id)
         database = uow.core.url
-        versions = (found.call_version, found.programme_version) if postgres else ()
-        cached = _CALL_CONTEXTS.get((database, call_id, *versions)) if postgres else None
+        versions = RowVersions(found.call_version, found.programme_version, found.list_id) if postgres else None
+        cached = _CALL_CONTEXTS.get((database, call_id, versions.call, versions.programme)) if versions else None
         if cached is None:
-            call_definition, profile, programme_definition, *read_versions = session.execute(
-                statements.read_definitions, {"call_id": call_id}
-            ).one()
+            read = session.execute(statements.read_definitions, {"call_id": call_id}).one()
+            call_definition, profile, programme_definition = read[:3]
             grids = profile_from_dict(profile).grids
             cached = (
                 call_from_dict(call_definition),
                 programme_from_dict(programme_definition),
                 Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE,
             )
-            if postgres:
-                versions = tuple(read_versions)
-                _remember(_CALL_CONTEXTS, (database, call_id, *versions), cached)
+            if versions:
+                versions = RowVersions(read.call_version, read.programme_version, found.list_id)
+                _remember(_CALL_CONTEXTS, (database, call_id, versions.call, versions.programme), cached)
         exclusions = None
         if found.list_id is not None:
             list_key = (database, found.list_id, found.list_loaded_at)
@@ -346,8 +345,8 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
                 _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
     call, programme, stage = cached
     context = SubmissionContext(call, programme, stage, found.year, exclusions, found.list_id)
-    if postgres:  # the next submission to this call is written in one statement that checks these versions
-        _remember(_KNOWN_CALLS, (database, call_id), (context, RowVersions(*versions, found.list_id)))
+    if versions:  # the next submission to this call is written in one statement that checks these versions
+        _remember(_KNOWN_CALLS, (database, call_id), (context, versions))
     return context
 
 

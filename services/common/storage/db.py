@@ -57,7 +57,9 @@ def statements_commit_themselves(connection):
     """Within the block, each statement on `connection` (PostgreSQL, psycopg2) is its own transaction: no BEGIN
     and no COMMIT round trip, for a write that is one statement. For a connection that has sent nothing yet in its
     transaction. It sets the driver's autocommit itself: SQLAlchemy's AUTOCOMMIT isolation level would leave the
-    pooled connection's level set explicitly, which psycopg2 then pays for with a SET at every switch."""
+    pooled connection's level set explicitly, which psycopg2 then pays for with a SET at every switch. Such a
+    statement is its own COMMIT: if the connection is lost under it, it may have committed, and `retrying_stale`
+    runs the unit of work again, so it suits a write whose second run finds the first (a key, as submissions)."""
     driver = connection.connection.dbapi_connection
     driver.autocommit = True
     try:
