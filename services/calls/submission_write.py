@@ -43,8 +43,8 @@ def write_submission(
     versions: RowVersions,
 ) -> str | None:
     """The proposal's reference, or None if nothing was written. `connection` is in autocommit; `proposal` holds
-    every column but the reference;
-    `events` and `audit` are the unit of work's outbox and audit rows (UnitOfWork.take_event_rows)."""
+    every column but the reference; `events` and `audit` are the unit of work's outbox and audit rows
+    (UnitOfWork.take_event_rows)."""
     statement = _statement(tuple(proposal), tuple(events[0]), len(events), tuple(audit[0]) if audit else (), len(audit))
     values = {
         "call_version": versions.call,
@@ -54,9 +54,9 @@ def write_submission(
         "quoted_stand_in": _json_string(stand_in),
         **{f"p_{key}": value for key, value in proposal.items()},
     }
-    for prefix_, rows in (("o", events), ("a", audit)):
+    for tag, rows in (("o", events), ("a", audit)):
         for n, row in enumerate(rows):
-            values.update({f"{prefix_}{n}_{key}": value for key, value in row.items()})
+            values.update({f"{tag}{n}_{key}": value for key, value in row.items()})
     return connection.execute(statement, values).scalar_one_or_none()
 
 

@@ -171,7 +171,8 @@ def test_a_later_submission_to_a_call_is_one_statement(core, open_call, statemen
     armed[0] = True
     second = submit(core, 2, now)
     assert len(sent) == 1 and sent[0].startswith("WITH context AS")
-    assert (first["reference"][-4:], second["reference"][-4:]) == ("0001", "0002")
+    prefix = f"CACHED-{open_call['deadline'].year}-MA-"  # proposal_reference's form, numbered in SQL
+    assert (first["reference"], second["reference"]) == (prefix + "0001", prefix + "0002")
     armed[0] = False
     stored = run(core, commands.get_proposal, second["proposal_id"])
     with core.engine.connect() as conn:
