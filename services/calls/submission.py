@@ -296,12 +296,12 @@ class SubmissionContext(NamedTuple):
     list_id: int | None
 
 
-_CALL_CONTEXTS: dict[tuple, tuple[Call, Programme, Stage]] = {}  # (database, call, row versions) -> definitions
 _EXCLUSION_LISTS: dict[
     tuple, ExclusionList
 ] = {}  # parsed lists by (database, id, loaded_at): loaded lists never change
-# the context each call's last submission was checked against, with the versions it was built from, by (database,
-# call): what the one-statement write checks against the rows
+# by (database, call): the context the call's last submission was checked against and the versions its definitions
+# were built from; the first way reuses the definitions while the rows keep those versions, and the one-statement
+# write checks them against the rows
 _KNOWN_CALLS: dict[tuple, tuple[SubmissionContext, RowVersions]] = {}
 
 
@@ -320,19 +320,17 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
             raise NotFound("call", call_id)
         database = uow.core.url
         versions = RowVersions(found.call_version, found.programme_version, found.list_id) if postgres else None
-        cached = _CALL_CONTEXTS.get((database, call_id, versions.call, versions.programme)) if versions else None
-        if cached is None:
+        known = _KNOWN_CALLS.get((database, call_id)) if versions else None
+        if known is not None and versions and known[1][:2] == versions[:2]:
+            call, programme, stage = known[0].call, known[0].programme, known[0].stage
+        else:
             read = session.execute(statements.read_definitions, {"call_id": call_id}).one()
             call_definition, profile, programme_definition = read[:3]
             grids = profile_from_dict(profile).grids
-            cached = (
-                call_from_dict(call_definition),
-                programme_from_dict(programme_definition),
-                Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE,
-            )
-            if versions:
+            call, programme = call_from_dict(call_definition), programme_from_dict(programme_definition)
+            stage = Stage.FULL_APPLICATION if Stage.FULL_APPLICATION in grids else Stage.CONCEPT_NOTE
+            if versions:  # the versions of the rows just read, which may be newer than the call's read saw
                 versions = RowVersions(read.call_version, read.programme_version, found.list_id)
-                _remember(_CALL_CONTEXTS, (database, call_id, versions.call, versions.programme), cached)
         exclusions = None
         if found.list_id is not None:
             list_key = (database, found.list_id, found.list_loaded_at)
@@ -343,7 +341,6 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
                 ).scalar_one()
                 exclusions = ExclusionList(ExclusionEntry(**entry) for entry in entries)
                 _remember(_EXCLUSION_LISTS, list_key, exclusions, 4)
-    call, programme, stage = cached
     context = SubmissionContext(call, programme, stage, found.year, exclusions, found.list_id)
     if versions:  # the next submission to this call is written in one statement that checks these versions
         _remember(_KNOWN_CALLS, (database, call_id), (context, versions))
@@ -352,7 +349,7 @@ def _submission_context(uow: UnitOfWork, call_id: str) -> SubmissionContext:
 
 def _remember(cache: dict, key, value, size: int = 64) -> None:
     if len(cache) >= size:
-        cache.clear()  # old versions are never asked for again: dropping them all is simplest
+        cache.clear()  # what is dropped is read again once: dropping it all is simplest
     cache[key] = value
 
 
