@@ -157,22 +157,34 @@ def statements(core):
     def record(conn, cursor, statement, parameters, context, executemany):
         if armed[0]:
             sent.append(statement)
+            connections.append(conn.connection.dbapi_connection)
+
+    connections: list = []
 
     event.listen(core.engine, "before_cursor_execute", record)
-    yield sent, armed
+    yield sent, armed, connections
     event.remove(core.engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("core", ["postgresql"], indirect=True)
 def test_a_later_submission_to_a_call_is_one_statement(core, open_call, statements):
-    sent, armed = statements
+    sent, armed, connections = statements
     now = commands.now_utc()
     first = submit(core, 1, now)  # reads the call: its definitions are known from now on
     armed[0] = True
-    second = submit(core, 2, now)
-    assert len(sent) == 1 and sent[0].startswith("WITH context AS")
+    second, third = submit(core, 2, now), submit(core, 3, now)
+    # each submission one EXECUTE; the statement prepared once on each connection that runs it, before it does
+    executes = [n for n, statement in enumerate(sent) if statement.startswith("EXECUTE submission_")]
+    prepares = [n for n, statement in enumerate(sent) if statement.startswith("PREPARE submission_")]
+    assert len(executes) == 2 and len(prepares) + len(executes) == len(sent)
+    assert all(" AS WITH context AS" in sent[n] for n in prepares)
+    assert len(prepares) == len(set(connections)) and all(connections[n] == connections[n + 1] for n in prepares)
     prefix = f"CACHED-{open_call['deadline'].year}-MA-"  # proposal_reference's form, numbered in SQL
-    assert (first["reference"], second["reference"]) == (prefix + "0001", prefix + "0002")
+    assert (first["reference"], second["reference"], third["reference"]) == (
+        prefix + "0001",
+        prefix + "0002",
+        prefix + "0003",
+    )
     armed[0] = False
     stored = run(core, commands.get_proposal, second["proposal_id"])
     with core.engine.connect() as conn:
@@ -188,13 +200,13 @@ def test_a_later_submission_to_a_call_is_one_statement(core, open_call, statemen
 
 @pytest.mark.parametrize("core", ["postgresql"], indirect=True)
 def test_one_statement_writes_the_screening_event_after_the_submission(core, open_call, statements):
-    sent, armed = statements
+    sent, armed, _ = statements
     now = commands.now_utc()
     run(core, commands.load_exclusion_list, {"csv": "name,registration_number\n,REG-MA-00002\n", "source": "x"}, now)
     submit(core, 1, now)
     armed[0] = True
     flagged = submit(core, 2, now)
-    assert len(sent) == 1 and flagged["screening"] == "flagged"
+    assert [s.split(" ", 1)[0] for s in sent] == ["PREPARE", "EXECUTE"] and flagged["screening"] == "flagged"
     with core.engine.connect() as conn:
         written = conn.execute(
             select(outbox.c.event_type, outbox.c.body)
