@@ -1,6 +1,7 @@
 """CPU per proposal on P1's path: calls and the gateway alone, `clients` threads submitting through the gateway,
-the CPU (user + system, from /proc/<pid>/stat, children included) each service process and this process (the
-HTTP clients) spend per proposal over windows of `seconds`. On a busy machine a rate says little; this says where
+the CPU (user + system, from /proc/<pid>/stat, children included) each service process, this process (the
+HTTP clients), PostgreSQL's processes and RabbitMQ's spend per proposal over windows of `seconds` (the servers'
+figures include whatever else uses them meanwhile, so measure on an otherwise quiet machine). On a busy machine a rate says little; this says where
 the CPU goes. Run from the tree to measure, alternating trees for an A/B:
 
     .venv/bin/python -m benchmarks.cpu_per_proposal --windows 3 --seconds 6
@@ -43,6 +44,25 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def server_cpu(command: str) -> float:
+    """CPU seconds of every process whose command name is `command` (postgres: the server and its backends)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, _, rest = stat.read().rpartition(")")
+                if head.split("(", 1)[1] == command:
+                    fields = rest.split()
+                    total += (int(fields[11]) + int(fields[12])) / TICK
+            except (OSError, IndexError):
+                continue
+    return total
+
+
+SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+
+
 def measure(windows: int, seconds: float, clients: int, warm_up: float = 3.0) -> list[dict]:
     with System(services=("calls",), extra_env={"MAIL_TRANSPORT": "sink"}) as system:
         staff = live.Staff(system)
@@ -67,12 +87,14 @@ def measure(windows: int, seconds: float, clients: int, warm_up: float = 3.0) ->
         rows = []
         for _ in range(windows):
             before = {name: tree_cpu(pid) for name, pid in pids.items()}
+            before.update({name: server_cpu(command) for name, command in SERVERS.items()})
             own, count, started = sum(os.times()[:2]), done[0], time.monotonic()
             time.sleep(seconds)
             after = {name: tree_cpu(pid) for name, pid in pids.items()}
+            after.update({name: server_cpu(command) for name, command in SERVERS.items()})
             n = max(done[0] - count, 1)
             row = {"proposals_per_s": round(n / (time.monotonic() - started), 1)}
-            row.update({f"{name}_ms": round((after[name] - before[name]) / n * 1000, 2) for name in pids})
+            row.update({f"{name}_ms": round((after[name] - before[name]) / n * 1000, 2) for name in before})
             row["clients_ms"] = round((sum(os.times()[:2]) - own) / n * 1000, 2)
             row["load"] = round(os.getloadavg()[0], 2)
             rows.append(row)
