@@ -8,6 +8,12 @@ same row concurrently. The claim marks its rows sent in the same statement, undo
 after the publish: a crash after publishing and before that COMMIT publishes the rows again later, and consumers'
 inboxes absorb that duplicate.
 
+A drain starts no sooner than `drain_gap_seconds` (0.03 s by default) after the last one ended: under a rush, what
+commits in that time goes out in the next drain's batch instead of one drain each. A drain has a fixed cost whatever its size
+(a transaction and its commit's flush, the broker's confirm and its persisting of the batch): at one drain per
+~7 submissions, about a twentieth of the CPU of a submission rush. An event committed after a quiet spell still
+goes out at once.
+
 Published rows stay (for `retention`), and marking one leaves its entry in the partial index of pending rows
 until a VACUUM removes it. A bitmap scan of that index (what PostgreSQL's planner picks for `published_at IS
 NULL`, estimated rare) visits the heap row of every such entry at every poll: the poll's cost grew with every
@@ -43,6 +49,7 @@ class OutboxRelay:
         amqp_uri: str,
         batch_size: int = 500,
         sweep_seconds: float = 2.0,
+        drain_gap_seconds: float = 0.03,
         retention: timedelta = timedelta(days=7),
         forget_every_seconds: float = 600.0,
     ):
@@ -72,6 +79,7 @@ class OutboxRelay:
             )
         )
         self.sweep_seconds = sweep_seconds
+        self.drain_gap_seconds = drain_gap_seconds
         self.retention = retention
         self._wake = threading.Event()
         self.listening = threading.Event()  # set while the PostgreSQL listener holds its LISTEN
@@ -94,6 +102,7 @@ class OutboxRelay:
         while not self._stopped:
             try:
                 self.drain()
+                drained = time.monotonic()
                 self._housekeeping()
                 failures = 0
             except Exception as exc:  # broker or database away: rows stay pending, try again with backoff
@@ -102,7 +111,11 @@ class OutboxRelay:
                 time.sleep(OUTBOX_RELAY.delay(failures))
                 continue
             self._wake.wait(self.sweep_seconds)
-            self._wake.clear()
+            # woken within the gap after the last drain: the commits of the rest of it go in the same batch
+            gap = drained + self.drain_gap_seconds - time.monotonic()
+            if gap > 0 and not self._stopped:
+                time.sleep(gap)
+            self._wake.clear()  # after the pause: the drain below takes what the wakes meanwhile announced
         self.publisher.close()
 
     def listen(self):

@@ -78,6 +78,11 @@ SETTINGS = [
     ("EVENT_RETRY_ATTEMPTS", "5", "attempts of a failing event handler before the message is dead-lettered"),
     ("EVENT_RETRY_BACKOFF", "0.2", "first retry delay in seconds, doubled each attempt"),
     ("OUTBOX_SWEEP_SECONDS", "2", "interval of the outbox safety-net sweep"),
+    (
+        "OUTBOX_DRAIN_GAP_SECONDS",
+        "0.03",
+        "least time from the end of an outbox drain to the next (a rush goes in batches)",
+    ),
     ("LOG_FORMAT", "text", "text or json"),
     ("LOG_LEVEL", "INFO", "log level"),
     ("SMTP_HOST", "", "SMTP server; unset: messages are written as .eml files under var/mail"),

@@ -21,7 +21,10 @@ class Database(DependencyProvider):
             config["DATABASE_URL"], self.container.service_name, pool_size=int(config.get("max_workers", 10)) + 2
         )
         self.relay = OutboxRelay(
-            self.core, config["AMQP_URI"], sweep_seconds=float(config.get("OUTBOX_SWEEP_SECONDS", 2))
+            self.core,
+            config["AMQP_URI"],
+            sweep_seconds=float(config.get("OUTBOX_SWEEP_SECONDS", 2)),
+            drain_gap_seconds=float(config.get("OUTBOX_DRAIN_GAP_SECONDS", 0.03)),
         )
         self.core.on_commit_with_events.append(self.relay.wake)
 

@@ -308,3 +308,30 @@ def test_rows_another_process_commits_with_notify_go_out_before_the_sweep(pg_dat
             thread.join(30)
     assert [b["data"]["payment_id"] for b in drain_queue(vhost, queue)] == ["pay-0", "pay-1"]
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_commits_within_a_drains_gap_go_out_together_and_a_lone_one_at_once(databases, vhost, queue):
+    """A rush's commits wake the relay one after the other: those within the gap after a drain wait for the next
+    drain and go out in one batch (one claim, so one published_at); the first, after a quiet spell,
+    is not held back by the gap."""
+    core = databases("grants")
+    relay = OutboxRelay(core, vhost, sweep_seconds=3600, drain_gap_seconds=2.0)
+    core.on_commit_with_events.append(relay.wake)
+    runner = threading.Thread(target=relay.run)
+    runner.start()
+    try:
+        time.sleep(2.0)  # a quiet spell: the gap of the relay's first (empty) drain is over
+        commit_tranches(core, [0])
+        lone_published = time.monotonic()
+        eventually(lambda: pending_count(core) == 0, 20, 0.01, "the lone event published")
+        lone_published = time.monotonic() - lone_published
+        commit_tranches(core, [1, 2, 3, 4])  # each commit wakes the relay, within the gap of the drain of pay-0
+        eventually(lambda: pending_count(core) == 0, 20, 0.01, "the rush published")
+    finally:
+        relay.stop()
+        runner.join(30)
+    with core.engine.connect() as conn:
+        marks = [m for (m,) in conn.execute(select(outbox.c.published_at).order_by(outbox.c.id))]
+    assert lone_published < 1.0  # the gap is 2 s: the lone event did not wait for it
+    assert marks[0] < marks[1] and len(set(marks[1:])) == 1  # the rush in one drain, after the lone one's
+    assert [b["data"]["payment_id"] for b in drain_queue(vhost, queue)] == [f"pay-{n}" for n in range(5)]
