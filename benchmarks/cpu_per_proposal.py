@@ -1,8 +1,8 @@
 """CPU per proposal on P1's path: calls and the gateway alone, `clients` threads submitting through the gateway,
 the CPU (user + system, from /proc/<pid>/stat, children included) each service process, this process (the
 HTTP clients), PostgreSQL's processes and RabbitMQ's spend per proposal over windows of `seconds` (the servers'
-figures include whatever else uses them meanwhile, so measure on an otherwise quiet machine). On a busy machine a rate says little; this says where
-the CPU goes. Run from the tree to measure, alternating trees for an A/B:
+figures include whatever else uses them meanwhile, so measure on an otherwise quiet machine). On a busy machine
+a rate says little; this says where the CPU goes. Run from the tree to measure, alternating trees for an A/B:
 
     .venv/bin/python -m benchmarks.cpu_per_proposal --windows 3 --seconds 6
 """

@@ -9,10 +9,10 @@ after the publish: a crash after publishing and before that COMMIT publishes the
 inboxes absorb that duplicate.
 
 A drain starts no sooner than `drain_gap_seconds` (0.03 s by default) after the last one ended: under a rush, what
-commits in that time goes out in the next drain's batch instead of one drain each. A drain has a fixed cost whatever its size
-(a transaction and its commit's flush, the broker's confirm and its persisting of the batch): at one drain per
-~7 submissions, about a twentieth of the CPU of a submission rush. An event committed after a quiet spell still
-goes out at once.
+commits in that time goes out in the next drain's batch instead of one drain each. A drain has a fixed cost
+whatever its size (a transaction and its commit's flush, the broker's confirm and its persisting of the batch): at
+one drain per ~7 submissions, about a twentieth of the CPU of a submission rush. An event committed after a quiet
+spell still goes out at once.
 
 Published rows stay (for `retention`), and marking one leaves its entry in the partial index of pending rows
 until a VACUUM removes it. A bitmap scan of that index (what PostgreSQL's planner picks for `published_at IS

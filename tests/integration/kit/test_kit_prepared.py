@@ -22,7 +22,8 @@ STATEMENT = text(
 
 
 @pytest.fixture
-def core(pg_databases):
+def recorded(pg_databases):
+    """A database and the kind (PREPARE, EXECUTE) of each statement sent to it, with its connection."""
     core = pg_databases("calls")
     sent: list[tuple[int, str]] = []
 
@@ -39,8 +40,8 @@ def run(core, prepared: PreparedStatement, **values):
         return prepared.run(conn, values).one()._asdict()
 
 
-def test_a_statement_is_prepared_once_per_connection_and_its_values_bound_by_their_types(core):
-    core, sent = core
+def test_a_statement_is_prepared_once_per_connection_and_its_values_bound_by_their_types(recorded):
+    core, sent = recorded
     prepared = PreparedStatement(STATEMENT, "kit_test")
     first = run(core, prepared, label="it's 100", amount="12.345", detail={"who": "amina.pm"})
     second = run(core, prepared, label="\\x", amount=1, detail={"who": "farid"})
@@ -49,8 +50,8 @@ def test_a_statement_is_prepared_once_per_connection_and_its_values_bound_by_the
     assert [kind for _, kind in sent] == ["PREPARE", "EXECUTE", "EXECUTE"] and len({c for c, _ in sent}) == 1
 
 
-def test_the_fresh_connection_after_a_dropped_one_prepares_it_again(core):
-    core, sent = core
+def test_the_fresh_connection_after_a_dropped_one_prepares_it_again(recorded):
+    core, sent = recorded
     prepared = PreparedStatement(STATEMENT, "kit_test")
     run(core, prepared, label="a", amount=1, detail={})
     with Postgres()._admin() as admin, admin.cursor() as cur:
