@@ -22,45 +22,36 @@ from tests.support.system import System
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of `pid` and its children."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    tree = {pid} | {child for child, parent in parents.items() if parent == pid}
-    total = 0.0
-    for each in tree:
-        try:
-            with open(f"/proc/{each}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-        except OSError:
-            continue
-    return total
+SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}  # name -> command of the server's processes
 
 
-def server_cpu(command: str) -> float:
-    """CPU seconds of every process whose command name is `command` (postgres: the server and its backends)."""
-    total = 0.0
+def process_table() -> dict[int, tuple[str, int, float]]:
+    """Every process, read once: pid -> (command name, parent pid, CPU seconds of user + system)."""
+    table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
                     head, _, rest = stat.read().rpartition(")")
-                if head.split("(", 1)[1] == command:
-                    fields = rest.split()
-                    total += (int(fields[11]) + int(fields[12])) / TICK
-            except (OSError, IndexError):
+            except OSError:
                 continue
-    return total
+            fields = rest.split()
+            table[int(entry)] = (head.split("(", 1)[1], int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    return table
 
 
-SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of each named process with its children, and of every process of each of SERVERS (postgres:
+    the server and its backends), from one reading of the process table."""
+    table = process_table()
+    figures = {
+        name: sum(cpu for each, (_, parent, cpu) in table.items() if each == pid or parent == pid)
+        for name, pid in pids.items()
+    }
+    figures.update(
+        {name: sum(cpu for named, _, cpu in table.values() if named == command) for name, command in SERVERS.items()}
+    )
+    return figures
 
 
 def measure(windows: int, seconds: float, clients: int, warm_up: float = 3.0) -> list[dict]:
@@ -86,12 +77,10 @@ def measure(windows: int, seconds: float, clients: int, warm_up: float = 3.0) ->
         time.sleep(warm_up)
         rows = []
         for _ in range(windows):
-            before = {name: tree_cpu(pid) for name, pid in pids.items()}
-            before.update({name: server_cpu(command) for name, command in SERVERS.items()})
+            before = cpu_seconds(pids)
             own, count, started = sum(os.times()[:2]), done[0], time.monotonic()
             time.sleep(seconds)
-            after = {name: tree_cpu(pid) for name, pid in pids.items()}
-            after.update({name: server_cpu(command) for name, command in SERVERS.items()})
+            after = cpu_seconds(pids)
             n = max(done[0] - count, 1)
             row = {"proposals_per_s": round(n / (time.monotonic() - started), 1)}
             row.update({f"{name}_ms": round((after[name] - before[name]) / n * 1000, 2) for name in before})
