@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 
+from services.common.contracts.topology import subscriptions
+from tests.support.bus import ready_messages
+
 from . import invariants
 from .flow import Flow
 from .scenario import scenario
@@ -25,10 +28,8 @@ def run(outcome, sizes, log, **_):
         for problem in flow.problems:
             outcome.fail(f"flow: {problem}")
         bed.settle(sizes.settle_seconds, running=["calls", "grants"])
-        waiting = bed.system.broker.queues(bed.system.vhost)
-        outcome.figures["waiting"] = sum(
-            q.get("messages", 0) for name, q in waiting.items() if any(f"--{s}.on_" in name for s in LATE)
-        )
+        late_queues = [queue for consumer, _, _, queue in subscriptions() if consumer in LATE]
+        outcome.figures["waiting"] = sum(ready_messages(bed.system.amqp_uri, late_queues).values())
         started = time.monotonic()
         for service in LATE:
             bed.system.start(service)  # first start ever: its database is migrated now

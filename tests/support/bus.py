@@ -24,5 +24,13 @@ def publish(amqp_uri: str, body: dict, times: int = 1):
             )
 
 
+def ready_messages(amqp_uri: str, queues) -> dict[str, int]:
+    """Messages ready in each queue, asked of the queue itself (a passive declare): exact at once, where the
+    management API's counts are statistics refreshed every few seconds."""
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        return {name: channel.queue_declare(queue=name, passive=True).message_count for name in queues}
+
+
 def event_body(event_type: str, data: dict, **kwargs) -> dict:
     return make_event(event_type, data, producer=producer_of(event_type), **kwargs).body
