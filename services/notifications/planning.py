@@ -12,14 +12,15 @@ written, flushed and deleted again. What still waits when the batch ends (its fa
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import datetime
 from typing import Callable, Iterable
 
 from services.common.contracts.events import Event, parse_event
-from services.common.storage.db import UnitOfWork, utcnow
-from services.common.values.wire import to_wire
+from services.common.storage.db import JsonText, UnitOfWork, utcnow
+from services.common.values.wire import wire_default
 
 from . import contexts
 from .domain.schedule import period_end
@@ -302,6 +303,8 @@ class Planner:
                 continue
             seen.add(recipient.email.lower())
             variables = context(recipient.language) if callable(context) else context
+            # the context in its wire form straight as JSON text: no wire copy of it serialised again
+            wire_context = json.dumps({**variables, "recipient_name": recipient.name}, default=wire_default)
             self.planned.append(
                 {
                     "id": str(uuid.uuid4()),
@@ -313,7 +316,7 @@ class Planner:
                     "language": recipient.language,
                     "proposal_id": proposal_id,
                     "grant_id": grant_id,
-                    "context": to_wire({**variables, "recipient_name": recipient.name}),
+                    "context": JsonText(wire_context),
                     "attachment": attachment,
                     "status": "pending",
                     "attempts": 0,

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
 from services.common.contracts.events import Event
-from services.common.storage.db import insert_rows
+from services.common.storage.db import copy_rows
 
 from .domain.schedule import report_due_dates
 from .models import Contact, Grant, Notification, ParkedEvent, Proposal, ReportDue
@@ -288,8 +288,10 @@ class NotificationsRepository:
         )
 
     def add_notifications(self, rows: list[dict]):
-        """The planned messages, one multi-row INSERT (after what the session holds)."""
-        insert_rows(self.session, Notification, rows)
+        """The planned messages, one COPY (after what the session holds; db.copy_rows)."""
+        if rows:
+            columns = tuple(rows[0])
+            copy_rows(self.session, Notification, [tuple(row.values()) for row in rows], columns=columns)
 
     def flush(self):
         self.session.flush()
