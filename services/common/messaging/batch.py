@@ -139,9 +139,9 @@ class BatchEventHandler(Entrypoint):
     def _on_message(self, pending, message):
         """The message guard first (services/common/messaging/guard.py): a malformed message is dead-lettered, not
         applied."""
-        from .guard import decode, refuse
+        from .guard import decode_event, refuse
 
-        body, reason = decode(message, "event", self.max_message_bytes)
+        body, text, reason = decode_event(message, self.max_message_bytes)
         if reason:
             queue = str((message.delivery_info or {}).get("routing_key"))
             for candidate in self.queues:
@@ -149,7 +149,7 @@ class BatchEventHandler(Entrypoint):
                     queue = candidate.name
             refuse(message, self.container.service_name, queue, reason)
         else:
-            pending.append((body, message))
+            pending.append((body, text, message))
 
     def _start(self, batch) -> GreenEvent:
         """Hand a batch to a worker; the event fires with (result, exc_info) when it is done."""
@@ -160,8 +160,8 @@ class BatchEventHandler(Entrypoint):
             return result, exc_info
 
         deliveries = [
-            (body, message.properties.get("user_id"), message.delivery_info.get("routing_key"), _text(message))
-            for body, message in batch
+            (body, message.properties.get("user_id"), message.delivery_info.get("routing_key"), text)
+            for body, text, message in batch
         ]
         self.container.spawn_worker(self, (deliveries,), {}, handle_result=handle_result)
         return done
@@ -171,10 +171,11 @@ class BatchEventHandler(Entrypoint):
         """Acknowledge a batch once its worker committed it (waiting for the worker if need be)."""
         _result, exc_info = done.wait()
         if exc_info is None:
-            batch[-1][1].channel.basic_ack(batch[-1][1].delivery_tag, multiple=True)
+            last = batch[-1][-1]
+            last.channel.basic_ack(last.delivery_tag, multiple=True)
         else:
             # even the one-by-one fallback could not store a dead letter (database away): redeliver all
-            for _body, message in batch:
+            for *_decoded, message in batch:
                 message.requeue()
 
 
@@ -225,19 +226,6 @@ def apply_batch(uow: UnitOfWork, service: str, bodies: list, apply, policy, text
         metrics.EVENTS_HANDLED.labels(service, event_type, DUPLICATE).inc(count)
     metrics.EVENT_DURATION.labels(service, "batch").observe(time.perf_counter() - started)
     return outcomes
-
-
-def _text(message) -> str | None:
-    """The JSON text a decoded message brought (guard.decode accepts application/json only), or None."""
-    raw = message.body
-    if isinstance(raw, str):
-        return raw
-    if (message.content_encoding or "utf-8").lower() in ("utf-8", "utf8"):
-        try:
-            return bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return None
 
 
 def _consumer(service: str, evt) -> str:

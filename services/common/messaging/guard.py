@@ -24,6 +24,7 @@ dead-letter exchange) are dropped, logged and counted the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from functools import partial
@@ -116,6 +117,9 @@ def inspect(message, kind: str, limit: int) -> str | None:
 
 def decode(message, kind: str, limit: int):
     """(body, None) for a message fit to handle, or (None, reason)."""
+    if kind == "event":
+        body, _text, reason = decode_event(message, limit)
+        return body, reason
     reason = inspect(message, kind, limit)
     if reason:
         return None, reason
@@ -123,6 +127,32 @@ def decode(message, kind: str, limit: int):
         return message.decode(), None
     except Exception:  # kombu's DecodeError, ContentDisallowed, a UnicodeDecodeError...: all the sender's fault
         return None, "undecodable"
+
+
+UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def decode_event(message, limit: int):
+    """(body, text, None) for an event fit to handle, or (None, None, reason). `text` is the JSON text the body
+    was parsed from (None where the message's encoding is not UTF-8: kombu decodes those).
+
+    Events are plain JSON objects (the relay publishes their wire text): parsed with json.loads, not with kombu's
+    decoder, whose object hook is a Python call per JSON object and turns `{"__type__": ..., "__value__": ...}`
+    into a date or a Decimal the sender chose."""
+    reason = inspect(message, "event", limit)
+    if reason:
+        return None, None, reason
+    raw = message.body
+    if (message.content_encoding or "utf-8").lower() not in UTF8:
+        try:
+            return message.decode(), None, None
+        except Exception:
+            return None, None, "undecodable"
+    try:
+        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
+        return json.loads(text), text, None
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+        return None, None, "undecodable"
 
 
 def refuse(message, service: str, queue: str, reason: str, delivered_without_ack: bool = False):
