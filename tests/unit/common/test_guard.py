@@ -7,7 +7,13 @@ from types import SimpleNamespace
 import pytest
 from kombu.message import Message
 
-from services.common.messaging.guard import GuardedQueueConsumer, decode, max_message_bytes, queue_arguments
+from services.common.messaging.guard import (
+    GuardedQueueConsumer,
+    decode,
+    decode_event,
+    max_message_bytes,
+    queue_arguments,
+)
 
 
 def message(body: bytes, **properties) -> Message:
@@ -49,6 +55,28 @@ RPC = {"content_type": "application/json", "reply_to": "rpc.reply-x-1", "correla
 )
 def test_each_malformed_message_is_named(body, properties, kind, reason):
     assert decode(message(body, **properties), kind, limit=1024) == (None, reason)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xff{"event_id"',
+        b'{"event_id": "e1"',
+        b'{"event_id": "e1"} trailing',
+        '{"event_id": "caf\u00e9"}'.encode("latin-1"),
+    ],
+)
+def test_an_event_that_is_not_utf8_json_is_undecodable(body):
+    assert decode_event(message(body, content_type="application/json"), 1024) == (None, None, "undecodable")
+
+
+def test_an_event_keeps_its_text_and_no_sender_chooses_a_type_by_a_marker():
+    """kombu's decoder would turn the marker object into a Decimal; an event's JSON stays what it says."""
+    text = '{"event_id": "e1", "data": {"amount_eur": {"__type__": "decimal", "__value__": "1.5"}}, "name": "é"}'
+    body, kept, reason = decode_event(message(text.encode(), content_type="application/json"), 1024)
+    assert reason is None and kept == text
+    assert body["data"]["amount_eur"] == {"__type__": "decimal", "__value__": "1.5"} and body["name"] == "é"
+    assert decode(message(text.encode(), content_type="application/json"), "event", 1024) == (body, None)
 
 
 def test_a_sound_message_is_decoded_and_events_need_no_reply_fields():
