@@ -194,7 +194,9 @@ def _driver_cursor(session: Session, statement: str):
             cursor.close()
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# COPY's text escapes, backslash first, each done by a C replace: str.translate with a table walks the string
+# character by character in Python objects (~50 us for a 1 KB JSON body with one escape, against 0.5)
+_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 
 def _copy_text(value) -> str:
@@ -205,7 +207,8 @@ def _copy_text(value) -> str:
     kind = type(value)
     if kind is str or kind is JsonText or (kind is not bool and isinstance(value, str)):
         if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return value.translate(_COPY_ESCAPES)
+            for character, escaped in _COPY_ESCAPES:
+                value = value.replace(character, escaped)
         return value
     if kind is int or kind is Decimal:
         return str(value)
