@@ -30,11 +30,12 @@ from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
 from .crashpoints import crash_point
-from .frames import buffer_reads
+from .frames import buffer_reads, drain_buffered
 from .inbox import DUPLICATE, consume, refuse_event, store_dead_letter
 
 log = logging.getLogger(__name__)
 INFLIGHT_POLL = 0.005  # seconds between looks for the end of the batch in flight, while reading the next
+HEARTBEAT_CHECK_SECONDS = 1.0  # the connection's heartbeats (30 s) checked this often, not at every message
 QUIET_GAP = 0.005  # a batch starts once no message came for this long: what is waiting, without a fixed wait
 
 
@@ -102,6 +103,7 @@ class BatchEventHandler(Entrypoint):
             )
             consumer.consume()
             deadline = None
+            heartbeat_due = 0.0
             try:
                 while not self._stopped:
                     if inflight is not None and len(pending) >= self.max_batch:
@@ -110,6 +112,7 @@ class BatchEventHandler(Entrypoint):
                     quiet = False
                     try:  # with a batch in flight or messages waiting, look for its end / a pause often
                         conn.drain_events(timeout=INFLIGHT_POLL if inflight is not None or pending else self.max_wait)
+                        drain_buffered(conn.connection)
                     except TimeoutError:
                         quiet = True
                     except OSError as exc:
@@ -129,7 +132,10 @@ class BatchEventHandler(Entrypoint):
                         batch, pending[:] = list(pending), []
                         deadline = None
                         inflight = batch, self._start(batch)
-                    conn.heartbeat_check()
+                    now = time.monotonic()
+                    if now >= heartbeat_due:
+                        conn.heartbeat_check()
+                        heartbeat_due = now + HEARTBEAT_CHECK_SECONDS
             finally:
                 # stopping: the batch in flight finishes and is acknowledged. Had the connection failed, its
                 # messages come back on the next one and the inbox skips what committed

@@ -1,7 +1,8 @@
 """Fewer system calls per AMQP message on the kit's own connections (the batch consumer, the outbox publisher).
 
 py-amqp reads each frame's header, payload and end byte with a recv of exactly that size — nine recvs per
-message, each an eventlet trampoline in the services — and writes each published message with its own sendall.
+message, each an eventlet trampoline in the services — and writes each published message with its own sendall;
+its `drain_events` handles one message per call, setting the socket's timeout and restoring it each time.
 Neither changes what is sent or acknowledged: the bytes are the same, only gathered.
 """
 
@@ -21,6 +22,23 @@ def buffer_reads(connection) -> None:
     recv = getattr(transport, "_quick_recv", None)
     if recv is not None:
         transport._quick_recv = lambda size: recv(max(size, READ_CHUNK))
+
+
+FRAME_HEADER = 7  # type (1), channel (2), payload size (4); the payload and a frame-end byte follow
+
+
+def drain_buffered(connection) -> int:
+    """Handle the frames a read already brought into the transport's buffer, as `drain_events` would, but with no
+    socket call and no timeout set and restored around each: after a read of READ_CHUNK bytes, a dozen messages
+    wait there complete. Returns how many frames it handled; the first incomplete one stays for the next read."""
+    transport = connection.transport
+    handled = 0
+    while True:
+        buffered = transport._read_buffer
+        if len(buffered) < FRAME_HEADER or len(buffered) < FRAME_HEADER + 1 + int.from_bytes(buffered[3:7], "big"):
+            return handled
+        connection.on_inbound_frame(transport.read_frame())
+        handled += 1
 
 
 @contextmanager
