@@ -98,6 +98,15 @@ def vhost():
     broker.delete_vhost(name)
 
 
+@pytest.fixture
+def queue(vhost):
+    """A consumer's queue on grants.events for tranche_paid (fresh per test)."""
+    name = f"consumer-{run_id()}"
+    bound_queue(vhost, name)
+    yield name
+    delete_queue(vhost, name)
+
+
 def tranche_data(n: int, amount: str = "96000.00") -> dict:
     return {
         "payment_id": f"pay-{n}",

@@ -7,19 +7,10 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer
 
 from services.common.messaging.frames import READ_CHUNK, buffer_reads, drain_buffered
-from tests.support.infra import run_id
 
-from .conftest import bound_queue, delete_queue
+from .conftest import bound_queue
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def queue(vhost):
-    name = f"frames-{run_id()}"
-    bound_queue(vhost, name)
-    yield name
-    delete_queue(vhost, name)
 
 
 def publish(uri: str, bodies: list[dict]):

@@ -29,15 +29,6 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def queue(vhost):
-    """A consumer's queue on grants.events (fresh per test)."""
-    name = f"reporting-{run_id()}"
-    bound_queue(vhost, name)
-    yield name
-    delete_queue(vhost, name)
-
-
 def commit_tranches(core, numbers, amount="96000.00"):
     for n in numbers:
         uow = core.unit_of_work(actor="farid.finance")
