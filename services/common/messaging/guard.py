@@ -151,7 +151,7 @@ def decode_event(message, limit: int):
     try:
         text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
         return json.loads(text), text, None
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+    except (ValueError, RecursionError):  # not UTF-8, not JSON (both ValueErrors), or nested too deep to parse
         return None, None, "undecodable"
 
 

@@ -64,10 +64,11 @@ def test_each_malformed_message_is_named(body, properties, kind, reason):
         b'{"event_id": "e1"',
         b'{"event_id": "e1"} trailing',
         '{"event_id": "caf\u00e9"}'.encode("latin-1"),
+        b"[" * 100_000 + b"]" * 100_000,  # nested deeper than the parser goes
     ],
 )
 def test_an_event_that_is_not_utf8_json_is_undecodable(body):
-    assert decode_event(message(body, content_type="application/json"), 1024) == (None, None, "undecodable")
+    assert decode_event(message(body, content_type="application/json"), 1_000_000) == (None, None, "undecodable")
 
 
 def test_an_event_keeps_its_text_and_no_sender_chooses_a_type_by_a_marker():
