@@ -25,12 +25,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from ..contracts.events import parse_event
 from ..contracts.topology import exchange_name, handler_method, producer_of, queue_name
 from ..runtime import metrics
+from ..runtime.config import as_bool
 from ..storage.db import UnitOfWork, copy_rows, utcnow
 from ..storage.tables import inbox
 from ..values.errors import InvalidInput
 from ..values.retry import BROKER_RECONNECT
 from .crashpoints import crash_point
 from .frames import buffer_reads, drain_buffered
+from .guard import decode_event, max_message_bytes, queue_arguments, refuse
 from .inbox import DUPLICATE, consume, refuse_event, store_dead_letter
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,6 @@ class BatchEventHandler(Entrypoint):
         super().__init__(**kwargs)
 
     def setup(self):
-        from ..runtime.config import as_bool
-        from .guard import max_message_bytes, queue_arguments
-
         service = self.container.service_name
         arguments = queue_arguments(self.container.config)
         # with broker definitions (DECLARE_TOPOLOGY=false) the queues exist and a least-privilege user may not
@@ -145,8 +144,6 @@ class BatchEventHandler(Entrypoint):
     def _on_message(self, pending, message):
         """The message guard first (services/common/messaging/guard.py): a malformed message is dead-lettered, not
         applied."""
-        from .guard import decode_event, refuse
-
         body, text, reason = decode_event(message, self.max_message_bytes)
         if reason:
             queue = str((message.delivery_info or {}).get("routing_key"))

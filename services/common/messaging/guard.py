@@ -123,13 +123,18 @@ def decode(message, kind: str, limit: int):
     reason = inspect(message, kind, limit)
     if reason:
         return None, reason
+    return _kombu_decoded(message)
+
+
+def _kombu_decoded(message):
+    """(body, None) as kombu decodes the message, or (None, "undecodable")."""
     try:
         return message.decode(), None
     except Exception:  # kombu's DecodeError, ContentDisallowed, a UnicodeDecodeError...: all the sender's fault
         return None, "undecodable"
 
 
-UTF8 = frozenset({"utf-8", "utf8"})
+_UTF8 = frozenset({"utf-8", "utf8"})
 
 
 def decode_event(message, limit: int):
@@ -142,12 +147,10 @@ def decode_event(message, limit: int):
     reason = inspect(message, "event", limit)
     if reason:
         return None, None, reason
+    if (message.content_encoding or "utf-8").lower() not in _UTF8:
+        body, reason = _kombu_decoded(message)
+        return body, None, reason
     raw = message.body
-    if (message.content_encoding or "utf-8").lower() not in UTF8:
-        try:
-            return message.decode(), None, None
-        except Exception:
-            return None, None, "undecodable"
     try:
         text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
         return json.loads(text), text, None
