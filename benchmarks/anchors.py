@@ -129,44 +129,75 @@ class CommitEcho:
         self.process.stop()
 
 
-def dispatch_to_handler(client_factory, amqp_uri, log_dir, body: dict, rounds: int, seconds: float) -> Anchor:
-    """A2: events/s from nameko's EventDispatcher (one process) to a plain event_handler (another), no DB."""
-    dispatcher = AnchorProcess("dispatcher", amqp_uri, log_dir)
-    handler = AnchorProcess("handler", amqp_uri, log_dir)
-    try:
-        client = client_factory()
-        dispatcher.wait_ready(client, "bench_dispatcher")
-        handler.wait_ready(client, "bench_handler")
+class EventDispatch:
+    """A2: events/s from nameko's EventDispatcher (one process) to a plain event_handler (another), no DB, P2's event
+    body. The processes stay up: `quiet` rounds are taken before the services start, and P2 takes one round before
+    each of its own (interleaved, as A1c's with P1's: the machine's load moves both). Each round dispatches as many
+    events as the pilot did in `seconds`."""
 
-        def one_round(count: int) -> dict:
-            client.bench_handler.reset()
-            started = time.time()
-            client.bench_dispatcher.dispatch_many(count=count, body=body)
-            stats = eventually(
-                lambda: (lambda s: s if s["count"] >= count else None)(client.bench_handler.stats()),
-                120,
-                0.05,
-                "anchor events handled",
-            )
-            return {
-                "events": count,
-                "seconds": stats["last_at"] - started,
-                "rate": count / (stats["last_at"] - started),
-            }
+    def __init__(self, client_factory, amqp_uri, log_dir, body: dict, seconds: float):
+        self.body = body
+        self.dispatcher = AnchorProcess("dispatcher", amqp_uri, log_dir)
+        self.handler = AnchorProcess("handler", amqp_uri, log_dir)
+        try:
+            self.client = client_factory()
+            self.dispatcher.wait_ready(self.client, "bench_dispatcher")
+            self.handler.wait_ready(self.client, "bench_handler")
+            pilot = self._round(300)
+        except BaseException:
+            self.stop()
+            raise
+        self.count = int(min(20000, max(500, pilot["rate"] * seconds)))
+        self.quiet: list[dict] = []
+        self.interleaved: list[dict] = []
 
-        pilot = one_round(300)
-        count = int(min(20000, max(500, pilot["rate"] * seconds)))
-        measured = [one_round(count) for _ in range(rounds)]
+    def _round(self, count: int) -> dict:
+        self.client.bench_handler.reset()
+        started = time.time()
+        self.client.bench_dispatcher.dispatch_many(count=count, body=self.body)
+        stats = eventually(
+            lambda: (lambda s: s if s["count"] >= count else None)(self.client.bench_handler.stats()),
+            120,
+            0.05,
+            "anchor events handled",
+        )
+        seconds = stats["last_at"] - started
+        return {"events": count, "seconds": seconds, "rate": count / seconds}
+
+    def measure_quiet(self, rounds: int) -> Anchor:
+        """The rounds before the services run (the A2 of runs before rounds were interleaved)."""
+        self.quiet = [self._round(self.count) for _ in range(rounds)]
+        return self.anchor()
+
+    def round(self) -> float:
+        """One round between P2's; its rate."""
+        self.interleaved.append(self._round(self.count))
+        return self.interleaved[-1]["rate"]
+
+    @property
+    def quiet_median(self) -> float | None:
+        return median([round(m["rate"], 1) for m in self.quiet])
+
+    def anchor(self) -> Anchor:
+        """A2 from the interleaved rounds once there are any, else from the quiet ones; both in the detail."""
+        rounds = self.interleaved or self.quiet
         return Anchor(
             "A2",
-            "bare nameko EventDispatcher → event_handler (no DB)",
+            "bare nameko EventDispatcher → event_handler (no DB)"
+            + (" (rounds interleaved with P2's)" if self.interleaved else ""),
             "events/s",
-            [round(m["rate"], 1) for m in measured],
-            {"rounds": measured, "body_bytes": len(str(body))},
+            [round(m["rate"], 1) for m in rounds],
+            {
+                "rounds": rounds,
+                "body_bytes": len(str(self.body)),
+                "quiet_rounds": [round(m["rate"], 1) for m in self.quiet],
+                "quiet_median": self.quiet_median,
+            },
         )
-    finally:
-        dispatcher.stop()
-        handler.stop()
+
+    def stop(self):
+        self.dispatcher.stop()
+        self.handler.stop()
 
 
 def kombu_rates(amqp_uri: str, body: bytes, rounds: int, seconds: float) -> list[Anchor]:
