@@ -1,10 +1,16 @@
-"""CPU per proposal on P1's path: calls and the gateway alone, `clients` threads submitting through the gateway,
-the CPU (user + system, from /proc/<pid>/stat, children included) each service process, this process (the
-HTTP clients), PostgreSQL's processes and RabbitMQ's spend per proposal over windows of `seconds` (the servers'
-figures include whatever else uses them meanwhile, so measure on an otherwise quiet machine). On a busy machine
-a rate says little; this says where the CPU goes. Run from the tree to measure, alternating trees for an A/B:
+"""CPU per proposal on P1's path, beside A1c's per call: the CPU (user + system, from /proc/<pid>/stat, children
+included) each process spends per completed call, over windows of `seconds` of `clients` threads calling, the
+paths' windows interleaved (each path's clients paused while another's run) so the machine's drift moves them all:
+- `gateway`: calls and the gateway alone, the clients submitting through the gateway (P1's calls-alone figure);
+- `broker`: the same submissions straight over the broker, as A1c's clients call (no gateway hop);
+- `anchor`: A1c, the echo service doing one INSERT and COMMIT per call, P1's payload.
+The groups: each service process (calls, gateway, the echo), this process (the clients), PostgreSQL's processes
+and RabbitMQ's. A path's CPU per call against A1c's says which part of a submission's time is left to remove,
+and where; it holds on a machine whose speed moves, where the rates alone do not (the servers' figures include
+whatever else uses them meanwhile, so measure on an otherwise quiet machine). Run from the tree to measure,
+alternating trees for an A/B:
 
-    .venv/bin/python -m benchmarks.cpu_per_proposal --windows 3 --seconds 6
+    .venv/bin/python -m benchmarks.cpu_per_proposal --windows 3 --seconds 6 [--paths gateway,broker,anchor]
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import argparse
 import json
 import os
 import statistics
-import threading
 import time
 
-from benchmarks import live
+from benchmarks import anchors, live
+from benchmarks.load import ClientPool
+from benchmarks.workloads import dsn
 from tests.support.system import System
 
 TICK = os.sysconf("SC_CLK_TCK")
-
+PATHS = ("gateway", "broker", "anchor")
 
 SERVERS = {"postgres": "postgres", "rabbitmq": "beam.smp"}  # name -> command of the server's processes
 
@@ -54,44 +61,64 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return figures
 
 
-def measure(windows: int, seconds: float, clients: int, warm_up: float = 3.0) -> list[dict]:
+def window(pool: ClientPool, pids: dict[str, int], seconds: float, warm_up: float) -> dict:
+    """One window of `pool`'s load: calls/s and each group's CPU per call, in ms."""
+    pool.resume()
+    try:
+        time.sleep(warm_up)
+        before, own = cpu_seconds(pids), sum(os.times()[:2])
+        measured = pool.windows(1, seconds)[0]
+        after, own_after = cpu_seconds(pids), sum(os.times()[:2])
+    finally:
+        pool.pause()
+    n = max(measured["calls"], 1)
+    row = {"per_s": round(measured["rate"], 1)}
+    row.update({f"{name}_ms": round((after[name] - before[name]) / n * 1000, 3) for name in before})
+    row["clients_ms"] = round((own_after - own) / n * 1000, 3)
+    row["total_ms"] = round(sum(value for key, value in row.items() if key.endswith("_ms")), 3)
+    row["load"] = round(os.getloadavg()[0], 2)
+    return row
+
+
+def measure(windows: int, seconds: float, clients: int, paths=PATHS, warm_up: float = 2.0) -> dict[str, list[dict]]:
     with System(services=("calls",), extra_env={"MAIL_TRANSPORT": "sink"}) as system:
         staff = live.Staff(system)
         live.open_call(staff)
-        lock, stop = threading.Lock(), threading.Event()
-        numbers, done = [0], [0]
-
-        def client(i: int):
-            while not stop.is_set():
-                with lock:
-                    numbers[0] += 1
-                    n = numbers[0]
-                live.submit(staff.pm, (i + 1) * 10_000_000 + n)
-                with lock:
-                    done[0] += 1
-
-        pids = {name: p.proc.pid for name, p in system.processes.items() if p.proc is not None}
-        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        time.sleep(warm_up)
-        rows = []
-        for _ in range(windows):
-            before = cpu_seconds(pids)
-            own, count, started = sum(os.times()[:2]), done[0], time.monotonic()
-            time.sleep(seconds)
-            after = cpu_seconds(pids)
-            n = max(done[0] - count, 1)
-            row = {"proposals_per_s": round(n / (time.monotonic() - started), 1)}
-            row.update({f"{name}_ms": round((after[name] - before[name]) / n * 1000, 2) for name in before})
-            row["clients_ms"] = round((sum(os.times()[:2]) - own) / n * 1000, 2)
-            row["load"] = round(os.getloadavg()[0], 2)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        stop.set()
-        for thread in threads:
-            thread.join(30)
-        return rows
+        service_pids = {name: p.proc.pid for name, p in system.processes.items() if p.proc is not None}
+        broker_client = system.rpc_client("bench.pm", ["programme_manager"], timeout=120)
+        pools = {
+            "gateway": ClientPool(clients, lambda i, n: live.submit(staff.pm, (i + 1) * 10_000_000 + n), "gateway"),
+            "broker": ClientPool(
+                clients, lambda i, n: live.submit(broker_client, 100_000_000 + (i + 1) * 10_000_000 + n), "broker"
+            ),
+        }
+        pids = {path: dict(service_pids) for path in pools}
+        echo = None
+        if "anchor" in paths:
+            probe = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
+            echo = anchors.CommitEcho(
+                probe, system.amqp_uri, system.log_dir, dsn(system, "calls"), live.proposal(1), clients
+            )
+            pools["anchor"] = echo.pool
+            pids["anchor"] = {"echo": echo.process.proc.pid}
+        try:
+            for path in paths:
+                if path != "anchor":
+                    pools[path].pause().start()
+                window(pools[path], pids[path], 1.0, warm_up)  # the clients connect and warm up, not counted
+            rows: dict[str, list[dict]] = {path: [] for path in paths}
+            for _ in range(windows):
+                for path in paths:
+                    row = window(pools[path], pids[path], seconds, warm_up)
+                    rows[path].append(row)
+                    print(path, json.dumps(row), flush=True)
+            return rows
+        finally:
+            for path, pool in pools.items():
+                if path != "anchor":
+                    pool.stop()
+            if echo is not None:
+                echo.stop()
 
 
 def main():
@@ -99,10 +126,16 @@ def main():
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
     args = parser.parse_args()
-    rows = measure(args.windows, args.seconds, args.clients)
-    medians = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
-    print("medians", json.dumps(medians))
+    paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+    unknown = set(paths) - set(PATHS)
+    if unknown or not paths:
+        parser.error(f"--paths: choose among {', '.join(PATHS)} (not {', '.join(sorted(unknown)) or 'nothing'})")
+    rows = measure(args.windows, args.seconds, args.clients, paths)
+    for path, measured in rows.items():
+        medians = {key: statistics.median(row[key] for row in measured) for key in measured[0]}
+        print("medians", path, json.dumps(medians))
 
 
 if __name__ == "__main__":
