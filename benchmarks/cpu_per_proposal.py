@@ -80,31 +80,34 @@ def window(pool: ClientPool, pids: dict[str, int], seconds: float, warm_up: floa
     return row
 
 
+def submitting(client, clients: int, first: int, name: str) -> ClientPool:
+    """`clients` threads submitting proposals through `client` (numbers from `first`, distinct per thread), paused."""
+    return ClientPool(clients, lambda i, n: live.submit(client, first + (i + 1) * 10_000_000 + n), name).pause().start()
+
+
 def measure(windows: int, seconds: float, clients: int, paths=PATHS, warm_up: float = 2.0) -> dict[str, list[dict]]:
     with System(services=("calls",), extra_env={"MAIL_TRANSPORT": "sink"}) as system:
         staff = live.Staff(system)
         live.open_call(staff)
         service_pids = {name: p.proc.pid for name, p in system.processes.items() if p.proc is not None}
-        broker_client = system.rpc_client("bench.pm", ["programme_manager"], timeout=120)
-        pools = {
-            "gateway": ClientPool(clients, lambda i, n: live.submit(staff.pm, (i + 1) * 10_000_000 + n), "gateway"),
-            "broker": ClientPool(
-                clients, lambda i, n: live.submit(broker_client, 100_000_000 + (i + 1) * 10_000_000 + n), "broker"
-            ),
-        }
-        pids = {path: dict(service_pids) for path in pools}
+        pools: dict[str, ClientPool] = {}  # each path's clients, started paused
+        pids: dict[str, dict[str, int]] = {}
         echo = None
-        if "anchor" in paths:
-            probe = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
-            echo = anchors.CommitEcho(
-                probe, system.amqp_uri, system.log_dir, dsn(system, "calls"), live.proposal(1), clients
-            )
-            pools["anchor"] = echo.pool
-            pids["anchor"] = {"echo": echo.process.proc.pid}
         try:
+            if "gateway" in paths:
+                pools["gateway"] = submitting(staff.pm, clients, 0, "gateway")
+                pids["gateway"] = service_pids
+            if "broker" in paths:
+                rpc = system.rpc_client("bench.pm", ["programme_manager"], timeout=120)
+                pools["broker"] = submitting(rpc, clients, 100_000_000, "broker")
+                pids["broker"] = service_pids
+            if "anchor" in paths:
+                probe = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
+                echo = anchors.CommitEcho(
+                    probe, system.amqp_uri, system.log_dir, dsn(system, "calls"), live.proposal(1), clients
+                )
+                pools["anchor"], pids["anchor"] = echo.pool, {"echo": echo.process.proc.pid}
             for path in paths:
-                if path != "anchor":
-                    pools[path].pause().start()
                 window(pools[path], pids[path], 1.0, warm_up)  # the clients connect and warm up, not counted
             rows: dict[str, list[dict]] = {path: [] for path in paths}
             for _ in range(windows):
@@ -114,9 +117,8 @@ def measure(windows: int, seconds: float, clients: int, paths=PATHS, warm_up: fl
                     print(path, json.dumps(row), flush=True)
             return rows
         finally:
-            for path, pool in pools.items():
-                if path != "anchor":
-                    pool.stop()
+            for pool in pools.values():
+                pool.stop()
             if echo is not None:
                 echo.stop()
 
