@@ -27,6 +27,7 @@ class Staff:
 
 
 def open_call(staff: Staff):
+    flows.wait_for_a_whole_day_left()  # near midnight: the call would close while the workload submits
     staff.pm.calls.load_programme(programme=flows.programme(LIVE_PROGRAMME))
     staff.pm.calls.create_call(**flows.call(LIVE_CALL, LIVE_PROGRAMME))  # closes tonight: awards are dated today
     return staff.pm.calls.open_call(call_id=LIVE_CALL)

@@ -57,15 +57,23 @@ def programme(programme_id: str = "JMDI") -> dict:
 LONGEST_MODULE = timedelta(minutes=15)
 
 
-def end_of_today() -> datetime:
-    """The last second of today (UTC). Close to midnight it waits for the next day first: a module that created
-    its call at 23:55 would find it closed at 00:00, in the middle of its flow."""
-    now = datetime.now(timezone.utc)
+def wait_before_midnight(now: datetime, needed: timedelta = LONGEST_MODULE) -> float:
+    """Seconds to wait, from `now`, so that `needed` fits in one day (UTC): 0 while it does, else until just past
+    midnight. A module that created its call at 23:55 would find it closed at 00:00, in the middle of its flow."""
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    if midnight - now < LONGEST_MODULE:
-        time.sleep((midnight - now).total_seconds() + 1)
-        now = datetime.now(timezone.utc)
-    return now.replace(hour=23, minute=59, second=59, microsecond=0)
+    return 0.0 if midnight - now >= needed else (midnight - now).total_seconds() + 1
+
+
+def wait_for_a_whole_day_left(needed: timedelta = LONGEST_MODULE) -> None:
+    """Sleep until `needed` fits in what is left of today. Callers do it before anything timed starts (the test
+    session's hook before each integration module, the benchmarks before they open their call): a wait of up to
+    `needed` inside a test would count against its timeout."""
+    time.sleep(wait_before_midnight(datetime.now(timezone.utc), needed))
+
+
+def end_of_today() -> datetime:
+    """The last second of today (UTC)."""
+    return datetime.now(timezone.utc).replace(hour=23, minute=59, second=59, microsecond=0)
 
 
 def call(
@@ -76,7 +84,7 @@ def call(
 ) -> dict:
     """A call to create. By default its deadline is the end of today (UTC): proposals may be submitted all day,
     and the steering committee may decide on it today — an award is dated no earlier than the day the call closes
-    and no later than today."""
+    and no later than today. Live flows start only when a whole module fits in today (wait_for_a_whole_day_left)."""
     deadline = datetime.now(timezone.utc) + deadline_in if deadline_in is not None else end_of_today()
     return {
         "call_id": call_id,
