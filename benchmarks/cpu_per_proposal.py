@@ -93,18 +93,17 @@ def measure(windows: int, seconds: float, clients: int, paths=PATHS, warm_up: fl
         pools: dict[str, ClientPool] = {}  # each path's clients, started paused
         pids: dict[str, dict[str, int]] = {}
         echo = None
+        bench_pm = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
         try:
             if "gateway" in paths:
                 pools["gateway"] = submitting(staff.pm, clients, 0, "gateway")
                 pids["gateway"] = service_pids
             if "broker" in paths:
-                rpc = system.rpc_client("bench.pm", ["programme_manager"], timeout=120)
-                pools["broker"] = submitting(rpc, clients, 100_000_000, "broker")
+                pools["broker"] = submitting(bench_pm(), clients, 100_000_000, "broker")
                 pids["broker"] = service_pids
             if "anchor" in paths:
-                probe = lambda: system.rpc_client("bench.pm", ["programme_manager"], timeout=120)  # noqa: E731
                 echo = anchors.CommitEcho(
-                    probe, system.amqp_uri, system.log_dir, dsn(system, "calls"), live.proposal(1), clients
+                    bench_pm, system.amqp_uri, system.log_dir, dsn(system, "calls"), live.proposal(1), clients
                 )
                 pools["anchor"], pids["anchor"] = echo.pool, {"echo": echo.process.proc.pid}
             for path in paths:
